@@ -1,0 +1,121 @@
+// ChatTransport: a messaging channel (Telegram, the console, later e-mail). Receives inbound
+// events and delivers outbound messages, edits, typing indicators and buttons.
+//
+// Contract:
+// - start() begins receiving and returns at once. Each inbound event is given to the handler;
+//   the transport confirms an event to its channel (Telegram's getUpdates offset) only after the
+//   handler returned OK for it, so a crash between receipt and persistence loses nothing. When
+//   the handler fails, the event is offered again later. Events the transport cannot parse are
+//   logged and confirmed (skipped), so one poisoned update never stalls the channel.
+// - Sending is asynchronous: send(), edit() and the rest return at once and call `done` exactly
+//   once, on the transport's thread. The transport paces itself within the channel's limits and
+//   retries transient failures itself; the Status in `done` is final: kPermissionDenied when
+//   the user blocked the bot (do not retry), kResourceExhausted with retry_after() when the
+//   channel keeps refusing, kInvalidArgument for a message the channel will not take.
+// - stop() stops receiving, fails queued sends with kCancelled, and returns when no callback
+//   runs any more.
+//
+// Thread-safety: all methods may be called from many threads at once. The handler is called from
+// one transport thread at a time, in the channel's order.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llmassist/status.h"
+#include "llmassist/types.h"
+
+namespace llmassist {
+
+enum class InboundKind : std::uint8_t {
+  kMessage,        // a user's text (or a caption)
+  kEditedMessage,  // the user edited an earlier message
+  kCallback,       // an inline button was pressed
+  kBlocked,        // the user blocked the bot, or removed it from the group
+  kUnblocked,      // ...and came back
+};
+
+struct InboundEvent {
+  InboundKind kind = InboundKind::kMessage;
+  std::string channel;           // the transport's channel name
+  std::string dedup_key;         // unique per event on this channel ("telegram:812345")
+  std::string chat_external_id;  // the chat, in the channel's terms
+  std::string chat_title;
+  std::string user_id;           // the sender, in the channel's terms
+  std::string user_name;         // display name
+  std::string username;          // handle, without "@"
+  std::string text;              // message text or caption; empty for media without caption
+  std::string message_id;        // the channel's id of this message
+  std::string reply_to_message_id;  // the message it replies to, if any
+  std::string callback_id;       // for kCallback: answer it with answer_callback()
+  std::string callback_data;     // for kCallback: the button's data
+  Timestamp sent_at{};
+};
+
+// Handles one inbound event. Returning a non-OK Status means "not persisted, offer it again".
+using InboundHandler = std::function<Status(const InboundEvent&)>;
+
+struct Button {
+  std::string text;
+  std::string callback_data;  // at most 64 bytes on Telegram
+};
+
+enum class TextFormat : std::uint8_t {
+  kPlain,     // sent as is
+  kMarkdown,  // the LLM's Markdown, rendered for the channel; falls back to plain text when the
+              // channel refuses the formatting
+};
+
+struct OutboundMessage {
+  std::string chat_external_id;
+  std::string text;
+  TextFormat format = TextFormat::kPlain;
+  std::vector<std::vector<Button>> buttons;  // rows of inline buttons; empty: none
+  std::string reply_to_message_id;           // quote this message, when not empty
+};
+
+struct SentMessage {
+  // The channel's ids of what was sent: more than one when a long text was split.
+  std::vector<std::string> message_ids;
+};
+
+using SendCallback = std::function<void(Result<SentMessage>)>;
+using DoneCallback = std::function<void(Status)>;
+
+class ChatTransport {
+ public:
+  ChatTransport() = default;
+  virtual ~ChatTransport() = default;
+  ChatTransport(const ChatTransport&) = delete;
+  ChatTransport& operator=(const ChatTransport&) = delete;
+
+  // "telegram", "console", ...: the channel name stored with chats and dedup keys.
+  [[nodiscard]] virtual std::string_view channel() const = 0;
+
+  // Starts receiving; kFailedPrecondition when already started, or the channel's error when it
+  // cannot be reached or refuses the credentials.
+  virtual Status start(InboundHandler handler) = 0;
+  virtual void stop() = 0;
+
+  virtual void send(OutboundMessage message, SendCallback done) = 0;
+  // Replaces the text (and buttons) of a message sent earlier.
+  virtual void edit(std::string chat_external_id, std::string message_id,
+                    OutboundMessage message, DoneCallback done) = 0;
+  // Shows "typing…" for a few seconds.
+  virtual void send_typing(std::string chat_external_id, DoneCallback done) = 0;
+  // Acknowledges a button press, optionally with a short notice to the user.
+  virtual void answer_callback(std::string callback_id, std::string text,
+                               DoneCallback done) = 0;
+  // Streams a partial answer: shows `text` as the current state of draft `draft_id` in the chat
+  // (Telegram's sendMessageDraft, or an edited message where that is missing). The final answer
+  // is still delivered with send().
+  virtual void send_draft(std::string chat_external_id, std::int64_t draft_id,
+                          std::string text, DoneCallback done) = 0;
+};
+
+// Runs send() and waits for its result. Must not be called from the transport's own callbacks.
+[[nodiscard]] Result<SentMessage> send_sync(ChatTransport& transport, OutboundMessage message);
+
+}  // namespace llmassist

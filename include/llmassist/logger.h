@@ -1,0 +1,38 @@
+// Logger: where the library reports what happened. Injected through each component's options;
+// there is no global logger.
+//
+// Contract for everyone who logs: messages never contain secrets (bot tokens, API keys,
+// passwords); text from outside is quoted as data. A logger must not throw.
+//
+// Thread-safety: implementations must accept log() from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace llmassist {
+
+enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
+
+[[nodiscard]] std::string_view to_string(LogLevel level) noexcept;
+
+class Logger {
+ public:
+  Logger() = default;
+  virtual ~Logger() = default;
+  Logger(const Logger&) = delete;
+  Logger& operator=(const Logger&) = delete;
+
+  // `component` names the part that logs ("store.sqlite", "llm.openai", "transport.telegram").
+  virtual void log(LogLevel level, std::string_view component, std::string_view message) = 0;
+};
+
+// Writes "2026-11-21T05:24:28.123Z WARN  store.sqlite: message" lines to standard error,
+// dropping those below `min_level`. One write per line, so lines from threads do not interleave.
+[[nodiscard]] std::shared_ptr<Logger> stderr_logger(LogLevel min_level = LogLevel::kInfo);
+
+// Discards everything.
+[[nodiscard]] std::shared_ptr<Logger> null_logger();
+
+}  // namespace llmassist

@@ -1,0 +1,290 @@
+// MessageStore: the durable record of everything the assistant does — chats, sessions, the
+// message log, replies with their status, audit events — and the coordination point between
+// processes (a bot and its operator tools share one store; with PostgreSQL, several bots do).
+//
+// Contract:
+// - Durable: when a call returns OK, its effect survives a crash of the process.
+// - Atomic: each call is one transaction. Where a call writes several rows (an inbound message
+//   and its reply; a reply marked sent and the answer appended to the log; a decision and its
+//   audit event) they commit together or not at all.
+// - Idempotent inbound: a second message with the same dedup_key is not stored again; the call
+//   reports the first one as a duplicate.
+// - Compare-and-set: replies change status only through transition_reply() and claim_replies(),
+//   which check the current status (and optionally the version) in the same transaction as the
+//   write. Two workers never both claim one reply; an illegal transition is refused with
+//   kFailedPrecondition; a lost race is kAborted.
+// - Errors: kNotFound for unknown ids, kInvalidArgument for bad input, kUnavailable when the
+//   database is busy or unreachable beyond the configured timeout, kDataLoss when it is corrupt.
+//   Never throws.
+//
+// Thread-safety: every method may be called from many threads at once, and several processes may
+// open the same database.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "llmassist/status.h"
+#include "llmassist/types.h"
+
+namespace llmassist {
+
+// What a channel tells us about a chat; upsert_chat() creates or refreshes it.
+struct ChatInfo {
+  std::string channel;      // required: "telegram", "console", "api", ...
+  std::string external_id;  // required: the channel's id for the chat
+  std::string title;        // updated when not empty
+  std::string username;     // updated when not empty
+};
+
+// An inbound user message as the transport delivered it.
+struct InboundMessage {
+  ChatId chat_id = 0;  // required; the message joins the chat's open session (one is opened)
+  std::string text;
+  std::string author;  // the user's display name
+  // The channel's id of the update ("telegram:812345"). Empty: no deduplication.
+  std::string dedup_key;
+  std::string transport_message_id;
+  // When the user sent it, if the channel says; otherwise the store's clock.
+  std::optional<Timestamp> sent_at;
+  // Create a reply in status `new` for this message, in the same transaction. False for messages
+  // that need no answer from the assistant (a chat in operator mode, a command).
+  bool open_reply = true;
+};
+
+struct InboundResult {
+  Message message;  // the stored message (the earlier one, for a duplicate)
+  ReplyId reply_id = 0;  // the reply opened for it (the earlier one, for a duplicate); 0 if none
+  bool duplicate = false;
+};
+
+// Any other message for the log: an operator's note, a system line, an imported dialog.
+struct NewMessage {
+  ChatId chat_id = 0;
+  SessionId session_id = 0;  // 0: the chat's open session
+  Role role = Role::kSystem;
+  std::string text;
+  std::string author;
+  std::string transport_message_id;
+};
+
+// A page of a chat's log, newest first. Pass the smallest id of one page as `before_id` to get
+// the next.
+struct HistoryQuery {
+  MessageId before_id = 0;  // 0: from the newest
+  int limit = 50;           // 1..1000
+  std::string search;       // when not empty: only messages whose text contains it (no case)
+};
+
+struct ChatQuery {
+  std::optional<ChatMode> mode;  // only chats in this mode
+  std::string search;            // in title, username or external id (no case)
+  ChatId before_id = 0;          // paging, newest chats first
+  int limit = 50;                // 1..1000
+};
+
+struct NewReply {
+  ChatId chat_id = 0;
+  SessionId session_id = 0;   // 0: the chat's open session
+  MessageId question_id = 0;  // the question it answers; 0 for an operator's own message
+  // kNew (a question for the assistant) or kApproved (an operator's text, straight to the
+  // outbox; `final_text` and `author` then required).
+  ReplyStatus status = ReplyStatus::kNew;
+  std::string final_text;
+  std::string author;
+  // Written as an audit event with the reply when not empty ("operator:alice" / "handoff_reply").
+  std::string actor;
+  std::string audit_action;
+};
+
+struct ReplyQuery {
+  std::optional<ReplyStatus> status;
+  std::optional<ChatId> chat_id;
+  bool oldest_first = true;  // pending drafts: oldest first; an admin's list: newest first
+  ReplyId after_id = 0;      // paging when oldest_first
+  ReplyId before_id = 0;     // paging when newest first
+  int limit = 100;           // 1..1000
+};
+
+// Take replies to work on. A claim is a lease: the reply carries `claimed_by` and `lease_until`;
+// nobody else can claim it until the lease runs out or its holder releases it (a status change
+// releases it). A worker that dies mid-work leaves a lease that simply expires.
+struct ClaimRequest {
+  ReplyStatus status = ReplyStatus::kNew;  // claim replies in this status...
+  std::optional<ReplyStatus> to;  // ...and move them to this one (kNew -> kGenerating); or keep
+  std::string worker;             // required: "bot:host:pid", "operator:alice"
+  std::chrono::milliseconds lease{std::chrono::seconds(120)};
+  int limit = 1;                       // how many at most, oldest first
+  std::optional<ReplyId> reply_id;     // claim this one only (kAborted when another holds it)
+  std::optional<ChatId> chat_id;       // only from this chat
+  // Only replies whose next_attempt_at has come (retry backoff); false ignores it.
+  bool due_only = true;
+  // Only the oldest unfinished reply of each chat (none in new/generating/pending/approved/
+  // rejected before it), so that a chat's answers are produced in order.
+  bool head_of_chat_only = false;
+};
+
+// A compare-and-set change of one reply. Fields left empty are not changed.
+struct ReplyChange {
+  ReplyStatus from = ReplyStatus::kNew;  // the status the caller saw; the change fails otherwise
+  ReplyStatus to = ReplyStatus::kNew;
+  std::optional<std::int64_t> expected_version;  // also require this version
+  std::optional<std::string> draft_text;
+  std::optional<std::string> final_text;
+  std::optional<std::string> author;
+  std::optional<std::string> provider;
+  std::optional<int> providers_tried;
+  std::optional<std::string> error;
+  std::optional<Timestamp> next_attempt_at;
+  bool count_generation = false;  // add one to generation_attempts
+  bool count_send = false;        // add one to send_attempts
+  // Keep the current claim (a worker renewing its lease while staying in a status). By default
+  // a change releases the claim.
+  bool keep_claim = false;
+  std::optional<std::chrono::milliseconds> extend_lease;  // with keep_claim: new lease from now
+  // With to == kSent: the channel's message id. The reply's final_text (or draft_text) joins the
+  // message log as an assistant message (operator, when the reply has an author) in the same
+  // transaction.
+  std::string transport_message_id;
+  // When not empty, an audit event is written in the same transaction: actor, action, the text
+  // before (the draft or the previous final text) and after, and `detail`.
+  std::string actor;
+  std::string audit_action;
+  std::string detail;
+};
+
+struct AuditQuery {
+  std::optional<ReplyId> reply_id;
+  std::optional<ChatId> chat_id;
+  std::string actor;        // exact match when not empty
+  AuditId before_id = 0;    // paging, newest first
+  int limit = 100;          // 1..1000
+};
+
+// Percentiles of a duration in milliseconds; empty when no sample fell in the range.
+struct LatencySummary {
+  std::int64_t count = 0;
+  std::optional<double> p50_ms;
+  std::optional<double> p95_ms;
+  std::optional<double> p99_ms;
+};
+
+struct DailyStats {
+  std::string day;  // "2026-11-21" (UTC)
+  std::int64_t messages = 0;       // all roles
+  std::int64_t user_messages = 0;
+  std::int64_t active_users = 0;   // chats with at least one user message that day
+  std::int64_t replies_sent = 0;
+};
+
+struct ProviderShare {
+  std::string provider;
+  std::int64_t replies = 0;
+};
+
+struct StatsQuery {
+  Timestamp from{};  // inclusive; epoch (the default) means "from the beginning"
+  Timestamp to{};    // exclusive; epoch (the default) means "until now"
+};
+
+struct Stats {
+  std::vector<DailyStats> days;  // oldest first; only days with activity
+  // Replies created in the range, by current status (indexed by ReplyStatus).
+  std::array<std::int64_t, 8> replies_by_status{};
+  // Question stored -> answer sent.
+  LatencySummary response_time;
+  // Draft stored -> operator decision, for replies that waited for one.
+  LatencySummary moderation_wait;
+  std::int64_t approved = 0;  // decisions by operators, from the audit log
+  std::int64_t edited = 0;
+  std::int64_t rejected = 0;
+  std::vector<ProviderShare> providers;  // replies drafted, by provider, most first
+  std::int64_t fallback_replies = 0;     // drafts that needed more than one provider
+  std::int64_t failed = 0;               // replies that ended failed
+};
+
+class MessageStore {
+ public:
+  MessageStore() = default;
+  virtual ~MessageStore() = default;
+  MessageStore(const MessageStore&) = delete;
+  MessageStore& operator=(const MessageStore&) = delete;
+
+  // --- chats and sessions ---------------------------------------------------------------------
+
+  // Finds the chat by (channel, external_id) or creates it; refreshes title and username.
+  virtual Result<Chat> upsert_chat(const ChatInfo& info) = 0;
+  virtual Result<Chat> get_chat(ChatId id) = 0;
+  // kNotFound when the channel has no such chat.
+  virtual Result<Chat> find_chat(std::string_view channel, std::string_view external_id) = 0;
+  virtual Result<std::vector<Chat>> list_chats(const ChatQuery& query) = 0;
+  // Handoff: who answers the chat. Writes an audit event ("handoff" / "handback") by `actor`.
+  virtual Status set_chat_mode(ChatId id, ChatMode mode, std::string_view actor) = 0;
+  // The user blocked the bot (or unblocked it).
+  virtual Status set_chat_blocked(ChatId id, bool blocked) = 0;
+
+  // The chat's open session; opens one when there is none.
+  virtual Result<Session> open_session(ChatId chat) = 0;
+  // Closes the chat's open session and opens a new one (the /start reset). Replies of the old
+  // session that are still unanswered keep their course.
+  virtual Result<Session> restart_session(ChatId chat) = 0;
+  virtual Result<Session> get_session(SessionId id) = 0;
+  virtual Status close_session(SessionId id) = 0;
+  // Stores the rolling summary of a session and the last message it covers.
+  virtual Status set_session_summary(SessionId id, std::string_view summary,
+                                     MessageId upto) = 0;
+
+  // --- the message log ------------------------------------------------------------------------
+
+  // Stores inbound messages in one transaction, each with its reply when asked. Results are in
+  // the order of `messages`. A duplicate dedup_key is not an error: its result says duplicate.
+  virtual Result<std::vector<InboundResult>> append_inbound(
+      std::span<const InboundMessage> messages) = 0;
+  virtual Result<Message> append_message(const NewMessage& message) = 0;
+  virtual Result<Message> get_message(MessageId id) = 0;
+  // The last `count` messages of a session, oldest first (the memory's recent window).
+  virtual Result<std::vector<Message>> recent_messages(SessionId session, int count) = 0;
+  // A page of a chat's history across sessions, newest first.
+  virtual Result<std::vector<Message>> chat_history(ChatId chat, const HistoryQuery& query) = 0;
+
+  // --- replies --------------------------------------------------------------------------------
+
+  virtual Result<Reply> create_reply(const NewReply& reply) = 0;
+  virtual Result<Reply> get_reply(ReplyId id) = 0;
+  virtual Result<std::vector<Reply>> list_replies(const ReplyQuery& query) = 0;
+  // Claims up to `limit` replies (see ClaimRequest); an empty vector when none is free.
+  virtual Result<std::vector<Reply>> claim_replies(const ClaimRequest& request) = 0;
+  // Gives up a claim without changing the status. kAborted when `worker` does not hold it.
+  virtual Status release_claim(ReplyId id, std::string_view worker) = 0;
+  // Applies a compare-and-set change; returns the reply as stored after it.
+  virtual Result<Reply> transition_reply(ReplyId id, const ReplyChange& change) = 0;
+
+  // --- audit, statistics, settings ------------------------------------------------------------
+
+  virtual Result<AuditEvent> append_audit(const AuditEvent& event) = 0;
+  virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) = 0;
+  virtual Result<Stats> stats(const StatsQuery& query) = 0;
+
+  // A small durable key-value table for components' state (a transport's cursor, settings).
+  // get_setting returns kNotFound when the key was never set.
+  virtual Result<std::string> get_setting(std::string_view key) = 0;
+  virtual Status put_setting(std::string_view key, std::string_view value) = 0;
+
+  // --- change notification --------------------------------------------------------------------
+
+  // Blocks until the store has changed since generation `seen` (a commit by this process or by
+  // another process on the same database) or `timeout` passes; returns the current generation.
+  // Pass 0 the first time. Lets an outbox dispatcher sleep instead of polling in a tight loop.
+  virtual std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout) = 0;
+};
+
+// Convenience: one inbound message.
+[[nodiscard]] Result<InboundResult> append_inbound(MessageStore& store,
+                                                   const InboundMessage& message);
+
+}  // namespace llmassist

@@ -1,0 +1,54 @@
+// The SQLite MessageStore: the default, embedded store. One database file in WAL mode, shared
+// safely by the threads of one process and by several processes (a bot and its operator tools).
+//
+// Thread-safety: as MessageStore: every method from many threads at once.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "llmassist/clock.h"
+#include "llmassist/logger.h"
+#include "llmassist/message_store.h"
+#include "llmassist/status.h"
+
+namespace llmassist {
+
+enum class SqliteSync : std::uint8_t {
+  // fsync the log at every commit: a committed transaction survives a power cut.
+  kFull,
+  // fsync only at checkpoints: a committed transaction survives a crash of the process, but the
+  // last ones may be lost on a power cut. The database is never corrupted either way.
+  kNormal,
+};
+
+struct SqliteStoreOptions {
+  // The database file; created when missing (its folder must exist). In-memory databases are
+  // refused: the store's connections and other processes could not share them.
+  std::string path;
+  // How long a call waits for another connection's or process's write lock before it fails
+  // with kUnavailable.
+  std::chrono::milliseconds busy_timeout{std::chrono::seconds(5)};
+  // Durability of each commit. Default: kFull.
+  SqliteSync sync = SqliteSync::kFull;
+  // Connections kept open for concurrent readers; writers take turns on SQLite's lock.
+  int max_connections = 4;
+  // How often wait_for_change() checks for commits made by other processes.
+  std::chrono::milliseconds change_poll_interval{std::chrono::milliseconds(50)};
+  std::shared_ptr<Clock> clock;    // default: system_clock()
+  std::shared_ptr<Logger> logger;  // default: stderr_logger()
+};
+
+// The schema version this build writes. A database with a newer one is refused.
+inline constexpr int kSqliteSchemaVersion = 1;
+
+// Opens (creating or migrating) the database. Errors: kInvalidArgument for an empty or in-memory
+// path,
+// kUnavailable when the file cannot be opened or created (the path is in the message),
+// kDataLoss when the file is not a database or is corrupt, kFailedPrecondition when its schema is
+// newer than this build supports.
+[[nodiscard]] Result<std::unique_ptr<MessageStore>> open_sqlite_store(
+    const SqliteStoreOptions& options);
+
+}  // namespace llmassist

@@ -1,0 +1,228 @@
+// The SQLite store across processes: several writers on one file, and a writer killed with
+// SIGKILL in the middle of its work.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llmassist/sqlite_store.h"
+#include "support/temp_dir.h"
+
+using namespace llmassist;
+using namespace std::chrono_literals;
+using llmassist::testing::TempDir;
+
+namespace {
+
+std::unique_ptr<MessageStore> open_store(const std::string& path) {
+  SqliteStoreOptions options;
+  options.path = path;
+  options.logger = null_logger();
+  options.busy_timeout = 20s;
+  auto store = open_sqlite_store(options);
+  if (!store.ok()) return nullptr;
+  return std::move(store).value();
+}
+
+// Runs `body` in a child process; returns its pid. The child exits 0 when body returns true.
+template <typename Body>
+pid_t spawn(Body body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    bool ok = false;
+    try {
+      ok = body();
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string integrity(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return "cannot open";
+  sqlite3_stmt* stmt = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      out += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite store, processes: writers and claimers in several processes share one file") {
+  TempDir dir;
+  const std::string path = dir.file("shared.db");
+  ChatId chat_id = 0;
+  {
+    auto store = open_store(path);
+    REQUIRE(store);
+    chat_id = (*store).upsert_chat({"telegram", "1", "", ""})->id;
+  }
+  constexpr int kWriters = 3;
+  constexpr int kPerWriter = 150;
+  std::vector<pid_t> pids;
+  for (int w = 0; w < kWriters; ++w) {
+    pids.push_back(spawn([&, w] {
+      auto store = open_store(path);
+      if (!store) return false;
+      for (int i = 0; i < kPerWriter; ++i) {
+        InboundMessage m;
+        m.chat_id = chat_id;
+        m.text = "m";
+        // Every writer also resends the others' keys: duplicates across processes.
+        m.dedup_key = "k" + std::to_string(i);
+        if (!append_inbound(*store, m).ok()) return false;
+      }
+      return true;
+    }));
+  }
+  for (pid_t pid : pids) CHECK(wait_exit(pid) == 0);
+  auto store = open_store(path);
+  REQUIRE(store);
+  // Each key stored once, whatever process got there first.
+  CHECK(store->chat_history(chat_id, {.limit = 1000})->size() == kPerWriter);
+
+  // Now several processes claim the replies; each must be claimed exactly once. Each child
+  // writes the ids it claimed to a pipe.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pids.clear();
+  for (int w = 0; w < kWriters; ++w) {
+    pids.push_back(spawn([&, w] {
+      ::close(fds[0]);
+      auto child = open_store(path);
+      if (!child) return false;
+      ClaimRequest q;
+      q.status = ReplyStatus::kNew;
+      q.to = ReplyStatus::kGenerating;
+      q.worker = "process-" + std::to_string(w);
+      q.limit = 2;
+      while (true) {
+        auto claimed = child->claim_replies(q);
+        if (!claimed.ok()) return false;
+        if (claimed->empty()) return true;
+        for (auto& r : *claimed) {
+          const std::int64_t id = r.id;
+          if (::write(fds[1], &id, sizeof id) != sizeof id) return false;
+        }
+      }
+    }));
+  }
+  ::close(fds[1]);
+  std::vector<std::int64_t> ids;
+  std::int64_t id = 0;
+  while (::read(fds[0], &id, sizeof id) == sizeof id) ids.push_back(id);
+  ::close(fds[0]);
+  for (pid_t pid : pids) CHECK(wait_exit(pid) == 0);
+  std::set<std::int64_t> unique(ids.begin(), ids.end());
+  CHECK(ids.size() == kPerWriter);
+  CHECK(unique.size() == kPerWriter);
+}
+
+TEST_CASE("sqlite store, processes: a writer killed with SIGKILL loses nothing it committed") {
+  TempDir dir;
+  const std::string path = dir.file("killed.db");
+  ChatId chat_id = 0;
+  {
+    auto store = open_store(path);
+    REQUIRE(store);
+    chat_id = store->upsert_chat({"telegram", "1", "", ""})->id;
+  }
+  std::mt19937 rng(12345);
+  std::set<std::string> acknowledged;
+  for (int round = 0; round < 4; ++round) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t pid = spawn([&] {
+      ::close(fds[0]);
+      auto store = open_store(path);
+      if (!store) return false;
+      for (int i = 0;; ++i) {
+        // Alternate single messages and batches; report each key after its commit returned.
+        std::vector<InboundMessage> batch(i % 2 == 0 ? 1 : 20);
+        for (std::size_t j = 0; j < batch.size(); ++j) {
+          batch[j].chat_id = chat_id;
+          batch[j].text = std::string(64 + (i % 7) * 100, 'x');
+          batch[j].dedup_key = "r" + std::to_string(round) + "-" + std::to_string(i) + "-" +
+                               std::to_string(j);
+        }
+        if (!store->append_inbound(batch).ok()) return false;
+        for (auto& m : batch) {
+          std::string line = m.dedup_key + "\n";
+          if (::write(fds[1], line.data(), line.size()) < 0) return false;
+        }
+      }
+    });
+    ::close(fds[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 150));
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    CHECK(wait_exit(pid) == 128 + SIGKILL);
+    std::string data;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    std::size_t start = 0;
+    int lines = 0;
+    for (std::size_t nl; (nl = data.find('\n', start)) != std::string::npos; start = nl + 1) {
+      acknowledged.insert(data.substr(start, nl - start));
+      ++lines;
+    }
+    CHECK(lines > 0);  // the child got some work done before it died
+
+    CHECK(integrity(path) == "ok");
+    auto store = open_store(path);
+    REQUIRE(store);
+    // Every acknowledged message is there: a duplicate append finds it.
+    std::set<std::string> stored;
+    HistoryQuery q;
+    q.limit = 1000;
+    while (true) {
+      auto page = store->chat_history(chat_id, q);
+      REQUIRE(page.ok());
+      if (page->empty()) break;
+      for (auto& m : *page) stored.insert(m.dedup_key);
+      q.before_id = page->back().id;
+    }
+    for (const auto& key : acknowledged) {
+      if (!stored.count(key)) FAIL("acknowledged message lost: " << key);
+    }
+    // Replies opened with their messages: never a message without its reply.
+    auto replies = store->list_replies({.limit = 1000});
+    REQUIRE(replies.ok());
+  }
+  auto store = open_store(path);
+  REQUIRE(store);
+  // Message and reply counts agree: each inbound commit wrote both or neither.
+  auto stats = store->stats({});
+  REQUIRE(stats.ok());
+  std::int64_t messages = 0;
+  for (auto& d : stats->days) messages += d.user_messages;
+  CHECK(messages == stats->replies_by_status[static_cast<int>(ReplyStatus::kNew)]);
+  CHECK(messages >= static_cast<std::int64_t>(acknowledged.size()));
+}

@@ -1,0 +1,799 @@
+// The SQLite MessageStore on real database files in temporary folders.
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "llmassist/sqlite_store.h"
+#include "support/temp_dir.h"
+
+using namespace llmassist;
+using namespace std::chrono_literals;
+using llmassist::testing::ManualClock;
+using llmassist::testing::TempDir;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::unique_ptr<MessageStore> store;
+
+  Fixture() { store = open(); }
+
+  std::unique_ptr<MessageStore> open() {
+    SqliteStoreOptions options;
+    options.path = dir.file("store.db");
+    options.clock = clock;
+    options.logger = null_logger();
+    options.sync = SqliteSync::kNormal;
+    auto opened = open_sqlite_store(options);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    return std::move(opened).value();
+  }
+
+  Chat chat(const std::string& external = "1001") {
+    auto c = store->upsert_chat({"telegram", external, "Ann", "ann"});
+    REQUIRE(c.ok());
+    return *c;
+  }
+
+  InboundResult ask(ChatId chat_id, const std::string& text, const std::string& key = "") {
+    InboundMessage m;
+    m.chat_id = chat_id;
+    m.text = text;
+    m.author = "Ann";
+    m.dedup_key = key;
+    auto r = append_inbound(*store, m);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return *r;
+  }
+
+  Reply claim_generating(ReplyId id) {
+    ClaimRequest q;
+    q.status = ReplyStatus::kNew;
+    q.to = ReplyStatus::kGenerating;
+    q.worker = "worker-1";
+    q.reply_id = id;
+    auto r = store->claim_replies(q);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    REQUIRE(r->size() == 1);
+    return r->front();
+  }
+
+  Reply move(ReplyId id, ReplyStatus from, ReplyStatus to) {
+    ReplyChange ch;
+    ch.from = from;
+    ch.to = to;
+    auto r = store->transition_reply(id, ch);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return *r;
+  }
+
+  Reply draft(ReplyId id, const std::string& text, ReplyStatus to = ReplyStatus::kPending) {
+    ReplyChange ch;
+    ch.from = ReplyStatus::kGenerating;
+    ch.to = to;
+    ch.draft_text = text;
+    ch.provider = "kb";
+    ch.providers_tried = 1;
+    auto r = store->transition_reply(id, ch);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return *r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("sqlite store: chats are upserted by channel and external id") {
+  Fixture f;
+  auto a = f.chat("42");
+  CHECK(a.id > 0);
+  CHECK(a.title == "Ann");
+  CHECK(a.mode == ChatMode::kBot);
+  f.clock->advance(1s);
+  auto again = f.store->upsert_chat({"telegram", "42", "Ann B.", ""});
+  REQUIRE(again.ok());
+  CHECK(again->id == a.id);
+  CHECK(again->title == "Ann B.");
+  CHECK(again->username == "ann");  // an empty field does not erase what we knew
+  CHECK(again->updated_at > a.updated_at);
+  auto other = f.store->upsert_chat({"console", "42", "", ""});
+  REQUIRE(other.ok());
+  CHECK(other->id != a.id);
+  CHECK(f.store->find_chat("telegram", "42")->id == a.id);
+  CHECK(f.store->find_chat("telegram", "43").status().code() == StatusCode::kNotFound);
+  CHECK(f.store->get_chat(9999).status().code() == StatusCode::kNotFound);
+  CHECK(f.store->upsert_chat({"", "1", "", ""}).status().code() ==
+        StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("sqlite store: inbound messages are idempotent on the dedup key") {
+  Fixture f;
+  auto chat = f.chat();
+  auto first = f.ask(chat.id, "Where is my order?", "telegram:100");
+  CHECK_FALSE(first.duplicate);
+  CHECK(first.reply_id > 0);
+  CHECK(first.message.role == Role::kUser);
+  CHECK(first.message.session_id > 0);
+  auto second = f.ask(chat.id, "Where is my order?", "telegram:100");
+  CHECK(second.duplicate);
+  CHECK(second.message.id == first.message.id);
+  CHECK(second.reply_id == first.reply_id);
+  auto history = f.store->chat_history(chat.id, {});
+  REQUIRE(history.ok());
+  CHECK(history->size() == 1);
+  auto replies = f.store->list_replies({});
+  REQUIRE(replies.ok());
+  CHECK(replies->size() == 1);
+  // Messages without a key are never deduplicated.
+  f.ask(chat.id, "hi");
+  f.ask(chat.id, "hi");
+  CHECK(f.store->chat_history(chat.id, {})->size() == 3);
+}
+
+TEST_CASE("sqlite store: a batch of inbound messages commits together, duplicates inside it too") {
+  Fixture f;
+  auto chat = f.chat();
+  std::vector<InboundMessage> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].chat_id = chat.id;
+    batch[i].text = "q" + std::to_string(i);
+    batch[i].dedup_key = "telegram:" + std::to_string(i % 2);  // 0, 1, 0
+  }
+  batch[1].open_reply = false;
+  auto results = f.store->append_inbound(batch);
+  REQUIRE(results.ok());
+  REQUIRE(results->size() == 3);
+  CHECK_FALSE((*results)[0].duplicate);
+  CHECK((*results)[1].reply_id == 0);
+  CHECK((*results)[2].duplicate);
+  CHECK((*results)[2].message.id == (*results)[0].message.id);
+  // One bad message fails the whole batch and stores nothing.
+  batch[0].dedup_key = "telegram:7";
+  batch[2].chat_id = 987654;
+  batch[2].dedup_key = "telegram:8";
+  auto failed = f.store->append_inbound(batch);
+  CHECK(failed.status().code() == StatusCode::kNotFound);
+  CHECK(f.store->chat_history(chat.id, {})->size() == 2);
+}
+
+TEST_CASE("sqlite store: bad inbound input gets a clear error") {
+  Fixture f;
+  auto chat = f.chat();
+  InboundMessage m;
+  m.text = "no chat";
+  auto r = append_inbound(*f.store, m);
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  m.chat_id = chat.id;
+  m.text = std::string((1 << 20) + 1, 'x');
+  r = append_inbound(*f.store, m);
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  CHECK(r.status().message().find("bytes") != std::string::npos);
+  // Text with quotes, NUL-free binary junk and SQL is stored verbatim: parameters are bound.
+  m.text = "'); DROP TABLE messages; -- \xF0\x9F\x98\x80";
+  r = append_inbound(*f.store, m);
+  REQUIRE(r.ok());
+  CHECK(f.store->get_message(r->message.id)->text == m.text);
+}
+
+TEST_CASE("sqlite store: the reply lifecycle in review policy, with audit events") {
+  Fixture f;
+  auto chat = f.chat();
+  auto in = f.ask(chat.id, "How do I reset my password?");
+  auto reply = f.claim_generating(in.reply_id);
+  CHECK(reply.status == ReplyStatus::kGenerating);
+  CHECK(reply.claimed_by == "worker-1");
+  CHECK(reply.generation_attempts == 1);
+  f.clock->advance(2s);
+  reply = f.draft(reply.id, "Use the reset link.");
+  CHECK(reply.status == ReplyStatus::kPending);
+  CHECK(reply.claimed_by.empty());
+  CHECK(reply.generated_at.has_value());
+  f.clock->advance(30s);
+
+  // reject: back for a new draft, the reason in the audit log
+  ReplyChange reject;
+  reject.from = ReplyStatus::kPending;
+  reject.to = ReplyStatus::kRejected;
+  reject.actor = "operator:alice";
+  reject.audit_action = "reject";
+  reject.detail = "too vague";
+  reply = *f.store->transition_reply(reply.id, reject);
+  CHECK(reply.status == ReplyStatus::kRejected);
+
+  ClaimRequest regen;
+  regen.status = ReplyStatus::kRejected;
+  regen.to = ReplyStatus::kGenerating;
+  regen.worker = "worker-2";
+  auto claimed = f.store->claim_replies(regen);
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  CHECK(claimed->front().generation_attempts == 2);
+  reply = f.draft(reply.id, "Open Settings > Security > Reset password.");
+
+  // edit: the operator's text replaces the draft; the draft stays in the audit log
+  ReplyChange edit;
+  edit.from = ReplyStatus::kPending;
+  edit.to = ReplyStatus::kApproved;
+  edit.final_text = "Open Settings > Security > Reset password, then check your mail.";
+  edit.author = "alice";
+  edit.actor = "operator:alice";
+  edit.audit_action = "edit";
+  f.clock->advance(10s);
+  reply = *f.store->transition_reply(reply.id, edit);
+  CHECK(reply.status == ReplyStatus::kApproved);
+  CHECK(reply.final_text == *edit.final_text);
+  CHECK(reply.draft_text == "Open Settings > Security > Reset password.");
+  REQUIRE(reply.decided_at.has_value());
+
+  auto outbox = f.store->list_replies({.status = ReplyStatus::kApproved});
+  REQUIRE(outbox.ok());
+  REQUIRE(outbox->size() == 1);
+
+  ReplyChange sent;
+  sent.from = ReplyStatus::kApproved;
+  sent.to = ReplyStatus::kSent;
+  sent.transport_message_id = "555";
+  reply = *f.store->transition_reply(reply.id, sent);
+  CHECK(reply.status == ReplyStatus::kSent);
+  CHECK(reply.transport_message_id == "555");
+  CHECK(f.store->list_replies({.status = ReplyStatus::kApproved})->empty());
+
+  // The answer joined the log, as the operator's words since an operator wrote them.
+  auto log = f.store->recent_messages(in.message.session_id, 10);
+  REQUIRE(log.ok());
+  REQUIRE(log->size() == 2);
+  CHECK(log->back().role == Role::kOperator);
+  CHECK(log->back().text == *edit.final_text);
+  CHECK(log->back().reply_id == reply.id);
+
+  auto audit = f.store->list_audit({.reply_id = reply.id});
+  REQUIRE(audit.ok());
+  REQUIRE(audit->size() == 2);
+  CHECK(audit->at(0).action == "edit");  // newest first
+  CHECK(audit->at(0).actor == "operator:alice");
+  CHECK(audit->at(0).before == "Open Settings > Security > Reset password.");
+  CHECK(audit->at(0).after == *edit.final_text);
+  CHECK(audit->at(1).action == "reject");
+  CHECK(audit->at(1).detail == "too vague");
+  CHECK(audit->at(1).before == "Use the reset link.");
+}
+
+TEST_CASE("sqlite store: auto policy approves the draft itself; sent answers are assistant's") {
+  Fixture f;
+  auto chat = f.chat();
+  auto in = f.ask(chat.id, "Opening hours?");
+  f.claim_generating(in.reply_id);
+  auto reply = f.draft(in.reply_id, "9 to 5.", ReplyStatus::kApproved);
+  CHECK(reply.final_text == "9 to 5.");
+  CHECK_FALSE(reply.decided_at.has_value());  // nobody waited for an operator
+  reply = f.move(reply.id, ReplyStatus::kApproved, ReplyStatus::kSent);
+  auto log = f.store->recent_messages(in.message.session_id, 5);
+  CHECK(log->back().role == Role::kAssistant);
+  CHECK(log->back().text == "9 to 5.");
+}
+
+TEST_CASE("sqlite store: illegal transitions and stale expectations are refused") {
+  Fixture f;
+  auto chat = f.chat();
+  auto in = f.ask(chat.id, "q");
+  ReplyChange ch;
+  ch.from = ReplyStatus::kNew;
+  ch.to = ReplyStatus::kSent;
+  auto r = f.store->transition_reply(in.reply_id, ch);
+  CHECK(r.status().code() == StatusCode::kFailedPrecondition);
+  ch.from = ReplyStatus::kPending;  // legal pair, wrong current status
+  ch.to = ReplyStatus::kApproved;
+  r = f.store->transition_reply(in.reply_id, ch);
+  CHECK(r.status().code() == StatusCode::kAborted);
+  CHECK(r.status().message().find("is new") != std::string::npos);
+  auto current = f.store->get_reply(in.reply_id);
+  ch.from = ReplyStatus::kNew;
+  ch.to = ReplyStatus::kGenerating;
+  ch.expected_version = current->version + 1;
+  r = f.store->transition_reply(in.reply_id, ch);
+  CHECK(r.status().code() == StatusCode::kAborted);
+  ch.expected_version = current->version;
+  r = f.store->transition_reply(in.reply_id, ch);
+  REQUIRE(r.ok());
+  CHECK(r->version == current->version + 1);
+  CHECK(f.store->transition_reply(424242, ch).status().code() == StatusCode::kNotFound);
+  // sent and cancelled are final
+  f.draft(in.reply_id, "a", ReplyStatus::kApproved);
+  f.move(in.reply_id, ReplyStatus::kApproved, ReplyStatus::kSent);
+  for (auto to : {ReplyStatus::kApproved, ReplyStatus::kGenerating, ReplyStatus::kCancelled}) {
+    ReplyChange again;
+    again.from = ReplyStatus::kSent;
+    again.to = to;
+    CHECK(f.store->transition_reply(in.reply_id, again).status().code() ==
+          StatusCode::kFailedPrecondition);
+  }
+  // nothing to send: an approved reply must have text
+  auto empty = f.ask(chat.id, "q2");
+  f.claim_generating(empty.reply_id);
+  f.draft(empty.reply_id, "", ReplyStatus::kApproved);
+  ReplyChange send;
+  send.from = ReplyStatus::kApproved;
+  send.to = ReplyStatus::kSent;
+  CHECK(f.store->transition_reply(empty.reply_id, send).status().code() ==
+        StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("sqlite store: claims are leases; an operator's claim keeps others out") {
+  Fixture f;
+  auto chat = f.chat();
+  auto in = f.ask(chat.id, "q");
+  f.claim_generating(in.reply_id);
+  f.draft(in.reply_id, "draft");
+  ClaimRequest alice;
+  alice.status = ReplyStatus::kPending;
+  alice.worker = "operator:alice";
+  alice.reply_id = in.reply_id;
+  alice.lease = 60s;
+  auto a = f.store->claim_replies(alice);
+  REQUIRE(a.ok());
+  CHECK(a->front().status == ReplyStatus::kPending);
+  CHECK(a->front().claimed_by == "operator:alice");
+
+  ClaimRequest bob = alice;
+  bob.worker = "operator:bob";
+  CHECK(f.store->claim_replies(bob).status().code() == StatusCode::kAborted);
+  // bob cannot decide behind alice's back either
+  ReplyChange approve;
+  approve.from = ReplyStatus::kPending;
+  approve.to = ReplyStatus::kApproved;
+  approve.actor = "operator:bob";
+  approve.audit_action = "approve";
+  CHECK(f.store->transition_reply(in.reply_id, approve).status().code() ==
+        StatusCode::kAborted);
+  CHECK(f.store->release_claim(in.reply_id, "operator:bob").code() == StatusCode::kAborted);
+  // after the lease runs out, bob may take it
+  f.clock->advance(61s);
+  auto b = f.store->claim_replies(bob);
+  REQUIRE(b.ok());
+  CHECK(b->front().claimed_by == "operator:bob");
+  CHECK(f.store->release_claim(in.reply_id, "operator:bob").ok());
+  CHECK(f.store->get_reply(in.reply_id)->claimed_by.empty());
+  // a claim of the wrong status says what the status is
+  ClaimRequest wrong = alice;
+  wrong.status = ReplyStatus::kApproved;
+  auto w = f.store->claim_replies(wrong);
+  CHECK(w.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(w.status().message().find("pending") != std::string::npos);
+}
+
+TEST_CASE("sqlite store: a generating reply whose worker died is taken over after its lease") {
+  Fixture f;
+  auto chat = f.chat();
+  auto in = f.ask(chat.id, "q");
+  ClaimRequest take;
+  take.status = ReplyStatus::kNew;
+  take.to = ReplyStatus::kGenerating;
+  take.worker = "bot-a";
+  take.lease = 30s;
+  REQUIRE(f.store->claim_replies(take)->size() == 1);
+  ClaimRequest recover;
+  recover.status = ReplyStatus::kGenerating;
+  recover.worker = "bot-b";
+  CHECK(f.store->claim_replies(recover)->empty());  // bot-a is still on it
+  f.clock->advance(31s);
+  auto taken = f.store->claim_replies(recover);
+  REQUIRE(taken->size() == 1);
+  CHECK(taken->front().claimed_by == "bot-b");
+  CHECK(taken->front().generation_attempts == 2);
+}
+
+TEST_CASE("sqlite store: claims respect retry backoff and per-chat order") {
+  Fixture f;
+  auto c1 = f.chat("1");
+  auto c2 = f.chat("2");
+  auto q1 = f.ask(c1.id, "first");
+  auto q2 = f.ask(c1.id, "second");
+  auto q3 = f.ask(c2.id, "other chat");
+  ClaimRequest heads;
+  heads.status = ReplyStatus::kNew;
+  heads.to = ReplyStatus::kGenerating;
+  heads.worker = "w";
+  heads.limit = 10;
+  heads.head_of_chat_only = true;
+  auto got = f.store->claim_replies(heads);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  std::set<ReplyId> ids;
+  for (auto& r : *got) ids.insert(r.id);
+  CHECK(ids == std::set<ReplyId>{q1.reply_id, q3.reply_id});  // q2 waits behind q1
+  CHECK(f.store->claim_replies(heads)->empty());
+  f.draft(q1.reply_id, "a1", ReplyStatus::kApproved);
+  f.move(q1.reply_id, ReplyStatus::kApproved, ReplyStatus::kSent);
+  got = f.store->claim_replies(heads);
+  REQUIRE(got->size() == 1);
+  CHECK(got->front().id == q2.reply_id);
+
+  // an approved reply scheduled for later is not due yet
+  f.draft(q3.reply_id, "a3", ReplyStatus::kApproved);
+  ReplyChange later;
+  later.from = ReplyStatus::kApproved;
+  later.to = ReplyStatus::kApproved;
+  later.count_send = true;
+  later.error = "telegram: 502";
+  later.next_attempt_at = f.clock->now() + 5s;
+  auto r = f.store->transition_reply(q3.reply_id, later);
+  REQUIRE(r.ok());
+  CHECK(r->send_attempts == 1);
+  ClaimRequest outbox;
+  outbox.status = ReplyStatus::kApproved;
+  outbox.worker = "dispatcher";
+  outbox.limit = 10;
+  CHECK(f.store->claim_replies(outbox)->empty());
+  f.clock->advance(6s);
+  CHECK(f.store->claim_replies(outbox)->size() == 1);
+}
+
+TEST_CASE("sqlite store: concurrent claimers on many threads claim each reply exactly once") {
+  Fixture f;
+  auto chat = f.chat();
+  constexpr int kReplies = 400;
+  std::vector<InboundMessage> batch(kReplies);
+  for (int i = 0; i < kReplies; ++i) {
+    batch[i].chat_id = chat.id;
+    batch[i].text = "q" + std::to_string(i);
+  }
+  REQUIRE(f.store->append_inbound(batch).ok());
+  constexpr int kThreads = 8;
+  std::vector<std::vector<ReplyId>> claimed(kThreads);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ClaimRequest q;
+      q.status = ReplyStatus::kNew;
+      q.to = ReplyStatus::kGenerating;
+      q.worker = "w" + std::to_string(t);
+      q.limit = 1 + t % 3;
+      while (true) {
+        auto r = f.store->claim_replies(q);
+        if (!r.ok()) {
+          ++errors;
+          return;
+        }
+        if (r->empty()) return;
+        for (auto& reply : *r) {
+          if (reply.claimed_by != q.worker) ++errors;
+          claimed[t].push_back(reply.id);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(errors == 0);
+  std::set<ReplyId> all;
+  std::size_t total = 0;
+  for (auto& v : claimed) {
+    total += v.size();
+    all.insert(v.begin(), v.end());
+  }
+  CHECK(total == kReplies);
+  CHECK(all.size() == kReplies);
+}
+
+TEST_CASE("sqlite store: sessions restart on /start; the window reads one session") {
+  Fixture f;
+  auto chat = f.chat();
+  for (int i = 0; i < 5; ++i) f.ask(chat.id, "old " + std::to_string(i));
+  auto s1 = f.store->open_session(chat.id);
+  REQUIRE(s1.ok());
+  CHECK(f.store->open_session(chat.id)->id == s1->id);
+  auto s2 = f.store->restart_session(chat.id);
+  REQUIRE(s2.ok());
+  CHECK(s2->id != s1->id);
+  CHECK(f.store->get_session(s1->id)->closed_at.has_value());
+  for (int i = 0; i < 3; ++i) f.ask(chat.id, "new " + std::to_string(i));
+  auto window = f.store->recent_messages(s2->id, 10);
+  REQUIRE(window->size() == 3);
+  CHECK(window->front().text == "new 0");  // oldest first
+  CHECK(window->back().text == "new 2");
+  window = f.store->recent_messages(s1->id, 2);
+  REQUIRE(window->size() == 2);
+  CHECK(window->front().text == "old 3");
+  CHECK(f.store->set_session_summary(s2->id, "asked three things", window->back().id).ok());
+  CHECK(f.store->get_session(s2->id)->summary == "asked three things");
+  CHECK(f.store->set_session_summary(999, "x", 1).code() == StatusCode::kNotFound);
+  CHECK(f.store->recent_messages(s2->id, 0).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("sqlite store: chat history pages across sessions and searches literally") {
+  Fixture f;
+  auto chat = f.chat();
+  for (int i = 0; i < 25; ++i) {
+    f.ask(chat.id, i == 7 ? "refund 100%_off" : "message " + std::to_string(i));
+    if (i == 12) REQUIRE(f.store->restart_session(chat.id).ok());
+  }
+  std::vector<std::string> seen;
+  HistoryQuery q;
+  q.limit = 10;
+  while (true) {
+    auto page = f.store->chat_history(chat.id, q);
+    REQUIRE(page.ok());
+    if (page->empty()) break;
+    for (auto& m : *page) seen.push_back(m.text);
+    q.before_id = page->back().id;
+  }
+  REQUIRE(seen.size() == 25);
+  CHECK(seen.front() == "message 24");
+  CHECK(seen.back() == "message 0");
+  auto found = f.store->chat_history(chat.id, {.search = "100%_"});
+  REQUIRE(found->size() == 1);
+  CHECK(found->front().text == "refund 100%_off");
+  CHECK(f.store->chat_history(chat.id, {.search = "1_0"})->empty());  // "_" is no wildcard
+  CHECK(f.store->chat_history(chat.id, {.search = "REFUND"})->size() == 1);
+  CHECK(f.store->chat_history(chat.id, {.limit = 5000}).status().code() ==
+        StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("sqlite store: handoff mode, blocking, chat listing and operator replies") {
+  Fixture f;
+  auto a = f.chat("1");
+  auto b = f.store->upsert_chat({"telegram", "2", "Bob", "bobby"});
+  REQUIRE(f.store->set_chat_mode(a.id, ChatMode::kOperator, "operator:alice").ok());
+  auto handoff = f.store->list_chats({.mode = ChatMode::kOperator});
+  REQUIRE(handoff->size() == 1);
+  CHECK(handoff->front().id == a.id);
+  CHECK(f.store->list_chats({.search = "bob"})->front().id == b->id);
+  CHECK(f.store->list_chats({})->size() == 2);
+  CHECK(f.store->set_chat_mode(999, ChatMode::kBot, "x").code() == StatusCode::kNotFound);
+
+  // in operator mode, the user's message opens no reply; the operator's answer goes via outbox
+  InboundMessage m;
+  m.chat_id = a.id;
+  m.text = "I need a human";
+  m.open_reply = false;
+  auto in = append_inbound(*f.store, m);
+  CHECK(in->reply_id == 0);
+  NewReply op;
+  op.chat_id = a.id;
+  op.status = ReplyStatus::kApproved;
+  op.final_text = "Hi, Alice here.";
+  op.author = "alice";
+  op.actor = "operator:alice";
+  op.audit_action = "handoff_reply";
+  auto reply = f.store->create_reply(op);
+  REQUIRE(reply.ok());
+  CHECK(reply->status == ReplyStatus::kApproved);
+  op.final_text.clear();
+  CHECK(f.store->create_reply(op).status().code() == StatusCode::kInvalidArgument);
+
+  auto audit = f.store->list_audit({.chat_id = a.id});
+  REQUIRE(audit->size() == 2);
+  CHECK(audit->at(1).action == "handoff");
+  CHECK(audit->at(0).action == "handoff_reply");
+  CHECK(f.store->list_audit({.actor = "operator:alice"})->size() == 2);
+
+  REQUIRE(f.store->set_chat_blocked(a.id, true).ok());
+  CHECK(f.store->get_chat(a.id)->blocked);
+}
+
+TEST_CASE("sqlite store: statistics count days, statuses, latencies, decisions, providers") {
+  Fixture f;
+  f.clock->set(Timestamp(std::chrono::hours(24 * 20000)));  // 2024-10-04, midnight UTC
+  auto chat1 = f.chat("1");
+  auto chat2 = f.chat("2");
+  // Three questions answered after 1 s, 2 s and 10 s; one waits for an operator 20 s.
+  const int waits[] = {1, 2, 10};
+  for (int i = 0; i < 3; ++i) {
+    auto in = f.ask(i == 2 ? chat2.id : chat1.id, "q");
+    f.claim_generating(in.reply_id);
+    f.clock->advance(std::chrono::seconds(waits[i]));
+    ReplyChange d;
+    d.from = ReplyStatus::kGenerating;
+    d.to = i == 2 ? ReplyStatus::kPending : ReplyStatus::kApproved;
+    d.draft_text = "a";
+    d.provider = i == 0 ? "primary" : "backup";
+    d.providers_tried = i == 0 ? 1 : 2;
+    REQUIRE(f.store->transition_reply(in.reply_id, d).ok());
+    if (i == 2) {
+      f.clock->advance(20s);
+      ReplyChange ok;
+      ok.from = ReplyStatus::kPending;
+      ok.to = ReplyStatus::kApproved;
+      ok.actor = "operator:alice";
+      ok.audit_action = "approve";
+      REQUIRE(f.store->transition_reply(in.reply_id, ok).ok());
+    }
+    f.move(in.reply_id, ReplyStatus::kApproved, ReplyStatus::kSent);
+  }
+  f.clock->advance(24h);
+  auto failed = f.ask(chat1.id, "next day");
+  f.claim_generating(failed.reply_id);
+  f.move(failed.reply_id, ReplyStatus::kGenerating, ReplyStatus::kFailed);
+
+  auto stats = f.store->stats({});
+  REQUIRE_MESSAGE(stats.ok(), stats.status().to_string());
+  REQUIRE(stats->days.size() == 2);
+  CHECK(stats->days[0].day == "2024-10-04");
+  CHECK(stats->days[0].user_messages == 3);
+  CHECK(stats->days[0].messages == 6);  // three questions, three answers
+  CHECK(stats->days[0].active_users == 2);
+  CHECK(stats->days[0].replies_sent == 3);
+  CHECK(stats->days[1].day == "2024-10-05");
+  CHECK(stats->days[1].active_users == 1);
+  CHECK(stats->replies_by_status[static_cast<int>(ReplyStatus::kSent)] == 3);
+  CHECK(stats->failed == 1);
+  CHECK(stats->response_time.count == 3);
+  CHECK(*stats->response_time.p50_ms == 2000.0);
+  CHECK(*stats->response_time.p95_ms == 30000.0);
+  CHECK(stats->moderation_wait.count == 1);
+  CHECK(*stats->moderation_wait.p50_ms == 20000.0);
+  CHECK(stats->approved == 1);
+  CHECK(stats->edited == 0);
+  REQUIRE(stats->providers.size() == 2);
+  CHECK(stats->providers[0].provider == "backup");
+  CHECK(stats->providers[0].replies == 2);
+  CHECK(stats->fallback_replies == 2);
+
+  // A range picks out one day.
+  StatsQuery second_day;
+  second_day.from = Timestamp(std::chrono::hours(24 * 20001));
+  auto later = f.store->stats(second_day);
+  REQUIRE(later->days.size() == 1);
+  CHECK_FALSE(later->response_time.p50_ms.has_value());
+  StatsQuery backwards;
+  backwards.from = f.clock->now();
+  backwards.to = backwards.from - 1h;
+  CHECK(f.store->stats(backwards).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("sqlite store: settings are a durable key-value table") {
+  Fixture f;
+  CHECK(f.store->get_setting("telegram.offset").status().code() == StatusCode::kNotFound);
+  CHECK(f.store->put_setting("telegram.offset", "812345").ok());
+  CHECK(f.store->put_setting("telegram.offset", "812346").ok());
+  f.store.reset();
+  f.store = f.open();
+  CHECK(*f.store->get_setting("telegram.offset") == "812346");
+  CHECK(f.store->put_setting("", "x").code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("sqlite store: wait_for_change wakes on a commit from another thread") {
+  Fixture f;
+  const auto g0 = f.store->wait_for_change(0, 0ms);
+  CHECK(f.store->wait_for_change(g0, 20ms) == g0);  // nothing happened
+  std::thread writer([&] {
+    std::this_thread::sleep_for(30ms);
+    (void)f.store->put_setting("k", "v");
+  });
+  const auto g1 = f.store->wait_for_change(g0, 5s);
+  writer.join();
+  CHECK(g1 != g0);
+}
+
+TEST_CASE("sqlite store: wait_for_change sees commits of another store on the same file") {
+  Fixture f;
+  auto other = f.open();  // a second process's view, as far as SQLite is concerned
+  const auto g0 = f.store->wait_for_change(0, 0ms);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(30ms);
+    (void)other->put_setting("k", "v");
+  });
+  const auto g1 = f.store->wait_for_change(g0, 5s);
+  writer.join();
+  CHECK(g1 != g0);
+}
+
+TEST_CASE("sqlite store: a database from a newer schema is refused with a clear error") {
+  Fixture f;
+  f.store.reset();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(f.dir.file("store.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  SqliteStoreOptions options;
+  options.path = f.dir.file("store.db");
+  options.logger = null_logger();
+  auto r = open_sqlite_store(options);
+  CHECK(r.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(r.status().message().find("schema version 99") != std::string::npos);
+  CHECK(r.status().message().find("upgrade llmassist") != std::string::npos);
+}
+
+TEST_CASE("sqlite store: a corrupt file gives a clear error, no crash") {
+  TempDir dir;
+  const std::string path = dir.file("corrupt.db");
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) out << static_cast<char>((i * 7919) % 251);
+  }
+  SqliteStoreOptions options;
+  options.path = path;
+  options.logger = null_logger();
+  auto r = open_sqlite_store(options);
+  CHECK(r.status().code() == StatusCode::kDataLoss);
+  CHECK(r.status().message().find(path) != std::string::npos);
+  CHECK(r.status().message().find("not an SQLite database") != std::string::npos);
+}
+
+TEST_CASE("sqlite store: damage to a real database's pages is reported as data loss") {
+  TempDir dir;
+  const std::string path = dir.file("damaged.db");
+  {
+    SqliteStoreOptions options;
+    options.path = path;
+    options.logger = null_logger();
+    auto store = open_sqlite_store(options);
+    REQUIRE(store.ok());
+    auto chat = (*store)->upsert_chat({"telegram", "1", "", ""});
+    std::vector<InboundMessage> batch(2000);
+    for (auto& m : batch) {
+      m.chat_id = chat->id;
+      m.text = std::string(200, 'x');
+    }
+    REQUIRE((*store)->append_inbound(batch).ok());
+  }  // closing checkpoints the WAL into the main file
+  {
+    std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(4096 * 3);  // overwrite pages in the middle: b-tree pages of the tables
+    for (int i = 0; i < 4096 * 20; ++i) io.put(static_cast<char>(0xA5));
+  }
+  SqliteStoreOptions options;
+  options.path = path;
+  options.logger = null_logger();
+  auto store = open_sqlite_store(options);
+  if (!store.ok()) {
+    CHECK(store.status().code() == StatusCode::kDataLoss);
+    return;
+  }
+  auto chat = (*store)->find_chat("telegram", "1");
+  Status seen = chat.status();
+  if (chat.ok()) seen = (*store)->chat_history(chat->id, {.limit = 1000}).status();
+  CHECK(seen.code() == StatusCode::kDataLoss);
+  CHECK(seen.message().find("damaged") != std::string::npos);
+}
+
+TEST_CASE("sqlite store: an unwritable or missing folder gives a clear error, no crash") {
+  TempDir dir;
+  SqliteStoreOptions options;
+  options.logger = null_logger();
+  options.path = dir.file("no/such/folder/store.db");
+  auto missing = open_sqlite_store(options);
+  CHECK(missing.status().code() == StatusCode::kUnavailable);
+  CHECK(missing.status().message().find("no/such/folder/store.db") != std::string::npos);
+
+  options.path = "";
+  CHECK(open_sqlite_store(options).status().code() == StatusCode::kInvalidArgument);
+  options.path = ":memory:";
+  CHECK(open_sqlite_store(options).status().code() == StatusCode::kInvalidArgument);
+
+  if (::geteuid() == 0) {
+    // root ignores file permissions; a path under /proc is unwritable for everyone.
+    options.path = "/proc/llmassist-test/store.db";
+  } else {
+    std::filesystem::create_directory(dir.path() / "ro");
+    std::filesystem::permissions(dir.path() / "ro", std::filesystem::perms::owner_read |
+                                                        std::filesystem::perms::owner_exec);
+    options.path = dir.file("ro/store.db");
+  }
+  auto unwritable = open_sqlite_store(options);
+  CHECK_FALSE(unwritable.ok());
+  CHECK(unwritable.status().message().find(options.path) != std::string::npos);
+}
+
+TEST_CASE("sqlite store: a read-only database file is reported, not crashed on") {
+  TempDir dir;
+  const std::string path = dir.file("ro.db");
+  {
+    SqliteStoreOptions options;
+    options.path = path;
+    options.logger = null_logger();
+    REQUIRE(open_sqlite_store(options).ok());
+  }
+  if (::geteuid() == 0) return;  // root writes through file permissions
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read);
+  SqliteStoreOptions options;
+  options.path = path;
+  options.logger = null_logger();
+  auto r = open_sqlite_store(options);
+  CHECK_FALSE(r.ok());
+}
