@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds llmassist. Usage: scripts/build.sh [BUILD_DIR] [extra cmake args...]
+# The default folder is build/. Set LLMASSIST_WERROR=ON to turn warnings into errors.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+shift || true
+cmake -S "$root" -B "$build" -G Ninja -DLLMASSIST_WERROR="${LLMASSIST_WERROR:-OFF}" "$@" >/dev/null
+cmake --build "$build" --parallel "$(nproc)"
