@@ -12,8 +12,10 @@
 //   text. Returning false from it cancels the request. Once on_token has been called, a later
 //   failure is reported through on_done as a failure of this attempt; the text already streamed
 //   stays the caller's to discard.
-// - Callbacks run on the provider's I/O thread: they must return quickly and must not call
-//   blocking operations of the same provider.
+// - Callbacks run on the provider's I/O thread, or inline on the calling thread when the answer
+//   is at hand at once (an embedded knowledge base, a chain whose providers are all cooling
+//   down): callers must not hold a lock that their callbacks take. Callbacks must return quickly
+//   and must not call blocking operations of the same provider.
 // - Waiting costs no thread per request: thousands of completions may be in flight at once.
 //
 // Thread-safety: complete() may be called from many threads at once. The provider must outlive
