@@ -47,10 +47,17 @@ struct InboundEvent {
   std::string user_name;         // display name
   std::string username;          // handle, without "@"
   std::string text;              // message text or caption; empty for media without caption
+  // What the message carries besides text ("photo", "voice", "document", "sticker", ...); empty
+  // for a plain text message. A message with media and no caption arrives with an empty `text`
+  // and this set, so the assistant can say it reads text only instead of ignoring the user.
+  std::string media;
   std::string message_id;        // the channel's id of this message
   std::string reply_to_message_id;  // the message it replies to, if any
   std::string callback_id;       // for kCallback: answer it with answer_callback()
   std::string callback_data;     // for kCallback: the button's data
+  // The forum topic the message belongs to (Telegram's message_thread_id in a forum
+  // supergroup); empty outside topics. An answer goes to the same topic.
+  std::string thread_id;
   Timestamp sent_at{};
 };
 
@@ -74,6 +81,7 @@ struct OutboundMessage {
   TextFormat format = TextFormat::kPlain;
   std::vector<std::vector<Button>> buttons;  // rows of inline buttons; empty: none
   std::string reply_to_message_id;           // quote this message, when not empty
+  std::string thread_id;                     // the forum topic to post in; empty: none
 };
 
 struct SentMessage {
