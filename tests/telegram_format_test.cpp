@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 #ifndef LLMASSIST_TELEGRAM_UPDATES_DIR
-#error "LLMASSIST_TELEGRAM_UPDATES_DIR must name the shared telegram-updates folder"
+#error "LLMASSIST_TELEGRAM_UPDATES_DIR must name the telegram-updates test data folder"
 #endif
 
 namespace {
@@ -30,7 +30,7 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
-// The 45 shared payloads, by file name. A missing folder fails the test instead of passing it.
+// The 45 real payloads (tests/data/telegram-updates), by file name. A missing folder fails the test instead of passing it.
 std::map<std::string, std::string> payloads() {
   const fs::path dir = LLMASSIST_TELEGRAM_UPDATES_DIR;
   INFO("the Telegram update payloads are expected in " << dir.string());
@@ -145,7 +145,7 @@ std::string repeat(std::string_view s, std::size_t n) {
 
 // ---- updates ------------------------------------------------------------------------------------
 
-TEST_CASE("telegram: all shared payloads parse as one batch, and each alone") {
+TEST_CASE("telegram: all 45 real payloads parse as one batch, and each alone") {
   const auto all = payloads();
   std::vector<std::string> bodies;
   std::int64_t max_id = -1;
