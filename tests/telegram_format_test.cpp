@@ -369,6 +369,44 @@ TEST_CASE("telegram: error messages never carry a bot token") {
   CHECK(echoed.status().message().find("<redacted>") != std::string::npos);
 }
 
+// Every node of every payload, replaced in turn by a value of the wrong type: the parser must
+// report or skip, never crash, and a batch must still come back whole.
+TEST_CASE("telegram: payloads with any field of the wrong type are skipped, not fatal") {
+  const auto all = payloads();
+  const std::vector<nlohmann::json> wrong = {nullptr,
+                                             42,
+                                             -1,
+                                             1.5,
+                                             "x",
+                                             nlohmann::json::array(),
+                                             nlohmann::json::object(),
+                                             true,
+                                             18446744073709551615u};
+  std::size_t parsed = 0;
+  for (const auto& [name, body] : all) {
+    const auto original = nlohmann::json::parse(body);
+    const auto flat = original.flatten();
+    for (const auto& [pointer, value] : flat.items()) {
+      // Every prefix of the path: replace a leaf, or the object that holds it.
+      for (std::size_t cut = pointer.size(); cut != std::string::npos && cut > 0;
+           cut = pointer.rfind('/', cut - 1)) {
+        const nlohmann::json::json_pointer at(pointer.substr(0, cut));
+        for (const auto& bad : wrong) {
+          auto mutated = original;
+          mutated[at] = bad;
+          INFO(name << " " << at.to_string() << " = " << bad.dump());
+          auto batch = parse_updates(wrap({mutated.dump(), payload(all, "18_")}));
+          REQUIRE(batch.ok());
+          CHECK(batch->events.size() + batch->skipped.size() == 2);
+          CHECK(batch->events.back().event.text == "Лол кек 😂");
+          ++parsed;
+        }
+      }
+    }
+  }
+  CHECK(parsed > 1000);
+}
+
 // ---- method responses ---------------------------------------------------------------------------
 
 TEST_CASE("telegram: method responses give the result or a mapped error") {

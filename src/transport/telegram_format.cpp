@@ -578,12 +578,16 @@ enum InlineFlag : unsigned { kBold = 1, kItalic = 2, kStrike = 4, kLink = 8 };
 // renders in linear time.
 class InlineRenderer {
  public:
+  // Lines of kMaxLine bytes or more are not given to it (see render_inline).
+  static constexpr std::size_t kMaxLine = std::numeric_limits<std::uint32_t>::max() - 1;
+
   InlineRenderer(std::string_view line, std::string& out) : s_(line), out_(out) {
     const std::size_t n = s_.size();
-    for (auto& table : next_) table.assign(n + 1, kNone);
+    for (auto& table : next_) table.assign(n + 1, kNoneStored);
     for (std::size_t j = n; j-- > 0;) {
       for (std::size_t k = 0; k < kKinds; ++k) {
-        next_[k][j] = is_closer(static_cast<Kind>(k), j) ? j : next_[k][j + 1];
+        next_[k][j] =
+            is_closer(static_cast<Kind>(k), j) ? static_cast<std::uint32_t>(j) : next_[k][j + 1];
       }
     }
   }
@@ -595,6 +599,8 @@ class InlineRenderer {
  private:
   enum Kind : std::size_t { kStar3, kStar2, kUnder2, kStar1, kUnder1, kTilde2, kBracket, kKinds };
   static constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+  // 32-bit positions halve the tables' memory: they take 28 bytes per byte of the line.
+  static constexpr std::uint32_t kNoneStored = std::numeric_limits<std::uint32_t>::max();
   // Nesting deeper than this renders the inner markers literally. Pairing already bounds the
   // depth by the number of marker kinds; this is a second fence for the stack.
   static constexpr int kMaxDepth = 12;
@@ -634,8 +640,8 @@ class InlineRenderer {
   // The first closer of kind `k` in [from, limit), or kNone.
   std::size_t closer(Kind k, std::size_t from, std::size_t limit) const {
     if (from >= limit) return kNone;
-    const std::size_t j = next_[k][from];
-    return j < limit ? j : kNone;
+    const std::uint32_t j = next_[k][from];
+    return j != kNoneStored && j < limit ? j : kNone;
   }
 
   void open(unsigned flag, unsigned active) {
@@ -800,10 +806,15 @@ class InlineRenderer {
 
   std::string_view s_;
   std::string& out_;
-  std::array<std::vector<std::size_t>, kKinds> next_;
+  std::array<std::vector<std::uint32_t>, kKinds> next_;
 };
 
+// A line too long for the renderer's 32-bit tables (4 GiB) is shown as plain text.
 void render_inline(std::string_view line, std::string& out, unsigned active = 0) {
+  if (line.size() >= InlineRenderer::kMaxLine) {
+    escape_html(line, out);
+    return;
+  }
   InlineRenderer(line, out).render(active);
 }
 

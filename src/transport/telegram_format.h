@@ -29,7 +29,8 @@ inline constexpr std::size_t kMaxMessageUtf16 = 4096;
 
 // ---- updates ---------------------------------------------------------------------------------
 
-// One update that became an event, with the update_id the offset is confirmed by.
+// One update that became an event, with its update_id: the transport confirms the offset event
+// by event, as each is persisted.
 struct ParsedUpdate {
   std::int64_t update_id = 0;
   InboundEvent event;
@@ -68,7 +69,8 @@ struct UpdateBatch {
 // sends a photo must not be ignored); edited_message → kEditedMessage; callback_query →
 // kCallback; my_chat_member with the bot kicked/left → kBlocked, member/administrator →
 // kUnblocked. Service messages (pins, topics opened, payments, ...) and every other update kind
-// are skipped.
+// are skipped. A callback carries no time of its own (sent_at stays empty); one from an inline
+// message names no chat, so its chat is the user's private chat (same id as the user).
 [[nodiscard]] Result<ParsedUpdate> parse_update(const nlohmann::json& update);
 [[nodiscard]] Result<ParsedUpdate> parse_update(std::string_view update_json);
 
