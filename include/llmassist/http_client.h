@@ -117,7 +117,8 @@ class HttpClient {
 
   // Starts `request` and returns at once. `done` is called exactly once, on the I/O thread, with
   // the outcome. Destroying the client completes every unfinished request with kCancelled
-  // before the destructor returns.
+  // before the destructor returns; send() must not race with the destructor (a `done` running
+  // during destruction may still send, and that request is cancelled too).
   virtual void send(HttpRequest request, HttpCallback done) = 0;
 };
 

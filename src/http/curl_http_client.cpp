@@ -54,15 +54,6 @@ bool is_token(std::string_view s) {
   });
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           const auto lower = [](char c) {
-             return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-           };
-           return lower(x) == lower(y);
-         });
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() &&
@@ -80,6 +71,10 @@ std::chrono::microseconds micros(Duration d) {
 enum class TimerKind : std::uint8_t { kFirstByte, kIdle };
 
 class CurlHttpClient;
+struct Transfer;
+// Deadlines of the first-byte and idle timeouts: at most one entry per transfer at a time (the
+// first-byte one until the headers arrive, then the idle one).
+using TimerQueue = std::multimap<SteadyClock::time_point, Transfer*>;
 
 // One request from adoption by the I/O thread to its completion. Lives on the heap at a fixed
 // address: curl's callbacks and CURLOPT_PRIVATE point at it.
@@ -100,6 +95,8 @@ struct Transfer {
   int block_status = 0;
   bool headers_done = false;
   std::uint64_t cancel_id = 0;
+  std::optional<TimerQueue::iterator> timer;
+  TimerKind timer_kind = TimerKind::kFirstByte;
   // Set when one of our callbacks stopped the transfer: the outcome to report instead of curl's
   // write error.
   std::optional<Status> abort;
@@ -141,9 +138,12 @@ class CurlHttpClient final : public HttpClient {
 
   // ---- called from curl's callbacks, on the I/O thread ------------------------------------
 
-  void arm_idle_timer(const Transfer& t) {
+  // The headers have arrived: the first-byte timeout gives way to the idle timeout.
+  void arm_idle_timer(Transfer& t) {
     if (t.request.idle_timeout.count() > 0) {
-      timers_.emplace(t.last_activity + t.request.idle_timeout, std::pair{t.id, TimerKind::kIdle});
+      set_timer(t, t.last_activity + t.request.idle_timeout, TimerKind::kIdle);
+    } else {
+      cancel_timer(t);
     }
   }
 
@@ -276,8 +276,7 @@ class CurlHttpClient final : public HttpClient {
                                                              t->what(), curl_multi_strerror(mc))));
     }
     if (t->request.first_byte_timeout.count() > 0) {
-      timers_.emplace(t->started + t->request.first_byte_timeout,
-                      std::pair{t->id, TimerKind::kFirstByte});
+      set_timer(*t, t->started + t->request.first_byte_timeout, TimerKind::kFirstByte);
     }
     const std::uint64_t id = t->id;
     active_.emplace(id, std::move(t));
@@ -294,9 +293,6 @@ class CurlHttpClient final : public HttpClient {
     if (!is_token(r.method)) {
       return invalid_argument(fmt::format("{}: invalid method", t.url.display));
     }
-    bool has_user_agent = false;
-    bool has_expect = false;
-    bool has_content_type = false;
     for (const auto& [name, value] : r.headers) {
       if (!is_token(name)) {
         return invalid_argument(fmt::format("{}: invalid header name", t.what()));
@@ -305,10 +301,10 @@ class CurlHttpClient final : public HttpClient {
         return invalid_argument(
             fmt::format("{}: the value of header {} contains CR, LF or NUL", t.what(), name));
       }
-      has_user_agent |= iequals(name, "user-agent");
-      has_expect |= iequals(name, "expect");
-      has_content_type |= iequals(name, "content-type");
     }
+    const bool has_user_agent = find_header(r.headers, "user-agent").has_value();
+    const bool has_expect = find_header(r.headers, "expect").has_value();
+    const bool has_content_type = find_header(r.headers, "content-type").has_value();
 
     t.easy = take_handle();
     if (t.easy == nullptr)
@@ -392,6 +388,7 @@ class CurlHttpClient final : public HttpClient {
   }
 
   void release(Transfer& t) {
+    cancel_timer(t);
     if (t.request.cancel && t.cancel_id != 0) t.request.cancel->remove(t.cancel_id);
     t.cancel_id = 0;
     curl_slist_free_all(t.header_list);
@@ -470,27 +467,36 @@ class CurlHttpClient final : public HttpClient {
     }
   }
 
+  void set_timer(Transfer& t, SteadyClock::time_point at, TimerKind kind) {
+    cancel_timer(t);
+    t.timer = timers_.emplace(at, &t);
+    t.timer_kind = kind;
+  }
+
+  void cancel_timer(Transfer& t) {
+    if (t.timer) timers_.erase(*t.timer);
+    t.timer.reset();
+  }
+
   void fire_timers(SteadyClock::time_point now) {
     while (!timers_.empty() && timers_.begin()->first <= now) {
-      const auto [id, kind] = timers_.begin()->second;
+      Transfer& t = *timers_.begin()->second;
       timers_.erase(timers_.begin());
-      Transfer* t = find(id);
-      if (t == nullptr) continue;
-      if (kind == TimerKind::kFirstByte) {
-        if (t->headers_done) continue;
-        finish(*t,
-               deadline_exceeded(fmt::format("{}: first-byte timeout of {} ms passed "
-                                             "without response headers",
-                                             t->what(), t->request.first_byte_timeout.count())));
-      } else {
-        const auto due = t->last_activity + t->request.idle_timeout;
-        if (due > now) {
-          timers_.emplace(due, std::pair{id, TimerKind::kIdle});
-          continue;
-        }
-        finish(*t, deadline_exceeded(fmt::format("{}: idle timeout of {} ms passed without data",
-                                                 t->what(), t->request.idle_timeout.count())));
+      t.timer.reset();
+      if (t.timer_kind == TimerKind::kFirstByte) {
+        finish(t, deadline_exceeded(
+                      fmt::format("{}: first-byte timeout of {} ms passed without response headers",
+                                  t.what(), t.request.first_byte_timeout.count())));
+        continue;
       }
+      // The idle entry is not moved on every piece of data; it is checked when it comes due.
+      const auto due = t.last_activity + t.request.idle_timeout;
+      if (due > now) {
+        set_timer(t, due, TimerKind::kIdle);
+        continue;
+      }
+      finish(t, deadline_exceeded(fmt::format("{}: idle timeout of {} ms passed without data",
+                                              t.what(), t.request.idle_timeout.count())));
     }
   }
 
@@ -618,9 +624,7 @@ class CurlHttpClient final : public HttpClient {
   // The I/O thread's own state.
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> active_;
-  // Deadlines of the first-byte and idle timeouts. Entries of finished transfers are skipped
-  // when they come due rather than searched for and erased.
-  std::multimap<SteadyClock::time_point, std::pair<std::uint64_t, TimerKind>> timers_;
+  TimerQueue timers_;
   std::vector<CURL*> spare_handles_;
 
   std::thread io_;  // last: starts after everything above is ready
