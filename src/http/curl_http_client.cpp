@@ -1,0 +1,659 @@
+// The libcurl HttpClient. One I/O thread owns the multi handle and every easy handle; other
+// threads only append to two queues under a mutex (new requests, cancellations) and wake the
+// loop with curl_multi_wakeup(). So no curl handle is ever touched by two threads, and the
+// callbacks of all requests run one at a time on the I/O thread.
+//
+// curl's own timeouts cover connect and total; the first-byte and idle timeouts have no curl
+// option with those meanings, so the loop keeps its own timer queue for them and wakes for the
+// nearest one.
+#include "llmassist/curl_http_client.h"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "http/url_redaction.h"
+#include "llmassist/version.h"
+
+namespace llmassist {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kComponent = "http.curl";
+// The longest the loop sleeps with nothing to do; new work and cancellations wake it earlier.
+constexpr milliseconds kMaxPollWait{10000};
+
+// curl_global_init() is not safe to race with itself or with other curl calls; it runs once per
+// process, before the first client exists, and is never undone (see curl_http_client.h).
+Status ensure_curl_initialized() {
+  static std::once_flag once;
+  static CURLcode result = CURLE_OK;
+  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (result != CURLE_OK) {
+    return internal_error(fmt::format("curl_global_init failed: {}", curl_easy_strerror(result)));
+  }
+  return Status();
+}
+
+// RFC 9110 token characters: what a method or a header name may consist of.
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+template <typename Duration>
+std::chrono::microseconds micros(Duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d);
+}
+
+enum class TimerKind : std::uint8_t { kFirstByte, kIdle };
+
+class CurlHttpClient;
+struct Transfer;
+// Deadlines of the first-byte and idle timeouts: at most one entry per transfer at a time (the
+// first-byte one until the headers arrive, then the idle one).
+using TimerQueue = std::multimap<SteadyClock::time_point, Transfer*>;
+
+// One request from adoption by the I/O thread to its completion. Lives on the heap at a fixed
+// address: curl's callbacks and CURLOPT_PRIVATE point at it.
+struct Transfer {
+  std::uint64_t id = 0;
+  CurlHttpClient* client = nullptr;
+  CURL* easy = nullptr;
+  curl_slist* header_list = nullptr;
+  HttpRequest request;
+  HttpCallback done;
+  detail::RedactedUrl url;
+  // Header values that must not appear in messages (API keys, tokens).
+  std::vector<std::string> secrets;
+  HttpResponse response;
+  SteadyClock::time_point started;
+  SteadyClock::time_point last_activity;
+  // The status of the header block being read; the final one is >= 200.
+  int block_status = 0;
+  bool headers_done = false;
+  std::uint64_t cancel_id = 0;
+  std::optional<TimerQueue::iterator> timer;
+  TimerKind timer_kind = TimerKind::kFirstByte;
+  // Set when one of our callbacks stopped the transfer: the outcome to report instead of curl's
+  // write error.
+  std::optional<Status> abort;
+  std::array<char, CURL_ERROR_SIZE> error_text{};
+
+  [[nodiscard]] std::string what() const { return request.method + " " + url.display; }
+};
+
+class CurlHttpClient final : public HttpClient {
+ public:
+  CurlHttpClient(const CurlHttpClientOptions& options, CURLM* multi)
+      : options_(options),
+        logger_(options.logger ? options.logger : stderr_logger()),
+        user_agent_(options.user_agent.empty()
+                        ? std::string("llmassist/") + LLMASSIST_VERSION_STRING
+                        : options.user_agent),
+        multi_(multi) {
+    io_ = std::thread([this] { run(); });
+  }
+
+  ~CurlHttpClient() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    curl_multi_wakeup(multi_);
+    io_.join();
+    for (CURL* easy : spare_handles_) curl_easy_cleanup(easy);
+    curl_multi_cleanup(multi_);
+  }
+
+  void send(HttpRequest request, HttpCallback done) override {
+    {
+      std::lock_guard lock(mu_);
+      incoming_.push_back(Submission{std::move(request), std::move(done), SteadyClock::now()});
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  // ---- called from curl's callbacks, on the I/O thread ------------------------------------
+
+  // The headers have arrived: the first-byte timeout gives way to the idle timeout.
+  void arm_idle_timer(Transfer& t) {
+    if (t.request.idle_timeout.count() > 0) {
+      set_timer(t, t.last_activity + t.request.idle_timeout, TimerKind::kIdle);
+    } else {
+      cancel_timer(t);
+    }
+  }
+
+  [[nodiscard]] std::size_t max_body_bytes() const { return options_.max_body_bytes; }
+  void log(LogLevel level, std::string_view message) { logger_->log(level, kComponent, message); }
+
+ private:
+  struct Submission {
+    HttpRequest request;
+    HttpCallback done;
+    SteadyClock::time_point at;
+  };
+
+  void run() {
+    std::vector<Submission> batch;
+    std::vector<std::uint64_t> cancels;
+    while (true) {
+      bool stop = false;
+      {
+        std::lock_guard lock(mu_);
+        batch.swap(incoming_);
+        cancels.swap(cancel_requests_);
+        stop = stopping_;
+      }
+      if (stop) {
+        for (auto& s : batch) complete(std::move(s.done), cancelled_by_shutdown(s.request));
+        break;
+      }
+      for (auto& s : batch) adopt(std::move(s));
+      batch.clear();
+      for (std::uint64_t id : cancels) {
+        if (Transfer* t = find(id)) {
+          finish(*t, cancelled(fmt::format("{}: cancelled", t->what())));
+        }
+      }
+      cancels.clear();
+
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int queued = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        Transfer* t = nullptr;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+        const CURLcode code = msg->data.result;
+        if (t != nullptr) finish(*t, outcome(*t, code));
+      }
+      fire_timers(SteadyClock::now());
+      curl_multi_poll(multi_, nullptr, 0, poll_wait(SteadyClock::now()), nullptr);
+    }
+    shut_down();
+  }
+
+  // Completes every transfer in flight, and every request submitted meanwhile (a `done` may
+  // submit another), with kCancelled.
+  void shut_down() {
+    while (true) {
+      std::vector<Submission> batch;
+      {
+        std::lock_guard lock(mu_);
+        batch.swap(incoming_);
+        cancel_requests_.clear();
+      }
+      if (batch.empty() && active_.empty()) return;
+      std::vector<std::uint64_t> ids;
+      ids.reserve(active_.size());
+      for (const auto& [id, t] : active_) ids.push_back(id);
+      for (std::uint64_t id : ids) {
+        if (Transfer* t = find(id)) finish(*t, cancelled_by_shutdown(t->request));
+      }
+      for (auto& s : batch) complete(std::move(s.done), cancelled_by_shutdown(s.request));
+    }
+  }
+
+  static Status cancelled_by_shutdown(const HttpRequest& request) {
+    return cancelled(fmt::format("{} {}: the HTTP client was shut down", request.method,
+                                 request.redacted_url.empty()
+                                     ? detail::redact_url(request.url).display
+                                     : request.redacted_url));
+  }
+
+  Transfer* find(std::uint64_t id) {
+    auto it = active_.find(id);
+    return it == active_.end() ? nullptr : it->second.get();
+  }
+
+  // Takes a submitted request onto the I/O thread and starts it, or completes it at once when
+  // it cannot start.
+  void adopt(Submission s) {
+    auto t = std::make_unique<Transfer>();
+    t->id = next_id_++;
+    t->client = this;
+    t->request = std::move(s.request);
+    t->done = std::move(s.done);
+    t->started = s.at;
+    t->last_activity = s.at;
+    t->url = detail::redact_url(t->request.url);
+    if (!t->request.redacted_url.empty()) {
+      t->url.display = t->request.redacted_url;
+      // Whatever the caller hid, the path may hold: keep it out of curl's detail text too.
+      if (auto path_at = t->request.url.find('/', t->request.url.find("//") + 2);
+          path_at != std::string::npos) {
+        t->url.secrets.push_back(t->request.url.substr(path_at));
+      }
+    }
+    for (const auto& [name, value] : t->request.headers) {
+      // Short values ("1", "json") are not secrets and would censor every message.
+      if (value.size() >= 6) t->secrets.push_back(value);
+    }
+
+    if (Status st = configure(*t); !st.ok()) return reject(std::move(t), std::move(st));
+    if (const auto& token = t->request.cancel) {
+      if (token->cancelled()) {
+        return reject(std::move(t), cancelled(fmt::format("{}: cancelled", t->what())));
+      }
+      const std::uint64_t id = t->id;
+      t->cancel_id = token->on_cancel([this, id] {
+        {
+          std::lock_guard lock(mu_);
+          cancel_requests_.push_back(id);
+        }
+        curl_multi_wakeup(multi_);
+      });
+      if (t->cancel_id == 0) {  // cancelled meanwhile; the callback's request finds nothing
+        return reject(std::move(t), cancelled(fmt::format("{}: cancelled", t->what())));
+      }
+    }
+    if (const CURLMcode mc = curl_multi_add_handle(multi_, t->easy); mc != CURLM_OK) {
+      return reject(std::move(t), internal_error(fmt::format("{}: curl_multi_add_handle: {}",
+                                                             t->what(), curl_multi_strerror(mc))));
+    }
+    if (t->request.first_byte_timeout.count() > 0) {
+      set_timer(*t, t->started + t->request.first_byte_timeout, TimerKind::kFirstByte);
+    }
+    const std::uint64_t id = t->id;
+    active_.emplace(id, std::move(t));
+  }
+
+  // Sets up an easy handle for `t`. Everything that can be checked before connecting is.
+  Status configure(Transfer& t) {
+    const HttpRequest& r = t.request;
+    if (!t.url.valid) return invalid_argument(fmt::format("{}: malformed URL", t.what()));
+    if (t.url.scheme != "http" && t.url.scheme != "https") {
+      return invalid_argument(
+          fmt::format("{}: unsupported scheme; only http and https are allowed", t.what()));
+    }
+    if (!is_token(r.method)) {
+      return invalid_argument(fmt::format("{}: invalid method", t.url.display));
+    }
+    for (const auto& [name, value] : r.headers) {
+      if (!is_token(name)) {
+        return invalid_argument(fmt::format("{}: invalid header name", t.what()));
+      }
+      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+        return invalid_argument(
+            fmt::format("{}: the value of header {} contains CR, LF or NUL", t.what(), name));
+      }
+    }
+    const bool has_user_agent = find_header(r.headers, "user-agent").has_value();
+    const bool has_expect = find_header(r.headers, "expect").has_value();
+    const bool has_content_type = find_header(r.headers, "content-type").has_value();
+
+    t.easy = take_handle();
+    if (t.easy == nullptr)
+      return internal_error(fmt::format("{}: curl_easy_init failed", t.what()));
+    CURL* e = t.easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    // Never signals: the I/O thread is not the main thread, and timeouts are ours to enforce.
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_text.data());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header_line);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body_bytes);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    // A proxy's CONNECT reply would otherwise look like the final response headers.
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (r.connect_timeout.count() > 0) {
+      curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count()));
+    }
+    if (r.total_timeout.count() > 0) {
+      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.total_timeout.count()));
+    }
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
+    if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+    if (!has_user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent_.c_str());
+
+    if (r.method == "GET" && r.body.empty()) {
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (r.method == "HEAD") {
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+      if (r.method == "POST") {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+      } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+      }
+      if (r.method == "POST" || !r.body.empty()) {
+        // The body stays in `t.request` until the transfer ends, so curl need not copy it.
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+      }
+    }
+
+    std::vector<std::string> lines;
+    for (const auto& [name, value] : r.headers) {
+      // "Name;" is curl's way to send a header with an empty value.
+      lines.push_back(value.empty() ? name + ";" : name + ": " + value);
+    }
+    // curl would wait up to a second for "100 Continue" before sending a larger body.
+    if (!has_expect) lines.emplace_back("Expect:");
+    // curl would label a body as a form (application/x-www-form-urlencoded).
+    if (!has_content_type) lines.emplace_back("Content-Type:");
+    for (const auto& line : lines) {
+      curl_slist* grown = curl_slist_append(t.header_list, line.c_str());
+      if (grown == nullptr) return internal_error(fmt::format("{}: out of memory", t.what()));
+      t.header_list = grown;
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.header_list);
+    return Status();
+  }
+
+  // Completes a transfer that never reached the multi handle.
+  void reject(std::unique_ptr<Transfer> t, Status status) {
+    release(*t);
+    HttpCallback done = std::move(t->done);
+    t.reset();
+    complete(std::move(done), std::move(status));
+  }
+
+  // Removes an active transfer from curl, frees it, then reports `result`. Removing a transfer
+  // that has not finished closes its connection instead of returning it to the cache.
+  void finish(Transfer& t, Result<HttpResponse> result) {
+    curl_multi_remove_handle(multi_, t.easy);
+    release(t);
+    HttpCallback done = std::move(t.done);
+    active_.erase(t.id);  // destroys t
+    complete(std::move(done), std::move(result));
+  }
+
+  void release(Transfer& t) {
+    cancel_timer(t);
+    if (t.request.cancel && t.cancel_id != 0) t.request.cancel->remove(t.cancel_id);
+    t.cancel_id = 0;
+    curl_slist_free_all(t.header_list);
+    t.header_list = nullptr;
+    if (t.easy != nullptr) give_back_handle(t.easy);
+    t.easy = nullptr;
+  }
+
+  void complete(HttpCallback done, Result<HttpResponse> result) {
+    if (!done) return;
+    try {
+      done(std::move(result));
+    } catch (const std::exception& e) {
+      log(LogLevel::kError, fmt::format("a completion callback threw: {}", e.what()));
+    } catch (...) {
+      log(LogLevel::kError, "a completion callback threw");
+    }
+  }
+
+  // What a transfer that curl reports as done amounts to.
+  Result<HttpResponse> outcome(Transfer& t, CURLcode code) {
+    const auto now = SteadyClock::now();
+    if (code == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+      t.response.status = static_cast<int>(status);
+      t.response.total_time = micros(now - t.started);
+      if (!t.headers_done) t.response.time_to_first_byte = t.response.total_time;
+      return std::move(t.response);
+    }
+    if (t.abort) return *std::move(t.abort);
+
+    const HttpRequest& r = t.request;
+    // curl's detail text is useful ("Failed to connect to host port 1: Connection refused") but
+    // it may quote parts of the request; it is dropped when it contains any secret.
+    std::string detail(t.error_text.data());
+    if (!detail.empty() &&
+        (detail.find('?') != std::string::npos || !detail::free_of_secrets(detail, t.url.secrets) ||
+         !detail::free_of_secrets(detail, t.secrets))) {
+      detail.clear();
+    }
+    const std::string why = detail.empty() ? curl_easy_strerror(code) : detail;
+    switch (code) {
+      case CURLE_OPERATION_TIMEDOUT: {
+        curl_off_t connect_us = 0;
+        curl_off_t pretransfer_us = 0;
+        curl_easy_getinfo(t.easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+        curl_easy_getinfo(t.easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+        const bool connected = t.headers_done || connect_us > 0 || pretransfer_us > 0;
+        const milliseconds connect_limit =
+            r.connect_timeout.count() > 0 ? r.connect_timeout : milliseconds(300000);
+        if (!connected && (r.total_timeout.count() == 0 || connect_limit <= r.total_timeout)) {
+          return deadline_exceeded(
+              fmt::format("{}: connect timeout of {} ms passed", t.what(), connect_limit.count()));
+        }
+        return deadline_exceeded(
+            fmt::format("{}: total timeout of {} ms passed", t.what(), r.total_timeout.count()));
+      }
+      case CURLE_URL_MALFORMAT:
+      case CURLE_UNSUPPORTED_PROTOCOL:
+      case CURLE_BAD_FUNCTION_ARGUMENT:
+        return invalid_argument(fmt::format("{}: {}", t.what(), why));
+      case CURLE_OUT_OF_MEMORY:
+        return internal_error(fmt::format("{}: {}", t.what(), why));
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_SEND_ERROR:
+      case CURLE_RECV_ERROR:
+      case CURLE_GOT_NOTHING:
+      case CURLE_PARTIAL_FILE:
+      default:
+        // Everything else is a failure of the network or of the peer (TLS, HTTP/2 framing, a
+        // garbled reply): another attempt or another provider may fare better.
+        return unavailable(fmt::format("{}: {}", t.what(), why));
+    }
+  }
+
+  void set_timer(Transfer& t, SteadyClock::time_point at, TimerKind kind) {
+    cancel_timer(t);
+    t.timer = timers_.emplace(at, &t);
+    t.timer_kind = kind;
+  }
+
+  void cancel_timer(Transfer& t) {
+    if (t.timer) timers_.erase(*t.timer);
+    t.timer.reset();
+  }
+
+  void fire_timers(SteadyClock::time_point now) {
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      Transfer& t = *timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      t.timer.reset();
+      if (t.timer_kind == TimerKind::kFirstByte) {
+        finish(t, deadline_exceeded(
+                      fmt::format("{}: first-byte timeout of {} ms passed without response headers",
+                                  t.what(), t.request.first_byte_timeout.count())));
+        continue;
+      }
+      // The idle entry is not moved on every piece of data; it is checked when it comes due.
+      const auto due = t.last_activity + t.request.idle_timeout;
+      if (due > now) {
+        set_timer(t, due, TimerKind::kIdle);
+        continue;
+      }
+      finish(t, deadline_exceeded(fmt::format("{}: idle timeout of {} ms passed without data",
+                                              t.what(), t.request.idle_timeout.count())));
+    }
+  }
+
+  // How long the loop may sleep: until the nearest timer of ours; curl_multi_poll() shortens it
+  // further for curl's own timeouts.
+  int poll_wait(SteadyClock::time_point now) const {
+    milliseconds wait = kMaxPollWait;
+    if (!timers_.empty()) {
+      const auto until = std::chrono::ceil<milliseconds>(timers_.begin()->first - now);
+      wait = std::clamp(until, milliseconds(0), kMaxPollWait);
+    }
+    return static_cast<int>(wait.count());
+  }
+
+  CURL* take_handle() {
+    if (spare_handles_.empty()) return curl_easy_init();
+    CURL* easy = spare_handles_.back();
+    spare_handles_.pop_back();
+    return easy;
+  }
+
+  void give_back_handle(CURL* easy) {
+    if (static_cast<int>(spare_handles_.size()) < options_.max_cached_handles) {
+      // Forgets this request's options; keeps the DNS and TLS session caches.
+      curl_easy_reset(easy);
+      spare_handles_.push_back(easy);
+    } else {
+      curl_easy_cleanup(easy);
+    }
+  }
+
+  // ---- curl callbacks ------------------------------------------------------------------------
+
+  // Receives the response header lines one at a time, including those of interim (1xx)
+  // responses; only the final block is kept.
+  static std::size_t on_header_line(char* data, std::size_t size, std::size_t count, void* user) {
+    auto& t = *static_cast<Transfer*>(user);
+    const std::size_t length = size * count;
+    t.last_activity = SteadyClock::now();
+    if (t.headers_done) return length;  // trailers
+    const std::string_view line = trim(std::string_view(data, length));
+    if (line.starts_with("HTTP/")) {
+      t.response.headers.clear();
+      t.block_status = 0;
+      if (const auto space = line.find(' '); space != std::string_view::npos) {
+        for (char c : line.substr(space + 1, 3)) {
+          if (c < '0' || c > '9') break;
+          t.block_status = t.block_status * 10 + (c - '0');
+        }
+      }
+      return length;
+    }
+    if (line.empty()) {
+      if (t.block_status < 200) return length;  // the end of an interim response
+      t.headers_done = true;
+      t.response.status = t.block_status;
+      t.response.time_to_first_byte = micros(t.last_activity - t.started);
+      t.client->arm_idle_timer(t);
+      if (t.request.on_headers) {
+        bool go_on = false;
+        try {
+          go_on = t.request.on_headers(t.response);
+        } catch (...) {
+          t.abort = internal_error(fmt::format("{}: the headers callback threw", t.what()));
+          return 0;
+        }
+        if (!go_on) {
+          t.abort = cancelled(fmt::format("{}: cancelled by the headers callback", t.what()));
+          return 0;
+        }
+      }
+      return length;
+    }
+    if ((data[0] == ' ' || data[0] == '\t') && !t.response.headers.empty()) {
+      // An obsolete folded continuation of the previous header's value.
+      t.response.headers.back().second += ' ';
+      t.response.headers.back().second += line;
+      return length;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return length;  // not a header; tolerated
+    t.response.headers.emplace_back(std::string(trim(line.substr(0, colon))),
+                                    std::string(trim(line.substr(colon + 1))));
+    return length;
+  }
+
+  static std::size_t on_body_bytes(char* data, std::size_t size, std::size_t count, void* user) {
+    auto& t = *static_cast<Transfer*>(user);
+    const std::size_t length = size * count;
+    t.last_activity = SteadyClock::now();
+    if (t.request.on_body) {
+      bool go_on = false;
+      try {
+        go_on = t.request.on_body(std::string_view(data, length));
+      } catch (...) {
+        t.abort = internal_error(fmt::format("{}: the body callback threw", t.what()));
+        return 0;
+      }
+      if (!go_on) {
+        t.abort = cancelled(fmt::format("{}: cancelled by the body callback", t.what()));
+        return 0;
+      }
+      return length;
+    }
+    if (t.response.body.size() + length > t.client->max_body_bytes()) {
+      t.abort = Status(StatusCode::kOutOfRange,
+                       fmt::format("{}: the response body exceeds the limit of {} bytes", t.what(),
+                                   t.client->max_body_bytes()));
+      return 0;
+    }
+    t.response.body.append(data, length);
+    return length;
+  }
+
+  const CurlHttpClientOptions options_;
+  const std::shared_ptr<Logger> logger_;
+  const std::string user_agent_;
+  CURLM* const multi_;
+
+  std::mutex mu_;
+  std::vector<Submission> incoming_;            // guarded by mu_
+  std::vector<std::uint64_t> cancel_requests_;  // guarded by mu_
+  bool stopping_ = false;                       // guarded by mu_
+
+  // The I/O thread's own state.
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> active_;
+  TimerQueue timers_;
+  std::vector<CURL*> spare_handles_;
+
+  std::thread io_;  // last: starts after everything above is ready
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpClient>> make_curl_http_client(const CurlHttpClientOptions& options) {
+  if (options.max_connections_per_host < 0 || options.max_total_connections < 0 ||
+      options.max_idle_connections < 0 || options.max_cached_handles < 0) {
+    return invalid_argument("connection and handle limits must not be negative");
+  }
+  LLMASSIST_RETURN_IF_ERROR(ensure_curl_initialized());
+  CURLM* multi = curl_multi_init();
+  if (multi == nullptr) return internal_error("curl_multi_init failed");
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                    static_cast<long>(options.max_connections_per_host));
+  curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    static_cast<long>(options.max_total_connections));
+  if (options.max_idle_connections > 0) {
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options.max_idle_connections));
+  }
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
+  try {
+    return std::unique_ptr<HttpClient>(std::make_unique<CurlHttpClient>(options, multi));
+  } catch (const std::exception& e) {
+    curl_multi_cleanup(multi);
+    return internal_error(fmt::format("cannot start the HTTP client: {}", e.what()));
+  }
+}
+
+}  // namespace llmassist

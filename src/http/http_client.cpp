@@ -1,0 +1,38 @@
+#include "llmassist/http_client.h"
+
+#include <future>
+
+namespace llmassist {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) {
+      return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string_view> find_header(const HttpHeaders& headers,
+                                            std::string_view name) noexcept {
+  for (const auto& [key, value] : headers) {
+    if (iequals(key, name)) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+Result<HttpResponse> send_sync(HttpClient& client, HttpRequest request) {
+  // Held by a shared_ptr because HttpCallback is a std::function, which must be copyable.
+  auto promise = std::make_shared<std::promise<Result<HttpResponse>>>();
+  auto future = promise->get_future();
+  client.send(std::move(request),
+              [promise](Result<HttpResponse> outcome) { promise->set_value(std::move(outcome)); });
+  return future.get();
+}
+
+}  // namespace llmassist

@@ -1,0 +1,451 @@
+// The curl HttpClient against a real HTTP server over loopback.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "llmassist/curl_http_client.h"
+#include "llmassist/http_client.h"
+#include "support/mock_http_server.h"
+
+using namespace llmassist;
+using llmassist::testing::MockHttpServer;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<HttpClient> make_client(CurlHttpClientOptions options = {}) {
+  if (!options.logger) options.logger = null_logger();
+  auto client = make_curl_http_client(options);
+  REQUIRE(client.ok());
+  return std::move(client).value();
+}
+
+// One asynchronous outcome, waited for with a bound so that a bug fails the test instead of
+// hanging it.
+class Pending {
+ public:
+  HttpCallback callback() {
+    return [p = promise_](Result<HttpResponse> r) { p->set_value(std::move(r)); };
+  }
+  Result<HttpResponse> get(std::chrono::seconds bound = 10s) {
+    if (future_.wait_for(bound) != std::future_status::ready) {
+      return internal_error("test: no outcome within the bound");
+    }
+    return future_.get();
+  }
+
+ private:
+  std::shared_ptr<std::promise<Result<HttpResponse>>> promise_ =
+      std::make_shared<std::promise<Result<HttpResponse>>>();
+  std::future<Result<HttpResponse>> future_ = promise_->get_future();
+};
+
+// A loopback port bound but not listening while it lives: connecting to it is refused.
+class RefusingPort {
+ public:
+  RefusingPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RefusingPort() { ::close(fd_); }
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
+
+  [[nodiscard]] std::string url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+HttpRequest get(std::string url) {
+  HttpRequest r;
+  r.url = std::move(url);
+  return r;
+}
+
+// Routes shared by most tests. `/hang` and `/stall` count their arrivals in `arrivals`.
+void add_common_routes(MockHttpServer& server, std::atomic<int>& arrivals) {
+  server.http().Get("/hello", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("X-Reply", "yes");
+    res.set_content("hello " + req.get_header_value("X-Test"), "text/plain");
+  });
+  server.http().Post("/echo", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(req.body, req.get_header_value("Content-Type"));
+  });
+  server.http().Get("/busy", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 503;
+    res.set_header("Retry-After", "7");
+    res.set_content("try later", "text/plain");
+  });
+  // Never answers (until the server stops).
+  server.http().Get("/hang", [&](const httplib::Request&, httplib::Response& res) {
+    arrivals.fetch_add(1);
+    server.notify();
+    server.wait_for(30s);
+    res.set_content("late", "text/plain");
+  });
+  // Sends the headers and one chunk, then nothing (until the server stops).
+  server.http().Get("/stall", [&](const httplib::Request&, httplib::Response& res) {
+    arrivals.fetch_add(1);
+    server.notify();
+    res.set_chunked_content_provider("text/plain",
+                                     [&](std::size_t offset, httplib::DataSink& sink) {
+                                       if (offset == 0) return sink.write("a", 1);
+                                       server.wait_for(30s);
+                                       return false;
+                                     });
+  });
+}
+
+}  // namespace
+
+TEST_CASE("http client: GET and POST carry headers and bodies both ways") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  HttpRequest hello = get(server.url("/hello"));
+  hello.headers = {{"X-Test", "ping"}};
+  auto got = send_sync(*client, hello);
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == "hello ping");
+  CHECK(got->header("x-reply") == "yes");
+  CHECK(got->header("X-REPLY") == "yes");
+  CHECK_FALSE(got->header("x-missing").has_value());
+  CHECK(got->time_to_first_byte <= got->total_time);
+
+  HttpRequest post;
+  post.method = "POST";
+  post.url = server.url("/echo");
+  post.headers = {{"Content-Type", "application/json"}};
+  post.body = R"({"q":")" + std::string(100000, 'x') + R"("})";
+  auto echoed = send_sync(*client, post);
+  REQUIRE(echoed.ok());
+  CHECK(echoed->status == 200);
+  CHECK(echoed->body == post.body);
+  CHECK(echoed->header("content-type") == "application/json");
+}
+
+TEST_CASE("http client: an HTTP error status is a response, not a transport error") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  auto busy = send_sync(*client, get(server.url("/busy")));
+  REQUIRE(busy.ok());
+  CHECK(busy->status == 503);
+  CHECK(busy->header("retry-after") == "7");
+  CHECK(busy->body == "try later");
+
+  auto missing = send_sync(*client, get(server.url("/nothing-here")));
+  REQUIRE(missing.ok());
+  CHECK(missing->status == 404);
+}
+
+TEST_CASE("http client: connection refused is kUnavailable") {
+  RefusingPort port;
+  auto client = make_client();
+  auto got = send_sync(*client, get(port.url("/v1/models")));
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kUnavailable);
+  CHECK(got.status().message().find("127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("http client: malformed requests are kInvalidArgument") {
+  auto client = make_client();
+  CHECK(send_sync(*client, get("not a url")).status().code() == StatusCode::kInvalidArgument);
+  CHECK(send_sync(*client, get("ftp://127.0.0.1/file")).status().code() ==
+        StatusCode::kInvalidArgument);
+  HttpRequest bad_method = get("http://127.0.0.1:1/");
+  bad_method.method = "GE T";
+  CHECK(send_sync(*client, bad_method).status().code() == StatusCode::kInvalidArgument);
+  HttpRequest injected = get("http://127.0.0.1:1/");
+  injected.headers = {{"X-A", "1\r\nX-B: 2"}};
+  CHECK(send_sync(*client, injected).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("http client: timeouts are kDeadlineExceeded and name the timeout") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  SUBCASE("first byte") {
+    HttpRequest r = get(server.url("/hang"));
+    r.first_byte_timeout = 200ms;
+    auto got = send_sync(*client, r);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kDeadlineExceeded);
+    CHECK(got.status().message().find("first-byte timeout") != std::string::npos);
+  }
+  SUBCASE("total, while the body stalls") {
+    HttpRequest r = get(server.url("/stall"));
+    r.total_timeout = 300ms;
+    auto got = send_sync(*client, r);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kDeadlineExceeded);
+    CHECK(got.status().message().find("total timeout") != std::string::npos);
+  }
+  SUBCASE("total, before any headers") {
+    HttpRequest r = get(server.url("/hang"));
+    r.total_timeout = 200ms;
+    auto got = send_sync(*client, r);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kDeadlineExceeded);
+    CHECK(got.status().message().find("total timeout") != std::string::npos);
+  }
+  SUBCASE("idle") {
+    HttpRequest r = get(server.url("/stall"));
+    r.idle_timeout = 200ms;
+    auto got = send_sync(*client, r);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kDeadlineExceeded);
+    CHECK(got.status().message().find("idle timeout") != std::string::npos);
+  }
+}
+
+TEST_CASE("http client: a streamed body arrives chunk by chunk") {
+  MockHttpServer server;
+  std::atomic<bool> first_seen{false};
+  std::atomic<bool> last_written{false};
+  server.http().Get("/stream", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/event-stream",
+                                     [&](std::size_t offset, httplib::DataSink& sink) {
+                                       if (offset == 0) return sink.write("data: first\n\n", 13);
+                                       // The last chunk waits until the client has seen the first:
+                                       // only incremental delivery lets this finish without the
+                                       // bound.
+                                       server.wait_until([&] { return first_seen.load(); }, 5s);
+                                       last_written = true;
+                                       sink.write("data: last\n\n", 12);
+                                       sink.done();
+                                       return true;
+                                     });
+  });
+  server.start();
+  auto client = make_client();
+
+  std::string streamed;
+  bool last_written_at_first_chunk = true;
+  bool headers_seen_first = false;
+  int status_in_headers = 0;
+  HttpRequest r = get(server.url("/stream"));
+  r.on_headers = [&](const HttpResponse& head) {
+    headers_seen_first = streamed.empty();
+    status_in_headers = head.status;
+    return true;
+  };
+  r.on_body = [&](std::string_view chunk) {
+    if (streamed.empty()) {
+      last_written_at_first_chunk = last_written.load();
+      first_seen = true;
+      server.notify();
+    }
+    streamed += chunk;
+    return true;
+  };
+  auto got = send_sync(*client, r);
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body.empty());
+  CHECK(headers_seen_first);
+  CHECK(status_in_headers == 200);
+  CHECK_FALSE(last_written_at_first_chunk);
+  CHECK(streamed == "data: first\n\ndata: last\n\n");
+}
+
+TEST_CASE("http client: a body callback returning false cancels the request") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  int calls = 0;
+  HttpRequest r = get(server.url("/stall"));
+  r.on_body = [&](std::string_view) {
+    ++calls;
+    return false;
+  };
+  auto got = send_sync(*client, r);
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kCancelled);
+  CHECK(calls == 1);
+
+  // The client goes on serving.
+  auto after = send_sync(*client, get(server.url("/hello")));
+  REQUIRE(after.ok());
+  CHECK(after->status == 200);
+}
+
+TEST_CASE("http client: a CancelToken cancels a hanging request promptly") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  auto token = CancelToken::create();
+  HttpRequest r = get(server.url("/hang"));
+  r.cancel = token;
+  Pending pending;
+  const auto sent_at = std::chrono::steady_clock::now();
+  client->send(r, pending.callback());
+  REQUIRE(server.wait_until([&] { return arrivals.load() == 1; }, 5s));
+  token->cancel();
+  auto got = pending.get();
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kCancelled);
+  // Generous: the handler would hang for 30 s.
+  CHECK(std::chrono::steady_clock::now() - sent_at < 10s);
+
+  auto after = send_sync(*client, get(server.url("/hello")));
+  REQUIRE(after.ok());
+  CHECK(after->status == 200);
+
+  // A token cancelled before sending stops the request before it starts.
+  HttpRequest early = get(server.url("/hello"));
+  early.cancel = token;
+  CHECK(send_sync(*client, early).status().code() == StatusCode::kCancelled);
+}
+
+TEST_CASE("http client: sequential requests reuse one kept-alive connection") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  for (int i = 0; i < 20; ++i) {
+    auto got = send_sync(*client, get(server.url("/hello")));
+    REQUIRE(got.ok());
+    CHECK(got->status == 200);
+  }
+  CHECK(server.connections_accepted() == 1);
+}
+
+TEST_CASE("http client: 200 concurrent slow requests all complete") {
+  MockHttpServer server;
+  server.http().Get("/slow", [&](const httplib::Request&, httplib::Response& res) {
+    server.wait_for(200ms);
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  constexpr int kRequests = 200;
+  // Declared before the client, which calls back into them until it is destroyed.
+  std::mutex mu;
+  std::vector<Result<HttpResponse>> outcomes;
+  std::promise<void> all_done;
+  auto client = make_client();
+
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRequests; ++i) {
+    client->send(get(server.url("/slow")), [&](Result<HttpResponse> r) {
+      std::lock_guard lock(mu);
+      outcomes.push_back(std::move(r));
+      if (outcomes.size() == kRequests) all_done.set_value();
+    });
+  }
+  REQUIRE(all_done.get_future().wait_for(30s) == std::future_status::ready);
+  // Sanity only: far below running them one after another (200 x 200 ms).
+  CHECK(std::chrono::steady_clock::now() - started < kRequests * 200ms);
+  std::lock_guard lock(mu);
+  for (const auto& r : outcomes) {
+    REQUIRE(r.ok());
+    CHECK(r->status == 200);
+    CHECK(r->body == "ok");
+  }
+}
+
+TEST_CASE("http client: destroying the client cancels every request in flight") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  constexpr int kRequests = 5;
+  std::mutex mu;
+  std::vector<StatusCode> codes;
+  auto client = make_client();
+
+  for (int i = 0; i < kRequests; ++i) {
+    client->send(get(server.url("/hang")), [&](Result<HttpResponse> r) {
+      std::lock_guard lock(mu);
+      codes.push_back(r.status().code());
+    });
+  }
+  REQUIRE(server.wait_until([&] { return arrivals.load() == kRequests; }, 5s));
+  client.reset();
+  std::lock_guard lock(mu);
+  REQUIRE(codes.size() == kRequests);
+  for (StatusCode code : codes) CHECK(code == StatusCode::kCancelled);
+}
+
+TEST_CASE("http client: a completion callback may send the next request") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_client();
+
+  Pending second;
+  client->send(get(server.url("/hello")), [&](Result<HttpResponse> first) {
+    CHECK(first.ok());
+    client->send(get(server.url("/busy")), second.callback());
+  });
+  auto got = second.get();
+  REQUIRE(got.ok());
+  CHECK(got->status == 503);
+}
+
+TEST_CASE("http client: error messages never carry the query, headers or tokens in the path") {
+  RefusingPort port;
+  auto client = make_client();
+
+  HttpRequest r = get(port.url("/v1/chat?key=SECRET1"));
+  r.headers = {{"Authorization", "Bearer SECRET2-abcdef"}};
+  auto refused = send_sync(*client, r);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message().find("SECRET") == std::string::npos);
+  CHECK(refused.status().message().find("/v1/chat") != std::string::npos);
+
+  auto telegram = send_sync(*client, get(port.url("/bot123456:SECRET3token/getMe")));
+  REQUIRE_FALSE(telegram.ok());
+  CHECK(telegram.status().message().find("SECRET") == std::string::npos);
+  CHECK(telegram.status().message().find("getMe") != std::string::npos);
+
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  HttpRequest hanging = get(server.url("/hang?key=SECRET4"));
+  hanging.first_byte_timeout = 100ms;
+  auto timed_out = send_sync(*client, hanging);
+  REQUIRE_FALSE(timed_out.ok());
+  CHECK(timed_out.status().message().find("SECRET") == std::string::npos);
+}
