@@ -406,6 +406,36 @@ TEST_CASE("http client: destroying the client cancels every request in flight") 
   for (StatusCode code : codes) CHECK(code == StatusCode::kCancelled);
 }
 
+TEST_CASE("http client: a completion callback may drop the last owner of the client") {
+  MockHttpServer server;
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  // The client is owned by what its own callback releases, as a provider chain is by the
+  // callback of its last request.
+  auto client = std::shared_ptr<HttpClient>(make_client());
+  std::weak_ptr<HttpClient> watch = client;
+  std::promise<StatusCode> hanging;
+  client->send(get(server.url("/hang")),
+               [&](Result<HttpResponse> r) { hanging.set_value(r.status().code()); });
+  REQUIRE(server.wait_until([&] { return arrivals.load() == 1; }, 5s));
+  std::promise<void> released;
+  auto owner = std::make_shared<std::shared_ptr<HttpClient>>(std::move(client));
+  (*owner)->send(get(server.url("/hello")), [owner, &released](Result<HttpResponse> r) mutable {
+    CHECK(r.ok());
+    owner->reset();  // the last owner: the client is destroyed on its own I/O thread
+    released.set_value();
+  });
+  owner.reset();
+  auto done = released.get_future();
+  REQUIRE(done.wait_for(5s) == std::future_status::ready);
+  // The request still in flight is completed with kCancelled once the callback returned.
+  auto cancelled_code = hanging.get_future();
+  REQUIRE(cancelled_code.wait_for(5s) == std::future_status::ready);
+  CHECK(cancelled_code.get() == StatusCode::kCancelled);
+  CHECK(watch.expired());
+}
+
 TEST_CASE("http client: a completion callback may send the next request") {
   MockHttpServer server;
   std::atomic<int> arrivals{0};

@@ -11,8 +11,9 @@
 // Thread-safety: send() may be called from many threads at once, including from inside a
 // `done`, body or headers callback. The callbacks of all requests run on the client's single
 // I/O thread, one at a time: they must return quickly, must not throw, and must not block on
-// another request of the same client (send_sync() from a callback deadlocks), and must not
-// destroy the client.
+// another request of the same client (send_sync() from a callback deadlocks). A callback may
+// drop the last owner of the client (and of what owns it): the client then finishes on its I/O
+// thread once that callback returns, completing what is left with kCancelled.
 #pragma once
 
 #include <chrono>
@@ -117,7 +118,8 @@ class HttpClient {
 
   // Starts `request` and returns at once. `done` is called exactly once, on the I/O thread, with
   // the outcome. Destroying the client completes every unfinished request with kCancelled
-  // before the destructor returns; send() must not race with the destructor (a `done` running
+  // before the destructor returns (when destroyed from one of its own callbacks: right after
+  // that callback returns); send() must not race with the destructor (a `done` running
   // during destruction may still send, and that request is cancelled too).
   virtual void send(HttpRequest request, HttpCallback done) = 0;
 };

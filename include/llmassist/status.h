@@ -217,3 +217,14 @@ class [[nodiscard]] Result final {
     ::llmassist::Status llmassist_status_tmp_ = (expr);  \
     if (!llmassist_status_tmp_.ok()) return llmassist_status_tmp_; \
   } while (false)
+
+// Evaluates `expr` (a Result<T>); returns its Status from the enclosing function on error,
+// else move-assigns its value to `lhs` (which may be a declaration: `auto x`).
+#define LLMASSIST_ASSIGN_OR_RETURN(lhs, expr) \
+  LLMASSIST_ASSIGN_OR_RETURN_IMPL_(LLMASSIST_CONCAT_(llmassist_result_, __LINE__), lhs, expr)
+#define LLMASSIST_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                     \
+  if (!tmp.ok()) return tmp.status();                    \
+  lhs = std::move(tmp).value()
+#define LLMASSIST_CONCAT_(a, b) LLMASSIST_CONCAT_INNER_(a, b)
+#define LLMASSIST_CONCAT_INNER_(a, b) a##b

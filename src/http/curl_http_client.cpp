@@ -70,7 +70,7 @@ std::chrono::microseconds micros(Duration d) {
 
 enum class TimerKind : std::uint8_t { kFirstByte, kIdle };
 
-class CurlHttpClient;
+class CurlEngine;
 struct Transfer;
 // Deadlines of the first-byte and idle timeouts: at most one entry per transfer at a time (the
 // first-byte one until the headers arrive, then the idle one).
@@ -80,7 +80,7 @@ using TimerQueue = std::multimap<SteadyClock::time_point, Transfer*>;
 // address: curl's callbacks and CURLOPT_PRIVATE point at it.
 struct Transfer {
   std::uint64_t id = 0;
-  CurlHttpClient* client = nullptr;
+  CurlEngine* client = nullptr;
   CURL* easy = nullptr;
   curl_slist* header_list = nullptr;
   HttpRequest request;
@@ -105,30 +105,39 @@ struct Transfer {
   [[nodiscard]] std::string what() const { return request.method + " " + url.display; }
 };
 
-class CurlHttpClient final : public HttpClient {
+// The client's state and event loop. Shared by the public handle and the I/O thread, so that
+// the handle may be destroyed from inside one of its own callbacks: the thread then finishes the
+// loop on its own and the engine dies with it.
+class CurlEngine {
  public:
-  CurlHttpClient(const CurlHttpClientOptions& options, CURLM* multi)
+  CurlEngine(const CurlHttpClientOptions& options, CURLM* multi)
       : options_(options),
         logger_(options.logger ? options.logger : stderr_logger()),
         user_agent_(options.user_agent.empty()
                         ? std::string("llmassist/") + LLMASSIST_VERSION_STRING
                         : options.user_agent),
-        multi_(multi) {
-    io_ = std::thread([this] { run(); });
+        multi_(multi) {}
+
+  CurlEngine(const CurlEngine&) = delete;
+  CurlEngine& operator=(const CurlEngine&) = delete;
+
+  ~CurlEngine() {
+    for (CURL* easy : spare_handles_) curl_easy_cleanup(easy);
+    curl_multi_cleanup(multi_);
   }
 
-  ~CurlHttpClient() override {
+  // The I/O thread's body: serves until request_stop(), then completes what is left.
+  void loop() { run(); }
+
+  void request_stop() {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
     curl_multi_wakeup(multi_);
-    io_.join();
-    for (CURL* easy : spare_handles_) curl_easy_cleanup(easy);
-    curl_multi_cleanup(multi_);
   }
 
-  void send(HttpRequest request, HttpCallback done) override {
+  void send(HttpRequest request, HttpCallback done) {
     {
       std::lock_guard lock(mu_);
       incoming_.push_back(Submission{std::move(request), std::move(done), SteadyClock::now()});
@@ -626,8 +635,31 @@ class CurlHttpClient final : public HttpClient {
   std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> active_;
   TimerQueue timers_;
   std::vector<CURL*> spare_handles_;
+};
 
-  std::thread io_;  // last: starts after everything above is ready
+class CurlHttpClient final : public HttpClient {
+ public:
+  explicit CurlHttpClient(std::shared_ptr<CurlEngine> engine)
+      : engine_(std::move(engine)), io_([engine = engine_] { engine->loop(); }) {}
+
+  ~CurlHttpClient() override {
+    engine_->request_stop();
+    if (io_.get_id() == std::this_thread::get_id()) {
+      // Destroyed by one of its own callbacks: the loop ends (completing what is left with
+      // kCancelled) once that callback returns, and the thread releases the engine.
+      io_.detach();
+    } else {
+      io_.join();
+    }
+  }
+
+  void send(HttpRequest request, HttpCallback done) override {
+    engine_->send(std::move(request), std::move(done));
+  }
+
+ private:
+  const std::shared_ptr<CurlEngine> engine_;
+  std::thread io_;  // after engine_: starts once the engine is ready
 };
 
 }  // namespace
@@ -649,9 +681,11 @@ Result<std::unique_ptr<HttpClient>> make_curl_http_client(const CurlHttpClientOp
   }
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
   try {
-    return std::unique_ptr<HttpClient>(std::make_unique<CurlHttpClient>(options, multi));
+    auto engine = std::make_shared<CurlEngine>(options, multi);
+    multi = nullptr;  // the engine owns it now
+    return std::unique_ptr<HttpClient>(std::make_unique<CurlHttpClient>(std::move(engine)));
   } catch (const std::exception& e) {
-    curl_multi_cleanup(multi);
+    if (multi != nullptr) curl_multi_cleanup(multi);
     return internal_error(fmt::format("cannot start the HTTP client: {}", e.what()));
   }
 }

@@ -48,6 +48,16 @@ FailureClass classify_failure(const Status& s) noexcept {
 
 namespace {
 
+// "primary (unavailable): HTTP 500: ..." — the provider's own prefix of its message dropped.
+std::string describe(std::string_view name, const Status& failure) {
+  std::string_view message = failure.message();
+  if (message.size() > name.size() + 2 && message.substr(0, name.size()) == name &&
+      message.substr(name.size(), 2) == ": ") {
+    message.remove_prefix(name.size() + 2);
+  }
+  return fmt::format("{} ({}): {}", name, to_string(failure.code()), message);
+}
+
 // Failures that say nothing about the provider's health.
 bool counts_against_health(FailureClass c) {
   return c != FailureClass::kContext && c != FailureClass::kNoAnswer &&
@@ -203,7 +213,7 @@ class Core : public std::enable_shared_from_this<Core> {
           const FailureClass cls = classify_failure(failure);
           record_failure(index, failure, cls);
           const std::string_view name = providers_[index]->name();
-          attempt->errors.push_back(fmt::format("{}: {}", name, failure.to_string()));
+          attempt->errors.push_back(describe(name, failure));
           attempt->classes.push_back(cls);
           if (cls == FailureClass::kCancelled) {
             finish_failed(attempt, failure);

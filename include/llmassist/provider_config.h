@@ -1,0 +1,49 @@
+// Builds LLM providers and their FallbackChain from a JSON configuration: the `providers` list
+// (in fallback order) and the optional `fallback` section of a config file. Other top-level
+// sections (the bot's) are left to their readers. See docs/configuration.md.
+//
+// Secrets: a provider's key is never in the file. `api_key_env` names the environment variable
+// that holds it; a config with an `api_key` field is refused.
+//
+// Errors name the place in the file as a JSON path: "$.providers[1].temperature: expected a
+// number, got a string"; unknown keys are errors too ("did you mean"-free, but exact).
+//
+// Thread-safety: functions without shared state.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "llmassist/fallback_chain.h"
+#include "llmassist/http_client.h"
+#include "llmassist/logger.h"
+#include "llmassist/scheduler.h"
+#include "llmassist/status.h"
+
+namespace llmassist {
+
+struct ProviderConfigContext {
+  // Reads an environment variable; default: std::getenv.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+  // Relative knowledge-base paths are taken from here; default: the current folder.
+  std::string base_dir;
+  std::shared_ptr<HttpClient> http;          // shared by the HTTP providers; default: one is made
+  std::shared_ptr<Scheduler> scheduler;      // for retries; default: one is made
+  std::shared_ptr<Logger> logger;            // default: stderr_logger()
+  std::shared_ptr<Clock> clock;              // for the chain; default: system_clock()
+};
+
+// Builds the chain from a config file's text. With no `providers` key (or an empty list), the
+// chain holds the shipped sample knowledge base alone.
+[[nodiscard]] Result<std::unique_ptr<FallbackChain>> make_chain_from_config(
+    std::string_view json_text, const ProviderConfigContext& context = {});
+
+// Reads `path` and builds the chain; relative knowledge-base paths are taken from the file's
+// folder. kNotFound when the file cannot be read.
+[[nodiscard]] Result<std::unique_ptr<FallbackChain>> make_chain_from_config_file(
+    const std::string& path, ProviderConfigContext context = {});
+
+}  // namespace llmassist

@@ -1,0 +1,119 @@
+#include "llm/model_exchange.h"
+
+#include <fmt/format.h>
+
+namespace llmassist::detail {
+
+namespace {
+constexpr std::size_t kMaxErrorBody = 64 * 1024;
+}
+
+void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::string body,
+                          std::shared_ptr<CancelToken> cancel) {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = target.url;
+  request.headers = target.headers;
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.body = std::move(body);
+  request.connect_timeout = target.connect_timeout;
+  request.first_byte_timeout = target.first_byte_timeout;
+  request.total_timeout = target.total_timeout;
+  request.idle_timeout = target.idle_timeout;
+  request.cancel = std::move(cancel);
+  auto self = shared_from_this();
+  if (streaming()) {
+    request.on_headers = [self](const HttpResponse& head) {
+      self->status_ = head.status;
+      return true;
+    };
+    request.on_body = [self](std::string_view chunk) {
+      if (self->status_ != 200) {
+        if (self->error_body_.size() < kMaxErrorBody) self->error_body_.append(chunk);
+        return true;
+      }
+      const bool go_on = self->lines_.feed(
+          chunk, [&](std::string_view line) { return self->on_stream_line(line); });
+      if (!go_on && !self->failure_ && !self->caller_stopped_ && !self->stream_complete()) {
+        self->fail(invalid_argument(
+            fmt::format("{}: a streamed line is longer than the limit", self->provider_)));
+      }
+      return go_on;
+    };
+  }
+  http.send(std::move(request),
+            [self](Result<HttpResponse> result) { self->finish(std::move(result)); });
+}
+
+bool ModelExchange::add_text(std::string_view piece) {
+  const std::string answer = think_.feed(piece);
+  if (answer.empty()) return true;
+  completion_.text += answer;
+  if (on_token_ && !on_token_(answer)) {
+    caller_stopped_ = true;
+    return false;
+  }
+  return true;
+}
+
+void ModelExchange::fail(Status status) {
+  if (!failure_) failure_ = std::move(status);
+}
+
+void ModelExchange::finish(Result<HttpResponse> result) {
+  // Failures found while reading the stream explain a transfer we stopped ourselves.
+  if (failure_) {
+    on_done_(*failure_);
+    return;
+  }
+  if (caller_stopped_) {
+    on_done_(cancelled(fmt::format("{}: the caller stopped the stream", provider_)));
+    return;
+  }
+  if (!result.ok()) {
+    // A stream we ended on purpose after its last event is a success, not a cancellation.
+    if (!(streaming() && status_ == 200 && stream_complete() &&
+          result.status().code() == StatusCode::kCancelled)) {
+      on_done_(result.status().annotate(provider_));
+      return;
+    }
+  } else if (result->status != 200) {
+    const std::string& body = streaming() ? error_body_ : result->body;
+    auto [message, code] = error_detail(body);
+    on_done_(http_failure(provider_, *result, message, code));
+    return;
+  }
+  if (streaming()) {
+    on_stream_end(lines_.rest());
+    if (!failure_ && !stream_complete()) {
+      fail(unavailable(fmt::format("{}: the stream ended before the answer was complete",
+                                   provider_)));
+    }
+  } else {
+    on_full_body(result->body);
+  }
+  if (!failure_) {
+    const std::string tail = think_.finish();
+    completion_.text += tail;
+    if (!tail.empty() && on_token_ && !on_token_(tail)) caller_stopped_ = true;
+    completion_.reasoning += think_.reasoning();
+    if (completion_.text.empty()) {
+      fail(invalid_argument(fmt::format("{}: the model returned an empty answer{}", provider_,
+                                        completion_.finish_reason.empty()
+                                            ? ""
+                                            : " (finish reason: " + completion_.finish_reason +
+                                                  ")"))
+               .with_reason("empty_answer"));
+    }
+  }
+  if (failure_) {
+    on_done_(*failure_);
+    return;
+  }
+  completion_.provider = provider_;
+  completion_.latency = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
+  on_done_(std::move(completion_));
+}
+
+}  // namespace llmassist::detail

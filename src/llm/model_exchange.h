@@ -1,0 +1,85 @@
+// Internal: one request to an HTTP model API, from sending to the Completion — the lifecycle the
+// OpenAI-compatible and Ollama providers share. A provider subclass knows its wire format: how a
+// streamed line reads, how a whole body reads, how an error body reads.
+//
+// Ownership: an exchange is shared by the HTTP callbacks; it holds no reference to the provider
+// or its HttpClient, so the provider may be destroyed while requests are in flight (its client
+// then completes them with kCancelled).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "llm/provider_util.h"
+#include "llmassist/http_client.h"
+#include "llmassist/llm_provider.h"
+
+namespace llmassist::detail {
+
+// Timeouts and the endpoint for one exchange.
+struct ExchangeTarget {
+  std::string url;
+  HttpHeaders headers;
+  std::chrono::milliseconds connect_timeout{0};
+  std::chrono::milliseconds first_byte_timeout{0};
+  std::chrono::milliseconds total_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
+};
+
+class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
+ public:
+  ModelExchange(std::string provider, TokenCallback on_token, CompletionCallback on_done)
+      : provider_(std::move(provider)),
+        on_token_(std::move(on_token)),
+        on_done_(std::move(on_done)),
+        started_(std::chrono::steady_clock::now()) {}
+  virtual ~ModelExchange() = default;
+
+  // Sends `body` (JSON) to the target; streams when the caller gave a token callback.
+  void start(HttpClient& http, const ExchangeTarget& target, std::string body,
+             std::shared_ptr<CancelToken> cancel);
+
+ protected:
+  // Handles one line of a streamed body. Returns false to stop the transfer (after fail() or
+  // when the stream is complete and nothing more is wanted).
+  virtual bool on_stream_line(std::string_view line) = 0;
+  // Called when a streamed body ended: whatever a last line without "\n" holds.
+  virtual void on_stream_end(std::string_view rest) = 0;
+  // Reads a whole (non-streamed) 200 body into the completion, or fail()s.
+  virtual void on_full_body(std::string_view body) = 0;
+  // Extracts the server's error message and machine code from an error body.
+  virtual std::pair<std::string, std::string> error_detail(std::string_view body) = 0;
+  // Whether a streamed answer reached its proper end ([DONE], done: true, a finish_reason).
+  [[nodiscard]] virtual bool stream_complete() const = 0;
+
+  // Adds answer text (reasoning filtered out); streams it to the caller. Returns false when the
+  // caller asked to stop.
+  bool add_text(std::string_view piece);
+  void add_reasoning(std::string_view piece) { completion_.reasoning.append(piece); }
+  // Records the failure that ends the exchange; the first one wins.
+  void fail(Status status);
+
+  Completion& completion() { return completion_; }
+  const Completion& completion() const { return completion_; }
+  const std::string& provider() const { return provider_; }
+  bool streaming() const { return static_cast<bool>(on_token_); }
+
+ private:
+  void finish(Result<HttpResponse> result);
+
+  const std::string provider_;
+  const TokenCallback on_token_;
+  const CompletionCallback on_done_;
+  const std::chrono::steady_clock::time_point started_;
+  Completion completion_;
+  ThinkFilter think_;
+  LineSplitter lines_;
+  int status_ = 0;          // the HTTP status, once the headers arrived
+  std::string error_body_;  // a streamed non-200 body, kept for its error message
+  std::optional<Status> failure_;
+  bool caller_stopped_ = false;
+};
+
+}  // namespace llmassist::detail

@@ -1,0 +1,177 @@
+// The Ollama provider: /api/chat, whole or streamed as NDJSON.
+#include "llmassist/ollama_provider.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "llm/model_exchange.h"
+#include "llmassist/curl_http_client.h"
+
+namespace llmassist {
+namespace {
+
+using nlohmann::json;
+
+class OllamaExchange final : public detail::ModelExchange {
+ public:
+  using ModelExchange::ModelExchange;
+
+ private:
+  bool on_stream_line(std::string_view line) override {
+    if (line.find_first_not_of(" \t") == std::string_view::npos) return true;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      fail(invalid_argument(fmt::format("{}: malformed stream line: {}", provider(),
+                                        detail::clip(line, 120))));
+      return false;
+    }
+    return read(j);
+  }
+
+  void on_stream_end(std::string_view rest) override {
+    if (!rest.empty() && !done_) on_stream_line(rest);
+  }
+
+  void on_full_body(std::string_view body) override {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      fail(invalid_argument(fmt::format("{}: the response is not JSON: {}", provider(),
+                                        detail::clip(body, 120))));
+      return;
+    }
+    read(j);
+    if (!done_) fail(invalid_argument(fmt::format("{}: the response is not done", provider())));
+  }
+
+  // One object of the answer: a piece of the message, or the final one with "done": true.
+  bool read(const json& j) {
+    if (auto e = j.find("error"); e != j.end()) {
+      const std::string message = e->is_string() ? e->get<std::string>() : e->dump();
+      fail(unavailable(fmt::format("{}: the server reported an error: {}", provider(),
+                                   detail::clip(message))));
+      return false;
+    }
+    Completion& c = completion();
+    if (auto m = j.find("model"); m != j.end() && m->is_string()) c.model = *m;
+    if (auto msg = j.find("message"); msg != j.end() && msg->is_object()) {
+      if (auto t = msg->find("thinking"); t != msg->end() && t->is_string()) {
+        add_reasoning(t->get<std::string>());
+      }
+      if (auto t = msg->find("content"); t != msg->end() && t->is_string()) {
+        if (!add_text(t->get<std::string>())) return false;
+      }
+    }
+    if (auto d = j.find("done"); d != j.end() && d->is_boolean() && d->get<bool>()) {
+      done_ = true;
+      if (auto r = j.find("done_reason"); r != j.end() && r->is_string()) c.finish_reason = *r;
+      if (c.finish_reason.empty()) c.finish_reason = "stop";
+      auto count = [&](const char* key) {
+        auto it = j.find(key);
+        return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
+      };
+      c.usage.prompt_tokens = count("prompt_eval_count");
+      c.usage.completion_tokens = count("eval_count");
+    }
+    return true;
+  }
+
+  std::pair<std::string, std::string> error_detail(std::string_view body) override {
+    json j = json::parse(body, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) {
+      if (auto e = j.find("error"); e != j.end() && e->is_string()) return {*e, ""};
+    }
+    return {detail::clip(body, 200), ""};
+  }
+
+  bool stream_complete() const override { return done_; }
+
+  bool done_ = false;
+};
+
+class OllamaProvider final : public LlmProvider {
+ public:
+  OllamaProvider(OllamaProviderOptions options, json extra, std::shared_ptr<HttpClient> http)
+      : options_(std::move(options)), extra_(std::move(extra)), http_(std::move(http)) {
+    target_.url = options_.base_url + "/api/chat";
+    target_.connect_timeout = options_.connect_timeout;
+    target_.first_byte_timeout = options_.first_byte_timeout;
+    target_.total_timeout = options_.total_timeout;
+    target_.idle_timeout = options_.idle_timeout;
+  }
+
+  std::string_view name() const override { return options_.name; }
+
+  void complete(CompletionRequest request, TokenCallback on_token,
+                CompletionCallback on_done) override {
+    const bool stream = static_cast<bool>(on_token);
+    json body = json::object();
+    body["model"] = options_.model;
+    json messages = json::array();
+    for (const auto& m : request.messages) {
+      messages.push_back({{"role", detail::model_role(m.role)}, {"content", m.content}});
+    }
+    body["messages"] = std::move(messages);
+    body["stream"] = stream;
+    // Sent always: Ollama thinks by default for thinking models when "think" is absent.
+    body["think"] = options_.think;
+    json opts = extra_;
+    if (auto t = request.temperature ? request.temperature : options_.temperature) {
+      opts["temperature"] = *t;
+    }
+    if (options_.num_ctx) opts["num_ctx"] = *options_.num_ctx;
+    if (auto n = request.max_tokens ? request.max_tokens : options_.max_tokens) {
+      opts["num_predict"] = *n;
+    }
+    const auto& stop = request.stop.empty() ? options_.stop : request.stop;
+    if (!stop.empty()) opts["stop"] = stop;
+    if (!opts.empty()) body["options"] = std::move(opts);
+    if (!options_.keep_alive.empty()) body["keep_alive"] = options_.keep_alive;
+    detail::ExchangeTarget target = target_;
+    if (request.timeout.count() > 0) target.total_timeout = request.timeout;
+    auto exchange =
+        std::make_shared<OllamaExchange>(options_.name, std::move(on_token), std::move(on_done));
+    exchange->start(*http_, target, body.dump(-1, ' ', false, json::error_handler_t::replace),
+                    request.cancel);
+  }
+
+ private:
+  const OllamaProviderOptions options_;
+  const json extra_;
+  detail::ExchangeTarget target_;
+  // Last member: destroyed first, completing requests in flight while the rest still exists.
+  const std::shared_ptr<HttpClient> http_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LlmProvider>> make_ollama_provider(OllamaProviderOptions options) {
+  if (options.model.empty()) {
+    return invalid_argument(fmt::format("provider {}: a model is required", options.name));
+  }
+  if (options.base_url.rfind("http://", 0) != 0 && options.base_url.rfind("https://", 0) != 0) {
+    return invalid_argument(fmt::format("provider {}: base_url must start with http:// or https://",
+                                        options.name));
+  }
+  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
+  json extra = json::object();
+  if (!options.extra_options_json.empty()) {
+    extra = json::parse(options.extra_options_json, nullptr, false);
+    if (extra.is_discarded() || !extra.is_object()) {
+      return invalid_argument(
+          fmt::format("provider {}: extra options must be a JSON object", options.name));
+    }
+  }
+  std::shared_ptr<HttpClient> http = options.http;
+  if (!http) {
+    CurlHttpClientOptions o;
+    o.logger = options.logger;
+    auto client = make_curl_http_client(o);
+    if (!client.ok()) return client.status();
+    http = std::move(client).value();
+  }
+  return std::unique_ptr<LlmProvider>(
+      new OllamaProvider(std::move(options), std::move(extra), std::move(http)));
+}
+
+}  // namespace llmassist

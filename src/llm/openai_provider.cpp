@@ -1,0 +1,258 @@
+// The OpenAI-compatible provider: chat completions, whole or streamed over SSE.
+#include "llmassist/openai_provider.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "llm/model_exchange.h"
+#include "llmassist/curl_http_client.h"
+
+namespace llmassist {
+namespace {
+
+using nlohmann::json;
+
+std::string string_or_empty(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// {"error": {"message": ..., "code": ..., "type": ...}}, {"error": "text"}, or {"message": ...}.
+std::pair<std::string, std::string> openai_error(const json& j) {
+  if (!j.is_object()) return {};
+  auto it = j.find("error");
+  if (it != j.end() && it->is_string()) return {it->get<std::string>(), ""};
+  const json& e = (it != j.end() && it->is_object()) ? *it : j;
+  std::string message = string_or_empty(e, "message");
+  std::string code;
+  if (auto c = e.find("code"); c != e.end()) {
+    code = c->is_string() ? c->get<std::string>() : c->is_number() ? c->dump() : "";
+  }
+  if (code.empty()) code = string_or_empty(e, "type");
+  // OpenRouter nests the upstream provider's words in metadata.raw.
+  if (auto meta = e.find("metadata"); meta != e.end() && meta->is_object()) {
+    const std::string raw = string_or_empty(*meta, "raw");
+    if (!raw.empty()) message += " (" + raw + ")";
+  }
+  return {message, code};
+}
+
+class OpenAiExchange final : public detail::ModelExchange {
+ public:
+  using ModelExchange::ModelExchange;
+
+ private:
+  bool on_stream_line(std::string_view line) override {
+    if (line.empty()) return dispatch();
+    if (line.front() == ':') return true;  // an SSE comment: keep-alive, "OPENROUTER PROCESSING"
+    if (line.rfind("data:", 0) == 0) {
+      line.remove_prefix(5);
+      if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+      if (!data_.empty()) data_ += '\n';
+      data_.append(line);
+    }
+    return true;  // event:, id:, retry: carry nothing we use
+  }
+
+  void on_stream_end(std::string_view rest) override {
+    if (!rest.empty()) on_stream_line(rest);
+    dispatch();
+  }
+
+  bool dispatch() {
+    if (data_.empty()) return true;
+    std::string data;
+    data.swap(data_);
+    if (data == "[DONE]") {
+      done_ = true;
+      return true;
+    }
+    json event = json::parse(data, nullptr, false);
+    if (event.is_discarded() || !event.is_object()) {
+      fail(invalid_argument(fmt::format("{}: malformed stream event: {}", provider(),
+                                        detail::clip(data, 120))));
+      return false;
+    }
+    if (event.contains("error")) {
+      auto [message, code] = openai_error(event);
+      HttpResponse as_http;
+      as_http.status = 500;
+      if (!code.empty() && std::all_of(code.begin(), code.end(), [](unsigned char ch) { return std::isdigit(ch) != 0; }) && code.size() == 3) {
+        as_http.status = std::stoi(code);
+      }
+      fail(detail::http_failure(provider(), as_http, "error in the stream: " + message, code));
+      return false;
+    }
+    return read_chunk(event);
+  }
+
+  bool read_chunk(const json& chunk) {
+    Completion& c = completion();
+    if (auto m = chunk.find("model"); m != chunk.end() && m->is_string()) c.model = *m;
+    read_usage(chunk);
+    auto choices = chunk.find("choices");
+    if (choices == chunk.end() || !choices->is_array() || choices->empty()) return true;
+    const json& choice = (*choices)[0];
+    if (!choice.is_object()) return true;
+    if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string()) {
+      c.finish_reason = *f;
+    }
+    auto delta = choice.find("delta");
+    if (delta == choice.end() || !delta->is_object()) return true;
+    for (const char* key : {"reasoning", "reasoning_content"}) {
+      const std::string r = string_or_empty(*delta, key);
+      if (!r.empty()) add_reasoning(r);
+    }
+    const std::string text = string_or_empty(*delta, "content");
+    return text.empty() || add_text(text);
+  }
+
+  void read_usage(const json& j) {
+    auto u = j.find("usage");
+    if (u == j.end() || !u->is_object()) return;
+    auto num = [&](const char* key) {
+      auto it = u->find(key);
+      return it != u->end() && it->is_number_integer() ? it->get<int>() : 0;
+    };
+    completion().usage.prompt_tokens = num("prompt_tokens");
+    completion().usage.completion_tokens = num("completion_tokens");
+  }
+
+  void on_full_body(std::string_view body) override {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      fail(invalid_argument(fmt::format("{}: the response is not JSON: {}", provider(),
+                                        detail::clip(body, 120))));
+      return;
+    }
+    if (j.contains("error")) {
+      auto [message, code] = openai_error(j);
+      fail(unavailable(fmt::format("{}: the server answered with an error: {}", provider(),
+                                   detail::clip(message))));
+      return;
+    }
+    auto choices = j.find("choices");
+    if (choices == j.end() || !choices->is_array() || choices->empty() ||
+        !(*choices)[0].is_object()) {
+      fail(invalid_argument(fmt::format("{}: the response has no choices", provider())));
+      return;
+    }
+    const json& choice = (*choices)[0];
+    Completion& c = completion();
+    if (auto m = j.find("model"); m != j.end() && m->is_string()) c.model = *m;
+    read_usage(j);
+    c.finish_reason = string_or_empty(choice, "finish_reason");
+    auto message = choice.find("message");
+    if (message == choice.end() || !message->is_object()) {
+      fail(invalid_argument(fmt::format("{}: the choice has no message", provider())));
+      return;
+    }
+    for (const char* key : {"reasoning", "reasoning_content"}) {
+      const std::string r = string_or_empty(*message, key);
+      if (!r.empty()) add_reasoning(r);
+    }
+    add_text(string_or_empty(*message, "content"));
+  }
+
+  std::pair<std::string, std::string> error_detail(std::string_view body) override {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded()) return {detail::clip(body, 200), ""};
+    return openai_error(j);
+  }
+
+  bool stream_complete() const override { return done_ || !completion().finish_reason.empty(); }
+
+  std::string data_;  // the data lines of the event being read
+  bool done_ = false;
+};
+
+class OpenAiProvider final : public LlmProvider {
+ public:
+  OpenAiProvider(OpenAiProviderOptions options, json extra, std::shared_ptr<HttpClient> http)
+      : options_(std::move(options)), extra_(std::move(extra)), http_(std::move(http)) {
+    target_.url = options_.base_url + "/chat/completions";
+    if (!options_.api_key.empty()) {
+      target_.headers.emplace_back("Authorization", "Bearer " + options_.api_key);
+    }
+    for (const auto& h : options_.extra_headers) target_.headers.push_back(h);
+    target_.connect_timeout = options_.connect_timeout;
+    target_.first_byte_timeout = options_.first_byte_timeout;
+    target_.total_timeout = options_.total_timeout;
+    target_.idle_timeout = options_.idle_timeout;
+  }
+
+  std::string_view name() const override { return options_.name; }
+
+  void complete(CompletionRequest request, TokenCallback on_token,
+                CompletionCallback on_done) override {
+    const bool stream = static_cast<bool>(on_token);
+    json body = extra_.is_object() ? extra_ : json::object();
+    body["model"] = options_.model;
+    json messages = json::array();
+    for (const auto& m : request.messages) {
+      messages.push_back({{"role", detail::model_role(m.role)}, {"content", m.content}});
+    }
+    body["messages"] = std::move(messages);
+    body["stream"] = stream;
+    if (stream) body["stream_options"] = {{"include_usage", true}};
+    if (auto t = request.temperature ? request.temperature : options_.temperature) {
+      body["temperature"] = *t;
+    }
+    if (auto n = request.max_tokens ? request.max_tokens : options_.max_tokens) {
+      body["max_tokens"] = *n;
+    }
+    const auto& stop = request.stop.empty() ? options_.stop : request.stop;
+    if (!stop.empty()) body["stop"] = stop;
+    detail::ExchangeTarget target = target_;
+    if (stream) target.headers.emplace_back("Accept", "text/event-stream");
+    if (request.timeout.count() > 0) target.total_timeout = request.timeout;
+    auto exchange =
+        std::make_shared<OpenAiExchange>(options_.name, std::move(on_token), std::move(on_done));
+    exchange->start(*http_, target, body.dump(-1, ' ', false, json::error_handler_t::replace),
+                    request.cancel);
+  }
+
+ private:
+  const OpenAiProviderOptions options_;
+  const json extra_;
+  detail::ExchangeTarget target_;
+  // Last member: destroyed first, completing requests in flight while the rest still exists.
+  const std::shared_ptr<HttpClient> http_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LlmProvider>> make_openai_provider(OpenAiProviderOptions options) {
+  if (options.model.empty()) {
+    return invalid_argument(fmt::format("provider {}: a model is required", options.name));
+  }
+  if (options.base_url.rfind("http://", 0) != 0 && options.base_url.rfind("https://", 0) != 0) {
+    return invalid_argument(fmt::format("provider {}: base_url must start with http:// or https://",
+                                        options.name));
+  }
+  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
+  json extra = json::object();
+  if (!options.extra_body_json.empty()) {
+    extra = json::parse(options.extra_body_json, nullptr, false);
+    if (extra.is_discarded() || !extra.is_object()) {
+      return invalid_argument(
+          fmt::format("provider {}: extra body must be a JSON object", options.name));
+    }
+  }
+  std::shared_ptr<HttpClient> http = options.http;
+  if (!http) {
+    CurlHttpClientOptions o;
+    o.logger = options.logger;
+    auto client = make_curl_http_client(o);
+    if (!client.ok()) return client.status();
+    http = std::move(client).value();
+  }
+  return std::unique_ptr<LlmProvider>(
+      new OpenAiProvider(std::move(options), std::move(extra), std::move(http)));
+}
+
+}  // namespace llmassist

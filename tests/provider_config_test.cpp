@@ -1,0 +1,159 @@
+// Building the provider chain from JSON: every provider type, the fallback section, and the
+// errors a user sees for a wrong file.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <map>
+
+#include "llmassist/provider_config.h"
+#include "support/mock_llm_server.h"
+#include "support/temp_dir.h"
+
+using namespace llmassist;
+using llmassist::testing::MockLlmServer;
+
+namespace {
+
+ProviderConfigContext context(std::map<std::string, std::string> env = {}) {
+  ProviderConfigContext c;
+  c.logger = null_logger();
+  c.getenv = [env](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  return c;
+}
+
+Status error_of(const std::string& config, std::map<std::string, std::string> env = {}) {
+  return make_chain_from_config(config, context(std::move(env))).status();
+}
+
+CompletionRequest question(const std::string& text) {
+  CompletionRequest r;
+  r.messages = {{Role::kUser, text}};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("config: providers of every type form the chain in order, keys from the environment") {
+  MockLlmServer openai_server;
+  MockLlmServer ollama_server;
+  llmassist::testing::TempDir dir;
+  std::ofstream(dir.file("faq.md")) << "## What are your opening hours?\n9 to 5.\n";
+  const std::string config = R"({
+    "providers": [
+      {"type": "openai", "name": "router", "base_url": ")" + openai_server.openai_url() + R"(",
+       "model": "mock-model", "api_key_env": "ROUTER_KEY",
+       "headers": {"HTTP-Referer": "https://example.org", "X-Title": "shop bot"},
+       "temperature": 0.2, "max_tokens": 300, "stop": ["###"], "retries": 0,
+       "timeouts": {"connect_ms": 2000, "first_byte_ms": 5000, "total_ms": 60000, "idle_ms": 10000},
+       "extra_body": {"top_p": 0.9}},
+      {"type": "ollama", "name": "local", "base_url": ")" + ollama_server.ollama_url() + R"(",
+       "model": "qwen3:1.7b", "options": {"top_k": 20}, "num_ctx": 8192, "keep_alive": "10m",
+       "think": false},
+      {"type": "knowledge_base", "name": "faq", "path": "faq.md", "min_score": 0.4}
+    ],
+    "fallback": {"failure_threshold": 2, "cooldown_ms": 10000, "max_keep_out_ms": 60000},
+    "telegram": {"this section": "belongs to the bot and is left alone"}
+  })";
+  std::ofstream(dir.file("bot.json")) << config;
+  auto chain = make_chain_from_config_file(dir.file("bot.json"),
+                                           context({{"ROUTER_KEY", "sk-from-env"}}));
+  REQUIRE_MESSAGE(chain.ok(), chain.status().to_string());
+  auto stats = (*chain)->provider_stats();
+  REQUIRE(stats.size() == 3);
+  CHECK(stats[0].name == "router");
+  CHECK(stats[1].name == "local");
+  CHECK(stats[2].name == "faq");
+
+  auto r = complete_sync(**chain, question("hello"));
+  REQUIRE(r.ok());
+  CHECK(r->provider == "router");
+  CHECK(openai_server.last_header("Authorization") == "Bearer sk-from-env");
+  CHECK(openai_server.last_header("X-Title") == "shop bot");
+  auto body = openai_server.last_body();
+  CHECK(body["temperature"] == 0.2);
+  CHECK(body["max_tokens"] == 300);
+  CHECK(body["top_p"] == 0.9);
+  CHECK(body["stop"][0] == "###");
+
+  MockLlmServer::Behavior down;
+  down.status = 500;
+  openai_server.set(down);
+  r = complete_sync(**chain, question("hello"));
+  REQUIRE(r.ok());
+  CHECK(r->provider == "local");
+  CHECK(openai_server.requests() == 2);  // "retries": 0
+  auto ollama_body = ollama_server.last_body();
+  CHECK(ollama_body["options"]["top_k"] == 20);
+  CHECK(ollama_body["options"]["num_ctx"] == 8192);
+  CHECK(ollama_body["keep_alive"] == "10m");
+
+  ollama_server.set(down);
+  r = complete_sync(**chain, question("What are your opening hours?"));
+  REQUIRE(r.ok());
+  CHECK(r->provider == "faq");  // found beside the config file
+  CHECK(r->text == "9 to 5.");
+}
+
+TEST_CASE("config: no providers means the shipped knowledge base") {
+  for (const char* config : {"{}", R"({"providers": []})"}) {
+    auto chain = make_chain_from_config(config, context());
+    REQUIRE(chain.ok());
+    auto r = complete_sync(**chain, question("How do I connect the bot to Telegram?"));
+    REQUIRE(r.ok());
+    CHECK(r->provider == "knowledge_base");
+  }
+}
+
+TEST_CASE("config: mistakes are reported with their JSON path") {
+  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "temprature": 1}]})")
+            .message() == "$.providers[0].temprature: unknown key");
+  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "temperature": "hot"}]})")
+            .message() == "$.providers[0].temperature: expected a number, got a string");
+  CHECK(error_of(R"({"providers": [{"type": "ollama"}]})").message() ==
+        "$.providers[0].model: required");
+  CHECK(error_of(R"({"providers": [{"type": "gemini", "model": "m"}]})")
+            .message()
+            .find("$.providers[0].type: unknown provider type \"gemini\"") == 0);
+  CHECK(error_of(R"({"providers": [{"model": "m"}]})").message() ==
+        "$.providers[0].type: required");
+  CHECK(error_of(R"({"providers": {"type": "openai"}})").message() ==
+        "$.providers: expected a list, got an object");
+  CHECK(error_of(R"({"providers": ["openai"]})").message() ==
+        "$.providers[0]: expected an object, got a string");
+  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "max_tokens": 0}]})")
+            .message()
+            .find("$.providers[0].max_tokens: 0 is out of range") == 0);
+  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m",
+                    "timeouts": {"total": 5}}]})")
+            .message() == "$.providers[0].timeouts.total: unknown key");
+  CHECK(error_of(R"({"fallback": {"failure_threshold": "3"}})").message() ==
+        "$.fallback.failure_threshold: expected an integer, got a string");
+  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "headers": {"X": 1}}]})")
+            .message() == "$.providers[0].headers.X: expected a string, got an integer");
+  Status bad_json = error_of(R"({"providers": [)");
+  CHECK(bad_json.code() == StatusCode::kInvalidArgument);
+  CHECK(bad_json.message().find("not valid JSON") != std::string::npos);
+  CHECK(error_of("[]").message() == "$: expected an object, got a list");
+}
+
+TEST_CASE("config: keys never live in the file, and a missing variable is named") {
+  Status s = error_of(R"({"providers": [{"type": "openai", "model": "m", "api_key": "sk-123"}]})");
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK(s.message().find("api_key_env") != std::string::npos);
+  CHECK(s.message().find("sk-123") == std::string::npos);
+  s = error_of(R"({"providers": [{"type": "openai", "name": "router", "model": "m",
+                  "api_key_env": "OPENROUTER_API_KEY"}]})");
+  CHECK(s.message() ==
+        "$.providers[0].api_key_env: provider router takes its key from the environment "
+        "variable OPENROUTER_API_KEY, which is not set");
+  CHECK(make_chain_from_config_file("/nonexistent/bot.json", context()).status().code() ==
+        StatusCode::kNotFound);
+  s = error_of(R"({"providers": [{"type": "knowledge_base", "path": "/nonexistent/faq.md"}]})");
+  CHECK(s.code() == StatusCode::kNotFound);
+  s = error_of(R"({"providers": [{"type": "openai", "model": "a"}, {"type": "openai", "model": "b"}]})");
+  CHECK(s.message().find("two providers are named \"openai\"") != std::string::npos);
+}

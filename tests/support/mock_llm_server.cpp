@@ -1,0 +1,273 @@
+#include "support/mock_llm_server.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+
+namespace llmassist::testing {
+
+using nlohmann::json;
+
+MockLlmServer::MockLlmServer() {
+  http_.http().Post("/v1/chat/completions", [this](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    serve_openai(req, res);
+  });
+  http_.http().Post("/api/chat", [this](const httplib::Request& req, httplib::Response& res) {
+    serve_ollama(req, res);
+  });
+  http_.start();
+}
+
+MockLlmServer::~MockLlmServer() { http_.stop(); }
+
+void MockLlmServer::set(Behavior behavior) {
+  std::lock_guard lock(mu_);
+  behavior_ = std::move(behavior);
+  next_.clear();
+}
+
+void MockLlmServer::set_next(Behavior behavior, int count) {
+  std::lock_guard lock(mu_);
+  for (int i = 0; i < count; ++i) next_.push_back(behavior);
+}
+
+int MockLlmServer::requests() const {
+  std::lock_guard lock(mu_);
+  return requests_;
+}
+
+json MockLlmServer::last_body() const {
+  std::lock_guard lock(mu_);
+  return last_body_;
+}
+
+std::string MockLlmServer::last_header(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = last_headers_.find(name);
+  return it == last_headers_.end() ? "" : it->second;
+}
+
+MockLlmServer::Behavior MockLlmServer::take() {
+  std::lock_guard lock(mu_);
+  ++requests_;
+  if (!next_.empty()) {
+    Behavior b = std::move(next_.front());
+    next_.erase(next_.begin());
+    return b;
+  }
+  return behavior_;
+}
+
+void MockLlmServer::record(const httplib::Request& req, json body) {
+  std::lock_guard lock(mu_);
+  last_body_ = std::move(body);
+  last_headers_ = req.headers;
+}
+
+bool MockLlmServer::prelude(const Behavior& b) {
+  if (b.hang) {
+    http_.wait_for(std::chrono::hours(1));
+    return false;
+  }
+  if (b.delay.count() > 0 && !http_.wait_for(b.delay)) return false;
+  return true;
+}
+
+namespace {
+
+void set_error(httplib::Response& res, const MockLlmServer::Behavior& b, bool openai) {
+  res.status = b.status;
+  if (b.retry_after_seconds) res.set_header("Retry-After", std::to_string(*b.retry_after_seconds));
+  std::string body = b.error_body;
+  if (body.empty()) {
+    const std::string message = fmt::format("mock failure {}", b.status);
+    body = openai ? json{{"error", {{"message", message}, {"type", "mock"},
+                                    {"code", b.error_code.empty() ? json(nullptr)
+                                                                  : json(b.error_code)}}}}
+                        .dump()
+                  : json{{"error", message}}.dump();
+  }
+  res.set_content(body, "application/json");
+}
+
+// The shared state of one streamed answer, kept alive by the content provider.
+struct StreamState {
+  MockLlmServer::Behavior b;
+  std::size_t next = 0;  // the next token to send
+  bool reasoning_sent = false;
+  bool finished = false;
+};
+
+}  // namespace
+
+void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response& res) {
+  const Behavior b = take();
+  json body = json::parse(req.body, nullptr, false);
+  record(req, body);
+  if (!prelude(b)) return;
+  if (b.status != 200) {
+    set_error(res, b, true);
+    return;
+  }
+  const bool stream = body.is_object() && body.value("stream", false);
+  std::string content;
+  for (const auto& t : b.tokens) content += t;
+  if (b.inline_think) content = "<think>" + b.reasoning + "</think>\n\n" + content;
+  if (!stream) {
+    if (b.malformed) {
+      res.set_content("{\"choices\": [{\"message\": ", "application/json");
+      return;
+    }
+    json answer = {{"id", "chatcmpl-mock"}, {"object", "chat.completion"}, {"model", "mock-model"}};
+    if (b.empty_choices) {
+      answer["choices"] = json::array();
+    } else {
+      json message = {{"role", "assistant"}, {"content", content}};
+      if (!b.reasoning.empty() && !b.inline_think) message["reasoning"] = b.reasoning;
+      answer["choices"] = json::array({{{"index", 0}, {"message", message},
+                                        {"finish_reason", "stop"}}});
+    }
+    answer["usage"] = {{"prompt_tokens", 11}, {"completion_tokens", 7}, {"total_tokens", 18}};
+    res.set_content(answer.dump(), "application/json");
+    return;
+  }
+  auto state = std::make_shared<StreamState>();
+  state->b = b;
+  if (b.inline_think) state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
+  res.set_chunked_content_provider(
+      "text/event-stream", [this, state](std::size_t, httplib::DataSink& sink) {
+        StreamState& s = *state;
+        auto event = [&](const json& j) {
+          const std::string line = "data: " + j.dump() + "\n\n";
+          return sink.write(line.data(), line.size());
+        };
+        auto chunk = [](json delta, json finish) {
+          return json{{"id", "chatcmpl-mock"}, {"object", "chat.completion.chunk"},
+                      {"model", "mock-model"},
+                      {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)},
+                                                {"finish_reason", std::move(finish)}}})}};
+        };
+        if (s.b.sse_comments && s.next == 0 && !s.reasoning_sent) {
+          const std::string comment = ": OPENROUTER PROCESSING\n\n";
+          sink.write(comment.data(), comment.size());
+        }
+        if (s.b.malformed) {
+          const std::string bad = "data: {\"choices\": [{\"delta\": {\"content\": \"x\"\n\n";
+          sink.write(bad.data(), bad.size());
+          sink.done();
+          return true;
+        }
+        if (s.b.empty_choices) {
+          event(json{{"id", "chatcmpl-mock"}, {"choices", json::array()}});
+          const std::string done = "data: [DONE]\n\n";
+          sink.write(done.data(), done.size());
+          sink.done();
+          return true;
+        }
+        if (!s.reasoning_sent && !s.b.reasoning.empty() && !s.b.inline_think) {
+          s.reasoning_sent = true;
+          return event(chunk({{"role", "assistant"}, {"content", nullptr},
+                              {"reasoning", s.b.reasoning}}, nullptr));
+        }
+        s.reasoning_sent = true;
+        if (s.next < s.b.tokens.size()) {
+          if (s.b.cut_after_tokens >= 0 && static_cast<int>(s.next) >= s.b.cut_after_tokens) {
+            return false;  // drop the connection: no [DONE], no finish_reason
+          }
+          if (s.next > 0 && s.b.token_delay.count() > 0 && !http_.wait_for(s.b.token_delay)) {
+            return false;
+          }
+          const bool ok = event(chunk({{"content", s.b.tokens[s.next]}}, nullptr));
+          ++s.next;
+          if (s.b.error_event && s.next == 1) {
+            event(json{{"error", {{"message", "upstream provider crashed"}, {"code", 502}}}});
+            sink.done();
+          }
+          return ok;
+        }
+        event(chunk(json::object(), "stop"));
+        event(json{{"id", "chatcmpl-mock"}, {"choices", json::array()},
+                   {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 7}}}});
+        const std::string done = "data: [DONE]\n\n";
+        sink.write(done.data(), done.size());
+        sink.done();
+        return true;
+      });
+}
+
+void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response& res) {
+  const Behavior b = take();
+  json body = json::parse(req.body, nullptr, false);
+  record(req, body);
+  if (!prelude(b)) return;
+  if (b.status != 200) {
+    set_error(res, b, false);
+    return;
+  }
+  const bool stream = !body.is_object() || body.value("stream", true);
+  std::string content;
+  for (const auto& t : b.tokens) content += t;
+  if (b.inline_think) content = "<think>" + b.reasoning + "</think>\n\n" + content;
+  auto final_line = [] {
+    return json{{"model", "mock-model"}, {"message", {{"role", "assistant"}, {"content", ""}}},
+                {"done", true}, {"done_reason", "stop"}, {"prompt_eval_count", 11},
+                {"eval_count", 7}};
+  };
+  if (!stream) {
+    if (b.malformed) {
+      res.set_content("{\"message\": {", "application/json");
+      return;
+    }
+    json answer = final_line();
+    answer["message"]["content"] = content;
+    if (!b.reasoning.empty() && !b.inline_think) answer["message"]["thinking"] = b.reasoning;
+    res.set_content(answer.dump(), "application/json");
+    return;
+  }
+  auto state = std::make_shared<StreamState>();
+  state->b = b;
+  if (b.inline_think) state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
+  res.set_chunked_content_provider(
+      "application/x-ndjson", [this, state, final_line](std::size_t, httplib::DataSink& sink) {
+        StreamState& s = *state;
+        auto line = [&](const json& j) {
+          const std::string text = j.dump() + "\n";
+          return sink.write(text.data(), text.size());
+        };
+        auto piece = [](json message) {
+          return json{{"model", "mock-model"}, {"message", std::move(message)}, {"done", false}};
+        };
+        if (s.b.malformed) {
+          const std::string bad = "{\"message\": {\"content\": \"x\"\n";
+          sink.write(bad.data(), bad.size());
+          sink.done();
+          return true;
+        }
+        if (!s.reasoning_sent && !s.b.reasoning.empty() && !s.b.inline_think) {
+          s.reasoning_sent = true;
+          return line(piece({{"role", "assistant"}, {"content", ""}, {"thinking", s.b.reasoning}}));
+        }
+        s.reasoning_sent = true;
+        if (s.next < s.b.tokens.size()) {
+          if (s.b.cut_after_tokens >= 0 && static_cast<int>(s.next) >= s.b.cut_after_tokens) {
+            return false;
+          }
+          if (s.next > 0 && s.b.token_delay.count() > 0 && !http_.wait_for(s.b.token_delay)) {
+            return false;
+          }
+          const bool ok = line(piece({{"role", "assistant"}, {"content", s.b.tokens[s.next]}}));
+          ++s.next;
+          if (s.b.error_event && s.next == 1) {
+            line(json{{"error", "model runner has unexpectedly stopped"}});
+            sink.done();
+          }
+          return ok;
+        }
+        line(final_line());
+        sink.done();
+        return true;
+      });
+}
+
+}  // namespace llmassist::testing
