@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "llm/provider_util.h"
@@ -375,4 +376,37 @@ TEST_CASE("provider util: lines split across chunks, CRLF or LF") {
   CHECK(lines == std::vector<std::string>{"data: a", "data: b", "", ": comment"});
   detail::LineSplitter small(8);
   CHECK_FALSE(small.feed("0123456789abc", take));  // a line over the limit
+}
+
+TEST_CASE("providers: a cancelled request frees its connection for the next one") {
+  MockLlmServer server;
+  CurlHttpClientOptions c;
+  c.max_connections_per_host = 1;  // the next request can only run on a freed connection
+  c.logger = null_logger();
+  auto http = std::shared_ptr<HttpClient>(make_curl_http_client(c).value().release());
+  auto provider = [&](std::chrono::milliseconds first_byte) {
+    OpenAiProviderOptions o;
+    o.base_url = server.openai_url();
+    o.model = "m";
+    o.first_byte_timeout = first_byte;  // includes waiting for a free connection
+    o.http = http;
+    o.logger = null_logger();
+    return make_openai_provider(o).value();
+  };
+  auto patient = provider(60s);  // would hold the connection for a minute
+  auto hasty = provider(2s);     // gives up unless the connection is freed
+  Behavior hang;
+  hang.hang = true;
+  server.set_next(hang, 1);
+  auto request = question();
+  request.cancel = CancelToken::create();
+  std::promise<Result<Completion>> first;
+  patient->complete(request, {}, [&](Result<Completion> r) { first.set_value(std::move(r)); });
+  for (int i = 0; i < 500 && server.requests() < 1; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(server.requests() == 1);
+  request.cancel->cancel();
+  CHECK(first.get_future().get().status().code() == StatusCode::kCancelled);
+  auto next = complete_sync(*hasty, question());
+  REQUIRE_MESSAGE(next.ok(), next.status().to_string());
+  CHECK(next->text == "Hello, world!");
 }
