@@ -62,6 +62,21 @@ Status read_timeouts(JsonObject& p, Options& o) {
   return obj.check_unknown();
 }
 
+// The fields both HTTP provider types share: endpoint, model, sampling defaults, timeouts.
+template <typename Options>
+Status read_http_common(JsonObject& p, Options& o) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto url, p.string("base_url"));
+  if (url) o.base_url = *url;
+  LLMASSIST_ASSIGN_OR_RETURN(auto model, p.string("model", true));
+  o.model = *model;
+  LLMASSIST_ASSIGN_OR_RETURN(o.temperature, p.number("temperature"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto max_tokens, p.integer("max_tokens", 1, 1 << 24));
+  if (max_tokens) o.max_tokens = static_cast<int>(*max_tokens);
+  LLMASSIST_ASSIGN_OR_RETURN(auto stop, p.strings("stop"));
+  if (stop) o.stop = *stop;
+  return read_timeouts(p, o);
+}
+
 // The key from the environment variable the provider names; none when it names none.
 Result<std::string> read_key(JsonObject& p, const ProviderConfigContext& ctx,
                              const std::string& name) {
@@ -90,10 +105,7 @@ Result<std::shared_ptr<LlmProvider>> make_openai(JsonObject& p, const std::strin
   OpenAiProviderOptions o;
   o.name = name;
   o.logger = deps.ctx.logger;
-  LLMASSIST_ASSIGN_OR_RETURN(auto url, p.string("base_url"));
-  if (url) o.base_url = *url;
-  LLMASSIST_ASSIGN_OR_RETURN(auto model, p.string("model", true));
-  o.model = *model;
+  LLMASSIST_RETURN_IF_ERROR(read_http_common(p, o));
   LLMASSIST_ASSIGN_OR_RETURN(o.api_key, read_key(p, deps.ctx, name));
   LLMASSIST_ASSIGN_OR_RETURN(const json* headers, p.object("headers"));
   if (headers != nullptr) {
@@ -106,14 +118,8 @@ Result<std::shared_ptr<LlmProvider>> make_openai(JsonObject& p, const std::strin
       o.extra_headers.emplace_back(it.key(), it->get<std::string>());
     }
   }
-  LLMASSIST_ASSIGN_OR_RETURN(o.temperature, p.number("temperature"));
-  LLMASSIST_ASSIGN_OR_RETURN(auto max_tokens, p.integer("max_tokens", 1, 1 << 24));
-  if (max_tokens) o.max_tokens = static_cast<int>(*max_tokens);
-  LLMASSIST_ASSIGN_OR_RETURN(auto stop, p.strings("stop"));
-  if (stop) o.stop = *stop;
   LLMASSIST_ASSIGN_OR_RETURN(const json* extra, p.object("extra_body"));
   if (extra != nullptr) o.extra_body_json = extra->dump();
-  LLMASSIST_RETURN_IF_ERROR(read_timeouts(p, o));
   LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client());
   LLMASSIST_ASSIGN_OR_RETURN(auto made, make_openai_provider(std::move(o)));
   return std::shared_ptr<LlmProvider>(std::move(made));
@@ -124,24 +130,15 @@ Result<std::shared_ptr<LlmProvider>> make_ollama(JsonObject& p, const std::strin
   OllamaProviderOptions o;
   o.name = name;
   o.logger = deps.ctx.logger;
-  LLMASSIST_ASSIGN_OR_RETURN(auto url, p.string("base_url"));
-  if (url) o.base_url = *url;
-  LLMASSIST_ASSIGN_OR_RETURN(auto model, p.string("model", true));
-  o.model = *model;
-  LLMASSIST_ASSIGN_OR_RETURN(o.temperature, p.number("temperature"));
+  LLMASSIST_RETURN_IF_ERROR(read_http_common(p, o));
   LLMASSIST_ASSIGN_OR_RETURN(auto num_ctx, p.integer("num_ctx", 1, 1 << 24));
   if (num_ctx) o.num_ctx = static_cast<int>(*num_ctx);
-  LLMASSIST_ASSIGN_OR_RETURN(auto max_tokens, p.integer("max_tokens", 1, 1 << 24));
-  if (max_tokens) o.max_tokens = static_cast<int>(*max_tokens);
-  LLMASSIST_ASSIGN_OR_RETURN(auto stop, p.strings("stop"));
-  if (stop) o.stop = *stop;
   LLMASSIST_ASSIGN_OR_RETURN(auto keep_alive, p.string("keep_alive"));
   if (keep_alive) o.keep_alive = *keep_alive;
   LLMASSIST_ASSIGN_OR_RETURN(auto think, p.boolean("think"));
   if (think) o.think = *think;
   LLMASSIST_ASSIGN_OR_RETURN(const json* options, p.object("options"));
   if (options != nullptr) o.extra_options_json = options->dump();
-  LLMASSIST_RETURN_IF_ERROR(read_timeouts(p, o));
   LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client());
   LLMASSIST_ASSIGN_OR_RETURN(auto made, make_ollama_provider(std::move(o)));
   return std::shared_ptr<LlmProvider>(std::move(made));

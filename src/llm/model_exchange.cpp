@@ -2,7 +2,52 @@
 
 #include <fmt/format.h>
 
+#include "llmassist/curl_http_client.h"
+
 namespace llmassist::detail {
+
+Status check_endpoint(std::string_view provider, std::string_view model, std::string& base_url) {
+  if (model.empty()) {
+    return invalid_argument(fmt::format("provider {}: a model is required", provider));
+  }
+  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0) {
+    return invalid_argument(
+        fmt::format("provider {}: base_url must start with http:// or https://", provider));
+  }
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  return Status();
+}
+
+Result<nlohmann::json> parse_object_option(std::string_view provider, std::string_view what,
+                                           const std::string& text) {
+  if (text.empty()) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return invalid_argument(fmt::format("provider {}: {} must be a JSON object", provider, what));
+  }
+  return j;
+}
+
+Result<std::shared_ptr<HttpClient>> client_or_default(std::shared_ptr<HttpClient> http,
+                                                      std::shared_ptr<Logger> logger) {
+  if (http) return http;
+  CurlHttpClientOptions o;
+  o.logger = std::move(logger);
+  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_curl_http_client(o));
+  return std::shared_ptr<HttpClient>(std::move(client));
+}
+
+nlohmann::json chat_messages(const std::vector<ChatMessage>& messages) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : messages) {
+    out.push_back({{"role", model_role(m.role)}, {"content", m.content}});
+  }
+  return out;
+}
+
+std::string dump_body(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 namespace {
 constexpr std::size_t kMaxErrorBody = 64 * 1024;

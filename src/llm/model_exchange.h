@@ -9,14 +9,37 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "llm/provider_util.h"
 #include "llmassist/http_client.h"
 #include "llmassist/llm_provider.h"
+#include "llmassist/logger.h"
 
 namespace llmassist::detail {
+
+// What every HTTP provider checks at creation: a model, and a base_url that is http(s) (its
+// trailing slashes are removed).
+[[nodiscard]] Status check_endpoint(std::string_view provider, std::string_view model,
+                                    std::string& base_url);
+
+// `text` as a JSON object (an empty text is an empty object); `what` names it in the error.
+[[nodiscard]] Result<nlohmann::json> parse_object_option(std::string_view provider,
+                                                         std::string_view what,
+                                                         const std::string& text);
+
+// The client a provider was given, or a libcurl client of its own.
+[[nodiscard]] Result<std::shared_ptr<HttpClient>> client_or_default(
+    std::shared_ptr<HttpClient> http, std::shared_ptr<Logger> logger);
+
+// The conversation as a model API takes it: [{"role": ..., "content": ...}, ...].
+[[nodiscard]] nlohmann::json chat_messages(const std::vector<ChatMessage>& messages);
+
+// The request body as sent: invalid UTF-8 replaced rather than refused.
+[[nodiscard]] std::string dump_body(const nlohmann::json& body);
 
 // Timeouts and the endpoint for one exchange.
 struct ExchangeTarget {

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "llm/model_exchange.h"
-#include "llmassist/curl_http_client.h"
 
 namespace llmassist {
 namespace {
@@ -192,11 +191,7 @@ class OpenAiProvider final : public LlmProvider {
     const bool stream = static_cast<bool>(on_token);
     json body = extra_.is_object() ? extra_ : json::object();
     body["model"] = options_.model;
-    json messages = json::array();
-    for (const auto& m : request.messages) {
-      messages.push_back({{"role", detail::model_role(m.role)}, {"content", m.content}});
-    }
-    body["messages"] = std::move(messages);
+    body["messages"] = detail::chat_messages(request.messages);
     body["stream"] = stream;
     if (stream) body["stream_options"] = {{"include_usage", true}};
     if (auto t = request.temperature ? request.temperature : options_.temperature) {
@@ -212,8 +207,7 @@ class OpenAiProvider final : public LlmProvider {
     if (request.timeout.count() > 0) target.total_timeout = request.timeout;
     auto exchange =
         std::make_shared<OpenAiExchange>(options_.name, std::move(on_token), std::move(on_done));
-    exchange->start(*http_, target, body.dump(-1, ' ', false, json::error_handler_t::replace),
-                    request.cancel);
+    exchange->start(*http_, target, detail::dump_body(body), request.cancel);
   }
 
  private:
@@ -227,30 +221,10 @@ class OpenAiProvider final : public LlmProvider {
 }  // namespace
 
 Result<std::unique_ptr<LlmProvider>> make_openai_provider(OpenAiProviderOptions options) {
-  if (options.model.empty()) {
-    return invalid_argument(fmt::format("provider {}: a model is required", options.name));
-  }
-  if (options.base_url.rfind("http://", 0) != 0 && options.base_url.rfind("https://", 0) != 0) {
-    return invalid_argument(fmt::format("provider {}: base_url must start with http:// or https://",
-                                        options.name));
-  }
-  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
-  json extra = json::object();
-  if (!options.extra_body_json.empty()) {
-    extra = json::parse(options.extra_body_json, nullptr, false);
-    if (extra.is_discarded() || !extra.is_object()) {
-      return invalid_argument(
-          fmt::format("provider {}: extra body must be a JSON object", options.name));
-    }
-  }
-  std::shared_ptr<HttpClient> http = options.http;
-  if (!http) {
-    CurlHttpClientOptions o;
-    o.logger = options.logger;
-    auto client = make_curl_http_client(o);
-    if (!client.ok()) return client.status();
-    http = std::move(client).value();
-  }
+  LLMASSIST_RETURN_IF_ERROR(detail::check_endpoint(options.name, options.model, options.base_url));
+  LLMASSIST_ASSIGN_OR_RETURN(json extra, detail::parse_object_option(options.name, "extra body",
+                                                                      options.extra_body_json));
+  LLMASSIST_ASSIGN_OR_RETURN(auto http, detail::client_or_default(options.http, options.logger));
   return std::unique_ptr<LlmProvider>(
       new OpenAiProvider(std::move(options), std::move(extra), std::move(http)));
 }
