@@ -8,7 +8,8 @@
 //   the handler fails, the event is offered again later. Events the transport cannot parse are
 //   logged and confirmed (skipped), so one poisoned update never stalls the channel.
 // - Sending is asynchronous: send(), edit() and the rest return at once and call `done` exactly
-//   once, on the transport's thread. The transport paces itself within the channel's limits and
+//   once, on the transport's thread (or inline, before returning, when the channel answers at
+//   once, as the console does: callers must not hold a lock their callback takes). The transport paces itself within the channel's limits and
 //   retries transient failures itself; the Status in `done` is final: kPermissionDenied when
 //   the user blocked the bot (do not retry), kResourceExhausted with retry_after() when the
 //   channel keeps refusing, kInvalidArgument for a message the channel will not take.

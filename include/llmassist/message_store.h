@@ -92,10 +92,12 @@ struct NewReply {
   ChatId chat_id = 0;
   SessionId session_id = 0;   // 0: the chat's open session
   MessageId question_id = 0;  // the question it answers; 0 for an operator's own message
-  // kNew (a question for the assistant) or kApproved (an operator's text, straight to the
-  // outbox; `final_text` and `author` then required).
+  // kNew (a question for the assistant) or kApproved (a text straight to the outbox:
+  // `final_text` then required).
   ReplyStatus status = ReplyStatus::kNew;
   std::string final_text;
+  // The operator who wrote final_text; empty for the assistant's own words (a welcome, an
+  // apology). Decides the role of the message in the log once sent.
   std::string author;
   // Written as an audit event with the reply when not empty ("operator:alice" / "handoff_reply").
   std::string actor;

@@ -407,8 +407,8 @@ class SqliteStore final : public MessageStore {
       return invalid_argument(fmt::format("a reply is created as new or approved, not {}",
                                           to_string(r.status)));
     }
-    if (r.status == ReplyStatus::kApproved && (r.final_text.empty() || r.author.empty())) {
-      return invalid_argument("an approved reply needs its text and its author");
+    if (r.status == ReplyStatus::kApproved && r.final_text.empty()) {
+      return invalid_argument("an approved reply needs its text");
     }
     LLMASSIST_RETURN_IF_ERROR(check_text("the reply text", r.final_text));
     return write<Reply>([&](Connection& c) -> Result<Reply> {

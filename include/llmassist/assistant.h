@@ -1,0 +1,156 @@
+// Assistant: the engine of an LLM-assisted support bot. It composes a ChatTransport, a
+// MessageStore, an LlmProvider (usually a FallbackChain), a MemoryManager and, for operators
+// working from a chat, a ModerationQueue, and runs the data flow of docs/architecture.md:
+//
+//   inbound ─▶ stored (idempotent) ─▶ draft by the LLM ─▶ auto: approved │ review: pending ─▶
+//   operator decides ─▶ approved ─▶ the outbox sends it ─▶ sent
+//
+// Guarantees:
+// - Every inbound message is in the store before anything else happens, and the transport
+//   confirms it to its channel only after that. A duplicate delivery is ignored.
+// - One reply in flight per chat, in order; messages that arrive meanwhile get their own replies
+//   after (or one reply together, with QueuedMessages::kAnswerTogether). Never dropped.
+// - The outbox is the only path for answers: it sends `approved` replies, marks them `sent`,
+//   retries with backoff, and marks a chat blocked when the user blocked the bot. Decisions
+//   written by other processes (the operator CLI, the admin server) are delivered by it too.
+// - After a crash: replies left `generating` by this instance are generated again at start-up,
+//   those of another (dead) instance once their lease runs out; `approved` ones are sent.
+// - When every provider fails the reply becomes `failed`, the user gets a plain apology, and
+//   operators see the failed reply and may answer it by hand.
+//
+// Commands and buttons from users: /start (a welcome and a new session), /human or the "talk to
+// a human" button (the chat switches to operator mode: the user's messages go to operators, and
+// their answers are relayed, marked as coming from a person), /bot (back to the assistant).
+//
+// The operators' chat (options.operator_chat_id): drafts are posted there with Approve / Edit /
+// Reject buttons and the user's question; handoff messages are forwarded there; an operator's
+// reply to such a post goes to that user (an edit of the draft, or a handoff answer). Posts,
+// buttons and replies from any other chat are never taken as operators' decisions.
+//
+// Thread-safety: start() and stop() from one thread; stats() from any.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "llmassist/chat_transport.h"
+#include "llmassist/clock.h"
+#include "llmassist/llm_provider.h"
+#include "llmassist/logger.h"
+#include "llmassist/memory_manager.h"
+#include "llmassist/message_store.h"
+#include "llmassist/moderation_queue.h"
+#include "llmassist/scheduler.h"
+#include "llmassist/status.h"
+
+namespace llmassist {
+
+enum class ModerationPolicy : std::uint8_t {
+  kAuto,    // drafts go out at once
+  kReview,  // drafts wait for an operator's decision
+};
+
+enum class QueuedMessages : std::uint8_t {
+  kAnswerEach,      // every message gets its own answer, in order
+  kAnswerTogether,  // messages that arrived while a reply was in flight get one answer together
+};
+
+// What the assistant says on its own. Plain text.
+struct AssistantTexts {
+  std::string welcome =
+      "Hello! Ask me anything. Send /human at any time to talk to a person.";
+  std::string review_notice =
+      "Thanks, your question has been received. An operator is checking the answer; it will "
+      "arrive here shortly.";
+  std::string failure =
+      "Sorry, I can't answer right now. Your question has been passed to an operator, who will "
+      "reply here.";
+  std::string handoff = "Connecting you with a person. Your messages now go to an operator.";
+  std::string handback = "You are talking to the assistant again.";
+  std::string already_human = "An operator has your messages and will reply here.";
+  std::string human_button = "Talk to a human";  // empty: no button under answers
+};
+
+struct AssistantOptions {
+  ModerationPolicy policy = ModerationPolicy::kAuto;
+  QueuedMessages queued = QueuedMessages::kAnswerEach;
+  AssistantTexts texts;
+  // The operators' chat on the transport's channel (a Telegram group id); empty: none.
+  std::string operator_chat_id;
+  // This bot's name among the processes sharing the store; it names its claims. Give each
+  // running bot its own. Default "bot".
+  std::string instance = "bot";
+  // Drafts generated at once, across chats. Default 64.
+  int max_concurrent_drafts = 64;
+  // Answers being sent at once, across chats. Default 256.
+  int max_concurrent_sends = 256;
+  // A reply claimed this many times for drafting without a stored draft fails (it may be the
+  // one that crashes the process). Default 3.
+  int max_generation_attempts = 3;
+  // Delivery attempts of an answer before it is given up as failed. Default 10.
+  int max_send_attempts = 10;
+  std::chrono::milliseconds send_retry_base{std::chrono::seconds(1)};  // doubles, capped below
+  std::chrono::milliseconds send_retry_cap{std::chrono::minutes(5)};
+  // A draft in the making is renewed this often, so that its claim never runs out while the
+  // model thinks; a dead instance's claim runs out after lease (= 3 renewals). Default 20 s.
+  std::chrono::milliseconds lease_renewal{std::chrono::seconds(20)};
+  // The typing indicator is sent again this often while a draft is generated. Default 4 s.
+  std::chrono::milliseconds typing_interval{std::chrono::seconds(4)};
+  // The longest the worker sleeps between looks at the store (changes by this process wake it at
+  // once; other processes' within change_poll of the store). Default 1 s.
+  std::chrono::milliseconds idle_poll{std::chrono::seconds(1)};
+  // Answers are Markdown from the model, rendered for the channel.
+  TextFormat format = TextFormat::kMarkdown;
+  std::shared_ptr<Clock> clock;          // default: system_clock()
+  std::shared_ptr<Logger> logger;        // default: stderr_logger()
+  std::shared_ptr<Scheduler> scheduler;  // default: one of its own
+};
+
+struct AssistantParts {
+  std::shared_ptr<ChatTransport> transport;  // required
+  std::shared_ptr<MessageStore> store;       // required
+  std::shared_ptr<LlmProvider> llm;          // required
+  std::shared_ptr<MemoryManager> memory;     // required
+  // Decisions taken from the operators' chat go through it; required with operator_chat_id.
+  std::shared_ptr<ModerationQueue> moderation;
+};
+
+// Counters since start(), for logs and the statistics page.
+struct AssistantStats {
+  std::int64_t inbound = 0;      // messages stored
+  std::int64_t duplicates = 0;   // deliveries ignored as duplicates
+  std::int64_t drafts = 0;       // drafts stored
+  std::int64_t failures = 0;     // replies that failed (every provider failed)
+  std::int64_t sent = 0;         // answers delivered
+  std::int64_t send_retries = 0;
+  int drafts_in_flight = 0;
+  int sends_in_flight = 0;
+};
+
+class Assistant final {
+ public:
+  // Errors: kInvalidArgument for a missing part, or operator_chat_id without a moderation queue.
+  [[nodiscard]] static Result<std::unique_ptr<Assistant>> create(AssistantParts parts,
+                                                                 AssistantOptions options = {});
+  ~Assistant();
+  Assistant(const Assistant&) = delete;
+  Assistant& operator=(const Assistant&) = delete;
+
+  // Recovers what a crash left behind, starts the worker and the transport. Returns the
+  // transport's error when it cannot start.
+  Status start();
+  // Stops receiving, waits up to `grace` for drafts and sends in flight, then stops. Replies
+  // not finished stay in the store and are taken up at the next start.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  [[nodiscard]] AssistantStats stats() const;
+
+ private:
+  struct Impl;
+  explicit Assistant(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace llmassist

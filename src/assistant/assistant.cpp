@@ -1,0 +1,722 @@
+// The Assistant engine. One worker thread looks at the store (woken by every change) and hands
+// work out: drafts to the LLM, approved answers to the transport. Both run asynchronously; their
+// completions write the outcome back to the store, which wakes the worker again. The store is
+// the only shared state that matters: everything in memory here can be lost in a crash.
+#include "llmassist/assistant.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace llmassist {
+namespace {
+
+constexpr std::string_view kComponent = "assistant";
+constexpr std::string_view kCallbackPrefix = "llmassist:";
+constexpr std::string_view kPostKey = "operator_chat.post.";
+
+std::string trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(first, last - first + 1));
+}
+
+// "/start", "/start@my_bot" and "/start payload" are all /start.
+bool is_command(std::string_view text, std::string_view command) {
+  if (text.substr(0, command.size()) != command) return false;
+  if (text.size() == command.size()) return true;
+  const char next = text[command.size()];
+  return next == ' ' || next == '@' || next == '\n';
+}
+
+// The rest of a command's line: "/reject too vague" -> "too vague".
+std::string command_argument(std::string_view text) {
+  const auto space = text.find(' ');
+  return space == std::string_view::npos ? std::string() : trim(text.substr(space + 1));
+}
+
+}  // namespace
+
+struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
+  AssistantParts parts;
+  AssistantOptions options;
+  std::shared_ptr<Clock> clock;
+  std::shared_ptr<Logger> logger;
+  std::shared_ptr<Scheduler> scheduler;
+  std::string worker;
+
+  mutable std::mutex mu;
+  std::condition_variable settled;  // drafts or sends finished
+  std::map<ReplyId, std::shared_ptr<CancelToken>> drafting;  // guarded by mu
+  std::set<ReplyId> sending;                                  // guarded by mu
+  AssistantStats counters;                                    // guarded by mu
+  std::atomic<bool> stopping{false};
+  std::thread pump;
+  std::chrono::steady_clock::time_point last_recovery{};
+  std::uint64_t recoveries = 0;
+
+  // ---- logging -----------------------------------------------------------------------------
+
+  void log(LogLevel level, const std::string& message) const {
+    logger->log(level, kComponent, message);
+  }
+  template <typename T>
+  bool failed(const Result<T>& r, std::string_view what) const {
+    if (r.ok()) return false;
+    log(LogLevel::kError, fmt::format("{}: {}", what, r.status().to_string()));
+    return true;
+  }
+  bool failed(const Status& s, std::string_view what) const {
+    if (s.ok()) return false;
+    log(LogLevel::kError, fmt::format("{}: {}", what, s.to_string()));
+    return true;
+  }
+
+  // ---- the worker --------------------------------------------------------------------------
+
+  void run() {
+    std::uint64_t generation = 0;
+    while (!stopping.load()) {
+      generation = parts.store->wait_for_change(generation, options.idle_poll);
+      if (stopping.load()) break;
+      recover_stale();
+      start_drafts();
+      start_sends();
+    }
+  }
+
+  // Drafts whose worker died: their lease ran out. Claimed under a name used once, so that no
+  // live claim of this process (renewed, never run out) is matched by its name.
+  void recover_stale() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_recovery < options.lease_renewal) return;
+    last_recovery = now;
+    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries));
+  }
+
+  int free_draft_slots() const {
+    std::lock_guard lock(mu);
+    return options.max_concurrent_drafts - static_cast<int>(drafting.size());
+  }
+
+  void start_drafts() {
+    claim_and_draft(ReplyStatus::kNew, worker);
+    claim_and_draft(ReplyStatus::kRejected, worker);
+  }
+
+  void claim_and_draft(ReplyStatus from, const std::string& who) {
+    const int free = free_draft_slots();
+    if (free <= 0) return;
+    ClaimRequest q;
+    q.status = from;
+    q.to = ReplyStatus::kGenerating;
+    q.worker = who;
+    q.lease = options.lease_renewal * 3;
+    q.limit = std::min(free, 1000);
+    q.head_of_chat_only = true;
+    auto claimed = parts.store->claim_replies(q);
+    if (failed(claimed, "claiming replies to draft")) return;
+    for (auto& reply : *claimed) draft(std::move(reply));
+  }
+
+  // ---- drafting ----------------------------------------------------------------------------
+
+  struct Ticker {
+    std::atomic<bool> done{false};
+  };
+
+  void draft(Reply reply) {
+    auto token = CancelToken::create();
+    {
+      std::lock_guard lock(mu);
+      if (drafting.count(reply.id)) return;  // already ours
+      drafting.emplace(reply.id, token);
+      counters.drafts_in_flight = static_cast<int>(drafting.size());
+    }
+    if (reply.generation_attempts > options.max_generation_attempts) {
+      fail_draft(reply, internal_error(fmt::format(
+                            "drafting was interrupted {} times; given up",
+                            reply.generation_attempts - 1)));
+      return;
+    }
+    auto chat = parts.store->get_chat(reply.chat_id);
+    if (failed(chat, "reading the chat of a reply")) {
+      give_back(reply);
+      return;
+    }
+    MessageId upto = reply.question_id;
+    if (options.queued == QueuedMessages::kAnswerTogether) upto = merge_queued(reply);
+    ContextRequest cr;
+    cr.chat_id = reply.chat_id;
+    cr.session_id = reply.session_id;
+    cr.upto_message_id = upto;
+    auto context = parts.memory->build_context(cr);
+    if (failed(context, "building the prompt")) {
+      give_back(reply);
+      return;
+    }
+    auto ticker = std::make_shared<Ticker>();
+    tick(ticker, reply, chat->external_id, std::chrono::milliseconds(0));
+    CompletionRequest request;
+    request.messages = std::move(context->messages);
+    request.cancel = token;
+    parts.llm->complete(std::move(request), {},
+                        [self = shared_from_this(), reply, ticker, chat = *chat](
+                            Result<Completion> result) {
+                          ticker->done = true;
+                          self->drafted(reply, chat, std::move(result));
+                        });
+  }
+
+  // Typing indicator and lease renewal while a draft is in the making.
+  void tick(const std::shared_ptr<Ticker>& ticker, const Reply& reply,
+            const std::string& external_id, std::chrono::milliseconds since_renewal) {
+    if (ticker->done.load() || stopping.load()) return;
+    parts.transport->send_typing(external_id, [](Status) {});
+    if (since_renewal >= options.lease_renewal) {
+      ReplyChange renew;
+      renew.from = ReplyStatus::kGenerating;
+      renew.to = ReplyStatus::kGenerating;
+      renew.keep_claim = true;
+      renew.extend_lease = options.lease_renewal * 3;
+      renew.actor = reply.claimed_by;
+      failed(parts.store->transition_reply(reply.id, renew), "renewing a draft's claim");
+      since_renewal = std::chrono::milliseconds(0);
+    }
+    const auto next = since_renewal + options.typing_interval;
+    scheduler->schedule(options.typing_interval,
+                        [weak = weak_from_this(), ticker, reply, external_id, next] {
+                          if (auto self = weak.lock()) self->tick(ticker, reply, external_id, next);
+                        });
+  }
+
+  // kAnswerTogether: the later questions of the chat, still `new`, are answered by this reply.
+  MessageId merge_queued(const Reply& reply) {
+    MessageId upto = reply.question_id;
+    ReplyQuery q;
+    q.status = ReplyStatus::kNew;
+    q.chat_id = reply.chat_id;
+    q.after_id = reply.id;
+    auto later = parts.store->list_replies(q);
+    if (failed(later, "reading queued questions")) return upto;
+    for (const auto& r : *later) {
+      if (r.session_id != reply.session_id) break;
+      ReplyChange merge;
+      merge.from = ReplyStatus::kNew;
+      merge.to = ReplyStatus::kCancelled;
+      merge.actor = worker;
+      merge.audit_action = "merge";
+      merge.detail = fmt::format("answered together with reply {}", reply.id);
+      if (!failed(parts.store->transition_reply(r.id, merge), "merging a queued question")) {
+        upto = std::max(upto, r.question_id);
+      }
+    }
+    return upto;
+  }
+
+  void finish_draft(ReplyId id) {
+    std::lock_guard lock(mu);
+    drafting.erase(id);
+    counters.drafts_in_flight = static_cast<int>(drafting.size());
+    settled.notify_all();
+  }
+
+  // The draft could not even start (the store failed): back to `new` for another try.
+  void give_back(const Reply& reply) {
+    ReplyChange back;
+    back.from = ReplyStatus::kGenerating;
+    back.to = ReplyStatus::kNew;
+    back.actor = reply.claimed_by;
+    failed(parts.store->transition_reply(reply.id, back), "giving a reply back");
+    finish_draft(reply.id);
+  }
+
+  void drafted(const Reply& reply, const Chat& chat, Result<Completion> result) {
+    if (!result.ok()) {
+      if (result.status().code() == StatusCode::kCancelled) {
+        give_back(reply);  // stopping: the next start drafts it again
+      } else {
+        fail_draft(reply, result.status());
+      }
+      return;
+    }
+    ReplyChange change;
+    change.from = ReplyStatus::kGenerating;
+    change.to = options.policy == ModerationPolicy::kAuto ? ReplyStatus::kApproved
+                                                          : ReplyStatus::kPending;
+    change.draft_text = result->text;
+    change.provider = result->provider;
+    change.providers_tried = result->providers_tried;
+    change.actor = reply.claimed_by;
+    auto stored = parts.store->transition_reply(reply.id, change);
+    finish_draft(reply.id);
+    if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) return;
+    {
+      std::lock_guard lock(mu);
+      ++counters.drafts;
+    }
+    if (options.policy == ModerationPolicy::kReview) post_draft(*stored, chat);
+  }
+
+  void fail_draft(const Reply& reply, const Status& why) {
+    log(LogLevel::kWarning, fmt::format("reply {} failed: {}", reply.id, why.to_string()));
+    ReplyChange change;
+    change.from = ReplyStatus::kGenerating;
+    change.to = ReplyStatus::kFailed;
+    change.error = why.to_string();
+    change.actor = reply.claimed_by;
+    change.audit_action = "fail";
+    change.detail = why.to_string();
+    auto stored = parts.store->transition_reply(reply.id, change);
+    finish_draft(reply.id);
+    if (failed(stored, "storing a failed reply")) return;
+    {
+      std::lock_guard lock(mu);
+      ++counters.failures;
+    }
+    // The apology goes out through the outbox like any answer.
+    NewReply apology;
+    apology.chat_id = reply.chat_id;
+    apology.session_id = reply.session_id;
+    apology.status = ReplyStatus::kApproved;
+    apology.final_text = options.texts.failure;
+    failed(parts.store->create_reply(apology), "queueing the apology");
+    auto chat = parts.store->get_chat(reply.chat_id);
+    if (chat.ok()) {
+      post_to_operators(fmt::format("⚠️ Reply #{} to {} failed: {}\nReply to this message to "
+                                    "answer the user yourself.",
+                                    reply.id, describe(*chat), why.message()),
+                        fmt::format("reply:{}", reply.id), {});
+    }
+  }
+
+  // ---- the outbox --------------------------------------------------------------------------
+
+  void start_sends() {
+    int free = 0;
+    {
+      std::lock_guard lock(mu);
+      free = options.max_concurrent_sends - static_cast<int>(sending.size());
+    }
+    if (free <= 0) return;
+    ClaimRequest q;
+    q.status = ReplyStatus::kApproved;
+    q.worker = worker;
+    q.lease = std::chrono::minutes(2);
+    q.limit = std::min(free, 1000);
+    q.head_of_chat_only = true;
+    auto claimed = parts.store->claim_replies(q);
+    if (failed(claimed, "claiming answers to send")) return;
+    for (auto& reply : *claimed) send(std::move(reply));
+  }
+
+  void send(Reply reply) {
+    {
+      std::lock_guard lock(mu);
+      if (!sending.insert(reply.id).second) return;
+      counters.sends_in_flight = static_cast<int>(sending.size());
+    }
+    auto chat = parts.store->get_chat(reply.chat_id);
+    if (failed(chat, "reading the chat of an answer")) {
+      finish_send(reply.id);
+      return;
+    }
+    if (chat->blocked) {
+      give_up_send(reply, "the user blocked the bot");
+      return;
+    }
+    OutboundMessage m;
+    m.chat_external_id = chat->external_id;
+    m.text = reply.final_text;
+    m.format = options.format;
+    // An operator's own message in a handoff chat (not an edited draft) is marked as a person's.
+    const bool from_person = !reply.author.empty() && reply.question_id == 0;
+    if (from_person) {
+      m.text = fmt::format("👤 {}: {}", reply.author, reply.final_text);
+    } else if (chat->mode == ChatMode::kBot && !options.texts.human_button.empty()) {
+      m.buttons = {{{options.texts.human_button, std::string(kCallbackPrefix) + "handoff"}}};
+    }
+    parts.transport->send(std::move(m), [self = shared_from_this(), reply](
+                                            Result<SentMessage> result) {
+      self->sent(reply, std::move(result));
+    });
+  }
+
+  void finish_send(ReplyId id) {
+    std::lock_guard lock(mu);
+    sending.erase(id);
+    counters.sends_in_flight = static_cast<int>(sending.size());
+    settled.notify_all();
+  }
+
+  void sent(const Reply& reply, Result<SentMessage> result) {
+    if (result.ok()) {
+      ReplyChange done;
+      done.from = ReplyStatus::kApproved;
+      done.to = ReplyStatus::kSent;
+      if (!result->message_ids.empty()) done.transport_message_id = result->message_ids.front();
+      done.actor = worker;
+      failed(parts.store->transition_reply(reply.id, done),
+             fmt::format("marking reply {} sent", reply.id));
+      std::lock_guard lock(mu);
+      ++counters.sent;
+    } else if (result.status().code() == StatusCode::kPermissionDenied) {
+      failed(parts.store->set_chat_blocked(reply.chat_id, true), "marking a chat blocked");
+      give_up_send(reply, result.status().message());
+      return;
+    } else if (result.status().code() == StatusCode::kCancelled) {
+      failed(parts.store->release_claim(reply.id, worker), "releasing an answer");
+    } else if (reply.send_attempts + 1 >= options.max_send_attempts ||
+               result.status().code() == StatusCode::kInvalidArgument) {
+      give_up_send(reply, result.status().to_string());
+      return;
+    } else {
+      std::chrono::milliseconds delay =
+          std::min<std::chrono::milliseconds>(
+              options.send_retry_base * (std::int64_t{1} << std::min(reply.send_attempts, 20)),
+              options.send_retry_cap);
+      if (auto after = result.status().retry_after()) delay = std::max(delay, *after);
+      ReplyChange retry;
+      retry.from = ReplyStatus::kApproved;
+      retry.to = ReplyStatus::kApproved;
+      retry.count_send = true;
+      retry.error = result.status().to_string();
+      retry.next_attempt_at = clock->now() + delay;
+      retry.actor = worker;
+      failed(parts.store->transition_reply(reply.id, retry), "scheduling a resend");
+      log(LogLevel::kWarning, fmt::format("reply {}: sending failed ({}), again in {} ms",
+                                          reply.id, result.status().to_string(), delay.count()));
+      std::lock_guard lock(mu);
+      ++counters.send_retries;
+    }
+    finish_send(reply.id);
+  }
+
+  void give_up_send(const Reply& reply, const std::string& why) {
+    ReplyChange change;
+    change.from = ReplyStatus::kApproved;
+    change.to = ReplyStatus::kFailed;
+    change.count_send = true;
+    change.error = why;
+    change.actor = worker;
+    change.audit_action = "undeliverable";
+    change.detail = why;
+    failed(parts.store->transition_reply(reply.id, change), "giving up an answer");
+    log(LogLevel::kWarning, fmt::format("reply {} not delivered: {}", reply.id, why));
+    finish_send(reply.id);
+  }
+
+  // ---- inbound -----------------------------------------------------------------------------
+
+  Status on_event(const InboundEvent& e) {
+    if (!options.operator_chat_id.empty() && e.chat_external_id == options.operator_chat_id) {
+      return e.kind == InboundKind::kCallback ? on_operator_callback(e) : on_operator_message(e);
+    }
+    switch (e.kind) {
+      case InboundKind::kCallback: return on_user_callback(e);
+      case InboundKind::kBlocked:
+      case InboundKind::kUnblocked: {
+        auto chat = parts.store->upsert_chat({e.channel, e.chat_external_id, e.chat_title,
+                                              e.username});
+        if (!chat.ok()) return chat.status();
+        return parts.store->set_chat_blocked(chat->id, e.kind == InboundKind::kBlocked);
+      }
+      case InboundKind::kEditedMessage:
+        return Status();  // the answer to the original stands; edits are not re-answered
+      case InboundKind::kMessage: return on_message(e);
+    }
+    return Status();
+  }
+
+  Status on_message(const InboundEvent& e) {
+    LLMASSIST_ASSIGN_OR_RETURN(
+        Chat chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
+                                             e.chat_title.empty() ? e.user_name : e.chat_title,
+                                             e.username}));
+    if (chat.blocked) {  // writing again means they unblocked the bot
+      LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(chat.id, false));
+    }
+    const std::string text = trim(e.text);
+    InboundMessage m;
+    m.chat_id = chat.id;
+    m.text = text.empty() && !e.media.empty() ? fmt::format("[{}]", e.media) : e.text;
+    m.author = e.user_name;
+    m.dedup_key = e.dedup_key;
+    m.transport_message_id = e.message_id;
+    m.sent_at = e.sent_at == Timestamp{} ? std::optional<Timestamp>() : e.sent_at;
+
+    const bool start = is_command(text, "/start");
+    const bool human = is_command(text, "/human");
+    const bool back = is_command(text, "/bot") && chat.mode == ChatMode::kOperator;
+    if (start) LLMASSIST_RETURN_IF_ERROR(parts.store->restart_session(chat.id).status());
+    m.open_reply = !start && !human && !back && !text.empty() && chat.mode == ChatMode::kBot;
+    LLMASSIST_ASSIGN_OR_RETURN(InboundResult stored, append_inbound(*parts.store, m));
+    {
+      std::lock_guard lock(mu);
+      ++(stored.duplicate ? counters.duplicates : counters.inbound);
+    }
+    if (stored.duplicate) return Status();  // handled when it first came
+    parts.memory->observe(stored.message);
+
+    if (start) {
+      notify(chat, options.texts.welcome);
+    } else if (human) {
+      handoff(chat, "user:" + e.user_id);
+    } else if (back) {
+      handback(chat, "user:" + e.user_id);
+    } else if (chat.mode == ChatMode::kOperator) {
+      post_to_operators(fmt::format("💬 {}: {}\n(Reply to this message to answer; send /bot in "
+                                    "your reply to hand the chat back.)",
+                                    describe(chat), m.text),
+                        fmt::format("chat:{}", chat.id), {});
+    } else if (m.open_reply && options.policy == ModerationPolicy::kReview) {
+      notify(chat, options.texts.review_notice);
+    }
+    return Status();
+  }
+
+  Status on_user_callback(const InboundEvent& e) {
+    parts.transport->answer_callback(e.callback_id, "", [](Status) {});
+    if (e.callback_data != std::string(kCallbackPrefix) + "handoff") return Status();
+    LLMASSIST_ASSIGN_OR_RETURN(Chat chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
+                                                                    e.chat_title, e.username}));
+    handoff(chat, "user:" + e.user_id);
+    return Status();
+  }
+
+  void handoff(const Chat& chat, const std::string& actor) {
+    if (chat.mode == ChatMode::kOperator) {
+      notify(chat, options.texts.already_human);
+      return;
+    }
+    if (failed(parts.store->set_chat_mode(chat.id, ChatMode::kOperator, actor), "handoff")) return;
+    notify(chat, options.texts.handoff);
+    post_to_operators(fmt::format("🙋 {} asks for a person. Reply to this message to answer; "
+                                  "send /bot in your reply to hand the chat back.",
+                                  describe(chat)),
+                      fmt::format("chat:{}", chat.id), {});
+  }
+
+  void handback(const Chat& chat, const std::string& actor) {
+    if (failed(parts.store->set_chat_mode(chat.id, ChatMode::kBot, actor), "handback")) return;
+    notify(chat, options.texts.handback);
+  }
+
+  // ---- the operators' chat -----------------------------------------------------------------
+
+  static std::string describe(const Chat& chat) {
+    return fmt::format("{} ({} {})", chat.title.empty() ? "a user" : chat.title, chat.channel,
+                       chat.external_id);
+  }
+
+  static std::string operator_name(const InboundEvent& e) {
+    return e.username.empty() ? (e.user_name.empty() ? e.user_id : e.user_name) : e.username;
+  }
+
+  void post_draft(const Reply& reply, const Chat& chat) {
+    if (options.operator_chat_id.empty()) return;
+    auto question = parts.store->get_message(reply.question_id);
+    const std::string q = question.ok() ? question->text : "";
+    const std::string id = std::to_string(reply.id);
+    post_to_operators(
+        fmt::format("📝 Draft #{} for {}\n\nQuestion:\n{}\n\nDraft:\n{}\n\n(Reply to this message "
+                    "with your own text to send that instead.)",
+                    reply.id, describe(chat), q, reply.draft_text),
+        "reply:" + id,
+        {{{"Approve", std::string(kCallbackPrefix) + "approve:" + id},
+          {"Edit", std::string(kCallbackPrefix) + "edit:" + id},
+          {"Reject", std::string(kCallbackPrefix) + "reject:" + id}}});
+  }
+
+  // Posts to the operators' chat and remembers what the post is about, so that a reply to it
+  // can be routed ("reply:<id>" or "chat:<id>").
+  void post_to_operators(std::string text, std::string about,
+                         std::vector<std::vector<Button>> buttons) {
+    if (options.operator_chat_id.empty()) return;
+    OutboundMessage m;
+    m.chat_external_id = options.operator_chat_id;
+    m.text = std::move(text);
+    m.buttons = std::move(buttons);
+    parts.transport->send(std::move(m), [self = shared_from_this(), about](
+                                            Result<SentMessage> r) {
+      if (self->failed(r, "posting to the operators' chat")) return;
+      for (const auto& id : r->message_ids) {
+        self->failed(self->parts.store->put_setting(std::string(kPostKey) + id, about),
+                     "remembering an operators' post");
+      }
+    });
+  }
+
+  Status on_operator_callback(const InboundEvent& e) {
+    const std::string data = e.callback_data;
+    std::string notice;
+    if (data.rfind(kCallbackPrefix, 0) == 0) {
+      const std::string rest = data.substr(kCallbackPrefix.size());
+      const auto colon = rest.find(':');
+      const std::string action = rest.substr(0, colon);
+      const ReplyId id = colon == std::string::npos ? 0 : std::atoll(rest.c_str() + colon + 1);
+      const std::string who = operator_name(e);
+      Status s;
+      if (action == "approve") {
+        s = parts.moderation->approve(id, who).status();
+        notice = s.ok() ? "Approved" : s.message();
+      } else if (action == "reject") {
+        s = parts.moderation->reject(id, who, "rejected in the operators' chat").status();
+        notice = s.ok() ? "Rejected: a new draft is coming" : s.message();
+      } else if (action == "edit") {
+        notice = "Reply to the draft message with the text to send instead.";
+      }
+    }
+    parts.transport->answer_callback(e.callback_id, notice, [](Status) {});
+    return Status();
+  }
+
+  Status on_operator_message(const InboundEvent& e) {
+    if (e.kind != InboundKind::kMessage || e.reply_to_message_id.empty()) return Status();
+    auto about = parts.store->get_setting(std::string(kPostKey) + e.reply_to_message_id);
+    if (!about.ok()) {
+      return about.status().code() == StatusCode::kNotFound ? Status() : about.status();
+    }
+    const std::string who = operator_name(e);
+    const std::string text = trim(e.text);
+    if (text.empty()) return Status();
+    Status outcome;
+    if (about->rfind("reply:", 0) == 0) {
+      const ReplyId id = std::atoll(about->c_str() + 6);
+      if (is_command(text, "/approve")) {
+        outcome = parts.moderation->approve(id, who).status();
+      } else if (is_command(text, "/reject")) {
+        outcome = parts.moderation->reject(id, who, command_argument(text)).status();
+      } else {
+        outcome = parts.moderation->edit(id, who, text).status();
+      }
+    } else if (about->rfind("chat:", 0) == 0) {
+      const ChatId chat_id = std::atoll(about->c_str() + 5);
+      LLMASSIST_ASSIGN_OR_RETURN(Chat chat, parts.store->get_chat(chat_id));
+      if (is_command(text, "/bot")) {
+        handback(chat, "operator:" + who);
+      } else {
+        NewReply answer;
+        answer.chat_id = chat_id;
+        answer.status = ReplyStatus::kApproved;
+        answer.final_text = text;
+        answer.author = who;
+        answer.actor = "operator:" + who;
+        answer.audit_action = "handoff_reply";
+        outcome = parts.store->create_reply(answer).status();
+      }
+    }
+    if (!outcome.ok()) {
+      OutboundMessage m;
+      m.chat_external_id = options.operator_chat_id;
+      m.text = "⚠️ " + outcome.message();
+      m.reply_to_message_id = e.message_id;
+      parts.transport->send(std::move(m), [](Result<SentMessage>) {});
+    }
+    return Status();
+  }
+
+  // A notice the bot sends on its own: straight to the chat, kept in the log as a system line
+  // (the memory leaves those out of the prompt).
+  void notify(const Chat& chat, const std::string& text) {
+    if (text.empty()) return;
+    OutboundMessage m;
+    m.chat_external_id = chat.external_id;
+    m.text = text;
+    parts.transport->send(std::move(m), [self = shared_from_this()](Result<SentMessage> r) {
+      self->failed(r, "sending a notice");
+    });
+    NewMessage note;
+    note.chat_id = chat.id;
+    note.role = Role::kSystem;
+    note.text = text;
+    note.author = "bot";
+    failed(parts.store->append_message(note), "logging a notice");
+  }
+};
+
+Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
+                                                     AssistantOptions options) {
+  if (!parts.transport || !parts.store || !parts.llm || !parts.memory) {
+    return invalid_argument("an assistant needs a transport, a store, an LLM and a memory");
+  }
+  if (!options.operator_chat_id.empty() && !parts.moderation) {
+    return invalid_argument("an operators' chat needs a moderation queue");
+  }
+  if (options.instance.empty()) return invalid_argument("the instance name is empty");
+  if (options.max_concurrent_drafts < 1 || options.max_concurrent_sends < 1) {
+    return invalid_argument("the concurrency limits must be at least 1");
+  }
+  auto impl = std::make_shared<Impl>();
+  impl->parts = std::move(parts);
+  impl->options = std::move(options);
+  impl->clock = impl->options.clock ? impl->options.clock : system_clock();
+  impl->logger = impl->options.logger ? impl->options.logger : stderr_logger();
+  impl->scheduler =
+      impl->options.scheduler ? impl->options.scheduler : make_thread_scheduler();
+  impl->worker = "bot:" + impl->options.instance;
+  return std::unique_ptr<Assistant>(new Assistant(std::move(impl)));
+}
+
+Assistant::Assistant(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Assistant::~Assistant() { stop(std::chrono::milliseconds(0)); }
+
+Status Assistant::start() {
+  Impl& i = *impl_;
+  if (i.pump.joinable()) return failed_precondition("the assistant is already running");
+  i.stopping = false;
+  // A previous run of this instance may have died mid-draft: its claims carry our name, so they
+  // are ours to take again at once rather than after their lease.
+  i.claim_and_draft(ReplyStatus::kGenerating, i.worker);
+  i.pump = std::thread([impl = impl_] { impl->run(); });
+  Status s = i.parts.transport->start(
+      [weak = std::weak_ptr<Impl>(impl_)](const InboundEvent& e) -> Status {
+        auto self = weak.lock();
+        if (!self) return cancelled("the assistant is gone");
+        return self->on_event(e);
+      });
+  if (!s.ok()) {
+    i.stopping = true;
+    i.pump.join();
+    return s;
+  }
+  i.log(LogLevel::kInfo, fmt::format("started as {} on {} ({} policy)", i.worker,
+                                     i.parts.transport->channel(),
+                                     i.options.policy == ModerationPolicy::kAuto ? "auto"
+                                                                                 : "review"));
+  return Status();
+}
+
+void Assistant::stop(std::chrono::milliseconds grace) {
+  Impl& i = *impl_;
+  if (!i.pump.joinable()) return;
+  i.stopping = true;
+  std::vector<std::shared_ptr<CancelToken>> unfinished;
+  {
+    std::unique_lock lock(i.mu);
+    i.settled.wait_for(lock, grace, [&] { return i.drafting.empty() && i.sending.empty(); });
+    for (auto& [id, token] : i.drafting) unfinished.push_back(token);
+  }
+  // Outside the lock: a provider may complete a cancelled request at once.
+  for (auto& token : unfinished) token->cancel();
+  i.parts.transport->stop();
+  i.pump.join();
+  std::unique_lock lock(i.mu);
+  // Cancelled drafts report back through their providers; give them a moment.
+  i.settled.wait_for(lock, std::chrono::seconds(5), [&] { return i.drafting.empty(); });
+  i.log(LogLevel::kInfo, "stopped");
+}
+
+AssistantStats Assistant::stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->counters;
+}
+
+}  // namespace llmassist

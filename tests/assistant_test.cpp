@@ -1,0 +1,303 @@
+// The Assistant end to end on real parts: the console transport over pipes, a SQLite file, the
+// knowledge-base provider (or an OpenAI-compatible one against the mock LLM server), the window
+// memory.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "llmassist/assistant.h"
+#include "llmassist/console_transport.h"
+#include "llmassist/knowledge_base_provider.h"
+#include "llmassist/openai_provider.h"
+#include "llmassist/sqlite_store.h"
+#include "llmassist/window_memory.h"
+#include "support/mock_llm_server.h"
+#include "support/temp_dir.h"
+
+using namespace llmassist;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A console chat driven by the test: it writes the user's lines and reads what the bot prints.
+class ConsoleChat {
+ public:
+  ConsoleChat() {
+    REQUIRE(::pipe(to_bot_) == 0);
+    REQUIRE(::pipe(from_bot_) == 0);
+  }
+  ~ConsoleChat() {
+    for (int fd : {to_bot_[0], to_bot_[1], from_bot_[0], from_bot_[1]}) ::close(fd);
+  }
+
+  ConsoleTransportOptions options() const {
+    ConsoleTransportOptions o;
+    o.input_fd = to_bot_[0];
+    o.output_fd = from_bot_[1];
+    o.user_name = "ann";
+    o.logger = null_logger();
+    return o;
+  }
+
+  void say(const std::string& line) {
+    const std::string text = line + "\n";
+    REQUIRE(::write(to_bot_[1], text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  }
+
+  // Everything the bot printed until `needle` appears (or the timeout passes: then FAIL).
+  std::string expect(const std::string& needle, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (seen_.find(needle) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        FAIL("the bot did not print \"" << needle << "\"; it printed:\n" << seen_);
+        return seen_;
+      }
+      pollfd p{from_bot_[0], POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
+        char buf[4096];
+        const ssize_t n = ::read(from_bot_[0], buf, sizeof buf);
+        if (n > 0) seen_.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+    std::string out = seen_.substr(0, seen_.find(needle) + needle.size());
+    seen_.erase(0, out.size());
+    return out;
+  }
+
+ private:
+  int to_bot_[2];
+  int from_bot_[2];
+  std::string seen_;
+};
+
+struct Bot {
+  llmassist::testing::TempDir dir;
+  ConsoleChat chat;
+  std::shared_ptr<MessageStore> store;
+  std::unique_ptr<Assistant> assistant;
+
+  Bot() {
+    SqliteStoreOptions so;
+    so.path = dir.file("bot.db");
+    so.logger = null_logger();
+    so.sync = SqliteSync::kNormal;
+    store = std::shared_ptr<MessageStore>(open_sqlite_store(so).value().release());
+  }
+
+  void start(AssistantOptions options = {}, std::shared_ptr<LlmProvider> llm = nullptr) {
+    if (!llm) {
+      KnowledgeBaseOptions kb;
+      kb.logger = null_logger();
+      llm = std::shared_ptr<LlmProvider>(make_knowledge_base_provider(kb).value().release());
+    }
+    AssistantParts parts;
+    parts.transport = std::shared_ptr<ChatTransport>(make_console_transport(chat.options()));
+    parts.store = store;
+    parts.llm = llm;
+    parts.memory = std::shared_ptr<MemoryManager>(
+        make_window_memory(store, {.system_prompt = "You are a support assistant."})
+            .value()
+            .release());
+    options.logger = null_logger();
+    options.idle_poll = 100ms;
+    assistant = Assistant::create(std::move(parts), std::move(options)).value();
+    REQUIRE(assistant->start().ok());
+  }
+
+  ChatId chat_id() { return store->find_chat("console", "local").value().id; }
+
+  // Waits until `predicate` holds on the store.
+  template <typename P>
+  bool eventually(P predicate, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (predicate()) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return predicate();
+  }
+
+  std::vector<Reply> replies(std::optional<ReplyStatus> status = std::nullopt) {
+    return store->list_replies({.status = status}).value();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("assistant: a question is stored, answered from the knowledge base, and logged") {
+  Bot bot;
+  bot.start();
+  bot.chat.say("How do I connect the bot to Telegram?");
+  const std::string answer = bot.chat.expect("BotFather");
+  CHECK(answer.rfind("bot: ", 0) == 0);
+  bot.chat.expect("[1] Talk to a human");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 1; }));
+  auto log = bot.store->chat_history(bot.chat_id(), {}).value();
+  REQUIRE(log.size() == 2);
+  CHECK(log[1].role == Role::kUser);
+  CHECK(log[1].author == "ann");
+  CHECK(log[0].role == Role::kAssistant);
+  CHECK(log[0].text.find("BotFather") != std::string::npos);
+  CHECK(bot.replies().front().provider == "knowledge_base");
+  CHECK(bot.assistant->stats().sent == 1);
+}
+
+TEST_CASE("assistant: /start greets and opens a new session") {
+  Bot bot;
+  AssistantOptions o;
+  o.texts.welcome = "Welcome to the shop!";
+  bot.start(o);
+  bot.chat.say("/start");
+  bot.chat.expect("bot: Welcome to the shop!");
+  const auto first = bot.store->open_session(bot.chat_id()).value().id;
+  bot.chat.say("/start");
+  bot.chat.expect("Welcome to the shop!");
+  CHECK(bot.store->open_session(bot.chat_id()).value().id != first);
+  CHECK(bot.replies().empty());  // commands open no reply
+}
+
+TEST_CASE("assistant: when no provider answers, the user gets a plain apology") {
+  Bot bot;
+  AssistantOptions o;
+  o.texts.failure = "Sorry, no answer right now; an operator will reply.";
+  bot.start(o);
+  bot.chat.say("What is the airspeed velocity of an unladen swallow?");
+  bot.chat.expect("Sorry, no answer right now");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kFailed).size() == 1; }));
+  auto failed = bot.replies(ReplyStatus::kFailed).front();
+  CHECK(failed.error.find("no_answer") == std::string::npos);  // the status text, not the reason
+  CHECK(failed.error.find("not_found") != std::string::npos);
+  CHECK(bot.assistant->stats().failures == 1);
+}
+
+TEST_CASE("assistant: review policy tells the user at once and waits for the operator") {
+  Bot bot;
+  AssistantOptions o;
+  o.policy = ModerationPolicy::kReview;
+  o.texts.review_notice = "Received; an operator is checking the answer.";
+  bot.start(o);
+  bot.chat.say("How do I run the tests?");
+  bot.chat.expect("Received; an operator is checking the answer.");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kPending).size() == 1; }));
+  const Reply draft = bot.replies(ReplyStatus::kPending).front();
+  CHECK(draft.draft_text.find("scripts/test.sh") != std::string::npos);
+  // The operator edits it from another process's point of view: only the store changes.
+  ReplyChange edit;
+  edit.from = ReplyStatus::kPending;
+  edit.to = ReplyStatus::kApproved;
+  edit.final_text = "Run scripts/test.sh — it does everything.";
+  edit.author = "alice";
+  edit.actor = "operator:alice";
+  edit.audit_action = "edit";
+  REQUIRE(bot.store->transition_reply(draft.id, edit).ok());
+  const std::string out = bot.chat.expect("it does everything.");
+  CHECK(out.find("👤") == std::string::npos);  // an edited draft is the assistant's answer
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 1; }));
+}
+
+TEST_CASE("assistant: handoff by button and command; the operator's words are relayed") {
+  Bot bot;
+  AssistantOptions o;
+  o.texts.handoff = "Connecting you with a person.";
+  o.texts.handback = "Back with the assistant.";
+  bot.start(o);
+  bot.chat.say("How do I talk to a human?");
+  bot.chat.expect("[1] Talk to a human");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 1; }));
+  bot.chat.say("1");  // presses the button
+  bot.chat.expect("Connecting you with a person.");
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_chat(bot.chat_id()).value().mode == ChatMode::kOperator; }));
+  const std::size_t replies_before = bot.replies().size();
+  bot.chat.say("My parcel never arrived");
+  REQUIRE(bot.eventually([&] {
+    return bot.store->chat_history(bot.chat_id(), {}).value().front().text ==
+           "My parcel never arrived";
+  }));
+  CHECK(bot.replies().size() == replies_before);  // no draft in operator mode
+  NewReply answer;
+  answer.chat_id = bot.chat_id();
+  answer.status = ReplyStatus::kApproved;
+  answer.final_text = "I'm looking into it.";
+  answer.author = "alice";
+  answer.actor = "operator:alice";
+  answer.audit_action = "handoff_reply";
+  REQUIRE(bot.store->create_reply(answer).ok());
+  bot.chat.expect("bot: 👤 alice: I'm looking into it.");
+  bot.chat.say("/bot");
+  bot.chat.expect("Back with the assistant.");
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_chat(bot.chat_id()).value().mode == ChatMode::kBot; }));
+  bot.chat.say("/human");
+  bot.chat.expect("Connecting you with a person.");
+}
+
+TEST_CASE("assistant: replies left generating by a crashed run are drafted again at start") {
+  Bot bot;
+  const auto chat = bot.store->upsert_chat({"console", "local", "ann", ""}).value();
+  auto in = append_inbound(*bot.store, {.chat_id = chat.id, .text = "How do I run the tests?"})
+                .value();
+  ClaimRequest crashed;
+  crashed.status = ReplyStatus::kNew;
+  crashed.to = ReplyStatus::kGenerating;
+  crashed.worker = "bot:bot";  // this instance's name, from the run that died
+  crashed.lease = 1h;
+  REQUIRE(bot.store->claim_replies(crashed).value().size() == 1);
+  // And an answer approved but never sent.
+  NewReply approved;
+  approved.chat_id = chat.id;
+  approved.status = ReplyStatus::kApproved;
+  approved.final_text = "An answer that waited in the outbox.";
+  REQUIRE(bot.store->create_reply(approved).ok());
+  bot.start();
+  bot.chat.expect("scripts/test.sh");
+  bot.chat.expect("An answer that waited in the outbox.");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 2; }));
+  CHECK(bot.store->get_reply(in.reply_id).value().generation_attempts == 2);
+}
+
+TEST_CASE("assistant: messages sent meanwhile are answered in order, or together") {
+  for (auto mode : {QueuedMessages::kAnswerEach, QueuedMessages::kAnswerTogether}) {
+    CAPTURE(static_cast<int>(mode));
+    llmassist::testing::MockLlmServer llm;
+    llmassist::testing::MockLlmServer::Behavior slow;
+    slow.delay = 300ms;  // the first question is still in flight when the others arrive
+    slow.tokens = {"answer"};
+    llm.set(slow);
+    OpenAiProviderOptions po;
+    po.base_url = llm.openai_url();
+    po.model = "m";
+    po.logger = null_logger();
+    Bot bot;
+    AssistantOptions o;
+    o.queued = mode;
+    o.texts.human_button.clear();
+    bot.start(o, std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release()));
+    bot.chat.say("first");
+    REQUIRE(bot.eventually([&] { return llm.requests() == 1; }));
+    bot.chat.say("second");
+    bot.chat.say("third");
+    if (mode == QueuedMessages::kAnswerEach) {
+      REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 3; }));
+      CHECK(llm.requests() == 3);
+      // Each prompt ends with its own question, and includes the ones before it.
+      auto last = llm.last_body()["messages"];
+      CHECK(last.back()["content"] == "third");
+    } else {
+      REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 2; }));
+      CHECK(llm.requests() == 2);
+      auto last = llm.last_body()["messages"];
+      CHECK(last.back()["content"] == "third");
+      CHECK(last[last.size() - 2]["content"] == "second");
+      CHECK(bot.replies(ReplyStatus::kCancelled).size() == 1);  // "second", answered with "third"
+    }
+    // Sent in the order asked.
+    auto sent = bot.replies(ReplyStatus::kSent);
+    for (std::size_t i = 1; i < sent.size(); ++i) CHECK(*sent[i - 1].sent_at <= *sent[i].sent_at);
+  }
+}
