@@ -200,7 +200,7 @@ TEST_CASE("assistant: review policy tells the user at once and waits for the ope
   REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 1; }));
 }
 
-TEST_CASE("assistant: handoff by button and command; the operator's words are relayed") {
+TEST_CASE("assistant: handoff by button and command, the operator's words are relayed") {
   Bot bot;
   AssistantOptions o;
   o.texts.handoff = "Connecting you with a person.";

@@ -7,7 +7,7 @@
 
 using namespace llmassist;
 
-TEST_CASE("cancel token: callbacks run once on cancel; late registrations run inline") {
+TEST_CASE("cancel token: callbacks run once on cancel, late registrations run inline") {
   auto token = CancelToken::create();
   int a = 0;
   int b = 0;

@@ -83,7 +83,7 @@ struct Setup {
 
 }  // namespace
 
-TEST_CASE("fallback: a healthy primary answers; the result says who and how many were tried") {
+TEST_CASE("fallback: a healthy primary answers, the result says who and how many were tried") {
   Setup s;
   auto r = complete_sync(*s.chain, question());
   REQUIRE(r.ok());
@@ -163,7 +163,7 @@ TEST_CASE("fallback: a refused connection moves on") {
         1);
 }
 
-TEST_CASE("fallback: the circuit opens after N failures; a dead primary is then skipped") {
+TEST_CASE("fallback: the circuit opens after N failures, a dead primary is then skipped") {
   Setup s(2, 300ms);
   Behavior hang;
   hang.hang = true;
@@ -203,7 +203,7 @@ TEST_CASE("fallback: a failed probe opens the circuit again at once") {
   CHECK(s.primary_server.requests() == 3);
 }
 
-TEST_CASE("fallback: Retry-After keeps a provider out for that long; quota opens the circuit") {
+TEST_CASE("fallback: Retry-After keeps a provider out for that long, quota opens the circuit") {
   Setup s;
   Behavior limited;
   limited.status = 429;
@@ -279,7 +279,7 @@ TEST_CASE("fallback: when all fail, the error lists each provider's failure") {
   CHECK(r.status().message().find("; backup (unauthenticated): HTTP 401") != std::string::npos);
 }
 
-TEST_CASE("fallback: knowledge bases without an answer give no_answer; one with it answers") {
+TEST_CASE("fallback: knowledge bases without an answer give no_answer, one with it answers") {
   KnowledgeBaseOptions a;
   a.name = "shop";
   a.text = "## How do I return an item?\nWithin 30 days.\n";

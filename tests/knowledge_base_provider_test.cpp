@@ -157,7 +157,7 @@ TEST_CASE("knowledge base: malformed files are refused with the place of the fau
   CHECK(make_knowledge_base_provider(missing).status().code() == StatusCode::kNotFound);
 }
 
-TEST_CASE("knowledge base: a request without a user message is invalid; FTS syntax is inert") {
+TEST_CASE("knowledge base: a request without a user message is invalid, FTS syntax is inert") {
   auto p = kb();
   CompletionRequest r;
   r.messages = {{Role::kSystem, "only a system prompt"}};

@@ -259,7 +259,7 @@ TEST_CASE("providers: a stream cut in the middle, or an error event in it, is a 
   }
 }
 
-TEST_CASE("providers: a hanging server times out; a closed port is unavailable") {
+TEST_CASE("providers: a hanging server times out, a closed port is unavailable") {
   for (Kind kind : {Kind::kOpenAi, Kind::kOllama}) {
     MockLlmServer server;
     Behavior hang;

@@ -264,7 +264,7 @@ TEST_CASE("sqlite store: the reply lifecycle in review policy, with audit events
   CHECK(audit->at(1).before == "Use the reset link.");
 }
 
-TEST_CASE("sqlite store: auto policy approves the draft itself; sent answers are assistant's") {
+TEST_CASE("sqlite store: auto policy approves the draft itself, sent answers are assistant's") {
   Fixture f;
   auto chat = f.chat();
   auto in = f.ask(chat.id, "Opening hours?");
@@ -324,7 +324,7 @@ TEST_CASE("sqlite store: illegal transitions and stale expectations are refused"
         StatusCode::kFailedPrecondition);
 }
 
-TEST_CASE("sqlite store: claims are leases; an operator's claim keeps others out") {
+TEST_CASE("sqlite store: claims are leases, an operator's claim keeps others out") {
   Fixture f;
   auto chat = f.chat();
   auto in = f.ask(chat.id, "q");
@@ -480,7 +480,7 @@ TEST_CASE("sqlite store: concurrent claimers on many threads claim each reply ex
   CHECK(all.size() == kReplies);
 }
 
-TEST_CASE("sqlite store: sessions restart on /start; the window reads one session") {
+TEST_CASE("sqlite store: sessions restart on /start, the window reads one session") {
   Fixture f;
   auto chat = f.chat();
   for (int i = 0; i < 5; ++i) f.ask(chat.id, "old " + std::to_string(i));

@@ -556,7 +556,7 @@ TEST_CASE("telegram: UTF-16 lengths and entity substrings") {
 
 // ---- splitting ----------------------------------------------------------------------------------
 
-TEST_CASE("telegram: short texts stay whole; empty texts give no parts") {
+TEST_CASE("telegram: short texts stay whole, empty texts give no parts") {
   CHECK(split_message("hello") == std::vector<std::string>{"hello"});
   CHECK(split_message("").empty());
   CHECK(split_message(std::string(4096, 'a')).size() == 1);
