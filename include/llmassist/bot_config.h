@@ -1,0 +1,61 @@
+// The configuration of a bot (llmassist-bot, and the admin server beside it): one JSON file with
+// the sections `database`, `telegram`, `assistant`, `memory`, `providers` and `fallback`
+// (docs/configuration.md). Every field has a default, so an empty file — or none — is a working
+// bot on the console with the shipped knowledge base. Mistakes are reported by JSON path.
+//
+// Secrets come from the environment: BOT_TOKEN overrides telegram.token, and providers name the
+// variables of their keys (api_key_env).
+//
+// Thread-safety: functions without shared state.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "llmassist/assistant.h"
+#include "llmassist/status.h"
+#include "llmassist/window_memory.h"
+
+namespace llmassist {
+
+struct TelegramSection {
+  std::string token;    // from the file or BOT_TOKEN; empty: the bot runs on the console
+  std::string api_url;  // empty: https://api.telegram.org
+  std::string mode = "polling";  // "polling" or "webhook"
+  std::string webhook_listen = "127.0.0.1:8443";  // host:port the webhook server binds
+  std::string webhook_path = "/telegram";
+  std::string webhook_public_url;  // what Telegram calls; empty: set the webhook yourself
+  std::string webhook_secret;      // X-Telegram-Bot-Api-Secret-Token; from TELEGRAM_WEBHOOK_SECRET too
+  std::optional<int> poll_timeout_s;
+  std::optional<int> per_chat_interval_ms;
+  std::optional<int> messages_per_second;
+};
+
+struct BotConfig {
+  std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
+  TelegramSection telegram;
+  AssistantOptions assistant;  // system prompt goes to the memory; the rest here
+  WindowMemoryOptions memory;
+  // The whole file's text: make_chain_from_config() reads its providers and fallback sections.
+  std::string providers_json = "{}";
+  std::string base_dir;  // the config file's folder: relative paths are taken from here
+};
+
+struct BotConfigContext {
+  // Reads an environment variable; default: std::getenv.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+};
+
+// Parses a config text. `base_dir` resolves relative paths (system_prompt_file, database).
+[[nodiscard]] Result<BotConfig> parse_bot_config(std::string_view json_text,
+                                                 const std::string& base_dir,
+                                                 const BotConfigContext& context = {});
+
+// Reads and parses `path`; an empty path gives the defaults (with the environment applied).
+// kNotFound when the file cannot be read.
+[[nodiscard]] Result<BotConfig> load_bot_config(const std::string& path,
+                                                const BotConfigContext& context = {});
+
+}  // namespace llmassist

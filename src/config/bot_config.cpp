@@ -1,0 +1,208 @@
+#include "llmassist/bot_config.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/json_reader.h"
+
+namespace llmassist {
+namespace {
+
+using detail::JsonObject;
+using nlohmann::json;
+
+std::optional<std::string> env(const BotConfigContext& ctx, const std::string& name) {
+  if (ctx.getenv) return ctx.getenv(name);
+  const char* v = std::getenv(name.c_str());
+  return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+}
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+  return p.string();
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found(fmt::format("cannot read {}", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Sets `field` from an optional string member.
+Status text(JsonObject& o, std::string_view key, std::string& field) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto v, o.string(key));
+  if (v) field = *v;
+  return Status();
+}
+
+Status read_telegram(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(j, "$.telegram"));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "token", c.telegram.token));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "api_url", c.telegram.api_url));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "mode", c.telegram.mode));
+  if (c.telegram.mode != "polling" && c.telegram.mode != "webhook") {
+    return invalid_argument(fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook",
+                                        c.telegram.mode));
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto timeout, t.integer("poll_timeout_s", 0, 50));
+  if (timeout) c.telegram.poll_timeout_s = static_cast<int>(*timeout);
+  LLMASSIST_ASSIGN_OR_RETURN(auto interval, t.integer("per_chat_interval_ms", 0, 60000));
+  if (interval) c.telegram.per_chat_interval_ms = static_cast<int>(*interval);
+  LLMASSIST_ASSIGN_OR_RETURN(auto rate, t.integer("messages_per_second", 0, 1000));
+  if (rate) c.telegram.messages_per_second = static_cast<int>(*rate);
+  LLMASSIST_ASSIGN_OR_RETURN(const json* webhook, t.object("webhook"));
+  if (webhook != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto w, JsonObject::of(*webhook, "$.telegram.webhook"));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "listen", c.telegram.webhook_listen));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "path", c.telegram.webhook_path));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "public_url", c.telegram.webhook_public_url));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "secret", c.telegram.webhook_secret));
+    LLMASSIST_RETURN_IF_ERROR(w.check_unknown());
+  }
+  return t.check_unknown();
+}
+
+Status read_assistant(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.assistant"));
+  AssistantOptions& o = c.assistant;
+  LLMASSIST_RETURN_IF_ERROR(text(a, "system_prompt", c.memory.system_prompt));
+  LLMASSIST_ASSIGN_OR_RETURN(auto prompt_file, a.string("system_prompt_file"));
+  if (prompt_file) {
+    if (!c.memory.system_prompt.empty()) {
+      return invalid_argument("$.assistant: give system_prompt or system_prompt_file, not both");
+    }
+    auto prompt = read_file(resolve(c.base_dir, *prompt_file));
+    if (!prompt.ok()) return prompt.status().annotate("$.assistant.system_prompt_file");
+    c.memory.system_prompt = *prompt;
+  }
+  LLMASSIST_RETURN_IF_ERROR(text(a, "welcome", o.texts.welcome));
+  LLMASSIST_ASSIGN_OR_RETURN(auto moderation, a.string("moderation"));
+  if (moderation) {
+    if (*moderation == "auto") {
+      o.policy = ModerationPolicy::kAuto;
+    } else if (*moderation == "review") {
+      o.policy = ModerationPolicy::kReview;
+    } else {
+      return invalid_argument(fmt::format(
+          "$.assistant.moderation: \"{}\" is neither auto nor review", *moderation));
+    }
+  }
+  if (a.has("operator_chat_id")) {
+    const json& id = j.at("operator_chat_id");
+    a.ignore("operator_chat_id");
+    if (id.is_number_integer()) {
+      o.operator_chat_id = std::to_string(id.get<std::int64_t>());
+    } else if (id.is_string()) {
+      o.operator_chat_id = id.get<std::string>();
+    } else {
+      return invalid_argument(fmt::format(
+          "$.assistant.operator_chat_id: expected a chat id (a number or a string), got {}",
+          detail::json_kind(id)));
+    }
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto queued, a.string("queued_messages"));
+  if (queued) {
+    if (*queued == "each") {
+      o.queued = QueuedMessages::kAnswerEach;
+    } else if (*queued == "together") {
+      o.queued = QueuedMessages::kAnswerTogether;
+    } else {
+      return invalid_argument(fmt::format(
+          "$.assistant.queued_messages: \"{}\" is neither each nor together", *queued));
+    }
+  }
+  LLMASSIST_RETURN_IF_ERROR(text(a, "instance", o.instance));
+  LLMASSIST_ASSIGN_OR_RETURN(auto drafts, a.integer("max_concurrent_drafts", 1, 100000));
+  if (drafts) o.max_concurrent_drafts = static_cast<int>(*drafts);
+  LLMASSIST_ASSIGN_OR_RETURN(const json* texts, a.object("texts"));
+  if (texts != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(*texts, "$.assistant.texts"));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "review_notice", o.texts.review_notice));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "failure", o.texts.failure));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "handoff", o.texts.handoff));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "handback", o.texts.handback));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "already_human", o.texts.already_human));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "human_button", o.texts.human_button));
+    LLMASSIST_RETURN_IF_ERROR(t.check_unknown());
+  }
+  return a.check_unknown();
+}
+
+Status read_memory(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto m, JsonObject::of(j, "$.memory"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto window, m.integer("window", 1, 200));
+  if (window) c.memory.window = static_cast<int>(*window);
+  LLMASSIST_ASSIGN_OR_RETURN(auto chars, m.integer("max_chars", 100, 10'000'000));
+  if (chars) c.memory.max_chars = static_cast<std::size_t>(*chars);
+  return m.check_unknown();
+}
+
+}  // namespace
+
+Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string& base_dir,
+                                   const BotConfigContext& context) {
+  BotConfig c;
+  c.base_dir = base_dir;
+  json doc = json::parse(json_text.empty() ? std::string_view("{}") : json_text, nullptr, false);
+  if (doc.is_discarded()) {
+    try {
+      const json again = json::parse(json_text);
+      (void)again;
+    } catch (const json::exception& e) {
+      return invalid_argument(fmt::format("the config is not valid JSON: {}", e.what()));
+    }
+    return invalid_argument("the config is not valid JSON");
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto root, JsonObject::of(doc, "$"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto database, root.string("database"));
+  if (database) {
+    std::string path = *database;
+    if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
+    if (path.rfind("postgres", 0) == 0) {
+      return invalid_argument("$.database: PostgreSQL is not supported by this build yet");
+    }
+    if (path.empty()) return invalid_argument("$.database: empty");
+    c.database = path;
+  }
+  c.database = resolve(base_dir, c.database);
+  for (const char* section : {"telegram", "assistant", "memory"}) {
+    LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
+    if (j == nullptr) continue;
+    const std::string name = section;
+    if (name == "telegram") LLMASSIST_RETURN_IF_ERROR(read_telegram(*j, c));
+    if (name == "assistant") LLMASSIST_RETURN_IF_ERROR(read_assistant(*j, c));
+    if (name == "memory") LLMASSIST_RETURN_IF_ERROR(read_memory(*j, c));
+  }
+  root.ignore("providers");  // read, with their own checks, by make_chain_from_config
+  root.ignore("fallback");
+  LLMASSIST_RETURN_IF_ERROR(root.check_unknown());
+  c.providers_json = doc.dump();
+  if (auto token = env(context, "BOT_TOKEN"); token && !token->empty()) c.telegram.token = *token;
+  if (auto secret = env(context, "TELEGRAM_WEBHOOK_SECRET"); secret && !secret->empty()) {
+    c.telegram.webhook_secret = *secret;
+  }
+  if (c.telegram.mode == "webhook" && c.telegram.webhook_secret.empty()) {
+    return invalid_argument(
+        "$.telegram.webhook.secret: webhook mode needs a secret (or TELEGRAM_WEBHOOK_SECRET), so "
+        "that nobody else can post updates to the bot");
+  }
+  return c;
+}
+
+Result<BotConfig> load_bot_config(const std::string& path, const BotConfigContext& context) {
+  if (path.empty()) return parse_bot_config("{}", "", context);
+  LLMASSIST_ASSIGN_OR_RETURN(auto text, read_file(path));
+  auto base = std::filesystem::absolute(path).parent_path().string();
+  auto parsed = parse_bot_config(text, base, context);
+  if (!parsed.ok()) return parsed.status().annotate(path);
+  return parsed;
+}
+
+}  // namespace llmassist

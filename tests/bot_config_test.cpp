@@ -1,0 +1,100 @@
+// The bot's configuration file: defaults, every section, the environment, and mistakes.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <map>
+
+#include "llmassist/bot_config.h"
+#include "support/temp_dir.h"
+
+using namespace llmassist;
+
+namespace {
+
+BotConfigContext env(std::map<std::string, std::string> vars = {}) {
+  BotConfigContext c;
+  c.getenv = [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("bot config: nothing configured is a console bot with defaults") {
+  auto c = load_bot_config("", env());
+  REQUIRE(c.ok());
+  CHECK(c->telegram.token.empty());
+  CHECK(c->database == "llmassist.db");
+  CHECK(c->assistant.policy == ModerationPolicy::kAuto);
+  CHECK(c->memory.window == 8);
+  CHECK(parse_bot_config("", "", env()).ok());
+}
+
+TEST_CASE("bot config: every section is read, paths relative to the file") {
+  llmassist::testing::TempDir dir;
+  std::ofstream(dir.file("role.txt")) << "You are the support assistant of Acme.";
+  std::ofstream(dir.file("bot.json")) << R"({
+    "database": "data/acme.db",
+    "telegram": {"token": "123:file-token", "api_url": "http://127.0.0.1:8081", "mode": "polling",
+                 "poll_timeout_s": 10, "per_chat_interval_ms": 0, "messages_per_second": 0,
+                 "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3"}},
+    "assistant": {"system_prompt_file": "role.txt", "welcome": "Hi from Acme",
+                  "moderation": "review", "operator_chat_id": -100123, "queued_messages": "together",
+                  "instance": "acme-1", "max_concurrent_drafts": 16,
+                  "texts": {"failure": "Sorry!", "human_button": "A person, please"}},
+    "memory": {"window": 12, "max_chars": 9000},
+    "providers": [{"type": "knowledge_base"}],
+    "fallback": {"failure_threshold": 2}
+  })";
+  auto c = load_bot_config(dir.file("bot.json"), env());
+  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  CHECK(c->database == (dir.path() / "data/acme.db").string());
+  CHECK(c->telegram.token == "123:file-token");
+  CHECK(c->telegram.api_url == "http://127.0.0.1:8081");
+  CHECK(c->telegram.poll_timeout_s == 10);
+  CHECK(c->telegram.webhook_path == "/hook");
+  CHECK(c->memory.system_prompt == "You are the support assistant of Acme.");
+  CHECK(c->memory.window == 12);
+  CHECK(c->assistant.texts.welcome == "Hi from Acme");
+  CHECK(c->assistant.policy == ModerationPolicy::kReview);
+  CHECK(c->assistant.operator_chat_id == "-100123");
+  CHECK(c->assistant.queued == QueuedMessages::kAnswerTogether);
+  CHECK(c->assistant.instance == "acme-1");
+  CHECK(c->assistant.texts.failure == "Sorry!");
+  CHECK(c->assistant.texts.human_button == "A person, please");
+  CHECK(c->providers_json.find("knowledge_base") != std::string::npos);
+}
+
+TEST_CASE("bot config: BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET come from the environment") {
+  auto c = parse_bot_config(R"({"telegram": {"token": "from-file"}})", "",
+                            env({{"BOT_TOKEN", "from-env"}}));
+  REQUIRE(c.ok());
+  CHECK(c->telegram.token == "from-env");
+  c = parse_bot_config(R"({"telegram": {"mode": "webhook"}})", "",
+                       env({{"TELEGRAM_WEBHOOK_SECRET", "hook-secret"}}));
+  REQUIRE(c.ok());
+  CHECK(c->telegram.webhook_secret == "hook-secret");
+}
+
+TEST_CASE("bot config: mistakes are reported by JSON path") {
+  auto e = [](const char* text) { return parse_bot_config(text, "", env()).status().message(); };
+  CHECK(e(R"({"telegam": {}})") == "$.telegam: unknown key");
+  CHECK(e(R"({"assistant": {"moderation": "manual"}})") ==
+        "$.assistant.moderation: \"manual\" is neither auto nor review");
+  CHECK(e(R"({"assistant": {"operator_chat_id": [1]}})")
+            .find("$.assistant.operator_chat_id: expected a chat id") == 0);
+  CHECK(e(R"({"memory": {"window": 0}})").find("$.memory.window: 0 is out of range") == 0);
+  CHECK(e(R"({"telegram": {"mode": "webhook"}})").find("$.telegram.webhook.secret") == 0);
+  CHECK(e(R"({"telegram": {"webhook": {"secrett": "x"}}})") ==
+        "$.telegram.webhook.secrett: unknown key");
+  CHECK(e(R"({"database": "postgres://db/bot"})").find("PostgreSQL") != std::string::npos);
+  CHECK(e(R"({"assistant": {"system_prompt": "a", "system_prompt_file": "b"}})")
+            .find("not both") != std::string::npos);
+  CHECK(e(R"({"assistant": {"system_prompt_file": "/nonexistent/role.txt"}})")
+            .find("$.assistant.system_prompt_file: cannot read") == 0);
+  CHECK(e("{").find("not valid JSON") != std::string::npos);
+  CHECK(load_bot_config("/nonexistent/bot.json", env()).status().code() ==
+        StatusCode::kNotFound);
+}
