@@ -138,11 +138,10 @@ TEST_CASE("moderation queue: a claim keeps other operators out until it is relea
   CHECK(claimed->claimed_by == "operator:alice");
   CHECK(claimed->status == ReplyStatus::kPending);
 
-  for (const auto& status : {f.queue->approve(id, "bob").status(),
-                             f.queue->edit(id, "bob", "Soon.").status(),
-                             f.queue->reject(id, "bob", "no").status(),
-                             f.queue->claim(id, "bob", 1min).status(),
-                             f.queue->release(id, "bob")}) {
+  for (const auto& status :
+       {f.queue->approve(id, "bob").status(), f.queue->edit(id, "bob", "Soon.").status(),
+        f.queue->reject(id, "bob", "no").status(), f.queue->claim(id, "bob", 1min).status(),
+        f.queue->release(id, "bob")}) {
     CHECK(status.code() == StatusCode::kAborted);
     CHECK(status.message().find("operator:alice") != std::string::npos);
   }
@@ -246,7 +245,9 @@ TEST_CASE("moderation queue: operator names") {
   for (const std::string& bad :
        {std::string(), std::string(65, 'a'), std::string("ali\x1b[31mce"), std::string("bob\n"),
         std::string(" bob"), std::string("bob "), std::string("b\xff"),
-        std::string("b\xc2\x9b" "1m"), std::string("evil\xe2\x80\xae")}) {
+        std::string("b\xc2\x9b"
+                    "1m"),
+        std::string("evil\xe2\x80\xae")}) {
     INFO("name: " << bad);
     CHECK(check_operator_name(bad).code() == StatusCode::kInvalidArgument);
     CHECK(f.queue->approve(id, bad).status().code() == StatusCode::kInvalidArgument);

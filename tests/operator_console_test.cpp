@@ -140,7 +140,7 @@ TEST_CASE("operator console: show") {
   const ReplyId id = f.pending(a.id, "Where is my order?", "It ships tomorrow.");
   auto o = f.run({"show", std::to_string(id)});
   REQUIRE(o.code == 0);
-  CHECK(contains(o.out, "> [")); // the question is marked in the history
+  CHECK(contains(o.out, "> ["));  // the question is marked in the history
   CHECK(contains(o.out, "Where is my order?"));
   CHECK(contains(o.out, "It ships tomorrow."));
 
@@ -297,8 +297,9 @@ TEST_CASE("operator console: history, audit, stats, chats") {
   auto found = nlohmann::json::parse(search.out);
   REQUIRE(found.size() == 1);
   CHECK(found[0]["text"] == "Where is my order?");
-  CHECK(nlohmann::json::parse(f.run({"history", std::to_string(a.id), "--limit", "1",
-                                     "--json"}).out)[0]["text"] == "Hello again");
+  CHECK(nlohmann::json::parse(
+            f.run({"history", std::to_string(a.id), "--limit", "1", "--json"}).out)[0]["text"] ==
+        "Hello again");
 
   auto audit = f.run({"audit", "--reply", std::to_string(id)});
   REQUIRE(audit.code == 0);
@@ -335,18 +336,20 @@ TEST_CASE("operator console: usage errors") {
 
 TEST_CASE("operator console: stored text cannot drive the terminal") {
   ConsoleFixture f;
-  const std::string evil = "\x1b[2J\x1b]0;pwned\x07 hi\r\x1b[1A \xc2\x9b" "31m \xe2\x80\xae" "gpj.exe \xff";
+  const std::string evil =
+      "\x1b[2J\x1b]0;pwned\x07 hi\r\x1b[1A \xc2\x9b"
+      "31m \xe2\x80\xae"
+      "gpj.exe \xff";
   const Chat a = f.chat("1", "Eve\x1b[31m");
   const ReplyId id = f.pending(a.id, evil, "draft " + evil);
   REQUIRE(f.run({"handoff", std::to_string(a.id)}).code == 0);
   REQUIRE(f.run({"reject", std::to_string(id), evil}).code == 0);
 
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"show", std::to_string(id)},
-           {"history", std::to_string(a.id)},
-           {"handoffs"},
-           {"chats"},
-           {"audit"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"show", std::to_string(id)},
+                                                                {"history", std::to_string(a.id)},
+                                                                {"handoffs"},
+                                                                {"chats"},
+                                                                {"audit"}}) {
     INFO("command: " << args[0]);
     auto o = f.run(args);
     REQUIRE(o.code == 0);
@@ -372,9 +375,11 @@ TEST_CASE("operator console: escape_for_terminal") {
   CHECK(escape_for_terminal("\x1b[31mred") == "\\x1b[31mred");
   CHECK(escape_for_terminal("bell\x07") == "bell\\x07");
   CHECK(escape_for_terminal("del\x7f") == "del\\x7f");
-  CHECK(escape_for_terminal("\xc2\x9b" "2J") == "\\u009b2J");
+  CHECK(escape_for_terminal("\xc2\x9b"
+                            "2J") == "\\u009b2J");
   CHECK(escape_for_terminal("over\r") == "over\\r");
-  CHECK(escape_for_terminal("\xe2\x80\xae" "abc") == "\\u202eabc");
+  CHECK(escape_for_terminal("\xe2\x80\xae"
+                            "abc") == "\\u202eabc");
   CHECK(escape_for_terminal("bad \xff\xfe") == "bad \\xff\\xfe");
   CHECK(escape_for_terminal("overlong \xc0\xaf") == "overlong \\xc0\\xaf");
   CHECK(escape_for_terminal("cut \xe2\x82") == "cut \\xe2\\x82");
@@ -391,15 +396,13 @@ TEST_CASE("operator console: the prompt loop reads commands from a pipe") {
   const ReplyId r3 = f.pending(c.id, "Q3", "D3");
   const ReplyId r4 = f.failed(a.id, "Q4");
 
-  const std::string input = "approve " + std::to_string(r1) + "\n" +
-                            "edit " + std::to_string(r2) + "   Hello,  \"friend\" -- really\n" +
-                            "# a comment\n\n" +
-                            "edit " + std::to_string(r3) + " -\nfirst line\n\nthird line\n.\n" +
-                            "frobnicate\n" +
-                            "reject " + std::to_string(r4) + " provider is back\n" +
-                            "quit\n" + "approve 999\n";
+  const std::string input = "approve " + std::to_string(r1) + "\n" + "edit " + std::to_string(r2) +
+                            "   Hello,  \"friend\" -- really\n" + "# a comment\n\n" + "edit " +
+                            std::to_string(r3) + " -\nfirst line\n\nthird line\n.\n" +
+                            "frobnicate\n" + "reject " + std::to_string(r4) +
+                            " provider is back\n" + "quit\n" + "approve 999\n";
   auto o = f.interact(input);
-  CHECK(o.code == 1);  // frobnicate
+  CHECK(o.code == 1);                                    // frobnicate
   CHECK(contains(o.out, "4 replies await a decision"));  // shown on start
   CHECK(contains(o.err, "unknown command frobnicate"));
   CHECK(f.reply(r1).status == ReplyStatus::kApproved);
@@ -473,8 +476,8 @@ TEST_CASE("llmassist-operator: a separate process decides on the bot's database"
   CHECK(parsed[0]["reply"]["id"] == r1);
   CHECK(parsed[0]["reply"]["draft_text"] == "It ships tomorrow.");
 
-  auto approve = run_program({"--db", db, "--operator", "alice", "approve", std::to_string(r1)},
-                             dir);
+  auto approve =
+      run_program({"--db", db, "--operator", "alice", "approve", std::to_string(r1)}, dir);
   REQUIRE_MESSAGE(approve.code == 0, approve.err);
   CHECK(f.reply(r1).status == ReplyStatus::kApproved);
   CHECK(f.audit(r1)[0].actor == "operator:alice");
@@ -485,8 +488,7 @@ TEST_CASE("llmassist-operator: a separate process decides on the bot's database"
   CHECK(f.reply(r2).final_text == "See the attachment.");
   CHECK(f.reply(r2).author == "bob");
 
-  auto again = run_program({"--db", db, "--operator", "alice", "approve", std::to_string(r1)},
-                           dir);
+  auto again = run_program({"--db", db, "--operator", "alice", "approve", std::to_string(r1)}, dir);
   CHECK(again.code == 1);
   CHECK(contains(again.err, "not awaiting a decision"));
   CHECK(run_program({"--db", db, "--operator", "alice", "approve"}, dir).code == 2);

@@ -14,7 +14,8 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(llmassist-operator — moderate an llmassist bot's answers from the terminal
+constexpr const char* kUsage =
+    R"(llmassist-operator — moderate an llmassist bot's answers from the terminal
 
 Usage: llmassist-operator [--db FILE] [--operator NAME] [--json] [COMMAND [ARGS...]]
        llmassist-operator [--db FILE] [--operator NAME] [interactive]
@@ -72,8 +73,7 @@ int main(int argc, char** argv) {
   // An operator tool never creates a database: a mistyped path would show an empty queue.
   std::error_code ec;
   if (!std::filesystem::exists(db, ec)) {
-    std::cerr << "error: no database at " << db
-              << " (pass the bot's database with --db FILE)\n";
+    std::cerr << "error: no database at " << db << " (pass the bot's database with --db FILE)\n";
     return 1;
   }
 

@@ -130,10 +130,14 @@ std::string trim(std::string text) {
 json opt_time(const std::optional<Timestamp>& t) { return t ? json(iso(*t)) : json(nullptr); }
 
 json to_json(const Chat& c) {
-  return {{"id", c.id},           {"channel", c.channel},
-          {"external_id", c.external_id}, {"title", c.title},
-          {"username", c.username}, {"mode", to_string(c.mode)},
-          {"blocked", c.blocked},  {"created_at", iso(c.created_at)},
+  return {{"id", c.id},
+          {"channel", c.channel},
+          {"external_id", c.external_id},
+          {"title", c.title},
+          {"username", c.username},
+          {"mode", to_string(c.mode)},
+          {"blocked", c.blocked},
+          {"created_at", iso(c.created_at)},
           {"updated_at", iso(c.updated_at)}};
 }
 
@@ -178,14 +182,16 @@ json to_json(const PendingItem& item) {
 }
 
 json to_json(const AuditEvent& e) {
-  return {{"id", e.id},           {"at", iso(e.at)},         {"actor", e.actor},
-          {"action", e.action},   {"reply_id", e.reply_id},  {"chat_id", e.chat_id},
-          {"before", e.before},   {"after", e.after},        {"detail", e.detail}};
+  return {{"id", e.id},         {"at", iso(e.at)},        {"actor", e.actor},
+          {"action", e.action}, {"reply_id", e.reply_id}, {"chat_id", e.chat_id},
+          {"before", e.before}, {"after", e.after},       {"detail", e.detail}};
 }
 
 json to_json(const LatencySummary& l) {
   const auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
-  return {{"count", l.count}, {"p50_ms", opt(l.p50_ms)}, {"p95_ms", opt(l.p95_ms)},
+  return {{"count", l.count},
+          {"p50_ms", opt(l.p50_ms)},
+          {"p95_ms", opt(l.p95_ms)},
           {"p99_ms", opt(l.p99_ms)}};
 }
 
@@ -196,18 +202,25 @@ json to_json(const Stats& s) {
   }
   json days = json::array();
   for (const auto& d : s.days) {
-    days.push_back({{"day", d.day}, {"messages", d.messages}, {"user_messages", d.user_messages},
-                    {"active_users", d.active_users}, {"replies_sent", d.replies_sent}});
+    days.push_back({{"day", d.day},
+                    {"messages", d.messages},
+                    {"user_messages", d.user_messages},
+                    {"active_users", d.active_users},
+                    {"replies_sent", d.replies_sent}});
   }
   json providers = json::array();
   for (const auto& p : s.providers) {
     providers.push_back({{"provider", p.provider}, {"replies", p.replies}});
   }
-  return {{"replies_by_status", by_status}, {"approved", s.approved},
-          {"edited", s.edited},             {"rejected", s.rejected},
-          {"failed", s.failed},             {"response_time", to_json(s.response_time)},
+  return {{"replies_by_status", by_status},
+          {"approved", s.approved},
+          {"edited", s.edited},
+          {"rejected", s.rejected},
+          {"failed", s.failed},
+          {"response_time", to_json(s.response_time)},
           {"moderation_wait", to_json(s.moderation_wait)},
-          {"providers", providers},         {"fallback_replies", s.fallback_replies},
+          {"providers", providers},
+          {"fallback_replies", s.fallback_replies},
           {"days", days}};
 }
 
@@ -451,8 +464,8 @@ class OperatorConsole::Impl {
   }
 
   // The single ID the command takes, or a usage error.
-  std::optional<std::int64_t> id_argument(const Parsed& p, std::string_view what,
-                                          std::ostream& err, std::size_t max_positional = 1) {
+  std::optional<std::int64_t> id_argument(const Parsed& p, std::string_view what, std::ostream& err,
+                                          std::size_t max_positional = 1) {
     if (p.positional.empty()) {
       usage(err, fmt::format("which {}? give its number", what));
       return std::nullopt;
@@ -502,8 +515,7 @@ class OperatorConsole::Impl {
     out << fmt::format("#{} {} · {} · {}\n", r.id, to_string(r.status), chat_label(item.chat),
                        age(r.generated_at.value_or(r.created_at), clock_->now()));
     if (!r.claimed_by.empty() && r.lease_until && *r.lease_until > clock_->now()) {
-      out << "  claimed by " << line(r.claimed_by) << " until " << utc(*r.lease_until)
-          << " UTC\n";
+      out << "  claimed by " << line(r.claimed_by) << " until " << utc(*r.lease_until) << " UTC\n";
     }
     if (full) {
       out << fmt::format("  created {} UTC · version {} · {} generation attempt(s)",
@@ -562,12 +574,16 @@ class OperatorConsole::Impl {
     auto items = queue_->list_pending({.limit = 1, .history = *history});
     if (!items.ok()) return fail(err, items.status());
     if (items->empty()) {
-      if (json_) print_json(out, nullptr);
-      else out << "No drafts await a decision.\n";
+      if (json_)
+        print_json(out, nullptr);
+      else
+        out << "No drafts await a decision.\n";
       return kOk;
     }
-    if (json_) print_json(out, to_json(items->front()));
-    else print_item(out, items->front(), true);
+    if (json_)
+      print_json(out, to_json(items->front()));
+    else
+      print_item(out, items->front(), true);
     return kOk;
   }
 
@@ -578,8 +594,10 @@ class OperatorConsole::Impl {
     if (!history) return usage(err, "--history is 0..100");
     auto item = queue_->get(*id, *history);
     if (!item.ok()) return fail(err, item.status());
-    if (json_) print_json(out, to_json(*item));
-    else print_item(out, *item, true);
+    if (json_)
+      print_json(out, to_json(*item));
+    else
+      print_item(out, *item, true);
     return kOk;
   }
 
@@ -635,8 +653,10 @@ class OperatorConsole::Impl {
     if (!id) return kUsage;
     const Status s = queue_->release(*id, options_.operator_name);
     if (!s.ok()) return fail(err, s);
-    if (json_) print_json(out, {{"reply_id", *id}, {"released", true}});
-    else out << fmt::format("Reply #{} released.\n", *id);
+    if (json_)
+      print_json(out, {{"reply_id", *id}, {"released", true}});
+    else
+      out << fmt::format("Reply #{} released.\n", *id);
     return kOk;
   }
 
@@ -797,8 +817,8 @@ class OperatorConsole::Impl {
     for (std::size_t i = 0; i < s->replies_by_status.size(); ++i) {
       out << " " << to_string(static_cast<ReplyStatus>(i)) << "=" << s->replies_by_status[i];
     }
-    out << fmt::format("\ndecisions: {} approved, {} edited, {} rejected\n", s->approved,
-                       s->edited, s->rejected);
+    out << fmt::format("\ndecisions: {} approved, {} edited, {} rejected\n", s->approved, s->edited,
+                       s->rejected);
     const auto latency = [](const LatencySummary& l) {
       if (l.count == 0) return std::string("no samples");
       return fmt::format("p50 {:.1f} s, p95 {:.1f} s, p99 {:.1f} s ({} samples)",
@@ -839,8 +859,8 @@ OperatorConsole::OperatorConsole(std::shared_ptr<MessageStore> store,
 
 OperatorConsole::~OperatorConsole() = default;
 
-int OperatorConsole::run(const std::vector<std::string>& args, std::istream& in,
-                         std::ostream& out, std::ostream& err) {
+int OperatorConsole::run(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+                         std::ostream& err) {
   try {
     return impl_->run(args, in, out, err, false);
   } catch (const std::exception& e) {

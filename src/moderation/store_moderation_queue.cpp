@@ -129,9 +129,9 @@ class StoreModerationQueue final : public ModerationQueue {
     // What goes out: a text already made final (a failed delivery, an edit saved earlier), else
     // the draft. The store picks it the same way.
     if (blank(reply.final_text) && blank(reply.draft_text)) {
-      return failed_precondition(fmt::format(
-          "reply {} is {} and has no text to approve; write the answer with edit", id,
-          to_string(reply.status)));
+      return failed_precondition(
+          fmt::format("reply {} is {} and has no text to approve; write the answer with edit", id,
+                      to_string(reply.status)));
     }
     ReplyChange change = decision(reply, ReplyStatus::kApproved, actor, "approve");
     return decide(id, change, operator_name);
@@ -179,8 +179,8 @@ class StoreModerationQueue final : public ModerationQueue {
   Result<Reply> decidable(ReplyId id, const std::string& actor) {
     LLMASSIST_ASSIGN_OR_RETURN(auto reply, store_->get_reply(id));
     if (!awaits_decision(reply.status)) {
-      return failed_precondition(fmt::format("reply {} is {}, not awaiting a decision", id,
-                                             to_string(reply.status)));
+      return failed_precondition(
+          fmt::format("reply {} is {}, not awaiting a decision", id, to_string(reply.status)));
     }
     if (!reply.claimed_by.empty() && reply.claimed_by != actor && reply.lease_until &&
         *reply.lease_until > clock_->now()) {

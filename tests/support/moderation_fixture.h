@@ -36,8 +36,8 @@ struct QueueFixture {
   }
 
   Chat chat(const std::string& external, const std::string& title = "") {
-    auto c = store->upsert_chat(
-        {"telegram", external, title.empty() ? "User " + external : title, ""});
+    auto c =
+        store->upsert_chat({"telegram", external, title.empty() ? "User " + external : title, ""});
     REQUIRE(c.ok());
     return *c;
   }
