@@ -37,7 +37,7 @@ TEST_CASE("types: the reply lifecycle allows exactly the documented transitions"
       "01000001",  // from rejected
       "00000000",  // from sent
       "00000000",  // from cancelled (row index 7 below)
-      "01010011",  // from failed
+      "01011011",  // from failed: by hand (approved), a new draft (rejected, generating)
   };
   const S row_order[8] = {S::kNew, S::kGenerating, S::kPending, S::kApproved,
                           S::kRejected, S::kSent, S::kCancelled, S::kFailed};

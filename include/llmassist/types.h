@@ -90,8 +90,10 @@ struct Message {
 //              │  └─rejected◀┘          │
 //              └──────────(auto policy)─┘
 //
-// plus `failed` (every provider failed, or delivery failed for good) and `cancelled`. The names
-// `new`, `pending`, `approved` and `rejected` keep the meaning the original REST API gave them.
+// plus `failed` (every provider failed, or delivery failed for good; an operator may answer it
+// by hand — failed -> approved — or reject it to ask for a new draft — failed -> rejected) and
+// `cancelled`. The names `new`, `pending`, `approved` and `rejected` keep the meaning the
+// original REST API gave them.
 enum class ReplyStatus : std::uint8_t {
   kNew,         // a question waits for a draft
   kGenerating,  // a worker is drafting it (holds a lease)

@@ -80,9 +80,11 @@ bool is_legal_transition(ReplyStatus from, ReplyStatus to) noexcept {
       // Failed: delivery failed for good (the user blocked the bot).
       return to == S::kApproved || to == S::kSent || to == S::kFailed || to == S::kCancelled;
     case S::kFailed:
-      // An operator answers by hand (approved), or asks for a new draft (generating).
-      return to == S::kFailed || to == S::kApproved || to == S::kGenerating ||
-             to == S::kCancelled;
+      // An operator answers by hand (approved), or rejects it to ask for a new draft (rejected:
+      // the pipeline regenerates rejected replies, in chat order); a worker may also take it
+      // straight back (generating).
+      return to == S::kFailed || to == S::kApproved || to == S::kRejected ||
+             to == S::kGenerating || to == S::kCancelled;
     case S::kSent:
     case S::kCancelled:
       return false;

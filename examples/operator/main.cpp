@@ -1,0 +1,99 @@
+// llmassist-operator: the operators' terminal client. Works on the database of a running bot
+// (another process): decisions and operator messages are written into the store, and the bot's
+// outbox delivers them. One-shot subcommands for scripts, or a prompt loop.
+#include <llmassist/operator_console.h>
+#include <llmassist/sqlite_store.h>
+#include <llmassist/store_moderation_queue.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage =
+    R"(llmassist-operator — moderate an llmassist bot's answers from the terminal
+
+Usage: llmassist-operator [--db FILE] [--operator NAME] [--json] [COMMAND [ARGS...]]
+       llmassist-operator [--db FILE] [--operator NAME] [interactive]
+
+  --db FILE        the bot's database (default: llmassist.db); it must exist
+  --operator NAME  who decides (default: $USER); recorded in the audit log
+  --json           print list and show commands as JSON (also per command)
+  --help           this text
+
+Without a command (or with `interactive`), reads commands line by line: at a terminal with a
+prompt, from a pipe without one. The text of edit, reject and reply is the rest of the line;
+"-" reads it from the following lines, up to a line holding only ".".
+
+Exit status: 0 done, 1 the command failed (the reason is on standard error), 2 bad usage.
+
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string db = "llmassist.db";
+  const char* user = std::getenv("USER");
+  std::string name = user != nullptr ? user : "";
+  bool json = false;
+  std::vector<std::string> command;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!command.empty()) {
+      command.push_back(arg);
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage << llmassist::OperatorConsole::help_text();
+      return 0;
+    } else if (arg == "--db" && i + 1 < argc) {
+      db = argv[++i];
+    } else if (arg == "--operator" && i + 1 < argc) {
+      name = argv[++i];
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg.starts_with("-")) {
+      std::cerr << "usage error: unknown option " << llmassist::escape_for_terminal(arg, false)
+                << " (--help lists them)\n";
+      return 2;
+    } else {
+      command.push_back(arg);
+    }
+  }
+  if (name.empty()) {
+    std::cerr << "usage error: who are you? pass --operator NAME (or set USER)\n";
+    return 2;
+  }
+  if (auto valid = llmassist::check_operator_name(name); !valid.ok()) {
+    std::cerr << "usage error: " << llmassist::escape_for_terminal(valid.message(), false) << "\n";
+    return 2;
+  }
+  // An operator tool never creates a database: a mistyped path would show an empty queue.
+  std::error_code ec;
+  if (!std::filesystem::exists(db, ec)) {
+    std::cerr << "error: no database at " << db << " (pass the bot's database with --db FILE)\n";
+    return 1;
+  }
+
+  llmassist::SqliteStoreOptions store_options;
+  store_options.path = db;
+  store_options.logger = llmassist::stderr_logger(llmassist::LogLevel::kWarning);
+  auto opened = llmassist::open_sqlite_store(store_options);
+  if (!opened.ok()) {
+    std::cerr << "error: cannot open the database: " << opened.status().to_string() << "\n";
+    return 1;
+  }
+  std::shared_ptr<llmassist::MessageStore> store = std::move(opened).value();
+  llmassist::ModerationQueueOptions queue_options;
+  queue_options.logger = llmassist::stderr_logger(llmassist::LogLevel::kWarning);
+  std::shared_ptr<llmassist::ModerationQueue> queue =
+      llmassist::make_moderation_queue(store, queue_options);
+  llmassist::OperatorConsole console(store, queue, {.operator_name = name, .json = json});
+
+  if (command.empty() || command.front() == "interactive") {
+    return console.interactive(std::cin, std::cout, std::cerr, ::isatty(STDIN_FILENO) != 0);
+  }
+  return console.run(command, std::cin, std::cout, std::cerr);
+}
