@@ -93,8 +93,9 @@ class Core;
 
 // One outbound operation: one Bot API call or several in order (the parts of a long message, a
 // draft that falls back to send-then-edit). The Core retries transient failures of each call;
-// the operation sees only final outcomes. Used by one thread at a time: its lane runs one call
-// of it at a time.
+// the operation sees only final outcomes. Its lane runs one call of it at a time; stop() may
+// cancel it meanwhile, so the Core calls next(), on_result() and fail() under `mu` and only
+// while `finished` is false.
 class Op {
  public:
   virtual ~Op() = default;
@@ -107,7 +108,9 @@ class Op {
   // Calls the caller back with the outcome; only the first call does anything.
   virtual void complete() = 0;
 
-  int attempts = 0;  // of the current call
+  std::mutex mu;
+  bool finished = false;  // under mu: the outcome is decided (complete() may still be due)
+  int attempts = 0;       // of the current call
 };
 
 // Operations whose caller waits for a Status.
@@ -116,19 +119,14 @@ class StatusOp : public Op {
   explicit StatusOp(DoneCallback done) : done_(std::move(done)) {}
   void fail(Status status) override { status_ = std::move(status); }
   void complete() override {
-    DoneCallback done;
-    {
-      std::lock_guard lock(mu_);
-      done = std::exchange(done_, nullptr);
-    }
-    if (done) done(status_);
+    // Called once the outcome is decided (finished), by the one thread that decided it.
+    if (auto done = std::exchange(done_, nullptr)) done(status_);
   }
 
  protected:
   Status status_;
 
  private:
-  std::mutex mu_;  // complete() may race between stop() and a response
   DoneCallback done_;
 };
 
@@ -245,8 +243,7 @@ class Core final : public std::enable_shared_from_this<Core> {
       }
     }
     if (op) {
-      op->fail(cancelled("telegram: the transport is stopped"));
-      op->complete();
+      settle(*op, cancelled("telegram: the transport is stopped"));
       return;
     }
     // Issued from the scheduler, so that callbacks never run on the caller's thread.
@@ -256,6 +253,7 @@ class Core final : public std::enable_shared_from_this<Core> {
   // ---- lifecycle ----
 
   Status start(InboundHandler handler) {
+    std::lock_guard starting(start_mu_);
     {
       std::lock_guard lock(mu_);
       if (stopping_) return failed_precondition("telegram: the transport was stopped");
@@ -275,6 +273,10 @@ class Core final : public std::enable_shared_from_this<Core> {
     }
     Status s = me.status();
     if (s.ok() && options_.mode == TelegramMode::kWebhook) s = start_webhook();
+    if (s.ok()) {
+      std::lock_guard lock(mu_);
+      if (stopping_) s = cancelled("telegram: stopped while starting");
+    }
     if (!s.ok()) {
       stop_webhook();
       std::lock_guard lock(mu_);
@@ -290,14 +292,20 @@ class Core final : public std::enable_shared_from_this<Core> {
     {
       std::unique_lock lock(mu_);
       if (stopping_) {
-        // A second caller waits for the first, unless it runs inside one of our callbacks.
-        if (tl_inside_ != this) stopped_cv_.wait(lock, [&] { return stop_done_; });
+        // A second caller waits for the first, unless it runs inside one of our callbacks or
+        // inside the first stop() (a cancelled send's callback).
+        if (tl_inside_ != this && stopping_thread_ != std::this_thread::get_id()) {
+          stopped_cv_.wait(lock, [&] { return stop_done_; });
+        }
         return;
       }
       stopping_ = true;
+      stopping_thread_ = std::this_thread::get_id();
     }
     inbound_cv_.notify_all();
-    cancel_->cancel();
+    cancel_->cancel();  // also ends a getMe or setWebhook that start() waits for
+    // A start() under way finishes first (it sees stopping_), so that nothing it starts is missed.
+    { std::lock_guard starting(start_mu_); }
     stop_webhook();
     if (worker_.joinable()) {
       if (worker_.get_id() == std::this_thread::get_id()) {
@@ -316,8 +324,7 @@ class Core final : public std::enable_shared_from_this<Core> {
       ready_.clear();
     }
     for (auto& op : queued) {
-      op->fail(cancelled("telegram: the transport stopped before this was sent"));
-      op->complete();
+      settle(*op, cancelled("telegram: the transport stopped before this was sent"));
     }
     std::unique_lock lock(mu_);
     const int self = tl_inside_ == this ? 1 : 0;
@@ -340,13 +347,14 @@ class Core final : public std::enable_shared_from_this<Core> {
     explicit Active(Core& core) : core_(core) {
       std::lock_guard lock(core_.mu_);
       entered_ = !core_.stopping_;
-      if (entered_) ++core_.active_;
+      if (!entered_) return;
+      ++core_.active_;
       previous_ = tl_inside_;
       tl_inside_ = &core_;
     }
     ~Active() {
-      tl_inside_ = previous_;
       if (!entered_) return;
+      tl_inside_ = previous_;
       std::lock_guard lock(core_.mu_);
       --core_.active_;
       core_.idle_cv_.notify_all();
@@ -422,12 +430,27 @@ class Core final : public std::enable_shared_from_this<Core> {
     for (auto& [key, op] : issue) send_call(key, op);
   }
 
+  // Ends `op` with `status` unless its outcome is decided already; calls back.
+  static void settle(Op& op, Status status) {
+    {
+      std::lock_guard lock(op.mu);
+      if (op.finished) return;
+      op.fail(std::move(status));
+      op.finished = true;
+    }
+    op.complete();
+  }
+
   void send_call(const std::string& key, const std::shared_ptr<Op>& op) {
-    auto call = op->next(*this);
+    Result<ApiCall> call = cancelled("telegram: cancelled");
+    {
+      std::lock_guard lock(op->mu);
+      if (op->finished) return;  // cancelled by stop()
+      call = op->next(*this);
+    }
     if (!call.ok()) {
-      op->fail(scrub(call.status()));
+      settle(*op, scrub(call.status()));
       finish_call(key, false);
-      op->complete();
       return;
     }
     auto req = request(call->method, std::move(call->body), options_.request_timeout);
@@ -447,7 +470,11 @@ class Core final : public std::enable_shared_from_this<Core> {
     if (!result.ok()) {
       const Status s = scrub(result.status().annotate(method));
       result = s;
-      const int attempts = ++op->attempts;
+      int attempts = 0;
+      {
+        std::lock_guard lock(op->mu);
+        attempts = ++op->attempts;
+      }
       const bool transient = s.code() == StatusCode::kUnavailable ||
                              s.code() == StatusCode::kDeadlineExceeded ||
                              s.code() == StatusCode::kResourceExhausted;
@@ -465,8 +492,17 @@ class Core final : public std::enable_shared_from_this<Core> {
         }
       }
     }
-    const bool more = op->on_result(*this, std::move(result));
-    if (more) op->attempts = 0;
+    bool more = false;
+    {
+      std::lock_guard lock(op->mu);
+      if (op->finished) return;  // cancelled by stop()
+      more = op->on_result(*this, std::move(result));
+      if (more) {
+        op->attempts = 0;
+      } else {
+        op->finished = true;
+      }
+    }
     finish_call(key, more);
     if (!more) op->complete();
     pump();
@@ -799,6 +835,7 @@ class Core final : public std::enable_shared_from_this<Core> {
   const std::shared_ptr<CancelToken> cancel_ = CancelToken::create();
   std::atomic<bool> drafts_supported_{true};
 
+  std::mutex start_mu_;  // held by start() throughout; orders stop() after it
   std::mutex mu_;
   std::condition_variable idle_cv_;     // active_ fell
   std::condition_variable stopped_cv_;  // stop_done_
@@ -806,6 +843,7 @@ class Core final : public std::enable_shared_from_this<Core> {
   bool started_ = false;
   bool stopping_ = false;
   bool stop_done_ = false;
+  std::thread::id stopping_thread_;
   int active_ = 0;  // callbacks running (Active)
   InboundHandler handler_;
 
@@ -901,11 +939,7 @@ class SendOp final : public Op {
   void fail(Status status) override { status_ = std::move(status); }
 
   void complete() override {
-    SendCallback done;
-    {
-      std::lock_guard lock(mu_);
-      done = std::exchange(done_, nullptr);
-    }
+    auto done = std::exchange(done_, nullptr);
     if (!done) return;
     if (!status_.ok()) {
       done(status_);
@@ -934,7 +968,6 @@ class SendOp final : public Op {
   std::size_t index_ = 0;
   std::vector<std::string> ids_;
   Status status_;
-  std::mutex mu_;
   SendCallback done_;
 };
 
@@ -1008,7 +1041,8 @@ class DraftOp final : public StatusOp {
     if (text_.find_first_not_of(" \t\r\n") == std::string::npos) {
       return invalid_argument("telegram: the draft text is empty");
     }
-    if (core.drafts_supported()) {
+    native_ = core.drafts_supported();
+    if (native_) {
       json body = json::object();
       LLMASSIST_RETURN_IF_ERROR(put_chat_id(body, chat_));
       body["draft_id"] = draft_id_;
@@ -1026,17 +1060,15 @@ class DraftOp final : public StatusOp {
   }
 
   bool on_result(Core& core, Result<telegram::MethodResult> result) override {
-    if (!fallback_ && core.drafts_supported()) {
+    if (native_) {
       if (result.ok()) return false;
       if (method_missing(result.status())) {
         core.drafts_unsupported();
-        fallback_ = true;
-        return true;
+        return true;  // next() sees it and sends the fallback
       }
       status_ = result.status();
       return false;
     }
-    fallback_ = true;
     if (result.ok()) {
       if (!editing_) core.remember_draft(key_, result->message_id);
       return false;
@@ -1051,7 +1083,7 @@ class DraftOp final : public StatusOp {
   std::string text_;
   std::string key_;
   std::optional<std::string> editing_;
-  bool fallback_ = false;
+  bool native_ = true;  // the call in flight is sendMessageDraft
 };
 
 // ---- the transport --------------------------------------------------------------------------------
