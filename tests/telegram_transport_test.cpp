@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "llmassist/telegram_transport.h"
 #include "support/mock_telegram_server.h"
@@ -495,6 +496,34 @@ TEST_CASE("telegram transport: 409 on getUpdates is logged clearly and polling g
   CHECK(f.logger->contains("another instance is polling this token, or a webhook is set"));
   t->stop();
   CHECK(f.tg.calls("getUpdates").size() >= 3);
+}
+
+TEST_CASE("telegram transport: getUpdates 5xx is retried, 401 stops polling") {
+  Fixture f;
+  Inbox inbox;
+  SUBCASE("5xx") {
+    f.tg.fail_next("getUpdates", Failure::server_error(502), 2);
+    f.tg.push_update(50, MockTelegramServer::text_update(50, "after the outage"));
+    auto t = f.make();
+    REQUIRE(t->start(inbox.handler()).ok());
+    REQUIRE(inbox.wait_accepted(1));
+    t->stop();
+    const auto polls = f.tg.calls("getUpdates");
+    REQUIRE(polls.size() >= 3);
+    CHECK(polls[0].status == 502);
+    CHECK(polls[1].status == 502);
+  }
+  SUBCASE("401") {
+    f.tg.fail_next("getUpdates", Failure{401, "Unauthorized", std::nullopt});
+    auto t = f.make();
+    REQUIRE(t->start(inbox.handler()).ok());
+    for (int i = 0; i < 1000 && !f.logger->contains("polling stops"); ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(f.logger->contains("polling stops"));
+    CHECK(f.tg.calls("getUpdates").size() == 1);
+    t->stop();
+  }
 }
 
 TEST_CASE("telegram transport: the token never appears in a log line or an error") {

@@ -1190,8 +1190,8 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
     if (o.webhook.path.empty() || o.webhook.path.front() != '/') {
       return invalid_argument("telegram: webhook.path must begin with '/'");
     }
-    if (o.webhook.port < 0 || o.webhook.port > 65535) {
-      return invalid_argument("telegram: webhook.port must be 0 to 65535");
+    if (o.webhook.port < 1 || o.webhook.port > 65535) {
+      return invalid_argument("telegram: webhook.port must be 1 to 65535");
     }
   }
   return display;

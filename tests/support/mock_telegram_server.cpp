@@ -176,9 +176,7 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
     return;
   }
   if (method == "getUpdates") {
-    // Recorded on arrival, before the long poll, so that tests can wait for a poll to begin.
-    record(method, params, 200, at);
-    get_updates(params, res);
+    get_updates(params, res, at);
     return;
   }
 
@@ -245,7 +243,8 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
   }
 }
 
-void MockTelegramServer::get_updates(const json& params, httplib::Response& res) {
+void MockTelegramServer::get_updates(const json& params, httplib::Response& res,
+                                     std::chrono::steady_clock::time_point at) {
   const auto offset = params.value("offset", std::int64_t{0});
   const auto limit = std::clamp<std::int64_t>(params.value("limit", std::int64_t{100}), 1, 100);
   const auto timeout = std::clamp<std::int64_t>(params.value("timeout", std::int64_t{0}), 0, 60);
@@ -255,6 +254,9 @@ void MockTelegramServer::get_updates(const json& params, httplib::Response& res)
     // Telegram forgets every update below the offset: they are confirmed.
     if (offset != 0) updates_.erase(updates_.begin(), updates_.lower_bound(offset));
   }
+  // Recorded once the offset took effect but before the long poll, so that a test can wait for
+  // a poll to begin.
+  record("getUpdates", params, 200, at);
   http_.wait_until(
       [&] {
         std::lock_guard lock(mu_);

@@ -109,7 +109,8 @@ class MockTelegramServer {
  private:
   void serve(const httplib::Request& req, httplib::Response& res);
   void answer(httplib::Response& res, int status, const nlohmann::json& body);
-  void get_updates(const nlohmann::json& params, httplib::Response& res);
+  void get_updates(const nlohmann::json& params, httplib::Response& res,
+                   std::chrono::steady_clock::time_point at);
   std::optional<Failure> take_failure(const std::string& method);
   void record(const std::string& method, const nlohmann::json& params, int status,
               std::chrono::steady_clock::time_point at);
