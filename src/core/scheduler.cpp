@@ -1,6 +1,7 @@
 #include "llmassist/scheduler.h"
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <queue>
 #include <thread>
@@ -11,16 +12,18 @@ namespace {
 
 class ThreadScheduler final : public Scheduler {
  public:
-  ThreadScheduler() : thread_([this] { run(); }) {}
+  ThreadScheduler() : state_(std::make_shared<State>()), thread_([s = state_] { run(*s); }) {}
 
   ~ThreadScheduler() override {
     {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
+      std::lock_guard lock(state_->mu);
+      state_->stopping = true;
     }
-    wake_.notify_all();
+    state_->wake.notify_all();
     if (thread_.get_id() == std::this_thread::get_id()) {
-      thread_.detach();  // destroyed by its own last task: the loop sees stopping_ and ends
+      // Destroyed by one of its own tasks: the thread owns the state too, so the loop can still
+      // read it when the task returns; it sees `stopping` and ends.
+      thread_.detach();
     } else {
       thread_.join();
     }
@@ -28,11 +31,12 @@ class ThreadScheduler final : public Scheduler {
 
   void schedule(std::chrono::milliseconds delay, std::function<void()> task) override {
     {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-      tasks_.push({std::chrono::steady_clock::now() + delay, next_seq_++, std::move(task)});
+      std::lock_guard lock(state_->mu);
+      if (state_->stopping) return;
+      state_->tasks.push(
+          {std::chrono::steady_clock::now() + delay, state_->next_seq++, std::move(task)});
     }
-    wake_.notify_all();
+    state_->wake.notify_all();
   }
 
  private:
@@ -45,31 +49,37 @@ class ThreadScheduler final : public Scheduler {
     }
   };
 
-  void run() {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      if (tasks_.empty()) {
-        wake_.wait(lock);
+  // Shared by the scheduler and its thread, so that either may be the last to go.
+  struct State {
+    std::mutex mu;
+    std::condition_variable wake;
+    std::priority_queue<Task, std::vector<Task>, std::greater<>> tasks;
+    std::uint64_t next_seq = 0;
+    bool stopping = false;
+  };
+
+  static void run(State& s) {
+    std::unique_lock lock(s.mu);
+    while (!s.stopping) {
+      if (s.tasks.empty()) {
+        s.wake.wait(lock);
         continue;
       }
-      const auto due = tasks_.top().due;
+      const auto due = s.tasks.top().due;
       if (std::chrono::steady_clock::now() < due) {
-        wake_.wait_until(lock, due);
+        s.wake.wait_until(lock, due);
         continue;
       }
-      auto fn = std::move(const_cast<Task&>(tasks_.top()).fn);
-      tasks_.pop();
+      auto fn = std::move(const_cast<Task&>(s.tasks.top()).fn);
+      s.tasks.pop();
       lock.unlock();
       fn();
+      fn = nullptr;  // what the task owned goes now, while the lock is free
       lock.lock();
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::priority_queue<Task, std::vector<Task>, std::greater<>> tasks_;
-  std::uint64_t next_seq_ = 0;
-  bool stopping_ = false;
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

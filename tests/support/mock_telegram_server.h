@@ -1,0 +1,132 @@
+// A mock Telegram Bot API server on loopback: answers POST /bot<token>/<method> the way Telegram
+// does, so that the TelegramTransport runs against real HTTP.
+//
+// - getUpdates serves the updates a test pushed, with Telegram's offset semantics (an update
+//   whose id is below the offset asked for is confirmed and dropped for good), and long-polls:
+//   it waits up to `timeout` seconds for an update, wakes when one is pushed, and gives up when
+//   the server stops.
+// - sendMessage, editMessageText, sendChatAction, answerCallbackQuery, sendMessageDraft (which
+//   can be switched to answer 404, as a server without it does), getMe, setWebhook and
+//   deleteWebhook answer like Telegram; messages get increasing message_ids, and an edit to the
+//   same text answers "message is not modified".
+// - Every call is recorded (method, JSON parameters, the time it arrived, the HTTP status given)
+//   for assertions, and the next N calls of a method can be made to fail: 429 with retry_after,
+//   5xx, 403 blocked, 400 can't parse entities, 409 conflict. A wrong token gets 401.
+// - After setWebhook, the updates pushed can be POSTed to the webhook URL with the secret.
+//
+// Thread-safety: every method from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/mock_http_server.h"
+
+namespace llmassist::testing {
+
+class MockTelegramServer {
+ public:
+  // A token shaped like a real one, so that redaction by shape is tested too.
+  static constexpr const char* kDefaultToken = "123456789:AAHfake-TOKEN_for_tests_0123456789abcdef";
+
+  struct Call {
+    std::string method;
+    nlohmann::json params;  // the JSON body (or form fields), parsed
+    std::chrono::steady_clock::time_point at;  // when the request arrived
+    int status = 200;                           // the HTTP status answered
+  };
+
+  // How a call fails instead of succeeding.
+  struct Failure {
+    int code = 500;
+    std::string description = "Internal Server Error";
+    std::optional<int> retry_after;  // seconds, for 429
+
+    static Failure too_many_requests(int retry_after_seconds);
+    static Failure server_error(int code = 502);
+    static Failure blocked();            // 403 "Forbidden: bot was blocked by the user"
+    static Failure cant_parse_entities();  // 400
+    static Failure conflict();           // 409, for getUpdates
+  };
+
+  explicit MockTelegramServer(std::string token = kDefaultToken);
+  ~MockTelegramServer();
+  MockTelegramServer(const MockTelegramServer&) = delete;
+  MockTelegramServer& operator=(const MockTelegramServer&) = delete;
+
+  // The API root to give the transport ("http://127.0.0.1:<port>").
+  [[nodiscard]] std::string api_url() const { return http_.url(); }
+  [[nodiscard]] const std::string& token() const { return token_; }
+
+  // Queues an Update (raw JSON text, served as is: it may be garbage) for getUpdates and the
+  // webhook. `update_id` orders it and decides its confirmation.
+  void push_update(std::int64_t update_id, std::string raw_json);
+  // A text message update from user/chat 1001.
+  static std::string text_update(std::int64_t update_id, const std::string& text,
+                                 std::int64_t chat_id = 1001);
+
+  // The next `count` calls of `method` fail with `failure`.
+  void fail_next(const std::string& method, Failure failure, int count = 1);
+  // Whether sendMessageDraft exists (default) or answers 404 "method not found".
+  void set_drafts_supported(bool supported);
+
+  [[nodiscard]] std::vector<Call> calls() const;
+  [[nodiscard]] std::vector<Call> calls(const std::string& method) const;
+  // Waits until `method` has been called at least `count` times (or `timeout`).
+  bool wait_for_calls(const std::string& method, std::size_t count,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The offset of the latest getUpdates (0 when none gave one).
+  [[nodiscard]] std::int64_t last_offset() const;
+  // Updates still queued (not confirmed by an offset).
+  [[nodiscard]] std::size_t pending_updates() const;
+  // The current text of a message sent or edited through the mock.
+  [[nodiscard]] std::string message_text(std::int64_t message_id) const;
+
+  // What setWebhook set (empty URL after deleteWebhook).
+  [[nodiscard]] std::string webhook_url() const;
+  [[nodiscard]] std::string webhook_secret() const;
+  struct WebhookReply {
+    int status = 0;  // 0: no connection
+    std::string body;
+  };
+  // POSTs `body` to the webhook URL with `secret` in X-Telegram-Bot-Api-Secret-Token (no
+  // header when empty).
+  WebhookReply post_to_webhook(const std::string& body,
+                               const std::optional<std::string>& secret) const;
+  // POSTs each queued update with the recorded secret, dropping those answered 200; returns the
+  // statuses in order.
+  std::vector<int> deliver_to_webhook();
+
+  [[nodiscard]] MockHttpServer& http() { return http_; }
+
+ private:
+  void serve(const httplib::Request& req, httplib::Response& res);
+  void answer(httplib::Response& res, int status, const nlohmann::json& body);
+  void get_updates(const nlohmann::json& params, httplib::Response& res,
+                   std::chrono::steady_clock::time_point at);
+  std::optional<Failure> take_failure(const std::string& method);
+  void record(const std::string& method, const nlohmann::json& params, int status,
+              std::chrono::steady_clock::time_point at);
+
+  const std::string token_;
+  MockHttpServer http_;
+  mutable std::mutex mu_;
+  std::map<std::int64_t, std::string> updates_;  // by update_id
+  std::map<std::string, std::deque<Failure>> failures_;
+  std::vector<Call> calls_;
+  std::map<std::int64_t, std::string> messages_;  // message_id → text
+  std::int64_t next_message_id_ = 100;
+  std::int64_t last_offset_ = 0;
+  bool drafts_supported_ = true;
+  std::string webhook_url_;
+  std::string webhook_secret_;
+};
+
+}  // namespace llmassist::testing
