@@ -1,0 +1,200 @@
+#include "llmassist/bot.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "llmassist/console_transport.h"
+#include "llmassist/provider_config.h"
+#include "llmassist/sqlite_store.h"
+#include "llmassist/store_moderation_queue.h"
+#include "llmassist/telegram_transport.h"
+#include "llmassist/window_memory.h"
+
+namespace llmassist {
+
+struct Bot::Parts {
+  std::shared_ptr<MessageStore> store;
+  std::shared_ptr<FallbackChain> chain;
+  std::unique_ptr<Assistant> assistant;
+  std::string description;
+};
+
+namespace {
+
+Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
+                                                  std::shared_ptr<Logger> logger) {
+  TelegramTransportOptions o;
+  o.token = t.token;
+  if (!t.api_url.empty()) o.api_url = t.api_url;
+  o.mode = t.mode == "webhook" ? TelegramMode::kWebhook : TelegramMode::kPolling;
+  if (t.poll_timeout_s) o.polling.timeout = std::chrono::seconds(*t.poll_timeout_s);
+  if (t.per_chat_interval_ms) {
+    o.pacing.per_chat_interval = std::chrono::milliseconds(*t.per_chat_interval_ms);
+  }
+  if (t.messages_per_second) o.pacing.global_per_second = *t.messages_per_second;
+  const auto colon = t.webhook_listen.rfind(':');
+  if (colon == std::string::npos) {
+    return invalid_argument(fmt::format("$.telegram.webhook.listen: \"{}\" is not host:port",
+                                        t.webhook_listen));
+  }
+  o.webhook.listen_host = t.webhook_listen.substr(0, colon);
+  o.webhook.port = std::atoi(t.webhook_listen.c_str() + colon + 1);
+  if (o.webhook.port <= 0 || o.webhook.port > 65535) {
+    return invalid_argument(fmt::format("$.telegram.webhook.listen: bad port in \"{}\"",
+                                        t.webhook_listen));
+  }
+  o.webhook.path = t.webhook_path;
+  o.webhook.public_url = t.webhook_public_url;
+  o.webhook.secret_token = t.webhook_secret;
+  o.logger = std::move(logger);
+  return o;
+}
+
+Result<std::shared_ptr<MessageStore>> open_store(const BotConfig& config,
+                                                 std::shared_ptr<Logger> logger) {
+  SqliteStoreOptions so;
+  so.path = config.database;
+  so.logger = std::move(logger);
+  LLMASSIST_ASSIGN_OR_RETURN(auto store, open_sqlite_store(so));
+  return std::shared_ptr<MessageStore>(std::move(store));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions options) {
+  auto logger = options.logger ? options.logger : stderr_logger();
+  auto parts = std::make_unique<Parts>();
+  LLMASSIST_ASSIGN_OR_RETURN(parts->store, open_store(config, logger));
+
+  ProviderConfigContext pc;
+  pc.base_dir = config.base_dir;
+  pc.logger = logger;
+  auto chain = make_chain_from_config(config.providers_json, pc);
+  if (!chain.ok()) return chain.status();
+  parts->chain = std::shared_ptr<FallbackChain>(std::move(chain).value());
+
+  AssistantParts ap;
+  ap.store = parts->store;
+  ap.llm = parts->chain;
+  LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(parts->store, config.memory));
+  ap.memory = std::move(memory);
+  ap.moderation = make_moderation_queue(parts->store);
+  std::string transport;
+  if (config.telegram.token.empty()) {
+    ConsoleTransportOptions co;
+    co.on_end = options.on_console_end;
+    co.logger = logger;
+    ap.transport = make_console_transport(co);
+    transport = "console";
+  } else {
+    LLMASSIST_ASSIGN_OR_RETURN(auto to, telegram_options(config.telegram, logger));
+    LLMASSIST_ASSIGN_OR_RETURN(auto t, make_telegram_transport(std::move(to)));
+    ap.transport = std::move(t);
+    transport = "telegram (" + config.telegram.mode + ")";
+  }
+  AssistantOptions ao = config.assistant;
+  ao.logger = logger;
+  LLMASSIST_ASSIGN_OR_RETURN(parts->assistant, Assistant::create(std::move(ap), ao));
+
+  std::string providers;
+  for (const auto& s : parts->chain->provider_stats()) {
+    providers += (providers.empty() ? "" : " → ") + s.name;
+  }
+  parts->description = fmt::format(
+      "{}, providers: {}, policy: {}, database: {}", transport, providers,
+      ao.policy == ModerationPolicy::kAuto ? "auto" : "review", config.database);
+  return std::unique_ptr<Bot>(new Bot(std::move(parts)));
+}
+
+Bot::Bot(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+Bot::~Bot() { stop(std::chrono::milliseconds(0)); }
+
+Status Bot::start() { return parts_->assistant->start(); }
+void Bot::stop(std::chrono::milliseconds grace) { parts_->assistant->stop(grace); }
+const std::string& Bot::description() const { return parts_->description; }
+AssistantStats Bot::stats() const { return parts_->assistant->stats(); }
+
+bool Bot::wait_idle(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    bool idle = true;
+    for (auto status : {ReplyStatus::kNew, ReplyStatus::kGenerating, ReplyStatus::kRejected,
+                        ReplyStatus::kApproved}) {
+      auto waiting = parts_->store->list_replies({.status = status, .limit = 1});
+      if (!waiting.ok() || !waiting->empty()) idle = false;
+    }
+    const auto s = parts_->assistant->stats();
+    if (idle && s.drafts_in_flight == 0 && s.sends_in_flight == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::vector<DoctorCheck> run_doctor(const BotConfig& config,
+                                    std::chrono::milliseconds provider_timeout) {
+  std::vector<DoctorCheck> out;
+  auto quiet = null_logger();
+  {
+    auto store = open_store(config, quiet);
+    out.push_back({"database", store.ok(),
+                   store.ok() ? config.database + ": opened, schema up to date"
+                              : store.status().message()});
+  }
+  ProviderConfigContext pc;
+  pc.base_dir = config.base_dir;
+  pc.logger = quiet;
+  // Each provider alone, without retries: in a chain, a dead one would hide behind the next.
+  const auto doc = nlohmann::json::parse(config.providers_json, nullptr, false);
+  std::vector<nlohmann::json> singles;
+  if (doc.is_object() && doc.contains("providers") && doc["providers"].is_array()) {
+    for (auto item : doc["providers"]) {
+      if (item.is_object() && !item.contains("retries")) item["retries"] = 0;
+      singles.push_back({{"providers", nlohmann::json::array({item})}});
+    }
+  }
+  if (singles.empty()) singles.push_back(nlohmann::json::object());  // the shipped base
+  for (const auto& single : singles) {
+    auto chain = make_chain_from_config(single.dump(), pc);
+    if (!chain.ok()) {
+      out.push_back({"providers", false, chain.status().message()});
+      continue;
+    }
+    const std::string name = (*chain)->provider_stats().front().name;
+    CompletionRequest ping;
+    ping.messages = {{Role::kUser, "Reply with the single word OK."}};
+    ping.max_tokens = 5;
+    ping.timeout = provider_timeout;
+    auto answer = complete_sync(**chain, ping);
+    if (answer.ok()) {
+      out.push_back({"provider " + name, true,
+                     fmt::format("answered in {} ms{}", answer->latency.count(),
+                                 answer->model.empty() ? "" : " (" + answer->model + ")")});
+    } else if (answer.status().reason() == "no_answer") {
+      out.push_back({"provider " + name, true, "loaded (it had no answer to the test question)"});
+    } else {
+      const auto stats = (*chain)->provider_stats();
+      out.push_back({"provider " + name, false,
+                     stats.front().last_error.empty() ? answer.status().message()
+                                                      : stats.front().last_error});
+    }
+  }
+  if (config.telegram.token.empty()) {
+    out.push_back({"telegram token", true,
+                   "none set (BOT_TOKEN or telegram.token): the bot runs on the console"});
+  } else {
+    auto options = telegram_options(config.telegram, quiet);
+    if (!options.ok()) {
+      out.push_back({"telegram token", false, options.status().message()});
+    } else {
+      auto me = telegram_get_me(*options);
+      out.push_back({"telegram token", me.ok(),
+                     me.ok() ? fmt::format("the token belongs to @{}", me->username)
+                             : me.status().message()});
+    }
+  }
+  return out;
+}
+
+}  // namespace llmassist
