@@ -190,7 +190,8 @@ class [[nodiscard]] Result final {
     check();
     return std::get<T>(v_);
   }
-  T&& value() && {
+  // By value, not T&&: `for (auto& x : store.list().value())` must not dangle.
+  T value() && {
     check();
     return std::get<T>(std::move(v_));
   }
@@ -198,7 +199,7 @@ class [[nodiscard]] Result final {
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
-  T&& operator*() && { return std::move(*this).value(); }
+  T operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

@@ -470,6 +470,15 @@ class SqliteStore final : public MessageStore {
       return failed_precondition(fmt::format("a reply cannot move from {} to {}",
                                              to_string(q.status), to_string(to)));
     }
+    if (!q.reply_id) {
+      // Most looks at a queue find it empty: find out under a read transaction, which takes no
+      // lock from writers, before taking the write lock.
+      LLMASSIST_ASSIGN_OR_RETURN(auto candidates,
+                                 read<std::vector<ReplyId>>([&](Connection& c) {
+                                   return claimable(c, q, now_ms());
+                                 }));
+      if (candidates.empty()) return std::vector<Reply>{};
+    }
     return write<std::vector<Reply>>([&](Connection& c) -> Result<std::vector<Reply>> {
       const std::int64_t now = now_ms();
       std::vector<ReplyId> ids;
@@ -489,21 +498,7 @@ class SqliteStore final : public MessageStore {
         }
         ids.push_back(current->id);
       } else {
-        auto s = c.prepare(
-            "SELECT r.id FROM replies r WHERE r.status = ?1 "
-            "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
-            "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
-            "AND (?5 IS NULL OR r.chat_id = ?5) "
-            "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
-            "     AND p.id < r.id AND p.status IN "
-            "     ('new', 'generating', 'pending', 'approved', 'rejected'))) "
-            "ORDER BY r.id LIMIT ?7");
-        if (!s.ok()) return s.status();
-        s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, q.chat_id,
-                q.head_of_chat_only ? 1 : 0, q.limit);
-        auto rows = collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
-        if (!rows.ok()) return rows.status();
-        ids = std::move(rows).value();
+        LLMASSIST_ASSIGN_OR_RETURN(ids, claimable(c, q, now));
       }
       std::vector<Reply> out;
       out.reserve(ids.size());
@@ -634,30 +629,31 @@ class SqliteStore final : public MessageStore {
  private:
   // ---- transaction plumbing ----------------------------------------------------------------
 
-  // Runs `body` in a write transaction and commits when it succeeds.
+  // Runs `body` in a write transaction and commits when it succeeds. Waiters on
+  // wait_for_change() are woken only when rows changed: a transaction that found nothing to do
+  // (a claim of an empty queue) must not wake a worker that would then look again at once.
   template <typename T, typename Body>
   Result<T> write(Body&& body) {
     auto conn = pool_.acquire();
     if (!conn.ok()) return conn.status();
     auto txn = Transaction::begin(**conn, Transaction::Kind::kWrite);
     if (!txn.ok()) return txn.status();
+    const int before = sqlite3_total_changes((*conn)->handle());
     Result<T> result = body(**conn);
     if (!result.ok()) return result;
+    const bool changed = sqlite3_total_changes((*conn)->handle()) != before;
     LLMASSIST_RETURN_IF_ERROR(txn->commit());
-    notify_change();
+    if (changed) notify_change();
     return result;
   }
 
   template <typename Body>
   Status write_status(Body&& body) {
-    auto conn = pool_.acquire();
-    if (!conn.ok()) return conn.status();
-    auto txn = Transaction::begin(**conn, Transaction::Kind::kWrite);
-    if (!txn.ok()) return txn.status();
-    LLMASSIST_RETURN_IF_ERROR(body(**conn));
-    LLMASSIST_RETURN_IF_ERROR(txn->commit());
-    notify_change();
-    return Status();
+    return write<bool>([&](Connection& c) -> Result<bool> {
+             LLMASSIST_RETURN_IF_ERROR(body(c));
+             return true;
+           })
+        .status();
   }
 
   // Runs `body` in a read transaction: one consistent snapshot for all its queries.
@@ -698,6 +694,23 @@ class SqliteStore final : public MessageStore {
   }
 
   // ---- statements used inside transactions -------------------------------------------------
+
+  // The replies `q` may claim now, oldest first.
+  Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
+    auto s = c.prepare(
+        "SELECT r.id FROM replies r WHERE r.status = ?1 "
+        "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
+        "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
+        "AND (?5 IS NULL OR r.chat_id = ?5) "
+        "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
+        "     AND p.id < r.id AND p.status IN "
+        "     ('new', 'generating', 'pending', 'approved', 'rejected'))) "
+        "ORDER BY r.id LIMIT ?7");
+    if (!s.ok()) return s.status();
+    s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, q.chat_id,
+            q.head_of_chat_only ? 1 : 0, q.limit);
+    return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
+  }
 
   Result<Chat> get_chat_in(Connection& c, ChatId id) {
     auto s = c.prepare(fmt::format("SELECT {} FROM chats WHERE id = ?1", kChatColumns));

@@ -76,6 +76,18 @@ bool MockLlmServer::prelude(const Behavior& b) {
 
 namespace {
 
+std::string last_user_message(const json& body) {
+  if (!body.is_object() || !body.contains("messages") || !body["messages"].is_array()) return "";
+  std::string last;
+  for (const auto& m : body["messages"]) {
+    if (m.is_object() && m.value("role", "") == "user" && m.contains("content") &&
+        m["content"].is_string()) {
+      last = m["content"].get<std::string>();
+    }
+  }
+  return last;
+}
+
 void set_error(httplib::Response& res, const MockLlmServer::Behavior& b, bool openai) {
   res.status = b.status;
   if (b.retry_after_seconds) res.set_header("Retry-After", std::to_string(*b.retry_after_seconds));
@@ -111,8 +123,10 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
     return;
   }
   const bool stream = body.is_object() && body.value("stream", false);
+  Behavior echo = b;
+  if (b.echo_question) echo.tokens = {"Answer to: " + last_user_message(body)};
   std::string content;
-  for (const auto& t : b.tokens) content += t;
+  for (const auto& t : echo.tokens) content += t;
   if (b.inline_think) content = "<think>" + b.reasoning + "</think>\n\n" + content;
   if (!stream) {
     if (b.malformed) {
@@ -133,7 +147,7 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
     return;
   }
   auto state = std::make_shared<StreamState>();
-  state->b = b;
+  state->b = echo;
   if (b.inline_think) state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
   res.set_chunked_content_provider(
       "text/event-stream", [this, state](std::size_t, httplib::DataSink& sink) {

@@ -38,6 +38,9 @@ class MockLlmServer {
     bool empty_choices = false;   // OpenAI: "choices": []
     bool error_event = false;     // a stream error event after the first token (HTTP 200)
     bool sse_comments = true;     // OpenAI stream: ": OPENROUTER PROCESSING" lines
+    // Answer "Answer to: <the last user message>" instead of `tokens`, so that tests can tell
+    // which question an answer belongs to.
+    bool echo_question = false;
   };
 
   MockLlmServer();
