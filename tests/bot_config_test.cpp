@@ -27,6 +27,7 @@ TEST_CASE("bot config: nothing configured is a console bot with defaults") {
   REQUIRE(c.ok());
   CHECK(c->telegram.token.empty());
   CHECK(c->database == "llmassist.db");
+  CHECK(c->database_full_sync);
   CHECK(c->assistant.policy == ModerationPolicy::kAuto);
   CHECK(c->memory.window == 8);
   CHECK(parse_bot_config("", "", env()).ok());
@@ -38,7 +39,9 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
   std::ofstream(dir.file("bot.json")) << R"({
     "database": "data/acme.db",
     "telegram": {"token": "123:file-token", "api_url": "http://127.0.0.1:8081", "mode": "polling",
-                 "poll_timeout_s": 10, "per_chat_interval_ms": 0, "messages_per_second": 0,
+                 "polling": {"timeout_s": 10, "allowed_updates": ["message"]},
+                 "pacing": {"per_chat_interval_ms": 0, "global_per_second": 0},
+                 "retry": {"max_attempts": 3},
                  "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3"}},
     "assistant": {"system_prompt_file": "role.txt", "welcome": "Hi from Acme",
                   "moderation": "review", "operator_chat_id": -100123, "queued_messages": "together",
@@ -53,7 +56,11 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
   CHECK(c->database == (dir.path() / "data/acme.db").string());
   CHECK(c->telegram.token == "123:file-token");
   CHECK(c->telegram.api_url == "http://127.0.0.1:8081");
-  CHECK(c->telegram.poll_timeout_s == 10);
+  CHECK(c->telegram.polling_timeout_s == 10);
+  CHECK(c->telegram.allowed_updates == std::vector<std::string>{"message"});
+  CHECK(c->telegram.per_chat_interval_ms == 0);
+  CHECK(c->telegram.global_per_second == 0);
+  CHECK(c->telegram.max_attempts == 3);
   CHECK(c->telegram.webhook_path == "/hook");
   CHECK(c->memory.system_prompt == "You are the support assistant of Acme.");
   CHECK(c->memory.window == 12);
@@ -89,7 +96,10 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
   CHECK(e(R"({"telegram": {"mode": "webhook"}})").find("$.telegram.webhook.secret") == 0);
   CHECK(e(R"({"telegram": {"webhook": {"secrett": "x"}}})") ==
         "$.telegram.webhook.secrett: unknown key");
+  CHECK(e(R"({"telegram": {"pacing": {"per_chat": 1}}})") ==
+        "$.telegram.pacing.per_chat: unknown key");
   CHECK(e(R"({"database": "postgres://db/bot"})").find("PostgreSQL") != std::string::npos);
+  CHECK(e(R"({"database_sync": "off"})") == "$.database_sync: \"off\" is neither full nor normal");
   CHECK(e(R"({"assistant": {"system_prompt": "a", "system_prompt_file": "b"}})")
             .find("not both") != std::string::npos);
   CHECK(e(R"({"assistant": {"system_prompt_file": "/nonexistent/role.txt"}})")

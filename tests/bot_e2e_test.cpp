@@ -76,8 +76,8 @@ struct World {
     nlohmann::json c = {
         {"database", db},
         {"telegram",
-         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"poll_timeout_s", 1},
-          {"per_chat_interval_ms", 0}, {"messages_per_second", 0}}},
+         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 1}}},
+          {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
         {"assistant", {{"moderation", moderation}, {"texts", {{"human_button", ""}}}}},
         {"providers", nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
                                               {"base_url", llm.openai_url()},

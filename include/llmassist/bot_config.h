@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "llmassist/assistant.h"
 #include "llmassist/status.h"
@@ -20,21 +21,27 @@
 
 namespace llmassist {
 
+// The `telegram` section, as docs/configuration.md lists it.
 struct TelegramSection {
   std::string token;    // from the file or BOT_TOKEN; empty: the bot runs on the console
   std::string api_url;  // empty: https://api.telegram.org
   std::string mode = "polling";  // "polling" or "webhook"
-  std::string webhook_listen = "127.0.0.1:8443";  // host:port the webhook server binds
-  std::string webhook_path = "/telegram";
+  std::optional<int> polling_timeout_s;
+  std::vector<std::string> allowed_updates;  // empty: the transport's default
+  std::string webhook_listen = "127.0.0.1:8081";  // host:port the webhook server binds
+  std::string webhook_path = "/telegram/webhook";
   std::string webhook_public_url;  // what Telegram calls; empty: set the webhook yourself
   std::string webhook_secret;      // X-Telegram-Bot-Api-Secret-Token; from TELEGRAM_WEBHOOK_SECRET too
-  std::optional<int> poll_timeout_s;
   std::optional<int> per_chat_interval_ms;
-  std::optional<int> messages_per_second;
+  std::optional<int> global_per_second;
+  std::optional<int> max_attempts;
 };
 
 struct BotConfig {
   std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
+  // "full" (default): every commit survives a power cut. "normal": a commit survives a crash of
+  // the process, the last ones may be lost on a power cut; several times faster on slow disks.
+  bool database_full_sync = true;
   TelegramSection telegram;
   AssistantOptions assistant;  // system prompt goes to the memory; the rest here
   WindowMemoryOptions memory;

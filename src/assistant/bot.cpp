@@ -29,11 +29,13 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
   o.token = t.token;
   if (!t.api_url.empty()) o.api_url = t.api_url;
   o.mode = t.mode == "webhook" ? TelegramMode::kWebhook : TelegramMode::kPolling;
-  if (t.poll_timeout_s) o.polling.timeout = std::chrono::seconds(*t.poll_timeout_s);
+  if (t.polling_timeout_s) o.polling.timeout = std::chrono::seconds(*t.polling_timeout_s);
+  if (!t.allowed_updates.empty()) o.polling.allowed_updates = t.allowed_updates;
   if (t.per_chat_interval_ms) {
     o.pacing.per_chat_interval = std::chrono::milliseconds(*t.per_chat_interval_ms);
   }
-  if (t.messages_per_second) o.pacing.global_per_second = *t.messages_per_second;
+  if (t.global_per_second) o.pacing.global_per_second = *t.global_per_second;
+  if (t.max_attempts) o.retry.max_attempts = *t.max_attempts;
   const auto colon = t.webhook_listen.rfind(':');
   if (colon == std::string::npos) {
     return invalid_argument(fmt::format("$.telegram.webhook.listen: \"{}\" is not host:port",
@@ -56,6 +58,7 @@ Result<std::shared_ptr<MessageStore>> open_store(const BotConfig& config,
                                                  std::shared_ptr<Logger> logger) {
   SqliteStoreOptions so;
   so.path = config.database;
+  so.sync = config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
   so.logger = std::move(logger);
   LLMASSIST_ASSIGN_OR_RETURN(auto store, open_sqlite_store(so));
   return std::shared_ptr<MessageStore>(std::move(store));

@@ -51,12 +51,31 @@ Status read_telegram(const json& j, BotConfig& c) {
     return invalid_argument(fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook",
                                         c.telegram.mode));
   }
-  LLMASSIST_ASSIGN_OR_RETURN(auto timeout, t.integer("poll_timeout_s", 0, 50));
-  if (timeout) c.telegram.poll_timeout_s = static_cast<int>(*timeout);
-  LLMASSIST_ASSIGN_OR_RETURN(auto interval, t.integer("per_chat_interval_ms", 0, 60000));
-  if (interval) c.telegram.per_chat_interval_ms = static_cast<int>(*interval);
-  LLMASSIST_ASSIGN_OR_RETURN(auto rate, t.integer("messages_per_second", 0, 1000));
-  if (rate) c.telegram.messages_per_second = static_cast<int>(*rate);
+  LLMASSIST_ASSIGN_OR_RETURN(const json* polling, t.object("polling"));
+  if (polling != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(*polling, "$.telegram.polling"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto timeout, p.integer("timeout_s", 0, 50));
+    if (timeout) c.telegram.polling_timeout_s = static_cast<int>(*timeout);
+    LLMASSIST_ASSIGN_OR_RETURN(auto kinds, p.strings("allowed_updates"));
+    if (kinds) c.telegram.allowed_updates = *kinds;
+    LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* pacing, t.object("pacing"));
+  if (pacing != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(*pacing, "$.telegram.pacing"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto interval, p.integer("per_chat_interval_ms", 0, 60000));
+    if (interval) c.telegram.per_chat_interval_ms = static_cast<int>(*interval);
+    LLMASSIST_ASSIGN_OR_RETURN(auto rate, p.integer("global_per_second", 0, 10000));
+    if (rate) c.telegram.global_per_second = static_cast<int>(*rate);
+    LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* retry, t.object("retry"));
+  if (retry != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, JsonObject::of(*retry, "$.telegram.retry"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto attempts, r.integer("max_attempts", 1, 100));
+    if (attempts) c.telegram.max_attempts = static_cast<int>(*attempts);
+    LLMASSIST_RETURN_IF_ERROR(r.check_unknown());
+  }
   LLMASSIST_ASSIGN_OR_RETURN(const json* webhook, t.object("webhook"));
   if (webhook != nullptr) {
     LLMASSIST_ASSIGN_OR_RETURN(auto w, JsonObject::of(*webhook, "$.telegram.webhook"));
@@ -172,6 +191,14 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
     c.database = path;
   }
   c.database = resolve(base_dir, c.database);
+  LLMASSIST_ASSIGN_OR_RETURN(auto sync, root.string("database_sync"));
+  if (sync) {
+    if (*sync != "full" && *sync != "normal") {
+      return invalid_argument(fmt::format("$.database_sync: \"{}\" is neither full nor normal",
+                                          *sync));
+    }
+    c.database_full_sync = *sync == "full";
+  }
   for (const char* section : {"telegram", "assistant", "memory"}) {
     LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
     if (j == nullptr) continue;

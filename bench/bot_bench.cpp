@@ -1,0 +1,212 @@
+// llmassist-bench-bot: the whole bot, end to end. The real llmassist-bot process runs against the
+// mock Telegram Bot API (tests/support) and a mock LLM (bench/support: one epoll thread, a fixed
+// OpenAI answer after a set delay), in auto policy, with Telegram's pacing off.
+//
+//   1. A burst of N messages (default 2,000) from 100 chats, pushed at once: messages per second
+//      from the first push to the last answer received, the bot's CPU time per message
+//      (/proc/<pid>/stat), its peak RSS (VmHWM); with a zero-latency LLM, then with 100 ms.
+//   2. The latency the library adds per message, one message at a time: from the update being
+//      pushed to the answer arriving, minus the LLM's delay; p50 and p99 over 300 messages.
+//
+// Each answer is drafted with the chat's recent messages (window 8) as context, stored, sent and
+// recorded, as in production. The database is synchronous=FULL (the default) unless --normal.
+//
+// Usage: llmassist-bench-bot [--messages N] [--chats N] [--normal]
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "support/bench_server.h"
+#include "support/mock_telegram_server.h"
+
+using namespace std::chrono_literals;
+using llmassist::bench::DelayingServer;
+using llmassist::testing::MockTelegramServer;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+const std::string kAnswer =
+    R"({"id":"b","object":"chat.completion","model":"mock","choices":[{"index":0,)"
+    R"("message":{"role":"assistant","content":"Open Settings, then Security, then Reset."},)"
+    R"("finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":9}})";
+
+struct BotProcess {
+  pid_t pid = -1;
+  ~BotProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+long ticks_per_second() { return ::sysconf(_SC_CLK_TCK); }
+
+// User + system CPU of a process, in milliseconds.
+double cpu_ms(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  const auto close = stat.rfind(')');
+  std::istringstream fields(stat.substr(close + 2));
+  std::string skip;
+  for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt
+  long utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(ticks_per_second());
+}
+
+long status_kb(pid_t pid, const std::string& field) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
+  }
+  return -1;
+}
+
+std::size_t answers(const MockTelegramServer& tg) {
+  std::size_t n = 0;
+  for (const auto& c : tg.calls("sendMessage")) n += c.status == 200 ? 1 : 0;
+  return n;
+}
+
+struct Run {
+  double seconds = 0;
+  double cpu_ms_per_message = 0;
+  long peak_rss_kb = 0;
+};
+
+// Starts a bot on a fresh database; `llm_delay` for the mock LLM.
+struct Setup {
+  std::filesystem::path dir;
+  MockTelegramServer telegram;
+  DelayingServer llm;
+  BotProcess bot;
+
+  Setup(std::chrono::milliseconds llm_delay, bool normal_sync)
+      : llm(llm_delay, kAnswer, "application/json") {
+    char pattern[] = "/tmp/llmassist-bench-bot-XXXXXX";
+    dir = ::mkdtemp(pattern);
+    nlohmann::json config = {
+        {"database", (dir / "bot.db").string()},
+        {"telegram",
+         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 5}}},
+          {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
+        {"assistant", {{"moderation", "auto"}, {"texts", {{"human_button", ""}}}}},
+        {"memory", {{"window", 8}}},
+        {"providers",
+         nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
+                                 {"base_url", fmt::format("http://127.0.0.1:{}/v1", llm.port())},
+                                 {"model", "mock"}, {"retries", 0}}})}};
+    if (normal_sync) config["database_sync"] = "normal";
+    std::ofstream(dir / "bot.json") << config.dump();
+    const std::string config_path = (dir / "bot.json").string();
+    const std::string log = (dir / "bot.log").string();
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const char* argv[] = {LLMASSIST_BOT_BINARY, "--config", config_path.c_str(), nullptr};
+    bot.pid = ::fork();
+    if (bot.pid == 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      ::execv(argv[0], const_cast<char**>(argv));
+      ::_exit(127);
+    }
+    ::close(out);
+    // Ready once it polls.
+    telegram.wait_for_calls("getUpdates", 1, 10s);
+  }
+  ~Setup() {
+    if (bot.pid > 0) {
+      ::kill(bot.pid, SIGTERM);
+      ::waitpid(bot.pid, nullptr, 0);
+      bot.pid = -1;
+    }
+    std::filesystem::remove_all(dir);
+  }
+};
+
+Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, bool normal_sync) {
+  Setup s(llm_delay, normal_sync);
+  const double cpu_before = cpu_ms(s.bot.pid);
+  const auto start = Steady::now();
+  for (int i = 0; i < messages; ++i) {
+    const std::int64_t id = 10000 + i;
+    s.telegram.push_update(
+        id, MockTelegramServer::text_update(id, fmt::format("How do I reset my password? #{}", i),
+                                            700000 + i % chats));
+  }
+  while (answers(s.telegram) < static_cast<std::size_t>(messages)) {
+    if (Steady::now() - start > 300s) {
+      fmt::print(stderr, "gave up: {} of {} answered\n", answers(s.telegram), messages);
+      std::exit(1);
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  Run r;
+  r.seconds = std::chrono::duration<double>(Steady::now() - start).count();
+  r.cpu_ms_per_message = (cpu_ms(s.bot.pid) - cpu_before) / messages;
+  r.peak_rss_kb = status_kb(s.bot.pid, "VmHWM");
+  return r;
+}
+
+void latency(int chats, bool normal_sync) {
+  Setup s(0ms, normal_sync);
+  std::vector<double> added;
+  std::int64_t id = 50000;
+  for (int i = 0; i < 300; ++i) {
+    const std::size_t before = answers(s.telegram);
+    const auto t = Steady::now();
+    s.telegram.push_update(id, MockTelegramServer::text_update(id, "Where is my order?",
+                                                               800000 + i % chats));
+    ++id;
+    while (answers(s.telegram) == before) std::this_thread::sleep_for(50us);
+    added.push_back(std::chrono::duration<double, std::milli>(Steady::now() - t).count());
+  }
+  std::sort(added.begin(), added.end());
+  fmt::print("latency added per message (update pushed -> answer received, LLM at 0 ms, "
+             "{} one at a time): p50 {:.2f} ms, p99 {:.2f} ms\n",
+             added.size(), added[added.size() / 2], added[added.size() * 99 / 100]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int messages = 2000;
+  int chats = 100;
+  bool normal = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--messages" && i + 1 < argc) {
+      messages = std::atoi(argv[++i]);
+    } else if (a == "--chats" && i + 1 < argc) {
+      chats = std::atoi(argv[++i]);
+    } else if (a == "--normal") {
+      normal = true;
+    } else {
+      fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal]\n");
+      return 2;
+    }
+  }
+  fmt::print("llmassist-bot, auto policy, {} messages from {} chats, synchronous={}\n", messages,
+             chats, normal ? "NORMAL" : "FULL");
+  for (auto delay : {0ms, 100ms}) {
+    const Run r = burst(messages, chats, delay, normal);
+    fmt::print("LLM at {} ms: {:.0f} msgs/s ({} in {:.2f} s), bot CPU {:.3f} ms per message, "
+               "peak RSS {:.1f} MiB\n",
+               delay.count(), messages / r.seconds, messages, r.seconds, r.cpu_ms_per_message,
+               r.peak_rss_kb / 1024.0);
+  }
+  latency(chats, normal);
+  return 0;
+}
