@@ -247,6 +247,44 @@ TEST_CASE("bot e2e: handoff both ways through the operators' chat") {
   bot = 0;
 }
 
+TEST_CASE("bot e2e: a 403 from Telegram marks the chat blocked, and nothing more is sent there") {
+  World w;
+  pid_t bot = w.start_bot();
+  Reaper reaper{bot};
+  w.telegram.fail_next("sendMessage", MockTelegramServer::Failure::blocked(), 1);
+  w.telegram.push_update(500, MockTelegramServer::text_update(500, "Hello?", 31));
+  auto store = w.store();
+  REQUIRE_MESSAGE(eventually([&] {
+                    auto chat = store->find_chat("telegram", "31");
+                    return chat.ok() && chat->blocked;
+                  }),
+                  w.bot_log());
+  auto failed = store->list_replies({.status = ReplyStatus::kFailed}).value();
+  REQUIRE(failed.size() == 1);
+  CHECK(failed.front().error.find("blocked") != std::string::npos);
+  CHECK(store->list_audit({.reply_id = failed.front().id}).value().front().action ==
+        "undeliverable");
+  const auto attempts = w.telegram.calls("sendMessage").size();
+  // An operator's answer to a blocked chat is not sent.
+  NewReply answer;
+  answer.chat_id = store->find_chat("telegram", "31").value().id;
+  answer.status = ReplyStatus::kApproved;
+  answer.final_text = "Are you still there?";
+  answer.author = "alice";
+  REQUIRE(store->create_reply(answer).ok());
+  REQUIRE(eventually(
+      [&] { return store->list_replies({.status = ReplyStatus::kFailed}).value().size() == 2; }));
+  CHECK(w.telegram.calls("sendMessage").size() == attempts);
+  // Writing again means the user unblocked the bot: the chat is answered again.
+  w.telegram.push_update(501, MockTelegramServer::text_update(501, "Sorry, I'm back", 31));
+  REQUIRE(eventually([&] { return !w.sent_to(31).empty(); }));
+  CHECK(w.sent_to(31).back() == "Answer to: Sorry, I'm back");
+  CHECK_FALSE(store->find_chat("telegram", "31").value().blocked);
+  ::kill(bot, SIGTERM);
+  CHECK(wait_exit(bot) == 0);
+  bot = 0;
+}
+
 TEST_CASE("bot e2e: killed with SIGKILL at random moments, every question gets one answer") {
   World w;
   MockLlmServer::Behavior echo;
