@@ -10,6 +10,7 @@
 #include "llmassist/knowledge_base_provider.h"
 #include "llmassist/openai_provider.h"
 #include "llmassist/retrying_provider.h"
+#include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
 #include "support/temp_dir.h"
 
@@ -21,23 +22,8 @@ using Behavior = MockLlmServer::Behavior;
 
 namespace {
 
-// Keeps what was logged, to check what operators would read.
-class CapturingLogger final : public Logger {
- public:
-  void log(LogLevel level, std::string_view component, std::string_view message) override {
-    std::lock_guard lock(mu_);
-    lines_.push_back(std::string(to_string(level)) + " " + std::string(component) + ": " +
-                     std::string(message));
-  }
-  std::vector<std::string> lines() const {
-    std::lock_guard lock(mu_);
-    return lines_;
-  }
+using llmassist::testing::CapturingLogger;
 
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 std::shared_ptr<LlmProvider> openai(const std::string& name, const std::string& url,
                                     std::chrono::milliseconds first_byte = 5s) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "llmassist/telegram_transport.h"
+#include "support/capturing_logger.h"
 #include "support/mock_telegram_server.h"
 #include "transport/telegram_format.h"
 
@@ -32,28 +33,8 @@ using nlohmann::json;
 
 namespace {
 
-class CapturingLogger final : public Logger {
- public:
-  void log(LogLevel level, std::string_view component, std::string_view message) override {
-    std::lock_guard lock(mu_);
-    lines_.push_back(std::string(to_string(level)) + " " + std::string(component) + ": " +
-                     std::string(message));
-  }
-  std::vector<std::string> lines() const {
-    std::lock_guard lock(mu_);
-    return lines_;
-  }
-  bool contains(std::string_view text) const {
-    for (const auto& line : lines()) {
-      if (line.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
+using llmassist::testing::CapturingLogger;
 
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // What the handler saw, and a switch to make it fail.
 class Inbox {

@@ -169,16 +169,8 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
                                    const BotConfigContext& context) {
   BotConfig c;
   c.base_dir = base_dir;
-  json doc = json::parse(json_text.empty() ? std::string_view("{}") : json_text, nullptr, false);
-  if (doc.is_discarded()) {
-    try {
-      const json again = json::parse(json_text);
-      (void)again;
-    } catch (const json::exception& e) {
-      return invalid_argument(fmt::format("the config is not valid JSON: {}", e.what()));
-    }
-    return invalid_argument("the config is not valid JSON");
-  }
+  LLMASSIST_ASSIGN_OR_RETURN(
+      json doc, detail::parse_config_json(json_text.empty() ? std::string_view("{}") : json_text));
   LLMASSIST_ASSIGN_OR_RETURN(auto root, JsonObject::of(doc, "$"));
   LLMASSIST_ASSIGN_OR_RETURN(auto database, root.string("database"));
   if (database) {

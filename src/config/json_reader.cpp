@@ -6,6 +6,14 @@ namespace llmassist::detail {
 
 using nlohmann::json;
 
+Result<json> parse_config_json(std::string_view text) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    return invalid_argument(fmt::format("the config is not valid JSON: {}", e.what()));
+  }
+}
+
 std::string_view json_kind(const json& j) {
   switch (j.type()) {
     case json::value_t::null: return "null";

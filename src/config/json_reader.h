@@ -15,6 +15,10 @@
 
 namespace llmassist::detail {
 
+// Parses a configuration text; a malformed one gives kInvalidArgument naming the position of
+// the fault ("the config is not valid JSON: ... at line 3, column 7 ...").
+Result<nlohmann::json> parse_config_json(std::string_view text);
+
 // "a string", "a number", "an object"... for error messages.
 std::string_view json_kind(const nlohmann::json& j);
 

@@ -195,17 +195,7 @@ Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path
 
 Result<std::unique_ptr<FallbackChain>> make_chain_from_config(
     std::string_view json_text, const ProviderConfigContext& context) {
-  json doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded()) {
-    // Parse again with exceptions for the position of the fault.
-    try {
-      const json again = json::parse(json_text);
-      (void)again;
-    } catch (const json::exception& e) {
-      return invalid_argument(fmt::format("the config is not valid JSON: {}", e.what()));
-    }
-    return invalid_argument("the config is not valid JSON");
-  }
+  LLMASSIST_ASSIGN_OR_RETURN(json doc, detail::parse_config_json(json_text));
   LLMASSIST_ASSIGN_OR_RETURN(auto root, JsonObject::of(doc, "$"));
   Deps deps{context, context.http, context.scheduler};
   std::vector<std::shared_ptr<LlmProvider>> providers;
