@@ -104,7 +104,7 @@ struct Bot {
             .value()
             .release());
     options.logger = null_logger();
-    options.idle_poll = 100ms;
+    options.rescan_interval = 100ms;
     assistant = Assistant::create(std::move(parts), std::move(options)).value();
     REQUIRE(assistant->start().ok());
   }

@@ -98,9 +98,11 @@ struct AssistantOptions {
   std::chrono::milliseconds lease_renewal{std::chrono::seconds(20)};
   // The typing indicator is sent again this often while a draft is generated. Default 4 s.
   std::chrono::milliseconds typing_interval{std::chrono::seconds(4)};
-  // The longest the worker sleeps between looks at the store (changes by this process wake it at
-  // once; other processes' within change_poll of the store). Default 1 s.
-  std::chrono::milliseconds idle_poll{std::chrono::seconds(1)};
+  // Work this process causes (a message stored, a draft stored, an answer sent, a decision in
+  // the operators' chat) is taken up at once, chat by chat. The whole store is looked at this
+  // often, for what other processes decide (an operator's approval from llmassist-operator or the
+  // admin server) and for retries that came due. Default 500 ms.
+  std::chrono::milliseconds rescan_interval{std::chrono::milliseconds(500)};
   // Answers are Markdown from the model, rendered for the channel.
   TextFormat format = TextFormat::kMarkdown;
   std::shared_ptr<Clock> clock;          // default: system_clock()

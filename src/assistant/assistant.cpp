@@ -55,6 +55,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   std::condition_variable settled;  // drafts or sends finished
   std::map<ReplyId, std::shared_ptr<CancelToken>> drafting;  // guarded by mu
   std::set<ReplyId> sending;                                  // guarded by mu
+  std::set<ChatId> touched;  // guarded by mu: chats with work this process caused
+  std::condition_variable wake;  // the worker waits on it
+  bool woken = false;            // guarded by mu
   AssistantStats counters;                                    // guarded by mu
   std::atomic<bool> stopping{false};
   std::thread pump;
@@ -80,15 +83,45 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- the worker --------------------------------------------------------------------------
 
+  // Looking at the whole store costs in proportion to the replies waiting; looking at one chat
+  // costs little. So this process's own work wakes the worker for the chats it touched (marked
+  // after each write, so the worker finds it committed), and the worker looks at everything
+  // every rescan_interval: for other processes' decisions and for retries that came due.
   void run() {
-    std::uint64_t generation = 0;
-    while (!stopping.load()) {
-      generation = parts.store->wait_for_change(generation, options.idle_poll);
-      if (stopping.load()) break;
+    auto last_scan = std::chrono::steady_clock::time_point{};
+    while (true) {
+      std::set<ChatId> chats;
+      {
+        std::unique_lock lock(mu);
+        wake.wait_until(lock, last_scan + options.rescan_interval,
+                        [&] { return woken || stopping.load(); });
+        if (stopping.load()) return;
+        woken = false;
+        chats.swap(touched);
+      }
       recover_stale();
-      start_drafts();
-      start_sends();
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_scan >= options.rescan_interval) {
+        last_scan = now;
+        start_drafts(std::nullopt);
+        start_sends(std::nullopt);
+      } else {
+        for (ChatId chat : chats) {
+          start_drafts(chat);
+          start_sends(chat);
+        }
+      }
     }
+  }
+
+  // Wakes the worker for `chat`: call after the write that gave the chat work.
+  void touch(ChatId chat) {
+    {
+      std::lock_guard lock(mu);
+      touched.insert(chat);
+      woken = true;
+    }
+    wake.notify_one();
   }
 
   // Drafts whose worker died: their lease ran out. Claimed under a name used once, so that no
@@ -97,7 +130,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_recovery < options.lease_renewal) return;
     last_recovery = now;
-    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries));
+    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries),
+                    std::nullopt);
   }
 
   int free_draft_slots() const {
@@ -105,12 +139,12 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return options.max_concurrent_drafts - static_cast<int>(drafting.size());
   }
 
-  void start_drafts() {
-    claim_and_draft(ReplyStatus::kNew, worker);
-    claim_and_draft(ReplyStatus::kRejected, worker);
+  void start_drafts(std::optional<ChatId> chat) {
+    claim_and_draft(ReplyStatus::kNew, worker, chat);
+    claim_and_draft(ReplyStatus::kRejected, worker, chat);
   }
 
-  void claim_and_draft(ReplyStatus from, const std::string& who) {
+  void claim_and_draft(ReplyStatus from, const std::string& who, std::optional<ChatId> chat) {
     const int free = free_draft_slots();
     if (free <= 0) return;
     ClaimRequest q;
@@ -120,6 +154,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = options.lease_renewal * 3;
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
+    q.chat_id = chat;
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming replies to draft")) return;
     for (auto& reply : *claimed) draft(std::move(reply));
@@ -220,11 +255,16 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return upto;
   }
 
-  void finish_draft(ReplyId id) {
-    std::lock_guard lock(mu);
-    drafting.erase(id);
-    counters.drafts_in_flight = static_cast<int>(drafting.size());
-    settled.notify_all();
+  // After the draft's outcome is written: the chat may have an answer to send, or its next
+  // question to draft.
+  void finish_draft(const Reply& reply) {
+    {
+      std::lock_guard lock(mu);
+      drafting.erase(reply.id);
+      counters.drafts_in_flight = static_cast<int>(drafting.size());
+      settled.notify_all();
+    }
+    touch(reply.chat_id);
   }
 
   // The draft could not even start (the store failed): back to `new` for another try.
@@ -234,7 +274,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     back.to = ReplyStatus::kNew;
     back.actor = reply.claimed_by;
     failed(parts.store->transition_reply(reply.id, back), "giving a reply back");
-    finish_draft(reply.id);
+    finish_draft(reply);
   }
 
   void drafted(const Reply& reply, const Chat& chat, Result<Completion> result) {
@@ -255,7 +295,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.providers_tried = result->providers_tried;
     change.actor = reply.claimed_by;
     auto stored = parts.store->transition_reply(reply.id, change);
-    finish_draft(reply.id);
+    finish_draft(reply);
     if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) return;
     {
       std::lock_guard lock(mu);
@@ -274,7 +314,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.audit_action = "fail";
     change.detail = why.to_string();
     auto stored = parts.store->transition_reply(reply.id, change);
-    finish_draft(reply.id);
+    finish_draft(reply);
     if (failed(stored, "storing a failed reply")) return;
     {
       std::lock_guard lock(mu);
@@ -286,7 +326,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     apology.session_id = reply.session_id;
     apology.status = ReplyStatus::kApproved;
     apology.final_text = options.texts.failure;
-    failed(parts.store->create_reply(apology), "queueing the apology");
+    if (!failed(parts.store->create_reply(apology), "queueing the apology")) {
+      touch(reply.chat_id);
+    }
     auto chat = parts.store->get_chat(reply.chat_id);
     if (chat.ok()) {
       post_to_operators(fmt::format("⚠️ Reply #{} to {} failed: {}\nReply to this message to "
@@ -298,7 +340,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- the outbox --------------------------------------------------------------------------
 
-  void start_sends() {
+  void start_sends(std::optional<ChatId> chat) {
     int free = 0;
     {
       std::lock_guard lock(mu);
@@ -311,6 +353,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = std::chrono::minutes(2);
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
+    q.chat_id = chat;
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming answers to send")) return;
     for (auto& reply : *claimed) send(std::move(reply));
@@ -324,7 +367,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     }
     auto chat = parts.store->get_chat(reply.chat_id);
     if (failed(chat, "reading the chat of an answer")) {
-      finish_send(reply.id);
+      finish_send(reply);
       return;
     }
     if (chat->blocked) {
@@ -348,11 +391,15 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     });
   }
 
-  void finish_send(ReplyId id) {
-    std::lock_guard lock(mu);
-    sending.erase(id);
-    counters.sends_in_flight = static_cast<int>(sending.size());
-    settled.notify_all();
+  // After the send's outcome is written: the chat's next answer or question may go on.
+  void finish_send(const Reply& reply) {
+    {
+      std::lock_guard lock(mu);
+      sending.erase(reply.id);
+      counters.sends_in_flight = static_cast<int>(sending.size());
+      settled.notify_all();
+    }
+    touch(reply.chat_id);
   }
 
   void sent(const Reply& reply, Result<SentMessage> result) {
@@ -395,7 +442,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       ++counters.send_retries;
     }
-    finish_send(reply.id);
+    finish_send(reply);
   }
 
   void give_up_send(const Reply& reply, const std::string& why) {
@@ -409,7 +456,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.detail = why;
     failed(parts.store->transition_reply(reply.id, change), "giving up an answer");
     log(LogLevel::kWarning, fmt::format("reply {} not delivered: {}", reply.id, why));
-    finish_send(reply.id);
+    finish_send(reply);
   }
 
   // ---- inbound -----------------------------------------------------------------------------
@@ -462,6 +509,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       ++(stored.duplicate ? counters.duplicates : counters.inbound);
     }
     if (stored.duplicate) return Status();  // handled when it first came
+    if (stored.reply_id != 0) touch(chat.id);
     parts.memory->observe(stored.message);
 
     if (start) {
@@ -553,6 +601,13 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     });
   }
 
+  // An operator's decision taken here: the reply's chat has work (an answer to send, a draft to
+  // make again).
+  Status decided(const Result<Reply>& r) {
+    if (r.ok()) touch(r->chat_id);
+    return r.status();
+  }
+
   Status on_operator_callback(const InboundEvent& e) {
     const std::string data = e.callback_data;
     std::string notice;
@@ -564,10 +619,10 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       const std::string who = operator_name(e);
       Status s;
       if (action == "approve") {
-        s = parts.moderation->approve(id, who).status();
+        s = decided(parts.moderation->approve(id, who));
         notice = s.ok() ? "Approved" : s.message();
       } else if (action == "reject") {
-        s = parts.moderation->reject(id, who, "rejected in the operators' chat").status();
+        s = decided(parts.moderation->reject(id, who, "rejected in the operators' chat"));
         notice = s.ok() ? "Rejected: a new draft is coming" : s.message();
       } else if (action == "edit") {
         notice = "Reply to the draft message with the text to send instead.";
@@ -590,11 +645,11 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     if (about->rfind("reply:", 0) == 0) {
       const ReplyId id = std::atoll(about->c_str() + 6);
       if (is_command(text, "/approve")) {
-        outcome = parts.moderation->approve(id, who).status();
+        outcome = decided(parts.moderation->approve(id, who));
       } else if (is_command(text, "/reject")) {
-        outcome = parts.moderation->reject(id, who, command_argument(text)).status();
+        outcome = decided(parts.moderation->reject(id, who, command_argument(text)));
       } else {
-        outcome = parts.moderation->edit(id, who, text).status();
+        outcome = decided(parts.moderation->edit(id, who, text));
       }
     } else if (about->rfind("chat:", 0) == 0) {
       const ChatId chat_id = std::atoll(about->c_str() + 5);
@@ -610,6 +665,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
         answer.actor = "operator:" + who;
         answer.audit_action = "handoff_reply";
         outcome = parts.store->create_reply(answer).status();
+        if (outcome.ok()) touch(chat_id);
       }
     }
     if (!outcome.ok()) {
@@ -674,7 +730,7 @@ Status Assistant::start() {
   i.stopping = false;
   // A previous run of this instance may have died mid-draft: its claims carry our name, so they
   // are ours to take again at once rather than after their lease.
-  i.claim_and_draft(ReplyStatus::kGenerating, i.worker);
+  i.claim_and_draft(ReplyStatus::kGenerating, i.worker, std::nullopt);
   i.pump = std::thread([impl = impl_] { impl->run(); });
   Status s = i.parts.transport->start(
       [weak = std::weak_ptr<Impl>(impl_)](const InboundEvent& e) -> Status {
@@ -683,7 +739,11 @@ Status Assistant::start() {
         return self->on_event(e);
       });
   if (!s.ok()) {
-    i.stopping = true;
+    {
+      std::lock_guard lock(i.mu);
+      i.stopping = true;
+    }
+    i.wake.notify_all();
     i.pump.join();
     return s;
   }
@@ -697,7 +757,11 @@ Status Assistant::start() {
 void Assistant::stop(std::chrono::milliseconds grace) {
   Impl& i = *impl_;
   if (!i.pump.joinable()) return;
-  i.stopping = true;
+  {
+    std::lock_guard lock(i.mu);
+    i.stopping = true;
+  }
+  i.wake.notify_all();
   std::vector<std::shared_ptr<CancelToken>> unfinished;
   {
     std::unique_lock lock(i.mu);

@@ -695,17 +695,23 @@ class SqliteStore final : public MessageStore {
 
   // ---- statements used inside transactions -------------------------------------------------
 
-  // The replies `q` may claim now, oldest first.
+  // The replies `q` may claim now, oldest first. With a chat, the chat's index serves the query
+  // (cheap however many replies wait elsewhere); without one, the status index.
   Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
-    auto s = c.prepare(
-        "SELECT r.id FROM replies r WHERE r.status = ?1 "
+    static constexpr const char* kConditions =
         "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
         "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
-        "AND (?5 IS NULL OR r.chat_id = ?5) "
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
         "     AND p.id < r.id AND p.status IN "
         "     ('new', 'generating', 'pending', 'approved', 'rejected'))) "
-        "ORDER BY r.id LIMIT ?7");
+        "ORDER BY r.id LIMIT ?7";
+    auto s = c.prepare(q.chat_id
+                           ? fmt::format("SELECT r.id FROM replies r WHERE r.chat_id = ?5 "
+                                         "AND r.status = ?1 {}",
+                                         kConditions)
+                           : fmt::format("SELECT r.id FROM replies r WHERE r.status = ?1 "
+                                         "AND ?5 IS NULL {}",
+                                         kConditions));
     if (!s.ok()) return s.status();
     s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, q.chat_id,
             q.head_of_chat_only ? 1 : 0, q.limit);
