@@ -310,7 +310,8 @@ TEST_CASE("bot e2e: killed with SIGKILL at random moments, every question gets o
       // something (a bot killed again before it does anything looks like a draft that crashes
       // it, and its crash-loop guard rightly gives such a draft up after 3 tries).
       const auto delivered = w.telegram.calls("sendMessage").size();
-      REQUIRE(eventually([&] { return w.telegram.calls("sendMessage").size() > delivered; }));
+      REQUIRE_MESSAGE(eventually([&] { return w.telegram.calls("sendMessage").size() > delivered; }),
+                      w.bot_log());
       std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
       ::kill(bot, SIGKILL);
       CHECK(wait_exit(bot) == 128 + SIGKILL);
