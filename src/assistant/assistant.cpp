@@ -257,14 +257,14 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // After the draft's outcome is written: the chat may have an answer to send, or its next
   // question to draft.
-  void finish_draft(const Reply& reply, bool touch_chat = true) {
+  void finish_draft(const Reply& reply) {
     {
       std::lock_guard lock(mu);
       drafting.erase(reply.id);
       counters.drafts_in_flight = static_cast<int>(drafting.size());
       settled.notify_all();
     }
-    if (touch_chat) touch(reply.chat_id);
+    touch(reply.chat_id);
   }
 
   // The draft could not even start (the store failed): back to `new` for another try.
@@ -286,36 +286,22 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       }
       return;
     }
-    // Only under this process's own name: a claim taken under a one-off recovery name would
-    // outlive a crash of this process by its whole lease, holding up the chat.
-    const bool automatic = options.policy == ModerationPolicy::kAuto;
-    const bool send_now = automatic && reply.claimed_by == worker;
     ReplyChange change;
     change.from = ReplyStatus::kGenerating;
-    change.to = automatic ? ReplyStatus::kApproved : ReplyStatus::kPending;
+    change.to = options.policy == ModerationPolicy::kAuto ? ReplyStatus::kApproved
+                                                          : ReplyStatus::kPending;
     change.draft_text = result->text;
     change.provider = result->provider;
     change.providers_tried = result->providers_tried;
     change.actor = reply.claimed_by;
-    if (send_now) {
-      // The draft is its chat's head (drafts are claimed in order), so it may go out now: keep
-      // the claim, as the outbox would take it, and save that round trip through the store.
-      change.keep_claim = true;
-      change.extend_lease = std::chrono::minutes(2);
-    }
     auto stored = parts.store->transition_reply(reply.id, change);
-    const bool ok = !failed(stored, fmt::format("storing the draft of reply {}", reply.id));
-    finish_draft(reply, /*touch_chat=*/!(ok && send_now));
-    if (!ok) return;
+    finish_draft(reply);
+    if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) return;
     {
       std::lock_guard lock(mu);
       ++counters.drafts;
     }
-    if (send_now) {
-      send(std::move(stored).value());
-    } else if (!automatic) {
-      post_draft(*stored, chat);
-    }
+    if (options.policy == ModerationPolicy::kReview) post_draft(*stored, chat);
   }
 
   void fail_draft(const Reply& reply, const Status& why) {
