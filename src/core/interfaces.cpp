@@ -1,6 +1,5 @@
 // Free helpers declared beside the interfaces: synchronous wrappers and conveniences.
-#include <future>
-
+#include "core/await_result.h"
 #include "llmassist/chat_transport.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/message_store.h"
@@ -16,19 +15,14 @@ Result<InboundResult> append_inbound(MessageStore& store, const InboundMessage& 
 
 Result<Completion> complete_sync(LlmProvider& provider, CompletionRequest request,
                                  TokenCallback on_token) {
-  auto promise = std::make_shared<std::promise<Result<Completion>>>();
-  auto future = promise->get_future();
-  provider.complete(std::move(request), std::move(on_token),
-                    [promise](Result<Completion> result) { promise->set_value(std::move(result)); });
-  return future.get();
+  return detail::await_result<Completion>([&](CompletionCallback done) {
+    provider.complete(std::move(request), std::move(on_token), std::move(done));
+  });
 }
 
 Result<SentMessage> send_sync(ChatTransport& transport, OutboundMessage message) {
-  auto promise = std::make_shared<std::promise<Result<SentMessage>>>();
-  auto future = promise->get_future();
-  transport.send(std::move(message),
-                 [promise](Result<SentMessage> result) { promise->set_value(std::move(result)); });
-  return future.get();
+  return detail::await_result<SentMessage>(
+      [&](SendCallback done) { transport.send(std::move(message), std::move(done)); });
 }
 
 }  // namespace llmassist

@@ -1,6 +1,6 @@
 #include "llmassist/http_client.h"
 
-#include <future>
+#include "core/await_result.h"
 
 namespace llmassist {
 namespace {
@@ -27,12 +27,8 @@ std::optional<std::string_view> find_header(const HttpHeaders& headers,
 }
 
 Result<HttpResponse> send_sync(HttpClient& client, HttpRequest request) {
-  // Held by a shared_ptr because HttpCallback is a std::function, which must be copyable.
-  auto promise = std::make_shared<std::promise<Result<HttpResponse>>>();
-  auto future = promise->get_future();
-  client.send(std::move(request),
-              [promise](Result<HttpResponse> outcome) { promise->set_value(std::move(outcome)); });
-  return future.get();
+  return detail::await_result<HttpResponse>(
+      [&](HttpCallback done) { client.send(std::move(request), std::move(done)); });
 }
 
 }  // namespace llmassist

@@ -51,6 +51,19 @@ struct ExchangeTarget {
   std::chrono::milliseconds idle_timeout{0};
 };
 
+// The endpoint `url` with the timeouts of a provider's options (any options struct with
+// connect_timeout, first_byte_timeout, total_timeout and idle_timeout).
+template <typename Options>
+ExchangeTarget target_for(std::string url, const Options& o) {
+  ExchangeTarget t;
+  t.url = std::move(url);
+  t.connect_timeout = o.connect_timeout;
+  t.first_byte_timeout = o.first_byte_timeout;
+  t.total_timeout = o.total_timeout;
+  t.idle_timeout = o.idle_timeout;
+  return t;
+}
+
 class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
  public:
   ModelExchange(std::string provider, TokenCallback on_token, CompletionCallback on_done)

@@ -91,13 +91,10 @@ class OllamaExchange final : public detail::ModelExchange {
 class OllamaProvider final : public LlmProvider {
  public:
   OllamaProvider(OllamaProviderOptions options, json extra, std::shared_ptr<HttpClient> http)
-      : options_(std::move(options)), extra_(std::move(extra)), http_(std::move(http)) {
-    target_.url = options_.base_url + "/api/chat";
-    target_.connect_timeout = options_.connect_timeout;
-    target_.first_byte_timeout = options_.first_byte_timeout;
-    target_.total_timeout = options_.total_timeout;
-    target_.idle_timeout = options_.idle_timeout;
-  }
+      : options_(std::move(options)),
+        extra_(std::move(extra)),
+        target_(detail::target_for(options_.base_url + "/api/chat", options_)),
+        http_(std::move(http)) {}
 
   std::string_view name() const override { return options_.name; }
 
@@ -132,7 +129,7 @@ class OllamaProvider final : public LlmProvider {
  private:
   const OllamaProviderOptions options_;
   const json extra_;
-  detail::ExchangeTarget target_;
+  const detail::ExchangeTarget target_;
   // Last member: destroyed first, completing requests in flight while the rest still exists.
   const std::shared_ptr<HttpClient> http_;
 };

@@ -172,16 +172,14 @@ class OpenAiExchange final : public detail::ModelExchange {
 class OpenAiProvider final : public LlmProvider {
  public:
   OpenAiProvider(OpenAiProviderOptions options, json extra, std::shared_ptr<HttpClient> http)
-      : options_(std::move(options)), extra_(std::move(extra)), http_(std::move(http)) {
-    target_.url = options_.base_url + "/chat/completions";
+      : options_(std::move(options)),
+        extra_(std::move(extra)),
+        target_(detail::target_for(options_.base_url + "/chat/completions", options_)),
+        http_(std::move(http)) {
     if (!options_.api_key.empty()) {
       target_.headers.emplace_back("Authorization", "Bearer " + options_.api_key);
     }
     for (const auto& h : options_.extra_headers) target_.headers.push_back(h);
-    target_.connect_timeout = options_.connect_timeout;
-    target_.first_byte_timeout = options_.first_byte_timeout;
-    target_.total_timeout = options_.total_timeout;
-    target_.idle_timeout = options_.idle_timeout;
   }
 
   std::string_view name() const override { return options_.name; }
