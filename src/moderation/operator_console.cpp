@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/json_views.h"
 #include "llmassist/store_moderation_queue.h"
 #include "moderation/utf8.h"
 
@@ -22,6 +23,9 @@ namespace llmassist {
 namespace {
 
 using nlohmann::json;
+using detail::iso;
+using detail::to_json;
+using detail::to_json_array;
 
 constexpr std::string_view kHelp = R"(Commands (ID is a reply's number, CHAT_ID a chat's):
 
@@ -66,16 +70,6 @@ std::string utc(Timestamp t, bool with_seconds = true) {
   const std::size_t n =
       std::strftime(buf, sizeof buf, with_seconds ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
   return std::string(buf, n);
-}
-
-std::string iso(Timestamp t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03}Z", std::string_view(buf, n), ((ms.count() % 1000) + 1000) % 1000);
 }
 
 std::string age(Timestamp then, Timestamp now) {
@@ -123,112 +117,6 @@ std::string trim(std::string text) {
   const auto begin = text.find_first_not_of(" \t\r\n");
   text.erase(0, begin == std::string::npos ? text.size() : begin);
   return text;
-}
-
-// ---- JSON -------------------------------------------------------------------------------------
-
-json opt_time(const std::optional<Timestamp>& t) { return t ? json(iso(*t)) : json(nullptr); }
-
-json to_json(const Chat& c) {
-  return {{"id", c.id},
-          {"channel", c.channel},
-          {"external_id", c.external_id},
-          {"title", c.title},
-          {"username", c.username},
-          {"mode", to_string(c.mode)},
-          {"blocked", c.blocked},
-          {"created_at", iso(c.created_at)},
-          {"updated_at", iso(c.updated_at)}};
-}
-
-json to_json(const Message& m) {
-  return {{"id", m.id},
-          {"chat_id", m.chat_id},
-          {"session_id", m.session_id},
-          {"role", to_string(m.role)},
-          {"text", m.text},
-          {"author", m.author},
-          {"created_at", iso(m.created_at)},
-          {"reply_id", m.reply_id}};
-}
-
-json to_json(const Reply& r) {
-  return {{"id", r.id},
-          {"chat_id", r.chat_id},
-          {"session_id", r.session_id},
-          {"question_id", r.question_id},
-          {"status", to_string(r.status)},
-          {"draft_text", r.draft_text},
-          {"final_text", r.final_text},
-          {"author", r.author},
-          {"provider", r.provider},
-          {"error", r.error},
-          {"generation_attempts", r.generation_attempts},
-          {"send_attempts", r.send_attempts},
-          {"version", r.version},
-          {"claimed_by", r.claimed_by},
-          {"lease_until", opt_time(r.lease_until)},
-          {"created_at", iso(r.created_at)},
-          {"updated_at", iso(r.updated_at)},
-          {"generated_at", opt_time(r.generated_at)},
-          {"decided_at", opt_time(r.decided_at)},
-          {"sent_at", opt_time(r.sent_at)}};
-}
-
-json to_json(const PendingItem& item) {
-  json history = json::array();
-  for (const auto& m : item.history) history.push_back(to_json(m));
-  return {{"reply", to_json(item.reply)}, {"chat", to_json(item.chat)}, {"history", history}};
-}
-
-json to_json(const AuditEvent& e) {
-  return {{"id", e.id},         {"at", iso(e.at)},        {"actor", e.actor},
-          {"action", e.action}, {"reply_id", e.reply_id}, {"chat_id", e.chat_id},
-          {"before", e.before}, {"after", e.after},       {"detail", e.detail}};
-}
-
-json to_json(const LatencySummary& l) {
-  const auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
-  return {{"count", l.count},
-          {"p50_ms", opt(l.p50_ms)},
-          {"p95_ms", opt(l.p95_ms)},
-          {"p99_ms", opt(l.p99_ms)}};
-}
-
-json to_json(const Stats& s) {
-  json by_status = json::object();
-  for (std::size_t i = 0; i < s.replies_by_status.size(); ++i) {
-    by_status[std::string(to_string(static_cast<ReplyStatus>(i)))] = s.replies_by_status[i];
-  }
-  json days = json::array();
-  for (const auto& d : s.days) {
-    days.push_back({{"day", d.day},
-                    {"messages", d.messages},
-                    {"user_messages", d.user_messages},
-                    {"active_users", d.active_users},
-                    {"replies_sent", d.replies_sent}});
-  }
-  json providers = json::array();
-  for (const auto& p : s.providers) {
-    providers.push_back({{"provider", p.provider}, {"replies", p.replies}});
-  }
-  return {{"replies_by_status", by_status},
-          {"approved", s.approved},
-          {"edited", s.edited},
-          {"rejected", s.rejected},
-          {"failed", s.failed},
-          {"response_time", to_json(s.response_time)},
-          {"moderation_wait", to_json(s.moderation_wait)},
-          {"providers", providers},
-          {"fallback_replies", s.fallback_replies},
-          {"days", days}};
-}
-
-template <typename T>
-json to_json_array(const std::vector<T>& items) {
-  json out = json::array();
-  for (const auto& item : items) out.push_back(to_json(item));
-  return out;
 }
 
 // ASCII only: every control and non-ASCII character is a \u escape, so JSON output is as safe on

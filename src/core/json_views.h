@@ -1,0 +1,36 @@
+// Internal: the JSON form of the domain types, one shape for every tool that prints or serves
+// them (the operator console's --json, the admin server's REST API). Times are ISO 8601 UTC with
+// milliseconds ("2026-11-21T07:51:11.123Z"); optional times are null when unset.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "llmassist/message_store.h"
+#include "llmassist/moderation_queue.h"
+#include "llmassist/types.h"
+
+namespace llmassist::detail {
+
+// "2026-11-21T07:51:11.123Z".
+[[nodiscard]] std::string iso(Timestamp t);
+
+[[nodiscard]] nlohmann::json to_json(const Chat& chat);
+[[nodiscard]] nlohmann::json to_json(const Message& message);
+[[nodiscard]] nlohmann::json to_json(const Reply& reply);
+[[nodiscard]] nlohmann::json to_json(const PendingItem& item);
+[[nodiscard]] nlohmann::json to_json(const AuditEvent& event);
+[[nodiscard]] nlohmann::json to_json(const LatencySummary& latency);
+[[nodiscard]] nlohmann::json to_json(const Stats& stats);
+
+template <typename T>
+nlohmann::json to_json_array(const std::vector<T>& items) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& item : items) out.push_back(to_json(item));
+  return out;
+}
+
+}  // namespace llmassist::detail
