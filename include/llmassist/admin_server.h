@@ -1,0 +1,102 @@
+// AdminServer: the operators' and admins' HTTP server — the REST API of docs/rest-api.md, the web
+// page (moderation queue, chats, handoff, audit log, statistics with charts) with live updates
+// over server-sent events, and Prometheus metrics. Embeddable: llmassist-bot serves it in-process
+// when its config has an `admin` section, and llmassist-admin runs it over the database of a
+// running bot.
+//
+// Contract:
+// - Decisions only write to the store; the bot's outbox delivers them (as with the operator CLI).
+// - Every route checks who is asking (a session cookie with a CSRF token for changes, or a Bearer
+//   API token) and the account's role; every decision's audit event names the account.
+// - Bad requests get a 4xx with a JSON error body and change nothing; secrets (passwords, tokens,
+//   session ids) are never logged nor echoed.
+// - The page shows users' text as text, never as markup.
+//
+// Thread-safety: start() and stop() from one thread; requests are served on the server's own
+// threads.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llmassist/account_store.h"
+#include "llmassist/assistant.h"
+#include "llmassist/clock.h"
+#include "llmassist/fallback_chain.h"
+#include "llmassist/llm_provider.h"
+#include "llmassist/logger.h"
+#include "llmassist/memory_manager.h"
+#include "llmassist/message_store.h"
+#include "llmassist/moderation_queue.h"
+#include "llmassist/status.h"
+
+namespace llmassist {
+
+struct AdminServerOptions {
+  // "host:port" to listen on; port 0 picks a free one (see AdminServer::port()). Default
+  // "127.0.0.1:8080": only this machine. Anything else exposes the page: put it behind HTTPS.
+  std::string listen = "127.0.0.1:8080";
+  // How long a signed-in browser stays signed in. Default 12 hours.
+  std::chrono::seconds session_lifetime{std::chrono::hours(12)};
+  // Set the cookie's Secure flag (when the page is reached over HTTPS through a proxy).
+  // Default: off.
+  bool secure_cookie = false;
+  // Request bodies larger than this are refused with 413. Default 256 KiB.
+  std::size_t max_body_bytes = 256 * 1024;
+  // Threads serving requests (each open event stream holds one). Default 8.
+  int threads = 8;
+  // The deployment's policy, for POST /v1/chat/handle. Default: auto.
+  ModerationPolicy policy = ModerationPolicy::kAuto;
+  // How long POST /v1/chat/handle waits for the model. Default 60 s.
+  std::chrono::milliseconds handle_timeout{std::chrono::seconds(60)};
+  // Failed sign-ins tolerated (per name and per address) before each further attempt must wait,
+  // 1 s doubling up to 5 minutes. Default 5.
+  int sign_in_failures_allowed = 5;
+  std::shared_ptr<Clock> clock;    // default: system_clock()
+  std::shared_ptr<Logger> logger;  // default: stderr_logger()
+};
+
+struct AdminServerParts {
+  std::shared_ptr<MessageStore> store;          // required
+  std::shared_ptr<ModerationQueue> moderation;  // required, over the same store
+  std::shared_ptr<AccountStore> accounts;       // required
+  // Answers POST /v1/chat/handle, with `memory` building its context. Without them that route
+  // answers 503.
+  std::shared_ptr<LlmProvider> llm;
+  std::shared_ptr<MemoryManager> memory;
+  // The providers' counters, for /metrics and /health (when the server runs beside a chain).
+  std::shared_ptr<FallbackChain> chain;
+  // The bot's counters when the server runs inside it, for /metrics.
+  std::function<AssistantStats()> assistant_stats;
+};
+
+class AdminServer final {
+ public:
+  // Errors: kInvalidArgument for a missing part or a malformed listen address.
+  [[nodiscard]] static Result<std::unique_ptr<AdminServer>> create(AdminServerParts parts,
+                                                                   AdminServerOptions options = {});
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds and starts serving. kUnavailable when the address cannot be bound.
+  Status start();
+  // Closes event streams and stops serving; returns when no request is being served.
+  void stop();
+
+  // The port it listens on (after start()).
+  [[nodiscard]] int port() const;
+  // "http://127.0.0.1:8080".
+  [[nodiscard]] std::string url() const;
+
+ private:
+  struct Impl;
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmassist
