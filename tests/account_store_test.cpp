@@ -593,5 +593,6 @@ TEST_CASE("account commands: a wrong command line exits with 2") {
   auto help = run(*f.store, {"user", "list", "--help"});
   CHECK(help.code == 0);
   CHECK(help.out == account_commands_help());
+  CHECK(run(*f.store, {"token", "--help"}).out == account_commands_help());
   CHECK(f.store->list_accounts()->size() == 1);
 }

@@ -147,7 +147,8 @@ class Commands {
       : accounts_(accounts), in_(in), out_(out), err_(err), terminal_(terminal) {}
 
   int run(const std::vector<std::string>& args) {
-    if (!args.empty() && (args[0] == "help" || args[0] == "--help")) {
+    const auto is_help = [](const std::string& word) { return word == "help" || word == "--help"; };
+    if ((!args.empty() && is_help(args[0])) || (args.size() == 2 && is_help(args[1]))) {
       out_ << kHelp;
       return kExitOk;
     }
