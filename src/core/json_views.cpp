@@ -119,4 +119,22 @@ json to_json(const Stats& s) {
           {"days", days}};
 }
 
+json to_json(const Account& a) {
+  return {{"id", a.id},
+          {"name", a.name},
+          {"role", to_string(a.role)},
+          {"disabled", a.disabled},
+          {"created_at", iso(a.created_at)},
+          {"last_sign_in", opt_time(a.last_sign_in)}};
+}
+
+json to_json(const ApiToken& t) {
+  return {{"id", t.id},
+          {"account", t.account},
+          {"label", t.label},
+          {"created_at", iso(t.created_at)},
+          {"last_used", opt_time(t.last_used)},
+          {"revoked_at", opt_time(t.revoked_at)}};
+}
+
 }  // namespace llmassist::detail

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "llmassist/account_store.h"
 #include "llmassist/message_store.h"
 #include "llmassist/moderation_queue.h"
 #include "llmassist/types.h"
@@ -25,6 +26,9 @@ namespace llmassist::detail {
 [[nodiscard]] nlohmann::json to_json(const AuditEvent& event);
 [[nodiscard]] nlohmann::json to_json(const LatencySummary& latency);
 [[nodiscard]] nlohmann::json to_json(const Stats& stats);
+// Accounts and tokens carry no secret: there is none in them to print.
+[[nodiscard]] nlohmann::json to_json(const Account& account);
+[[nodiscard]] nlohmann::json to_json(const ApiToken& token);
 
 template <typename T>
 nlohmann::json to_json_array(const std::vector<T>& items) {

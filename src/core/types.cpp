@@ -1,5 +1,7 @@
 #include "llmassist/types.h"
 
+#include "llmassist/account_store.h"
+
 #include <array>
 #include <utility>
 
@@ -47,6 +49,12 @@ constexpr std::array<std::pair<ReplyStatus, std::string_view>, 8> kStatuses{{
     {ReplyStatus::kCancelled, "cancelled"},
 }};
 
+constexpr std::array<std::pair<AccountRole, std::string_view>, 3> kAccountRoles{{
+    {AccountRole::kViewer, "viewer"},
+    {AccountRole::kOperator, "operator"},
+    {AccountRole::kAdmin, "admin"},
+}};
+
 }  // namespace
 
 std::string_view to_string(Role role) noexcept { return name_of(kRoles, role); }
@@ -55,6 +63,11 @@ std::optional<Role> parse_role(std::string_view name) noexcept { return parse_na
 std::string_view to_string(ChatMode mode) noexcept { return name_of(kModes, mode); }
 std::optional<ChatMode> parse_chat_mode(std::string_view name) noexcept {
   return parse_name(kModes, name);
+}
+
+std::string_view to_string(AccountRole role) noexcept { return name_of(kAccountRoles, role); }
+std::optional<AccountRole> parse_account_role(std::string_view name) noexcept {
+  return parse_name(kAccountRoles, name);
 }
 
 std::string_view to_string(ReplyStatus status) noexcept { return name_of(kStatuses, status); }

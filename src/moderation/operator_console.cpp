@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/command_line.h"
 #include "core/json_views.h"
 #include "llmassist/store_moderation_queue.h"
 #include "moderation/utf8.h"
@@ -23,9 +24,18 @@ namespace llmassist {
 namespace {
 
 using nlohmann::json;
+using detail::fail;
 using detail::iso;
+using detail::line;
+using detail::parse_args;
+using detail::parse_id;
+using detail::Parsed;
+using detail::print_json;
+using detail::Spec;
 using detail::to_json;
 using detail::to_json_array;
+using detail::usage;
+using detail::utc;
 
 constexpr std::string_view kHelp = R"(Commands (ID is a reply's number, CHAT_ID a chat's):
 
@@ -62,16 +72,6 @@ Decisions only write to the database; the running bot delivers approved answers.
 
 // ---- text helpers -----------------------------------------------------------------------------
 
-std::string utc(Timestamp t, bool with_seconds = true) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  const std::size_t n =
-      std::strftime(buf, sizeof buf, with_seconds ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
-  return std::string(buf, n);
-}
-
 std::string age(Timestamp then, Timestamp now) {
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - then).count();
   if (secs < 0) return "just now";
@@ -80,9 +80,6 @@ std::string age(Timestamp then, Timestamp now) {
   if (secs < 48 * 3600) return fmt::format("{} h {} min ago", secs / 3600, secs % 3600 / 60);
   return fmt::format("{} days ago", secs / 86400);
 }
-
-// One line of text, escaped.
-std::string line(std::string_view text) { return escape_for_terminal(text, false); }
 
 // Multi-line text, escaped, its continuation lines indented by `indent`.
 std::string block(std::string_view text, std::string_view indent) {
@@ -119,58 +116,7 @@ std::string trim(std::string text) {
   return text;
 }
 
-// ASCII only: every control and non-ASCII character is a \u escape, so JSON output is as safe on
-// a terminal as it is exact for a parser. Invalid UTF-8 becomes U+FFFD instead of an exception.
-void print_json(std::ostream& out, const json& value) {
-  out << value.dump(2, ' ', true, json::error_handler_t::replace) << "\n";
-}
-
 // ---- command lines ----------------------------------------------------------------------------
-
-// What a command accepts besides its positional words.
-struct Spec {
-  std::set<std::string> values;  // options that take a value: "--limit"
-  std::set<std::string> flags;   // options without one: "--force"
-};
-
-struct Parsed {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> values;
-  std::set<std::string> flags;
-};
-
-// Options may come anywhere; "--" ends them; a lone "-" is a positional word (standard input).
-// On a usage error, returns the message to print.
-std::optional<std::string> parse_args(const std::vector<std::string>& args, const Spec& spec,
-                                      Parsed& out) {
-  bool options_done = false;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (!options_done && a == "--") {
-      options_done = true;
-    } else if (!options_done && a.size() > 2 && a.starts_with("--")) {
-      if (spec.values.count(a)) {
-        if (i + 1 >= args.size()) return fmt::format("{} needs a value", a);
-        out.values[a] = args[++i];
-      } else if (spec.flags.count(a) || a == "--json" || a == "--help") {
-        out.flags.insert(a);
-      } else {
-        return fmt::format("{} takes no option {}", args[0], line(a));
-      }
-    } else {
-      out.positional.push_back(a);
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<std::int64_t> parse_id(std::string_view text) {
-  std::int64_t v = 0;
-  const auto* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end || v <= 0) return std::nullopt;
-  return v;
-}
 
 // The number in option `name`, within [min, max], or `fallback` when it is absent.
 std::optional<int> int_option(const Parsed& p, const std::string& name, int fallback, int min,
@@ -339,16 +285,6 @@ class OperatorConsole::Impl {
       }
     }
     return out;
-  }
-
-  static int usage(std::ostream& err, std::string_view message) {
-    err << "usage error: " << message << "\n";
-    return kUsage;
-  }
-
-  static int fail(std::ostream& err, const Status& status) {
-    err << "error: " << line(status.to_string()) << "\n";
-    return kFailure;
   }
 
   // The single ID the command takes, or a usage error.

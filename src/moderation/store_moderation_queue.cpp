@@ -233,15 +233,7 @@ Status check_operator_name(std::string_view name) {
   if (name.front() == ' ' || name.back() == ' ') {
     return invalid_argument("the operator name starts or ends with a space");
   }
-  for (std::size_t pos = 0; pos < name.size();) {
-    const detail::Utf8Char c = detail::decode_utf8(name, pos);
-    if (!c.valid) return invalid_argument("the operator name is not valid UTF-8");
-    if (detail::is_control(c.code_point) || detail::is_layout_control(c.code_point)) {
-      return invalid_argument("the operator name contains a control character");
-    }
-    pos += c.length;
-  }
-  return Status();
+  return detail::check_printable(name, "the operator name");
 }
 
 std::string operator_actor(std::string_view name) { return "operator:" + std::string(name); }

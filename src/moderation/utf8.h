@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string_view>
 
+#include "llmassist/status.h"
+
 namespace llmassist::detail {
 
 // One decoded character: its code point and its length in bytes. An invalid sequence (a stray
@@ -31,5 +33,10 @@ struct Utf8Char {
   return (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0x2028 ||
          c == 0x2029 || c == 0x200e || c == 0x200f || c == 0x061c;
 }
+
+// OK when `text` is valid UTF-8 without control or layout-control characters: it prints as
+// itself. Otherwise kInvalidArgument: "<what> is not valid UTF-8" or "<what> contains a control
+// character".
+[[nodiscard]] Status check_printable(std::string_view text, std::string_view what);
 
 }  // namespace llmassist::detail

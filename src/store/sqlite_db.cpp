@@ -4,6 +4,16 @@
 
 namespace llmassist::detail {
 
+Status check_database_path(std::string_view path, std::string_view who) {
+  if (path.empty()) return invalid_argument(fmt::format("{} needs a database path", who));
+  if (path == ":memory:" || path.starts_with("file::memory:")) {
+    return invalid_argument(fmt::format(
+        "{} needs a database file: an in-memory database cannot be shared by its connections",
+        who));
+  }
+  return Status();
+}
+
 Status sqlite_status(int rc, sqlite3* db, std::string_view what) {
   const int primary = rc & 0xff;
   std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);

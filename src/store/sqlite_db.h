@@ -32,6 +32,10 @@ inline Timestamp from_millis(std::int64_t ms) {
   return Timestamp(std::chrono::duration_cast<Timestamp::duration>(std::chrono::milliseconds(ms)));
 }
 
+// OK when `path` names a database file that connections and processes can share: not empty, not
+// an in-memory database. Otherwise kInvalidArgument naming `who` ("the SQLite store").
+Status check_database_path(std::string_view path, std::string_view who);
+
 // A Status for SQLite result `rc` on `db` while doing `what`.
 Status sqlite_status(int rc, sqlite3* db, std::string_view what);
 
@@ -139,6 +143,27 @@ class Transaction {
   Connection* conn_;
 };
 
+// Runs a prepared query and collects every row through `read`.
+template <typename T, typename Reader>
+Result<std::vector<T>> collect(Statement& stmt, Reader read) {
+  std::vector<T> out;
+  while (true) {
+    auto row = stmt.step();
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    out.push_back(read(stmt));
+  }
+}
+
+// Runs a prepared query that yields at most one row; kNotFound with `missing` when none.
+template <typename T, typename Reader>
+Result<T> single(Statement& stmt, Reader read, std::string_view missing) {
+  auto row = stmt.step();
+  if (!row.ok()) return row.status();
+  if (!*row) return not_found(std::string(missing));
+  return read(stmt);
+}
+
 // Up to `max` connections to one database, opened lazily and handed out one thread at a time.
 class ConnectionPool {
  public:
@@ -175,5 +200,31 @@ class ConnectionPool {
   std::vector<std::unique_ptr<Connection>> idle_;
   int open_ = 0;
 };
+
+// Runs `body(Connection&)` in a transaction of `kind` on a connection from `pool`; commits when
+// it succeeds, rolls back when it fails. A read transaction gives all its queries one snapshot;
+// a write transaction holds the write lock from its start.
+template <typename T, typename Body>
+Result<T> in_transaction(ConnectionPool& pool, Transaction::Kind kind, Body&& body) {
+  auto conn = pool.acquire();
+  if (!conn.ok()) return conn.status();
+  auto txn = Transaction::begin(**conn, kind);
+  if (!txn.ok()) return txn.status();
+  Result<T> result = body(**conn);
+  if (!result.ok()) return result;
+  LLMASSIST_RETURN_IF_ERROR(txn->commit());
+  return result;
+}
+
+// in_transaction() for a body that returns a Status.
+template <typename Body>
+Status in_transaction_status(ConnectionPool& pool, Transaction::Kind kind, Body&& body) {
+  return in_transaction<bool>(pool, kind,
+                              [&](Connection& c) -> Result<bool> {
+                                LLMASSIST_RETURN_IF_ERROR(body(c));
+                                return true;
+                              })
+      .status();
+}
 
 }  // namespace llmassist::detail

@@ -102,8 +102,8 @@ CREATE TABLE settings (
 )sql",
 };
 
-Result<int> read_version(Connection& conn) {
-  auto stmt = conn.prepare("PRAGMA user_version");
+Result<int> read_version(Connection& conn, std::string_view sql) {
+  auto stmt = conn.prepare(sql);
   if (!stmt.ok()) return stmt.status();
   auto row = stmt->step();
   if (!row.ok()) return row.status();
@@ -112,31 +112,44 @@ Result<int> read_version(Connection& conn) {
 
 }  // namespace
 
-Status migrate_sqlite_schema(Connection& conn, int target_version) {
-  static_assert(kMigrations.size() >= 1);
-  if (target_version > static_cast<int>(kMigrations.size())) {
-    return internal_error("no migration to the requested schema version");
+Status migrate_schema(Connection& conn, const SchemaDefinition& schema, int target_version) {
+  if (target_version > static_cast<int>(schema.migrations.size())) {
+    return internal_error(
+        fmt::format("no migration to {} version {}", schema.name, target_version));
   }
-  // Read the version inside a write transaction so that two processes starting at once do not
-  // both migrate.
   auto txn = Transaction::begin(conn, Transaction::Kind::kWrite);
-  if (!txn.ok()) return txn.status().annotate("cannot start the schema migration");
-  auto version = read_version(conn);
+  if (!txn.ok()) {
+    return txn.status().annotate(fmt::format("cannot start the {} migration", schema.name));
+  }
+  if (!schema.prepare_sql.empty()) LLMASSIST_RETURN_IF_ERROR(conn.exec(schema.prepare_sql));
+  auto version = read_version(conn, schema.read_version_sql);
   if (!version.ok()) return version.status();
   if (*version > target_version) {
     return failed_precondition(fmt::format(
-        "database {} has schema version {}, newer than the {} this build of llmassist supports; "
+        "database {} has {} version {}, newer than the {} this build of llmassist supports; "
         "upgrade llmassist or use another database file",
-        conn.path(), *version, target_version));
+        conn.path(), schema.name, *version, target_version));
   }
   for (int v = *version; v < target_version; ++v) {
-    LLMASSIST_RETURN_IF_ERROR(conn.exec(kMigrations[static_cast<std::size_t>(v)])
-                                  .annotate(fmt::format("schema migration {} -> {}", v, v + 1)));
+    LLMASSIST_RETURN_IF_ERROR(
+        conn.exec(schema.migrations[static_cast<std::size_t>(v)])
+            .annotate(fmt::format("{} migration {} -> {}", schema.name, v, v + 1)));
   }
   if (*version != target_version) {
-    LLMASSIST_RETURN_IF_ERROR(conn.exec(fmt::format("PRAGMA user_version={}", target_version)));
+    LLMASSIST_RETURN_IF_ERROR(
+        conn.exec(fmt::format(fmt::runtime(schema.write_version_sql), target_version)));
   }
   return txn->commit();
+}
+
+Status migrate_sqlite_schema(Connection& conn, int target_version) {
+  static_assert(kMigrations.size() >= 1);
+  return migrate_schema(conn,
+                        {.name = "schema",
+                         .migrations = kMigrations,
+                         .read_version_sql = "PRAGMA user_version",
+                         .write_version_sql = "PRAGMA user_version={}"},
+                        target_version);
 }
 
 }  // namespace llmassist::detail

@@ -20,8 +20,10 @@
 namespace llmassist {
 namespace {
 
+using detail::collect;
 using detail::Connection;
 using detail::ConnectionPool;
+using detail::single;
 using detail::Statement;
 using detail::to_millis;
 using detail::Transaction;
@@ -153,27 +155,6 @@ AuditEvent read_audit(const Statement& s) {
   e.after = s.text(7);
   e.detail = s.text(8);
   return e;
-}
-
-// Runs a prepared query and collects every row through `read`.
-template <typename T, typename Reader>
-Result<std::vector<T>> collect(Statement& stmt, Reader read) {
-  std::vector<T> out;
-  while (true) {
-    auto row = stmt.step();
-    if (!row.ok()) return row.status();
-    if (!*row) return out;
-    out.push_back(read(stmt));
-  }
-}
-
-// Runs a prepared query that yields at most one row; kNotFound with `missing` when none.
-template <typename T, typename Reader>
-Result<T> single(Statement& stmt, Reader read, std::string_view missing) {
-  auto row = stmt.step();
-  if (!row.ok()) return row.status();
-  if (!*row) return not_found(std::string(missing));
-  return read(stmt);
 }
 
 // Nearest-rank percentile of sorted samples.
@@ -634,16 +615,15 @@ class SqliteStore final : public MessageStore {
   // (a claim of an empty queue) must not wake a worker that would then look again at once.
   template <typename T, typename Body>
   Result<T> write(Body&& body) {
-    auto conn = pool_.acquire();
-    if (!conn.ok()) return conn.status();
-    auto txn = Transaction::begin(**conn, Transaction::Kind::kWrite);
-    if (!txn.ok()) return txn.status();
-    const int before = sqlite3_total_changes((*conn)->handle());
-    Result<T> result = body(**conn);
-    if (!result.ok()) return result;
-    const bool changed = sqlite3_total_changes((*conn)->handle()) != before;
-    LLMASSIST_RETURN_IF_ERROR(txn->commit());
-    if (changed) notify_change();
+    bool changed = false;
+    Result<T> result = detail::in_transaction<T>(
+        pool_, Transaction::Kind::kWrite, [&](Connection& c) -> Result<T> {
+          const int before = sqlite3_total_changes(c.handle());
+          Result<T> r = body(c);
+          changed = r.ok() && sqlite3_total_changes(c.handle()) != before;
+          return r;
+        });
+    if (result.ok() && changed) notify_change();
     return result;
   }
 
@@ -659,14 +639,7 @@ class SqliteStore final : public MessageStore {
   // Runs `body` in a read transaction: one consistent snapshot for all its queries.
   template <typename T, typename Body>
   Result<T> read(Body&& body) {
-    auto conn = pool_.acquire();
-    if (!conn.ok()) return conn.status();
-    auto txn = Transaction::begin(**conn, Transaction::Kind::kRead);
-    if (!txn.ok()) return txn.status();
-    Result<T> result = body(**conn);
-    if (!result.ok()) return result;
-    LLMASSIST_RETURN_IF_ERROR(txn->commit());
-    return result;
+    return detail::in_transaction<T>(pool_, Transaction::Kind::kRead, std::forward<Body>(body));
   }
 
   void notify_change() {
@@ -1073,12 +1046,7 @@ class SqliteStore final : public MessageStore {
 }  // namespace
 
 Result<std::unique_ptr<MessageStore>> open_sqlite_store(const SqliteStoreOptions& options) {
-  if (options.path.empty()) return invalid_argument("the SQLite store needs a database path");
-  if (options.path == ":memory:" || options.path.starts_with("file::memory:")) {
-    return invalid_argument(
-        "the SQLite store needs a database file: an in-memory database cannot be shared by its "
-        "connections");
-  }
+  LLMASSIST_RETURN_IF_ERROR(detail::check_database_path(options.path, "the SQLite store"));
   if (options.max_connections < 1) {
     return invalid_argument("max_connections must be at least 1");
   }
