@@ -1,6 +1,7 @@
 // Bot: a complete support bot assembled from a BotConfig — the SQLite store, the provider chain
 // (the shipped knowledge base when none is configured), the window memory, the moderation queue,
-// the transport (Telegram when a token is set, the console otherwise) and the Assistant. What
+// the transport (Telegram when a token is set, the console otherwise), the Assistant, and the
+// admin server when the config has an `admin` section. What
 // llmassist-bot runs; embed it to run the same bot inside another program.
 //
 // Thread-safety: start(), stop() and wait_idle() from one thread.
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "llmassist/admin_server.h"
 #include "llmassist/assistant.h"
 #include "llmassist/bot_config.h"
 #include "llmassist/logger.h"
@@ -42,6 +44,8 @@ class Bot final {
 
   // One line for the log: "telegram (polling), providers: a → b, policy: review".
   [[nodiscard]] const std::string& description() const;
+  // "http://127.0.0.1:8080" when the admin server runs (after start()); empty otherwise.
+  [[nodiscard]] std::string admin_url() const;
   [[nodiscard]] AssistantStats stats() const;
 
  private:
@@ -56,6 +60,15 @@ struct DoctorCheck {
   bool ok = false;
   std::string detail;  // what was found, or what is wrong and what to do
 };
+
+// The admin server over `config`'s database and providers, with its `admin` section (the
+// defaults when absent): what llmassist-admin runs beside a bot in another process. The page's
+// decisions are delivered by that bot. Not started.
+[[nodiscard]] Result<std::unique_ptr<AdminServer>> make_admin_server(const BotConfig& config,
+                                                                    BotOptions options = {});
+
+// The accounts of `config`'s database (for llmassist-admin's user and token commands).
+[[nodiscard]] Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config);
 
 // Checks the database, each provider (a one-word completion; a knowledge base is checked by
 // loading it) and the bot token (getMe). Takes up to `provider_timeout` per provider.

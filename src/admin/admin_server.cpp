@@ -38,6 +38,9 @@ constexpr std::string_view kComponent = "admin";
 constexpr std::string_view kCookie = "llmassist_session";
 constexpr std::string_view kApiChannel = "api";
 constexpr std::string_view kApiWorker = "admin";
+// The claim of a synchronous answer: kept from drafting to sent, so that the outbox (kApiWorker)
+// leaves the answer to the request that is returning it.
+constexpr std::string_view kHandleWorker = "admin:handle";
 
 HandlerResult ok(json body, int status = 200) {
   return std::optional<Reply200>(Reply200{std::move(body), status});
@@ -45,26 +48,6 @@ HandlerResult ok(json body, int status = 200) {
 
 // The response was written by the handler itself.
 HandlerResult written() { return std::optional<Reply200>(); }
-
-json to_json(const Account& a) {
-  return {{"name", a.name},
-          {"role", to_string(a.role)},
-          {"disabled", a.disabled},
-          {"created_at", detail::iso(a.created_at)},
-          {"last_sign_in", a.last_sign_in ? json(detail::iso(*a.last_sign_in)) : json(nullptr)}};
-}
-
-json to_json(const ApiToken& t) {
-  const auto opt = [](const std::optional<Timestamp>& v) {
-    return v ? json(detail::iso(*v)) : json(nullptr);
-  };
-  return {{"id", t.id},
-          {"account", t.account},
-          {"label", t.label},
-          {"created_at", detail::iso(t.created_at)},
-          {"last_used", opt(t.last_used)},
-          {"revoked_at", opt(t.revoked_at)}};
-}
 
 // {"items": [...], "next": cursor or null}: `next` is the last item's id when the page is full.
 template <typename T>
@@ -916,7 +899,7 @@ struct AdminServer::Impl {
     ClaimRequest q;
     q.status = ReplyStatus::kNew;
     q.to = ReplyStatus::kGenerating;
-    q.worker = std::string(kApiWorker);
+    q.worker = std::string(kHandleWorker);
     q.reply_id = stored.reply_id;
     q.lease = options.handle_timeout + seconds(30);
     LLMASSIST_RETURN_IF_ERROR(parts.store->claim_replies(q).status());
@@ -938,10 +921,13 @@ struct AdminServer::Impl {
       failed.from = ReplyStatus::kGenerating;
       failed.to = ReplyStatus::kFailed;
       failed.error = answer.status().to_string();
-      failed.actor = std::string(kApiWorker);
+      failed.actor = std::string(kHandleWorker);
       failed.audit_action = "fail";
       failed.detail = answer.status().to_string();
-      (void)parts.store->transition_reply(stored.reply_id, failed);
+      if (auto marked = parts.store->transition_reply(stored.reply_id, failed); !marked.ok()) {
+        log(LogLevel::kWarning, fmt::format("reply {}: {}", stored.reply_id,
+                                            marked.status().to_string()));
+      }
       log(LogLevel::kWarning, fmt::format("reply {}: no answer: {}", stored.reply_id,
                                           answer.status().to_string()));
       return unavailable(fmt::format(
@@ -956,6 +942,7 @@ struct AdminServer::Impl {
     if (!review) drafted.final_text = answer->text;
     drafted.provider = answer->provider;
     drafted.providers_tried = answer->providers_tried;
+    drafted.keep_claim = !review;
     LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->transition_reply(stored.reply_id, drafted));
     if (!review) {
       ReplyChange sent;
@@ -1115,7 +1102,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
     return invalid_argument("admin server: the store, the moderation queue and the accounts are "
                             "required");
   }
-  const std::string& listen = options.listen;
+  const std::string listen = options.listen;
   const std::size_t colon = listen.rfind(':');
   int port = -1;
   if (colon != std::string::npos && colon > 0) {

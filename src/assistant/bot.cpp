@@ -7,6 +7,7 @@
 
 #include "llmassist/console_transport.h"
 #include "llmassist/provider_config.h"
+#include "llmassist/sqlite_account_store.h"
 #include "llmassist/sqlite_store.h"
 #include "llmassist/store_moderation_queue.h"
 #include "llmassist/telegram_transport.h"
@@ -18,6 +19,7 @@ struct Bot::Parts {
   std::shared_ptr<MessageStore> store;
   std::shared_ptr<FallbackChain> chain;
   std::unique_ptr<Assistant> assistant;
+  std::unique_ptr<AdminServer> admin;  // with an `admin` section
   std::string description;
 };
 
@@ -64,19 +66,67 @@ Result<std::shared_ptr<MessageStore>> open_store(const BotConfig& config,
   return std::shared_ptr<MessageStore>(std::move(store));
 }
 
+Result<std::shared_ptr<FallbackChain>> make_chain(const BotConfig& config,
+                                                  std::shared_ptr<Logger> logger) {
+  ProviderConfigContext pc;
+  pc.base_dir = config.base_dir;
+  pc.logger = std::move(logger);
+  LLMASSIST_ASSIGN_OR_RETURN(auto chain, make_chain_from_config(config.providers_json, pc));
+  return std::shared_ptr<FallbackChain>(std::move(chain));
+}
+
+// The admin server over parts a bot has (or llmassist-admin made).
+Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
+                                                    std::shared_ptr<MessageStore> store,
+                                                    std::shared_ptr<FallbackChain> chain,
+                                                    std::shared_ptr<Logger> logger,
+                                                    std::function<AssistantStats()> stats) {
+  AdminServerParts parts;
+  parts.store = store;
+  ModerationQueueOptions mo;
+  mo.logger = logger;
+  parts.moderation = make_moderation_queue(store, mo);
+  LLMASSIST_ASSIGN_OR_RETURN(auto accounts, open_account_store(config));
+  parts.accounts = std::move(accounts);
+  LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(store, config.memory));
+  parts.memory = std::move(memory);
+  parts.llm = chain;
+  parts.chain = std::move(chain);
+  parts.assistant_stats = std::move(stats);
+  const AdminSection section = config.admin.value_or(AdminSection{});
+  AdminServerOptions options;
+  options.listen = section.listen;
+  options.session_lifetime = std::chrono::hours(section.session_hours);
+  options.secure_cookie = section.secure_cookie;
+  options.threads = section.threads;
+  options.policy = config.assistant.policy;
+  options.logger = std::move(logger);
+  return AdminServer::create(std::move(parts), options);
+}
+
 }  // namespace
+
+Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config) {
+  SqliteAccountStoreOptions options;
+  options.path = config.database;
+  options.sync = config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
+  return open_sqlite_account_store(options);
+}
+
+Result<std::unique_ptr<AdminServer>> make_admin_server(const BotConfig& config,
+                                                       BotOptions options) {
+  auto logger = options.logger ? options.logger : stderr_logger();
+  LLMASSIST_ASSIGN_OR_RETURN(auto store, open_store(config, logger));
+  LLMASSIST_ASSIGN_OR_RETURN(auto chain, make_chain(config, logger));
+  return assemble_admin(config, std::move(store), std::move(chain), logger, {});
+}
 
 Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions options) {
   auto logger = options.logger ? options.logger : stderr_logger();
   auto parts = std::make_unique<Parts>();
   LLMASSIST_ASSIGN_OR_RETURN(parts->store, open_store(config, logger));
 
-  ProviderConfigContext pc;
-  pc.base_dir = config.base_dir;
-  pc.logger = logger;
-  auto chain = make_chain_from_config(config.providers_json, pc);
-  if (!chain.ok()) return chain.status();
-  parts->chain = std::shared_ptr<FallbackChain>(std::move(chain).value());
+  LLMASSIST_ASSIGN_OR_RETURN(parts->chain, make_chain(config, logger));
 
   AssistantParts ap;
   ap.store = parts->store;
@@ -101,21 +151,40 @@ Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions opt
   ao.logger = logger;
   LLMASSIST_ASSIGN_OR_RETURN(parts->assistant, Assistant::create(std::move(ap), ao));
 
+  if (config.admin) {
+    Assistant* assistant = parts->assistant.get();
+    LLMASSIST_ASSIGN_OR_RETURN(
+        parts->admin, assemble_admin(config, parts->store, parts->chain, logger,
+                                     [assistant] { return assistant->stats(); }));
+  }
   std::string providers;
   for (const auto& s : parts->chain->provider_stats()) {
     providers += (providers.empty() ? "" : " → ") + s.name;
   }
   parts->description = fmt::format(
-      "{}, providers: {}, policy: {}, database: {}", transport, providers,
-      ao.policy == ModerationPolicy::kAuto ? "auto" : "review", config.database);
+      "{}, providers: {}, policy: {}, database: {}{}", transport, providers,
+      ao.policy == ModerationPolicy::kAuto ? "auto" : "review", config.database,
+      config.admin ? ", admin page on " + config.admin->listen : "");
   return std::unique_ptr<Bot>(new Bot(std::move(parts)));
 }
 
 Bot::Bot(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 Bot::~Bot() { stop(std::chrono::milliseconds(0)); }
 
-Status Bot::start() { return parts_->assistant->start(); }
-void Bot::stop(std::chrono::milliseconds grace) { parts_->assistant->stop(grace); }
+Status Bot::start() {
+  LLMASSIST_RETURN_IF_ERROR(parts_->assistant->start());
+  if (!parts_->admin) return Status();
+  Status s = parts_->admin->start();
+  if (!s.ok()) parts_->assistant->stop(std::chrono::milliseconds(0));
+  return s;
+}
+
+void Bot::stop(std::chrono::milliseconds grace) {
+  if (parts_->admin) parts_->admin->stop();
+  parts_->assistant->stop(grace);
+}
+
+std::string Bot::admin_url() const { return parts_->admin ? parts_->admin->url() : ""; }
 const std::string& Bot::description() const { return parts_->description; }
 AssistantStats Bot::stats() const { return parts_->assistant->stats(); }
 

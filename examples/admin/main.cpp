@@ -1,0 +1,93 @@
+// llmassist-admin: the admin page and REST API over the database of a running bot (the bot
+// delivers what operators decide here), and the accounts that may sign in to it.
+#include <llmassist/account_commands.h>
+#include <llmassist/bot.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage =
+    R"(llmassist-admin — the operators' web page and REST API for an llmassist bot
+
+Usage: llmassist-admin [--config FILE] [--listen HOST:PORT] [serve]
+       llmassist-admin [--config FILE] user|token COMMAND [ARGS...]
+
+  --config FILE       the bot's config file: its database, providers, policy and `admin`
+                      section (default: none, so the database llmassist.db)
+  --listen HOST:PORT  where to serve (default: the config's admin.listen, else 127.0.0.1:8080)
+  --help              this text
+
+`serve` (the default) runs the page and the API until SIGINT or SIGTERM. Decisions taken there
+are written to the database; the running bot delivers them. Create the first admin first:
+
+  llmassist-admin --config bot.json user add alice --role admin
+
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, listen;
+  std::vector<std::string> command;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!command.empty()) {
+      command.push_back(arg);
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage << llmassist::account_commands_help();
+      return 0;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg == "--listen" && i + 1 < argc) {
+      listen = argv[++i];
+    } else if (arg.starts_with("-")) {
+      std::cerr << "usage error: unknown option " << arg << " (--help lists them)\n";
+      return 2;
+    } else {
+      command.push_back(arg);
+    }
+  }
+  auto config = llmassist::load_bot_config(config_path);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return 1;
+  }
+  if (!listen.empty()) {
+    if (!config->admin) config->admin.emplace();
+    config->admin->listen = listen;
+  }
+  if (!command.empty() && command.front() != "serve") {
+    auto accounts = llmassist::open_account_store(*config);
+    if (!accounts.ok()) {
+      std::cerr << "error: " << accounts.status().message() << "\n";
+      return 1;
+    }
+    return llmassist::run_account_command(**accounts, command, std::cin, std::cout, std::cerr,
+                                          isatty(STDIN_FILENO) != 0);
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto server = llmassist::make_admin_server(*config);
+  if (!server.ok()) {
+    std::cerr << "error: " << server.status().message() << "\n";
+    return 1;
+  }
+  if (auto started = (*server)->start(); !started.ok()) {
+    std::cerr << "error: " << started.message() << "\n";
+    return 1;
+  }
+  std::cerr << "llmassist-admin: open " << (*server)->url() << " in a browser (Ctrl-C stops)\n";
+  int signal = 0;
+  sigwait(&signals, &signal);
+  (*server)->stop();
+  return 0;
+}

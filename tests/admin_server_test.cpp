@@ -1,0 +1,660 @@
+// The admin server over real HTTP on loopback: every route's access rules (read from its own
+// OpenAPI document, so no route escapes), sign-in with cookies and CSRF, throttling, the
+// moderation routes, chats and handoff, bad input, statistics and metrics, accounts and tokens,
+// the original routes, /v1/chat/handle against a mock LLM, and the live event stream.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <fmt/format.h>
+
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "llmassist/admin_server.h"
+#include "llmassist/openai_provider.h"
+#include "llmassist/sqlite_account_store.h"
+#include "llmassist/window_memory.h"
+#include "support/mock_llm_server.h"
+#include "core/json_views.h"
+#include "support/moderation_fixture.h"
+
+namespace llmassist::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kPassword = "correct horse battery";
+
+struct AdminFixture : QueueFixture {
+  std::shared_ptr<AccountStore> accounts;
+  std::unique_ptr<AdminServer> server;
+  std::string admin_token, operator_token, viewer_token;
+
+  // `extra` adds parts (a provider, a memory) once the store exists.
+  explicit AdminFixture(
+      const std::function<void(AdminServerParts&, std::shared_ptr<MessageStore>)>& extra = {},
+      ModerationPolicy policy = ModerationPolicy::kAuto) {
+    SqliteAccountStoreOptions ao;
+    ao.path = dir.file("store.db");
+    ao.clock = clock;
+    ao.logger = null_logger();
+    ao.password_ops = crypto_ops_min();
+    ao.password_memory = crypto_memory_min();
+    auto opened = open_sqlite_account_store(ao);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    accounts = std::move(opened).value();
+    admin_token = account("root", AccountRole::kAdmin);
+    operator_token = account("alice", AccountRole::kOperator);
+    viewer_token = account("victor", AccountRole::kViewer);
+
+    AdminServerParts parts;
+    if (extra) extra(parts, store);
+    parts.store = store;
+    ModerationQueueOptions q;
+    q.clock = clock;
+    q.logger = null_logger();
+    parts.moderation = make_moderation_queue(store, q);
+    parts.accounts = accounts;
+    AdminServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.clock = clock;
+    options.logger = null_logger();
+    options.policy = policy;
+    auto made = AdminServer::create(std::move(parts), options);
+    REQUIRE_MESSAGE(made.ok(), made.status().to_string());
+    server = std::move(made).value();
+    REQUIRE(server->start().ok());
+  }
+
+  static unsigned long long crypto_ops_min() { return 1; }
+  static std::size_t crypto_memory_min() { return 8192; }
+
+  std::string account(const std::string& name, AccountRole role) {
+    auto a = accounts->create_account(name, kPassword, role);
+    REQUIRE_MESSAGE(a.ok(), a.status().to_string());
+    auto t = accounts->create_token(name, "tests");
+    REQUIRE(t.ok());
+    return t->secret;
+  }
+
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", server->port());
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+
+  static httplib::Headers bearer(const std::string& token) {
+    return {{"Authorization", "Bearer " + token}};
+  }
+
+  // A request with a token; the body as JSON when given.
+  httplib::Result call(const std::string& method, const std::string& path,
+                       const std::string& token, const std::optional<json>& body = {}) const {
+    auto c = client();
+    const auto headers = token.empty() ? httplib::Headers{} : bearer(token);
+    const std::string text = body ? body->dump() : "";
+    if (method == "GET") return c.Get(path, headers);
+    if (method == "POST") return c.Post(path, headers, text, "application/json");
+    if (method == "PATCH") return c.Patch(path, headers, text, "application/json");
+    if (method == "PUT") return c.Put(path, headers, text, "application/json");
+    return c.Delete(path, headers, text, "application/json");
+  }
+
+  static json body_of(const httplib::Result& r) {
+    REQUIRE_MESSAGE(r, "no response: " << httplib::to_string(r.error()));
+    auto j = json::parse(r->body, nullptr, false);
+    REQUIRE_MESSAGE(!j.is_discarded(), r->body);
+    return j;
+  }
+
+  // The error code of a refused request, checking the shape of the body.
+  static std::string error_of(const httplib::Result& r) {
+    const json j = body_of(r);
+    REQUIRE_MESSAGE(j.contains("error"), r->body);
+    CHECK(j["error"]["message"].is_string());
+    return j["error"]["code"].get<std::string>();
+  }
+
+  ReplyStatus status_of(ReplyId id) {
+    auto r = store->get_reply(id);
+    REQUIRE(r.ok());
+    return r->status;
+  }
+};
+
+// "/api/replies/{id}" with real values.
+std::string concrete(std::string path) {
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"{id}", "1"},
+                                 {"{name}", "nobody"}}) {
+    for (auto pos = path.find(from); pos != std::string::npos; pos = path.find(from)) {
+      path.replace(pos, from.size(), to);
+    }
+  }
+  return path;
+}
+
+TEST_CASE("admin server: every route checks credentials and role, as its OpenAPI says") {
+  AdminFixture f;
+  auto doc = AdminFixture::body_of(f.client().Get("/openapi.json"));
+  REQUIRE(doc["openapi"] == "3.1.0");
+  int checked = 0;
+  for (const auto& [path, methods] : doc["paths"].items()) {
+    for (const auto& [method_lower, op] : methods.items()) {
+      std::string method = method_lower;
+      for (char& ch : method) ch = static_cast<char>(std::toupper(ch));
+      const std::string url = concrete(path);
+      CAPTURE(method);
+      CAPTURE(url);
+      if (!op.contains("x-required-role")) {
+        CHECK(op["security"].empty());
+        continue;
+      }
+      if (url == "/api/events") continue;  // a stream: checked by its own test
+      auto anonymous = f.call(method, url, "", json::object());
+      REQUIRE(anonymous);
+      CHECK(anonymous->status == 401);
+      CHECK(AdminFixture::error_of(anonymous) == "unauthenticated");
+      auto forged = f.call(method, url, "lla_not-a-real-token", json::object());
+      CHECK(forged->status == 401);
+      const std::string role = op["x-required-role"];
+      if (role == "operator" || role == "admin") {
+        auto viewer = f.call(method, url, f.viewer_token, json::object());
+        CHECK(viewer->status == 403);
+        CHECK(AdminFixture::error_of(viewer) == "permission_denied");
+      }
+      if (role == "admin") {
+        auto op_call = f.call(method, url, f.operator_token, json::object());
+        CHECK(op_call->status == 403);
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked >= 30);
+  // And the routes the document calls open are open.
+  CHECK(f.client().Get("/health")->status == 200);
+}
+
+TEST_CASE("admin server: sign-in sets a strict cookie, and changes need the CSRF token") {
+  AdminFixture f;
+  const ChatId chat = f.chat("100").id;
+  const ReplyId id = f.pending(chat, "Where is my order?", "It ships today.");
+  auto c = f.client();
+
+  auto wrong = c.Post("/api/session", json{{"name", "alice"}, {"password", "nope-nope-nope"}}.dump(),
+                      "application/json");
+  CHECK(wrong->status == 401);
+  CHECK(AdminFixture::error_of(wrong) == "unauthenticated");
+  CHECK(!wrong->has_header("Set-Cookie"));
+
+  auto signed_in = c.Post("/api/session", json{{"name", "alice"}, {"password", kPassword}}.dump(),
+                          "application/json");
+  REQUIRE(signed_in->status == 200);
+  const std::string cookie = signed_in->get_header_value("Set-Cookie");
+  CHECK(cookie.find("HttpOnly") != std::string::npos);
+  CHECK(cookie.find("SameSite=Strict") != std::string::npos);
+  CHECK(cookie.find(kPassword) == std::string::npos);
+  const json session = AdminFixture::body_of(signed_in);
+  CHECK(session["account"]["role"] == "operator");
+  const std::string csrf = session["csrf_token"];
+  REQUIRE(csrf.size() >= 32);
+  const std::string pair = cookie.substr(0, cookie.find(';'));
+  const httplib::Headers with_cookie{{"Cookie", pair}};
+
+  auto me = c.Get("/api/session", with_cookie);
+  CHECK(me->status == 200);
+  CHECK(AdminFixture::body_of(me)["csrf_token"] == csrf);
+
+  // Without the token, or with a wrong one: refused, nothing changed.
+  auto no_csrf = c.Post(("/api/replies/" + std::to_string(id) + "/approve").c_str(), with_cookie,
+                        "", "application/json");
+  CHECK(no_csrf->status == 403);
+  auto bad = with_cookie;
+  bad.emplace("X-CSRF-Token", std::string(csrf.size(), 'A'));
+  CHECK(c.Post(("/api/replies/" + std::to_string(id) + "/approve").c_str(), bad, "",
+               "application/json")
+            ->status == 403);
+  CHECK(f.status_of(id) == ReplyStatus::kPending);
+
+  auto good = with_cookie;
+  good.emplace("X-CSRF-Token", csrf);
+  auto approved = c.Post(("/api/replies/" + std::to_string(id) + "/approve").c_str(), good, "",
+                         "application/json");
+  CHECK(approved->status == 200);
+  CHECK(f.status_of(id) == ReplyStatus::kApproved);
+  auto audit = f.store->list_audit({.reply_id = id});
+  REQUIRE(audit.ok());
+  REQUIRE(!audit->empty());
+  CHECK(audit->front().actor == "operator:alice");
+
+  CHECK(c.Delete("/api/session", good)->status == 200);
+  CHECK(c.Get("/api/session", with_cookie)->status == 401);
+}
+
+TEST_CASE("admin server: failed sign-ins are slowed down") {
+  AdminFixture f;
+  auto c = f.client();
+  const auto attempt = [&](const char* password) {
+    return c.Post("/api/session", json{{"name", "alice"}, {"password", password}}.dump(),
+                  "application/json");
+  };
+  for (int i = 0; i < 5; ++i) CHECK(attempt("wrong password!")->status == 401);
+  auto limited = attempt(kPassword);  // even the right one must wait now
+  CHECK(limited->status == 429);
+  CHECK(AdminFixture::error_of(limited) == "resource_exhausted");
+  CHECK(limited->get_header_value("Retry-After") == "1");
+  f.clock->advance(2s);
+  CHECK(attempt("wrong password!")->status == 401);
+  CHECK(attempt(kPassword)->status == 429);  // the wait doubled
+  f.clock->advance(3s);
+  CHECK(attempt(kPassword)->status == 200);
+}
+
+TEST_CASE("admin server: moderation routes decide, claim, and name the account") {
+  AdminFixture f;
+  const ChatId chat = f.chat("200", "Ann").id;
+  const ReplyId a = f.pending(chat, "q1", "draft one");
+  const ReplyId b = f.pending(chat, "q2", "draft two");
+  const ReplyId r = f.pending(chat, "q3", "draft three");
+
+  auto queue = AdminFixture::body_of(f.call("GET", "/api/queue?history=5", f.viewer_token));
+  REQUIRE(queue["items"].size() == 3);
+  CHECK(queue["items"][0]["reply"]["id"] == a);
+  CHECK(queue["items"][0]["chat"]["title"] == "Ann");
+  CHECK(queue["items"][0]["history"].size() >= 1);
+  auto first = AdminFixture::body_of(f.call("GET", "/api/queue?limit=2", f.viewer_token));
+  REQUIRE(first["items"].size() == 2);
+  auto second = AdminFixture::body_of(f.call(
+      "GET", "/api/queue?limit=2&cursor=" + first["next"].dump(), f.viewer_token));
+  REQUIRE(second["items"].size() == 1);
+  CHECK(second["items"][0]["reply"]["id"] == r);
+
+  const std::string base = "/api/replies/";
+  // alice claims b; root cannot decide it meanwhile.
+  CHECK(f.call("POST", base + std::to_string(b) + "/claim", f.operator_token,
+               json{{"minutes", 5}})
+            ->status == 200);
+  auto taken = f.call("POST", base + std::to_string(b) + "/approve", f.admin_token);
+  CHECK(taken->status == 409);
+  CHECK(AdminFixture::error_of(taken) == "aborted");
+  CHECK(f.call("POST", base + std::to_string(b) + "/claim", f.operator_token,
+               json{{"minutes", 0}})
+            ->status == 400);
+
+  CHECK(f.call("POST", base + std::to_string(a) + "/approve", f.operator_token)->status == 200);
+  CHECK(f.status_of(a) == ReplyStatus::kApproved);
+  CHECK(f.call("POST", base + std::to_string(a) + "/approve", f.operator_token)->status == 409);
+
+  auto empty_edit = f.call("POST", base + std::to_string(b) + "/edit", f.operator_token,
+                           json{{"text", "  "}});
+  CHECK(empty_edit->status == 400);
+  auto edited = AdminFixture::body_of(f.call("POST", base + std::to_string(b) + "/edit",
+                                             f.operator_token, json{{"text", "Better answer"}}));
+  CHECK(edited["status"] == "approved");
+  CHECK(edited["final_text"] == "Better answer");
+
+  auto rejected = AdminFixture::body_of(f.call("POST", base + std::to_string(r) + "/reject",
+                                               f.operator_token, json{{"reason", "too curt"}}));
+  CHECK(rejected["status"] == "rejected");
+
+  auto one = AdminFixture::body_of(f.call("GET", base + std::to_string(b), f.viewer_token));
+  CHECK(one["reply"]["final_text"] == "Better answer");
+  CHECK(one["chat"]["id"] == chat);
+  auto audit = AdminFixture::body_of(f.call("GET", "/api/audit?actor=operator:alice",
+                                            f.viewer_token));
+  std::set<std::string> actions;
+  for (const auto& e : audit["items"]) actions.insert(e["action"].get<std::string>());
+  CHECK(actions.count("approve") == 1);
+  CHECK(actions.count("edit") == 1);
+  CHECK(actions.count("reject") == 1);
+  auto listed = AdminFixture::body_of(f.call("GET", "/api/replies?status=approved",
+                                             f.viewer_token));
+  CHECK(listed["items"].size() == 2);
+  CHECK(f.call("GET", "/api/replies?status=bogus", f.viewer_token)->status == 400);
+  CHECK(f.call("GET", "/api/replies/999999", f.viewer_token)->status == 404);
+}
+
+TEST_CASE("admin server: bad requests get a 4xx with a JSON error and change nothing") {
+  AdminFixture f;
+  const ReplyId id = f.pending(f.chat("300").id, "q", "draft");
+  const std::string edit = "/api/replies/" + std::to_string(id) + "/edit";
+  auto c = f.client();
+  const auto h = AdminFixture::bearer(f.operator_token);
+
+  auto not_json = c.Post(edit.c_str(), h, "{text: nope", "application/json");
+  CHECK(not_json->status == 400);
+  CHECK(AdminFixture::error_of(not_json) == "invalid_argument");
+  auto array = c.Post(edit.c_str(), h, "[1, 2]", "application/json");
+  CHECK(array->status == 400);
+  auto form = c.Post(edit.c_str(), h, "text=hello", "application/x-www-form-urlencoded");
+  CHECK(form->status == 415);
+  CHECK(AdminFixture::error_of(form) == "unsupported_media_type");
+  auto huge = c.Post(edit.c_str(), h, json{{"text", std::string(300 * 1024, 'x')}}.dump(),
+                     "application/json");
+  CHECK(huge->status == 413);
+  CHECK(AdminFixture::error_of(huge) == "payload_too_large");
+  auto wrong_type = c.Post(edit.c_str(), h, json{{"text", 42}}.dump(), "application/json");
+  CHECK(wrong_type->status == 400);
+  CHECK(f.call("GET", "/api/queue?limit=0", f.viewer_token)->status == 400);
+  CHECK(f.call("GET", "/api/queue?limit=abc", f.viewer_token)->status == 400);
+  auto unknown = f.call("GET", "/api/nothing-here", f.viewer_token);
+  CHECK(unknown->status == 404);
+  CHECK(AdminFixture::error_of(unknown) == "not_found");
+  auto method = f.call("PUT", "/api/queue", f.viewer_token);
+  CHECK(method->status == 405);
+  CHECK(AdminFixture::error_of(method) == "method_not_allowed");
+  auto reply = f.store->get_reply(id);
+  CHECK(reply->status == ReplyStatus::kPending);
+  CHECK(reply->draft_text == "draft");
+  CHECK(reply->final_text.empty());
+  // The server still serves.
+  CHECK(f.call("GET", "/api/queue", f.viewer_token)->status == 200);
+}
+
+TEST_CASE("admin server: chats, their history, handoff and an operator's reply") {
+  AdminFixture f;
+  const ChatId ann = f.chat("401", "Ann").id;
+  const ChatId bob = f.chat("402", "Bob").id;
+  for (int i = 0; i < 5; ++i) f.ask(ann, "message " + std::to_string(i));
+  f.ask(bob, "hello from bob");
+
+  auto found = AdminFixture::body_of(f.call("GET", "/api/chats?search=bob", f.viewer_token));
+  REQUIRE(found["items"].size() == 1);
+  CHECK(found["items"][0]["id"] == bob);
+  auto page1 = AdminFixture::body_of(
+      f.call("GET", "/api/chats/" + std::to_string(ann) + "/messages?limit=3", f.viewer_token));
+  REQUIRE(page1["items"].size() == 3);
+  CHECK(page1["items"][0]["text"] == "message 4");
+  auto page2 = AdminFixture::body_of(
+      f.call("GET",
+             "/api/chats/" + std::to_string(ann) + "/messages?limit=3&cursor=" +
+                 page1["next"].dump(),
+             f.viewer_token));
+  REQUIRE(page2["items"].size() == 2);
+  CHECK(page2["items"][1]["text"] == "message 0");
+  CHECK(page2["next"].is_null());
+
+  const std::string chat_url = "/api/chats/" + std::to_string(ann);
+  auto refused = f.call("POST", chat_url + "/reply", f.operator_token, json{{"text", "hi"}});
+  CHECK(refused->status == 409);
+  auto handed = AdminFixture::body_of(f.call("POST", chat_url + "/handoff", f.operator_token));
+  CHECK(handed["mode"] == "operator");
+  auto operators = AdminFixture::body_of(f.call("GET", "/api/chats?mode=operator",
+                                                f.viewer_token));
+  REQUIRE(operators["items"].size() == 1);
+  auto sent = AdminFixture::body_of(f.call("POST", chat_url + "/reply", f.operator_token,
+                                           json{{"text", "A person here."}}));
+  CHECK(sent["status"] == "approved");
+  CHECK(sent["author"] == "alice");
+  auto back = AdminFixture::body_of(f.call("POST", chat_url + "/handback", f.operator_token));
+  CHECK(back["mode"] == "bot");
+  auto events = f.store->list_audit({.chat_id = ann});
+  std::set<std::string> actions;
+  for (const auto& e : *events) {
+    actions.insert(e.action);
+    CHECK(e.actor == "operator:alice");
+  }
+  CHECK(actions == std::set<std::string>{"handoff", "handoff_reply", "handback"});
+}
+
+TEST_CASE("admin server: statistics as JSON and as Prometheus metrics") {
+  AdminFixture f;
+  const ChatId chat = f.chat("500").id;
+  const ReplyId id = f.pending(chat, "q", "draft");
+  f.pending(chat, "q2", "draft 2");
+  REQUIRE(f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.operator_token)
+              ->status == 200);
+  const std::string today = detail::iso(f.clock->now()).substr(0, 10);
+  auto stats = AdminFixture::body_of(f.call("GET", "/api/stats", f.viewer_token));
+  CHECK(stats["to"] == today);
+  CHECK(stats["approved"] == 1);
+  CHECK(stats["replies_by_status"]["pending"] == 1);
+  REQUIRE(stats["days"].size() == 1);
+  CHECK(stats["days"][0]["user_messages"] == 2);
+  CHECK(f.call("GET", "/api/stats?from=yesterday", f.viewer_token)->status == 400);
+  CHECK(f.call("GET", "/api/stats?from=2030-01-02&to=2030-01-01", f.viewer_token)->status ==
+        400);
+
+  auto metrics = f.call("GET", "/metrics", f.viewer_token);
+  REQUIRE(metrics->status == 200);
+  CHECK(metrics->get_header_value("Content-Type").rfind("text/plain", 0) == 0);
+  CHECK(metrics->body.find("llmassist_replies{status=\"pending\"} 1\n") != std::string::npos);
+  CHECK(metrics->body.find("llmassist_decisions{decision=\"approve\"} 1\n") !=
+        std::string::npos);
+  CHECK(metrics->body.find("# TYPE llmassist_response_seconds summary") != std::string::npos);
+}
+
+TEST_CASE("admin server: accounts and tokens") {
+  AdminFixture f;
+  auto made = f.call("POST", "/api/accounts", f.admin_token,
+                     json{{"name", "olga"}, {"password", "long enough pw"}, {"role", "operator"}});
+  CHECK(made->status == 201);
+  CHECK(AdminFixture::body_of(made).dump().find("long enough pw") == std::string::npos);
+  CHECK(f.call("POST", "/api/accounts", f.admin_token,
+               json{{"name", "olga"}, {"password", "long enough pw"}, {"role", "operator"}})
+            ->status == 409);
+  CHECK(f.call("POST", "/api/accounts", f.admin_token,
+               json{{"name", "pavel"}, {"password", "short"}, {"role", "operator"}})
+            ->status == 400);
+  CHECK(f.call("POST", "/api/accounts", f.admin_token,
+               json{{"name", "pavel"}, {"password", "long enough pw"}, {"role", "king"}})
+            ->status == 400);
+  auto list = AdminFixture::body_of(f.call("GET", "/api/accounts", f.admin_token));
+  CHECK(list["items"].size() == 4);
+  CHECK(list.dump().find("argon2") == std::string::npos);
+
+  // Own tokens: a viewer makes one, it works, it is revoked, it stops working.
+  auto token = AdminFixture::body_of(
+      f.call("POST", "/api/tokens", f.viewer_token, json{{"label", "grafana"}}));
+  const std::string secret = token["secret"];
+  CHECK(f.call("GET", "/api/queue", secret)->status == 200);
+  auto mine = AdminFixture::body_of(f.call("GET", "/api/tokens", f.viewer_token));
+  for (const auto& t : mine["items"]) {
+    CHECK(t["account"] == "victor");
+    CHECK(!t.contains("secret"));
+  }
+  CHECK(f.call("POST", "/api/tokens", f.viewer_token,
+               json{{"label", "x"}, {"account", "root"}})
+            ->status == 403);
+  // Someone else's token is not the viewer's to revoke.
+  auto roots = AdminFixture::body_of(f.call("GET", "/api/tokens", f.admin_token));
+  std::int64_t root_token = 0;
+  for (const auto& t : roots["items"]) {
+    if (t["account"] == "root") root_token = t["id"];
+  }
+  REQUIRE(root_token > 0);
+  CHECK(f.call("DELETE", "/api/tokens/" + std::to_string(root_token), f.viewer_token)->status ==
+        404);
+  CHECK(f.call("DELETE", "/api/tokens/" + token["id"].dump(), f.viewer_token)->status == 200);
+  CHECK(f.call("GET", "/api/queue", secret)->status == 401);
+
+  // Role changes take effect at once; a disabled account's token stops working.
+  CHECK(f.call("PATCH", "/api/accounts/victor", f.admin_token, json{{"role", "operator"}})
+            ->status == 200);
+  const ReplyId id = f.pending(f.chat("600").id, "q", "d");
+  CHECK(f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.viewer_token)
+            ->status == 200);
+  CHECK(f.call("PATCH", "/api/accounts/victor", f.admin_token, json{{"disabled", true}})
+            ->status == 200);
+  CHECK(f.call("GET", "/api/queue", f.viewer_token)->status == 401);
+  CHECK(f.call("PATCH", "/api/accounts/root", f.admin_token, json{{"role", "viewer"}})->status ==
+        409);
+  CHECK(f.call("DELETE", "/api/accounts/root", f.admin_token)->status == 409);
+  CHECK(f.call("DELETE", "/api/accounts/olga", f.admin_token)->status == 200);
+  CHECK(f.call("DELETE", "/api/accounts/olga", f.admin_token)->status == 404);
+}
+
+TEST_CASE("admin server: the original routes create, repeat and update") {
+  AdminFixture f;
+  const ChatId chat = f.chat("700", "Ann").id;
+  auto created = f.call("POST", "/create", f.operator_token,
+                        json{{"chat_id", chat}, {"text", "Do you ship abroad?"}});
+  CHECK(created->status == 201);
+  const json c = AdminFixture::body_of(created);
+  CHECK(c["message"]["text"] == "Do you ship abroad?");
+  CHECK(c["reply"]["status"] == "new");
+  CHECK(f.call("POST", "/create", f.operator_token, json{{"chat_id", 99999}, {"text", "x"}})
+            ->status == 404);
+  CHECK(f.call("POST", "/create", f.operator_token, json{{"chat_id", chat}})->status == 400);
+  // A reply still waiting for its draft cannot be repeated.
+  CHECK(f.call("POST", "/repeat/" + c["reply"]["id"].dump(), f.operator_token)->status == 409);
+
+  const ReplyId id = f.pending(chat, "q", "first draft");
+  auto text_only = AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(id),
+                                                f.operator_token,
+                                                json{{"response_text", "amended draft"}}));
+  CHECK(text_only["status"] == "pending");
+  CHECK(text_only["draft_text"] == "amended draft");
+  auto again = AdminFixture::body_of(f.call("POST", "/repeat/" + std::to_string(id),
+                                            f.operator_token));
+  CHECK(again["status"] == "rejected");
+
+  const ReplyId other = f.pending(chat, "q2", "draft");
+  CHECK(f.call("PATCH", "/update/" + std::to_string(other), f.operator_token,
+               json{{"status", "sent"}})
+            ->status == 400);
+  auto approved = AdminFixture::body_of(
+      f.call("PATCH", "/update/" + std::to_string(other), f.operator_token,
+             json{{"status", "approved"}, {"response_text", "final words"}}));
+  CHECK(approved["status"] == "approved");
+  CHECK(approved["final_text"] == "final words");
+}
+
+TEST_CASE("admin server: /v1/chat/handle answers synchronously and /v1/chat/reset starts over") {
+  MockLlmServer llm;
+  MockLlmServer::Behavior echo;
+  echo.echo_question = true;
+  llm.set(echo);
+  const auto with_model = [&](AdminServerParts& parts, std::shared_ptr<MessageStore> store) {
+    OpenAiProviderOptions po;
+    po.name = "mock";
+    po.base_url = llm.openai_url();
+    po.model = "m";
+    po.logger = null_logger();
+    auto provider = make_openai_provider(po);
+    REQUIRE(provider.ok());
+    parts.llm = std::shared_ptr<LlmProvider>(std::move(provider).value());
+    auto memory = make_window_memory(store, {.system_prompt = "You are a test."});
+    REQUIRE(memory.ok());
+    parts.memory = std::move(memory).value();
+  };
+
+  SUBCASE("auto policy: the answer comes back, stored as sent") {
+    AdminFixture f(with_model);
+    auto first = AdminFixture::body_of(f.call(
+        "POST", "/v1/chat/handle", f.operator_token,
+        json{{"user_id", "u-1"}, {"chat_id", "c-1"}, {"text", "What is llmassist?"}}));
+    CHECK(first["status"] == "sent");
+    CHECK(first["answer"] == "Answer to: What is llmassist?");
+    CHECK(first["provider"] == "mock");
+    // The second question is asked with the first exchange as context.
+    auto second = AdminFixture::body_of(
+        f.call("POST", "/v1/chat/handle", f.operator_token,
+               json{{"user_id", "u-1"}, {"chat_id", "c-1"}, {"text", "And the price?"}}));
+    CHECK(second["answer"] == "Answer to: And the price?");
+    const json prompt = llm.last_body()["messages"];
+    CHECK(prompt.front()["content"] == "You are a test.");
+    CHECK(prompt.dump().find("Answer to: What is llmassist?") != std::string::npos);
+    auto chat = f.store->find_chat("api", "c-1");
+    REQUIRE(chat.ok());
+    auto history = f.store->chat_history(chat->id, {});
+    CHECK(history->size() == 4);
+
+    auto reset = AdminFixture::body_of(
+        f.call("POST", "/v1/chat/reset", f.operator_token, json{{"chat_id", "c-1"}}));
+    auto fresh = f.store->get_session(reset["session_id"].get<std::int64_t>());
+    REQUIRE(fresh.ok());
+    CHECK(!fresh->closed_at);
+    f.call("POST", "/v1/chat/handle", f.operator_token,
+           json{{"user_id", "u-1"}, {"chat_id", "c-1"}, {"text", "Start over"}});
+    CHECK(llm.last_body()["messages"].dump().find("What is llmassist?") == std::string::npos);
+    CHECK(f.call("POST", "/v1/chat/reset", f.operator_token, json{{"chat_id", "unknown"}})
+              ->status == 404);
+    CHECK(f.call("POST", "/v1/chat/reset", f.operator_token, json::object())->status == 400);
+    CHECK(f.call("POST", "/v1/chat/handle", f.operator_token,
+                 json{{"user_id", "u"}, {"chat_id", "c"}, {"text", ""}})
+              ->status == 400);
+  }
+  SUBCASE("review policy: the draft waits for an operator, then is there to read") {
+    AdminFixture f(with_model, ModerationPolicy::kReview);
+    auto asked = AdminFixture::body_of(
+        f.call("POST", "/v1/chat/handle", f.operator_token,
+               json{{"user_id", 5}, {"chat_id", 5}, {"text", "Refund?"}}));
+    CHECK(asked["status"] == "pending");
+    CHECK(asked["answer"] == "");
+    const std::string id = asked["reply_id"].dump();
+    CHECK(f.call("POST", "/api/replies/" + id + "/approve", f.operator_token)->status == 200);
+    // The server delivers the API channel's approved answers by marking them sent.
+    ReplyStatus status = ReplyStatus::kApproved;
+    for (int i = 0; i < 200 && status != ReplyStatus::kSent; ++i) {
+      std::this_thread::sleep_for(25ms);
+      status = f.status_of(asked["reply_id"].get<ReplyId>());
+    }
+    CHECK(status == ReplyStatus::kSent);
+  }
+  SUBCASE("every provider down: 503, and the reply waits failed for an operator") {
+    MockLlmServer::Behavior down;
+    down.status = 500;
+    llm.set(down);
+    AdminFixture f(with_model);
+    auto failed = f.call("POST", "/v1/chat/handle", f.operator_token,
+                         json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "Hello?"}});
+    CHECK(failed->status == 503);
+    auto pending = AdminFixture::body_of(f.call("GET", "/api/queue", f.viewer_token));
+    REQUIRE(pending["items"].size() == 1);
+    CHECK(pending["items"][0]["reply"]["status"] == "failed");
+  }
+}
+
+TEST_CASE("admin server: /v1/chat/handle without a model answers 503") {
+  AdminFixture f;
+  auto r = f.call("POST", "/v1/chat/handle", f.operator_token,
+                  json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "hi"}});
+  CHECK(r->status == 503);
+  CHECK(AdminFixture::error_of(r) == "unavailable");
+}
+
+TEST_CASE("admin server: the event stream tells of new drafts and claims") {
+  AdminFixture f;
+  const ChatId chat = f.chat("800").id;
+  std::mutex mu;
+  std::string received;
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    auto c = f.client();
+    c.Get("/api/events", AdminFixture::bearer(f.viewer_token),
+          [&](const char* data, std::size_t n) {
+            std::lock_guard lock(mu);
+            received.append(data, n);
+            return !stop.load();
+          });
+  });
+  const auto wait_for = [&](const std::string& needle) {
+    for (int i = 0; i < 400; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (received.find(needle) != std::string::npos) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    std::lock_guard lock(mu);
+    FAIL_CHECK("not received: " << needle << "\nstream so far:\n" << received);
+    return false;
+  };
+  CHECK(wait_for("event: queue\ndata: {\"items\":[],\"pending\":0}"));
+  const ReplyId id = f.pending(chat, "q", "draft");
+  CHECK(wait_for(fmt::format("\"id\":{}", id)));
+  REQUIRE(f.call("POST", "/api/replies/" + std::to_string(id) + "/claim", f.operator_token)
+              ->status == 200);
+  CHECK(wait_for("\"claimed_by\":\"operator:alice\""));
+  stop = true;
+  f.pending(chat, "q2", "one more event to end the stream");
+  reader.join();
+}
+
+}  // namespace
+}  // namespace llmassist::testing
