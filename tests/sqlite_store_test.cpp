@@ -433,6 +433,29 @@ TEST_CASE("sqlite store: claims respect retry backoff and per-chat order") {
   CHECK(f.store->claim_replies(outbox)->size() == 1);
 }
 
+TEST_CASE("sqlite store: a claim by channel takes only that channel's replies") {
+  Fixture f;
+  auto telegram = f.chat("1");
+  auto api = f.store->upsert_chat({"api", "customer-7", "", ""});
+  REQUIRE(api.ok());
+  auto from_telegram = f.ask(telegram.id, "on telegram");
+  auto from_api = f.ask(api->id, "over the api");
+  ClaimRequest q;
+  q.status = ReplyStatus::kNew;
+  q.to = ReplyStatus::kGenerating;
+  q.worker = "bot";
+  q.limit = 10;
+  q.channel = "telegram";
+  auto got = f.store->claim_replies(q);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  REQUIRE(got->size() == 1);
+  CHECK(got->front().id == from_telegram.reply_id);
+  q.channel = "api";
+  got = f.store->claim_replies(q);
+  REQUIRE(got->size() == 1);
+  CHECK(got->front().id == from_api.reply_id);
+}
+
 TEST_CASE("sqlite store: concurrent claimers on many threads claim each reply exactly once") {
   Fixture f;
   auto chat = f.chat();

@@ -37,6 +37,14 @@ struct TelegramSection {
   std::optional<int> max_attempts;
 };
 
+// The `admin` section: the bot serves the admin page and REST API in-process.
+struct AdminSection {
+  std::string listen = "127.0.0.1:8080";  // host:port; only this machine by default
+  int session_hours = 12;                  // how long a browser stays signed in (1..720)
+  bool secure_cookie = false;              // behind an HTTPS proxy: the cookie's Secure flag
+  int threads = 8;                         // request threads; each open page's stream holds one
+};
+
 struct BotConfig {
   std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
   // "full" (default): every commit survives a power cut. "normal": a commit survives a crash of
@@ -45,6 +53,7 @@ struct BotConfig {
   TelegramSection telegram;
   AssistantOptions assistant;  // system prompt goes to the memory; the rest here
   WindowMemoryOptions memory;
+  std::optional<AdminSection> admin;  // set when the file has an `admin` section
   // The whole file's text: make_chain_from_config() reads its providers and fallback sections.
   std::string providers_json = "{}";
   std::string base_dir;  // the config file's folder: relative paths are taken from here

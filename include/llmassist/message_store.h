@@ -124,6 +124,9 @@ struct ClaimRequest {
   int limit = 1;                       // how many at most, oldest first
   std::optional<ReplyId> reply_id;     // claim this one only (kAborted when another holds it)
   std::optional<ChatId> chat_id;       // only from this chat
+  // Only from chats of this channel ("telegram"); empty: any. A bot takes only its own channel's
+  // replies: the API channel's are answered by the admin server. Not checked with reply_id.
+  std::string channel;
   // Only replies whose next_attempt_at has come (retry backoff); false ignores it.
   bool due_only = true;
   // Only the oldest unfinished reply of each chat (none in new/generating/pending/approved/

@@ -155,6 +155,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
     q.chat_id = chat;
+    q.channel = parts.transport->channel();
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming replies to draft")) return;
     for (auto& reply : *claimed) draft(std::move(reply));
@@ -354,6 +355,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
     q.chat_id = chat;
+    q.channel = parts.transport->channel();
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming answers to send")) return;
     for (auto& reply : *claimed) send(std::move(reply));

@@ -42,6 +42,24 @@ Status text(JsonObject& o, std::string_view key, std::string& field) {
   return Status();
 }
 
+Status read_admin(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.admin"));
+  AdminSection admin;
+  LLMASSIST_RETURN_IF_ERROR(text(a, "listen", admin.listen));
+  if (admin.listen.rfind(':') == std::string::npos) {
+    return invalid_argument(fmt::format("$.admin.listen: \"{}\" is not host:port", admin.listen));
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto hours, a.integer("session_hours", 1, 720));
+  if (hours) admin.session_hours = static_cast<int>(*hours);
+  LLMASSIST_ASSIGN_OR_RETURN(auto secure, a.boolean("secure_cookie"));
+  if (secure) admin.secure_cookie = *secure;
+  LLMASSIST_ASSIGN_OR_RETURN(auto threads, a.integer("threads", 2, 256));
+  if (threads) admin.threads = static_cast<int>(*threads);
+  LLMASSIST_RETURN_IF_ERROR(a.check_unknown());
+  c.admin = admin;
+  return Status();
+}
+
 Status read_telegram(const json& j, BotConfig& c) {
   LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(j, "$.telegram"));
   LLMASSIST_RETURN_IF_ERROR(text(t, "token", c.telegram.token));
@@ -191,13 +209,14 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
     }
     c.database_full_sync = *sync == "full";
   }
-  for (const char* section : {"telegram", "assistant", "memory"}) {
+  for (const char* section : {"telegram", "assistant", "memory", "admin"}) {
     LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
     if (j == nullptr) continue;
     const std::string name = section;
     if (name == "telegram") LLMASSIST_RETURN_IF_ERROR(read_telegram(*j, c));
     if (name == "assistant") LLMASSIST_RETURN_IF_ERROR(read_assistant(*j, c));
     if (name == "memory") LLMASSIST_RETURN_IF_ERROR(read_memory(*j, c));
+    if (name == "admin") LLMASSIST_RETURN_IF_ERROR(read_admin(*j, c));
   }
   root.ignore("providers");  // read, with their own checks, by make_chain_from_config
   root.ignore("fallback");

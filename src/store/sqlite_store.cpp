@@ -704,6 +704,7 @@ class SqliteStore final : public MessageStore {
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
         "     AND p.id < r.id AND p.status IN "
         "     ('new', 'generating', 'pending', 'approved', 'rejected'))) "
+        "AND (?8 = '' OR r.chat_id IN (SELECT id FROM chats WHERE channel = ?8)) "
         "ORDER BY r.id LIMIT ?7";
     auto s = c.prepare(q.chat_id
                            ? fmt::format("SELECT r.id FROM replies r WHERE r.chat_id = ?5 "
@@ -714,7 +715,7 @@ class SqliteStore final : public MessageStore {
                                          kConditions));
     if (!s.ok()) return s.status();
     s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, q.chat_id,
-            q.head_of_chat_only ? 1 : 0, q.limit);
+            q.head_of_chat_only ? 1 : 0, q.limit, q.channel);
     return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
   }
 

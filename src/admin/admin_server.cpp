@@ -1,0 +1,1216 @@
+// The admin server: the routes of docs/rest-api.md over the store, the moderation queue and the
+// accounts; sign-in with throttling; the live event stream; /metrics; the page's assets.
+#include "llmassist/admin_server.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "admin/api_router.h"
+#include "core/json_views.h"
+#include "llmassist/store_moderation_queue.h"
+#include "llmassist/version.h"
+
+namespace llmassist {
+
+using detail::Access;
+using detail::Call;
+using detail::Field;
+using detail::HandlerResult;
+using detail::Reply200;
+using detail::Route;
+using detail::to_json;
+using detail::to_json_array;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+constexpr std::string_view kComponent = "admin";
+constexpr std::string_view kCookie = "llmassist_session";
+constexpr std::string_view kApiChannel = "api";
+constexpr std::string_view kApiWorker = "admin";
+
+HandlerResult ok(json body, int status = 200) {
+  return std::optional<Reply200>(Reply200{std::move(body), status});
+}
+
+// The response was written by the handler itself.
+HandlerResult written() { return std::optional<Reply200>(); }
+
+json to_json(const Account& a) {
+  return {{"name", a.name},
+          {"role", to_string(a.role)},
+          {"disabled", a.disabled},
+          {"created_at", detail::iso(a.created_at)},
+          {"last_sign_in", a.last_sign_in ? json(detail::iso(*a.last_sign_in)) : json(nullptr)}};
+}
+
+json to_json(const ApiToken& t) {
+  const auto opt = [](const std::optional<Timestamp>& v) {
+    return v ? json(detail::iso(*v)) : json(nullptr);
+  };
+  return {{"id", t.id},
+          {"account", t.account},
+          {"label", t.label},
+          {"created_at", detail::iso(t.created_at)},
+          {"last_used", opt(t.last_used)},
+          {"revoked_at", opt(t.revoked_at)}};
+}
+
+// {"items": [...], "next": cursor or null}: `next` is the last item's id when the page is full.
+template <typename T>
+json page(const std::vector<T>& items, std::int64_t limit) {
+  json next = nullptr;
+  if (!items.empty() && static_cast<std::int64_t>(items.size()) >= limit) {
+    if constexpr (std::is_same_v<T, PendingItem>) {
+      next = items.back().reply.id;
+    } else {
+      next = items.back().id;
+    }
+  }
+  return {{"items", to_json_array(items)}, {"next", next}};
+}
+
+// The value of cookie `name` in a Cookie header.
+std::string cookie_value(const std::string& header, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    std::size_t end = header.find(';', pos);
+    if (end == std::string::npos) end = header.size();
+    std::string_view part(header.data() + pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+        part[name.size()] == '=') {
+      return std::string(part.substr(name.size() + 1));
+    }
+    pos = end + 1;
+  }
+  return {};
+}
+
+// "2026-11-21" -> midnight UTC of that day.
+Result<Timestamp> parse_day(const std::string& text, const char* name) {
+  std::tm tm{};
+  const char* end = ::strptime(text.c_str(), "%Y-%m-%d", &tm);
+  if (end == nullptr || *end != '\0') {
+    return invalid_argument(fmt::format("{}: expected a date as YYYY-MM-DD", name));
+  }
+  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+}
+
+std::string day_of(Timestamp t) { return detail::iso(t).substr(0, 10); }
+
+// A JSON string or number as text ("chat_id": 42 or "42").
+Result<std::string> id_text(const json& body, const char* name) {
+  const auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return invalid_argument(fmt::format("{}: required", name));
+  std::string text;
+  if (it->is_string()) {
+    text = it->get<std::string>();
+  } else if (it->is_number_integer()) {
+    text = std::to_string(it->get<std::int64_t>());
+  } else {
+    return invalid_argument(fmt::format("{}: expected a string or a whole number", name));
+  }
+  if (text.empty() || text.size() > 128) {
+    return invalid_argument(fmt::format("{}: 1 to 128 characters", name));
+  }
+  return text;
+}
+
+Result<std::string> required_text(const json& body, const char* name) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto text, detail::string_field(body, name, true));
+  if (text->find_first_not_of(" \t\r\n") == std::string::npos) {
+    return invalid_argument(fmt::format("{}: must not be empty", name));
+  }
+  return std::move(*text);
+}
+
+// Failed sign-ins by name and by address: after `allowed` failures each further attempt waits
+// 1 s, doubling up to 5 minutes from the last failure. Forgotten after an hour of quiet.
+class SignInThrottle {
+ public:
+  SignInThrottle(int allowed, std::shared_ptr<Clock> clock)
+      : allowed_(allowed), clock_(std::move(clock)) {}
+
+  // How long the caller must still wait; zero when it may try.
+  milliseconds wait(const std::string& name, const std::string& address) {
+    std::lock_guard lock(mu_);
+    return std::max(wait_locked("n:" + name), wait_locked("a:" + address));
+  }
+  void failed(const std::string& name, const std::string& address) {
+    std::lock_guard lock(mu_);
+    const Timestamp now = clock_->now();
+    if (entries_.size() > 10000) forget_old(now);
+    for (const std::string& key : {"n:" + name, "a:" + address}) {
+      Entry& e = entries_[key];
+      ++e.failures;
+      e.last = now;
+    }
+  }
+  void succeeded(const std::string& name) {
+    std::lock_guard lock(mu_);
+    entries_.erase("n:" + name);
+  }
+
+ private:
+  struct Entry {
+    int failures = 0;
+    Timestamp last{};
+  };
+  milliseconds wait_locked(const std::string& key) {
+    const auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.failures < allowed_) return milliseconds(0);
+    const int over = std::min(it->second.failures - allowed_, 20);
+    const milliseconds delay = std::min<milliseconds>(seconds(1) * (1LL << over), seconds(300));
+    const auto passed =
+        std::chrono::duration_cast<milliseconds>(clock_->now() - it->second.last);
+    return passed >= delay ? milliseconds(0) : delay - passed;
+  }
+  void forget_old(Timestamp now) {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      it = now - it->second.last > std::chrono::hours(1) ? entries_.erase(it) : std::next(it);
+    }
+  }
+
+  const int allowed_;
+  std::shared_ptr<Clock> clock_;
+  std::mutex mu_;
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+// The live events: a numbered log of the last events, which every open stream reads from.
+class EventHub {
+ public:
+  void publish(std::string_view event, const json& data) {
+    {
+      std::lock_guard lock(mu_);
+      ++seq_;
+      log_.emplace_back(seq_, fmt::format("event: {}\ndata: {}\n\n", event, data.dump()));
+      if (log_.size() > 64) log_.pop_front();
+    }
+    cv_.notify_all();
+  }
+  // Waits up to `timeout` for events after `seen`; appends them to `out`. False when stopping.
+  bool next(std::uint64_t& seen, milliseconds timeout, std::string& out) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return stopping_ || seq_ > seen; });
+    if (stopping_) return false;
+    for (const auto& [n, text] : log_) {
+      if (n > seen) out += text;
+    }
+    seen = seq_;
+    return true;
+  }
+  [[nodiscard]] std::uint64_t last() {
+    std::lock_guard lock(mu_);
+    return seq_;
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t seq_ = 0;
+  std::deque<std::pair<std::uint64_t, std::string>> log_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+struct AdminServer::Impl {
+  AdminServerParts parts;
+  AdminServerOptions options;
+  std::shared_ptr<Clock> clock;
+  std::shared_ptr<Logger> logger;
+  std::string host;
+  int port = 0;
+  std::unique_ptr<httplib::Server> server;
+  std::unique_ptr<detail::ApiRouter> router;
+  std::thread listener;
+  std::thread watcher;
+  SignInThrottle throttle;
+  EventHub hub;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> streams{0};
+  std::mutex queue_mu;
+  json queue_snapshot;  // the last `queue` event's data
+
+  Impl(AdminServerParts p, AdminServerOptions o)
+      : parts(std::move(p)),
+        options(std::move(o)),
+        clock(options.clock ? options.clock : system_clock()),
+        logger(options.logger ? options.logger : stderr_logger()),
+        throttle(options.sign_in_failures_allowed, clock) {}
+
+  void log(LogLevel level, const std::string& message) const {
+    logger->log(level, kComponent, message);
+  }
+
+  // ---- who is asking -------------------------------------------------------------------------
+
+  Result<detail::Caller> authenticate(const httplib::Request& req) const {
+    const std::string authorization = req.get_header_value("Authorization");
+    if (!authorization.empty()) {
+      constexpr std::string_view kBearer = "Bearer ";
+      if (authorization.rfind(kBearer, 0) != 0) {
+        return unauthenticated("the Authorization header must be \"Bearer <token>\"");
+      }
+      LLMASSIST_ASSIGN_OR_RETURN(
+          Account account,
+          parts.accounts->authenticate_token(std::string_view(authorization).substr(7)));
+      return detail::Caller{std::move(account), false, {}, {}};
+    }
+    const std::string secret = cookie_value(req.get_header_value("Cookie"), kCookie);
+    if (secret.empty()) return unauthenticated("sign in, or send an API token");
+    LLMASSIST_ASSIGN_OR_RETURN(WebSession session, parts.accounts->find_session(secret));
+    return detail::Caller{std::move(session.account), true, std::move(session.csrf_token), secret};
+  }
+
+  std::string session_cookie(const std::string& value, std::int64_t max_age) const {
+    return fmt::format("{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}", kCookie, value,
+                       max_age, options.secure_cookie ? "; Secure" : "");
+  }
+
+  HandlerResult sign_in(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto name, detail::string_field(c.body, "name", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto password, detail::string_field(c.body, "password", true));
+    const std::string& address = c.req.remote_addr;
+    if (const milliseconds wait = throttle.wait(*name, address); wait.count() > 0) {
+      return resource_exhausted(
+                 fmt::format("too many failed sign-ins; try again in {} s",
+                             (wait.count() + 999) / 1000))
+          .with_retry_after(wait);
+    }
+    auto account = parts.accounts->verify_password(*name, *password);
+    if (!account.ok()) {
+      if (account.status().code() == StatusCode::kUnauthenticated) {
+        throttle.failed(*name, address);
+        log(LogLevel::kWarning, fmt::format("failed sign-in from {}", address));
+      }
+      return account.status();
+    }
+    throttle.succeeded(*name);
+    LLMASSIST_ASSIGN_OR_RETURN(
+        WebSession session, parts.accounts->create_session(account->name, options.session_lifetime));
+    c.res.set_header("Set-Cookie",
+                     session_cookie(session.secret, options.session_lifetime.count()));
+    log(LogLevel::kInfo, fmt::format("{} signed in from {}", account->name, address));
+    return ok({{"account", to_json(session.account)}, {"csrf_token", session.csrf_token}});
+  }
+
+  HandlerResult sign_out(Call& c) {
+    if (c.caller->by_session) {
+      LLMASSIST_RETURN_IF_ERROR(parts.accounts->end_session(c.caller->session));
+    }
+    c.res.set_header("Set-Cookie", session_cookie("", 0));
+    return ok({{"signed_out", true}});
+  }
+
+  // ---- moderation ----------------------------------------------------------------------------
+
+  HandlerResult queue(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+    LLMASSIST_ASSIGN_OR_RETURN(auto history, c.int_query("history", 10, 0, 100));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    PendingQuery q;
+    q.limit = static_cast<int>(limit);
+    q.history = static_cast<int>(history);
+    q.after_id = cursor;
+    LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.moderation->list_pending(q));
+    return ok(page(items, limit));
+  }
+
+  HandlerResult replies(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(auto chat, c.int_query("chat_id", 0, 0, INT64_MAX));
+    ReplyQuery q;
+    q.oldest_first = false;
+    q.before_id = cursor;
+    q.limit = static_cast<int>(limit);
+    if (chat > 0) q.chat_id = chat;
+    if (const std::string status = c.query("status"); !status.empty()) {
+      q.status = parse_reply_status(status);
+      if (!q.status) return invalid_argument(fmt::format("status: no status '{}'", status));
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->list_replies(q));
+    return ok(page(items, limit));
+  }
+
+  HandlerResult reply(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto history, c.int_query("history", 20, 0, 100));
+    LLMASSIST_ASSIGN_OR_RETURN(auto item, parts.moderation->get(id, static_cast<int>(history)));
+    return ok(to_json(item));
+  }
+
+  HandlerResult claim(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto minutes, detail::int_field(c.body, "minutes", false));
+    if (minutes && (*minutes < 1 || *minutes > 60)) {
+      return invalid_argument("minutes: from 1 to 60");
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(
+        auto r, parts.moderation->claim(id, c.caller->account.name,
+                                        std::chrono::minutes(minutes.value_or(5))));
+    return ok(to_json(r));
+  }
+
+  HandlerResult release(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_RETURN_IF_ERROR(parts.moderation->release(id, c.caller->account.name));
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->get_reply(id));
+    return ok(to_json(r));
+  }
+
+  HandlerResult approve(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.moderation->approve(id, c.caller->account.name));
+    return ok(to_json(r));
+  }
+
+  HandlerResult edit(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto text, required_text(c.body, "text"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto r,
+                               parts.moderation->edit(id, c.caller->account.name, std::move(text)));
+    return ok(to_json(r));
+  }
+
+  HandlerResult reject(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto reason, detail::string_field(c.body, "reason", false));
+    LLMASSIST_ASSIGN_OR_RETURN(
+        auto r, parts.moderation->reject(id, c.caller->account.name, reason.value_or("")));
+    return ok(to_json(r));
+  }
+
+  // ---- chats ---------------------------------------------------------------------------------
+
+  HandlerResult chats(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    ChatQuery q;
+    q.limit = static_cast<int>(limit);
+    q.before_id = cursor;
+    q.search = c.query("search");
+    if (const std::string mode = c.query("mode"); !mode.empty()) {
+      q.mode = parse_chat_mode(mode);
+      if (!q.mode) return invalid_argument("mode: expected bot or operator");
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->list_chats(q));
+    return ok(page(items, limit));
+  }
+
+  HandlerResult chat(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto found, parts.store->get_chat(id));
+    return ok(to_json(found));
+  }
+
+  HandlerResult messages(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_RETURN_IF_ERROR(parts.store->get_chat(id).status());
+    HistoryQuery q;
+    q.limit = static_cast<int>(limit);
+    q.before_id = cursor;
+    q.search = c.query("search");
+    LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->chat_history(id, q));
+    return ok(page(items, limit));
+  }
+
+  HandlerResult chat_reply(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto text, required_text(c.body, "text"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto found, parts.store->get_chat(id));
+    if (found.mode != ChatMode::kOperator) {
+      return failed_precondition(
+          fmt::format("chat {} is answered by the assistant; hand it off first", id));
+    }
+    if (found.blocked) {
+      return failed_precondition(fmt::format("the user of chat {} blocked the bot", id));
+    }
+    NewReply r;
+    r.chat_id = id;
+    r.status = ReplyStatus::kApproved;
+    r.final_text = std::move(text);
+    r.author = c.caller->account.name;
+    r.actor = c.actor();
+    r.audit_action = "handoff_reply";
+    LLMASSIST_ASSIGN_OR_RETURN(auto created, parts.store->create_reply(r));
+    return ok(to_json(created));
+  }
+
+  HandlerResult set_mode(Call& c, ChatMode mode) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_mode(id, mode, c.actor()));
+    LLMASSIST_ASSIGN_OR_RETURN(auto found, parts.store->get_chat(id));
+    return ok(to_json(found));
+  }
+
+  // ---- audit, statistics ---------------------------------------------------------------------
+
+  HandlerResult audit(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(auto reply_id, c.int_query("reply_id", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(auto chat_id, c.int_query("chat_id", 0, 0, INT64_MAX));
+    AuditQuery q;
+    q.limit = static_cast<int>(limit);
+    q.before_id = cursor;
+    if (reply_id > 0) q.reply_id = reply_id;
+    if (chat_id > 0) q.chat_id = chat_id;
+    q.actor = c.query("actor");
+    LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->list_audit(q));
+    return ok(page(items, limit));
+  }
+
+  HandlerResult stats(Call& c) {
+    const Timestamp now = clock->now();
+    LLMASSIST_ASSIGN_OR_RETURN(Timestamp today, parse_day(day_of(now), "to"));
+    Timestamp to = today;
+    if (const std::string text = c.query("to"); !text.empty()) {
+      LLMASSIST_ASSIGN_OR_RETURN(to, parse_day(text, "to"));
+    }
+    Timestamp from = to - std::chrono::hours(24 * 29);
+    if (const std::string text = c.query("from"); !text.empty()) {
+      LLMASSIST_ASSIGN_OR_RETURN(from, parse_day(text, "from"));
+    }
+    if (from > to) return invalid_argument("from: must not be after to");
+    StatsQuery q;
+    q.from = from;
+    q.to = to + std::chrono::hours(24);
+    LLMASSIST_ASSIGN_OR_RETURN(auto s, parts.store->stats(q));
+    json body = to_json(s);
+    body["from"] = day_of(from);
+    body["to"] = day_of(to);
+    return ok(std::move(body));
+  }
+
+  // ---- live events ---------------------------------------------------------------------------
+
+  HandlerResult events(Call& c) {
+    if (streams.load() >= std::max(1, options.threads - 2)) {
+      return unavailable("too many open event streams; try again later");
+    }
+    std::string first;
+    {
+      std::lock_guard lock(queue_mu);
+      first = fmt::format("retry: 3000\nevent: queue\ndata: {}\n\n", queue_snapshot.dump());
+    }
+    c.res.set_header("X-Accel-Buffering", "no");
+    ++streams;
+    auto seen = std::make_shared<std::uint64_t>(hub.last());
+    auto pending = std::make_shared<std::string>(std::move(first));
+    c.res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, seen, pending](std::size_t, httplib::DataSink& sink) {
+          if (pending->empty() && !hub.next(*seen, seconds(15), *pending)) {
+            sink.done();
+            return true;
+          }
+          if (pending->empty()) *pending = ": ping\n\n";
+          const bool wrote = sink.write(pending->data(), pending->size());
+          pending->clear();
+          return wrote;
+        },
+        [this](bool) { --streams; });
+    return written();
+  }
+
+  json current_queue() {
+    PendingQuery q;
+    q.limit = 1000;
+    q.history = 0;
+    auto items = parts.moderation->list_pending(q);
+    if (!items.ok()) return nullptr;
+    const Timestamp now = clock->now();
+    json list = json::array();
+    for (const auto& item : *items) {
+      const Reply& r = item.reply;
+      const bool held = !r.claimed_by.empty() && r.lease_until && *r.lease_until > now;
+      list.push_back({{"id", r.id},
+                      {"chat_id", r.chat_id},
+                      {"status", to_string(r.status)},
+                      {"claimed_by", held ? r.claimed_by : ""}});
+    }
+    return {{"pending", list.size()}, {"items", list}};
+  }
+
+  // Follows the store: a `queue` event when the drafts awaiting a decision change, a `change`
+  // event (at most every 500 ms) on other commits; and delivers the API channel's approved
+  // answers.
+  void watch() {
+    std::uint64_t seen = 0;
+    auto last_look = std::chrono::steady_clock::time_point{};
+    auto last_change = std::chrono::steady_clock::time_point{};
+    while (!stopping.load()) {
+      const std::uint64_t generation = parts.store->wait_for_change(seen, milliseconds(500));
+      if (stopping.load()) break;
+      const bool changed = generation != seen;
+      seen = generation;
+      const auto now = std::chrono::steady_clock::now();
+      // Claims run out without a commit: look again now and then.
+      if (!changed && now - last_look < seconds(5)) continue;
+      last_look = now;
+      json snapshot = current_queue();
+      if (snapshot.is_null()) continue;
+      bool queue_changed = false;
+      {
+        std::lock_guard lock(queue_mu);
+        if (snapshot != queue_snapshot) {
+          queue_snapshot = snapshot;
+          queue_changed = true;
+        }
+      }
+      if (queue_changed) {
+        hub.publish("queue", snapshot);
+      } else if (changed && now - last_change >= milliseconds(500)) {
+        hub.publish("change", {{"generation", generation}});
+        last_change = now;
+      }
+      if (changed) deliver_api_answers();
+    }
+  }
+
+  // The API channel has no one to send to: its approved answers are delivered by being there
+  // for the caller to read (GET /api/replies/{id}).
+  void deliver_api_answers() {
+    ClaimRequest q;
+    q.status = ReplyStatus::kApproved;
+    q.worker = std::string(kApiWorker);
+    q.channel = std::string(kApiChannel);
+    q.limit = 100;
+    auto claimed = parts.store->claim_replies(q);
+    if (!claimed.ok()) return;
+    for (const Reply& r : *claimed) {
+      ReplyChange sent;
+      sent.from = ReplyStatus::kApproved;
+      sent.to = ReplyStatus::kSent;
+      sent.transport_message_id = fmt::format("api:{}", r.id);
+      auto done = parts.store->transition_reply(r.id, sent);
+      if (!done.ok()) {
+        log(LogLevel::kWarning, fmt::format("reply {}: {}", r.id, done.status().to_string()));
+      }
+    }
+  }
+
+  // ---- /metrics ------------------------------------------------------------------------------
+
+  HandlerResult metrics(Call& c) {
+    StatsQuery q;
+    q.from = clock->now() - std::chrono::hours(24);
+    LLMASSIST_ASSIGN_OR_RETURN(auto s, parts.store->stats(q));
+    std::string out;
+    const auto metric = [&out](std::string_view name, std::string_view type,
+                               std::string_view help) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    };
+    metric("llmassist_replies", "gauge", "Replies created in the last 24 hours, by status.");
+    for (std::size_t i = 0; i < s.replies_by_status.size(); ++i) {
+      out += fmt::format("llmassist_replies{{status=\"{}\"}} {}\n",
+                         to_string(static_cast<ReplyStatus>(i)), s.replies_by_status[i]);
+    }
+    metric("llmassist_decisions", "gauge", "Operators' decisions in the last 24 hours.");
+    out += fmt::format("llmassist_decisions{{decision=\"approve\"}} {}\n", s.approved);
+    out += fmt::format("llmassist_decisions{{decision=\"edit\"}} {}\n", s.edited);
+    out += fmt::format("llmassist_decisions{{decision=\"reject\"}} {}\n", s.rejected);
+    const auto summary = [&](std::string_view name, std::string_view help,
+                             const LatencySummary& l) {
+      metric(name, "summary", help);
+      const std::pair<const char*, std::optional<double>> qs[] = {
+          {"0.5", l.p50_ms}, {"0.95", l.p95_ms}, {"0.99", l.p99_ms}};
+      for (const auto& [quantile, value] : qs) {
+        if (value) out += fmt::format("{}{{quantile=\"{}\"}} {}\n", name, quantile, *value / 1000);
+      }
+      out += fmt::format("{}_count {}\n", name, l.count);
+    };
+    summary("llmassist_response_seconds",
+            "Question stored to answer sent, answers of the last 24 hours.", s.response_time);
+    summary("llmassist_moderation_wait_seconds",
+            "Draft stored to an operator's decision, the last 24 hours.", s.moderation_wait);
+    if (parts.chain) {
+      const auto providers = parts.chain->provider_stats();
+      metric("llmassist_provider_attempts_total", "counter", "Requests sent to each provider.");
+      for (const auto& p : providers) {
+        out += fmt::format("llmassist_provider_attempts_total{{provider=\"{}\"}} {}\n",
+                           label(p.name), p.attempts);
+      }
+      metric("llmassist_provider_successes_total", "counter", "Answers from each provider.");
+      for (const auto& p : providers) {
+        out += fmt::format("llmassist_provider_successes_total{{provider=\"{}\"}} {}\n",
+                           label(p.name), p.successes);
+      }
+      metric("llmassist_provider_failures_total", "counter",
+             "Failures of each provider, by class.");
+      for (const auto& p : providers) {
+        for (std::size_t i = 0; i < p.failures.size(); ++i) {
+          if (p.failures[i] == 0) continue;
+          out += fmt::format("llmassist_provider_failures_total{{provider=\"{}\",class=\"{}\"}} "
+                             "{}\n",
+                             label(p.name), to_string(static_cast<FailureClass>(i)),
+                             p.failures[i]);
+        }
+      }
+      metric("llmassist_provider_circuit_open", "gauge", "1 while a provider is skipped.");
+      for (const auto& p : providers) {
+        out += fmt::format("llmassist_provider_circuit_open{{provider=\"{}\"}} {}\n",
+                           label(p.name), p.circuit_open ? 1 : 0);
+      }
+    }
+    if (parts.assistant_stats) {
+      const AssistantStats a = parts.assistant_stats();
+      const std::pair<const char*, std::int64_t> counters[] = {
+          {"inbound", a.inbound}, {"duplicates", a.duplicates}, {"drafts", a.drafts},
+          {"failures", a.failures}, {"sent", a.sent}, {"send_retries", a.send_retries}};
+      for (const auto& [name, value] : counters) {
+        metric(fmt::format("llmassist_bot_{}_total", name), "counter",
+               "The bot's count since it started.");
+        out += fmt::format("llmassist_bot_{}_total {}\n", name, value);
+      }
+      metric("llmassist_bot_drafts_in_flight", "gauge", "Drafts being generated now.");
+      out += fmt::format("llmassist_bot_drafts_in_flight {}\n", a.drafts_in_flight);
+    }
+    metric("llmassist_admin_event_streams", "gauge", "Open event streams of the web page.");
+    out += fmt::format("llmassist_admin_event_streams {}\n", streams.load());
+    c.res.set_content(out, "text/plain; version=0.0.4; charset=utf-8");
+    return written();
+  }
+
+  // A Prometheus label value: backslash, quote and newline escaped.
+  static std::string label(std::string_view value) {
+    std::string out;
+    for (char ch : value) {
+      if (ch == '\\' || ch == '"') out += '\\';
+      if (ch == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += ch;
+    }
+    return out;
+  }
+
+  // ---- accounts and tokens -------------------------------------------------------------------
+
+  HandlerResult accounts(Call&) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto list, parts.accounts->list_accounts());
+    json items = json::array();
+    for (const auto& a : list) items.push_back(to_json(a));
+    return ok({{"items", items}, {"next", nullptr}});
+  }
+
+  static Result<AccountRole> role_field(const json& body, bool required) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto text, detail::string_field(body, "role", required));
+    if (!text) return AccountRole::kViewer;
+    auto role = parse_account_role(*text);
+    if (!role) return invalid_argument("role: expected admin, operator or viewer");
+    return *role;
+  }
+
+  HandlerResult add_account(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto name, detail::string_field(c.body, "name", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto password, detail::string_field(c.body, "password", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto role, role_field(c.body, true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto a, parts.accounts->create_account(*name, *password, role));
+    log(LogLevel::kInfo, fmt::format("{} added the account {} ({})", c.caller->account.name,
+                                     a.name, to_string(a.role)));
+    return ok(to_json(a), 201);
+  }
+
+  HandlerResult change_account(Call& c) {
+    const std::string name = c.param(0);
+    LLMASSIST_RETURN_IF_ERROR(parts.accounts->get_account(name).status());
+    LLMASSIST_ASSIGN_OR_RETURN(auto role, detail::string_field(c.body, "role", false));
+    LLMASSIST_ASSIGN_OR_RETURN(auto password, detail::string_field(c.body, "password", false));
+    LLMASSIST_ASSIGN_OR_RETURN(auto disabled, detail::bool_field(c.body, "disabled"));
+    const bool self = name == c.caller->account.name;
+    if (self && ((role && *role != "admin") || disabled.value_or(false))) {
+      return failed_precondition("an admin cannot demote or disable their own account");
+    }
+    if (role) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto r, role_field(c.body, true));
+      LLMASSIST_RETURN_IF_ERROR(parts.accounts->set_role(name, r));
+    }
+    if (password) LLMASSIST_RETURN_IF_ERROR(parts.accounts->set_password(name, *password));
+    if (disabled) LLMASSIST_RETURN_IF_ERROR(parts.accounts->set_disabled(name, *disabled));
+    log(LogLevel::kInfo, fmt::format("{} changed the account {}", c.caller->account.name, name));
+    LLMASSIST_ASSIGN_OR_RETURN(auto a, parts.accounts->get_account(name));
+    return ok(to_json(a));
+  }
+
+  HandlerResult delete_account(Call& c) {
+    const std::string name = c.param(0);
+    if (name == c.caller->account.name) {
+      return failed_precondition("an admin cannot delete their own account");
+    }
+    LLMASSIST_RETURN_IF_ERROR(parts.accounts->delete_account(name));
+    log(LogLevel::kInfo, fmt::format("{} deleted the account {}", c.caller->account.name, name));
+    return ok({{"deleted", name}});
+  }
+
+  static bool is_admin(const Call& c) { return c.caller->account.role == AccountRole::kAdmin; }
+
+  HandlerResult tokens(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(
+        auto list, parts.accounts->list_tokens(is_admin(c) ? "" : c.caller->account.name));
+    json items = json::array();
+    for (const auto& t : list) items.push_back(to_json(t));
+    return ok({{"items", items}, {"next", nullptr}});
+  }
+
+  HandlerResult add_token(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto label, detail::string_field(c.body, "label", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto account, detail::string_field(c.body, "account", false));
+    std::string owner = c.caller->account.name;
+    if (account && *account != owner) {
+      if (!is_admin(c)) return permission_denied("only an admin makes tokens for others");
+      owner = *account;
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto made, parts.accounts->create_token(owner, *label));
+    json body = to_json(made.token);
+    body["secret"] = made.secret;
+    log(LogLevel::kInfo, fmt::format("{} made token {} for {}", c.caller->account.name,
+                                     made.token.id, owner));
+    return ok(std::move(body), 201);
+  }
+
+  HandlerResult revoke_token(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    if (!is_admin(c)) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto mine, parts.accounts->list_tokens(c.caller->account.name));
+      const bool owned = std::any_of(mine.begin(), mine.end(),
+                                     [id](const ApiToken& t) { return t.id == id; });
+      if (!owned) return not_found(fmt::format("you have no token {}", id));
+    }
+    LLMASSIST_RETURN_IF_ERROR(parts.accounts->revoke_token(id));
+    return ok({{"revoked", id}});
+  }
+
+  // ---- the original routes -------------------------------------------------------------------
+
+  HandlerResult create(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto chat_id, detail::int_field(c.body, "chat_id", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto text, required_text(c.body, "text"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto found, parts.store->get_chat(*chat_id));
+    InboundMessage m;
+    m.chat_id = found.id;
+    m.text = std::move(text);
+    m.author = found.title;
+    m.open_reply = found.mode == ChatMode::kBot;
+    LLMASSIST_ASSIGN_OR_RETURN(auto stored, append_inbound(*parts.store, m));
+    json reply = nullptr;
+    if (stored.reply_id != 0) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->get_reply(stored.reply_id));
+      reply = to_json(r);
+    }
+    return ok({{"message", to_json(stored.message)}, {"reply", reply}}, 201);
+  }
+
+  HandlerResult repeat(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->get_reply(id));
+    switch (r.status) {
+      case ReplyStatus::kPending:
+      case ReplyStatus::kFailed: {
+        LLMASSIST_ASSIGN_OR_RETURN(
+            auto rejected, parts.moderation->reject(id, c.caller->account.name, "repeat"));
+        return ok(to_json(rejected));
+      }
+      case ReplyStatus::kSent:
+      case ReplyStatus::kCancelled: {
+        if (r.question_id == 0) {
+          return failed_precondition(fmt::format("reply {} answers no question", id));
+        }
+        NewReply again;
+        again.chat_id = r.chat_id;
+        again.session_id = r.session_id;
+        again.question_id = r.question_id;
+        again.actor = c.actor();
+        again.audit_action = "repeat";
+        LLMASSIST_ASSIGN_OR_RETURN(auto created, parts.store->create_reply(again));
+        return ok(to_json(created), 201);
+      }
+      default:
+        return failed_precondition(fmt::format(
+            "reply {} is {}: it is being answered already", id, to_string(r.status)));
+    }
+  }
+
+  HandlerResult update(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(auto text, detail::string_field(c.body, "response_text", false));
+    LLMASSIST_ASSIGN_OR_RETURN(auto status, detail::string_field(c.body, "status", false));
+    if (!text && !status) return invalid_argument("give response_text, status, or both");
+    if (text && text->find_first_not_of(" \t\r\n") == std::string::npos) {
+      return invalid_argument("response_text: must not be empty");
+    }
+    const std::string& who = c.caller->account.name;
+    if (!status) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->get_reply(id));
+      if (r.status != ReplyStatus::kPending) {
+        return failed_precondition(fmt::format(
+            "reply {} is {}; only a pending draft's text can change without a decision", id,
+            to_string(r.status)));
+      }
+      ReplyChange change;
+      change.from = ReplyStatus::kPending;
+      change.to = ReplyStatus::kPending;
+      change.expected_version = r.version;
+      change.draft_text = *text;
+      change.actor = c.actor();
+      change.audit_action = "update";
+      LLMASSIST_ASSIGN_OR_RETURN(auto updated, parts.store->transition_reply(id, change));
+      return ok(to_json(updated));
+    }
+    if (*status == "approved") {
+      LLMASSIST_ASSIGN_OR_RETURN(auto r, text ? parts.moderation->edit(id, who, *text)
+                                              : parts.moderation->approve(id, who));
+      return ok(to_json(r));
+    }
+    if (*status == "rejected") {
+      if (text) return invalid_argument("response_text: not with status rejected");
+      LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.moderation->reject(id, who, ""));
+      return ok(to_json(r));
+    }
+    return invalid_argument("status: expected approved or rejected");
+  }
+
+  HandlerResult handle(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto user, id_text(c.body, "user_id"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto external, id_text(c.body, "chat_id"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto text, required_text(c.body, "text"));
+    if (!parts.llm || !parts.memory) {
+      return unavailable("no language model is configured for /v1/chat/handle");
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(
+        auto found, parts.store->upsert_chat({std::string(kApiChannel), external, user, ""}));
+    InboundMessage m;
+    m.chat_id = found.id;
+    m.text = std::move(text);
+    m.author = user;
+    m.open_reply = found.mode == ChatMode::kBot;
+    LLMASSIST_ASSIGN_OR_RETURN(auto stored, append_inbound(*parts.store, m));
+    parts.memory->observe(stored.message);
+    if (stored.reply_id == 0) {
+      return ok({{"reply_id", nullptr}, {"status", "handoff"}, {"answer", ""}});
+    }
+    ClaimRequest q;
+    q.status = ReplyStatus::kNew;
+    q.to = ReplyStatus::kGenerating;
+    q.worker = std::string(kApiWorker);
+    q.reply_id = stored.reply_id;
+    q.lease = options.handle_timeout + seconds(30);
+    LLMASSIST_RETURN_IF_ERROR(parts.store->claim_replies(q).status());
+
+    ContextRequest cr;
+    cr.chat_id = found.id;
+    cr.session_id = stored.message.session_id;
+    cr.upto_message_id = stored.message.id;
+    auto context = parts.memory->build_context(cr);
+    Result<Completion> answer = context.status();
+    if (context.ok()) {
+      CompletionRequest request;
+      request.messages = std::move(context->messages);
+      request.timeout = options.handle_timeout;
+      answer = complete_sync(*parts.llm, std::move(request));
+    }
+    if (!answer.ok()) {
+      ReplyChange failed;
+      failed.from = ReplyStatus::kGenerating;
+      failed.to = ReplyStatus::kFailed;
+      failed.error = answer.status().to_string();
+      failed.actor = std::string(kApiWorker);
+      failed.audit_action = "fail";
+      failed.detail = answer.status().to_string();
+      (void)parts.store->transition_reply(stored.reply_id, failed);
+      log(LogLevel::kWarning, fmt::format("reply {}: no answer: {}", stored.reply_id,
+                                          answer.status().to_string()));
+      return unavailable(fmt::format(
+          "no provider could answer; reply {} is failed and waits for an operator",
+          stored.reply_id));
+    }
+    const bool review = options.policy == ModerationPolicy::kReview;
+    ReplyChange drafted;
+    drafted.from = ReplyStatus::kGenerating;
+    drafted.to = review ? ReplyStatus::kPending : ReplyStatus::kApproved;
+    drafted.draft_text = answer->text;
+    if (!review) drafted.final_text = answer->text;
+    drafted.provider = answer->provider;
+    drafted.providers_tried = answer->providers_tried;
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->transition_reply(stored.reply_id, drafted));
+    if (!review) {
+      ReplyChange sent;
+      sent.from = ReplyStatus::kApproved;
+      sent.to = ReplyStatus::kSent;
+      sent.transport_message_id = fmt::format("api:{}", r.id);
+      LLMASSIST_ASSIGN_OR_RETURN(r, parts.store->transition_reply(r.id, sent));
+    }
+    return ok({{"reply_id", r.id},
+               {"status", to_string(r.status)},
+               {"answer", review ? "" : r.final_text},
+               {"provider", r.provider}});
+  }
+
+  HandlerResult reset(Call& c) {
+    const bool by_session = c.body.contains("session_id");
+    if (by_session == c.body.contains("chat_id")) {
+      return invalid_argument("give chat_id or session_id");
+    }
+    ChatId chat_id = 0;
+    if (by_session) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto sid, detail::int_field(c.body, "session_id", true));
+      LLMASSIST_ASSIGN_OR_RETURN(auto session, parts.store->get_session(*sid));
+      if (session.closed_at) return failed_precondition(fmt::format("session {} is closed", *sid));
+      chat_id = session.chat_id;
+    } else {
+      LLMASSIST_ASSIGN_OR_RETURN(auto external, id_text(c.body, "chat_id"));
+      LLMASSIST_ASSIGN_OR_RETURN(auto found, parts.store->find_chat(kApiChannel, external));
+      chat_id = found.id;
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto session, parts.store->restart_session(chat_id));
+    return ok({{"session_id", session.id}, {"chat_id", chat_id}});
+  }
+
+  HandlerResult health(Call&) {
+    ChatQuery probe;
+    probe.limit = 1;
+    const Status store = parts.store->list_chats(probe).status();
+    json providers = json::array();
+    bool any_up = !parts.chain;
+    if (parts.chain) {
+      for (const auto& p : parts.chain->provider_stats()) {
+        providers.push_back({{"name", p.name}, {"available", !p.circuit_open}});
+        any_up = any_up || !p.circuit_open;
+      }
+    }
+    json body = {{"status", !store.ok() ? "down" : any_up ? "ok" : "degraded"},
+                 {"store", {{"ok", store.ok()}}},
+                 {"providers", providers}};
+    if (!store.ok()) body["store"]["error"] = to_string(store.code());
+    return ok(std::move(body), store.ok() ? 200 : 503);
+  }
+
+  // ---- the route table -----------------------------------------------------------------------
+
+  void add(const char* method, const char* path, Access access, const char* summary,
+           HandlerResult (Impl::*handler)(Call&), std::vector<Field> body = {},
+           std::vector<Field> query = {}) {
+    router->add(Route{method, path, access, summary, std::move(query), std::move(body),
+                      [this, handler](Call& c) { return (this->*handler)(c); }});
+  }
+
+  void routes() {
+    using A = Access;
+    const Field limit{"limit", "integer", false, "page size, 1..200 (default 50)"};
+    const Field cursor{"cursor", "integer", false, "the `next` of the previous page"};
+    const Field text{"text", "string", true, "the text"};
+    add("POST", "/api/session", A::kOpen, "Sign in: sets the session cookie", &Impl::sign_in,
+        {{"name", "string", true, "account name"}, {"password", "string", true, "password"}});
+    add("GET", "/api/session", A::kViewer, "The signed-in account and its CSRF token",
+        &Impl::session);
+    add("DELETE", "/api/session", A::kViewer, "Sign out", &Impl::sign_out);
+    add("GET", "/api/queue", A::kViewer, "Drafts awaiting a decision, oldest first", &Impl::queue,
+        {}, {limit, cursor, {"history", "integer", false, "messages of history, 0..100"}});
+    add("GET", "/api/replies", A::kViewer, "Replies, newest first", &Impl::replies, {},
+        {limit, cursor, {"status", "string", false, "only this status"},
+         {"chat_id", "integer", false, "only this chat"}});
+    add("GET", "/api/replies/{id}", A::kViewer, "A reply with its chat and history",
+        &Impl::reply, {}, {{"history", "integer", false, "messages of history, 0..100"}});
+    add("POST", "/api/replies/{id}/claim", A::kOperator, "Hold a draft", &Impl::claim,
+        {{"minutes", "integer", false, "how long, 1..60 (default 5)"}});
+    add("DELETE", "/api/replies/{id}/claim", A::kOperator, "Give a claim up", &Impl::release);
+    add("POST", "/api/replies/{id}/approve", A::kOperator, "The draft goes out as it is",
+        &Impl::approve);
+    add("POST", "/api/replies/{id}/edit", A::kOperator, "This text goes out instead",
+        &Impl::edit, {text});
+    add("POST", "/api/replies/{id}/reject", A::kOperator, "Discard the draft; draft again",
+        &Impl::reject, {{"reason", "string", false, "for the audit log"}});
+    add("GET", "/api/chats", A::kViewer, "Chats, newest first", &Impl::chats, {},
+        {limit, cursor, {"mode", "string", false, "bot or operator"},
+         {"search", "string", false, "in title, username, external id"}});
+    add("GET", "/api/chats/{id}", A::kViewer, "A chat", &Impl::chat);
+    add("GET", "/api/chats/{id}/messages", A::kViewer, "A chat's messages, newest first",
+        &Impl::messages, {}, {limit, cursor, {"search", "string", false, "in the text"}});
+    add("POST", "/api/chats/{id}/reply", A::kOperator, "An operator's message to the chat",
+        &Impl::chat_reply, {text});
+    add("POST", "/api/chats/{id}/handoff", A::kOperator, "Operators answer the chat",
+        &Impl::handoff);
+    add("POST", "/api/chats/{id}/handback", A::kOperator, "The assistant answers the chat",
+        &Impl::handback);
+    add("GET", "/api/audit", A::kViewer, "Who decided what, newest first", &Impl::audit, {},
+        {limit, cursor, {"reply_id", "integer", false, "one reply's"},
+         {"chat_id", "integer", false, "one chat's"}, {"actor", "string", false, "one actor's"}});
+    add("GET", "/api/stats", A::kViewer, "Statistics for a range of days", &Impl::stats, {},
+        {{"from", "string", false, "YYYY-MM-DD (default: 29 days before `to`)"},
+         {"to", "string", false, "YYYY-MM-DD, inclusive (default: today)"}});
+    add("GET", "/api/events", A::kViewer, "Live events (server-sent events)", &Impl::events);
+    add("GET", "/metrics", A::kViewer, "Prometheus metrics", &Impl::metrics);
+    add("GET", "/api/accounts", A::kAdmin, "All accounts", &Impl::accounts);
+    add("POST", "/api/accounts", A::kAdmin, "A new account", &Impl::add_account,
+        {{"name", "string", true, "account name"},
+         {"password", "string", true, "10 to 1024 bytes"},
+         {"role", "string", true, "admin, operator or viewer"}});
+    add("PATCH", "/api/accounts/{name}", A::kAdmin, "Change an account", &Impl::change_account,
+        {{"role", "string", false, "admin, operator or viewer"},
+         {"password", "string", false, "a new password"},
+         {"disabled", "boolean", false, "disable or enable"}});
+    add("DELETE", "/api/accounts/{name}", A::kAdmin, "Delete an account",
+        &Impl::delete_account);
+    add("GET", "/api/tokens", A::kViewer, "API tokens (yours; an admin: all)", &Impl::tokens);
+    add("POST", "/api/tokens", A::kViewer, "A new API token; its secret is shown once",
+        &Impl::add_token,
+        {{"label", "string", true, "what it is for"},
+         {"account", "string", false, "an admin: whose token"}});
+    add("DELETE", "/api/tokens/{id}", A::kViewer, "Revoke a token", &Impl::revoke_token);
+    add("POST", "/create", A::kOperator, "A new user message in a chat; the bot drafts an answer",
+        &Impl::create,
+        {{"chat_id", "integer", true, "the chat (as in /api/chats)"}, text});
+    add("POST", "/repeat/{id}", A::kOperator, "Generate the answer again", &Impl::repeat);
+    add("PATCH", "/update/{id}", A::kOperator, "Set the answer's text and/or status",
+        &Impl::update,
+        {{"response_text", "string", false, "the answer's text"},
+         {"status", "string", false, "approved or rejected"}});
+    add("POST", "/v1/chat/handle", A::kOperator, "The assistant's answer, synchronously",
+        &Impl::handle,
+        {{"user_id", "string", true, "the caller's user id"},
+         {"chat_id", "string", true, "the caller's chat id"}, text});
+    add("POST", "/v1/chat/reset", A::kOperator, "A new session for a chat", &Impl::reset,
+        {{"chat_id", "string", false, "the caller's chat id"},
+         {"session_id", "integer", false, "or the session"}});
+    add("GET", "/health", A::kOpen, "The store's and the providers' state", &Impl::health);
+    add("GET", "/openapi.json", A::kOpen, "This document", &Impl::openapi);
+  }
+
+  HandlerResult session(Call& c) {
+    return ok({{"account", to_json(c.caller->account)},
+               {"csrf_token", c.caller->by_session ? c.caller->csrf_token : ""}});
+  }
+  HandlerResult handoff(Call& c) { return set_mode(c, ChatMode::kOperator); }
+  HandlerResult handback(Call& c) { return set_mode(c, ChatMode::kBot); }
+  HandlerResult openapi(Call&) { return ok(router->openapi("llmassist admin API", LLMASSIST_VERSION_STRING)); }
+};
+
+Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
+                                                         AdminServerOptions options) {
+  if (!parts.store || !parts.moderation || !parts.accounts) {
+    return invalid_argument("admin server: the store, the moderation queue and the accounts are "
+                            "required");
+  }
+  const std::string& listen = options.listen;
+  const std::size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos && colon > 0) {
+    const char* begin = listen.data() + colon + 1;
+    const char* end = listen.data() + listen.size();
+    const auto [p, ec] = std::from_chars(begin, end, port);
+    if (ec != std::errc() || p != end) port = -1;
+  }
+  if (port < 0 || port > 65535) {
+    return invalid_argument(fmt::format(
+        "admin server: listen must be host:port (\"127.0.0.1:8080\"), not \"{}\"", listen));
+  }
+  if (options.threads < 2) return invalid_argument("admin server: threads must be 2 or more");
+  auto impl = std::make_unique<Impl>(std::move(parts), std::move(options));
+  impl->host = listen.substr(0, colon);
+  if (impl->host.size() > 2 && impl->host.front() == '[') {
+    impl->host = impl->host.substr(1, impl->host.size() - 2);
+  }
+  impl->port = port;
+  Impl* raw = impl.get();
+  impl->router = std::make_unique<detail::ApiRouter>(
+      impl->logger, [raw](const httplib::Request& req) { return raw->authenticate(req); });
+  impl->routes();
+  return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
+}
+
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+Status AdminServer::start() {
+  Impl& i = *impl_;
+  if (i.server) return failed_precondition("admin server: already started");
+  i.server = std::make_unique<httplib::Server>();
+  const int threads = i.options.threads;
+  i.server->new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<std::size_t>(threads));
+  };
+  i.server->set_payload_max_length(i.options.max_body_bytes);
+  i.server->set_keep_alive_timeout(30);
+  i.server->set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                                 {"X-Frame-Options", "DENY"},
+                                 {"Referrer-Policy", "no-referrer"}});
+  i.router->install(*i.server);
+  if (i.port == 0) {
+    i.port = i.server->bind_to_any_port(i.host);
+    if (i.port <= 0) {
+      i.server.reset();
+      return unavailable(fmt::format("admin server: cannot listen on {}", i.options.listen));
+    }
+  } else if (!i.server->bind_to_port(i.host, i.port)) {
+    i.server.reset();
+    return unavailable(fmt::format("admin server: cannot listen on {} (in use?)",
+                                   i.options.listen));
+  }
+  {
+    std::lock_guard lock(i.queue_mu);
+    i.queue_snapshot = i.current_queue();
+  }
+  auto exited = std::make_shared<std::atomic<bool>>(false);
+  i.listener = std::thread([&i, exited] {
+    i.server->listen_after_bind();
+    exited->store(true);
+  });
+  // Until is_running(), a stop() would be lost and the listener would accept forever.
+  while (!i.server->is_running()) {
+    if (exited->load()) {
+      i.listener.join();
+      i.server.reset();
+      return unavailable("admin server: the listener failed to start");
+    }
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  i.watcher = std::thread([&i] { i.watch(); });
+  i.log(LogLevel::kInfo, fmt::format("serving the admin page and API on {}", url()));
+  return Status();
+}
+
+void AdminServer::stop() {
+  Impl& i = *impl_;
+  if (!i.server) return;
+  i.stopping = true;
+  i.hub.stop();
+  if (i.watcher.joinable()) i.watcher.join();
+  i.server->stop();
+  if (i.listener.joinable()) i.listener.join();
+  i.server.reset();
+}
+
+int AdminServer::port() const { return impl_->port; }
+
+std::string AdminServer::url() const {
+  const std::string& host = impl_->host;
+  const bool v6 = host.find(':') != std::string::npos;
+  return fmt::format("http://{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", impl_->port);
+}
+
+}  // namespace llmassist
