@@ -1138,7 +1138,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
     return invalid_argument("admin server: the store, the moderation queue and the accounts are "
                             "required");
   }
-  const std::string& listen = options.listen;
+  const std::string listen = options.listen;  // a copy: `options` moves below
   const std::size_t colon = listen.rfind(':');
   int port = -1;
   if (colon != std::string::npos && colon > 0) {

@@ -48,7 +48,9 @@ void MockTelegramServer::push_update(std::int64_t update_id, std::string raw_jso
 
 std::string MockTelegramServer::text_update(std::int64_t update_id, const std::string& text,
                                             std::int64_t chat_id) {
-  return text_update(update_id, text, chat_id, Person{});
+  json update = json::parse(text_update(update_id, text, chat_id, Person{}));
+  update["message"]["date"] = 1700000000;
+  return update.dump();
 }
 
 std::string MockTelegramServer::text_update(std::int64_t update_id, const std::string& text,
@@ -62,7 +64,7 @@ std::string MockTelegramServer::text_update(std::int64_t update_id, const std::s
   const json update = {{"update_id", update_id},
                        {"message",
                         {{"message_id", update_id + 5000},
-                         {"date", 1700000000},
+                         {"date", static_cast<std::int64_t>(std::time(nullptr))},
                          {"from", user},
                          {"chat", chat},
                          {"text", text}}}};

@@ -77,7 +77,7 @@ class MockTelegramServer {
   // A text message update from user/chat 1001 (Ann), in a private chat.
   static std::string text_update(std::int64_t update_id, const std::string& text,
                                  std::int64_t chat_id = 1001);
-  // The same from `from`.
+  // The same from `from`, dated now.
   static std::string text_update(std::int64_t update_id, const std::string& text,
                                  std::int64_t chat_id, const Person& from);
 
