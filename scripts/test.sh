@@ -2,9 +2,11 @@
 # Installs the dependencies, builds, and runs the whole test suite.
 #   scripts/test.sh            the normal build, in build/
 #   scripts/test.sh --sanitize AddressSanitizer + UndefinedBehaviorSanitizer, in build-asan/
+# The admin page's browser test runs when Chromium, node and tests/web/node_modules are there
+# (setup-deps --browser installs them); LLMASSIST_REQUIRE_BROWSER=1 makes their absence an error.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/scripts/setup-deps.sh"
+"$root/scripts/setup-deps.sh" --browser
 
 if [ "${1:-}" = "--sanitize" ]; then
   build="$root/build-asan"

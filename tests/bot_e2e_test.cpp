@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "llmassist/sqlite_store.h"
+#include "support/child_process.h"
 #include "support/mock_llm_server.h"
 #include "support/mock_telegram_server.h"
 #include "support/temp_dir.h"
@@ -24,39 +25,11 @@ using namespace llmassist;
 using namespace std::chrono_literals;
 using llmassist::testing::MockLlmServer;
 using llmassist::testing::MockTelegramServer;
+using llmassist::testing::eventually;
+using llmassist::testing::spawn;
+using llmassist::testing::wait_exit;
 
 namespace {
-
-// Runs a program; returns its pid. Its output goes to `log` (appended).
-// Everything the child needs is prepared before fork(): the test process has threads, and the
-// child may only make async-signal-safe calls (no allocation) until exec.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (out >= 0) {
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-    }
-    if (null >= 0) ::dup2(null, 0);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  if (out >= 0) ::close(out);
-  if (null >= 0) ::close(null);
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 struct World {
   llmassist::testing::TempDir dir;
@@ -123,16 +96,6 @@ struct Reaper {
     }
   }
 };
-
-template <typename P>
-bool eventually(P predicate, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return predicate();
-}
 
 }  // namespace
 

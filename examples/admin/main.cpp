@@ -14,11 +14,12 @@ namespace {
 constexpr const char* kUsage =
     R"(llmassist-admin — the operators' web page and REST API for an llmassist bot
 
-Usage: llmassist-admin [--config FILE] [--listen HOST:PORT] [serve]
-       llmassist-admin [--config FILE] user|token COMMAND [ARGS...]
+Usage: llmassist-admin [--config FILE] [--db FILE] [--listen HOST:PORT] [serve]
+       llmassist-admin [--config FILE] [--db FILE] user|token COMMAND [ARGS...]
 
   --config FILE       the bot's config file: its database, providers, policy and `admin`
                       section (default: none, so the database llmassist.db)
+  --db FILE           the database, instead of the config's
   --listen HOST:PORT  where to serve (default: the config's admin.listen, else 127.0.0.1:8080)
   --help              this text
 
@@ -32,7 +33,7 @@ are written to the database; the running bot delivers them. Create the first adm
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path, listen;
+  std::string config_path, db, listen;
   std::vector<std::string> command;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
+    } else if (arg == "--db" && i + 1 < argc) {
+      db = argv[++i];
     } else if (arg == "--listen" && i + 1 < argc) {
       listen = argv[++i];
     } else if (arg.starts_with("-")) {
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << config.status().message() << "\n";
     return 1;
   }
+  if (!db.empty()) config->database = db;
   if (!listen.empty()) {
     if (!config->admin) config->admin.emplace();
     config->admin->listen = listen;

@@ -68,7 +68,8 @@ struct DoctorCheck {
                                                                     BotOptions options = {});
 
 // The accounts of `config`'s database (for llmassist-admin's user and token commands).
-[[nodiscard]] Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config);
+[[nodiscard]] Result<std::unique_ptr<AccountStore>> open_account_store(
+    const BotConfig& config, std::shared_ptr<Logger> logger = {});
 
 // Checks the database, each provider (a one-word completion; a knowledge base is checked by
 // loading it) and the bot token (getMe). Takes up to `provider_timeout` per provider.

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "admin/api_router.h"
+#include "admin/web_assets.h"
 #include "core/json_views.h"
 #include "llmassist/store_moderation_queue.h"
 #include "llmassist/version.h"
@@ -213,6 +214,28 @@ class EventHub {
   std::deque<std::pair<std::uint64_t, std::string>> log_;
   bool stopping_ = false;
 };
+
+// Only this server's scripts, styles and connections: text put into the page as markup by
+// mistake still could not run, and no other site can frame the page.
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'";
+
+// The page and its assets, open to all (they hold no data), from the library itself.
+void serve_web_page(httplib::Server& server) {
+  for (const detail::WebAsset& asset : detail::web_assets()) {
+    std::string pattern;
+    for (const char ch : asset.path) {
+      if (ch == '.') pattern += '\\';
+      pattern += ch;
+    }
+    server.Get(pattern, [&asset](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Content-Security-Policy", kContentSecurityPolicy);
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
+    });
+  }
+}
 
 }  // namespace
 
@@ -1102,7 +1125,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
     return invalid_argument("admin server: the store, the moderation queue and the accounts are "
                             "required");
   }
-  const std::string listen = options.listen;
+  const std::string listen = options.listen;  // a copy: `options` moves below
   const std::size_t colon = listen.rfind(':');
   int port = -1;
   if (colon != std::string::npos && colon > 0) {
@@ -1147,6 +1170,7 @@ Status AdminServer::start() {
                                  {"X-Frame-Options", "DENY"},
                                  {"Referrer-Policy", "no-referrer"}});
   i.router->install(*i.server);
+  serve_web_page(*i.server);
   if (i.port == 0) {
     i.port = i.server->bind_to_any_port(i.host);
     if (i.port <= 0) {

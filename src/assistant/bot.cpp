@@ -86,7 +86,7 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
   ModerationQueueOptions mo;
   mo.logger = logger;
   parts.moderation = make_moderation_queue(store, mo);
-  LLMASSIST_ASSIGN_OR_RETURN(auto accounts, open_account_store(config));
+  LLMASSIST_ASSIGN_OR_RETURN(auto accounts, open_account_store(config, logger));
   parts.accounts = std::move(accounts);
   LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(store, config.memory));
   parts.memory = std::move(memory);
@@ -106,8 +106,10 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
 
 }  // namespace
 
-Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config) {
+Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config,
+                                                        std::shared_ptr<Logger> logger) {
   SqliteAccountStoreOptions options;
+  options.logger = std::move(logger);
   options.path = config.database;
   options.sync = config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
   return open_sqlite_account_store(options);

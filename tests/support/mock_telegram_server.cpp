@@ -48,14 +48,26 @@ void MockTelegramServer::push_update(std::int64_t update_id, std::string raw_jso
 
 std::string MockTelegramServer::text_update(std::int64_t update_id, const std::string& text,
                                             std::int64_t chat_id) {
-  const json update = {
-      {"update_id", update_id},
-      {"message",
-       {{"message_id", update_id + 5000},
-        {"date", 1700000000},
-        {"from", {{"id", chat_id}, {"is_bot", false}, {"first_name", "Ann"}}},
-        {"chat", {{"id", chat_id}, {"type", "private"}, {"first_name", "Ann"}}},
-        {"text", text}}}};
+  json update = json::parse(text_update(update_id, text, chat_id, Person{}));
+  update["message"]["date"] = 1700000000;
+  return update.dump();
+}
+
+std::string MockTelegramServer::text_update(std::int64_t update_id, const std::string& text,
+                                            std::int64_t chat_id, const Person& from) {
+  json user = {{"id", chat_id}, {"is_bot", false}, {"first_name", from.first_name}};
+  json chat = {{"id", chat_id}, {"type", "private"}, {"first_name", from.first_name}};
+  for (json* j : {&user, &chat}) {
+    if (!from.last_name.empty()) (*j)["last_name"] = from.last_name;
+    if (!from.username.empty()) (*j)["username"] = from.username;
+  }
+  const json update = {{"update_id", update_id},
+                       {"message",
+                        {{"message_id", update_id + 5000},
+                         {"date", static_cast<std::int64_t>(std::time(nullptr))},
+                         {"from", user},
+                         {"chat", chat},
+                         {"text", text}}}};
   return update.dump();
 }
 

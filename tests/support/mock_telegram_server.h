@@ -68,9 +68,18 @@ class MockTelegramServer {
   // Queues an Update (raw JSON text, served as is: it may be garbage) for getUpdates and the
   // webhook. `update_id` orders it and decides its confirmation.
   void push_update(std::int64_t update_id, std::string raw_json);
-  // A text message update from user/chat 1001.
+  // Who sends a message, as Telegram describes a user.
+  struct Person {
+    std::string first_name = "Ann";
+    std::string last_name;  // empty: none
+    std::string username;   // without "@"; empty: none
+  };
+  // A text message update from user/chat 1001 (Ann), in a private chat.
   static std::string text_update(std::int64_t update_id, const std::string& text,
                                  std::int64_t chat_id = 1001);
+  // The same from `from`, dated now.
+  static std::string text_update(std::int64_t update_id, const std::string& text,
+                                 std::int64_t chat_id, const Person& from);
 
   // The next `count` calls of `method` fail with `failure`.
   void fail_next(const std::string& method, Failure failure, int count = 1);
