@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 
+#include "llmassist/bot.h"
 #include "llmassist/bot_config.h"
 #include "support/temp_dir.h"
 
@@ -74,6 +75,42 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
   CHECK(c->providers_json.find("knowledge_base") != std::string::npos);
 }
 
+TEST_CASE("bot config: the admin section, absent by default") {
+  CHECK(!parse_bot_config("{}", "", env())->admin);
+  auto c = parse_bot_config(
+      R"({"admin": {"listen": "0.0.0.0:9000", "session_hours": 8, "secure_cookie": true}})", "",
+      env());
+  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  REQUIRE(c->admin);
+  CHECK(c->admin->listen == "0.0.0.0:9000");
+  CHECK(c->admin->session_hours == 8);
+  CHECK(c->admin->secure_cookie);
+  CHECK(c->admin->threads == 8);
+  CHECK(parse_bot_config(R"({"admin": {}})", "", env())->admin->listen == "127.0.0.1:8080");
+}
+
+TEST_CASE("bot doctor: an admin section with no admin account is reported") {
+  llmassist::testing::TempDir dir;
+  auto c = parse_bot_config(R"({"admin": {"listen": "127.0.0.1:0"}})", dir.path().string(),
+                            env());
+  REQUIRE(c.ok());
+  c->database = dir.file("bot.db");
+  const auto admin_check = [&] {
+    for (const auto& check : run_doctor(*c, std::chrono::seconds(5))) {
+      if (check.what == "admin page") return check;
+    }
+    FAIL("no admin page check");
+    return DoctorCheck{};
+  };
+  auto before = admin_check();
+  CHECK(!before.ok);
+  CHECK(before.detail.find("user add") != std::string::npos);
+  auto accounts = open_account_store(*c);
+  REQUIRE(accounts.ok());
+  REQUIRE((*accounts)->create_account("alice", "a long password", AccountRole::kAdmin).ok());
+  CHECK(admin_check().ok);
+}
+
 TEST_CASE("bot config: BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET come from the environment") {
   auto c = parse_bot_config(R"({"telegram": {"token": "from-file"}})", "",
                             env({{"BOT_TOKEN", "from-env"}}));
@@ -104,6 +141,10 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
             .find("not both") != std::string::npos);
   CHECK(e(R"({"assistant": {"system_prompt_file": "/nonexistent/role.txt"}})")
             .find("$.assistant.system_prompt_file: cannot read") == 0);
+  CHECK(e(R"({"admin": {"listen": "8080"}})") == "$.admin.listen: \"8080\" is not host:port");
+  CHECK(e(R"({"admin": {"port": 8080}})") == "$.admin.port: unknown key");
+  CHECK(e(R"({"admin": {"session_hours": 0}})").find("$.admin.session_hours: 0 is out of range") ==
+        0);
   CHECK(e("{").find("not valid JSON") != std::string::npos);
   CHECK(load_bot_config("/nonexistent/bot.json", env()).status().code() ==
         StatusCode::kNotFound);

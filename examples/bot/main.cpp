@@ -22,6 +22,8 @@ Usage: llmassist-bot [--config FILE] [doctor]
 
 Environment: BOT_TOKEN (the Telegram token; without one the bot runs on the console),
 TELEGRAM_WEBHOOK_SECRET, and the variables your providers name in api_key_env.
+With an `admin` section in the config, the bot also serves the operators' web page and REST
+API (default http://127.0.0.1:8080/); create accounts with `llmassist-admin user add`.
 Stop with Ctrl-C (SIGINT) or SIGTERM: answers in flight are finished first.
 )";
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -215,6 +216,21 @@ std::vector<DoctorCheck> run_doctor(const BotConfig& config,
     out.push_back({"database", store.ok(),
                    store.ok() ? config.database + ": opened, schema up to date"
                               : store.status().message()});
+  }
+  if (config.admin) {
+    auto accounts = open_account_store(config, quiet);
+    auto list = accounts.ok() ? (*accounts)->list_accounts()
+                              : Result<std::vector<Account>>(accounts.status());
+    const bool has_admin =
+        list.ok() && std::any_of(list->begin(), list->end(), [](const Account& a) {
+          return a.role == AccountRole::kAdmin && !a.disabled;
+        });
+    out.push_back({"admin page", has_admin,
+                   !list.ok()   ? list.status().message()
+                   : has_admin ? fmt::format("{} account(s); the page will be on {}",
+                                             list->size(), config.admin->listen)
+                               : "no admin account can sign in: create one with "
+                                 "`llmassist-admin --db DB user add NAME --role admin`"});
   }
   ProviderConfigContext pc;
   pc.base_dir = config.base_dir;
