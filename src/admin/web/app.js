@@ -87,6 +87,10 @@
 
   // "operator:alice" → "alice"; other actors ("bot", "system") as they are.
   const actorName = (actor) => (actor || '').replace(/^operator:/, '');
+  // Who holds a reply now: a claim whose lease ran out holds nothing.
+  const holderOf = (reply) =>
+    reply.claimed_by && reply.lease_until && Date.parse(reply.lease_until) > Date.now()
+      ? reply.claimed_by : '';
 
   function chatName(chat) {
     if (!chat) return 'Unknown chat';
@@ -340,8 +344,8 @@
     $('queue-empty').hidden = state.queue.length > 0;
     replace(list, state.queue.map((item) => {
       const {reply, chat} = item;
-      const claimedBy = reply.claimed_by && reply.claimed_by !== `operator:${state.account.name}`
-        ? actorName(reply.claimed_by) : '';
+      const claimedBy = holderOf(reply) && holderOf(reply) !== `operator:${state.account.name}`
+        ? actorName(holderOf(reply)) : '';
       return el('li', {},
         el('button', {
           type: 'button',
@@ -367,8 +371,8 @@
       return;
     }
     const {reply, chat, history} = item;
-    const mine = reply.claimed_by === `operator:${state.account.name}`;
-    const holder = reply.claimed_by && !mine ? actorName(reply.claimed_by) : '';
+    const mine = holderOf(reply) === `operator:${state.account.name}`;
+    const holder = holderOf(reply) && !mine ? actorName(holderOf(reply)) : '';
     replace(pane,
       chatHeader(chat),
       el('ol', {className: 'history', 'aria-label': 'The chat so far'},
@@ -460,7 +464,7 @@
       updateItem(reply);
     } catch (error) {
       if (error.status === 409) {
-        const holder = actorName(selectedItem()?.reply.claimed_by) || 'Another operator';
+        const holder = actorName(selectedItem() && holderOf(selectedItem().reply)) || 'Another operator';
         notify(`${holder} is deciding this one.`, 'warn');
       } else if (error.status !== 404) {
         report(error);
@@ -499,7 +503,7 @@
         await post(`/api/replies/${id}/${decision}`, body);
       } catch (error) {
         if (error.status === 409) {
-          notify(error.code === 'aborted' ? `${actorName(item.reply.claimed_by) || 'Another operator'} is deciding this one.`
+          notify(error.code === 'aborted' ? `${actorName(holderOf(item.reply)) || 'Another operator'} is deciding this one.`
                                           : 'This draft was decided already.', 'warn');
           await refreshQueue();
           return;
