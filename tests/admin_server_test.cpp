@@ -38,7 +38,7 @@ struct AdminFixture : QueueFixture {
   // `extra` adds parts (a provider, a memory) once the store exists.
   explicit AdminFixture(
       const std::function<void(AdminServerParts&, std::shared_ptr<MessageStore>)>& extra = {},
-      ModerationPolicy policy = ModerationPolicy::kAuto) {
+      ModerationPolicy policy = ModerationPolicy::kAuto, int threads = 16) {
     SqliteAccountStoreOptions ao;
     ao.path = dir.file("store.db");
     ao.clock = clock;
@@ -65,6 +65,7 @@ struct AdminFixture : QueueFixture {
     options.clock = clock;
     options.logger = null_logger();
     options.policy = policy;
+    options.threads = threads;
     auto made = AdminServer::create(std::move(parts), options);
     REQUIRE_MESSAGE(made.ok(), made.status().to_string());
     server = std::move(made).value();
@@ -654,6 +655,32 @@ TEST_CASE("admin server: the event stream tells of new drafts and claims") {
   stop = true;
   f.pending(chat, "q2", "one more event to end the stream");
   reader.join();
+}
+
+TEST_CASE("admin server: event streams take at most half of the threads") {
+  AdminFixture f({}, ModerationPolicy::kAuto, 4);
+  std::atomic<bool> stop{false};
+  std::atomic<int> opened{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i) {
+    readers.emplace_back([&] {
+      auto c = f.client();
+      c.Get("/api/events", AdminFixture::bearer(f.viewer_token), [&](const char*, std::size_t) {
+        ++opened;
+        return !stop.load();
+      });
+    });
+  }
+  for (int i = 0; i < 500 && opened.load() < 2; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(opened.load() >= 2);
+  auto third = f.call("GET", "/api/events", f.viewer_token);
+  CHECK(third->status == 503);
+  CHECK(AdminFixture::error_of(third) == "unavailable");
+  // Requests are still served beside the streams.
+  CHECK(f.call("GET", "/api/queue", f.viewer_token)->status == 200);
+  stop = true;
+  f.pending(f.chat("900").id, "q", "an event to end the streams");
+  for (auto& t : readers) t.join();
 }
 
 }  // namespace

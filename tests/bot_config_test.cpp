@@ -85,7 +85,7 @@ TEST_CASE("bot config: the admin section, absent by default") {
   CHECK(c->admin->listen == "0.0.0.0:9000");
   CHECK(c->admin->session_hours == 8);
   CHECK(c->admin->secure_cookie);
-  CHECK(c->admin->threads == 8);
+  CHECK(c->admin->threads == 16);
   CHECK(parse_bot_config(R"({"admin": {}})", "", env())->admin->listen == "127.0.0.1:8080");
 }
 

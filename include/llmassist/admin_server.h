@@ -47,8 +47,10 @@ struct AdminServerOptions {
   bool secure_cookie = false;
   // Request bodies larger than this are refused with 413. Default 256 KiB.
   std::size_t max_body_bytes = 256 * 1024;
-  // Threads serving requests (each open event stream holds one). Default 8.
-  int threads = 8;
+  // Threads serving requests. A browser's connection holds one while it is kept alive (5 s
+  // idle at most), an open page's event stream holds one for as long as the page is open; at
+  // most half of the threads serve streams. Default 16.
+  int threads = 16;
   // The deployment's policy, for POST /v1/chat/handle. Default: auto.
   ModerationPolicy policy = ModerationPolicy::kAuto;
   // How long POST /v1/chat/handle waits for the model. Default 60 s.

@@ -42,7 +42,7 @@ struct AdminSection {
   std::string listen = "127.0.0.1:8080";  // host:port; only this machine by default
   int session_hours = 12;                  // how long a browser stays signed in (1..720)
   bool secure_cookie = false;              // behind an HTTPS proxy: the cookie's Secure flag
-  int threads = 8;                         // request threads; each open page's stream holds one
+  int threads = 16;                        // request threads (AdminServerOptions::threads)
 };
 
 struct BotConfig {

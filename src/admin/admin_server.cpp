@@ -514,7 +514,7 @@ struct AdminServer::Impl {
   // ---- live events ---------------------------------------------------------------------------
 
   HandlerResult events(Call& c) {
-    if (streams.load() >= std::max(1, options.threads - 2)) {
+    if (streams.load() >= std::max(1, options.threads / 2)) {
       return unavailable("too many open event streams; try again later");
     }
     std::string first;
@@ -1165,7 +1165,8 @@ Status AdminServer::start() {
     return new httplib::ThreadPool(static_cast<std::size_t>(threads));
   };
   i.server->set_payload_max_length(i.options.max_body_bytes);
-  i.server->set_keep_alive_timeout(30);
+  // An idle kept-alive connection holds a thread: let it go soon.
+  i.server->set_keep_alive_timeout(5);
   i.server->set_default_headers({{"X-Content-Type-Options", "nosniff"},
                                  {"X-Frame-Options", "DENY"},
                                  {"Referrer-Policy", "no-referrer"}});
