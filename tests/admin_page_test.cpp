@@ -28,6 +28,7 @@
 #include "support/temp_dir.h"
 
 #if defined(LLMASSIST_WEB_TESTS_DIR)
+#include "llmassist/runtime_settings.h"
 #include "llmassist/sqlite_account_store.h"
 
 using namespace llmassist;
@@ -312,6 +313,9 @@ TEST_CASE("admin page: an operator moderates in Chromium and the decisions reach
   CHECK(std::any_of(audit.begin(), audit.end(), [](const AuditEvent& e) {
     return e.action == "reject" && e.actor == "operator:alice" && e.detail.find("Too vague") != std::string::npos;
   }));
+  // The settings saved on the page are in force.
+  CHECK(read_runtime_settings(*w.store)->system_prompt ==
+        "You are the support assistant of a shoe shop.");
   // Nothing undecided went out.
   CHECK(w.sent_to(kWaiting.chat).size() <= 1);  // at most the "an operator is checking" notice
 }

@@ -16,6 +16,7 @@
 
 #include "llmassist/admin_server.h"
 #include "llmassist/openai_provider.h"
+#include "llmassist/runtime_settings.h"
 #include "llmassist/sqlite_account_store.h"
 #include "llmassist/window_memory.h"
 #include "support/mock_llm_server.h"
@@ -580,6 +581,17 @@ TEST_CASE("admin server: /v1/chat/handle answers synchronously and /v1/chat/rese
                  json{{"user_id", "u"}, {"chat_id", "c"}, {"text", ""}})
               ->status == 400);
   }
+  SUBCASE("runtime settings: the overridden prompt and policy are used") {
+    AdminFixture f(with_model);
+    REQUIRE(f.call("PATCH", "/api/settings", f.admin_token,
+                   json{{"policy", "review"}, {"system_prompt", "You answer for Acme."}})
+                ->status == 200);
+    auto asked = AdminFixture::body_of(
+        f.call("POST", "/v1/chat/handle", f.operator_token,
+               json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "Hi"}}));
+    CHECK(asked["status"] == "pending");
+    CHECK(llm.last_body()["messages"].front()["content"] == "You answer for Acme.");
+  }
   SUBCASE("review policy: the draft waits for an operator, then is there to read") {
     AdminFixture f(with_model, ModerationPolicy::kReview);
     auto asked = AdminFixture::body_of(
@@ -655,6 +667,42 @@ TEST_CASE("admin server: the event stream tells of new drafts and claims") {
   stop = true;
   f.pending(chat, "q2", "one more event to end the stream");
   reader.join();
+}
+
+TEST_CASE("admin server: an admin overrides the policy and the system prompt while the bot runs") {
+  AdminFixture f;
+  auto initial = AdminFixture::body_of(f.call("GET", "/api/settings", f.viewer_token));
+  CHECK(initial["policy"]["value"] == "auto");
+  CHECK(initial["policy"]["overridden"] == false);
+  CHECK(f.call("PATCH", "/api/settings", f.operator_token, json{{"policy", "review"}})->status ==
+        403);
+  // A bad value, or an unknown key, changes nothing — not even the good values beside it.
+  CHECK(f.call("PATCH", "/api/settings", f.admin_token,
+               json{{"system_prompt", "Be brief."}, {"policy", "sometimes"}})
+            ->status == 400);
+  CHECK(f.call("PATCH", "/api/settings", f.admin_token, json{{"colour", "blue"}})->status == 400);
+  CHECK(f.call("PATCH", "/api/settings", f.admin_token, json{{"policy", 1}})->status == 400);
+  CHECK(!read_runtime_settings(*f.store)->system_prompt);
+
+  auto changed = AdminFixture::body_of(f.call(
+      "PATCH", "/api/settings", f.admin_token,
+      json{{"policy", "review"}, {"system_prompt", "You answer for Acme."}}));
+  CHECK(changed["policy"]["value"] == "review");
+  CHECK(changed["policy"]["overridden"] == true);
+  CHECK(changed["system_prompt"]["value"] == "You answer for Acme.");
+  auto stored = read_runtime_settings(*f.store);
+  REQUIRE(stored.ok());
+  CHECK(stored->policy == ModerationPolicy::kReview);
+  CHECK(stored->system_prompt == "You answer for Acme.");
+  auto audit = f.store->list_audit({.actor = "operator:root"});
+  REQUIRE(audit->size() == 2);
+  CHECK(audit->front().action == "settings");
+
+  auto cleared = AdminFixture::body_of(
+      f.call("PATCH", "/api/settings", f.admin_token, json{{"policy", nullptr}}));
+  CHECK(cleared["policy"]["value"] == "auto");
+  CHECK(cleared["policy"]["overridden"] == false);
+  CHECK(cleared["system_prompt"]["overridden"] == true);
 }
 
 TEST_CASE("admin server: event streams take at most half of the threads") {

@@ -51,8 +51,11 @@ struct AdminServerOptions {
   // idle at most), an open page's event stream holds one for as long as the page is open; at
   // most half of the threads serve streams. Default 16.
   int threads = 16;
-  // The deployment's policy, for POST /v1/chat/handle. Default: auto.
+  // The deployment's configured policy, for POST /v1/chat/handle and GET /api/settings (a
+  // runtime override in the store wins). Default: auto.
   ModerationPolicy policy = ModerationPolicy::kAuto;
+  // The configured system prompt, shown by GET /api/settings when no override is set.
+  std::string system_prompt;
   // How long POST /v1/chat/handle waits for the model. Default 60 s.
   std::chrono::milliseconds handle_timeout{std::chrono::seconds(60)};
   // Failed sign-ins tolerated (per name and per address) before each further attempt must wait,

@@ -16,6 +16,7 @@
 #include "admin/api_router.h"
 #include "admin/web_assets.h"
 #include "core/json_views.h"
+#include "llmassist/runtime_settings.h"
 #include "llmassist/store_moderation_queue.h"
 #include "llmassist/version.h"
 
@@ -511,6 +512,50 @@ struct AdminServer::Impl {
     return ok(std::move(body));
   }
 
+  // ---- runtime settings --------------------------------------------------------------------
+
+  HandlerResult settings(Call&) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto overrides, read_runtime_settings(*parts.store));
+    const ModerationPolicy policy = overrides.policy.value_or(options.policy);
+    return ok({{"policy",
+                {{"value", policy == ModerationPolicy::kAuto ? "auto" : "review"},
+                 {"overridden", overrides.policy.has_value()}}},
+               {"system_prompt",
+                {{"value", overrides.system_prompt.value_or(options.system_prompt)},
+                 {"overridden", overrides.system_prompt.has_value()}}}});
+  }
+
+  HandlerResult change_settings(Call& c) {
+    const std::pair<const char*, RuntimeSetting> known[] = {
+        {"policy", RuntimeSetting::kPolicy}, {"system_prompt", RuntimeSetting::kSystemPrompt}};
+    for (const auto& [key, value] : c.body.items()) {
+      const bool ours = std::any_of(std::begin(known), std::end(known),
+                                    [&](const auto& k) { return key == k.first; });
+      if (!ours) return invalid_argument(fmt::format("{}: no such setting", key.substr(0, 64)));
+      if (!value.is_null() && !value.is_string()) {
+        return invalid_argument(fmt::format("{}: expected a string, or null to clear it", key));
+      }
+    }
+    // Checked first, all of them: a bad value changes nothing.
+    for (const auto& [key, setting] : known) {
+      if (!c.body.contains(key) || c.body[key].is_null()) continue;
+      const std::string value = c.body[key];
+      if (setting == RuntimeSetting::kPolicy && value != "auto" && value != "review") {
+        return invalid_argument("policy: expected auto or review");
+      }
+    }
+    for (const auto& [key, setting] : known) {
+      if (!c.body.contains(key)) continue;
+      const json& value = c.body[key];
+      LLMASSIST_RETURN_IF_ERROR(set_runtime_setting(
+          *parts.store, setting,
+          value.is_null() ? std::nullopt : std::optional<std::string>(value.get<std::string>()),
+          c.actor()));
+    }
+    log(LogLevel::kInfo, fmt::format("{} changed the settings", c.caller->account.name));
+    return settings(c);
+  }
+
   // ---- live events ---------------------------------------------------------------------------
 
   HandlerResult events(Call& c) {
@@ -927,7 +972,9 @@ struct AdminServer::Impl {
     q.lease = options.handle_timeout + seconds(30);
     LLMASSIST_RETURN_IF_ERROR(parts.store->claim_replies(q).status());
 
+    LLMASSIST_ASSIGN_OR_RETURN(auto overrides, read_runtime_settings(*parts.store));
     ContextRequest cr;
+    cr.system_prompt = overrides.system_prompt.value_or("");
     cr.chat_id = found.id;
     cr.session_id = stored.message.session_id;
     cr.upto_message_id = stored.message.id;
@@ -957,7 +1004,7 @@ struct AdminServer::Impl {
           "no provider could answer; reply {} is failed and waits for an operator",
           stored.reply_id));
     }
-    const bool review = options.policy == ModerationPolicy::kReview;
+    const bool review = overrides.policy.value_or(options.policy) == ModerationPolicy::kReview;
     ReplyChange drafted;
     drafted.from = ReplyStatus::kGenerating;
     drafted.to = review ? ReplyStatus::kPending : ReplyStatus::kApproved;
@@ -1074,6 +1121,12 @@ struct AdminServer::Impl {
          {"to", "string", false, "YYYY-MM-DD, inclusive (default: today)"}});
     add("GET", "/api/events", A::kViewer, "Live events (server-sent events)", &Impl::events);
     add("GET", "/metrics", A::kViewer, "Prometheus metrics", &Impl::metrics);
+    add("GET", "/api/settings", A::kViewer, "The settings in force", &Impl::settings);
+    add("PATCH", "/api/settings", A::kAdmin,
+        "Override settings while the bot runs (null: back to the config file's)",
+        &Impl::change_settings,
+        {{"policy", "string", false, "auto or review"},
+         {"system_prompt", "string", false, "the assistant's role"}});
     add("GET", "/api/accounts", A::kAdmin, "All accounts", &Impl::accounts);
     add("POST", "/api/accounts", A::kAdmin, "A new account", &Impl::add_account,
         {{"name", "string", true, "account name"},

@@ -101,6 +101,7 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
   options.secure_cookie = section.secure_cookie;
   options.threads = section.threads;
   options.policy = config.assistant.policy;
+  options.system_prompt = config.memory.system_prompt;
   options.logger = std::move(logger);
   return AdminServer::create(std::move(parts), options);
 }

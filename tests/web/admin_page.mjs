@@ -168,6 +168,16 @@ const steps = [
     await page.locator('#audit-rows tr', {hasText: 'Too vague'}).waitFor(WAIT);
   }],
 
+  ['an admin overrides the system prompt in the settings', async (page) => {
+    await page.locator('.tabs a[data-view="accounts"]').click();
+    const form = page.locator('#settings-form');
+    await form.locator('select[name=policy]').waitFor(WAIT);
+    assert.equal(await form.locator('select[name=policy]').inputValue(), 'review');
+    await form.locator('textarea[name=system_prompt]').fill('You are the support assistant of a shoe shop.');
+    await form.getByRole('button', {name: 'Save settings'}).click();
+    await page.locator('#notice', {hasText: 'Settings saved'}).waitFor(WAIT);
+  }],
+
   ['signs out', async (page) => {
     await page.getByRole('button', {name: 'Sign out'}).click();
     await page.locator('#signin-form').waitFor(WAIT);

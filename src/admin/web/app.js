@@ -821,6 +821,31 @@
   async function loadAccounts() {
     const data = await api('GET', '/api/accounts');
     replace($('accounts-rows'), data.items.map(accountRow));
+    showSettings(await api('GET', '/api/settings'));
+  }
+
+  function showSettings(settings) {
+    const form = $('settings-form');
+    form.policy.value = settings.policy.value;
+    form.system_prompt.value = settings.system_prompt.value;
+  }
+
+  async function saveSettings(event) {
+    event.preventDefault();
+    const form = event.target;
+    const body = {policy: form.policy.value};
+    if (form.system_prompt.value.trim()) body.system_prompt = form.system_prompt.value;
+    await act(form.querySelector('button[type=submit]'), async () => {
+      showSettings(await api('PATCH', '/api/settings', body));
+      notify('Settings saved; the bot uses them from now on.');
+    });
+  }
+
+  async function resetSettings(event) {
+    await act(event.target, async () => {
+      showSettings(await api('PATCH', '/api/settings', {policy: null, system_prompt: null}));
+      notify('Back to the config file\'s settings.');
+    });
   }
 
   function accountRow(account) {
@@ -918,6 +943,8 @@
     $('chats-more').addEventListener('click', (event) => act(event.target, () => searchChats(true)));
     $('audit-more').addEventListener('click', (event) => act(event.target, () => loadAudit(false)));
     $('account-form').addEventListener('submit', addAccount);
+    $('settings-form').addEventListener('submit', saveSettings);
+    $('settings-reset').addEventListener('click', resetSettings);
     $('token-form').addEventListener('submit', addToken);
     window.addEventListener('hashchange', route);
     document.addEventListener('keydown', onKey);
