@@ -257,6 +257,8 @@ struct AdminServer::Impl {
   std::atomic<int> streams{0};
   std::mutex queue_mu;
   json queue_snapshot;  // the last `queue` event's data
+  std::mutex stop_mu;   // with stop_cv: the watcher's pauses end at stop()
+  std::condition_variable stop_cv;
 
   Impl(AdminServerParts p, AdminServerOptions o)
       : parts(std::move(p)),
@@ -607,21 +609,27 @@ struct AdminServer::Impl {
   }
 
   // Follows the store: a `queue` event when the drafts awaiting a decision change, a `change`
-  // event (at most every 500 ms) on other commits; and delivers the API channel's approved
-  // answers.
+  // event on other commits; and delivers the API channel's approved answers. A burst of commits
+  // is looked at once per kCoalesce, however many there are.
   void watch() {
+    constexpr milliseconds kCoalesce{250};
     std::uint64_t seen = 0;
+    bool dirty = false;
     auto last_look = std::chrono::steady_clock::time_point{};
-    auto last_change = std::chrono::steady_clock::time_point{};
     while (!stopping.load()) {
       const std::uint64_t generation = parts.store->wait_for_change(seen, milliseconds(500));
       if (stopping.load()) break;
-      const bool changed = generation != seen;
+      dirty = dirty || generation != seen;
       seen = generation;
-      const auto now = std::chrono::steady_clock::now();
+      const auto since = std::chrono::steady_clock::now() - last_look;
       // Claims run out without a commit: look again now and then.
-      if (!changed && now - last_look < seconds(5)) continue;
-      last_look = now;
+      if (!dirty && since < seconds(5)) continue;
+      if (since < kCoalesce) {
+        std::unique_lock lock(stop_mu);
+        stop_cv.wait_for(lock, kCoalesce - since, [&] { return stopping.load(); });
+        continue;
+      }
+      last_look = std::chrono::steady_clock::now();
       json snapshot = current_queue();
       if (snapshot.is_null()) continue;
       bool queue_changed = false;
@@ -632,13 +640,12 @@ struct AdminServer::Impl {
           queue_changed = true;
         }
       }
-      if (queue_changed) {
-        hub.publish("queue", snapshot);
-      } else if (changed && now - last_change >= milliseconds(500)) {
+      if (queue_changed) hub.publish("queue", snapshot);
+      if (dirty) {
         hub.publish("change", {{"generation", generation}});
-        last_change = now;
+        deliver_api_answers();
       }
-      if (changed) deliver_api_answers();
+      dirty = false;
     }
   }
 
@@ -1262,7 +1269,11 @@ Status AdminServer::start() {
 void AdminServer::stop() {
   Impl& i = *impl_;
   if (!i.server) return;
-  i.stopping = true;
+  {
+    std::lock_guard lock(i.stop_mu);
+    i.stopping = true;
+  }
+  i.stop_cv.notify_all();
   i.hub.stop();
   if (i.watcher.joinable()) i.watcher.join();
   i.server->stop();

@@ -171,8 +171,9 @@ const steps = [
   ['an admin overrides the system prompt in the settings', async (page) => {
     await page.locator('.tabs a[data-view="accounts"]').click();
     const form = page.locator('#settings-form');
-    await form.locator('select[name=policy]').waitFor(WAIT);
-    assert.equal(await form.locator('select[name=policy]').inputValue(), 'review');
+    // The bot runs in review: the form shows it once the settings have loaded.
+    await page.waitForFunction(
+      () => document.querySelector('#settings-form select[name=policy]').value === 'review', null, WAIT);
     await form.locator('textarea[name=system_prompt]').fill('You are the support assistant of a shoe shop.');
     await form.getByRole('button', {name: 'Save settings'}).click();
     await page.locator('#notice', {hasText: 'Settings saved'}).waitFor(WAIT);
