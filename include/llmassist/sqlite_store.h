@@ -41,7 +41,7 @@ struct SqliteStoreOptions {
 };
 
 // The schema version this build writes. A database with a newer one is refused.
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 // Opens (creating or migrating) the database. Errors: kInvalidArgument for an empty or in-memory
 // path,

@@ -702,8 +702,8 @@ class SqliteStore final : public MessageStore {
         "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
         "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
-        "     AND p.id < r.id AND p.status IN "
-        "     ('new', 'generating', 'pending', 'approved', 'rejected'))) "
+        "     AND p.status IN ('new', 'generating', 'pending', 'approved', 'rejected') "
+        "     AND p.id < r.id)) "
         "ORDER BY r.id LIMIT ?7";
     auto s = c.prepare(q.chat_id
                            ? fmt::format("SELECT r.id FROM replies r WHERE r.chat_id = ?5 "
