@@ -214,6 +214,16 @@ class SqliteStore final : public MessageStore {
     if (info.channel.empty() || info.external_id.empty()) {
       return invalid_argument("a chat needs a channel and an external id");
     }
+    // Most calls find the chat as it is (every inbound message upserts its chat): a read, which
+    // costs no commit.
+    auto known = read<Chat>([&](Connection& c) {
+      return find_chat_in(c, info.channel, info.external_id);
+    });
+    if (known.ok() && (info.title.empty() || info.title == known->title) &&
+        (info.username.empty() || info.username == known->username)) {
+      return known;
+    }
+    if (!known.ok() && known.status().code() != StatusCode::kNotFound) return known.status();
     return write<Chat>([&](Connection& c) -> Result<Chat> {
       const std::int64_t now = now_ms();
       auto up = c.prepare(
