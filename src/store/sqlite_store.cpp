@@ -1,6 +1,11 @@
 // The SQLite MessageStore. Every public method is one transaction on a pooled connection:
 // writers use BEGIN IMMEDIATE, so compare-and-set reads and the writes that depend on them are
 // serialized by SQLite's write lock across threads and processes alike.
+//
+// Group commit: writes from threads that call at the same time share one commit (one fsync).
+// The first caller in the queue runs everyone's writes, each inside its own savepoint (so each
+// stays all-or-nothing and one that fails leaves the others alone), commits once, and only then
+// do the callers return: a call still returns only after its effect is durable.
 #include "llmassist/sqlite_store.h"
 
 #include <fmt/chrono.h>
@@ -10,6 +15,8 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <type_traits>
@@ -639,22 +646,83 @@ class SqliteStore final : public MessageStore {
  private:
   // ---- transaction plumbing ----------------------------------------------------------------
 
-  // Runs `body` in a write transaction and commits when it succeeds. Waiters on
-  // wait_for_change() are woken only when rows changed: a transaction that found nothing to do
-  // (a claim of an empty queue) must not wake a worker that would then look again at once.
+  // One caller's write, queued for a group commit. Lives on the caller's stack; the caller waits
+  // until `done`.
+  struct PendingWrite {
+    std::function<Status(Connection&)> body;
+    Status status;      // the body's outcome, or the commit's error
+    bool done = false;  // guarded by write_mu_
+  };
+
+  // Runs `body` in a write transaction, all or nothing, and returns once it is committed. Calls
+  // made at the same time from other threads may share the transaction (see the top).
   template <typename T, typename Body>
   Result<T> write(Body&& body) {
+    std::optional<Result<T>> result;
+    PendingWrite w;
+    w.body = [&](Connection& c) -> Status {
+      result.emplace(body(c));
+      return result->status();
+    };
+    run_write(w);
+    if (!result || (result->ok() && !w.status.ok())) return w.status;  // the commit failed
+    return std::move(*result);
+  }
+
+  // Queues `w`; the caller at the head of the queue commits what has accumulated.
+  void run_write(PendingWrite& w) {
+    std::unique_lock lock(write_mu_);
+    writers_.push_back(&w);
+    write_turn_.wait(lock, [&] { return w.done || writers_.front() == &w; });
+    if (w.done) return;
+    const std::size_t n = std::min(writers_.size(), kMaxGroup);
+    std::vector<PendingWrite*> group(writers_.begin(), writers_.begin() + static_cast<long>(n));
+    lock.unlock();
+    commit_group(group);
+    lock.lock();
+    for (std::size_t i = 0; i < n; ++i) {
+      writers_.front()->done = true;
+      writers_.pop_front();
+    }
+    write_turn_.notify_all();
+  }
+
+  // Runs the writes of `group` in one transaction, each in a savepoint when there are several.
+  // Waiters on wait_for_change() are woken only when rows changed: a transaction that found
+  // nothing to do (a claim of an empty queue) must not wake a worker that would look again.
+  void commit_group(const std::vector<PendingWrite*>& group) {
+    auto fail_all = [&](const Status& s) {
+      for (PendingWrite* w : group) w->status = s;
+    };
     auto conn = pool_.acquire();
-    if (!conn.ok()) return conn.status();
-    auto txn = Transaction::begin(**conn, Transaction::Kind::kWrite);
-    if (!txn.ok()) return txn.status();
-    const int before = sqlite3_total_changes((*conn)->handle());
-    Result<T> result = body(**conn);
-    if (!result.ok()) return result;
-    const bool changed = sqlite3_total_changes((*conn)->handle()) != before;
-    LLMASSIST_RETURN_IF_ERROR(txn->commit());
+    if (!conn.ok()) return fail_all(conn.status());
+    Connection& c = **conn;
+    auto txn = Transaction::begin(c, Transaction::Kind::kWrite);
+    if (!txn.ok()) return fail_all(txn.status());
+    const int before = sqlite3_total_changes(c.handle());
+    const bool alone = group.size() == 1;
+    bool any = false;
+    for (PendingWrite* w : group) {
+      if (!alone) {
+        if (Status s = c.exec("SAVEPOINT w"); !s.ok()) return fail_all(s);
+      }
+      w->status = w->body(c);
+      if (!alone) {
+        // A failed write is undone alone; the savepoint is released either way.
+        Status s = w->status.ok() ? c.exec("RELEASE w") : c.exec("ROLLBACK TO w; RELEASE w");
+        if (!s.ok()) return fail_all(s);
+      }
+      any = any || w->status.ok();
+    }
+    if (!any) return;  // nothing to commit: the transaction rolls back
+    const bool changed = sqlite3_total_changes(c.handle()) != before;
+    if (Status s = txn->commit(); !s.ok()) {
+      for (PendingWrite* w : group) {
+        if (w->status.ok()) w->status = s;
+      }
+      return;
+    }
     if (changed) notify_change();
-    return result;
   }
 
   template <typename Body>
@@ -1071,6 +1139,12 @@ class SqliteStore final : public MessageStore {
   const std::shared_ptr<Clock> clock_;
   const std::shared_ptr<Logger> logger_;
   ConnectionPool pool_;
+
+  // Writes share a commit: at most this many per transaction.
+  static constexpr std::size_t kMaxGroup = 128;
+  std::mutex write_mu_;
+  std::condition_variable write_turn_;
+  std::deque<PendingWrite*> writers_;  // guarded by write_mu_; the head commits
 
   std::mutex watch_mu_;
   std::condition_variable changed_;
