@@ -414,9 +414,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       ++counters.sent;
     } else if (result.status().code() == StatusCode::kPermissionDenied) {
+      // The reply first: whoever sees the chat blocked sees its undeliverable answer too.
+      mark_undeliverable(reply, result.status().message());
       failed(parts.store->set_chat_blocked(reply.chat_id, true), "marking a chat blocked");
-      give_up_send(reply, result.status().message());
-      return;
     } else if (result.status().code() == StatusCode::kCancelled) {
       failed(parts.store->release_claim(reply.id, worker), "releasing an answer");
     } else if (reply.send_attempts + 1 >= options.max_send_attempts ||
@@ -446,6 +446,11 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   }
 
   void give_up_send(const Reply& reply, const std::string& why) {
+    mark_undeliverable(reply, why);
+    finish_send(reply);
+  }
+
+  void mark_undeliverable(const Reply& reply, const std::string& why) {
     ReplyChange change;
     change.from = ReplyStatus::kApproved;
     change.to = ReplyStatus::kFailed;
@@ -456,7 +461,6 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.detail = why;
     failed(parts.store->transition_reply(reply.id, change), "giving up an answer");
     log(LogLevel::kWarning, fmt::format("reply {} not delivered: {}", reply.id, why));
-    finish_send(reply);
   }
 
   // ---- inbound -----------------------------------------------------------------------------
