@@ -123,7 +123,7 @@ struct ClaimRequest {
   std::chrono::milliseconds lease{std::chrono::seconds(120)};
   int limit = 1;                       // how many at most, oldest first
   std::optional<ReplyId> reply_id;     // claim this one only (kAborted when another holds it)
-  std::optional<ChatId> chat_id;       // only from this chat
+  std::vector<ChatId> chat_ids;        // only from these chats; empty: from any
   // Only replies whose next_attempt_at has come (retry backoff); false ignores it.
   bool due_only = true;
   // Only the oldest unfinished reply of each chat (none in new/generating/pending/approved/

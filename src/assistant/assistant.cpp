@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 namespace llmassist {
 namespace {
@@ -103,13 +104,12 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_scan >= options.rescan_interval) {
         last_scan = now;
-        start_drafts(std::nullopt);
-        start_sends(std::nullopt);
-      } else {
-        for (ChatId chat : chats) {
-          start_drafts(chat);
-          start_sends(chat);
-        }
+        start_drafts({});
+        start_sends({});
+      } else if (!chats.empty()) {
+        const std::vector<ChatId> these(chats.begin(), chats.end());
+        start_drafts(these);
+        start_sends(these);
       }
     }
   }
@@ -130,8 +130,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_recovery < options.lease_renewal) return;
     last_recovery = now;
-    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries),
-                    std::nullopt);
+    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries), {});
   }
 
   int free_draft_slots() const {
@@ -139,12 +138,14 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return options.max_concurrent_drafts - static_cast<int>(drafting.size());
   }
 
-  void start_drafts(std::optional<ChatId> chat) {
-    claim_and_draft(ReplyStatus::kNew, worker, chat);
-    claim_and_draft(ReplyStatus::kRejected, worker, chat);
+  // `chats`: only these chats' replies; empty: any chat's.
+  void start_drafts(const std::vector<ChatId>& chats) {
+    claim_and_draft(ReplyStatus::kNew, worker, chats);
+    claim_and_draft(ReplyStatus::kRejected, worker, chats);
   }
 
-  void claim_and_draft(ReplyStatus from, const std::string& who, std::optional<ChatId> chat) {
+  void claim_and_draft(ReplyStatus from, const std::string& who,
+                       const std::vector<ChatId>& chats) {
     const int free = free_draft_slots();
     if (free <= 0) return;
     ClaimRequest q;
@@ -154,7 +155,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = options.lease_renewal * 3;
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
-    q.chat_id = chat;
+    q.chat_ids = chats;
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming replies to draft")) return;
     for (auto& reply : *claimed) draft(std::move(reply));
@@ -340,7 +341,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- the outbox --------------------------------------------------------------------------
 
-  void start_sends(std::optional<ChatId> chat) {
+  void start_sends(const std::vector<ChatId>& chats) {
     int free = 0;
     {
       std::lock_guard lock(mu);
@@ -353,7 +354,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = std::chrono::minutes(2);
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
-    q.chat_id = chat;
+    q.chat_ids = chats;
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming answers to send")) return;
     for (auto& reply : *claimed) send(std::move(reply));
@@ -734,7 +735,7 @@ Status Assistant::start() {
   i.stopping = false;
   // A previous run of this instance may have died mid-draft: its claims carry our name, so they
   // are ours to take again at once rather than after their lease.
-  i.claim_and_draft(ReplyStatus::kGenerating, i.worker, std::nullopt);
+  i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
   i.pump = std::thread([impl = impl_] { impl->run(); });
   Status s = i.parts.transport->start(
       [weak = std::weak_ptr<Impl>(impl_)](const InboundEvent& e) -> Status {

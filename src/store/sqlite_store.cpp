@@ -773,27 +773,37 @@ class SqliteStore final : public MessageStore {
 
   // ---- statements used inside transactions -------------------------------------------------
 
-  // The replies `q` may claim now, oldest first. With a chat, the chat's index serves the query
-  // (cheap however many replies wait elsewhere); without one, the status index.
+  // The replies `q` may claim now, oldest first. With chats, each chat's index serves the query
+  // (cheap however many replies wait elsewhere); without, the status index.
   Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
-    static constexpr const char* kConditions =
+    static constexpr std::string_view kConditions =
         "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
         "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
         "     AND p.status IN ('new', 'generating', 'pending', 'approved', 'rejected') "
         "     AND p.id < r.id)) "
         "ORDER BY r.id LIMIT ?7";
-    auto s = c.prepare(q.chat_id
-                           ? fmt::format("SELECT r.id FROM replies r WHERE r.chat_id = ?5 "
-                                         "AND r.status = ?1 {}",
-                                         kConditions)
-                           : fmt::format("SELECT r.id FROM replies r WHERE r.status = ?1 "
-                                         "AND ?5 IS NULL {}",
-                                         kConditions));
+    static const std::string kOfChat = fmt::format(
+        "SELECT r.id FROM replies r WHERE r.chat_id = ?5 AND r.status = ?1 {}", kConditions);
+    static const std::string kOfAll = fmt::format(
+        "SELECT r.id FROM replies r WHERE r.status = ?1 AND ?5 IS NULL {}", kConditions);
+    auto s = c.prepare(q.chat_ids.empty() ? kOfAll : kOfChat);
     if (!s.ok()) return s.status();
-    s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, q.chat_id,
-            q.head_of_chat_only ? 1 : 0, q.limit);
-    return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
+    auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<ReplyId>> {
+      s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, chat,
+              q.head_of_chat_only ? 1 : 0, q.limit);
+      return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
+    };
+    if (q.chat_ids.empty()) return run(std::nullopt);
+    std::vector<ReplyId> out;
+    for (ChatId chat : q.chat_ids) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto ids, run(chat));
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    out.resize(std::min(out.size(), static_cast<std::size_t>(q.limit)));
+    return out;
   }
 
   Result<Chat> get_chat_in(Connection& c, ChatId id) {
