@@ -198,7 +198,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       return;
     }
     auto ticker = std::make_shared<Ticker>();
-    tick(ticker, reply, chat->external_id, std::chrono::milliseconds(0));
+    schedule_tick(options.typing_delay, ticker, reply, chat->external_id,
+                  options.typing_delay);
     CompletionRequest request;
     request.messages = std::move(context->messages);
     request.cancel = token;
@@ -225,11 +226,18 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       failed(parts.store->transition_reply(reply.id, renew), "renewing a draft's claim");
       since_renewal = std::chrono::milliseconds(0);
     }
-    const auto next = since_renewal + options.typing_interval;
-    scheduler->schedule(options.typing_interval,
-                        [weak = weak_from_this(), ticker, reply, external_id, next] {
-                          if (auto self = weak.lock()) self->tick(ticker, reply, external_id, next);
-                        });
+    schedule_tick(options.typing_interval, ticker, reply, external_id,
+                  since_renewal + options.typing_interval);
+  }
+
+  // The next tick(), in `delay`; `since_renewal` is then the time since the lease was renewed.
+  void schedule_tick(std::chrono::milliseconds delay, const std::shared_ptr<Ticker>& ticker,
+                     const Reply& reply, const std::string& external_id,
+                     std::chrono::milliseconds since_renewal) {
+    scheduler->schedule(delay, [weak = weak_from_this(), ticker, reply, external_id,
+                                since_renewal] {
+      if (auto self = weak.lock()) self->tick(ticker, reply, external_id, since_renewal);
+    });
   }
 
   // kAnswerTogether: the later questions of the chat, still `new`, are answered by this reply.
