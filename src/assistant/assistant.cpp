@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -494,52 +495,115 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return Status();
   }
 
-  Status on_message(const InboundEvent& e) {
+  // Events in a row that are questions for the assistant are stored in one transaction (one
+  // commit for a whole page of getUpdates); anything else is handled on its own, in order.
+  InboundAck on_events(std::span<const InboundEvent> events) {
+    std::size_t done = 0;
+    while (done < events.size()) {
+      std::vector<Incoming> questions;
+      Status status;
+      for (std::size_t i = done; i < events.size() && is_user_message(events[i]); ++i) {
+        auto in = read_message(events[i]);
+        if (!in.ok()) {
+          status = in.status();
+          break;
+        }
+        if (!in->message.open_reply) break;
+        questions.push_back(std::move(in).value());
+      }
+      if (questions.empty()) {
+        if (status.ok()) status = on_event(events[done]);
+        if (!status.ok()) return {done, status};
+        ++done;
+        continue;
+      }
+      std::vector<InboundMessage> messages;
+      messages.reserve(questions.size());
+      for (const auto& q : questions) messages.push_back(q.message);
+      auto stored = parts.store->append_inbound(messages);
+      if (!stored.ok()) return {done, stored.status()};
+      for (std::size_t k = 0; k < questions.size(); ++k) after_stored(questions[k], (*stored)[k]);
+      done += questions.size();
+    }
+    return {done, Status()};
+  }
+
+  bool is_user_message(const InboundEvent& e) const {
+    return e.kind == InboundKind::kMessage &&
+           (options.operator_chat_id.empty() || e.chat_external_id != options.operator_chat_id);
+  }
+
+  // A user's message, read for storing: its chat and what it asks for.
+  struct Incoming {
+    const InboundEvent* event = nullptr;
+    Chat chat;
+    InboundMessage message;
+    bool start = false;  // /start
+    bool human = false;  // /human
+    bool back = false;   // /bot, in operator mode
+  };
+
+  Result<Incoming> read_message(const InboundEvent& e) {
+    Incoming in;
+    in.event = &e;
     LLMASSIST_ASSIGN_OR_RETURN(
-        Chat chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
-                                             e.chat_title.empty() ? e.user_name : e.chat_title,
-                                             e.username}));
-    if (chat.blocked) {  // writing again means they unblocked the bot
-      LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(chat.id, false));
+        in.chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
+                                           e.chat_title.empty() ? e.user_name : e.chat_title,
+                                           e.username}));
+    if (in.chat.blocked) {  // writing again means they unblocked the bot
+      LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(in.chat.id, false));
+      in.chat.blocked = false;
     }
     const std::string text = trim(e.text);
-    InboundMessage m;
-    m.chat_id = chat.id;
+    InboundMessage& m = in.message;
+    m.chat_id = in.chat.id;
     m.text = text.empty() && !e.media.empty() ? fmt::format("[{}]", e.media) : e.text;
     m.author = e.user_name;
     m.dedup_key = e.dedup_key;
     m.transport_message_id = e.message_id;
     m.sent_at = e.sent_at == Timestamp{} ? std::optional<Timestamp>() : e.sent_at;
+    in.start = is_command(text, "/start");
+    in.human = is_command(text, "/human");
+    in.back = is_command(text, "/bot") && in.chat.mode == ChatMode::kOperator;
+    m.open_reply = !in.start && !in.human && !in.back && !text.empty() &&
+                   in.chat.mode == ChatMode::kBot;
+    return in;
+  }
 
-    const bool start = is_command(text, "/start");
-    const bool human = is_command(text, "/human");
-    const bool back = is_command(text, "/bot") && chat.mode == ChatMode::kOperator;
-    if (start) LLMASSIST_RETURN_IF_ERROR(parts.store->restart_session(chat.id).status());
-    m.open_reply = !start && !human && !back && !text.empty() && chat.mode == ChatMode::kBot;
-    LLMASSIST_ASSIGN_OR_RETURN(InboundResult stored, append_inbound(*parts.store, m));
+  Status on_message(const InboundEvent& e) {
+    LLMASSIST_ASSIGN_OR_RETURN(Incoming in, read_message(e));
+    if (in.start) LLMASSIST_RETURN_IF_ERROR(parts.store->restart_session(in.chat.id).status());
+    LLMASSIST_ASSIGN_OR_RETURN(InboundResult stored, append_inbound(*parts.store, in.message));
+    after_stored(in, stored);
+    return Status();
+  }
+
+  // What a stored message asks for: an answer, a command, the operators' attention.
+  void after_stored(const Incoming& in, const InboundResult& stored) {
     {
       std::lock_guard lock(mu);
       ++(stored.duplicate ? counters.duplicates : counters.inbound);
     }
-    if (stored.duplicate) return Status();  // handled when it first came
+    if (stored.duplicate) return;  // handled when it first came
+    const Chat& chat = in.chat;
     if (stored.reply_id != 0) touch(chat.id);
     parts.memory->observe(stored.message);
 
-    if (start) {
+    const std::string& user = in.event->user_id;
+    if (in.start) {
       notify(chat, options.texts.welcome);
-    } else if (human) {
-      handoff(chat, "user:" + e.user_id);
-    } else if (back) {
-      handback(chat, "user:" + e.user_id);
+    } else if (in.human) {
+      handoff(chat, "user:" + user);
+    } else if (in.back) {
+      handback(chat, "user:" + user);
     } else if (chat.mode == ChatMode::kOperator) {
       post_to_operators(fmt::format("💬 {}: {}\n(Reply to this message to answer; send /bot in "
                                     "your reply to hand the chat back.)",
-                                    describe(chat), m.text),
+                                    describe(chat), in.message.text),
                         fmt::format("chat:{}", chat.id), {});
-    } else if (m.open_reply && options.policy == ModerationPolicy::kReview) {
+    } else if (in.message.open_reply && options.policy == ModerationPolicy::kReview) {
       notify(chat, options.texts.review_notice);
     }
-    return Status();
   }
 
   Status on_user_callback(const InboundEvent& e) {
@@ -746,10 +810,10 @@ Status Assistant::start() {
   i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
   i.pump = std::thread([impl = impl_] { impl->run(); });
   Status s = i.parts.transport->start(
-      [weak = std::weak_ptr<Impl>(impl_)](const InboundEvent& e) -> Status {
+      [weak = std::weak_ptr<Impl>(impl_)](std::span<const InboundEvent> events) -> InboundAck {
         auto self = weak.lock();
-        if (!self) return cancelled("the assistant is gone");
-        return self->on_event(e);
+        if (!self) return {0, cancelled("the assistant is gone")};
+        return self->on_events(events);
       });
   if (!s.ok()) {
     {
