@@ -129,6 +129,10 @@ struct ClaimRequest {
   // Only the oldest unfinished reply of each chat (none in new/generating/pending/approved/
   // rejected before it), so that a chat's answers are produced in order.
   bool head_of_chat_only = false;
+  // Also replies `worker` holds itself under a lease not yet run out: a restarted worker taking
+  // over what its previous run held. False: only free replies and those whose lease ran out, so
+  // that a running worker is never handed again what it is still working on.
+  bool retake_own = true;
 };
 
 // A compare-and-set change of one reply. Fields left empty are not changed.

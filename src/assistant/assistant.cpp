@@ -350,7 +350,10 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- the outbox --------------------------------------------------------------------------
 
-  void start_sends(const std::vector<ChatId>& chats) {
+  // `retake_own`: also the answers this instance's name holds (a previous run's, at start-up).
+  // Otherwise never: an answer this process is sending is held under its name, and claiming it
+  // again could send it twice.
+  void start_sends(const std::vector<ChatId>& chats, bool retake_own = false) {
     int free = 0;
     {
       std::lock_guard lock(mu);
@@ -364,6 +367,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
     q.chat_ids = chats;
+    q.retake_own = retake_own;
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming answers to send")) return;
     for (auto& reply : *claimed) send(std::move(reply));
@@ -805,9 +809,10 @@ Status Assistant::start() {
   Impl& i = *impl_;
   if (i.pump.joinable()) return failed_precondition("the assistant is already running");
   i.stopping = false;
-  // A previous run of this instance may have died mid-draft: its claims carry our name, so they
-  // are ours to take again at once rather than after their lease.
+  // A previous run of this instance may have died mid-draft or mid-send: its claims carry our
+  // name, so they are ours to take again at once rather than after their lease.
   i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
+  i.start_sends({}, /*retake_own=*/true);
   i.pump = std::thread([impl = impl_] { impl->run(); });
   Status s = i.parts.transport->start(
       [weak = std::weak_ptr<Impl>(impl_)](std::span<const InboundEvent> events) -> InboundAck {

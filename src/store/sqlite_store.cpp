@@ -777,7 +777,8 @@ class SqliteStore final : public MessageStore {
   // (cheap however many replies wait elsewhere); without, the status index.
   Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
     static constexpr std::string_view kConditions =
-        "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
+        "AND (r.claimed_by = '' OR (?8 = 1 AND r.claimed_by = ?2) "
+        "     OR coalesce(r.lease_until, 0) <= ?3) "
         "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
         "     AND p.status IN ('new', 'generating', 'pending', 'approved', 'rejected') "
@@ -791,7 +792,7 @@ class SqliteStore final : public MessageStore {
     if (!s.ok()) return s.status();
     auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<ReplyId>> {
       s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, chat,
-              q.head_of_chat_only ? 1 : 0, q.limit);
+              q.head_of_chat_only ? 1 : 0, q.limit, q.retake_own ? 1 : 0);
       return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
     };
     if (q.chat_ids.empty()) return run(std::nullopt);
