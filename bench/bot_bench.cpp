@@ -11,7 +11,8 @@
 // Each answer is drafted with the chat's recent messages (window 8) as context, stored, sent and
 // recorded, as in production. The database is synchronous=FULL (the default) unless --normal.
 //
-// Usage: llmassist-bench-bot [--messages N] [--chats N] [--normal]
+// Usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--bot PATH]
+// --bot runs another build of llmassist-bot (to compare two builds on the same machine state).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
@@ -86,6 +87,12 @@ struct Run {
   long peak_rss_kb = 0;
 };
 
+// What a run varies.
+struct Options {
+  bool normal_sync = false;
+  std::string bot = LLMASSIST_BOT_BINARY;
+};
+
 // Starts a bot on a fresh database; `llm_delay` for the mock LLM.
 struct Setup {
   std::filesystem::path dir;
@@ -93,7 +100,7 @@ struct Setup {
   DelayingServer llm;
   BotProcess bot;
 
-  Setup(std::chrono::milliseconds llm_delay, bool normal_sync)
+  Setup(std::chrono::milliseconds llm_delay, const Options& options)
       : llm(llm_delay, kAnswer, "application/json") {
     char pattern[] = "/tmp/llmassist-bench-bot-XXXXXX";
     dir = ::mkdtemp(pattern);
@@ -109,12 +116,12 @@ struct Setup {
          nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
                                  {"base_url", fmt::format("http://127.0.0.1:{}/v1", llm.port())},
                                  {"model", "mock"}, {"retries", 0}}})}};
-    if (normal_sync) config["database_sync"] = "normal";
+    if (options.normal_sync) config["database_sync"] = "normal";
     std::ofstream(dir / "bot.json") << config.dump();
     const std::string config_path = (dir / "bot.json").string();
     const std::string log = (dir / "bot.log").string();
     const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    const char* argv[] = {LLMASSIST_BOT_BINARY, "--config", config_path.c_str(), nullptr};
+    const char* argv[] = {options.bot.c_str(), "--config", config_path.c_str(), nullptr};
     bot.pid = ::fork();
     if (bot.pid == 0) {
       ::dup2(out, 1);
@@ -136,8 +143,8 @@ struct Setup {
   }
 };
 
-Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, bool normal_sync) {
-  Setup s(llm_delay, normal_sync);
+Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, const Options& options) {
+  Setup s(llm_delay, options);
   const double cpu_before = cpu_ms(s.bot.pid);
   const auto start = Steady::now();
   for (int i = 0; i < messages; ++i) {
@@ -160,8 +167,8 @@ Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, bool nor
   return r;
 }
 
-void latency(int chats, bool normal_sync) {
-  Setup s(0ms, normal_sync);
+void latency(int chats, const Options& options) {
+  Setup s(0ms, options);
   std::vector<double> added;
   std::int64_t id = 50000;
   for (int i = 0; i < 300; ++i) {
@@ -185,7 +192,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int messages = 2000;
   int chats = 100;
-  bool normal = false;
+  Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--messages" && i + 1 < argc) {
@@ -193,21 +200,23 @@ int main(int argc, char** argv) {
     } else if (a == "--chats" && i + 1 < argc) {
       chats = std::atoi(argv[++i]);
     } else if (a == "--normal") {
-      normal = true;
+      options.normal_sync = true;
+    } else if (a == "--bot" && i + 1 < argc) {
+      options.bot = argv[++i];
     } else {
-      fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal]\n");
+      fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--bot PATH]\n");
       return 2;
     }
   }
   fmt::print("llmassist-bot, auto policy, {} messages from {} chats, synchronous={}\n", messages,
-             chats, normal ? "NORMAL" : "FULL");
+             chats, options.normal_sync ? "NORMAL" : "FULL");
   for (auto delay : {0ms, 100ms}) {
-    const Run r = burst(messages, chats, delay, normal);
+    const Run r = burst(messages, chats, delay, options);
     fmt::print("LLM at {} ms: {:.0f} msgs/s ({} in {:.2f} s), bot CPU {:.3f} ms per message, "
                "peak RSS {:.1f} MiB\n",
                delay.count(), messages / r.seconds, messages, r.seconds, r.cpu_ms_per_message,
                r.peak_rss_kb / 1024.0);
   }
-  latency(chats, normal);
+  latency(chats, options);
   return 0;
 }

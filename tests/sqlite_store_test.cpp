@@ -456,6 +456,29 @@ TEST_CASE("sqlite store: a claim by channel takes only that channel's replies") 
   CHECK(got->front().id == from_api.reply_id);
 }
 
+TEST_CASE("sqlite store: a worker's own live claim is retaken only when it asks for that") {
+  Fixture f;
+  auto chat = f.chat();
+  auto q = f.ask(chat.id, "q");
+  f.claim_generating(q.reply_id);
+  f.draft(q.reply_id, "a", ReplyStatus::kApproved);
+  ClaimRequest outbox;
+  outbox.status = ReplyStatus::kApproved;
+  outbox.worker = "bot:a";
+  outbox.lease = 2min;
+  REQUIRE(f.store->claim_replies(outbox)->size() == 1);
+  // Running, the worker is not handed back what it is sending...
+  outbox.retake_own = false;
+  CHECK(f.store->claim_replies(outbox)->empty());
+  // ...restarted under the same name, it takes over at once...
+  outbox.retake_own = true;
+  CHECK(f.store->claim_replies(outbox)->size() == 1);
+  // ...and a claim whose lease ran out is anybody's again.
+  f.clock->advance(3min);
+  outbox.retake_own = false;
+  CHECK(f.store->claim_replies(outbox)->size() == 1);
+}
+
 TEST_CASE("sqlite store: concurrent claimers on many threads claim each reply exactly once") {
   Fixture f;
   auto chat = f.chat();

@@ -40,15 +40,19 @@ using llmassist::testing::CapturingLogger;
 class Inbox {
  public:
   InboundHandler handler() {
-    return [this](const InboundEvent& e) {
+    return [this](std::span<const InboundEvent> events) -> InboundAck {
       std::lock_guard lock(mu_);
-      seen_.push_back(e);
-      cv_.notify_all();
-      if (fail_dedup_keys_.erase(e.dedup_key) > 0) {
-        return unavailable("test: the store is down for " + e.dedup_key);
+      batch_sizes_.push_back(events.size());
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        const InboundEvent& e = events[i];
+        seen_.push_back(e);
+        cv_.notify_all();
+        if (fail_dedup_keys_.erase(e.dedup_key) > 0) {
+          return {i, unavailable("test: the store is down for " + e.dedup_key)};
+        }
+        accepted_.push_back(e);
       }
-      accepted_.push_back(e);
-      return Status();
+      return {events.size(), Status()};
     };
   }
   void fail_once(const std::string& dedup_key) {
@@ -69,12 +73,18 @@ class Inbox {
     std::lock_guard lock(mu_);
     return accepted_;
   }
+  // How many events each call of the handler was given.
+  std::vector<std::size_t> batch_sizes() const {
+    std::lock_guard lock(mu_);
+    return batch_sizes_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<InboundEvent> seen_;
   std::vector<InboundEvent> accepted_;
+  std::vector<std::size_t> batch_sizes_;
   std::set<std::string> fail_dedup_keys_;
 };
 
@@ -178,6 +188,9 @@ TEST_CASE("telegram transport: polling delivers in order and confirms only what 
 
   CHECK(inbox.seen_keys() ==
         std::vector<std::string>{"telegram:10", "telegram:11", "telegram:11", "telegram:12"});
+  // A page of updates goes to the handler in one call (to be stored in one transaction); after
+  // the failure, what was not taken comes again.
+  CHECK(inbox.batch_sizes() == std::vector<std::size_t>{3, 2});
   const auto accepted = inbox.accepted();
   REQUIRE(accepted.size() == 3);
   CHECK(accepted[0].text == "first");

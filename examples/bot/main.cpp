@@ -2,6 +2,7 @@
 // answers from the shipped knowledge base), runs until SIGINT or SIGTERM, then stops gracefully.
 #include <llmassist/bot.h>
 #include <llmassist/version.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <atomic>
@@ -61,6 +62,10 @@ int main(int argc, char** argv) {
     }
     return all_ok ? 0 : 1;
   }
+
+  // glibc gives each thread that allocates an arena of its own; the bot's few threads do not
+  // contend on malloc enough to need them, and every arena holds memory of its own.
+  mallopt(M_ARENA_MAX, 2);
 
   // Signals are taken by sigwait below, not by handlers: block them before any thread starts.
   sigset_t signals;

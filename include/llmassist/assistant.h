@@ -96,7 +96,10 @@ struct AssistantOptions {
   // A draft in the making is renewed this often, so that its claim never runs out while the
   // model thinks; a dead instance's claim runs out after lease (= 3 renewals). Default 20 s.
   std::chrono::milliseconds lease_renewal{std::chrono::seconds(20)};
-  // The typing indicator is sent again this often while a draft is generated. Default 4 s.
+  // The typing indicator goes out once a draft has taken this long (an answer that comes
+  // sooner needs none, and costs no call to the channel), then again every typing_interval
+  // while the draft is generated. Defaults 1 s and 4 s.
+  std::chrono::milliseconds typing_delay{std::chrono::seconds(1)};
   std::chrono::milliseconds typing_interval{std::chrono::seconds(4)};
   // Work this process causes (a message stored, a draft stored, an answer sent, a decision in
   // the operators' chat) is taken up at once, chat by chat. The whole store is looked at this

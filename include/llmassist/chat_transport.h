@@ -2,11 +2,13 @@
 // events and delivers outbound messages, edits, typing indicators and buttons.
 //
 // Contract:
-// - start() begins receiving and returns at once. Each inbound event is given to the handler;
-//   the transport confirms an event to its channel (Telegram's getUpdates offset) only after the
-//   handler returned OK for it, so a crash between receipt and persistence loses nothing. When
-//   the handler fails, the event is offered again later. Events the transport cannot parse are
-//   logged and confirmed (skipped), so one poisoned update never stalls the channel.
+// - start() begins receiving and returns at once. Inbound events are given to the handler in
+//   order, several at once when they arrived together (a page of getUpdates), so that it can
+//   store them in one transaction; the transport confirms an event to its channel (Telegram's
+//   getUpdates offset) only after the handler reported it persisted, so a crash between receipt
+//   and persistence loses nothing. An event the handler did not persist is offered again later,
+//   with those after it. Events the transport cannot parse are logged and confirmed (skipped),
+//   so one poisoned update never stalls the channel.
 // - Sending is asynchronous: send(), edit() and the rest return at once and call `done` exactly
 //   once, on the transport's thread (or inline, before returning, when the channel answers at
 //   once, as the console does: callers must not hold a lock their callback takes). The transport paces itself within the channel's limits and
@@ -20,7 +22,9 @@
 // one transport thread at a time, in the channel's order.
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,8 +66,16 @@ struct InboundEvent {
   Timestamp sent_at{};
 };
 
-// Handles one inbound event. Returning a non-OK Status means "not persisted, offer it again".
-using InboundHandler = std::function<Status(const InboundEvent&)>;
+// What an InboundHandler did with the events it was given: the first `persisted` of them are
+// stored; when that is fewer than all, `status` says why the next one is not, and it and the
+// rest are to be offered again.
+struct InboundAck {
+  std::size_t persisted = 0;
+  Status status;
+};
+
+// Handles inbound events, in order: one, or several that arrived together.
+using InboundHandler = std::function<InboundAck(std::span<const InboundEvent>)>;
 
 struct Button {
   std::string text;

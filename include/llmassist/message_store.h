@@ -123,7 +123,7 @@ struct ClaimRequest {
   std::chrono::milliseconds lease{std::chrono::seconds(120)};
   int limit = 1;                       // how many at most, oldest first
   std::optional<ReplyId> reply_id;     // claim this one only (kAborted when another holds it)
-  std::optional<ChatId> chat_id;       // only from this chat
+  std::vector<ChatId> chat_ids;        // only from these chats; empty: from any
   // Only from chats of this channel ("telegram"); empty: any. A bot takes only its own channel's
   // replies: the API channel's are answered by the admin server. Not checked with reply_id.
   std::string channel;
@@ -132,6 +132,10 @@ struct ClaimRequest {
   // Only the oldest unfinished reply of each chat (none in new/generating/pending/approved/
   // rejected before it), so that a chat's answers are produced in order.
   bool head_of_chat_only = false;
+  // Also replies `worker` holds itself under a lease not yet run out: a restarted worker taking
+  // over what its previous run held. False: only free replies and those whose lease ran out, so
+  // that a running worker is never handed again what it is still working on.
+  bool retake_own = true;
 };
 
 // A compare-and-set change of one reply. Fields left empty are not changed.

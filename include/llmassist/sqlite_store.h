@@ -32,7 +32,8 @@ struct SqliteStoreOptions {
   std::chrono::milliseconds busy_timeout{std::chrono::seconds(5)};
   // Durability of each commit. Default: kFull.
   SqliteSync sync = SqliteSync::kFull;
-  // Connections kept open for concurrent readers; writers take turns on SQLite's lock.
+  // Connections kept open for concurrent readers. Writes of this store's callers queue and
+  // commit in groups on one connection at a time (see open_sqlite_store). Default 4.
   int max_connections = 4;
   // How often wait_for_change() checks for commits made by other processes.
   std::chrono::milliseconds change_poll_interval{std::chrono::milliseconds(50)};
@@ -41,9 +42,11 @@ struct SqliteStoreOptions {
 };
 
 // The schema version this build writes. A database with a newer one is refused.
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
-// Opens (creating or migrating) the database. Errors: kInvalidArgument for an empty or in-memory
+// Opens (creating or migrating) the database. Writes from threads that call the store at the
+// same time share one transaction and one commit (group commit), each still all-or-nothing and
+// each call returning only after its commit. Errors: kInvalidArgument for an empty or in-memory
 // path,
 // kUnavailable when the file cannot be opened or created (the path is in the message),
 // kDataLoss when the file is not a database or is corrupt, kFailedPrecondition when its schema is

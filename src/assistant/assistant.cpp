@@ -11,7 +11,9 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <thread>
+#include <vector>
 
 namespace llmassist {
 namespace {
@@ -103,13 +105,12 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_scan >= options.rescan_interval) {
         last_scan = now;
-        start_drafts(std::nullopt);
-        start_sends(std::nullopt);
-      } else {
-        for (ChatId chat : chats) {
-          start_drafts(chat);
-          start_sends(chat);
-        }
+        start_drafts({});
+        start_sends({});
+      } else if (!chats.empty()) {
+        const std::vector<ChatId> these(chats.begin(), chats.end());
+        start_drafts(these);
+        start_sends(these);
       }
     }
   }
@@ -130,8 +131,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_recovery < options.lease_renewal) return;
     last_recovery = now;
-    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries),
-                    std::nullopt);
+    claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries), {});
   }
 
   int free_draft_slots() const {
@@ -139,12 +139,14 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return options.max_concurrent_drafts - static_cast<int>(drafting.size());
   }
 
-  void start_drafts(std::optional<ChatId> chat) {
-    claim_and_draft(ReplyStatus::kNew, worker, chat);
-    claim_and_draft(ReplyStatus::kRejected, worker, chat);
+  // `chats`: only these chats' replies; empty: any chat's.
+  void start_drafts(const std::vector<ChatId>& chats) {
+    claim_and_draft(ReplyStatus::kNew, worker, chats);
+    claim_and_draft(ReplyStatus::kRejected, worker, chats);
   }
 
-  void claim_and_draft(ReplyStatus from, const std::string& who, std::optional<ChatId> chat) {
+  void claim_and_draft(ReplyStatus from, const std::string& who,
+                       const std::vector<ChatId>& chats) {
     const int free = free_draft_slots();
     if (free <= 0) return;
     ClaimRequest q;
@@ -154,7 +156,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = options.lease_renewal * 3;
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
-    q.chat_id = chat;
+    q.chat_ids = chats;
     q.channel = parts.transport->channel();
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming replies to draft")) return;
@@ -198,7 +200,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       return;
     }
     auto ticker = std::make_shared<Ticker>();
-    tick(ticker, reply, chat->external_id, std::chrono::milliseconds(0));
+    schedule_tick(options.typing_delay, ticker, reply, chat->external_id,
+                  options.typing_delay);
     CompletionRequest request;
     request.messages = std::move(context->messages);
     request.cancel = token;
@@ -225,11 +228,18 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       failed(parts.store->transition_reply(reply.id, renew), "renewing a draft's claim");
       since_renewal = std::chrono::milliseconds(0);
     }
-    const auto next = since_renewal + options.typing_interval;
-    scheduler->schedule(options.typing_interval,
-                        [weak = weak_from_this(), ticker, reply, external_id, next] {
-                          if (auto self = weak.lock()) self->tick(ticker, reply, external_id, next);
-                        });
+    schedule_tick(options.typing_interval, ticker, reply, external_id,
+                  since_renewal + options.typing_interval);
+  }
+
+  // The next tick(), in `delay`; `since_renewal` is then the time since the lease was renewed.
+  void schedule_tick(std::chrono::milliseconds delay, const std::shared_ptr<Ticker>& ticker,
+                     const Reply& reply, const std::string& external_id,
+                     std::chrono::milliseconds since_renewal) {
+    scheduler->schedule(delay, [weak = weak_from_this(), ticker, reply, external_id,
+                                since_renewal] {
+      if (auto self = weak.lock()) self->tick(ticker, reply, external_id, since_renewal);
+    });
   }
 
   // kAnswerTogether: the later questions of the chat, still `new`, are answered by this reply.
@@ -341,7 +351,10 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- the outbox --------------------------------------------------------------------------
 
-  void start_sends(std::optional<ChatId> chat) {
+  // `retake_own`: also the answers this instance's name holds (a previous run's, at start-up).
+  // Otherwise never: an answer this process is sending is held under its name, and claiming it
+  // again could send it twice.
+  void start_sends(const std::vector<ChatId>& chats, bool retake_own = false) {
     int free = 0;
     {
       std::lock_guard lock(mu);
@@ -354,7 +367,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = std::chrono::minutes(2);
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
-    q.chat_id = chat;
+    q.chat_ids = chats;
+    q.retake_own = retake_own;
     q.channel = parts.transport->channel();
     auto claimed = parts.store->claim_replies(q);
     if (failed(claimed, "claiming answers to send")) return;
@@ -416,9 +430,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       ++counters.sent;
     } else if (result.status().code() == StatusCode::kPermissionDenied) {
+      // The reply first: whoever sees the chat blocked sees its undeliverable answer too.
+      mark_undeliverable(reply, result.status().message());
       failed(parts.store->set_chat_blocked(reply.chat_id, true), "marking a chat blocked");
-      give_up_send(reply, result.status().message());
-      return;
     } else if (result.status().code() == StatusCode::kCancelled) {
       failed(parts.store->release_claim(reply.id, worker), "releasing an answer");
     } else if (reply.send_attempts + 1 >= options.max_send_attempts ||
@@ -448,6 +462,11 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   }
 
   void give_up_send(const Reply& reply, const std::string& why) {
+    mark_undeliverable(reply, why);
+    finish_send(reply);
+  }
+
+  void mark_undeliverable(const Reply& reply, const std::string& why) {
     ReplyChange change;
     change.from = ReplyStatus::kApproved;
     change.to = ReplyStatus::kFailed;
@@ -458,7 +477,6 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.detail = why;
     failed(parts.store->transition_reply(reply.id, change), "giving up an answer");
     log(LogLevel::kWarning, fmt::format("reply {} not delivered: {}", reply.id, why));
-    finish_send(reply);
   }
 
   // ---- inbound -----------------------------------------------------------------------------
@@ -483,52 +501,115 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return Status();
   }
 
-  Status on_message(const InboundEvent& e) {
+  // Events in a row that are questions for the assistant are stored in one transaction (one
+  // commit for a whole page of getUpdates); anything else is handled on its own, in order.
+  InboundAck on_events(std::span<const InboundEvent> events) {
+    std::size_t done = 0;
+    while (done < events.size()) {
+      std::vector<Incoming> questions;
+      Status status;
+      for (std::size_t i = done; i < events.size() && is_user_message(events[i]); ++i) {
+        auto in = read_message(events[i]);
+        if (!in.ok()) {
+          status = in.status();
+          break;
+        }
+        if (!in->message.open_reply) break;
+        questions.push_back(std::move(in).value());
+      }
+      if (questions.empty()) {
+        if (status.ok()) status = on_event(events[done]);
+        if (!status.ok()) return {done, status};
+        ++done;
+        continue;
+      }
+      std::vector<InboundMessage> messages;
+      messages.reserve(questions.size());
+      for (const auto& q : questions) messages.push_back(q.message);
+      auto stored = parts.store->append_inbound(messages);
+      if (!stored.ok()) return {done, stored.status()};
+      for (std::size_t k = 0; k < questions.size(); ++k) after_stored(questions[k], (*stored)[k]);
+      done += questions.size();
+    }
+    return {done, Status()};
+  }
+
+  bool is_user_message(const InboundEvent& e) const {
+    return e.kind == InboundKind::kMessage &&
+           (options.operator_chat_id.empty() || e.chat_external_id != options.operator_chat_id);
+  }
+
+  // A user's message, read for storing: its chat and what it asks for.
+  struct Incoming {
+    const InboundEvent* event = nullptr;
+    Chat chat;
+    InboundMessage message;
+    bool start = false;  // /start
+    bool human = false;  // /human
+    bool back = false;   // /bot, in operator mode
+  };
+
+  Result<Incoming> read_message(const InboundEvent& e) {
+    Incoming in;
+    in.event = &e;
     LLMASSIST_ASSIGN_OR_RETURN(
-        Chat chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
-                                             e.chat_title.empty() ? e.user_name : e.chat_title,
-                                             e.username}));
-    if (chat.blocked) {  // writing again means they unblocked the bot
-      LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(chat.id, false));
+        in.chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
+                                           e.chat_title.empty() ? e.user_name : e.chat_title,
+                                           e.username}));
+    if (in.chat.blocked) {  // writing again means they unblocked the bot
+      LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(in.chat.id, false));
+      in.chat.blocked = false;
     }
     const std::string text = trim(e.text);
-    InboundMessage m;
-    m.chat_id = chat.id;
+    InboundMessage& m = in.message;
+    m.chat_id = in.chat.id;
     m.text = text.empty() && !e.media.empty() ? fmt::format("[{}]", e.media) : e.text;
     m.author = e.user_name;
     m.dedup_key = e.dedup_key;
     m.transport_message_id = e.message_id;
     m.sent_at = e.sent_at == Timestamp{} ? std::optional<Timestamp>() : e.sent_at;
+    in.start = is_command(text, "/start");
+    in.human = is_command(text, "/human");
+    in.back = is_command(text, "/bot") && in.chat.mode == ChatMode::kOperator;
+    m.open_reply = !in.start && !in.human && !in.back && !text.empty() &&
+                   in.chat.mode == ChatMode::kBot;
+    return in;
+  }
 
-    const bool start = is_command(text, "/start");
-    const bool human = is_command(text, "/human");
-    const bool back = is_command(text, "/bot") && chat.mode == ChatMode::kOperator;
-    if (start) LLMASSIST_RETURN_IF_ERROR(parts.store->restart_session(chat.id).status());
-    m.open_reply = !start && !human && !back && !text.empty() && chat.mode == ChatMode::kBot;
-    LLMASSIST_ASSIGN_OR_RETURN(InboundResult stored, append_inbound(*parts.store, m));
+  Status on_message(const InboundEvent& e) {
+    LLMASSIST_ASSIGN_OR_RETURN(Incoming in, read_message(e));
+    if (in.start) LLMASSIST_RETURN_IF_ERROR(parts.store->restart_session(in.chat.id).status());
+    LLMASSIST_ASSIGN_OR_RETURN(InboundResult stored, append_inbound(*parts.store, in.message));
+    after_stored(in, stored);
+    return Status();
+  }
+
+  // What a stored message asks for: an answer, a command, the operators' attention.
+  void after_stored(const Incoming& in, const InboundResult& stored) {
     {
       std::lock_guard lock(mu);
       ++(stored.duplicate ? counters.duplicates : counters.inbound);
     }
-    if (stored.duplicate) return Status();  // handled when it first came
+    if (stored.duplicate) return;  // handled when it first came
+    const Chat& chat = in.chat;
     if (stored.reply_id != 0) touch(chat.id);
     parts.memory->observe(stored.message);
 
-    if (start) {
+    const std::string& user = in.event->user_id;
+    if (in.start) {
       notify(chat, options.texts.welcome);
-    } else if (human) {
-      handoff(chat, "user:" + e.user_id);
-    } else if (back) {
-      handback(chat, "user:" + e.user_id);
+    } else if (in.human) {
+      handoff(chat, "user:" + user);
+    } else if (in.back) {
+      handback(chat, "user:" + user);
     } else if (chat.mode == ChatMode::kOperator) {
       post_to_operators(fmt::format("💬 {}: {}\n(Reply to this message to answer; send /bot in "
                                     "your reply to hand the chat back.)",
-                                    describe(chat), m.text),
+                                    describe(chat), in.message.text),
                         fmt::format("chat:{}", chat.id), {});
-    } else if (m.open_reply && options.policy == ModerationPolicy::kReview) {
+    } else if (in.message.open_reply && options.policy == ModerationPolicy::kReview) {
       notify(chat, options.texts.review_notice);
     }
-    return Status();
   }
 
   Status on_user_callback(const InboundEvent& e) {
@@ -730,15 +811,16 @@ Status Assistant::start() {
   Impl& i = *impl_;
   if (i.pump.joinable()) return failed_precondition("the assistant is already running");
   i.stopping = false;
-  // A previous run of this instance may have died mid-draft: its claims carry our name, so they
-  // are ours to take again at once rather than after their lease.
-  i.claim_and_draft(ReplyStatus::kGenerating, i.worker, std::nullopt);
+  // A previous run of this instance may have died mid-draft or mid-send: its claims carry our
+  // name, so they are ours to take again at once rather than after their lease.
+  i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
+  i.start_sends({}, /*retake_own=*/true);
   i.pump = std::thread([impl = impl_] { impl->run(); });
   Status s = i.parts.transport->start(
-      [weak = std::weak_ptr<Impl>(impl_)](const InboundEvent& e) -> Status {
+      [weak = std::weak_ptr<Impl>(impl_)](std::span<const InboundEvent> events) -> InboundAck {
         auto self = weak.lock();
-        if (!self) return cancelled("the assistant is gone");
-        return self->on_event(e);
+        if (!self) return {0, cancelled("the assistant is gone")};
+        return self->on_events(events);
       });
   if (!s.ok()) {
     {

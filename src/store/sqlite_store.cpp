@@ -1,6 +1,11 @@
 // The SQLite MessageStore. Every public method is one transaction on a pooled connection:
 // writers use BEGIN IMMEDIATE, so compare-and-set reads and the writes that depend on them are
 // serialized by SQLite's write lock across threads and processes alike.
+//
+// Group commit: writes from threads that call at the same time share one commit (one fsync).
+// The first caller in the queue runs everyone's writes, each inside its own savepoint (so each
+// stays all-or-nothing and one that fails leaves the others alone), commits once, and only then
+// do the callers return: a call still returns only after its effect is durable.
 #include "llmassist/sqlite_store.h"
 
 #include <fmt/chrono.h>
@@ -10,6 +15,8 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <type_traits>
@@ -195,6 +202,16 @@ class SqliteStore final : public MessageStore {
     if (info.channel.empty() || info.external_id.empty()) {
       return invalid_argument("a chat needs a channel and an external id");
     }
+    // Most calls find the chat as it is (every inbound message upserts its chat): a read, which
+    // costs no commit.
+    auto known = read<Chat>([&](Connection& c) {
+      return find_chat_in(c, info.channel, info.external_id);
+    });
+    if (known.ok() && (info.title.empty() || info.title == known->title) &&
+        (info.username.empty() || info.username == known->username)) {
+      return known;
+    }
+    if (!known.ok() && known.status().code() != StatusCode::kNotFound) return known.status();
     return write<Chat>([&](Connection& c) -> Result<Chat> {
       const std::int64_t now = now_ms();
       auto up = c.prepare(
@@ -610,21 +627,83 @@ class SqliteStore final : public MessageStore {
  private:
   // ---- transaction plumbing ----------------------------------------------------------------
 
-  // Runs `body` in a write transaction and commits when it succeeds. Waiters on
-  // wait_for_change() are woken only when rows changed: a transaction that found nothing to do
-  // (a claim of an empty queue) must not wake a worker that would then look again at once.
+  // One caller's write, queued for a group commit. Lives on the caller's stack; the caller waits
+  // until `done`.
+  struct PendingWrite {
+    std::function<Status(Connection&)> body;
+    Status status;      // the body's outcome, or the commit's error
+    bool done = false;  // guarded by write_mu_
+  };
+
+  // Runs `body` in a write transaction, all or nothing, and returns once it is committed. Calls
+  // made at the same time from other threads may share the transaction (see the top).
   template <typename T, typename Body>
   Result<T> write(Body&& body) {
-    bool changed = false;
-    Result<T> result = detail::in_transaction<T>(
-        pool_, Transaction::Kind::kWrite, [&](Connection& c) -> Result<T> {
-          const int before = sqlite3_total_changes(c.handle());
-          Result<T> r = body(c);
-          changed = r.ok() && sqlite3_total_changes(c.handle()) != before;
-          return r;
-        });
-    if (result.ok() && changed) notify_change();
-    return result;
+    std::optional<Result<T>> result;
+    PendingWrite w;
+    w.body = [&](Connection& c) -> Status {
+      result.emplace(body(c));
+      return result->status();
+    };
+    run_write(w);
+    if (!result || (result->ok() && !w.status.ok())) return w.status;  // the commit failed
+    return std::move(*result);
+  }
+
+  // Queues `w`; the caller at the head of the queue commits what has accumulated.
+  void run_write(PendingWrite& w) {
+    std::unique_lock lock(write_mu_);
+    writers_.push_back(&w);
+    write_turn_.wait(lock, [&] { return w.done || writers_.front() == &w; });
+    if (w.done) return;
+    const std::size_t n = std::min(writers_.size(), kMaxGroup);
+    std::vector<PendingWrite*> group(writers_.begin(), writers_.begin() + static_cast<long>(n));
+    lock.unlock();
+    commit_group(group);
+    lock.lock();
+    for (std::size_t i = 0; i < n; ++i) {
+      writers_.front()->done = true;
+      writers_.pop_front();
+    }
+    write_turn_.notify_all();
+  }
+
+  // Runs the writes of `group` in one transaction, each in a savepoint when there are several.
+  // Waiters on wait_for_change() are woken only when rows changed: a transaction that found
+  // nothing to do (a claim of an empty queue) must not wake a worker that would look again.
+  void commit_group(const std::vector<PendingWrite*>& group) {
+    auto fail_all = [&](const Status& s) {
+      for (PendingWrite* w : group) w->status = s;
+    };
+    auto conn = pool_.acquire();
+    if (!conn.ok()) return fail_all(conn.status());
+    Connection& c = **conn;
+    auto txn = Transaction::begin(c, Transaction::Kind::kWrite);
+    if (!txn.ok()) return fail_all(txn.status());
+    const int before = sqlite3_total_changes(c.handle());
+    const bool alone = group.size() == 1;
+    bool any = false;
+    for (PendingWrite* w : group) {
+      if (!alone) {
+        if (Status s = c.exec("SAVEPOINT w"); !s.ok()) return fail_all(s);
+      }
+      w->status = w->body(c);
+      if (!alone) {
+        // A failed write is undone alone; the savepoint is released either way.
+        Status s = w->status.ok() ? c.exec("RELEASE w") : c.exec("ROLLBACK TO w; RELEASE w");
+        if (!s.ok()) return fail_all(s);
+      }
+      any = any || w->status.ok();
+    }
+    if (!any) return;  // nothing to commit: the transaction rolls back
+    const bool changed = sqlite3_total_changes(c.handle()) != before;
+    if (Status s = txn->commit(); !s.ok()) {
+      for (PendingWrite* w : group) {
+        if (w->status.ok()) w->status = s;
+      }
+      return;
+    }
+    if (changed) notify_change();
   }
 
   template <typename Body>
@@ -668,28 +747,39 @@ class SqliteStore final : public MessageStore {
 
   // ---- statements used inside transactions -------------------------------------------------
 
-  // The replies `q` may claim now, oldest first. With a chat, the chat's index serves the query
-  // (cheap however many replies wait elsewhere); without one, the status index.
+  // The replies `q` may claim now, oldest first. With chats, each chat's index serves the query
+  // (cheap however many replies wait elsewhere); without, the status index.
   Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
-    static constexpr const char* kConditions =
-        "AND (r.claimed_by = '' OR r.claimed_by = ?2 OR coalesce(r.lease_until, 0) <= ?3) "
+    static constexpr std::string_view kConditions =
+        "AND (r.claimed_by = '' OR (?8 = 1 AND r.claimed_by = ?2) "
+        "     OR coalesce(r.lease_until, 0) <= ?3) "
         "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
-        "     AND p.id < r.id AND p.status IN "
-        "     ('new', 'generating', 'pending', 'approved', 'rejected'))) "
-        "AND (?8 = '' OR r.chat_id IN (SELECT id FROM chats WHERE channel = ?8)) "
+        "     AND p.status IN ('new', 'generating', 'pending', 'approved', 'rejected') "
+        "     AND p.id < r.id)) "
+        "AND (?9 = '' OR r.chat_id IN (SELECT id FROM chats WHERE channel = ?9)) "
         "ORDER BY r.id LIMIT ?7";
-    auto s = c.prepare(q.chat_id
-                           ? fmt::format("SELECT r.id FROM replies r WHERE r.chat_id = ?5 "
-                                         "AND r.status = ?1 {}",
-                                         kConditions)
-                           : fmt::format("SELECT r.id FROM replies r WHERE r.status = ?1 "
-                                         "AND ?5 IS NULL {}",
-                                         kConditions));
+    static const std::string kOfChat = fmt::format(
+        "SELECT r.id FROM replies r WHERE r.chat_id = ?5 AND r.status = ?1 {}", kConditions);
+    static const std::string kOfAll = fmt::format(
+        "SELECT r.id FROM replies r WHERE r.status = ?1 AND ?5 IS NULL {}", kConditions);
+    auto s = c.prepare(q.chat_ids.empty() ? kOfAll : kOfChat);
     if (!s.ok()) return s.status();
-    s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, q.chat_id,
-            q.head_of_chat_only ? 1 : 0, q.limit, q.channel);
-    return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
+    auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<ReplyId>> {
+      s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, chat,
+              q.head_of_chat_only ? 1 : 0, q.limit, q.retake_own ? 1 : 0, q.channel);
+      return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
+    };
+    if (q.chat_ids.empty()) return run(std::nullopt);
+    std::vector<ReplyId> out;
+    for (ChatId chat : q.chat_ids) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto ids, run(chat));
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    out.resize(std::min(out.size(), static_cast<std::size_t>(q.limit)));
+    return out;
   }
 
   Result<Chat> get_chat_in(Connection& c, ChatId id) {
@@ -1035,6 +1125,12 @@ class SqliteStore final : public MessageStore {
   const std::shared_ptr<Clock> clock_;
   const std::shared_ptr<Logger> logger_;
   ConnectionPool pool_;
+
+  // Writes share a commit: at most this many per transaction.
+  static constexpr std::size_t kMaxGroup = 128;
+  std::mutex write_mu_;
+  std::condition_variable write_turn_;
+  std::deque<PendingWrite*> writers_;  // guarded by write_mu_; the head commits
 
   std::mutex watch_mu_;
   std::condition_variable changed_;

@@ -162,10 +162,10 @@ class ConsoleTransport final : public ChatTransport {
       }
     }
     while (!stopping_) {
-      Status s = handler_(e);
-      if (s.ok()) return;
+      const InboundAck ack = handler_(std::span<const InboundEvent>(&e, 1));
+      if (ack.persisted == 1) return;
       options_.logger->log(LogLevel::kWarning, "transport.console",
-                           "a message was not taken, trying again: " + s.to_string());
+                           "a message was not taken, trying again: " + ack.status.to_string());
       pollfd wake{wake_[0], POLLIN, 0};
       ::poll(&wake, 1, 1000);
     }

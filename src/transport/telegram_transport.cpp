@@ -646,14 +646,21 @@ class Core final : public std::enable_shared_from_this<Core> {
     inbound_cv_.notify_all();
   }
 
-  Status call_handler(const InboundEvent& event) {
+  // The handler's verdict on `events`; Status() in `status` only when it took them all.
+  InboundAck call_handler(std::span<const InboundEvent> events) {
+    InboundAck ack;
     try {
-      return handler_ ? handler_(event) : Status();
+      ack = handler_ ? handler_(events) : InboundAck{events.size(), Status()};
     } catch (const std::exception& e) {
-      return internal_error(fmt::format("the handler threw: {}", e.what()));
+      return {0, internal_error(fmt::format("the handler threw: {}", e.what()))};
     } catch (...) {
-      return internal_error("the handler threw");
+      return {0, internal_error("the handler threw")};
     }
+    ack.persisted = std::min(ack.persisted, events.size());
+    if (ack.persisted < events.size() && ack.status.ok()) {
+      ack.status = internal_error("the handler did not take every event");
+    }
+    return ack;
   }
 
   // Waits `delay` or until stop(); false when stopping.
@@ -681,7 +688,7 @@ class Core final : public std::enable_shared_from_this<Core> {
         continue;
       }
       const auto& event = std::get<InboundEvent>(job);
-      const Status s = call_handler(event);
+      const Status s = call_handler(std::span<const InboundEvent>(&event, 1)).status;
       if (s.ok()) {
         failures = 0;
         std::lock_guard lock(mu_);
@@ -697,30 +704,43 @@ class Core final : public std::enable_shared_from_this<Core> {
   }
 
   // Delivers a polled batch in order, confirming each update the handler took; polls again.
-  // Returns the count of handler failures in a row.
-  int deliver_batch(const PollBatch& batch, int failures) {
-    for (const PolledUpdate& u : batch.updates) {
+  // The events between two skipped updates go to the handler together. Returns the count of
+  // handler failures in a row.
+  int deliver_batch(PollBatch& batch, int failures) {
+    const auto& updates = batch.updates;
+    std::size_t next = 0;
+    while (next < updates.size()) {
+      const PolledUpdate& u = updates[next];
       if (!u.event) {
         log(LogLevel::kInfo,
             fmt::format("update {} skipped: {}", u.update_id, u.skip_reason));
         offset_ = std::max(offset_.load(), u.update_id + 1);
+        ++next;
         continue;
       }
       {
         std::lock_guard lock(mu_);
         if (stopping_) return failures;
       }
-      const Status s = call_handler(*u.event);
-      if (!s.ok()) {
+      std::vector<InboundEvent> run;
+      for (std::size_t i = next; i < updates.size() && updates[i].event; ++i) {
+        run.push_back(std::move(*batch.updates[i].event));
+      }
+      const InboundAck ack = call_handler(run);
+      if (ack.persisted > 0) {
+        offset_ = std::max(offset_.load(), updates[next + ack.persisted - 1].update_id + 1);
+      }
+      if (!ack.status.ok()) {
         const milliseconds delay = backoff(options_.retry, ++failures);
         log(LogLevel::kWarning,
             fmt::format("the handler refused update {} ({}); it is offered again in {} ms",
-                        u.update_id, s.to_string(), delay.count()));
+                        updates[next + ack.persisted].update_id, ack.status.to_string(),
+                        delay.count()));
         poll_after(delay);
         return failures;
       }
       failures = 0;
-      offset_ = std::max(offset_.load(), u.update_id + 1);
+      next += run.size();
     }
     if (batch.max_update_id) offset_ = std::max(offset_.load(), *batch.max_update_id + 1);
     poll();
