@@ -12,6 +12,7 @@
 #include "llmassist/console_transport.h"
 #include "llmassist/knowledge_base_provider.h"
 #include "llmassist/openai_provider.h"
+#include "llmassist/runtime_settings.h"
 #include "llmassist/sqlite_store.h"
 #include "llmassist/window_memory.h"
 #include "support/mock_llm_server.h"
@@ -300,4 +301,46 @@ TEST_CASE("assistant: messages sent meanwhile are answered in order, or together
     auto sent = bot.replies(ReplyStatus::kSent);
     for (std::size_t i = 1; i < sent.size(); ++i) CHECK(*sent[i - 1].sent_at <= *sent[i].sent_at);
   }
+}
+
+TEST_CASE("assistant: an admin's runtime settings change the policy and the role at once") {
+  llmassist::testing::MockLlmServer llm;
+  llmassist::testing::MockLlmServer::Behavior echo;
+  echo.echo_question = true;
+  llm.set(echo);
+  OpenAiProviderOptions po;
+  po.name = "mock";
+  po.base_url = llm.openai_url();
+  po.model = "m";
+  po.logger = null_logger();
+  Bot bot;
+  bot.start({}, std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release()));
+  bot.chat.say("first");
+  bot.chat.expect("Answer to: first");
+  CHECK(llm.last_body()["messages"].front()["content"] == "You are a support assistant.");
+
+  // Another process (the admin server) writes the settings; the running bot takes them up.
+  REQUIRE(set_runtime_setting(*bot.store, RuntimeSetting::kPolicy, "review", "operator:root").ok());
+  REQUIRE(set_runtime_setting(*bot.store, RuntimeSetting::kSystemPrompt, "You sell shoes.",
+                              "operator:root")
+              .ok());
+  std::this_thread::sleep_for(300ms);  // a few rescans (100 ms in this test)
+  bot.chat.say("second");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kPending).size() == 1; }));
+  CHECK(llm.last_body()["messages"].front()["content"] == "You sell shoes.");
+
+  // Back to the configured auto policy; the pending draft (its chat's head) still waits for a
+  // decision, and the next question is answered at once after it.
+  REQUIRE(set_runtime_setting(*bot.store, RuntimeSetting::kPolicy, std::nullopt, "operator:root")
+              .ok());
+  std::this_thread::sleep_for(300ms);
+  bot.chat.say("third");
+  ReplyChange approve;
+  approve.from = ReplyStatus::kPending;
+  approve.to = ReplyStatus::kApproved;
+  approve.actor = "operator:alice";
+  approve.audit_action = "approve";
+  REQUIRE(bot.store->transition_reply(bot.replies(ReplyStatus::kPending).front().id, approve).ok());
+  bot.chat.expect("Answer to: second");
+  bot.chat.expect("Answer to: third");
 }

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "llmassist/runtime_settings.h"
+
 namespace llmassist {
 namespace {
 
@@ -65,6 +67,28 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   std::thread pump;
   std::chrono::steady_clock::time_point last_recovery{};
   std::uint64_t recoveries = 0;
+  // What an admin set while the bot runs (runtime_settings.h), read at every rescan.
+  std::atomic<ModerationPolicy> policy{ModerationPolicy::kAuto};
+  std::string system_prompt_override;  // guarded by mu; empty: the configured one
+
+  // ---- runtime settings --------------------------------------------------------------------
+
+  void refresh_settings() {
+    auto settings = read_runtime_settings(*parts.store);
+    if (failed(settings, "reading the runtime settings")) return;
+    const ModerationPolicy now = settings->policy.value_or(options.policy);
+    if (policy.exchange(now) != now) {
+      log(LogLevel::kInfo, fmt::format("moderation policy now {}",
+                                       now == ModerationPolicy::kAuto ? "auto" : "review"));
+    }
+    std::lock_guard lock(mu);
+    system_prompt_override = settings->system_prompt.value_or("");
+  }
+
+  std::string current_system_prompt() const {
+    std::lock_guard lock(mu);
+    return system_prompt_override;
+  }
 
   // ---- logging -----------------------------------------------------------------------------
 
@@ -105,6 +129,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_scan >= options.rescan_interval) {
         last_scan = now;
+        refresh_settings();
         start_drafts({});
         start_sends({});
       } else if (!chats.empty()) {
@@ -191,6 +216,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     MessageId upto = reply.question_id;
     if (options.queued == QueuedMessages::kAnswerTogether) upto = merge_queued(reply);
     ContextRequest cr;
+    cr.system_prompt = current_system_prompt();
     cr.chat_id = reply.chat_id;
     cr.session_id = reply.session_id;
     cr.upto_message_id = upto;
@@ -299,7 +325,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     }
     ReplyChange change;
     change.from = ReplyStatus::kGenerating;
-    change.to = options.policy == ModerationPolicy::kAuto ? ReplyStatus::kApproved
+    change.to = policy.load() == ModerationPolicy::kAuto ? ReplyStatus::kApproved
                                                           : ReplyStatus::kPending;
     change.draft_text = result->text;
     change.provider = result->provider;
@@ -312,7 +338,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       ++counters.drafts;
     }
-    if (options.policy == ModerationPolicy::kReview) post_draft(*stored, chat);
+    if (policy.load() == ModerationPolicy::kReview) post_draft(*stored, chat);
   }
 
   void fail_draft(const Reply& reply, const Status& why) {
@@ -607,7 +633,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                                     "your reply to hand the chat back.)",
                                     describe(chat), in.message.text),
                         fmt::format("chat:{}", chat.id), {});
-    } else if (in.message.open_reply && options.policy == ModerationPolicy::kReview) {
+    } else if (in.message.open_reply && policy.load() == ModerationPolicy::kReview) {
       notify(chat, options.texts.review_notice);
     }
   }
@@ -811,6 +837,8 @@ Status Assistant::start() {
   Impl& i = *impl_;
   if (i.pump.joinable()) return failed_precondition("the assistant is already running");
   i.stopping = false;
+  i.policy = i.options.policy;
+  i.refresh_settings();
   // A previous run of this instance may have died mid-draft or mid-send: its claims carry our
   // name, so they are ours to take again at once rather than after their lease.
   i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
