@@ -107,6 +107,23 @@ const steps = [
     if (config.screenshots) await page.screenshot({path: path.join(config.screenshots, 'admin-queue.png')});
   }],
 
+  ['fits a phone: nothing wider than the screen, the decision buttons in reach', async (page) => {
+    await page.setViewportSize({width: 390, height: 844});
+    try {
+      await openDraft(page, config.approve);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone's screen`);
+      const approve = await page.locator('#approve').boundingBox();
+      assert.ok(approve && approve.x >= 0 && approve.x + approve.width <= 390, 'Approve is off screen');
+      if (config.screenshots) {
+        await page.locator('#approve').scrollIntoViewIfNeeded();
+        await page.screenshot({path: path.join(config.screenshots, 'admin-queue-phone.png')});
+      }
+    } finally {
+      await page.setViewportSize({width: 1280, height: 800});
+    }
+  }],
+
   ['approves a draft with the a key', async (page) => {
     await openDraft(page, config.approve);
     await page.locator('#approve').waitFor(WAIT);
