@@ -757,7 +757,8 @@ class SqliteStore final : public MessageStore {
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
         "     AND p.status IN ('new', 'generating', 'pending', 'approved', 'rejected') "
         "     AND p.id < r.id)) "
-        "AND (?9 = '' OR r.chat_id IN (SELECT id FROM chats WHERE channel = ?9)) "
+        "AND (?9 = '' OR EXISTS (SELECT 1 FROM chats ch WHERE ch.id = r.chat_id "
+        "     AND ch.channel = ?9)) "
         "ORDER BY r.id LIMIT ?7";
     static const std::string kOfChat = fmt::format(
         "SELECT r.id FROM replies r WHERE r.chat_id = ?5 AND r.status = ?1 {}", kConditions);
