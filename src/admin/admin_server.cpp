@@ -8,11 +8,10 @@
 #include <charconv>
 #include <condition_variable>
 #include <ctime>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <thread>
 
+#include "admin/admin_support.h"
 #include "admin/api_router.h"
 #include "admin/web_assets.h"
 #include "core/json_views.h"
@@ -23,6 +22,10 @@
 namespace llmassist {
 
 using detail::Access;
+using detail::EventHub;
+using detail::MetricsInput;
+using detail::prometheus_text;
+using detail::SignInThrottle;
 using detail::Call;
 using detail::Field;
 using detail::HandlerResult;
@@ -119,102 +122,6 @@ Result<std::string> required_text(const json& body, const char* name) {
   }
   return std::move(*text);
 }
-
-// Failed sign-ins by name and by address: after `allowed` failures each further attempt waits
-// 1 s, doubling up to 5 minutes from the last failure. Forgotten after an hour of quiet.
-class SignInThrottle {
- public:
-  SignInThrottle(int allowed, std::shared_ptr<Clock> clock)
-      : allowed_(allowed), clock_(std::move(clock)) {}
-
-  // How long the caller must still wait; zero when it may try.
-  milliseconds wait(const std::string& name, const std::string& address) {
-    std::lock_guard lock(mu_);
-    return std::max(wait_locked("n:" + name), wait_locked("a:" + address));
-  }
-  void failed(const std::string& name, const std::string& address) {
-    std::lock_guard lock(mu_);
-    const Timestamp now = clock_->now();
-    if (entries_.size() > 10000) forget_old(now);
-    for (const std::string& key : {"n:" + name, "a:" + address}) {
-      Entry& e = entries_[key];
-      ++e.failures;
-      e.last = now;
-    }
-  }
-  void succeeded(const std::string& name) {
-    std::lock_guard lock(mu_);
-    entries_.erase("n:" + name);
-  }
-
- private:
-  struct Entry {
-    int failures = 0;
-    Timestamp last{};
-  };
-  milliseconds wait_locked(const std::string& key) {
-    const auto it = entries_.find(key);
-    if (it == entries_.end() || it->second.failures < allowed_) return milliseconds(0);
-    const int over = std::min(it->second.failures - allowed_, 20);
-    const milliseconds delay = std::min<milliseconds>(seconds(1) * (1LL << over), seconds(300));
-    const auto passed =
-        std::chrono::duration_cast<milliseconds>(clock_->now() - it->second.last);
-    return passed >= delay ? milliseconds(0) : delay - passed;
-  }
-  void forget_old(Timestamp now) {
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      it = now - it->second.last > std::chrono::hours(1) ? entries_.erase(it) : std::next(it);
-    }
-  }
-
-  const int allowed_;
-  std::shared_ptr<Clock> clock_;
-  std::mutex mu_;
-  std::map<std::string, Entry, std::less<>> entries_;
-};
-
-// The live events: a numbered log of the last events, which every open stream reads from.
-class EventHub {
- public:
-  void publish(std::string_view event, const json& data) {
-    {
-      std::lock_guard lock(mu_);
-      ++seq_;
-      log_.emplace_back(seq_, fmt::format("event: {}\ndata: {}\n\n", event, data.dump()));
-      if (log_.size() > 64) log_.pop_front();
-    }
-    cv_.notify_all();
-  }
-  // Waits up to `timeout` for events after `seen`; appends them to `out`. False when stopping.
-  bool next(std::uint64_t& seen, milliseconds timeout, std::string& out) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return stopping_ || seq_ > seen; });
-    if (stopping_) return false;
-    for (const auto& [n, text] : log_) {
-      if (n > seen) out += text;
-    }
-    seen = seq_;
-    return true;
-  }
-  [[nodiscard]] std::uint64_t last() {
-    std::lock_guard lock(mu_);
-    return seq_;
-  }
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::uint64_t seq_ = 0;
-  std::deque<std::pair<std::uint64_t, std::string>> log_;
-  bool stopping_ = false;
-};
 
 // Only this server's scripts, styles and connections: text put into the page as markup by
 // mistake still could not run, and no other site can frame the page.
@@ -677,94 +584,17 @@ struct AdminServer::Impl {
     StatsQuery q;
     q.from = clock->now() - std::chrono::hours(24);
     LLMASSIST_ASSIGN_OR_RETURN(auto s, parts.store->stats(q));
-    std::string out;
-    const auto metric = [&out](std::string_view name, std::string_view type,
-                               std::string_view help) {
-      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-    };
-    metric("llmassist_replies", "gauge", "Replies created in the last 24 hours, by status.");
-    for (std::size_t i = 0; i < s.replies_by_status.size(); ++i) {
-      out += fmt::format("llmassist_replies{{status=\"{}\"}} {}\n",
-                         to_string(static_cast<ReplyStatus>(i)), s.replies_by_status[i]);
-    }
-    metric("llmassist_decisions", "gauge", "Operators' decisions in the last 24 hours.");
-    out += fmt::format("llmassist_decisions{{decision=\"approve\"}} {}\n", s.approved);
-    out += fmt::format("llmassist_decisions{{decision=\"edit\"}} {}\n", s.edited);
-    out += fmt::format("llmassist_decisions{{decision=\"reject\"}} {}\n", s.rejected);
-    const auto summary = [&](std::string_view name, std::string_view help,
-                             const LatencySummary& l) {
-      metric(name, "summary", help);
-      const std::pair<const char*, std::optional<double>> qs[] = {
-          {"0.5", l.p50_ms}, {"0.95", l.p95_ms}, {"0.99", l.p99_ms}};
-      for (const auto& [quantile, value] : qs) {
-        if (value) out += fmt::format("{}{{quantile=\"{}\"}} {}\n", name, quantile, *value / 1000);
-      }
-      out += fmt::format("{}_count {}\n", name, l.count);
-    };
-    summary("llmassist_response_seconds",
-            "Question stored to answer sent, answers of the last 24 hours.", s.response_time);
-    summary("llmassist_moderation_wait_seconds",
-            "Draft stored to an operator's decision, the last 24 hours.", s.moderation_wait);
+    MetricsInput in;
+    in.stats = &s;
+    std::vector<ProviderStats> providers;
     if (parts.chain) {
-      const auto providers = parts.chain->provider_stats();
-      metric("llmassist_provider_attempts_total", "counter", "Requests sent to each provider.");
-      for (const auto& p : providers) {
-        out += fmt::format("llmassist_provider_attempts_total{{provider=\"{}\"}} {}\n",
-                           label(p.name), p.attempts);
-      }
-      metric("llmassist_provider_successes_total", "counter", "Answers from each provider.");
-      for (const auto& p : providers) {
-        out += fmt::format("llmassist_provider_successes_total{{provider=\"{}\"}} {}\n",
-                           label(p.name), p.successes);
-      }
-      metric("llmassist_provider_failures_total", "counter",
-             "Failures of each provider, by class.");
-      for (const auto& p : providers) {
-        for (std::size_t i = 0; i < p.failures.size(); ++i) {
-          if (p.failures[i] == 0) continue;
-          out += fmt::format("llmassist_provider_failures_total{{provider=\"{}\",class=\"{}\"}} "
-                             "{}\n",
-                             label(p.name), to_string(static_cast<FailureClass>(i)),
-                             p.failures[i]);
-        }
-      }
-      metric("llmassist_provider_circuit_open", "gauge", "1 while a provider is skipped.");
-      for (const auto& p : providers) {
-        out += fmt::format("llmassist_provider_circuit_open{{provider=\"{}\"}} {}\n",
-                           label(p.name), p.circuit_open ? 1 : 0);
-      }
+      providers = parts.chain->provider_stats();
+      in.providers = &providers;
     }
-    if (parts.assistant_stats) {
-      const AssistantStats a = parts.assistant_stats();
-      const std::pair<const char*, std::int64_t> counters[] = {
-          {"inbound", a.inbound}, {"duplicates", a.duplicates}, {"drafts", a.drafts},
-          {"failures", a.failures}, {"sent", a.sent}, {"send_retries", a.send_retries}};
-      for (const auto& [name, value] : counters) {
-        metric(fmt::format("llmassist_bot_{}_total", name), "counter",
-               "The bot's count since it started.");
-        out += fmt::format("llmassist_bot_{}_total {}\n", name, value);
-      }
-      metric("llmassist_bot_drafts_in_flight", "gauge", "Drafts being generated now.");
-      out += fmt::format("llmassist_bot_drafts_in_flight {}\n", a.drafts_in_flight);
-    }
-    metric("llmassist_admin_event_streams", "gauge", "Open event streams of the web page.");
-    out += fmt::format("llmassist_admin_event_streams {}\n", streams.load());
-    c.res.set_content(out, "text/plain; version=0.0.4; charset=utf-8");
+    if (parts.assistant_stats) in.assistant = parts.assistant_stats();
+    in.event_streams = streams.load();
+    c.res.set_content(prometheus_text(in), "text/plain; version=0.0.4; charset=utf-8");
     return written();
-  }
-
-  // A Prometheus label value: backslash, quote and newline escaped.
-  static std::string label(std::string_view value) {
-    std::string out;
-    for (char ch : value) {
-      if (ch == '\\' || ch == '"') out += '\\';
-      if (ch == '\n') {
-        out += "\\n";
-        continue;
-      }
-      out += ch;
-    }
-    return out;
   }
 
   // ---- accounts and tokens -------------------------------------------------------------------
