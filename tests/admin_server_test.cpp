@@ -680,6 +680,10 @@ TEST_CASE("admin server: an admin overrides the policy and the system prompt whi
   CHECK(f.call("PATCH", "/api/settings", f.admin_token,
                json{{"system_prompt", "Be brief."}, {"policy", "sometimes"}})
             ->status == 400);
+  CHECK(f.call("PATCH", "/api/settings", f.admin_token,
+               json{{"policy", "review"}, {"system_prompt", "  "}})
+            ->status == 400);
+  CHECK(!read_runtime_settings(*f.store)->policy);
   CHECK(f.call("PATCH", "/api/settings", f.admin_token, json{{"colour", "blue"}})->status == 400);
   CHECK(f.call("PATCH", "/api/settings", f.admin_token, json{{"policy", 1}})->status == 400);
   CHECK(!read_runtime_settings(*f.store)->system_prompt);

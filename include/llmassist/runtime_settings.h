@@ -30,6 +30,9 @@ struct RuntimeSettings {
 
 [[nodiscard]] Result<RuntimeSettings> read_runtime_settings(MessageStore& store);
 
+// OK when `value` is one `setting` may take; kInvalidArgument saying why otherwise.
+[[nodiscard]] Status check_runtime_setting(RuntimeSetting setting, const std::string& value);
+
 // Sets one override (or clears it, with std::nullopt) and records an audit event "settings" by
 // `actor` with the value before and after. kInvalidArgument for a value the setting cannot take.
 [[nodiscard]] Status set_runtime_setting(MessageStore& store, RuntimeSetting setting,

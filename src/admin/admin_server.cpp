@@ -68,6 +68,19 @@ json page(const std::vector<T>& items, std::int64_t limit) {
   return {{"items", to_json_array(items)}, {"next", next}};
 }
 
+// A page's size ("limit", 1..200, default 50) and where it starts ("cursor": the `next` of the
+// page before; 0 for the first).
+struct Paging {
+  int limit = 50;
+  std::int64_t cursor = 0;
+};
+
+Result<Paging> paging(const Call& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+  LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+  return Paging{static_cast<int>(limit), cursor};
+}
+
 // The value of cookie `name` in a Cookie header.
 std::string cookie_value(const std::string& header, std::string_view name) {
   std::size_t pos = 0;
@@ -241,32 +254,30 @@ struct AdminServer::Impl {
   // ---- moderation ----------------------------------------------------------------------------
 
   HandlerResult queue(Call& c) {
-    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
+    LLMASSIST_ASSIGN_OR_RETURN(const Paging paged, paging(c));
     LLMASSIST_ASSIGN_OR_RETURN(auto history, c.int_query("history", 10, 0, 100));
-    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
     PendingQuery q;
-    q.limit = static_cast<int>(limit);
+    q.limit = paged.limit;
     q.history = static_cast<int>(history);
-    q.after_id = cursor;
+    q.after_id = paged.cursor;
     LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.moderation->list_pending(q));
-    return ok(page(items, limit));
+    return ok(page(items, paged.limit));
   }
 
   HandlerResult replies(Call& c) {
-    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
-    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(const Paging paged, paging(c));
     LLMASSIST_ASSIGN_OR_RETURN(auto chat, c.int_query("chat_id", 0, 0, INT64_MAX));
     ReplyQuery q;
     q.oldest_first = false;
-    q.before_id = cursor;
-    q.limit = static_cast<int>(limit);
+    q.before_id = paged.cursor;
+    q.limit = paged.limit;
     if (chat > 0) q.chat_id = chat;
     if (const std::string status = c.query("status"); !status.empty()) {
       q.status = parse_reply_status(status);
       if (!q.status) return invalid_argument(fmt::format("status: no status '{}'", status));
     }
     LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->list_replies(q));
-    return ok(page(items, limit));
+    return ok(page(items, paged.limit));
   }
 
   HandlerResult reply(Call& c) {
@@ -320,18 +331,17 @@ struct AdminServer::Impl {
   // ---- chats ---------------------------------------------------------------------------------
 
   HandlerResult chats(Call& c) {
-    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
-    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(const Paging paged, paging(c));
     ChatQuery q;
-    q.limit = static_cast<int>(limit);
-    q.before_id = cursor;
+    q.limit = paged.limit;
+    q.before_id = paged.cursor;
     q.search = c.query("search");
     if (const std::string mode = c.query("mode"); !mode.empty()) {
       q.mode = parse_chat_mode(mode);
       if (!q.mode) return invalid_argument("mode: expected bot or operator");
     }
     LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->list_chats(q));
-    return ok(page(items, limit));
+    return ok(page(items, paged.limit));
   }
 
   HandlerResult chat(Call& c) {
@@ -342,15 +352,14 @@ struct AdminServer::Impl {
 
   HandlerResult messages(Call& c) {
     LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
-    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
-    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(const Paging paged, paging(c));
     LLMASSIST_RETURN_IF_ERROR(parts.store->get_chat(id).status());
     HistoryQuery q;
-    q.limit = static_cast<int>(limit);
-    q.before_id = cursor;
+    q.limit = paged.limit;
+    q.before_id = paged.cursor;
     q.search = c.query("search");
     LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->chat_history(id, q));
-    return ok(page(items, limit));
+    return ok(page(items, paged.limit));
   }
 
   HandlerResult chat_reply(Call& c) {
@@ -385,18 +394,17 @@ struct AdminServer::Impl {
   // ---- audit, statistics ---------------------------------------------------------------------
 
   HandlerResult audit(Call& c) {
-    LLMASSIST_ASSIGN_OR_RETURN(auto limit, c.int_query("limit", 50, 1, 200));
-    LLMASSIST_ASSIGN_OR_RETURN(auto cursor, c.int_query("cursor", 0, 0, INT64_MAX));
+    LLMASSIST_ASSIGN_OR_RETURN(const Paging paged, paging(c));
     LLMASSIST_ASSIGN_OR_RETURN(auto reply_id, c.int_query("reply_id", 0, 0, INT64_MAX));
     LLMASSIST_ASSIGN_OR_RETURN(auto chat_id, c.int_query("chat_id", 0, 0, INT64_MAX));
     AuditQuery q;
-    q.limit = static_cast<int>(limit);
-    q.before_id = cursor;
+    q.limit = paged.limit;
+    q.before_id = paged.cursor;
     if (reply_id > 0) q.reply_id = reply_id;
     if (chat_id > 0) q.chat_id = chat_id;
     q.actor = c.query("actor");
     LLMASSIST_ASSIGN_OR_RETURN(auto items, parts.store->list_audit(q));
-    return ok(page(items, limit));
+    return ok(page(items, paged.limit));
   }
 
   HandlerResult stats(Call& c) {
@@ -448,10 +456,7 @@ struct AdminServer::Impl {
     // Checked first, all of them: a bad value changes nothing.
     for (const auto& [key, setting] : known) {
       if (!c.body.contains(key) || c.body[key].is_null()) continue;
-      const std::string value = c.body[key];
-      if (setting == RuntimeSetting::kPolicy && value != "auto" && value != "review") {
-        return invalid_argument("policy: expected auto or review");
-      }
+      LLMASSIST_RETURN_IF_ERROR(check_runtime_setting(setting, c.body[key].get<std::string>()));
     }
     for (const auto& [key, setting] : known) {
       if (!c.body.contains(key)) continue;

@@ -34,19 +34,25 @@ Result<RuntimeSettings> read_runtime_settings(MessageStore& store) {
   return out;
 }
 
+Status check_runtime_setting(RuntimeSetting setting, const std::string& value) {
+  if (setting == RuntimeSetting::kPolicy) {
+    if (value != "auto" && value != "review") {
+      return invalid_argument("policy: expected auto or review");
+    }
+    return Status();
+  }
+  if (value.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return invalid_argument("system_prompt: must not be empty (clear it with null)");
+  }
+  if (value.size() > kMaxPromptBytes) {
+    return invalid_argument(fmt::format("system_prompt: at most {} bytes", kMaxPromptBytes));
+  }
+  return Status();
+}
+
 Status set_runtime_setting(MessageStore& store, RuntimeSetting setting,
                            std::optional<std::string> value, std::string_view actor) {
-  if (value && setting == RuntimeSetting::kPolicy && *value != "auto" && *value != "review") {
-    return invalid_argument("policy: expected auto or review");
-  }
-  if (value && setting == RuntimeSetting::kSystemPrompt) {
-    if (value->find_first_not_of(" \t\r\n") == std::string::npos) {
-      return invalid_argument("system_prompt: must not be empty (clear it with null)");
-    }
-    if (value->size() > kMaxPromptBytes) {
-      return invalid_argument(fmt::format("system_prompt: at most {} bytes", kMaxPromptBytes));
-    }
-  }
+  if (value) LLMASSIST_RETURN_IF_ERROR(check_runtime_setting(setting, *value));
   LLMASSIST_ASSIGN_OR_RETURN(auto before, stored(store, setting));
   const std::string after = value.value_or("");
   if (before == after) return Status();
