@@ -16,7 +16,8 @@ packages=(
   python3-dev pybind11-dev
 )
 if [ $browser -eq 1 ]; then
-  packages+=(chromium)
+  # fonts-liberation is only recommended by chromium: without a font, pages render no text.
+  packages+=(chromium fonts-liberation)
   # A Node.js installed otherwise (nodesource, nvm) is kept: Debian's would replace it.
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
