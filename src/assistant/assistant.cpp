@@ -26,7 +26,7 @@ constexpr std::string_view kComponent = "assistant";
 constexpr std::string_view kCallbackPrefix = "llmassist:";
 constexpr std::string_view kPostKey = "operator_chat.post.";
 // Threads that write the completions' outcomes (see Impl::post_write).
-constexpr int kCompletionWriters = 4;
+constexpr int kCompletionWriters = 8;
 
 std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
