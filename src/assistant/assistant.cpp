@@ -1,7 +1,8 @@
 // The Assistant engine. One worker thread looks at the store (woken by every change) and hands
 // work out: drafts to the LLM, approved answers to the transport. Both run asynchronously; their
-// completions write the outcome back to the store, which wakes the worker again. The store is
-// the only shared state that matters: everything in memory here can be lost in a crash.
+// completions write the outcome back to the store (on a few writer threads, so that their
+// commits are shared), which wakes the worker again. The store is the only shared state that
+// matters: everything in memory here can be lost in a crash.
 #include "llmassist/assistant.h"
 
 #include <fmt/format.h>
