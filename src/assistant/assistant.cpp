@@ -1,13 +1,16 @@
 // The Assistant engine. One worker thread looks at the store (woken by every change) and hands
 // work out: drafts to the LLM, approved answers to the transport. Both run asynchronously; their
-// completions write the outcome back to the store, which wakes the worker again. The store is
-// the only shared state that matters: everything in memory here can be lost in a crash.
+// completions write the outcome back to the store (on a few writer threads, so that their
+// commits are shared), which wakes the worker again. The store is the only shared state that
+// matters: everything in memory here can be lost in a crash.
 #include "llmassist/assistant.h"
 
 #include <fmt/format.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -23,6 +26,8 @@ namespace {
 constexpr std::string_view kComponent = "assistant";
 constexpr std::string_view kCallbackPrefix = "llmassist:";
 constexpr std::string_view kPostKey = "operator_chat.post.";
+// Threads that write the completions' outcomes (see Impl::post_write).
+constexpr int kCompletionWriters = 8;
 
 std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -70,6 +75,68 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // What an admin set while the bot runs (runtime_settings.h), read at every rescan.
   std::atomic<ModerationPolicy> policy{ModerationPolicy::kAuto};
   std::string system_prompt_override;  // guarded by mu; empty: the configured one
+
+  // Completions' writes. A completion (a draft from the LLM, a send's outcome from the
+  // transport) arrives on its component's I/O thread, one after another. Written there, each
+  // would wait alone for its commit (an fsync with synchronous=FULL) and hold up every other
+  // exchange of that component meanwhile. Handed to these threads, completions that arrive
+  // close together wait for their commits side by side and share them (the store's group
+  // commit); each still has its effects (waking the worker, counters) only after its commit.
+  std::mutex writes_mu;
+  std::condition_variable writes_ready;
+  std::deque<std::function<void()>> writes;  // guarded by writes_mu
+  bool writers_running = false;              // guarded by writes_mu
+  std::vector<std::thread> writers;          // started by start(), joined by stop()
+
+  // Runs `task` on a writer thread, or here when none runs (before start(), after stop()).
+  void post_write(std::function<void()> task) {
+    {
+      std::lock_guard lock(writes_mu);
+      if (writers_running) {
+        writes.push_back(std::move(task));
+        task = nullptr;
+      }
+    }
+    if (task) {
+      task();
+    } else {
+      writes_ready.notify_one();
+    }
+  }
+
+  void run_writes() {
+    std::unique_lock lock(writes_mu);
+    while (true) {
+      writes_ready.wait(lock, [&] { return !writes.empty() || !writers_running; });
+      if (writes.empty()) return;  // stopped, and nothing left
+      auto task = std::move(writes.front());
+      writes.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  void start_writers() {
+    {
+      std::lock_guard lock(writes_mu);
+      writers_running = true;
+    }
+    for (int k = 0; k < kCompletionWriters; ++k) {
+      writers.emplace_back([self = shared_from_this()] { self->run_writes(); });
+    }
+  }
+
+  // Lets the writers finish what is queued, then joins them.
+  void stop_writers() {
+    {
+      std::lock_guard lock(writes_mu);
+      writers_running = false;
+    }
+    writes_ready.notify_all();
+    for (auto& t : writers) t.join();
+    writers.clear();
+  }
 
   // ---- runtime settings --------------------------------------------------------------------
 
@@ -235,7 +302,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                         [self = shared_from_this(), reply, ticker, chat = *chat](
                             Result<Completion> result) {
                           ticker->done = true;
-                          self->drafted(reply, chat, std::move(result));
+                          self->post_write([self, reply, chat, result = std::move(result)] {
+                            self->drafted(reply, chat, result);
+                          });
                         });
   }
 
@@ -314,7 +383,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     finish_draft(reply);
   }
 
-  void drafted(const Reply& reply, const Chat& chat, Result<Completion> result) {
+  void drafted(const Reply& reply, const Chat& chat, const Result<Completion>& result) {
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kCancelled) {
         give_back(reply);  // stopping: the next start drafts it again
@@ -429,7 +498,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     }
     parts.transport->send(std::move(m), [self = shared_from_this(), reply](
                                             Result<SentMessage> result) {
-      self->sent(reply, std::move(result));
+      self->post_write([self, reply, result = std::move(result)] { self->sent(reply, result); });
     });
   }
 
@@ -444,7 +513,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     touch(reply.chat_id);
   }
 
-  void sent(const Reply& reply, Result<SentMessage> result) {
+  void sent(const Reply& reply, const Result<SentMessage>& result) {
     if (result.ok()) {
       ReplyChange done;
       done.from = ReplyStatus::kApproved;
@@ -841,6 +910,7 @@ Status Assistant::start() {
   i.refresh_settings();
   // A previous run of this instance may have died mid-draft or mid-send: its claims carry our
   // name, so they are ours to take again at once rather than after their lease.
+  i.start_writers();
   i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
   i.start_sends({}, /*retake_own=*/true);
   i.pump = std::thread([impl = impl_] { impl->run(); });
@@ -857,6 +927,7 @@ Status Assistant::start() {
     }
     i.wake.notify_all();
     i.pump.join();
+    i.stop_writers();
     return s;
   }
   i.log(LogLevel::kInfo, fmt::format("started as {} on {} ({} policy)", i.worker,
@@ -884,9 +955,12 @@ void Assistant::stop(std::chrono::milliseconds grace) {
   for (auto& token : unfinished) token->cancel();
   i.parts.transport->stop();
   i.pump.join();
-  std::unique_lock lock(i.mu);
-  // Cancelled drafts report back through their providers; give them a moment.
-  i.settled.wait_for(lock, std::chrono::seconds(5), [&] { return i.drafting.empty(); });
+  {
+    std::unique_lock lock(i.mu);
+    // Cancelled drafts report back through their providers; give them a moment.
+    i.settled.wait_for(lock, std::chrono::seconds(5), [&] { return i.drafting.empty(); });
+  }
+  i.stop_writers();
   i.log(LogLevel::kInfo, "stopped");
 }
 
