@@ -2,6 +2,7 @@
 // the mock LLM server, llmassist-operator deciding from another process, and the bot killed with
 // SIGKILL at random moments while hundreds of messages flow.
 #include <doctest/doctest.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "llmassist/sqlite_store.h"
@@ -145,6 +147,72 @@ TEST_CASE("bot e2e: in review, an approval from llmassist-operator is delivered 
   CHECK(wait_exit(bot) == 0);
   bot = 0;
 }
+
+#ifdef LLMASSIST_ADMIN_BINARY
+TEST_CASE("bot e2e: in review, an approval through llmassist-admin's REST API is delivered by the bot") {
+  World w("review");
+  pid_t bot = w.start_bot();
+  Reaper reaper{bot};
+  w.telegram.push_update(300, MockTelegramServer::text_update(300, "Do you ship abroad?", 78));
+  auto store = w.store();
+  REQUIRE_MESSAGE(eventually([&] {
+                    return store->list_replies({.status = ReplyStatus::kPending}).value().size() == 1;
+                  }),
+                  w.bot_log());
+  const ReplyId id = store->list_replies({.status = ReplyStatus::kPending}).value().front().id;
+
+  // As a new user would: an account and a token from the command line, then the server.
+  const std::string password = w.dir.file("password.txt");
+  std::ofstream(password) << "a long password\n";
+  const std::string cli_log = w.dir.file("admin-cli.log");
+  REQUIRE(wait_exit(spawn({"/bin/sh", "-c",
+                           std::string(LLMASSIST_ADMIN_BINARY) + " --db '" + w.db +
+                               "' user add alice --role operator < '" + password + "'"},
+                          cli_log)) == 0);
+  REQUIRE(wait_exit(spawn({LLMASSIST_ADMIN_BINARY, "--db", w.db, "token", "add", "alice",
+                           "--label", "e2e"},
+                          cli_log)) == 0);
+  std::smatch token;
+  std::string cli_out;
+  {
+    std::ifstream in(cli_log);
+    cli_out.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  REQUIRE_MESSAGE(std::regex_search(cli_out, token, std::regex("lla_[A-Za-z0-9_-]{43}")), cli_out);
+  const std::string server_log = w.dir.file("admin-server.log");
+  pid_t admin = spawn({LLMASSIST_ADMIN_BINARY, "--db", w.db, "--listen", "127.0.0.1:0"},
+                      server_log);
+  Reaper admin_reaper{admin};
+  std::smatch port;
+  const auto read_log = [&] {
+    std::ifstream in(server_log);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::string log_text;
+  REQUIRE_MESSAGE(eventually([&] {
+                    log_text = read_log();
+                    return std::regex_search(log_text, port,
+                                             std::regex("open http://127\\.0\\.0\\.1:([0-9]+)"));
+                  }),
+                  read_log());
+  httplib::Client client("127.0.0.1", std::stoi(port[1].str()));
+  auto approved = client.Post(("/api/replies/" + std::to_string(id) + "/approve").c_str(),
+                              {{"Authorization", "Bearer " + token.str()}}, "",
+                              "application/json");
+  REQUIRE(approved);
+  CHECK(approved->status == 200);
+  REQUIRE_MESSAGE(eventually([&] { return w.sent_to(78).size() == 2; }, 10s), w.bot_log());
+  CHECK(w.sent_to(78).back() == "Answer to: Do you ship abroad?");
+  CHECK(store->list_audit({.reply_id = id}).value().front().actor == "operator:alice");
+  CHECK(read_log().find(token.str()) == std::string::npos);  // the token never logged
+  ::kill(admin, SIGTERM);
+  CHECK(wait_exit(admin) == 0);
+  admin = 0;
+  ::kill(bot, SIGTERM);
+  CHECK(wait_exit(bot) == 0);
+  bot = 0;
+}
+#endif
 
 TEST_CASE("bot e2e: all providers down gives the user an apology and the operators a failed reply") {
   World w;
