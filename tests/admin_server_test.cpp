@@ -664,6 +664,11 @@ TEST_CASE("admin server: the event stream tells of new drafts and claims") {
   REQUIRE(f.call("POST", "/api/replies/" + std::to_string(id) + "/claim", f.operator_token)
               ->status == 200);
   CHECK(wait_for("\"claimed_by\":\"operator:alice\""));
+  // A change that leaves status and holder as they were is told too (a new draft text).
+  auto updated = AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(id),
+                                              f.operator_token,
+                                              json{{"response_text", "a better draft"}}));
+  CHECK(wait_for(fmt::format("\"version\":{}", updated["version"].get<std::int64_t>())));
   stop = true;
   f.pending(chat, "q2", "one more event to end the stream");
   reader.join();

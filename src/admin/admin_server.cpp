@@ -512,9 +512,12 @@ struct AdminServer::Impl {
     for (const auto& item : *items) {
       const Reply& r = item.reply;
       const bool held = !r.claimed_by.empty() && r.lease_until && *r.lease_until > now;
+      // The version changes with every write to the reply: a new draft of the same reply, or a
+      // claim taken again, is a change even when status and holder look as before.
       list.push_back({{"id", r.id},
                       {"chat_id", r.chat_id},
                       {"status", to_string(r.status)},
+                      {"version", r.version},
                       {"claimed_by", held ? r.claimed_by : ""}});
     }
     return {{"pending", list.size()}, {"items", list}};
