@@ -113,8 +113,12 @@ const steps = [
       await openDraft(page, config.approve);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone's screen`);
-      const approve = await page.locator('#approve').boundingBox();
-      assert.ok(approve && approve.x >= 0 && approve.x + approve.width <= 390, 'Approve is off screen');
+      // The detail may be drawn again meanwhile (a live event): wait for the button to settle.
+      const inReach = await page.waitForFunction(() => {
+        const rect = document.querySelector('#approve')?.getBoundingClientRect();
+        return rect && rect.width > 0 && rect.left >= 0 && rect.right <= window.innerWidth;
+      }, null, WAIT).then(() => true, () => false);
+      assert.ok(inReach, 'Approve is off screen');
       if (config.screenshots) {
         await page.locator('#approve').scrollIntoViewIfNeeded();
         await page.screenshot({path: path.join(config.screenshots, 'admin-queue-phone.png')});
