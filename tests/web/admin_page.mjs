@@ -152,6 +152,8 @@ const steps = [
     await page.keyboard.press('r');
     await page.locator('#reject-reason').fill('Too vague; name the exact steps.');
     await page.locator('#confirm-reject').click();
+    // The rejection is done (the page has moved on) before the new draft is looked for.
+    await page.locator('#notice', {hasText: 'Rejected'}).waitFor(WAIT);
     // The bot drafts again on its own; only the event stream can bring the new draft here.
     await page.locator('#queue-list .item', {hasText: config.reject}).first().waitFor(WAIT);
     await openDraft(page, config.reject);

@@ -19,6 +19,7 @@
     selected: null,       // the id of the reply shown in the queue's detail pane
     mode: 'view',         // the queue's detail: 'view', 'edit' or 'reject'
     claimed: null,        // the id of the reply this page holds a claim on
+    queueEpoch: 0,        // bumped by each decision: a queue fetched before it is stale
     handoffChat: null,    // the chat open in the handoff view
     browsedChat: null,    // the chat open in the chat browser
     chatsCursor: null,
@@ -321,7 +322,10 @@
   // The moderation queue
 
   async function refreshQueue() {
+    const epoch = state.queueEpoch;
     const data = await api('GET', `/api/queue${query({limit: 200, history: 20})}`);
+    // Fetched before a decision taken meanwhile, it would bring the decided draft back.
+    if (epoch !== state.queueEpoch) return;
     state.queue = data.items;
     showQueueCount(state.queue.length);
     if (!state.queue.some((item) => item.reply.id === state.selected)) {
@@ -463,9 +467,11 @@
       state.claimed = id;
       updateItem(reply);
     } catch (error) {
-      if (error.status === 409) {
+      if (error.status === 409 && error.code === 'aborted') {
         const holder = actorName(selectedItem() && holderOf(selectedItem().reply)) || 'Another operator';
         notify(`${holder} is deciding this one.`, 'warn');
+      } else if (error.status === 409) {
+        notify('This draft no longer waits for a decision.', 'warn');
       } else if (error.status !== 404) {
         report(error);
       }
@@ -500,8 +506,10 @@
     const button = $(decision === 'edit' ? 'save-edit' : decision === 'reject' ? 'confirm-reject' : 'approve');
     await act(button, async () => {
       try {
+        state.queueEpoch += 1;
         await post(`/api/replies/${id}/${decision}`, body);
       } catch (error) {
+        state.queueEpoch += 1;
         if (error.status === 409) {
           notify(error.code === 'aborted' ? `${actorName(holderOf(item.reply)) || 'Another operator'} is deciding this one.`
                                           : 'This draft was decided already.', 'warn');
@@ -510,6 +518,9 @@
         }
         throw error;
       }
+      // A queue fetched while the decision was on its way is stale: drop it, and fetch anew.
+      state.queueEpoch += 1;
+      soon('queue', refreshQueue);
       state.claimed = null;
       notify({approve: 'Approved: the answer goes out.', edit: 'Your answer goes out.',
               reject: 'Rejected: a new draft is being written.'}[decision]);
