@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "core/constant_time.h"
+
 namespace llmassist::detail {
 
 using nlohmann::json;
@@ -13,15 +15,6 @@ namespace {
 constexpr const char* kCsrfHeader = "X-CSRF-Token";
 
 bool changes_state(const std::string& method) { return method != "GET" && method != "HEAD"; }
-
-bool equal_in_constant_time(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
-}
 
 int rank(Access access) { return static_cast<int>(access); }
 
@@ -290,7 +283,7 @@ void ApiRouter::dispatch(const Entry& entry, const httplib::Request& req,
     }
     if (caller->by_session && changes_state(req.method)) {
       const std::string sent = req.get_header_value(kCsrfHeader);
-      if (sent.empty() || !equal_in_constant_time(sent, caller->csrf_token)) {
+      if (sent.empty() || !constant_time_equal(sent, caller->csrf_token)) {
         write_error(res, 403, "permission_denied",
                     "missing or wrong CSRF token (send the X-CSRF-Token header)");
         return;

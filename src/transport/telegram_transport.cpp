@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "core/constant_time.h"
 #include "http/url_redaction.h"
 #include "llmassist/curl_http_client.h"
 #include "transport/telegram_format.h"
@@ -37,18 +38,6 @@ constexpr std::string_view kSecretHeader = "X-Telegram-Bot-Api-Secret-Token";
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// Compares in time that depends on the lengths only, so that a caller probing the webhook learns
-// nothing about the secret from response times.
-bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : 0);
-    const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : 0);
-    diff = static_cast<unsigned char>(diff | (x ^ y));
-  }
-  return diff == 0;
-}
 
 // chat_id as the Bot API takes it: an integer, or "@channelusername".
 Status put_chat_id(json& body, std::string_view chat) {
@@ -772,7 +761,7 @@ class Core final : public std::enable_shared_from_this<Core> {
         json_error(res, 401, "missing secret token");
         return;
       }
-      if (!constant_time_equal(req.get_header_value(std::string(kSecretHeader).c_str()),
+      if (!detail::constant_time_equal(req.get_header_value(std::string(kSecretHeader).c_str()),
                                secret)) {
         log(LogLevel::kWarning, "webhook: a request with a wrong secret token was refused");
         json_error(res, 403, "wrong secret token");
