@@ -57,11 +57,15 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
   return o;
 }
 
+SqliteSync sync_of(const BotConfig& config) {
+  return config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
+}
+
 Result<std::shared_ptr<MessageStore>> open_store(const BotConfig& config,
                                                  std::shared_ptr<Logger> logger) {
   SqliteStoreOptions so;
   so.path = config.database;
-  so.sync = config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
+  so.sync = sync_of(config);
   so.logger = std::move(logger);
   LLMASSIST_ASSIGN_OR_RETURN(auto store, open_sqlite_store(so));
   return std::shared_ptr<MessageStore>(std::move(store));
@@ -76,23 +80,39 @@ Result<std::shared_ptr<FallbackChain>> make_chain(const BotConfig& config,
   return std::shared_ptr<FallbackChain>(std::move(chain));
 }
 
+// What a bot and its admin server share over one database.
+struct SharedParts {
+  std::shared_ptr<MessageStore> store;
+  std::shared_ptr<FallbackChain> chain;
+  std::shared_ptr<MemoryManager> memory;
+  std::shared_ptr<ModerationQueue> moderation;
+};
+
+Result<SharedParts> open_shared(const BotConfig& config, std::shared_ptr<Logger> logger) {
+  SharedParts s;
+  LLMASSIST_ASSIGN_OR_RETURN(s.store, open_store(config, logger));
+  LLMASSIST_ASSIGN_OR_RETURN(s.chain, make_chain(config, logger));
+  LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(s.store, config.memory));
+  s.memory = std::move(memory);
+  ModerationQueueOptions mo;
+  mo.logger = std::move(logger);
+  s.moderation = make_moderation_queue(s.store, mo);
+  return s;
+}
+
 // The admin server over parts a bot has (or llmassist-admin made).
 Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
-                                                    std::shared_ptr<MessageStore> store,
-                                                    std::shared_ptr<FallbackChain> chain,
+                                                    const SharedParts& shared,
                                                     std::shared_ptr<Logger> logger,
                                                     std::function<AssistantStats()> stats) {
   AdminServerParts parts;
-  parts.store = store;
-  ModerationQueueOptions mo;
-  mo.logger = logger;
-  parts.moderation = make_moderation_queue(store, mo);
+  parts.store = shared.store;
+  parts.moderation = shared.moderation;
   LLMASSIST_ASSIGN_OR_RETURN(auto accounts, open_account_store(config, logger));
   parts.accounts = std::move(accounts);
-  LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(store, config.memory));
-  parts.memory = std::move(memory);
-  parts.llm = chain;
-  parts.chain = std::move(chain);
+  parts.memory = shared.memory;
+  parts.llm = shared.chain;
+  parts.chain = shared.chain;
   parts.assistant_stats = std::move(stats);
   const AdminSection section = config.admin.value_or(AdminSection{});
   AdminServerOptions options;
@@ -113,31 +133,29 @@ Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config
   SqliteAccountStoreOptions options;
   options.logger = std::move(logger);
   options.path = config.database;
-  options.sync = config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
+  options.sync = sync_of(config);
   return open_sqlite_account_store(options);
 }
 
 Result<std::unique_ptr<AdminServer>> make_admin_server(const BotConfig& config,
                                                        BotOptions options) {
   auto logger = options.logger ? options.logger : stderr_logger();
-  LLMASSIST_ASSIGN_OR_RETURN(auto store, open_store(config, logger));
-  LLMASSIST_ASSIGN_OR_RETURN(auto chain, make_chain(config, logger));
-  return assemble_admin(config, std::move(store), std::move(chain), logger, {});
+  LLMASSIST_ASSIGN_OR_RETURN(const SharedParts shared, open_shared(config, logger));
+  return assemble_admin(config, shared, logger, {});
 }
 
 Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions options) {
   auto logger = options.logger ? options.logger : stderr_logger();
   auto parts = std::make_unique<Parts>();
-  LLMASSIST_ASSIGN_OR_RETURN(parts->store, open_store(config, logger));
-
-  LLMASSIST_ASSIGN_OR_RETURN(parts->chain, make_chain(config, logger));
+  LLMASSIST_ASSIGN_OR_RETURN(const SharedParts shared, open_shared(config, logger));
+  parts->store = shared.store;
+  parts->chain = shared.chain;
 
   AssistantParts ap;
-  ap.store = parts->store;
-  ap.llm = parts->chain;
-  LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(parts->store, config.memory));
-  ap.memory = std::move(memory);
-  ap.moderation = make_moderation_queue(parts->store);
+  ap.store = shared.store;
+  ap.llm = shared.chain;
+  ap.memory = shared.memory;
+  ap.moderation = shared.moderation;
   std::string transport;
   if (config.telegram.token.empty()) {
     ConsoleTransportOptions co;
@@ -158,8 +176,8 @@ Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions opt
   if (config.admin) {
     Assistant* assistant = parts->assistant.get();
     LLMASSIST_ASSIGN_OR_RETURN(
-        parts->admin, assemble_admin(config, parts->store, parts->chain, logger,
-                                     [assistant] { return assistant->stats(); }));
+        parts->admin,
+        assemble_admin(config, shared, logger, [assistant] { return assistant->stats(); }));
   }
   std::string providers;
   for (const auto& s : parts->chain->provider_stats()) {
