@@ -14,8 +14,10 @@
 #include "llmassist/openai_provider.h"
 #include "llmassist/runtime_settings.h"
 #include "llmassist/sqlite_store.h"
+#include "llmassist/telegram_transport.h"
 #include "llmassist/window_memory.h"
 #include "support/mock_llm_server.h"
+#include "support/mock_telegram_server.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;
@@ -90,14 +92,18 @@ struct Bot {
     store = std::shared_ptr<MessageStore>(open_sqlite_store(so).value().release());
   }
 
-  void start(AssistantOptions options = {}, std::shared_ptr<LlmProvider> llm = nullptr) {
+  // `transport`: default, the console chat.
+  void start(AssistantOptions options = {}, std::shared_ptr<LlmProvider> llm = nullptr,
+             std::shared_ptr<ChatTransport> transport = nullptr) {
     if (!llm) {
       KnowledgeBaseOptions kb;
       kb.logger = null_logger();
       llm = std::shared_ptr<LlmProvider>(make_knowledge_base_provider(kb).value().release());
     }
     AssistantParts parts;
-    parts.transport = std::shared_ptr<ChatTransport>(make_console_transport(chat.options()));
+    parts.transport = transport ? transport
+                                : std::shared_ptr<ChatTransport>(
+                                      make_console_transport(chat.options()));
     parts.store = store;
     parts.llm = llm;
     parts.memory = std::shared_ptr<MemoryManager>(
@@ -127,6 +133,19 @@ struct Bot {
     return store->list_replies({.status = status}).value();
   }
 };
+
+// An OpenAI provider against `llm`, and the mock told to answer "Answer to: <question>".
+std::shared_ptr<LlmProvider> echoing_provider(llmassist::testing::MockLlmServer& llm) {
+  llmassist::testing::MockLlmServer::Behavior echo;
+  echo.echo_question = true;
+  llm.set(echo);
+  OpenAiProviderOptions po;
+  po.name = "mock";
+  po.base_url = llm.openai_url();
+  po.model = "m";
+  po.logger = null_logger();
+  return std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release());
+}
 
 }  // namespace
 
@@ -303,18 +322,44 @@ TEST_CASE("assistant: messages sent meanwhile are answered in order, or together
   }
 }
 
+TEST_CASE("assistant: a chat's next draft begins while its answer is on its way, in order") {
+  llmassist::testing::MockLlmServer llm;
+  llmassist::testing::MockTelegramServer telegram;
+  // The first answer's send waits out a 429 for a second inside the transport.
+  telegram.fail_next("sendMessage", {429, "Too Many Requests: retry after 1", 1});
+  TelegramTransportOptions to;
+  to.token = telegram.token();
+  to.api_url = telegram.api_url();
+  to.polling.timeout = 1s;
+  to.pacing.per_chat_interval = 0ms;
+  to.pacing.global_per_second = 0;
+  to.logger = null_logger();
+  Bot bot;
+  AssistantOptions o;
+  o.texts.human_button.clear();
+  bot.start(o, echoing_provider(llm),
+            std::shared_ptr<ChatTransport>(make_telegram_transport(to).value().release()));
+  telegram.push_updates({{1, llmassist::testing::MockTelegramServer::text_update(1, "first", 700)},
+                         {2, llmassist::testing::MockTelegramServer::text_update(2, "second", 700)}});
+  // The second question is drafted while the first answer has not been delivered.
+  REQUIRE(bot.eventually([&] { return llm.requests() == 2; }));
+  CHECK(telegram.count_calls("sendMessage", 200) == 0);
+  REQUIRE(telegram.wait_for_calls("sendMessage", 3));  // the 429, then both answers
+  REQUIRE(bot.eventually([&] { return telegram.count_calls("sendMessage", 200) == 2; }));
+  std::vector<std::string> texts;
+  for (const auto& c : telegram.calls("sendMessage")) {
+    if (c.status == 200) texts.push_back(c.params.value("text", ""));
+  }
+  REQUIRE(texts.size() == 2);
+  CHECK(texts[0].find("Answer to: first") != std::string::npos);
+  CHECK(texts[1].find("Answer to: second") != std::string::npos);
+  bot.assistant->stop(1s);
+}
+
 TEST_CASE("assistant: an admin's runtime settings change the policy and the role at once") {
   llmassist::testing::MockLlmServer llm;
-  llmassist::testing::MockLlmServer::Behavior echo;
-  echo.echo_question = true;
-  llm.set(echo);
-  OpenAiProviderOptions po;
-  po.name = "mock";
-  po.base_url = llm.openai_url();
-  po.model = "m";
-  po.logger = null_logger();
   Bot bot;
-  bot.start({}, std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release()));
+  bot.start({}, echoing_provider(llm));
   bot.chat.say("first");
   bot.chat.expect("Answer to: first");
   CHECK(llm.last_body()["messages"].front()["content"] == "You are a support assistant.");

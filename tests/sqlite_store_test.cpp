@@ -433,6 +433,127 @@ TEST_CASE("sqlite store: claims respect retry backoff and per-chat order") {
   CHECK(f.store->claim_replies(outbox)->size() == 1);
 }
 
+TEST_CASE("sqlite store: past_approved lets a chat's next draft begin while an answer waits") {
+  Fixture f;
+  auto c = f.chat("1");
+  auto q1 = f.ask(c.id, "first");
+  auto q2 = f.ask(c.id, "second");
+  f.claim_generating(q1.reply_id);
+  f.draft(q1.reply_id, "a1", ReplyStatus::kApproved);  // on its way, not sent yet
+  ClaimRequest next;
+  next.status = ReplyStatus::kNew;
+  next.to = ReplyStatus::kGenerating;
+  next.worker = "w";
+  next.limit = 10;
+  next.head_of_chat_only = true;
+  CHECK(f.store->claim_replies(next)->empty());  // the answer holds the chat by default
+  next.past_approved = true;
+  auto got = f.store->claim_replies(next);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  REQUIRE(got->size() == 1);
+  CHECK(got->front().id == q2.reply_id);
+  // The outbox still sends in order: the second answer waits behind the first.
+  f.draft(q2.reply_id, "a2", ReplyStatus::kApproved);
+  ClaimRequest outbox;
+  outbox.status = ReplyStatus::kApproved;
+  outbox.worker = "dispatcher";
+  outbox.limit = 10;
+  outbox.head_of_chat_only = true;
+  got = f.store->claim_replies(outbox);
+  REQUIRE(got->size() == 1);
+  CHECK(got->front().id == q1.reply_id);
+  // A draft waiting for an operator holds the chat even past approved answers.
+  auto q3 = f.ask(c.id, "third");
+  f.ask(c.id, "fourth");  // would be next, but for the pending draft
+  f.claim_generating(q3.reply_id);
+  f.draft(q3.reply_id, "a3", ReplyStatus::kPending);
+  CHECK(f.store->claim_replies(next)->empty());
+}
+
+TEST_CASE("sqlite store: transition_and_claim changes a reply and claims the chat's next step") {
+  Fixture f;
+  auto c = f.chat("1");
+  auto other = f.chat("2");
+  auto q1 = f.ask(c.id, "first");
+  auto q2 = f.ask(c.id, "second");
+  auto q3 = f.ask(other.id, "elsewhere");
+  f.claim_generating(q1.reply_id);
+  ReplyChange approve;
+  approve.from = ReplyStatus::kGenerating;
+  approve.to = ReplyStatus::kApproved;
+  approve.draft_text = "a1";
+  ClaimRequest send;
+  send.status = ReplyStatus::kApproved;
+  send.worker = "w";
+  send.head_of_chat_only = true;
+  send.chat_ids = {c.id};
+  ClaimRequest draft;
+  draft.status = ReplyStatus::kNew;
+  draft.to = ReplyStatus::kGenerating;
+  draft.worker = "w";
+  draft.head_of_chat_only = true;
+  draft.past_approved = true;
+  draft.chat_ids = {c.id};
+  const std::vector<ClaimRequest> claims = {send, draft};
+  auto done = f.store->transition_and_claim(q1.reply_id, approve, claims);
+  REQUIRE_MESSAGE(done.ok(), done.status().to_string());
+  CHECK(done->reply.id == q1.reply_id);
+  CHECK(done->reply.final_text == "a1");
+  REQUIRE(done->claimed.size() == 2);
+  REQUIRE(done->claimed[0].size() == 1);
+  CHECK(done->claimed[0][0].id == q1.reply_id);  // the answer, claimed for sending
+  CHECK(done->claimed[0][0].claimed_by == "w");
+  REQUIRE(done->claimed[1].size() == 1);
+  CHECK(done->claimed[1][0].id == q2.reply_id);  // the next question, claimed for drafting
+  CHECK(done->claimed[1][0].status == ReplyStatus::kGenerating);
+  CHECK(f.store->get_reply(q3.reply_id)->status == ReplyStatus::kNew);  // other chats untouched
+
+  // A change that fails claims nothing: the reply is no longer generating.
+  auto again = f.store->transition_and_claim(q1.reply_id, approve, claims);
+  CHECK(again.status().code() == StatusCode::kAborted);
+  // A bad claim is refused before anything is written.
+  ReplyChange sent;
+  sent.from = ReplyStatus::kApproved;
+  sent.to = ReplyStatus::kSent;
+  ClaimRequest nameless = send;
+  nameless.worker.clear();
+  auto refused =
+      f.store->transition_and_claim(q1.reply_id, sent, std::vector<ClaimRequest>{nameless});
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  CHECK(f.store->get_reply(q1.reply_id)->status == ReplyStatus::kApproved);
+  // No claims: a plain change.
+  auto plain = f.store->transition_and_claim(q1.reply_id, sent, {});
+  REQUIRE(plain.ok());
+  CHECK(plain->reply.status == ReplyStatus::kSent);
+  CHECK(plain->claimed.empty());
+}
+
+TEST_CASE("sqlite store: upsert_chats reads a page's chats at once, writes only what changed") {
+  Fixture f;
+  auto known = f.chat("1");
+  f.clock->advance(1s);
+  const std::vector<ChatInfo> infos = {{"telegram", "2", "Bob", "bob"},
+                                       {"telegram", "1", "Ann", ""},      // as it is
+                                       {"telegram", "2", "Bob", "bob"},   // twice in one page
+                                       {"telegram", "1", "Ann K.", ""}};  // renamed
+  auto chats = f.store->upsert_chats(infos);
+  REQUIRE_MESSAGE(chats.ok(), chats.status().to_string());
+  REQUIRE(chats->size() == 4);
+  CHECK((*chats)[0].external_id == "2");
+  CHECK((*chats)[0].id != known.id);
+  CHECK((*chats)[2].id == (*chats)[0].id);
+  CHECK((*chats)[1].id == known.id);
+  CHECK((*chats)[3].id == known.id);
+  CHECK((*chats)[3].title == "Ann K.");
+  CHECK((*chats)[3].username == "ann");
+  CHECK(f.store->get_chat(known.id)->title == "Ann K.");
+  // One bad entry refuses the call, and nothing of it is written.
+  const std::vector<ChatInfo> bad = {{"telegram", "3", "Cy", ""}, {"telegram", "", "", ""}};
+  CHECK(f.store->upsert_chats(bad).status().code() == StatusCode::kInvalidArgument);
+  CHECK(f.store->find_chat("telegram", "3").status().code() == StatusCode::kNotFound);
+  CHECK(f.store->upsert_chats({})->empty());
+}
+
 TEST_CASE("sqlite store: a claim by channel takes only that channel's replies") {
   Fixture f;
   auto telegram = f.chat("1");

@@ -132,6 +132,10 @@ struct ClaimRequest {
   // Only the oldest unfinished reply of each chat (none in new/generating/pending/approved/
   // rejected before it), so that a chat's answers are produced in order.
   bool head_of_chat_only = false;
+  // With head_of_chat_only: an earlier reply that is only waiting to be sent (approved) does not
+  // hold a later one back. A chat's next draft may begin while its previous answer is on its
+  // way; the outbox still sends them in order.
+  bool past_approved = false;
   // Also replies `worker` holds itself under a lease not yet run out: a restarted worker taking
   // over what its previous run held. False: only free replies and those whose lease ran out, so
   // that a running worker is never handed again what it is still working on.
@@ -165,6 +169,12 @@ struct ReplyChange {
   std::string actor;
   std::string audit_action;
   std::string detail;
+};
+
+// What transition_and_claim() did.
+struct ChangeAndClaims {
+  Reply reply;                              // as stored after the change
+  std::vector<std::vector<Reply>> claimed;  // what each claim took, in the order asked
 };
 
 struct AuditQuery {
@@ -228,6 +238,10 @@ class MessageStore {
 
   // Finds the chat by (channel, external_id) or creates it; refreshes title and username.
   virtual Result<Chat> upsert_chat(const ChatInfo& info) = 0;
+  // upsert_chat() for each of `infos` (the chats of a page of updates), the chats in the same
+  // order. The SQLite store reads them all in one transaction and writes only those new or
+  // changed, in one more; this default calls upsert_chat() for each.
+  virtual Result<std::vector<Chat>> upsert_chats(std::span<const ChatInfo> infos);
   virtual Result<Chat> get_chat(ChatId id) = 0;
   // kNotFound when the channel has no such chat.
   virtual Result<Chat> find_chat(std::string_view channel, std::string_view external_id) = 0;
@@ -272,6 +286,15 @@ class MessageStore {
   virtual Status release_claim(ReplyId id, std::string_view worker) = 0;
   // Applies a compare-and-set change; returns the reply as stored after it.
   virtual Result<Reply> transition_reply(ReplyId id, const ReplyChange& change) = 0;
+  // transition_reply() and then claim_replies() for each of `claims`, in order: what a worker
+  // does when one step of a chat ends and the chat's next may begin (a draft stored and its
+  // answer claimed for sending, an answer sent and the next one claimed). When the change fails
+  // nothing is claimed and its error is returned; a claim that fails fails the call. The SQLite
+  // store does it all in one transaction (one commit instead of several); this default runs the
+  // calls one after another, which is correct, only slower: a claim is never needed for
+  // correctness, a later claim takes what one left.
+  virtual Result<ChangeAndClaims> transition_and_claim(ReplyId id, const ReplyChange& change,
+                                                       std::span<const ClaimRequest> claims);
 
   // --- audit, statistics, settings ------------------------------------------------------------
 

@@ -248,6 +248,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     q.lease = options.lease_renewal * 3;
     q.limit = std::min(free, 1000);
     q.head_of_chat_only = true;
+    q.past_approved = true;
     q.chat_ids = chats;
     q.channel = parts.transport->channel();
     auto claimed = parts.store->claim_replies(q);
@@ -261,7 +262,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     std::atomic<bool> done{false};
   };
 
-  void draft(Reply reply) {
+  // `known`: the reply's chat when the caller has it at hand (only its ids and names are used
+  // here, which do not change), to save reading it again.
+  void draft(Reply reply, const Chat* known = nullptr) {
     auto token = CancelToken::create();
     {
       std::lock_guard lock(mu);
@@ -275,7 +278,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                             reply.generation_attempts - 1)));
       return;
     }
-    auto chat = parts.store->get_chat(reply.chat_id);
+    auto chat = known ? Result<Chat>(*known) : parts.store->get_chat(reply.chat_id);
     if (failed(chat, "reading the chat of a reply")) {
       give_back(reply);
       return;
@@ -362,15 +365,80 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   }
 
   // After the draft's outcome is written: the chat may have an answer to send, or its next
-  // question to draft.
-  void finish_draft(const Reply& reply) {
+  // question to draft; the worker looks unless `continued` (the write claimed them already).
+  void finish_draft(const Reply& reply, bool continued = false) {
     {
       std::lock_guard lock(mu);
       drafting.erase(reply.id);
       counters.drafts_in_flight = static_cast<int>(drafting.size());
       settled.notify_all();
     }
-    touch(reply.chat_id);
+    if (!continued) touch(reply.chat_id);
+  }
+
+  // ---- a chat's next step, claimed with the write that ends the current one ----------------
+
+  // The claims that carry `chat` on when one of its steps ends: its next answer to send, its
+  // next question to draft (a draft may begin while the previous answer is on its way), each
+  // only when a slot is free counting the one this step frees (`ending`). Made in the same
+  // transaction as the step's write, they save the worker a wake-up, a claim and a commit on
+  // the chat's path. `complete` is false when a slot was full: the worker must look later.
+  struct Continuation {
+    std::vector<ClaimRequest> claims;
+    int send = -1;   // index in claims, or -1
+    int draft = -1;
+    bool complete = true;
+  };
+  enum class Ending { kDraft, kSend };
+  Continuation continuation(ChatId chat, Ending ending) {
+    Continuation c;
+    if (stopping.load()) {
+      c.complete = false;
+      return c;
+    }
+    int free_sends = 0;
+    int free_drafts = 0;
+    {
+      std::lock_guard lock(mu);
+      free_sends = options.max_concurrent_sends - static_cast<int>(sending.size()) +
+                   (ending == Ending::kSend ? 1 : 0);
+      free_drafts = options.max_concurrent_drafts - static_cast<int>(drafting.size()) +
+                    (ending == Ending::kDraft ? 1 : 0);
+    }
+    if (free_drafts > 0) {
+      ClaimRequest q;
+      q.status = ReplyStatus::kNew;
+      q.to = ReplyStatus::kGenerating;
+      q.worker = worker;
+      q.lease = options.lease_renewal * 3;
+      q.head_of_chat_only = true;
+      q.past_approved = true;
+      q.retake_own = false;
+      q.chat_ids = {chat};
+      q.channel = parts.transport->channel();
+      c.draft = static_cast<int>(c.claims.size());
+      c.claims.push_back(std::move(q));
+    } else {
+      c.complete = false;
+    }
+    if (free_sends > 0) {
+      c.send = static_cast<int>(c.claims.size());
+      c.claims.push_back(send_claim({chat}, 1, false));
+    } else {
+      c.complete = false;
+    }
+    return c;
+  }
+
+  // Starts what a continuation claimed: the draft first, as the longer path. `chat`: the
+  // chat, when at hand.
+  void carry_on(const Continuation& c, ChangeAndClaims& done, const Chat* chat = nullptr) {
+    if (c.draft >= 0) {
+      for (auto& r : done.claimed[static_cast<std::size_t>(c.draft)]) draft(std::move(r), chat);
+    }
+    if (c.send >= 0) {
+      for (auto& r : done.claimed[static_cast<std::size_t>(c.send)]) send(std::move(r));
+    }
   }
 
   // The draft could not even start (the store failed): back to `new` for another try.
@@ -400,14 +468,20 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.provider = result->provider;
     change.providers_tried = result->providers_tried;
     change.actor = reply.claimed_by;
-    auto stored = parts.store->transition_reply(reply.id, change);
-    finish_draft(reply);
+    // Approved at once: the answer may go out, and the chat's next question be drafted, with
+    // this write. A pending draft holds the chat until an operator decides.
+    Continuation next;
+    if (change.to == ReplyStatus::kApproved) next = continuation(reply.chat_id, Ending::kDraft);
+    auto stored = parts.store->transition_and_claim(reply.id, change, next.claims);
+    const bool continued = stored.ok() && !next.claims.empty() && next.complete;
+    finish_draft(reply, continued);
     if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) return;
     {
       std::lock_guard lock(mu);
       ++counters.drafts;
     }
-    if (policy.load() == ModerationPolicy::kReview) post_draft(*stored, chat);
+    if (change.to == ReplyStatus::kPending) post_draft(stored->reply, chat);
+    carry_on(next, *stored, &chat);
   }
 
   void fail_draft(const Reply& reply, const Status& why) {
@@ -456,18 +530,23 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       free = options.max_concurrent_sends - static_cast<int>(sending.size());
     }
     if (free <= 0) return;
+    auto claimed = parts.store->claim_replies(send_claim(chats, std::min(free, 1000), retake_own));
+    if (failed(claimed, "claiming answers to send")) return;
+    for (auto& reply : *claimed) send(std::move(reply));
+  }
+
+  // A claim of answers to send, each the oldest unfinished reply of its chat.
+  ClaimRequest send_claim(std::vector<ChatId> chats, int limit, bool retake_own) const {
     ClaimRequest q;
     q.status = ReplyStatus::kApproved;
     q.worker = worker;
     q.lease = std::chrono::minutes(2);
-    q.limit = std::min(free, 1000);
+    q.limit = limit;
     q.head_of_chat_only = true;
-    q.chat_ids = chats;
+    q.chat_ids = std::move(chats);
     q.retake_own = retake_own;
     q.channel = parts.transport->channel();
-    auto claimed = parts.store->claim_replies(q);
-    if (failed(claimed, "claiming answers to send")) return;
-    for (auto& reply : *claimed) send(std::move(reply));
+    return q;
   }
 
   void send(Reply reply) {
@@ -502,15 +581,16 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     });
   }
 
-  // After the send's outcome is written: the chat's next answer or question may go on.
-  void finish_send(const Reply& reply) {
+  // After the send's outcome is written: the chat's next answer or question may go on; the
+  // worker looks unless `continued` (the write claimed them already).
+  void finish_send(const Reply& reply, bool continued = false) {
     {
       std::lock_guard lock(mu);
       sending.erase(reply.id);
       counters.sends_in_flight = static_cast<int>(sending.size());
       settled.notify_all();
     }
-    touch(reply.chat_id);
+    if (!continued) touch(reply.chat_id);
   }
 
   void sent(const Reply& reply, const Result<SentMessage>& result) {
@@ -520,10 +600,16 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       done.to = ReplyStatus::kSent;
       if (!result->message_ids.empty()) done.transport_message_id = result->message_ids.front();
       done.actor = worker;
-      failed(parts.store->transition_reply(reply.id, done),
-             fmt::format("marking reply {} sent", reply.id));
-      std::lock_guard lock(mu);
-      ++counters.sent;
+      Continuation next = continuation(reply.chat_id, Ending::kSend);
+      auto stored = parts.store->transition_and_claim(reply.id, done, next.claims);
+      finish_send(reply, stored.ok() && next.complete);
+      if (failed(stored, fmt::format("marking reply {} sent", reply.id))) return;
+      {
+        std::lock_guard lock(mu);
+        ++counters.sent;
+      }
+      carry_on(next, *stored);
+      return;
     } else if (result.status().code() == StatusCode::kPermissionDenied) {
       // The reply first: whoever sees the chat blocked sees its undeliverable answer too.
       mark_undeliverable(reply, result.status().message());
@@ -601,10 +687,18 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   InboundAck on_events(std::span<const InboundEvent> events) {
     std::size_t done = 0;
     while (done < events.size()) {
+      // The chats of the run of user messages from here, read (or made) in one call.
+      std::size_t end = done;
+      while (end < events.size() && is_user_message(events[end])) ++end;
+      std::vector<ChatInfo> infos;
+      infos.reserve(end - done);
+      for (std::size_t i = done; i < end; ++i) infos.push_back(chat_info(events[i]));
+      auto chats = parts.store->upsert_chats(infos);
+      if (!chats.ok()) return {done, chats.status()};
       std::vector<Incoming> questions;
       Status status;
-      for (std::size_t i = done; i < events.size() && is_user_message(events[i]); ++i) {
-        auto in = read_message(events[i]);
+      for (std::size_t i = done; i < end; ++i) {
+        auto in = read_message(events[i], std::move((*chats)[i - done]));
         if (!in.ok()) {
           status = in.status();
           break;
@@ -644,13 +738,21 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     bool back = false;   // /bot, in operator mode
   };
 
+  static ChatInfo chat_info(const InboundEvent& e) {
+    return {e.channel, e.chat_external_id, e.chat_title.empty() ? e.user_name : e.chat_title,
+            e.username};
+  }
+
   Result<Incoming> read_message(const InboundEvent& e) {
+    LLMASSIST_ASSIGN_OR_RETURN(Chat chat, parts.store->upsert_chat(chat_info(e)));
+    return read_message(e, std::move(chat));
+  }
+
+  // `chat`: the message's chat, as upsert_chat() gave it.
+  Result<Incoming> read_message(const InboundEvent& e, Chat chat) {
     Incoming in;
     in.event = &e;
-    LLMASSIST_ASSIGN_OR_RETURN(
-        in.chat, parts.store->upsert_chat({e.channel, e.chat_external_id,
-                                           e.chat_title.empty() ? e.user_name : e.chat_title,
-                                           e.username}));
+    in.chat = std::move(chat);
     if (in.chat.blocked) {  // writing again means they unblocked the bot
       LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(in.chat.id, false));
       in.chat.blocked = false;

@@ -13,6 +13,27 @@ Result<InboundResult> append_inbound(MessageStore& store, const InboundMessage& 
   return std::move(results->front());
 }
 
+Result<std::vector<Chat>> MessageStore::upsert_chats(std::span<const ChatInfo> infos) {
+  std::vector<Chat> out;
+  out.reserve(infos.size());
+  for (const ChatInfo& info : infos) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto chat, upsert_chat(info));
+    out.push_back(std::move(chat));
+  }
+  return out;
+}
+
+Result<ChangeAndClaims> MessageStore::transition_and_claim(ReplyId id, const ReplyChange& change,
+                                                           std::span<const ClaimRequest> claims) {
+  ChangeAndClaims out;
+  LLMASSIST_ASSIGN_OR_RETURN(out.reply, transition_reply(id, change));
+  for (const ClaimRequest& q : claims) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_replies(q));
+    out.claimed.push_back(std::move(claimed));
+  }
+  return out;
+}
+
 Result<Completion> complete_sync(LlmProvider& provider, CompletionRequest request,
                                  TokenCallback on_token) {
   return detail::await_result<Completion>([&](CompletionCallback done) {

@@ -199,34 +199,66 @@ class SqliteStore final : public MessageStore {
   // ---- chats and sessions ------------------------------------------------------------------
 
   Result<Chat> upsert_chat(const ChatInfo& info) override {
-    if (info.channel.empty() || info.external_id.empty()) {
-      return invalid_argument("a chat needs a channel and an external id");
+    LLMASSIST_ASSIGN_OR_RETURN(auto chats, upsert_chats(std::span<const ChatInfo>(&info, 1)));
+    return std::move(chats.front());
+  }
+
+  Result<std::vector<Chat>> upsert_chats(std::span<const ChatInfo> infos) override {
+    for (const ChatInfo& info : infos) {
+      if (info.channel.empty() || info.external_id.empty()) {
+        return invalid_argument("a chat needs a channel and an external id");
+      }
     }
-    // Most calls find the chat as it is (every inbound message upserts its chat): a read, which
-    // costs no commit.
-    auto known = read<Chat>([&](Connection& c) {
-      return find_chat_in(c, info.channel, info.external_id);
-    });
-    if (known.ok() && (info.title.empty() || info.title == known->title) &&
-        (info.username.empty() || info.username == known->username)) {
-      return known;
+    // Most calls find the chats as they are (every inbound message upserts its chat): a read,
+    // which costs no commit.
+    std::vector<std::optional<Chat>> known(infos.size());
+    LLMASSIST_RETURN_IF_ERROR(read<bool>([&](Connection& c) -> Result<bool> {
+                                for (std::size_t i = 0; i < infos.size(); ++i) {
+                                  auto chat = find_chat_in(c, infos[i].channel,
+                                                           infos[i].external_id);
+                                  if (chat.ok()) {
+                                    known[i] = std::move(chat).value();
+                                  } else if (chat.status().code() != StatusCode::kNotFound) {
+                                    return chat.status();
+                                  }
+                                }
+                                return true;
+                              }).status());
+    auto current = [&](std::size_t i) {
+      const ChatInfo& info = infos[i];
+      return known[i] && (info.title.empty() || info.title == known[i]->title) &&
+             (info.username.empty() || info.username == known[i]->username);
+    };
+    std::vector<std::size_t> stale;
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+      if (!current(i)) stale.push_back(i);
     }
-    if (!known.ok() && known.status().code() != StatusCode::kNotFound) return known.status();
-    return write<Chat>([&](Connection& c) -> Result<Chat> {
-      const std::int64_t now = now_ms();
-      auto up = c.prepare(
-          "INSERT INTO chats (channel, external_id, title, username, created_at, updated_at) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
-          "ON CONFLICT (channel, external_id) DO UPDATE SET "
-          "title = CASE WHEN ?3 <> '' THEN ?3 ELSE title END, "
-          "username = CASE WHEN ?4 <> '' THEN ?4 ELSE username END, "
-          "updated_at = CASE WHEN (?3 <> '' AND ?3 <> title) OR (?4 <> '' AND ?4 <> username) "
-          "             THEN ?5 ELSE updated_at END");
-      if (!up.ok()) return up.status();
-      LLMASSIST_RETURN_IF_ERROR(
-          up->bind(info.channel, info.external_id, info.title, info.username, now).run());
-      return find_chat_in(c, info.channel, info.external_id);
-    });
+    if (!stale.empty()) {
+      Status written = write_status([&](Connection& c) -> Status {
+        const std::int64_t now = now_ms();
+        auto up = c.prepare(
+            "INSERT INTO chats (channel, external_id, title, username, created_at, updated_at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+            "ON CONFLICT (channel, external_id) DO UPDATE SET "
+            "title = CASE WHEN ?3 <> '' THEN ?3 ELSE title END, "
+            "username = CASE WHEN ?4 <> '' THEN ?4 ELSE username END, "
+            "updated_at = CASE WHEN (?3 <> '' AND ?3 <> title) OR (?4 <> '' AND ?4 <> username) "
+            "             THEN ?5 ELSE updated_at END");
+        if (!up.ok()) return up.status();
+        for (std::size_t i : stale) {
+          const ChatInfo& info = infos[i];
+          LLMASSIST_RETURN_IF_ERROR(
+              up->bind(info.channel, info.external_id, info.title, info.username, now).run());
+          LLMASSIST_ASSIGN_OR_RETURN(known[i], find_chat_in(c, info.channel, info.external_id));
+        }
+        return Status();
+      });
+      if (!written.ok()) return written;
+    }
+    std::vector<Chat> out;
+    out.reserve(infos.size());
+    for (auto& chat : known) out.push_back(std::move(*chat));
+    return out;
   }
 
   Result<Chat> get_chat(ChatId id) override {
@@ -458,16 +490,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<std::vector<Reply>> claim_replies(const ClaimRequest& q) override {
-    if (q.worker.empty()) return invalid_argument("a claim needs a worker name");
-    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
-    if (q.lease <= std::chrono::milliseconds::zero()) {
-      return invalid_argument("a claim needs a positive lease");
-    }
-    const ReplyStatus to = q.to.value_or(q.status);
-    if (to != q.status && !is_legal_transition(q.status, to)) {
-      return failed_precondition(fmt::format("a reply cannot move from {} to {}",
-                                             to_string(q.status), to_string(to)));
-    }
+    LLMASSIST_RETURN_IF_ERROR(check_claim(q));
     if (!q.reply_id) {
       // Most looks at a queue find it empty: find out under a read transaction, which takes no
       // lock from writers, before taking the write lock.
@@ -477,44 +500,7 @@ class SqliteStore final : public MessageStore {
                                  }));
       if (candidates.empty()) return std::vector<Reply>{};
     }
-    return write<std::vector<Reply>>([&](Connection& c) -> Result<std::vector<Reply>> {
-      const std::int64_t now = now_ms();
-      std::vector<ReplyId> ids;
-      if (q.reply_id) {
-        auto current = get_reply_in(c, *q.reply_id);
-        if (!current.ok()) return current.status();
-        if (current->status != q.status) {
-          return failed_precondition(fmt::format("reply {} is {}, not {}", current->id,
-                                                 to_string(current->status),
-                                                 to_string(q.status)));
-        }
-        if (held_by_other(*current, q.worker, now)) {
-          return aborted(fmt::format("reply {} is claimed by {} until {:%H:%M:%S} UTC",
-                                     current->id, current->claimed_by,
-                                     std::chrono::floor<std::chrono::seconds>(
-                                         *current->lease_until)));
-        }
-        ids.push_back(current->id);
-      } else {
-        LLMASSIST_ASSIGN_OR_RETURN(ids, claimable(c, q, now));
-      }
-      std::vector<Reply> out;
-      out.reserve(ids.size());
-      auto u = c.prepare(
-          "UPDATE replies SET status = ?2, claimed_by = ?3, lease_until = ?4, updated_at = ?5, "
-          "version = version + 1, generation_attempts = generation_attempts + ?6 WHERE id = ?1");
-      if (!u.ok()) return u.status();
-      const int counts_generation = to == ReplyStatus::kGenerating ? 1 : 0;
-      for (ReplyId id : ids) {
-        LLMASSIST_RETURN_IF_ERROR(u->bind(id, to_string(to), q.worker,
-                                          now + q.lease.count(), now, counts_generation)
-                                      .run());
-        auto reply = get_reply_in(c, id);
-        if (!reply.ok()) return reply.status();
-        out.push_back(std::move(reply).value());
-      }
-      return out;
-    });
+    return write<std::vector<Reply>>([&](Connection& c) { return claim_in(c, q); });
   }
 
   Status release_claim(ReplyId id, std::string_view worker) override {
@@ -535,14 +521,24 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<Reply> transition_reply(ReplyId id, const ReplyChange& ch) override {
-    if (!is_legal_transition(ch.from, ch.to)) {
-      return failed_precondition(fmt::format("a reply cannot move from {} to {}",
-                                             to_string(ch.from), to_string(ch.to)));
-    }
-    for (const auto* text : {&ch.draft_text, &ch.final_text}) {
-      if (*text) LLMASSIST_RETURN_IF_ERROR(check_text("the reply text", **text));
-    }
+    LLMASSIST_RETURN_IF_ERROR(check_change(ch));
     return write<Reply>([&](Connection& c) { return transition_in(c, id, ch); });
+  }
+
+  // One transaction: the change, then each claim.
+  Result<ChangeAndClaims> transition_and_claim(ReplyId id, const ReplyChange& ch,
+                                               std::span<const ClaimRequest> claims) override {
+    LLMASSIST_RETURN_IF_ERROR(check_change(ch));
+    for (const ClaimRequest& q : claims) LLMASSIST_RETURN_IF_ERROR(check_claim(q));
+    return write<ChangeAndClaims>([&](Connection& c) -> Result<ChangeAndClaims> {
+      ChangeAndClaims out;
+      LLMASSIST_ASSIGN_OR_RETURN(out.reply, transition_in(c, id, ch));
+      for (const ClaimRequest& q : claims) {
+        LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
+        out.claimed.push_back(std::move(claimed));
+      }
+      return out;
+    });
   }
 
   // ---- audit, statistics, settings ---------------------------------------------------------
@@ -745,26 +741,101 @@ class SqliteStore final : public MessageStore {
            to_millis(*r.lease_until) > now;
   }
 
+  static Status check_change(const ReplyChange& ch) {
+    if (!is_legal_transition(ch.from, ch.to)) {
+      return failed_precondition(fmt::format("a reply cannot move from {} to {}",
+                                             to_string(ch.from), to_string(ch.to)));
+    }
+    for (const auto* text : {&ch.draft_text, &ch.final_text}) {
+      if (*text) LLMASSIST_RETURN_IF_ERROR(check_text("the reply text", **text));
+    }
+    return Status();
+  }
+
+  static Status check_claim(const ClaimRequest& q) {
+    if (q.worker.empty()) return invalid_argument("a claim needs a worker name");
+    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
+    if (q.lease <= std::chrono::milliseconds::zero()) {
+      return invalid_argument("a claim needs a positive lease");
+    }
+    const ReplyStatus to = q.to.value_or(q.status);
+    if (to != q.status && !is_legal_transition(q.status, to)) {
+      return failed_precondition(fmt::format("a reply cannot move from {} to {}",
+                                             to_string(q.status), to_string(to)));
+    }
+    return Status();
+  }
+
   // ---- statements used inside transactions -------------------------------------------------
+
+  // Claims what `q` asks for (checked by check_claim()) and returns the replies as claimed.
+  Result<std::vector<Reply>> claim_in(Connection& c, const ClaimRequest& q) {
+    const std::int64_t now = now_ms();
+    const ReplyStatus to = q.to.value_or(q.status);
+    std::vector<ReplyId> ids;
+    if (q.reply_id) {
+      auto current = get_reply_in(c, *q.reply_id);
+      if (!current.ok()) return current.status();
+      if (current->status != q.status) {
+        return failed_precondition(fmt::format("reply {} is {}, not {}", current->id,
+                                               to_string(current->status),
+                                               to_string(q.status)));
+      }
+      if (held_by_other(*current, q.worker, now)) {
+        return aborted(fmt::format("reply {} is claimed by {} until {:%H:%M:%S} UTC",
+                                   current->id, current->claimed_by,
+                                   std::chrono::floor<std::chrono::seconds>(
+                                       *current->lease_until)));
+      }
+      ids.push_back(current->id);
+    } else {
+      LLMASSIST_ASSIGN_OR_RETURN(ids, claimable(c, q, now));
+    }
+    std::vector<Reply> out;
+    out.reserve(ids.size());
+    auto u = c.prepare(
+        "UPDATE replies SET status = ?2, claimed_by = ?3, lease_until = ?4, updated_at = ?5, "
+        "version = version + 1, generation_attempts = generation_attempts + ?6 WHERE id = ?1");
+    if (!u.ok()) return u.status();
+    const int counts_generation = to == ReplyStatus::kGenerating ? 1 : 0;
+    for (ReplyId id : ids) {
+      LLMASSIST_RETURN_IF_ERROR(u->bind(id, to_string(to), q.worker, now + q.lease.count(),
+                                        now, counts_generation)
+                                    .run());
+      auto reply = get_reply_in(c, id);
+      if (!reply.ok()) return reply.status();
+      out.push_back(std::move(reply).value());
+    }
+    return out;
+  }
 
   // The replies `q` may claim now, oldest first. With chats, each chat's index serves the query
   // (cheap however many replies wait elsewhere); without, the status index.
   Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
+    // The statuses that hold a later reply of the chat back (a list, not a parameter, so that
+    // the (chat_id, status, id) index serves the probe).
     static constexpr std::string_view kConditions =
         "AND (r.claimed_by = '' OR (?8 = 1 AND r.claimed_by = ?2) "
         "     OR coalesce(r.lease_until, 0) <= ?3) "
         "AND (?4 = 0 OR r.next_attempt_at IS NULL OR r.next_attempt_at <= ?3) "
         "AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM replies p WHERE p.chat_id = r.chat_id "
-        "     AND p.status IN ('new', 'generating', 'pending', 'approved', 'rejected') "
-        "     AND p.id < r.id)) "
+        "     AND p.status IN ({}) AND p.id < r.id)) "
         "AND (?9 = '' OR EXISTS (SELECT 1 FROM chats ch WHERE ch.id = r.chat_id "
         "     AND ch.channel = ?9)) "
         "ORDER BY r.id LIMIT ?7";
-    static const std::string kOfChat = fmt::format(
-        "SELECT r.id FROM replies r WHERE r.chat_id = ?5 AND r.status = ?1 {}", kConditions);
-    static const std::string kOfAll = fmt::format(
-        "SELECT r.id FROM replies r WHERE r.status = ?1 AND ?5 IS NULL {}", kConditions);
-    auto s = c.prepare(q.chat_ids.empty() ? kOfAll : kOfChat);
+    static constexpr std::string_view kAll = "'new', 'generating', 'pending', 'approved', 'rejected'";
+    static constexpr std::string_view kPastApproved = "'new', 'generating', 'pending', 'rejected'";
+    static const auto query = [](std::string_view where, std::string_view holding) {
+      return fmt::format("SELECT r.id FROM replies r WHERE {} {}", where,
+                         fmt::format(fmt::runtime(kConditions), holding));
+    };
+    static const std::string kOfChat = query("r.chat_id = ?5 AND r.status = ?1", kAll);
+    static const std::string kOfAll = query("r.status = ?1 AND ?5 IS NULL", kAll);
+    static const std::string kOfChatPast = query("r.chat_id = ?5 AND r.status = ?1", kPastApproved);
+    static const std::string kOfAllPast = query("r.status = ?1 AND ?5 IS NULL", kPastApproved);
+    const bool past = q.head_of_chat_only && q.past_approved;
+    auto s = c.prepare(q.chat_ids.empty() ? (past ? kOfAllPast : kOfAll)
+                                          : (past ? kOfChatPast : kOfChat));
     if (!s.ok()) return s.status();
     auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<ReplyId>> {
       s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, chat,

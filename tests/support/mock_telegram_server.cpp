@@ -46,6 +46,14 @@ void MockTelegramServer::push_update(std::int64_t update_id, std::string raw_jso
   http_.notify();
 }
 
+void MockTelegramServer::push_updates(std::vector<std::pair<std::int64_t, std::string>> updates) {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, raw] : updates) updates_[id] = std::move(raw);
+  }
+  http_.notify();
+}
+
 std::string MockTelegramServer::text_update(std::int64_t update_id, const std::string& text,
                                             std::int64_t chat_id) {
   json update = json::parse(text_update(update_id, text, chat_id, Person{}));
@@ -94,9 +102,16 @@ std::vector<MockTelegramServer::Call> MockTelegramServer::calls(const std::strin
   return out;
 }
 
+std::size_t MockTelegramServer::count_calls(const std::string& method, int status) const {
+  std::lock_guard lock(mu_);
+  return static_cast<std::size_t>(std::count_if(calls_.begin(), calls_.end(), [&](const Call& c) {
+    return c.method == method && (status == 0 || c.status == status);
+  }));
+}
+
 bool MockTelegramServer::wait_for_calls(const std::string& method, std::size_t count,
                                         std::chrono::milliseconds timeout) {
-  return http_.wait_until([&] { return calls(method).size() >= count; }, timeout);
+  return http_.wait_until([&] { return count_calls(method) >= count; }, timeout);
 }
 
 std::int64_t MockTelegramServer::last_offset() const {

@@ -68,6 +68,8 @@ class MockTelegramServer {
   // Queues an Update (raw JSON text, served as is: it may be garbage) for getUpdates and the
   // webhook. `update_id` orders it and decides its confirmation.
   void push_update(std::int64_t update_id, std::string raw_json);
+  // Queues many at once (a burst that arrives in one instant): one lock, one wake-up.
+  void push_updates(std::vector<std::pair<std::int64_t, std::string>> updates);
   // Who sends a message, as Telegram describes a user.
   struct Person {
     std::string first_name = "Ann";
@@ -88,6 +90,8 @@ class MockTelegramServer {
 
   [[nodiscard]] std::vector<Call> calls() const;
   [[nodiscard]] std::vector<Call> calls(const std::string& method) const;
+  // How many calls of `method` were answered `status` (any status when 0), without copying them.
+  [[nodiscard]] std::size_t count_calls(const std::string& method, int status = 0) const;
   // Waits until `method` has been called at least `count` times (or `timeout`).
   bool wait_for_calls(const std::string& method, std::size_t count,
                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
