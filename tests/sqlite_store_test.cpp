@@ -672,6 +672,38 @@ TEST_CASE("sqlite store: sessions restart on /start, the window reads one sessio
   CHECK(f.store->recent_messages(s2->id, 0).status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("sqlite store: the dialog window before a question, however many came after it") {
+  Fixture f;
+  auto chat = f.chat();
+  std::vector<InboundResult> asked;
+  for (int i = 0; i < 60; ++i) {
+    asked.push_back(f.ask(chat.id, "q" + std::to_string(i)));
+    if (i % 2 == 0) {  // the bot's notices are system lines, left out of the dialog
+      NewMessage note;
+      note.chat_id = chat.id;
+      note.role = Role::kSystem;
+      note.text = "received";
+      REQUIRE(f.store->append_message(note).ok());
+    }
+  }
+  const SessionId session = asked[0].message.session_id;
+  // The third question's window, with 57 questions and 30 notices after it.
+  auto window = f.store->dialog_window(session, 8, asked[2].message.id);
+  REQUIRE_MESSAGE(window.ok(), window.status().to_string());
+  REQUIRE(window->size() == 3);
+  CHECK(window->front().text == "q0");
+  CHECK(window->back().text == "q2");
+  window = f.store->dialog_window(session, 8, asked[40].message.id);
+  REQUIRE(window->size() == 8);
+  CHECK(window->front().text == "q33");
+  CHECK(window->back().text == "q40");
+  window = f.store->dialog_window(session, 4, 0);  // up to the newest
+  REQUIRE(window->size() == 4);
+  CHECK(window->back().text == "q59");
+  for (const auto& m : *window) CHECK(m.role != Role::kSystem);
+  CHECK(f.store->dialog_window(session, 0, 0).status().code() == StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("sqlite store: chat history pages across sessions and searches literally") {
   Fixture f;
   auto chat = f.chat();

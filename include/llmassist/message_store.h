@@ -272,6 +272,12 @@ class MessageStore {
   virtual Result<Message> get_message(MessageId id) = 0;
   // The last `count` messages of a session, oldest first (the memory's recent window).
   virtual Result<std::vector<Message>> recent_messages(SessionId session, int count) = 0;
+  // The dialog before an answer: the last `count` messages of a session up to and including
+  // message `upto` (0: up to the newest), oldest first, without the bot's system lines. Later
+  // messages (questions that came meanwhile) do not shorten it. This default reads
+  // recent_messages() with room for some; the SQLite store asks for exactly these.
+  virtual Result<std::vector<Message>> dialog_window(SessionId session, int count,
+                                                     MessageId upto);
   // A page of a chat's history across sessions, newest first.
   virtual Result<std::vector<Message>> chat_history(ChatId chat, const HistoryQuery& query) = 0;
 

@@ -1,4 +1,6 @@
 // Free helpers declared beside the interfaces: synchronous wrappers and conveniences.
+#include <algorithm>
+
 #include "core/await_result.h"
 #include "llmassist/chat_transport.h"
 #include "llmassist/llm_provider.h"
@@ -11,6 +13,20 @@ Result<InboundResult> append_inbound(MessageStore& store, const InboundMessage& 
   if (!results.ok()) return results.status();
   if (results->size() != 1) return internal_error("append_inbound returned no result");
   return std::move(results->front());
+}
+
+Result<std::vector<Message>> MessageStore::dialog_window(SessionId session, int count,
+                                                         MessageId upto) {
+  constexpr int kRoom = 32;  // for later messages and system lines
+  LLMASSIST_ASSIGN_OR_RETURN(auto recent, recent_messages(session, std::min(count + kRoom, 1000)));
+  std::vector<Message> out;
+  for (auto& m : recent) {
+    if ((upto == 0 || m.id <= upto) && m.role != Role::kSystem) out.push_back(std::move(m));
+  }
+  if (out.size() > static_cast<std::size_t>(count)) {
+    out.erase(out.begin(), out.end() - count);
+  }
+  return out;
 }
 
 Result<std::vector<Chat>> MessageStore::upsert_chats(std::span<const ChatInfo> infos) {

@@ -7,10 +7,6 @@
 namespace llmassist {
 namespace {
 
-// Later messages may exist beyond the question (they wait for replies of their own); read this
-// many more than the window so that the window is still full after dropping them.
-constexpr int kSlack = 32;
-
 class WindowMemory final : public MemoryManager {
  public:
   WindowMemory(std::shared_ptr<MessageStore> store, WindowMemoryOptions options)
@@ -18,17 +14,10 @@ class WindowMemory final : public MemoryManager {
 
   Result<Context> build_context(const ContextRequest& request) override {
     LLMASSIST_ASSIGN_OR_RETURN(auto recent,
-                               store_->recent_messages(request.session_id,
-                                                       options_.window + kSlack));
+                               store_->dialog_window(request.session_id, options_.window,
+                                                     request.upto_message_id));
     std::vector<const Message*> dialog;
-    for (const auto& m : recent) {
-      if (request.upto_message_id != 0 && m.id > request.upto_message_id) continue;
-      if (m.role == Role::kSystem) continue;
-      dialog.push_back(&m);
-    }
-    if (dialog.size() > static_cast<std::size_t>(options_.window)) {
-      dialog.erase(dialog.begin(), dialog.end() - options_.window);
-    }
+    for (const auto& m : recent) dialog.push_back(&m);
     // Drop the oldest until the dialog fits the budget; the question itself always stays.
     std::size_t chars = 0;
     for (const auto* m : dialog) chars += m->text.size();

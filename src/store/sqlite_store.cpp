@@ -416,6 +416,22 @@ class SqliteStore final : public MessageStore {
     });
   }
 
+  Result<std::vector<Message>> dialog_window(SessionId session, int count,
+                                             MessageId upto) override {
+    LLMASSIST_RETURN_IF_ERROR(check_limit(count));
+    return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
+      auto s = c.prepare(fmt::format(
+          "SELECT {} FROM messages WHERE session_id = ?1 AND (?3 = 0 OR id <= ?3) "
+          "AND role <> 'system' ORDER BY id DESC LIMIT ?2",
+          kMessageColumns));
+      if (!s.ok()) return s.status();
+      s->bind(session, count, upto);
+      auto rows = collect<Message>(*s, read_message);
+      if (rows.ok()) std::reverse(rows->begin(), rows->end());
+      return rows;
+    });
+  }
+
   Result<std::vector<Message>> chat_history(ChatId chat, const HistoryQuery& q) override {
     LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
