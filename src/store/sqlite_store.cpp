@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -845,13 +846,23 @@ class SqliteStore final : public MessageStore {
       return fmt::format("SELECT r.id FROM replies r WHERE {} {}", where,
                          fmt::format(fmt::runtime(kConditions), holding));
     };
-    static const std::string kOfChat = query("r.chat_id = ?5 AND r.status = ?1", kAll);
-    static const std::string kOfAll = query("r.status = ?1 AND ?5 IS NULL", kAll);
-    static const std::string kOfChatPast = query("r.chat_id = ?5 AND r.status = ?1", kPastApproved);
-    static const std::string kOfAllPast = query("r.status = ?1 AND ?5 IS NULL", kPastApproved);
+    // Of one chat, when only its head may be taken: only the chat's oldest reply in the status
+    // can be the head (whatever holds it back holds the later ones back too), so that one is
+    // the only candidate, not every reply of the status waiting behind it.
+    static constexpr std::string_view kOfChatHead =
+        "r.id = (SELECT h.id FROM replies h WHERE h.chat_id = ?5 AND h.status = ?1 "
+        "ORDER BY h.id LIMIT 1)";
+    static constexpr std::string_view kOfChat = "r.chat_id = ?5 AND r.status = ?1";
+    static constexpr std::string_view kOfAll = "r.status = ?1 AND ?5 IS NULL";
+    static const std::array<std::string, 6> kQueries = {
+        query(kOfChatHead, kAll), query(kOfChat, kAll), query(kOfAll, kAll),
+        query(kOfChatHead, kPastApproved), query(kOfChat, kPastApproved),
+        query(kOfAll, kPastApproved)};
     const bool past = q.head_of_chat_only && q.past_approved;
-    auto s = c.prepare(q.chat_ids.empty() ? (past ? kOfAllPast : kOfAll)
-                                          : (past ? kOfChatPast : kOfChat));
+    // (An approved reply claimed past approved ones is no head: its elders do not hold it.)
+    const bool one_head = q.head_of_chat_only && !(past && q.status == ReplyStatus::kApproved);
+    const std::size_t where = q.chat_ids.empty() ? 2 : one_head ? 0 : 1;
+    auto s = c.prepare(kQueries[where + (past ? 3 : 0)]);
     if (!s.ok()) return s.status();
     auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<ReplyId>> {
       s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, chat,
