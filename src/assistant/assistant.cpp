@@ -473,15 +473,19 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     Continuation next;
     if (change.to == ReplyStatus::kApproved) next = continuation(reply.chat_id, Ending::kDraft);
     auto stored = parts.store->transition_and_claim(reply.id, change, next.claims);
-    const bool continued = stored.ok() && !next.claims.empty() && next.complete;
-    finish_draft(reply, continued);
-    if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) return;
+    if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) {
+      finish_draft(reply);
+      return;
+    }
     {
       std::lock_guard lock(mu);
       ++counters.drafts;
     }
     if (change.to == ReplyStatus::kPending) post_draft(stored->reply, chat);
+    // What comes next starts before this draft leaves the count, so that the drafts in flight
+    // never exceed the limit in between (the worker counts them too).
     carry_on(next, *stored, &chat);
+    finish_draft(reply, !next.claims.empty() && next.complete);
   }
 
   void fail_draft(const Reply& reply, const Status& why) {
@@ -602,13 +606,16 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       done.actor = worker;
       Continuation next = continuation(reply.chat_id, Ending::kSend);
       auto stored = parts.store->transition_and_claim(reply.id, done, next.claims);
-      finish_send(reply, stored.ok() && next.complete);
-      if (failed(stored, fmt::format("marking reply {} sent", reply.id))) return;
+      if (failed(stored, fmt::format("marking reply {} sent", reply.id))) {
+        finish_send(reply);
+        return;
+      }
       {
         std::lock_guard lock(mu);
         ++counters.sent;
       }
-      carry_on(next, *stored);
+      carry_on(next, *stored);  // before this send leaves the count, as in drafted()
+      finish_send(reply, next.complete);
       return;
     } else if (result.status().code() == StatusCode::kPermissionDenied) {
       // The reply first: whoever sees the chat blocked sees its undeliverable answer too.
