@@ -499,6 +499,8 @@ TEST_CASE("sqlite store: transition_and_claim changes a reply and claims the cha
   REQUIRE_MESSAGE(done.ok(), done.status().to_string());
   CHECK(done->reply.id == q1.reply_id);
   CHECK(done->reply.final_text == "a1");
+  CHECK(done->chat.id == c.id);  // the chat, for whoever sends what was claimed
+  CHECK(done->chat.external_id == "1");
   REQUIRE(done->claimed.size() == 2);
   REQUIRE(done->claimed[0].size() == 1);
   CHECK(done->claimed[0][0].id == q1.reply_id);  // the answer, claimed for sending

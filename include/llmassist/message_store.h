@@ -174,6 +174,7 @@ struct ReplyChange {
 // What transition_and_claim() did.
 struct ChangeAndClaims {
   Reply reply;                              // as stored after the change
+  Chat chat;                                // the reply's chat, read with the claims
   std::vector<std::vector<Reply>> claimed;  // what each claim took, in the order asked
 };
 
@@ -292,7 +293,8 @@ class MessageStore {
   virtual Status release_claim(ReplyId id, std::string_view worker) = 0;
   // Applies a compare-and-set change; returns the reply as stored after it.
   virtual Result<Reply> transition_reply(ReplyId id, const ReplyChange& change) = 0;
-  // transition_reply() and then claim_replies() for each of `claims`, in order: what a worker
+  // transition_reply() and then claim_replies() for each of `claims`, in order, and the reply's
+  // chat as it is then (whoever sends what was claimed needs it): what a worker
   // does when one step of a chat ends and the chat's next may begin (a draft stored and its
   // answer claimed for sending, an answer sent and the next one claimed). When the change fails
   // nothing is claimed and its error is returned; a claim that fails fails the call. The SQLite

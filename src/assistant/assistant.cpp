@@ -262,8 +262,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     std::atomic<bool> done{false};
   };
 
-  // `known`: the reply's chat when the caller has it at hand (only its ids and names are used
-  // here, which do not change), to save reading it again.
+  // `known`: the reply's chat when the caller has it at hand, to save reading it again.
   void draft(Reply reply, const Chat* known = nullptr) {
     auto token = CancelToken::create();
     {
@@ -430,14 +429,18 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return c;
   }
 
-  // Starts what a continuation claimed: the draft first, as the longer path. `chat`: the
-  // chat, when at hand.
-  void carry_on(const Continuation& c, ChangeAndClaims& done, const Chat* chat = nullptr) {
+  // Starts what a continuation claimed, with the chat as read in its transaction: the draft
+  // first, as the longer path.
+  void carry_on(const Continuation& c, ChangeAndClaims& done) {
     if (c.draft >= 0) {
-      for (auto& r : done.claimed[static_cast<std::size_t>(c.draft)]) draft(std::move(r), chat);
+      for (auto& r : done.claimed[static_cast<std::size_t>(c.draft)]) {
+        draft(std::move(r), &done.chat);
+      }
     }
     if (c.send >= 0) {
-      for (auto& r : done.claimed[static_cast<std::size_t>(c.send)]) send(std::move(r));
+      for (auto& r : done.claimed[static_cast<std::size_t>(c.send)]) {
+        send(std::move(r), &done.chat);
+      }
     }
   }
 
@@ -484,7 +487,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     if (change.to == ReplyStatus::kPending) post_draft(stored->reply, chat);
     // What comes next starts before this draft leaves the count, so that the drafts in flight
     // never exceed the limit in between (the worker counts them too).
-    carry_on(next, *stored, &chat);
+    carry_on(next, *stored);
     finish_draft(reply, !next.claims.empty() && next.complete);
   }
 
@@ -553,13 +556,14 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     return q;
   }
 
-  void send(Reply reply) {
+  // `known`: the reply's chat as read in the transaction that claimed the reply, if at hand.
+  void send(Reply reply, const Chat* known = nullptr) {
     {
       std::lock_guard lock(mu);
       if (!sending.insert(reply.id).second) return;
       counters.sends_in_flight = static_cast<int>(sending.size());
     }
-    auto chat = parts.store->get_chat(reply.chat_id);
+    auto chat = known ? Result<Chat>(*known) : parts.store->get_chat(reply.chat_id);
     if (failed(chat, "reading the chat of an answer")) {
       finish_send(reply);
       return;

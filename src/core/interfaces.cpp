@@ -47,6 +47,7 @@ Result<ChangeAndClaims> MessageStore::transition_and_claim(ReplyId id, const Rep
     LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_replies(q));
     out.claimed.push_back(std::move(claimed));
   }
+  LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat(out.reply.chat_id));
   return out;
 }
 

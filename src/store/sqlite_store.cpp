@@ -554,6 +554,7 @@ class SqliteStore final : public MessageStore {
         LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
         out.claimed.push_back(std::move(claimed));
       }
+      LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
       return out;
     });
   }
