@@ -701,15 +701,19 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       // The chats of the run of user messages from here, read (or made) in one call.
       std::size_t end = done;
       while (end < events.size() && is_user_message(events[end])) ++end;
-      std::vector<ChatInfo> infos;
-      infos.reserve(end - done);
-      for (std::size_t i = done; i < end; ++i) infos.push_back(chat_info(events[i]));
-      auto chats = parts.store->upsert_chats(infos);
-      if (!chats.ok()) return {done, chats.status()};
+      std::vector<Chat> chats;
+      if (end > done) {
+        std::vector<ChatInfo> infos;
+        infos.reserve(end - done);
+        for (std::size_t i = done; i < end; ++i) infos.push_back(chat_info(events[i]));
+        auto upserted = parts.store->upsert_chats(infos);
+        if (!upserted.ok()) return {done, upserted.status()};
+        chats = std::move(upserted).value();
+      }
       std::vector<Incoming> questions;
       Status status;
       for (std::size_t i = done; i < end; ++i) {
-        auto in = read_message(events[i], std::move((*chats)[i - done]));
+        auto in = read_message(events[i], std::move(chats[i - done]));
         if (!in.ok()) {
           status = in.status();
           break;
