@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -78,11 +79,45 @@ class ConsoleChat {
   std::string seen_;
 };
 
+// Forwards to another transport and counts the typing indicators asked for.
+class TypingCounter final : public ChatTransport {
+ public:
+  explicit TypingCounter(std::shared_ptr<ChatTransport> inner) : inner_(std::move(inner)) {}
+  std::string_view channel() const override { return inner_->channel(); }
+  Status start(InboundHandler handler) override { return inner_->start(std::move(handler)); }
+  void stop() override { inner_->stop(); }
+  void send(OutboundMessage message, SendCallback done) override {
+    inner_->send(std::move(message), std::move(done));
+  }
+  void edit(std::string chat_external_id, std::string message_id, OutboundMessage message,
+            DoneCallback done) override {
+    inner_->edit(std::move(chat_external_id), std::move(message_id), std::move(message),
+                 std::move(done));
+  }
+  void send_typing(std::string chat_external_id, DoneCallback done) override {
+    ++typing_;
+    inner_->send_typing(std::move(chat_external_id), std::move(done));
+  }
+  void answer_callback(std::string callback_id, std::string text, DoneCallback done) override {
+    inner_->answer_callback(std::move(callback_id), std::move(text), std::move(done));
+  }
+  void send_draft(std::string chat_external_id, std::int64_t draft_id, std::string text,
+                  DoneCallback done) override {
+    inner_->send_draft(std::move(chat_external_id), draft_id, std::move(text), std::move(done));
+  }
+  int typing() const { return typing_.load(); }
+
+ private:
+  std::shared_ptr<ChatTransport> inner_;
+  std::atomic<int> typing_{0};
+};
+
 struct Bot {
   llmassist::testing::TempDir dir;
   ConsoleChat chat;
   std::shared_ptr<MessageStore> store;
   std::unique_ptr<Assistant> assistant;
+  std::shared_ptr<TypingCounter> transport;
 
   Bot() {
     SqliteStoreOptions so;
@@ -92,18 +127,19 @@ struct Bot {
     store = std::shared_ptr<MessageStore>(open_sqlite_store(so).value().release());
   }
 
-  // `transport`: default, the console chat.
+  // `custom`: the transport; default, the console chat. Either is wrapped in `transport`.
   void start(AssistantOptions options = {}, std::shared_ptr<LlmProvider> llm = nullptr,
-             std::shared_ptr<ChatTransport> transport = nullptr) {
+             std::shared_ptr<ChatTransport> custom = nullptr) {
     if (!llm) {
       KnowledgeBaseOptions kb;
       kb.logger = null_logger();
       llm = std::shared_ptr<LlmProvider>(make_knowledge_base_provider(kb).value().release());
     }
     AssistantParts parts;
-    parts.transport = transport ? transport
-                                : std::shared_ptr<ChatTransport>(
-                                      make_console_transport(chat.options()));
+    transport = std::make_shared<TypingCounter>(
+        custom ? custom
+               : std::shared_ptr<ChatTransport>(make_console_transport(chat.options())));
+    parts.transport = transport;
     parts.store = store;
     parts.llm = llm;
     parts.memory = std::shared_ptr<MemoryManager>(
@@ -354,6 +390,36 @@ TEST_CASE("assistant: a chat's next draft begins while its answer is on its way,
   CHECK(texts[0].find("Answer to: first") != std::string::npos);
   CHECK(texts[1].find("Answer to: second") != std::string::npos);
   bot.assistant->stop(1s);
+}
+
+TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, a quick one none") {
+  llmassist::testing::MockLlmServer llm;
+  llmassist::testing::MockLlmServer::Behavior slow;
+  slow.delay = 600ms;
+  slow.tokens = {"answer"};
+  llm.set(slow);
+  OpenAiProviderOptions po;
+  po.base_url = llm.openai_url();
+  po.model = "m";
+  po.logger = null_logger();
+  Bot bot;
+  AssistantOptions o;
+  o.texts.human_button.clear();
+  o.typing_delay = 100ms;
+  o.typing_interval = 150ms;
+  bot.start(o, std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release()));
+  bot.chat.say("first");
+  bot.chat.expect("answer");
+  const int while_drafting = bot.transport->typing();
+  CHECK(while_drafting >= 2);  // at 100 ms, 250 ms, 400 ms...
+  CHECK(while_drafting <= 4);
+
+  slow.delay = 0ms;
+  llm.set(slow);
+  bot.chat.say("second");
+  bot.chat.expect("answer");
+  std::this_thread::sleep_for(400ms);  // past the ticks the drafts had scheduled
+  CHECK(bot.transport->typing() == while_drafting);
 }
 
 TEST_CASE("assistant: an admin's runtime settings change the policy and the role at once") {

@@ -34,6 +34,11 @@ struct CurlHttpClientOptions {
   // Finished easy handles kept for the next requests (they keep their TLS session cache).
   // Default: 64.
   int max_cached_handles = 64;
+  // The buffer each transfer in flight receives into (CURLOPT_BUFFERSIZE; curl's own default is
+  // 16 KiB). A larger body is read in more pieces, not refused. An LLM or Telegram answer is a
+  // few KiB, and with a hundred requests waiting on a slow model the buffers are most of the
+  // client's memory. Clamped to curl's range (1 KiB to 10 MiB). Default: 4 KiB.
+  std::size_t receive_buffer_bytes = 4096;
   // A response body that would grow beyond this while being accumulated fails the request with
   // kOutOfRange (streamed bodies are not limited). Default: 64 MiB.
   std::size_t max_body_bytes = std::size_t{64} << 20;

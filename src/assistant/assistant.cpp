@@ -258,8 +258,15 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- drafting ----------------------------------------------------------------------------
 
+  // What the typing ticks of one draft need, and no more: a burst schedules a tick per draft,
+  // each waiting `typing_delay` in the scheduler even when its draft is long done. The draft's
+  // completion callback owns the Ticker; the scheduled ticks only watch it, so it is freed with
+  // the callback and a tick left over holds a few bytes.
   struct Ticker {
     std::atomic<bool> done{false};
+    ReplyId reply_id = 0;
+    std::string actor;        // the claim to renew
+    std::string external_id;  // the chat, in the transport's terms
   };
 
   // `known`: the reply's chat when the caller has it at hand, to save reading it again.
@@ -294,9 +301,12 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       give_back(reply);
       return;
     }
-    auto ticker = std::make_shared<Ticker>();
-    schedule_tick(options.typing_delay, ticker, reply, chat->external_id,
-                  options.typing_delay);
+    // Not make_shared: the Ticker's memory goes with the callback, not with the last tick.
+    std::shared_ptr<Ticker> ticker(new Ticker);
+    ticker->reply_id = reply.id;
+    ticker->actor = reply.claimed_by;
+    ticker->external_id = chat->external_id;
+    schedule_tick(options.typing_delay, ticker, options.typing_delay);
     CompletionRequest request;
     request.messages = std::move(context->messages);
     request.cancel = token;
@@ -311,31 +321,30 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   }
 
   // Typing indicator and lease renewal while a draft is in the making.
-  void tick(const std::shared_ptr<Ticker>& ticker, const Reply& reply,
-            const std::string& external_id, std::chrono::milliseconds since_renewal) {
+  void tick(const std::shared_ptr<Ticker>& ticker, std::chrono::milliseconds since_renewal) {
     if (ticker->done.load() || stopping.load()) return;
-    parts.transport->send_typing(external_id, [](Status) {});
+    parts.transport->send_typing(ticker->external_id, [](Status) {});
     if (since_renewal >= options.lease_renewal) {
       ReplyChange renew;
       renew.from = ReplyStatus::kGenerating;
       renew.to = ReplyStatus::kGenerating;
       renew.keep_claim = true;
       renew.extend_lease = options.lease_renewal * 3;
-      renew.actor = reply.claimed_by;
-      failed(parts.store->transition_reply(reply.id, renew), "renewing a draft's claim");
+      renew.actor = ticker->actor;
+      failed(parts.store->transition_reply(ticker->reply_id, renew), "renewing a draft's claim");
       since_renewal = std::chrono::milliseconds(0);
     }
-    schedule_tick(options.typing_interval, ticker, reply, external_id,
-                  since_renewal + options.typing_interval);
+    schedule_tick(options.typing_interval, ticker, since_renewal + options.typing_interval);
   }
 
   // The next tick(), in `delay`; `since_renewal` is then the time since the lease was renewed.
   void schedule_tick(std::chrono::milliseconds delay, const std::shared_ptr<Ticker>& ticker,
-                     const Reply& reply, const std::string& external_id,
                      std::chrono::milliseconds since_renewal) {
-    scheduler->schedule(delay, [weak = weak_from_this(), ticker, reply, external_id,
+    scheduler->schedule(delay, [weak = weak_from_this(), watched = std::weak_ptr<Ticker>(ticker),
                                 since_renewal] {
-      if (auto self = weak.lock()) self->tick(ticker, reply, external_id, since_renewal);
+      auto self = weak.lock();
+      auto alive = watched.lock();
+      if (self && alive) self->tick(alive, since_renewal);
     });
   }
 

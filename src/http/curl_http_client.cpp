@@ -116,7 +116,9 @@ class CurlEngine {
         user_agent_(options.user_agent.empty()
                         ? std::string("llmassist/") + LLMASSIST_VERSION_STRING
                         : options.user_agent),
-        multi_(multi) {}
+        multi_(multi),
+        receive_buffer_(static_cast<long>(std::clamp<std::size_t>(
+            options.receive_buffer_bytes, std::size_t{1024}, std::size_t{10} << 20))) {}
 
   CurlEngine(const CurlEngine&) = delete;
   CurlEngine& operator=(const CurlEngine&) = delete;
@@ -332,6 +334,7 @@ class CurlEngine {
     // A proxy's CONNECT reply would otherwise look like the final response headers.
     curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, receive_buffer_);
     if (r.connect_timeout.count() > 0) {
       curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count()));
     }
@@ -624,6 +627,7 @@ class CurlEngine {
   const std::shared_ptr<Logger> logger_;
   const std::string user_agent_;
   CURLM* const multi_;
+  const long receive_buffer_;  // CURLOPT_BUFFERSIZE
 
   std::mutex mu_;
   std::vector<Submission> incoming_;            // guarded by mu_
