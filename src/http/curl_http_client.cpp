@@ -1,7 +1,12 @@
 // The libcurl HttpClient. One I/O thread owns the multi handle and every easy handle; other
 // threads only append to two queues under a mutex (new requests, cancellations) and wake the
-// loop with curl_multi_wakeup(). So no curl handle is ever touched by two threads, and the
-// callbacks of all requests run one at a time on the I/O thread.
+// loop through an eventfd. So no curl handle is ever touched by two threads, and the callbacks
+// of all requests run one at a time on the I/O thread.
+//
+// The loop is curl's socket interface over epoll: curl says which sockets to watch and when it
+// wants to be called for its timeouts, and each event is handed to curl for its socket alone.
+// (curl_multi_perform() and curl_multi_poll() walk every transfer and every socket on every
+// wake-up: with a hundred requests waiting on a slow model, each answer cost a hundred.)
 //
 // curl's own timeouts cover connect and total; the first-byte and idle timeouts have no curl
 // option with those meanings, so the loop keeps its own timer queue for them and wakes for the
@@ -10,12 +15,18 @@
 
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -110,6 +121,7 @@ struct Transfer {
 // loop on its own and the engine dies with it.
 class CurlEngine {
  public:
+  // Throws std::system_error when the epoll or eventfd descriptors cannot be made.
   CurlEngine(const CurlHttpClientOptions& options, CURLM* multi)
       : options_(options),
         logger_(options.logger ? options.logger : stderr_logger()),
@@ -118,7 +130,23 @@ class CurlEngine {
                         : options.user_agent),
         multi_(multi),
         receive_buffer_(static_cast<long>(std::clamp<std::size_t>(
-            options.receive_buffer_bytes, std::size_t{1024}, std::size_t{10} << 20))) {}
+            options.receive_buffer_bytes, std::size_t{1024}, std::size_t{10} << 20))),
+        epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
+        wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (epoll_fd_ < 0 || wake_fd_ < 0) {
+      const int error = errno;
+      close_descriptors();
+      throw std::system_error(error, std::generic_category(), "epoll/eventfd");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd_;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlEngine::on_socket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlEngine::on_timer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  }
 
   CurlEngine(const CurlEngine&) = delete;
   CurlEngine& operator=(const CurlEngine&) = delete;
@@ -126,6 +154,7 @@ class CurlEngine {
   ~CurlEngine() {
     for (CURL* easy : spare_handles_) curl_easy_cleanup(easy);
     curl_multi_cleanup(multi_);
+    close_descriptors();
   }
 
   // The I/O thread's body: serves until request_stop(), then completes what is left.
@@ -136,15 +165,18 @@ class CurlEngine {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
-    curl_multi_wakeup(multi_);
+    wake();
   }
 
   void send(HttpRequest request, HttpCallback done) {
+    bool first = false;
     {
       std::lock_guard lock(mu_);
+      first = incoming_.empty();
       incoming_.push_back(Submission{std::move(request), std::move(done), SteadyClock::now()});
     }
-    curl_multi_wakeup(multi_);
+    // A queue that was not empty has a wake-up on its way already.
+    if (first) wake();
   }
 
   // ---- called from curl's callbacks, on the I/O thread ------------------------------------
@@ -171,6 +203,7 @@ class CurlEngine {
   void run() {
     std::vector<Submission> batch;
     std::vector<std::uint64_t> cancels;
+    std::array<epoll_event, 64> events{};
     while (true) {
       bool stop = false;
       {
@@ -191,21 +224,88 @@ class CurlEngine {
         }
       }
       cancels.clear();
-
-      int running = 0;
-      curl_multi_perform(multi_, &running);
-      int queued = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
-        if (msg->msg != CURLMSG_DONE) continue;
-        Transfer* t = nullptr;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
-        const CURLcode code = msg->data.result;
-        if (t != nullptr) finish(*t, outcome(*t, code));
-      }
+      run_curl_timeout(SteadyClock::now());
       fire_timers(SteadyClock::now());
-      curl_multi_poll(multi_, nullptr, 0, poll_wait(SteadyClock::now()), nullptr);
+
+      const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                                 poll_wait(SteadyClock::now()));
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[static_cast<std::size_t>(i)].data.fd;
+        const std::uint32_t got = events[static_cast<std::size_t>(i)].events;
+        if (fd == wake_fd_) {
+          std::uint64_t count = 0;
+          [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
+          continue;
+        }
+        int mask = 0;
+        if (got & EPOLLIN) mask |= CURL_CSELECT_IN;
+        if (got & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+        if (got & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+        int running = 0;
+        curl_multi_socket_action(multi_, fd, mask, &running);
+        collect_done();
+      }
     }
     shut_down();
+  }
+
+  // What curl asked for with its timer: a call once its timeout has come.
+  void run_curl_timeout(SteadyClock::time_point now) {
+    if (!curl_due_ || *curl_due_ > now) return;
+    curl_due_.reset();
+    int running = 0;
+    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    collect_done();
+  }
+
+  // Finishes the transfers curl reports done.
+  void collect_done() {
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+      const CURLcode code = msg->data.result;
+      if (t != nullptr) finish(*t, outcome(*t, code));
+    }
+  }
+
+  // CURLMOPT_SOCKETFUNCTION: watch `s` for what curl waits for, or no more.
+  static int on_socket(CURL*, curl_socket_t s, int what, void* self_ptr, void*) {
+    auto* self = static_cast<CurlEngine*>(self_ptr);
+    if (what == CURL_POLL_REMOVE) {
+      ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.data.fd = s;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
+    if (::epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
+      ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, s, &ev);
+    }
+    return 0;
+  }
+
+  // CURLMOPT_TIMERFUNCTION: when curl wants run_curl_timeout(); -1 is never.
+  static int on_timer(CURLM*, long timeout_ms, void* self_ptr) {
+    auto* self = static_cast<CurlEngine*>(self_ptr);
+    if (timeout_ms < 0) {
+      self->curl_due_.reset();
+    } else {
+      self->curl_due_ = SteadyClock::now() + milliseconds(timeout_ms);
+    }
+    return 0;
+  }
+
+  void wake() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t w = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  void close_descriptors() {
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
   }
 
   // Completes every transfer in flight, and every request submitted meanwhile (a `done` may
@@ -276,7 +376,7 @@ class CurlEngine {
           std::lock_guard lock(mu_);
           cancel_requests_.push_back(id);
         }
-        curl_multi_wakeup(multi_);
+        wake();
       });
       if (t->cancel_id == 0) {  // cancelled meanwhile; the callback's request finds nothing
         return reject(std::move(t), cancelled(fmt::format("{}: cancelled", t->what())));
@@ -512,14 +612,15 @@ class CurlEngine {
     }
   }
 
-  // How long the loop may sleep: until the nearest timer of ours; curl_multi_poll() shortens it
-  // further for curl's own timeouts.
+  // How long the loop may sleep: until the nearest timer, ours or curl's.
   int poll_wait(SteadyClock::time_point now) const {
     milliseconds wait = kMaxPollWait;
-    if (!timers_.empty()) {
-      const auto until = std::chrono::ceil<milliseconds>(timers_.begin()->first - now);
-      wait = std::clamp(until, milliseconds(0), kMaxPollWait);
-    }
+    auto sooner = [&](SteadyClock::time_point due) {
+      const auto until = std::chrono::ceil<milliseconds>(due - now);
+      wait = std::clamp(until, milliseconds(0), wait);
+    };
+    if (!timers_.empty()) sooner(timers_.begin()->first);
+    if (curl_due_) sooner(*curl_due_);
     return static_cast<int>(wait.count());
   }
 
@@ -634,7 +735,11 @@ class CurlEngine {
   std::vector<std::uint64_t> cancel_requests_;  // guarded by mu_
   bool stopping_ = false;                       // guarded by mu_
 
+  const int epoll_fd_;  // the sockets curl watches, and wake_fd_
+  const int wake_fd_;   // written by other threads when they queue work
+
   // The I/O thread's own state.
+  std::optional<SteadyClock::time_point> curl_due_;  // when curl wants its timeout call
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> active_;
   TimerQueue timers_;
