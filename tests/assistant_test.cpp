@@ -170,17 +170,22 @@ struct Bot {
   }
 };
 
-// An OpenAI provider against `llm`, and the mock told to answer "Answer to: <question>".
-std::shared_ptr<LlmProvider> echoing_provider(llmassist::testing::MockLlmServer& llm) {
-  llmassist::testing::MockLlmServer::Behavior echo;
-  echo.echo_question = true;
-  llm.set(echo);
+// An OpenAI provider against `llm`.
+std::shared_ptr<LlmProvider> openai_provider(llmassist::testing::MockLlmServer& llm) {
   OpenAiProviderOptions po;
   po.name = "mock";
   po.base_url = llm.openai_url();
   po.model = "m";
   po.logger = null_logger();
   return std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release());
+}
+
+// The same, with the mock told to answer "Answer to: <question>".
+std::shared_ptr<LlmProvider> echoing_provider(llmassist::testing::MockLlmServer& llm) {
+  llmassist::testing::MockLlmServer::Behavior echo;
+  echo.echo_question = true;
+  llm.set(echo);
+  return openai_provider(llm);
 }
 
 }  // namespace
@@ -325,15 +330,11 @@ TEST_CASE("assistant: messages sent meanwhile are answered in order, or together
     slow.delay = 300ms;  // the first question is still in flight when the others arrive
     slow.tokens = {"answer"};
     llm.set(slow);
-    OpenAiProviderOptions po;
-    po.base_url = llm.openai_url();
-    po.model = "m";
-    po.logger = null_logger();
     Bot bot;
     AssistantOptions o;
     o.queued = mode;
     o.texts.human_button.clear();
-    bot.start(o, std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release()));
+    bot.start(o, openai_provider(llm));
     bot.chat.say("first");
     REQUIRE(bot.eventually([&] { return llm.requests() == 1; }));
     bot.chat.say("second");
@@ -398,16 +399,12 @@ TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, 
   slow.delay = 600ms;
   slow.tokens = {"answer"};
   llm.set(slow);
-  OpenAiProviderOptions po;
-  po.base_url = llm.openai_url();
-  po.model = "m";
-  po.logger = null_logger();
   Bot bot;
   AssistantOptions o;
   o.texts.human_button.clear();
   o.typing_delay = 100ms;
   o.typing_interval = 150ms;
-  bot.start(o, std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release()));
+  bot.start(o, openai_provider(llm));
   bot.chat.say("first");
   bot.chat.expect("answer");
   const int while_drafting = bot.transport->typing();
