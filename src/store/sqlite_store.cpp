@@ -205,6 +205,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<std::vector<Chat>> upsert_chats(std::span<const ChatInfo> infos) override {
+    if (infos.empty()) return std::vector<Chat>{};
     for (const ChatInfo& info : infos) {
       if (info.channel.empty() || info.external_id.empty()) {
         return invalid_argument("a chat needs a channel and an external id");
