@@ -689,7 +689,7 @@ TEST_CASE("sqlite store: the dialog window before a question, however many came 
     }
   }
   const SessionId session = asked[0].message.session_id;
-  // The third question's window, with 57 questions and 30 notices after it.
+  // The third question's window, with 57 questions and 29 notices after it.
   auto window = f.store->dialog_window(session, 8, asked[2].message.id);
   REQUIRE_MESSAGE(window.ok(), window.status().to_string());
   REQUIRE(window->size() == 3);
