@@ -241,19 +241,28 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                        const std::vector<ChatId>& chats) {
     const int free = free_draft_slots();
     if (free <= 0) return;
+    auto claimed =
+        parts.store->claim_replies(draft_claim(from, who, chats, std::min(free, 1000), true));
+    if (failed(claimed, "claiming replies to draft")) return;
+    for (auto& reply : *claimed) draft(std::move(reply));
+  }
+
+  // A claim of replies in `from` to draft, each the oldest unfinished reply of its chat (an
+  // answer on its way does not hold it back).
+  ClaimRequest draft_claim(ReplyStatus from, const std::string& who, std::vector<ChatId> chats,
+                           int limit, bool retake_own) const {
     ClaimRequest q;
     q.status = from;
     q.to = ReplyStatus::kGenerating;
     q.worker = who;
     q.lease = options.lease_renewal * 3;
-    q.limit = std::min(free, 1000);
+    q.limit = limit;
     q.head_of_chat_only = true;
     q.past_approved = true;
-    q.chat_ids = chats;
+    q.retake_own = retake_own;
+    q.chat_ids = std::move(chats);
     q.channel = parts.transport->channel();
-    auto claimed = parts.store->claim_replies(q);
-    if (failed(claimed, "claiming replies to draft")) return;
-    for (auto& reply : *claimed) draft(std::move(reply));
+    return q;
   }
 
   // ---- drafting ----------------------------------------------------------------------------
@@ -390,20 +399,19 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // next question to draft (a draft may begin while the previous answer is on its way), each
   // only when a slot is free counting the one this step frees (`ending`). Made in the same
   // transaction as the step's write, they save the worker a wake-up, a claim and a commit on
-  // the chat's path. `complete` is false when a slot was full: the worker must look later.
+  // the chat's path. `complete` is false when a slot was full or the assistant is stopping:
+  // the worker must look (later).
   struct Continuation {
     std::vector<ClaimRequest> claims;
     int send = -1;   // index in claims, or -1
     int draft = -1;
-    bool complete = true;
+    bool complete = false;  // also when none was made (a draft left for an operator)
   };
   enum class Ending { kDraft, kSend };
   Continuation continuation(ChatId chat, Ending ending) {
     Continuation c;
-    if (stopping.load()) {
-      c.complete = false;
-      return c;
-    }
+    if (stopping.load()) return c;
+    c.complete = true;
     int free_sends = 0;
     int free_drafts = 0;
     {
@@ -414,18 +422,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                     (ending == Ending::kDraft ? 1 : 0);
     }
     if (free_drafts > 0) {
-      ClaimRequest q;
-      q.status = ReplyStatus::kNew;
-      q.to = ReplyStatus::kGenerating;
-      q.worker = worker;
-      q.lease = options.lease_renewal * 3;
-      q.head_of_chat_only = true;
-      q.past_approved = true;
-      q.retake_own = false;
-      q.chat_ids = {chat};
-      q.channel = parts.transport->channel();
       c.draft = static_cast<int>(c.claims.size());
-      c.claims.push_back(std::move(q));
+      c.claims.push_back(draft_claim(ReplyStatus::kNew, worker, {chat}, 1, false));
     } else {
       c.complete = false;
     }
@@ -497,7 +495,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     // What comes next starts before this draft leaves the count, so that the drafts in flight
     // never exceed the limit in between (the worker counts them too).
     carry_on(next, *stored);
-    finish_draft(reply, !next.claims.empty() && next.complete);
+    finish_draft(reply, next.complete);
   }
 
   void fail_draft(const Reply& reply, const Status& why) {
