@@ -530,6 +530,97 @@ TEST_CASE("sqlite store: transition_and_claim changes a reply and claims the cha
   CHECK(plain->claimed.empty());
 }
 
+TEST_CASE("sqlite store: transition_and_claim_each writes each step on its own, in one call") {
+  Fixture f;
+  auto a = f.chat("a");
+  auto b = f.chat("b");
+  auto c = f.chat("c");
+  auto qa = f.ask(a.id, "a1");
+  auto qa2 = f.ask(a.id, "a2");
+  auto qb = f.ask(b.id, "b1");
+  auto qc = f.ask(c.id, "c1");
+  for (auto id : {qa.reply_id, qc.reply_id}) f.claim_generating(id);  // qb stays new
+  ReplyChange approve;
+  approve.from = ReplyStatus::kGenerating;
+  approve.to = ReplyStatus::kApproved;
+  approve.draft_text = "answer";
+  ClaimRequest next;
+  next.status = ReplyStatus::kNew;
+  next.to = ReplyStatus::kGenerating;
+  next.worker = "w";
+  next.head_of_chat_only = true;
+  next.past_approved = true;
+  next.chat_ids = {a.id};
+  ClaimRequest nameless = next;  // refused before anything is written
+  nameless.worker.clear();
+  std::vector<ReplyStep> steps(4);
+  steps[0] = {qa.reply_id, approve, {next}};
+  steps[1] = {qb.reply_id, approve, {}};  // fails when written: qb is not generating
+  steps[2] = {qc.reply_id, approve, {nameless}};
+  steps[3] = {qc.reply_id, approve, {}};
+  auto results = f.store->transition_and_claim_each(steps);
+  REQUIRE(results.size() == 4);
+  REQUIRE_MESSAGE(results[0].ok(), results[0].status().to_string());
+  CHECK(results[0]->reply.status == ReplyStatus::kApproved);
+  CHECK(results[0]->chat.external_id == "a");
+  REQUIRE(results[0]->claimed.size() == 1);
+  REQUIRE(results[0]->claimed[0].size() == 1);
+  CHECK(results[0]->claimed[0][0].id == qa2.reply_id);
+  CHECK(results[1].status().code() == StatusCode::kAborted);
+  CHECK(results[2].status().code() == StatusCode::kInvalidArgument);
+  REQUIRE_MESSAGE(results[3].ok(), results[3].status().to_string());
+  CHECK(results[3]->chat.external_id == "c");
+  // What failed left the others alone, and wrote nothing itself.
+  CHECK(f.store->get_reply(qa.reply_id)->status == ReplyStatus::kApproved);
+  CHECK(f.store->get_reply(qa2.reply_id)->status == ReplyStatus::kGenerating);
+  CHECK(f.store->get_reply(qb.reply_id)->status == ReplyStatus::kNew);
+  CHECK(f.store->get_reply(qc.reply_id)->status == ReplyStatus::kApproved);
+  CHECK(f.store->transition_and_claim_each({}).empty());
+}
+
+TEST_CASE("sqlite store: transition_and_claim_each from many threads, more steps than a commit "
+          "takes") {
+  Fixture f;
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 150;  // more than one group commit holds
+  std::vector<std::vector<ReplyId>> ids(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto chat = f.chat(std::to_string(t) + "-" + std::to_string(i));
+      auto q = f.ask(chat.id, "q");
+      f.claim_generating(q.reply_id);
+      ids[t].push_back(q.reply_id);
+    }
+  }
+  ReplyChange approve;
+  approve.from = ReplyStatus::kGenerating;
+  approve.to = ReplyStatus::kApproved;
+  approve.draft_text = "answer";
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<Result<ChangeAndClaims>> results;
+      if (t == 0) {  // single writes, queued in between the others' batches
+        for (ReplyId id : ids[t]) results.push_back(f.store->transition_and_claim(id, approve, {}));
+      } else {
+        std::vector<ReplyStep> steps;
+        for (ReplyId id : ids[t]) steps.push_back({id, approve, {}});
+        results = f.store->transition_and_claim_each(steps);
+      }
+      if (results.size() != ids[t].size()) ++wrong;
+      for (std::size_t k = 0; k < results.size(); ++k) {
+        if (!results[k].ok() || results[k]->reply.id != ids[t][k]) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
+  for (const auto& v : ids) {
+    for (ReplyId id : v) CHECK(f.store->get_reply(id)->status == ReplyStatus::kApproved);
+  }
+}
+
 TEST_CASE("sqlite store: upsert_chats reads a page's chats at once, writes only what changed") {
   Fixture f;
   auto known = f.chat("1");

@@ -178,6 +178,13 @@ struct ChangeAndClaims {
   std::vector<std::vector<Reply>> claimed;  // what each claim took, in the order asked
 };
 
+// One step for transition_and_claim_each(): a change of reply `id` and the claims made with it.
+struct ReplyStep {
+  ReplyId id = 0;
+  ReplyChange change;
+  std::vector<ClaimRequest> claims;
+};
+
 struct AuditQuery {
   std::optional<ReplyId> reply_id;
   std::optional<ChatId> chat_id;
@@ -303,6 +310,12 @@ class MessageStore {
   // correctness, a later claim takes what one left.
   virtual Result<ChangeAndClaims> transition_and_claim(ReplyId id, const ReplyChange& change,
                                                        std::span<const ClaimRequest> claims);
+  // transition_and_claim() for each of `steps`, in order, each all or nothing on its own: one
+  // that fails leaves the others alone. One result per step. The SQLite store commits them all
+  // together (the steps of many chats that ended at about the same time share one commit); this
+  // default makes the calls one after another.
+  virtual std::vector<Result<ChangeAndClaims>> transition_and_claim_each(
+      std::span<const ReplyStep> steps);
 
   // --- audit, statistics, settings ------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 // The Assistant engine. One worker thread looks at the store (woken by every change) and hands
 // work out: drafts to the LLM, approved answers to the transport. Both run asynchronously; their
-// completions write the outcome back to the store (on a few writer threads, so that their
-// commits are shared), which wakes the worker again. The store is the only shared state that
+// completions write the outcome back to the store (on one writer thread, the completions that
+// arrived together in one commit), which wakes the worker again. The store is the only shared state that
 // matters: everything in memory here can be lost in a crash.
 #include "llmassist/assistant.h"
 
@@ -26,8 +26,6 @@ namespace {
 constexpr std::string_view kComponent = "assistant";
 constexpr std::string_view kCallbackPrefix = "llmassist:";
 constexpr std::string_view kPostKey = "operator_chat.post.";
-// Threads that write the completions' outcomes (see Impl::post_write).
-constexpr int kCompletionWriters = 8;
 
 std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -77,65 +75,71 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   std::string system_prompt_override;  // guarded by mu; empty: the configured one
 
   // Completions' writes. A completion (a draft from the LLM, a send's outcome from the
-  // transport) arrives on its component's I/O thread, one after another. Written there, each
-  // would wait alone for its commit (an fsync with synchronous=FULL) and hold up every other
-  // exchange of that component meanwhile. Handed to these threads, completions that arrive
-  // close together wait for their commits side by side and share them (the store's group
-  // commit); each still has its effects (waking the worker, counters) only after its commit.
-  std::mutex writes_mu;
-  std::condition_variable writes_ready;
-  std::deque<std::function<void()>> writes;  // guarded by writes_mu
-  bool writers_running = false;              // guarded by writes_mu
-  std::vector<std::thread> writers;          // started by start(), joined by stop()
+  // transport) arrives on its component's I/O thread. Written there, each would wait alone for
+  // its commit (an fsync with synchronous=FULL) and hold up every other exchange of that
+  // component meanwhile. They are queued for one writer thread instead, which takes all that
+  // have arrived and writes them in one transaction (MessageStore::transition_and_claim_each):
+  // the more arrive while a commit runs, the more the next one carries. Each still has its
+  // effects (what comes next for its chat, waking the worker, counters) only after the commit.
+  struct Done {
+    Reply reply;
+    std::optional<Result<Completion>> drafted;  // a draft's outcome, or
+    std::optional<Result<SentMessage>> sent;    // a send's
+    Chat chat;                                  // with a draft: its chat as read when it began
+  };
+  std::mutex done_mu;
+  std::condition_variable done_ready;
+  std::vector<Done> done_queue;  // guarded by done_mu
+  bool writer_running = false;   // guarded by done_mu
+  std::thread writer;            // started by start(), joined by stop()
 
-  // Runs `task` on a writer thread, or here when none runs (before start(), after stop()).
-  void post_write(std::function<void()> task) {
+  // Hands a completion to the writer, or writes it here when none runs (before start(), after
+  // stop()).
+  void completed(Done d) {
+    std::vector<Done> here;
     {
-      std::lock_guard lock(writes_mu);
-      if (writers_running) {
-        writes.push_back(std::move(task));
-        task = nullptr;
+      std::lock_guard lock(done_mu);
+      if (writer_running) {
+        done_queue.push_back(std::move(d));
+        // The writer waits only when the queue is empty.
+        if (done_queue.size() == 1) done_ready.notify_one();
+        return;
       }
     }
-    if (task) {
-      task();
-    } else {
-      writes_ready.notify_one();
-    }
+    here.push_back(std::move(d));
+    write_completions(here);
   }
 
-  void run_writes() {
-    std::unique_lock lock(writes_mu);
+  void run_writer() {
+    std::vector<Done> batch;
+    std::unique_lock lock(done_mu);
     while (true) {
-      writes_ready.wait(lock, [&] { return !writes.empty() || !writers_running; });
-      if (writes.empty()) return;  // stopped, and nothing left
-      auto task = std::move(writes.front());
-      writes.pop_front();
+      done_ready.wait(lock, [&] { return !done_queue.empty() || !writer_running; });
+      if (done_queue.empty()) return;  // stopped, and nothing left
+      batch.swap(done_queue);
       lock.unlock();
-      task();
+      write_completions(batch);
+      batch.clear();
       lock.lock();
     }
   }
 
-  void start_writers() {
+  void start_writer() {
     {
-      std::lock_guard lock(writes_mu);
-      writers_running = true;
+      std::lock_guard lock(done_mu);
+      writer_running = true;
     }
-    for (int k = 0; k < kCompletionWriters; ++k) {
-      writers.emplace_back([self = shared_from_this()] { self->run_writes(); });
-    }
+    writer = std::thread([self = shared_from_this()] { self->run_writer(); });
   }
 
-  // Lets the writers finish what is queued, then joins them.
-  void stop_writers() {
+  // Lets the writer finish what is queued, then joins it.
+  void stop_writer() {
     {
-      std::lock_guard lock(writes_mu);
-      writers_running = false;
+      std::lock_guard lock(done_mu);
+      writer_running = false;
     }
-    writes_ready.notify_all();
-    for (auto& t : writers) t.join();
-    writers.clear();
+    done_ready.notify_all();
+    if (writer.joinable()) writer.join();
   }
 
   // ---- runtime settings --------------------------------------------------------------------
@@ -323,9 +327,10 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                         [self = shared_from_this(), reply, ticker, chat = *chat](
                             Result<Completion> result) {
                           ticker->done = true;
-                          self->post_write([self, reply, chat, result = std::move(result)] {
-                            self->drafted(reply, chat, result);
-                          });
+                          self->completed({.reply = reply,
+                                           .drafted = std::move(result),
+                                           .sent = std::nullopt,
+                                           .chat = chat});
                         });
   }
 
@@ -407,27 +412,32 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     int draft = -1;
     bool complete = false;  // also when none was made (a draft left for an operator)
   };
+  // The slots free for the continuations of one batch of completions: each step that ends
+  // frees its own, each claim made takes one (whether it finds a reply or not).
+  struct Slots {
+    int drafts = 0;
+    int sends = 0;
+  };
+  Slots free_slots() const {
+    std::lock_guard lock(mu);
+    return {options.max_concurrent_drafts - static_cast<int>(drafting.size()),
+            options.max_concurrent_sends - static_cast<int>(sending.size())};
+  }
   enum class Ending { kDraft, kSend };
-  Continuation continuation(ChatId chat, Ending ending) {
+  Continuation continuation(ChatId chat, Ending ending, Slots& slots) {
     Continuation c;
+    (ending == Ending::kDraft ? slots.drafts : slots.sends) += 1;
     if (stopping.load()) return c;
     c.complete = true;
-    int free_sends = 0;
-    int free_drafts = 0;
-    {
-      std::lock_guard lock(mu);
-      free_sends = options.max_concurrent_sends - static_cast<int>(sending.size()) +
-                   (ending == Ending::kSend ? 1 : 0);
-      free_drafts = options.max_concurrent_drafts - static_cast<int>(drafting.size()) +
-                    (ending == Ending::kDraft ? 1 : 0);
-    }
-    if (free_drafts > 0) {
+    if (slots.drafts > 0) {
+      --slots.drafts;
       c.draft = static_cast<int>(c.claims.size());
       c.claims.push_back(draft_claim(ReplyStatus::kNew, worker, {chat}, 1, false));
     } else {
       c.complete = false;
     }
-    if (free_sends > 0) {
+    if (slots.sends > 0) {
+      --slots.sends;
       c.send = static_cast<int>(c.claims.size());
       c.claims.push_back(send_claim({chat}, 1, false));
     } else {
@@ -461,16 +471,54 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     finish_draft(reply);
   }
 
-  void drafted(const Reply& reply, const Chat& chat, const Result<Completion>& result) {
+  // ---- writing completions -----------------------------------------------------------------
+
+  // Writes a batch of completions: the steps that went well in one transaction, each with the
+  // claims that carry its chat on; then, for each, what follows. Failures are written one by
+  // one, as they come (they are rare and each has its own path).
+  void write_completions(std::vector<Done>& batch) {
+    Slots slots = free_slots();
+    std::vector<ReplyStep> steps;
+    std::vector<Continuation> nexts;
+    std::vector<const Done*> of;
+    steps.reserve(batch.size());
+    nexts.reserve(batch.size());
+    of.reserve(batch.size());
+    for (const Done& d : batch) {
+      ReplyStep step;
+      step.id = d.reply.id;
+      Continuation next;
+      const bool ok = d.drafted ? draft_step(d.reply, *d.drafted, step.change, next, slots)
+                                : send_step(d.reply, *d.sent, step.change, next, slots);
+      if (!ok) continue;
+      step.claims = std::move(next.claims);
+      steps.push_back(std::move(step));
+      nexts.push_back(std::move(next));
+      of.push_back(&d);
+    }
+    if (steps.empty()) return;
+    auto stored = parts.store->transition_and_claim_each(steps);
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      if (of[k]->drafted) {
+        after_draft_step(*of[k], steps[k].change, nexts[k], stored[k]);
+      } else {
+        after_send_step(of[k]->reply, nexts[k], stored[k]);
+      }
+    }
+  }
+
+  // A draft that came back: the change that stores it, and what its chat claims next (false:
+  // it failed and is dealt with here).
+  bool draft_step(const Reply& reply, const Result<Completion>& result, ReplyChange& change,
+                  Continuation& next, Slots& slots) {
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kCancelled) {
         give_back(reply);  // stopping: the next start drafts it again
       } else {
         fail_draft(reply, result.status());
       }
-      return;
+      return false;
     }
-    ReplyChange change;
     change.from = ReplyStatus::kGenerating;
     change.to = policy.load() == ModerationPolicy::kAuto ? ReplyStatus::kApproved
                                                           : ReplyStatus::kPending;
@@ -480,22 +528,29 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     change.actor = reply.claimed_by;
     // Approved at once: the answer may go out, and the chat's next question be drafted, with
     // this write. A pending draft holds the chat until an operator decides.
-    Continuation next;
-    if (change.to == ReplyStatus::kApproved) next = continuation(reply.chat_id, Ending::kDraft);
-    auto stored = parts.store->transition_and_claim(reply.id, change, next.claims);
-    if (failed(stored, fmt::format("storing the draft of reply {}", reply.id))) {
-      finish_draft(reply);
+    if (change.to == ReplyStatus::kApproved) {
+      next = continuation(reply.chat_id, Ending::kDraft, slots);
+    } else {
+      next.complete = true;
+    }
+    return true;
+  }
+
+  void after_draft_step(const Done& d, const ReplyChange& change, const Continuation& next,
+                        Result<ChangeAndClaims>& stored) {
+    if (failed(stored, fmt::format("storing the draft of reply {}", d.reply.id))) {
+      finish_draft(d.reply);
       return;
     }
     {
       std::lock_guard lock(mu);
       ++counters.drafts;
     }
-    if (change.to == ReplyStatus::kPending) post_draft(stored->reply, chat);
+    if (change.to == ReplyStatus::kPending) post_draft(stored->reply, d.chat);
     // What comes next starts before this draft leaves the count, so that the drafts in flight
     // never exceed the limit in between (the worker counts them too).
     carry_on(next, *stored);
-    finish_draft(reply, next.complete);
+    finish_draft(d.reply, next.complete);
   }
 
   void fail_draft(const Reply& reply, const Status& why) {
@@ -592,7 +647,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     }
     parts.transport->send(std::move(m), [self = shared_from_this(), reply](
                                             Result<SentMessage> result) {
-      self->post_write([self, reply, result = std::move(result)] { self->sent(reply, result); });
+      self->completed(
+          {.reply = reply, .drafted = std::nullopt, .sent = std::move(result), .chat = {}});
     });
   }
 
@@ -608,52 +664,63 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     if (!continued) touch(reply.chat_id);
   }
 
-  void sent(const Reply& reply, const Result<SentMessage>& result) {
+  void after_send_step(const Reply& reply, const Continuation& next,
+                       Result<ChangeAndClaims>& stored) {
+    if (failed(stored, fmt::format("marking reply {} sent", reply.id))) {
+      finish_send(reply);
+      return;
+    }
+    {
+      std::lock_guard lock(mu);
+      ++counters.sent;
+    }
+    carry_on(next, *stored);  // before this send leaves the count, as after a draft
+    finish_send(reply, next.complete);
+  }
+
+  // A send's outcome: when it went out, the change that marks it sent and what its chat claims
+  // next; otherwise (false) what a failure calls for is done here.
+  bool send_step(const Reply& reply, const Result<SentMessage>& result, ReplyChange& done,
+                 Continuation& next, Slots& slots) {
     if (result.ok()) {
-      ReplyChange done;
       done.from = ReplyStatus::kApproved;
       done.to = ReplyStatus::kSent;
       if (!result->message_ids.empty()) done.transport_message_id = result->message_ids.front();
       done.actor = worker;
-      Continuation next = continuation(reply.chat_id, Ending::kSend);
-      auto stored = parts.store->transition_and_claim(reply.id, done, next.claims);
-      if (failed(stored, fmt::format("marking reply {} sent", reply.id))) {
-        finish_send(reply);
-        return;
-      }
-      {
-        std::lock_guard lock(mu);
-        ++counters.sent;
-      }
-      carry_on(next, *stored);  // before this send leaves the count, as in drafted()
-      finish_send(reply, next.complete);
-      return;
-    } else if (result.status().code() == StatusCode::kPermissionDenied) {
+      next = continuation(reply.chat_id, Ending::kSend, slots);
+      return true;
+    }
+    send_failed(reply, result.status());
+    return false;
+  }
+
+  void send_failed(const Reply& reply, const Status& status) {
+    if (status.code() == StatusCode::kPermissionDenied) {
       // The reply first: whoever sees the chat blocked sees its undeliverable answer too.
-      mark_undeliverable(reply, result.status().message());
+      mark_undeliverable(reply, status.message());
       failed(parts.store->set_chat_blocked(reply.chat_id, true), "marking a chat blocked");
-    } else if (result.status().code() == StatusCode::kCancelled) {
+    } else if (status.code() == StatusCode::kCancelled) {
       failed(parts.store->release_claim(reply.id, worker), "releasing an answer");
     } else if (reply.send_attempts + 1 >= options.max_send_attempts ||
-               result.status().code() == StatusCode::kInvalidArgument) {
-      give_up_send(reply, result.status().to_string());
+               status.code() == StatusCode::kInvalidArgument) {
+      give_up_send(reply, status.to_string());
       return;
     } else {
       std::chrono::milliseconds delay =
           std::min<std::chrono::milliseconds>(
               options.send_retry_base * (std::int64_t{1} << std::min(reply.send_attempts, 20)),
               options.send_retry_cap);
-      if (auto after = result.status().retry_after()) delay = std::max(delay, *after);
+      if (auto after = status.retry_after()) delay = std::max(delay, *after);
       ReplyChange retry;
       retry.from = ReplyStatus::kApproved;
       retry.to = ReplyStatus::kApproved;
       retry.count_send = true;
-      retry.error = result.status().to_string();
+      retry.error = status.to_string();
       retry.next_attempt_at = clock->now() + delay;
       retry.actor = worker;
       failed(parts.store->transition_reply(reply.id, retry), "scheduling a resend");
       log(LogLevel::kWarning, fmt::format("reply {}: sending failed ({}), again in {} ms",
-                                          reply.id, result.status().to_string(), delay.count()));
+                                          reply.id, status.to_string(), delay.count()));
       std::lock_guard lock(mu);
       ++counters.send_retries;
     }
@@ -1034,7 +1101,7 @@ Status Assistant::start() {
   i.refresh_settings();
   // A previous run of this instance may have died mid-draft or mid-send: its claims carry our
   // name, so they are ours to take again at once rather than after their lease.
-  i.start_writers();
+  i.start_writer();
   i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
   i.start_sends({}, /*retake_own=*/true);
   i.pump = std::thread([impl = impl_] { impl->run(); });
@@ -1051,7 +1118,7 @@ Status Assistant::start() {
     }
     i.wake.notify_all();
     i.pump.join();
-    i.stop_writers();
+    i.stop_writer();
     return s;
   }
   i.log(LogLevel::kInfo, fmt::format("started as {} on {} ({} policy)", i.worker,
@@ -1084,7 +1151,7 @@ void Assistant::stop(std::chrono::milliseconds grace) {
     // Cancelled drafts report back through their providers; give them a moment.
     i.settled.wait_for(lock, std::chrono::seconds(5), [&] { return i.drafting.empty(); });
   }
-  i.stop_writers();
+  i.stop_writer();
   i.log(LogLevel::kInfo, "stopped");
 }
 

@@ -51,6 +51,16 @@ Result<ChangeAndClaims> MessageStore::transition_and_claim(ReplyId id, const Rep
   return out;
 }
 
+std::vector<Result<ChangeAndClaims>> MessageStore::transition_and_claim_each(
+    std::span<const ReplyStep> steps) {
+  std::vector<Result<ChangeAndClaims>> out;
+  out.reserve(steps.size());
+  for (const ReplyStep& step : steps) {
+    out.push_back(transition_and_claim(step.id, step.change, step.claims));
+  }
+  return out;
+}
+
 Result<Completion> complete_sync(LlmProvider& provider, CompletionRequest request,
                                  TokenCallback on_token) {
   return detail::await_result<Completion>([&](CompletionCallback done) {

@@ -548,16 +548,47 @@ class SqliteStore final : public MessageStore {
                                                std::span<const ClaimRequest> claims) override {
     LLMASSIST_RETURN_IF_ERROR(check_change(ch));
     for (const ClaimRequest& q : claims) LLMASSIST_RETURN_IF_ERROR(check_claim(q));
-    return write<ChangeAndClaims>([&](Connection& c) -> Result<ChangeAndClaims> {
-      ChangeAndClaims out;
-      LLMASSIST_ASSIGN_OR_RETURN(out.reply, transition_in(c, id, ch));
-      for (const ClaimRequest& q : claims) {
-        LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
-        out.claimed.push_back(std::move(claimed));
+    return write<ChangeAndClaims>(
+        [&](Connection& c) { return transition_and_claim_in(c, id, ch, claims); });
+  }
+
+  // One transaction for all the steps, each in a savepoint of its own (the group commit's).
+  std::vector<Result<ChangeAndClaims>> transition_and_claim_each(
+      std::span<const ReplyStep> steps) override {
+    std::vector<std::optional<Result<ChangeAndClaims>>> results(steps.size());
+    std::vector<PendingWrite> writes(steps.size());
+    std::vector<PendingWrite*> queued;
+    queued.reserve(steps.size());
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const ReplyStep& step = steps[i];
+      Status checked = check_change(step.change);
+      for (const ClaimRequest& q : step.claims) {
+        if (checked.ok()) checked = check_claim(q);
       }
-      LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
-      return out;
-    });
+      if (!checked.ok()) {
+        results[i].emplace(std::move(checked));
+        continue;
+      }
+      writes[i].body = [&, i](Connection& c) -> Status {
+        const ReplyStep& st = steps[i];
+        results[i].emplace(transition_and_claim_in(c, st.id, st.change, st.claims));
+        return results[i]->status();
+      };
+      queued.push_back(&writes[i]);
+    }
+    run_writes(queued);
+    std::vector<Result<ChangeAndClaims>> out;
+    out.reserve(steps.size());
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      if (!results[i]) {
+        out.emplace_back(writes[i].status);  // the transaction failed before this step ran
+      } else if (results[i]->ok() && !writes[i].status.ok()) {
+        out.emplace_back(writes[i].status);  // the commit failed
+      } else {
+        out.push_back(std::move(*results[i]));
+      }
+    }
+    return out;
   }
 
   // ---- audit, statistics, settings ---------------------------------------------------------
@@ -665,22 +696,34 @@ class SqliteStore final : public MessageStore {
     return std::move(*result);
   }
 
-  // Queues `w`; the caller at the head of the queue commits what has accumulated.
   void run_write(PendingWrite& w) {
+    PendingWrite* one = &w;
+    run_writes({&one, 1});
+  }
+
+  // Queues `ws` together, in order; whoever's write is at the head of the queue commits what
+  // has accumulated (up to kMaxGroup writes at a time). Returns when all of `ws` are done.
+  void run_writes(std::span<PendingWrite* const> ws) {
+    if (ws.empty()) return;
     std::unique_lock lock(write_mu_);
-    writers_.push_back(&w);
-    write_turn_.wait(lock, [&] { return w.done || writers_.front() == &w; });
-    if (w.done) return;
-    const std::size_t n = std::min(writers_.size(), kMaxGroup);
-    std::vector<PendingWrite*> group(writers_.begin(), writers_.begin() + static_cast<long>(n));
-    lock.unlock();
-    commit_group(group);
-    lock.lock();
-    for (std::size_t i = 0; i < n; ++i) {
-      writers_.front()->done = true;
-      writers_.pop_front();
+    writers_.insert(writers_.end(), ws.begin(), ws.end());
+    std::size_t next = 0;  // the first of `ws` not done
+    while (true) {
+      write_turn_.wait(lock, [&] { return ws[next]->done || writers_.front() == ws[next]; });
+      while (next < ws.size() && ws[next]->done) ++next;
+      if (next == ws.size()) return;
+      if (writers_.front() != ws[next]) continue;
+      const std::size_t n = std::min(writers_.size(), kMaxGroup);
+      std::vector<PendingWrite*> group(writers_.begin(), writers_.begin() + static_cast<long>(n));
+      lock.unlock();
+      commit_group(group);
+      lock.lock();
+      for (std::size_t i = 0; i < n; ++i) {
+        writers_.front()->done = true;
+        writers_.pop_front();
+      }
+      write_turn_.notify_all();
     }
-    write_turn_.notify_all();
   }
 
   // Runs the writes of `group` in one transaction, each in a savepoint when there are several.
@@ -1016,6 +1059,19 @@ class SqliteStore final : public MessageStore {
     auto stored = get_message_in(c, *id);
     if (!stored.ok()) return stored.status();
     out.message = std::move(stored).value();
+    return out;
+  }
+
+  // The change, then each claim, then the reply's chat (checked by the caller).
+  Result<ChangeAndClaims> transition_and_claim_in(Connection& c, ReplyId id, const ReplyChange& ch,
+                                                  std::span<const ClaimRequest> claims) {
+    ChangeAndClaims out;
+    LLMASSIST_ASSIGN_OR_RETURN(out.reply, transition_in(c, id, ch));
+    for (const ClaimRequest& q : claims) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
+      out.claimed.push_back(std::move(claimed));
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
     return out;
   }
 
