@@ -415,8 +415,38 @@ TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, 
   llm.set(slow);
   bot.chat.say("second");
   bot.chat.expect("answer");
-  std::this_thread::sleep_for(400ms);  // past the ticks the drafts had scheduled
+  std::this_thread::sleep_for(400ms);  // several sweeps later
   CHECK(bot.transport->typing() == while_drafting);
+}
+
+TEST_CASE("assistant: a long draft's claim is renewed while the model thinks") {
+  llmassist::testing::MockLlmServer llm;
+  llmassist::testing::MockLlmServer::Behavior slow;
+  slow.delay = 1500ms;
+  slow.tokens = {"answer"};
+  llm.set(slow);
+  Bot bot;
+  AssistantOptions o;
+  o.texts.human_button.clear();
+  o.lease_renewal = 100ms;  // a lease of 300 ms
+  bot.start(o, openai_provider(llm));
+  bot.chat.say("first");
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kGenerating).size() == 1; }));
+  const Reply first = bot.replies(ReplyStatus::kGenerating).front();
+  REQUIRE(first.lease_until.has_value());
+  std::this_thread::sleep_for(800ms);  // the first lease ran out long ago
+  const Reply later = bot.store->get_reply(first.id).value();
+  CHECK(later.status == ReplyStatus::kGenerating);
+  CHECK(later.claimed_by == first.claimed_by);  // not taken again as stale
+  CHECK(later.generation_attempts == first.generation_attempts);
+  REQUIRE(later.lease_until.has_value());
+  CHECK(*later.lease_until > *first.lease_until + 400ms);
+  // So nobody else takes it: a claim of stale drafts finds none.
+  ClaimRequest stale;
+  stale.status = ReplyStatus::kGenerating;
+  stale.worker = "someone else";
+  CHECK(bot.store->claim_replies(stale).value().empty());
+  bot.chat.expect("answer");
 }
 
 TEST_CASE("assistant: an admin's runtime settings change the policy and the role at once") {

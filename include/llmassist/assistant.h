@@ -98,7 +98,9 @@ struct AssistantOptions {
   std::chrono::milliseconds lease_renewal{std::chrono::seconds(20)};
   // The typing indicator goes out once a draft has taken this long (an answer that comes
   // sooner needs none, and costs no call to the channel), then again every typing_interval
-  // while the draft is generated. Defaults 1 s and 4 s.
+  // while the draft is generated. Defaults 1 s and 4 s. One sweep over the drafts in the making
+  // sends the indicators and renews the claims, every quarter of the shortest of these three
+  // intervals (within 10-250 ms), so each may come that much later.
   std::chrono::milliseconds typing_delay{std::chrono::seconds(1)};
   std::chrono::milliseconds typing_interval{std::chrono::seconds(4)};
   // Work this process causes (a message stored, a draft stored, an answer sent, a decision in

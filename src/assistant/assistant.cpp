@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -16,6 +17,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "llmassist/runtime_settings.h"
@@ -60,7 +62,17 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   mutable std::mutex mu;
   std::condition_variable settled;  // drafts or sends finished
-  std::map<ReplyId, std::shared_ptr<CancelToken>> drafting;  // guarded by mu
+  // A draft in the making: what stop() cancels, and what the typing sweep needs once it began.
+  struct Drafting {
+    std::shared_ptr<CancelToken> token;
+    std::shared_ptr<std::atomic<bool>> answered;  // set by the LLM's callback; null: not begun
+    std::string external_id;                      // the chat, in the transport's terms
+    std::string actor;                            // the claim to renew
+    std::chrono::steady_clock::time_point next_typing;
+    std::chrono::steady_clock::time_point next_renewal;
+  };
+  std::map<ReplyId, Drafting> drafting;  // guarded by mu
+  bool sweeping = false;                 // guarded by mu: a typing sweep is scheduled
   std::set<ReplyId> sending;                                  // guarded by mu
   std::set<ChatId> touched;  // guarded by mu: chats with work this process caused
   std::condition_variable wake;  // the worker waits on it
@@ -271,24 +283,13 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   // ---- drafting ----------------------------------------------------------------------------
 
-  // What the typing ticks of one draft need, and no more: a burst schedules a tick per draft,
-  // each waiting `typing_delay` in the scheduler even when its draft is long done. The draft's
-  // completion callback owns the Ticker; the scheduled ticks only watch it, so it is freed with
-  // the callback and a tick left over holds a few bytes.
-  struct Ticker {
-    std::atomic<bool> done{false};
-    ReplyId reply_id = 0;
-    std::string actor;        // the claim to renew
-    std::string external_id;  // the chat, in the transport's terms
-  };
-
   // `known`: the reply's chat when the caller has it at hand, to save reading it again.
   void draft(Reply reply, const Chat* known = nullptr) {
     auto token = CancelToken::create();
     {
       std::lock_guard lock(mu);
       if (drafting.count(reply.id)) return;  // already ours
-      drafting.emplace(reply.id, token);
+      drafting[reply.id].token = token;
       counters.drafts_in_flight = static_cast<int>(drafting.size());
     }
     if (reply.generation_attempts > options.max_generation_attempts) {
@@ -314,19 +315,27 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       give_back(reply);
       return;
     }
-    // Not make_shared: the Ticker's memory goes with the callback, not with the last tick.
-    std::shared_ptr<Ticker> ticker(new Ticker);
-    ticker->reply_id = reply.id;
-    ticker->actor = reply.claimed_by;
-    ticker->external_id = chat->external_id;
-    schedule_tick(options.typing_delay, ticker, options.typing_delay);
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    bool sweep = false;
+    {
+      std::lock_guard lock(mu);
+      Drafting& d = drafting[reply.id];
+      d.answered = answered;
+      d.external_id = chat->external_id;
+      d.actor = reply.claimed_by;
+      const auto now = std::chrono::steady_clock::now();
+      d.next_typing = now + options.typing_delay;
+      d.next_renewal = now + options.lease_renewal;
+      sweep = !std::exchange(sweeping, true);
+    }
+    if (sweep) schedule_sweep();
     CompletionRequest request;
     request.messages = std::move(context->messages);
     request.cancel = token;
     parts.llm->complete(std::move(request), {},
-                        [self = shared_from_this(), reply, ticker, chat = *chat](
+                        [self = shared_from_this(), reply, answered, chat = *chat](
                             Result<Completion> result) {
-                          ticker->done = true;
+                          *answered = true;
                           self->completed({.reply = reply,
                                            .drafted = std::move(result),
                                            .sent = std::nullopt,
@@ -334,31 +343,52 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                         });
   }
 
-  // Typing indicator and lease renewal while a draft is in the making.
-  void tick(const std::shared_ptr<Ticker>& ticker, std::chrono::milliseconds since_renewal) {
-    if (ticker->done.load() || stopping.load()) return;
-    parts.transport->send_typing(ticker->external_id, [](Status) {});
-    if (since_renewal >= options.lease_renewal) {
+  // Typing indicator and lease renewal while drafts are in the making: one sweep over them all
+  // every few hundred milliseconds, for as long as there are any. (A timer per draft cost a
+  // wake-up of the scheduler per draft, mostly for drafts long done.)
+  void sweep() {
+    std::vector<std::string> typing;
+    std::vector<std::pair<ReplyId, std::string>> renewals;
+    {
+      std::lock_guard lock(mu);
+      if (drafting.empty() || stopping.load()) {
+        sweeping = false;
+        return;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& [id, d] : drafting) {
+        if (!d.answered || d.answered->load()) continue;  // not begun, or answered
+        if (now >= d.next_typing) {
+          typing.push_back(d.external_id);
+          d.next_typing = now + options.typing_interval;
+        }
+        if (now >= d.next_renewal) {
+          renewals.emplace_back(id, d.actor);
+          d.next_renewal = now + options.lease_renewal;
+        }
+      }
+    }
+    for (const auto& chat : typing) parts.transport->send_typing(chat, [](Status) {});
+    for (const auto& [id, actor] : renewals) {
       ReplyChange renew;
       renew.from = ReplyStatus::kGenerating;
       renew.to = ReplyStatus::kGenerating;
       renew.keep_claim = true;
       renew.extend_lease = options.lease_renewal * 3;
-      renew.actor = ticker->actor;
-      failed(parts.store->transition_reply(ticker->reply_id, renew), "renewing a draft's claim");
-      since_renewal = std::chrono::milliseconds(0);
+      renew.actor = actor;
+      failed(parts.store->transition_reply(id, renew), "renewing a draft's claim");
     }
-    schedule_tick(options.typing_interval, ticker, since_renewal + options.typing_interval);
+    schedule_sweep();
   }
 
-  // The next tick(), in `delay`; `since_renewal` is then the time since the lease was renewed.
-  void schedule_tick(std::chrono::milliseconds delay, const std::shared_ptr<Ticker>& ticker,
-                     std::chrono::milliseconds since_renewal) {
-    scheduler->schedule(delay, [weak = weak_from_this(), watched = std::weak_ptr<Ticker>(ticker),
-                                since_renewal] {
-      auto self = weak.lock();
-      auto alive = watched.lock();
-      if (self && alive) self->tick(alive, since_renewal);
+  // A sweep's period: a fraction of the shortest interval it keeps, within 10-250 ms.
+  void schedule_sweep() {
+    const auto shortest =
+        std::min({options.typing_delay, options.typing_interval, options.lease_renewal});
+    const auto period = std::clamp<std::chrono::milliseconds>(
+        shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+    scheduler->schedule(period, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->sweep();
     });
   }
 
@@ -1140,7 +1170,7 @@ void Assistant::stop(std::chrono::milliseconds grace) {
   {
     std::unique_lock lock(i.mu);
     i.settled.wait_for(lock, grace, [&] { return i.drafting.empty() && i.sending.empty(); });
-    for (auto& [id, token] : i.drafting) unfinished.push_back(token);
+    for (auto& [id, d] : i.drafting) unfinished.push_back(d.token);
   }
   // Outside the lock: a provider may complete a cancelled request at once.
   for (auto& token : unfinished) token->cancel();

@@ -30,13 +30,17 @@ class ThreadScheduler final : public Scheduler {
   }
 
   void schedule(std::chrono::milliseconds delay, std::function<void()> task) override {
+    bool sooner = false;
     {
       std::lock_guard lock(state_->mu);
       if (state_->stopping) return;
-      state_->tasks.push(
-          {std::chrono::steady_clock::now() + delay, state_->next_seq++, std::move(task)});
+      const auto due = std::chrono::steady_clock::now() + delay;
+      // The thread sleeps until the earliest task is due: it needs waking only when this one
+      // is due before that (a burst of timers set for later costs it no wake-up each).
+      sooner = state_->tasks.empty() || due < state_->tasks.top().due;
+      state_->tasks.push({due, state_->next_seq++, std::move(task)});
     }
-    state_->wake.notify_all();
+    if (sooner) state_->wake.notify_one();
   }
 
  private:
