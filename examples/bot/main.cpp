@@ -3,6 +3,7 @@
 #include <llmassist/bot.h>
 #include <llmassist/version.h>
 #include <malloc.h>
+#include <sqlite3.h>
 #include <signal.h>
 
 #include <atomic>
@@ -66,6 +67,9 @@ int main(int argc, char** argv) {
   // glibc gives each thread that allocates an arena of its own; the bot's few threads do not
   // contend on malloc enough to need them, and every arena holds memory of its own.
   mallopt(M_ARENA_MAX, 2);
+  // SQLite counts every allocation under a global mutex unless told not to; the bot never asks
+  // for the counts. Must come before SQLite's first use.
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 
   // Signals are taken by sigwait below, not by handlers: block them before any thread starts.
   sigset_t signals;
