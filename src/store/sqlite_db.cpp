@@ -143,8 +143,7 @@ Connection::~Connection() {
 }
 
 Result<Statement> Connection::prepare(std::string_view sql) {
-  std::string key(sql);
-  auto it = cache_.find(key);
+  auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* stmt = nullptr;
     const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
@@ -152,7 +151,7 @@ Result<Statement> Connection::prepare(std::string_view sql) {
     if (rc != SQLITE_OK) {
       return sqlite_status(rc, db_, fmt::format("database {}", path_));
     }
-    it = cache_.emplace(std::move(key), stmt).first;
+    it = cache_.emplace(std::string(sql), stmt).first;
   }
   return Statement(*this, it->second);
 }
@@ -166,8 +165,14 @@ Status Connection::exec(std::string_view sql) {
   return Status();
 }
 
+Status Connection::run(std::string_view sql) {
+  auto s = prepare(sql);
+  if (!s.ok()) return s.status();
+  return s->run();
+}
+
 Result<Transaction> Transaction::begin(Connection& conn, Kind kind) {
-  if (Status s = conn.exec(kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+  if (Status s = conn.run(kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
       !s.ok()) {
     return s;
   }
@@ -176,14 +181,14 @@ Result<Transaction> Transaction::begin(Connection& conn, Kind kind) {
 
 Transaction::~Transaction() {
   if (conn_ != nullptr && sqlite3_get_autocommit(conn_->handle()) == 0) {
-    (void)conn_->exec("ROLLBACK");
+    (void)conn_->run("ROLLBACK");
   }
 }
 
 Status Transaction::commit() {
   Connection* conn = std::exchange(conn_, nullptr);
-  Status s = conn->exec("COMMIT");
-  if (!s.ok() && sqlite3_get_autocommit(conn->handle()) == 0) (void)conn->exec("ROLLBACK");
+  Status s = conn->run("COMMIT");
+  if (!s.ok() && sqlite3_get_autocommit(conn->handle()) == 0) (void)conn->run("ROLLBACK");
   return s;
 }
 

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -109,8 +110,11 @@ class Connection {
 
   // A cached statement for `sql` (a string literal: the cache is keyed by its text).
   [[nodiscard]] Result<Statement> prepare(std::string_view sql);
-  // Runs SQL without parameters (pragmas, schema).
+  // Runs SQL without parameters (pragmas, schema): compiled each time, may hold several
+  // statements.
   [[nodiscard]] Status exec(std::string_view sql);
+  // Runs one statement without parameters or rows (BEGIN, COMMIT, SAVEPOINT), compiled once.
+  [[nodiscard]] Status run(std::string_view sql);
 
   [[nodiscard]] sqlite3* handle() const { return db_; }
   [[nodiscard]] std::int64_t last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
@@ -121,7 +125,14 @@ class Connection {
   Connection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  // Looked up by the text without copying it.
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+      return std::hash<std::string_view>{}(text);
+    }
+  };
+  std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>> cache_;
 };
 
 // A transaction on one connection: BEGIN IMMEDIATE for writers (takes the write lock up front,
@@ -155,12 +166,19 @@ Result<std::vector<T>> collect(Statement& stmt, Reader read) {
   }
 }
 
-// Runs a prepared query that yields at most one row; kNotFound with `missing` when none.
-template <typename T, typename Reader>
-Result<T> single(Statement& stmt, Reader read, std::string_view missing) {
+// Runs a prepared query that yields at most one row; kNotFound with `missing` when none:
+// text, or a function that makes it (so that a found row costs no message).
+template <typename T, typename Reader, typename Missing>
+Result<T> single(Statement& stmt, Reader read, Missing&& missing) {
   auto row = stmt.step();
   if (!row.ok()) return row.status();
-  if (!*row) return not_found(std::string(missing));
+  if (!*row) {
+    if constexpr (std::is_invocable_v<Missing>) {
+      return not_found(std::string(missing()));
+    } else {
+      return not_found(std::string(missing));
+    }
+  }
   return read(stmt);
 }
 

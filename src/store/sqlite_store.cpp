@@ -422,10 +422,11 @@ class SqliteStore final : public MessageStore {
                                              MessageId upto) override {
     LLMASSIST_RETURN_IF_ERROR(check_limit(count));
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
-      auto s = c.prepare(fmt::format(
+      static const std::string sql = fmt::format(
           "SELECT {} FROM messages WHERE session_id = ?1 AND (?3 = 0 OR id <= ?3) "
           "AND role <> 'system' ORDER BY id DESC LIMIT ?2",
-          kMessageColumns));
+          kMessageColumns);
+      auto s = c.prepare(sql);
       if (!s.ok()) return s.status();
       s->bind(session, count, upto);
       auto rows = collect<Message>(*s, read_message);
@@ -743,12 +744,13 @@ class SqliteStore final : public MessageStore {
     bool any = false;
     for (PendingWrite* w : group) {
       if (!alone) {
-        if (Status s = c.exec("SAVEPOINT w"); !s.ok()) return fail_all(s);
+        if (Status s = c.run("SAVEPOINT w"); !s.ok()) return fail_all(s);
       }
       w->status = w->body(c);
       if (!alone) {
         // A failed write is undone alone; the savepoint is released either way.
-        Status s = w->status.ok() ? c.exec("RELEASE w") : c.exec("ROLLBACK TO w; RELEASE w");
+        Status s = w->status.ok() ? c.run("RELEASE w") : c.run("ROLLBACK TO w");
+        if (!w->status.ok() && s.ok()) s = c.run("RELEASE w");
         if (!s.ok()) return fail_all(s);
       }
       any = any || w->status.ok();
@@ -927,24 +929,28 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<Chat> get_chat_in(Connection& c, ChatId id) {
-    auto s = c.prepare(fmt::format("SELECT {} FROM chats WHERE id = ?1", kChatColumns));
+    static const std::string sql = fmt::format("SELECT {} FROM chats WHERE id = ?1", kChatColumns);
+    auto s = c.prepare(sql);
     if (!s.ok()) return s.status();
     s->bind(id);
-    return single<Chat>(*s, read_chat, fmt::format("no chat {}", id));
+    return single<Chat>(*s, read_chat, [&] { return fmt::format("no chat {}", id); });
   }
 
   Result<Chat> find_chat_in(Connection& c, std::string_view channel, std::string_view external) {
-    auto s = c.prepare(fmt::format(
-        "SELECT {} FROM chats WHERE channel = ?1 AND external_id = ?2", kChatColumns));
+    static const std::string sql = fmt::format(
+        "SELECT {} FROM chats WHERE channel = ?1 AND external_id = ?2", kChatColumns);
+    auto s = c.prepare(sql);
     if (!s.ok()) return s.status();
     s->bind(channel, external);
-    return single<Chat>(*s, read_chat, fmt::format("no {} chat {}", channel, external));
+    return single<Chat>(*s, read_chat,
+                        [&] { return fmt::format("no {} chat {}", channel, external); });
   }
 
   Result<Session> open_session_in(Connection& c, ChatId chat) {
     {
-      auto s = c.prepare(fmt::format(
-          "SELECT {} FROM sessions WHERE chat_id = ?1 AND closed_at IS NULL", kSessionColumns));
+      static const std::string sql = fmt::format(
+          "SELECT {} FROM sessions WHERE chat_id = ?1 AND closed_at IS NULL", kSessionColumns);
+      auto s = c.prepare(sql);
       if (!s.ok()) return s.status();
       s->bind(chat);
       auto row = s->step();
@@ -995,17 +1001,21 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<Message> get_message_in(Connection& c, MessageId id) {
-    auto s = c.prepare(fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns));
+    static const std::string sql =
+        fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns);
+    auto s = c.prepare(sql);
     if (!s.ok()) return s.status();
     s->bind(id);
-    return single<Message>(*s, read_message, fmt::format("no message {}", id));
+    return single<Message>(*s, read_message, [&] { return fmt::format("no message {}", id); });
   }
 
   Result<Reply> get_reply_in(Connection& c, ReplyId id) {
-    auto s = c.prepare(fmt::format("SELECT {} FROM replies WHERE id = ?1", kReplyColumns));
+    static const std::string sql =
+        fmt::format("SELECT {} FROM replies WHERE id = ?1", kReplyColumns);
+    auto s = c.prepare(sql);
     if (!s.ok()) return s.status();
     s->bind(id);
-    return single<Reply>(*s, read_reply, fmt::format("no reply {}", id));
+    return single<Reply>(*s, read_reply, [&] { return fmt::format("no reply {}", id); });
   }
 
   Result<AuditId> insert_audit(Connection& c, const AuditEvent& e) {
@@ -1022,8 +1032,9 @@ class SqliteStore final : public MessageStore {
 
   Result<InboundResult> append_inbound_in(Connection& c, const InboundMessage& m) {
     if (!m.dedup_key.empty()) {
-      auto s = c.prepare(
-          fmt::format("SELECT {} FROM messages WHERE dedup_key = ?1", kMessageColumns));
+      static const std::string sql =
+          fmt::format("SELECT {} FROM messages WHERE dedup_key = ?1", kMessageColumns);
+      auto s = c.prepare(sql);
       if (!s.ok()) return s.status();
       s->bind(m.dedup_key);
       auto row = s->step();
