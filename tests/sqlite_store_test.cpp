@@ -530,6 +530,94 @@ TEST_CASE("sqlite store: transition_and_claim changes a reply and claims the cha
   CHECK(plain->claimed.empty());
 }
 
+// Every field of two replies, compared one by one (a failing field is named in the output).
+void check_same_reply(const Reply& got, const Reply& stored) {
+  CHECK(got.id == stored.id);
+  CHECK(got.chat_id == stored.chat_id);
+  CHECK(got.session_id == stored.session_id);
+  CHECK(got.question_id == stored.question_id);
+  CHECK(got.status == stored.status);
+  CHECK(got.draft_text == stored.draft_text);
+  CHECK(got.final_text == stored.final_text);
+  CHECK(got.author == stored.author);
+  CHECK(got.provider == stored.provider);
+  CHECK(got.error == stored.error);
+  CHECK(got.generation_attempts == stored.generation_attempts);
+  CHECK(got.send_attempts == stored.send_attempts);
+  CHECK(got.version == stored.version);
+  CHECK(got.claimed_by == stored.claimed_by);
+  CHECK(got.lease_until == stored.lease_until);
+  CHECK(got.next_attempt_at == stored.next_attempt_at);
+  CHECK(got.transport_message_id == stored.transport_message_id);
+  CHECK(got.created_at == stored.created_at);
+  CHECK(got.updated_at == stored.updated_at);
+  CHECK(got.generated_at == stored.generated_at);
+  CHECK(got.decided_at == stored.decided_at);
+  CHECK(got.sent_at == stored.sent_at);
+}
+
+TEST_CASE("sqlite store: a change or a claim returns the reply exactly as stored") {
+  Fixture f;
+  auto c = f.chat();
+  auto q = f.ask(c.id, "question");
+  f.clock->advance(1500ms);
+  ClaimRequest take;
+  take.status = ReplyStatus::kNew;
+  take.to = ReplyStatus::kGenerating;
+  take.worker = "w";
+  take.lease = 90s;
+  take.chat_ids = {c.id};
+  take.head_of_chat_only = true;
+  auto claimed = f.store->claim_replies(take);
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  check_same_reply(claimed->front(), f.store->get_reply(q.reply_id).value());
+
+  f.clock->advance(1234ms);
+  ReplyChange drafted;
+  drafted.from = ReplyStatus::kGenerating;
+  drafted.to = ReplyStatus::kApproved;
+  drafted.draft_text = "answer";
+  drafted.provider = "p";
+  drafted.providers_tried = 1;
+  drafted.actor = "w";
+  auto approved = f.store->transition_reply(q.reply_id, drafted);
+  REQUIRE(approved.ok());
+  check_same_reply(*approved, f.store->get_reply(q.reply_id).value());
+
+  ClaimRequest send;
+  send.status = ReplyStatus::kApproved;
+  send.worker = "outbox";
+  send.reply_id = q.reply_id;
+  auto sending = f.store->claim_replies(send);
+  REQUIRE(sending.ok());
+  REQUIRE(sending->size() == 1);
+  check_same_reply(sending->front(), f.store->get_reply(q.reply_id).value());
+
+  f.clock->advance(7ms);
+  ReplyChange retry;
+  retry.from = ReplyStatus::kApproved;
+  retry.to = ReplyStatus::kApproved;
+  retry.count_send = true;
+  retry.error = "429";
+  retry.next_attempt_at = f.clock->now() + 2500ms + std::chrono::microseconds(700);
+  retry.actor = "outbox";
+  retry.keep_claim = true;
+  retry.extend_lease = 30s;
+  auto later = f.store->transition_reply(q.reply_id, retry);
+  REQUIRE(later.ok());
+  check_same_reply(*later, f.store->get_reply(q.reply_id).value());
+
+  ReplyChange sent;
+  sent.from = ReplyStatus::kApproved;
+  sent.to = ReplyStatus::kSent;
+  sent.transport_message_id = "m1";
+  sent.actor = "outbox";
+  auto done = f.store->transition_reply(q.reply_id, sent);
+  REQUIRE(done.ok());
+  check_same_reply(*done, f.store->get_reply(q.reply_id).value());
+}
+
 TEST_CASE("sqlite store: transition_and_claim_each writes each step on its own, in one call") {
   Fixture f;
   auto a = f.chat("a");
@@ -569,7 +657,8 @@ TEST_CASE("sqlite store: transition_and_claim_each writes each step on its own, 
   CHECK(results[1].status().code() == StatusCode::kAborted);
   CHECK(results[2].status().code() == StatusCode::kInvalidArgument);
   REQUIRE_MESSAGE(results[3].ok(), results[3].status().to_string());
-  CHECK(results[3]->chat.external_id == "c");
+  CHECK(results[3]->reply.chat_id == c.id);
+  CHECK(results[3]->chat.id == 0);  // nothing claimed: the chat is not read
   // What failed left the others alone, and wrote nothing itself.
   CHECK(f.store->get_reply(qa.reply_id)->status == ReplyStatus::kApproved);
   CHECK(f.store->get_reply(qa2.reply_id)->status == ReplyStatus::kGenerating);

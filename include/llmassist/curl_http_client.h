@@ -28,9 +28,10 @@ struct CurlHttpClientOptions {
   int max_connections_per_host = 0;
   // Open connections allowed in total. 0 = no limit. Default: 0.
   int max_total_connections = 0;
-  // Idle connections kept for reuse. 0 = curl's default (four times the number of transfers in
-  // flight). Default: 0.
-  int max_idle_connections = 0;
+  // Idle connections kept for reuse. 0 = curl's default, four times the number of transfers in
+  // flight at the moment, which closes connections whenever a burst ebbs and opens them again
+  // for the next one. Default: 1,024.
+  int max_idle_connections = 1024;
   // Finished easy handles kept for the next requests (they keep their TLS session cache).
   // Default: 64.
   int max_cached_handles = 64;

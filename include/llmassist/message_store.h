@@ -174,7 +174,7 @@ struct ReplyChange {
 // What transition_and_claim() did.
 struct ChangeAndClaims {
   Reply reply;                              // as stored after the change
-  Chat chat;                                // the reply's chat, read with the claims
+  Chat chat;  // the reply's chat, read with the claims when one took something (else id 0)
   std::vector<std::vector<Reply>> claimed;  // what each claim took, in the order asked
 };
 
@@ -301,7 +301,8 @@ class MessageStore {
   // Applies a compare-and-set change; returns the reply as stored after it.
   virtual Result<Reply> transition_reply(ReplyId id, const ReplyChange& change) = 0;
   // transition_reply() and then claim_replies() for each of `claims`, in order, and the reply's
-  // chat as it is then (whoever sends what was claimed needs it): what a worker
+  // chat as it is then when a claim took something (whoever sends what was claimed needs it;
+  // the SQLite store does not read it otherwise): what a worker
   // does when one step of a chat ends and the chat's next may begin (a draft stored and its
   // answer claimed for sending, an answer sent and the next one claimed). When the change fails
   // nothing is claimed and its error is returned; a claim that fails fails the call. The SQLite

@@ -74,7 +74,31 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   std::map<ReplyId, Drafting> drafting;  // guarded by mu
   bool sweeping = false;                 // guarded by mu: a typing sweep is scheduled
   std::set<ReplyId> sending;                                  // guarded by mu
-  std::set<ChatId> touched;  // guarded by mu: chats with work this process caused
+  // What a chat may have to do, as the worker is told (see touch()).
+  enum Work : unsigned { kDraftWork = 1, kSendWork = 2, kRedraftWork = 4, kAnyWork = 7 };
+  std::map<ChatId, unsigned> touched;  // guarded by mu: chats with work this process caused
+  // Chats with a draft or a send of this process in flight (guarded by mu): a claim of their
+  // next one finds nothing until that one ends, and its end claims the next.
+  std::map<ChatId, int> chats_drafting;
+  std::map<ChatId, int> chats_sending;
+  // Work the worker was told of for such a chat, left to the end of what is in flight there
+  // (guarded by mu): finish_draft()/finish_send() hand it back to the worker.
+  std::map<ChatId, unsigned> deferred;
+
+  // Under mu: one more (`by` = 1) or one less (-1) of a chat's drafts or sends in flight; when
+  // the last one ends, the work deferred to it goes back to the worker. True when woken.
+  bool count_in_flight(std::map<ChatId, int>& in_flight, ChatId chat, int by, unsigned work) {
+    int& n = in_flight[chat];
+    n += by;
+    if (n > 0) return false;
+    in_flight.erase(chat);
+    auto it = deferred.find(chat);
+    if (it == deferred.end() || !(it->second & work)) return false;
+    touched[chat] |= work;
+    woken = true;
+    if ((it->second &= ~work) == 0) deferred.erase(it);
+    return true;
+  }
   std::condition_variable wake;  // the worker waits on it
   bool woken = false;            // guarded by mu
   AssistantStats counters;                                    // guarded by mu
@@ -199,7 +223,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   void run() {
     auto last_scan = std::chrono::steady_clock::time_point{};
     while (true) {
-      std::set<ChatId> chats;
+      std::map<ChatId, unsigned> chats;
       {
         std::unique_lock lock(mu);
         wake.wait_until(lock, last_scan + options.rescan_interval,
@@ -207,6 +231,18 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
         if (stopping.load()) return;
         woken = false;
         chats.swap(touched);
+        // A chat with a draft (a send) in flight has no other to start until that one ends,
+        // and its end claims the next: the work waits for it instead of a claim that finds
+        // nothing.
+        for (auto& [chat, what] : chats) {
+          for (auto [work, in_flight] : {std::pair{kDraftWork, &chats_drafting},
+                                         std::pair{kSendWork, &chats_sending}}) {
+            if ((what & work) && in_flight->count(chat)) {
+              what &= ~work;
+              deferred[chat] |= work;
+            }
+          }
+        }
       }
       recover_stale();
       const auto now = std::chrono::steady_clock::now();
@@ -216,18 +252,30 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
         start_drafts({});
         start_sends({});
       } else if (!chats.empty()) {
-        const std::vector<ChatId> these(chats.begin(), chats.end());
-        start_drafts(these);
-        start_sends(these);
+        auto with = [&](unsigned work) {
+          std::vector<ChatId> these;
+          for (const auto& [chat, what] : chats) {
+            if (what & work) these.push_back(chat);
+          }
+          return these;
+        };
+        if (auto these = with(kDraftWork); !these.empty()) {
+          claim_and_draft(ReplyStatus::kNew, worker, these);
+        }
+        if (auto these = with(kRedraftWork); !these.empty()) {
+          claim_and_draft(ReplyStatus::kRejected, worker, these);
+        }
+        if (auto these = with(kSendWork); !these.empty()) start_sends(these);
       }
     }
   }
 
-  // Wakes the worker for `chat`: call after the write that gave the chat work.
-  void touch(ChatId chat) {
+  // Wakes the worker for `chat`: call after the write that gave the chat work; `work`, what it
+  // may be (a question stored needs a draft and nothing else).
+  void touch(ChatId chat, unsigned work = kAnyWork) {
     {
       std::lock_guard lock(mu);
-      touched.insert(chat);
+      touched[chat] |= work;
       woken = true;
     }
     wake.notify_one();
@@ -290,6 +338,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       if (drafting.count(reply.id)) return;  // already ours
       drafting[reply.id].token = token;
+      count_in_flight(chats_drafting, reply.chat_id, 1, kDraftWork);
       counters.drafts_in_flight = static_cast<int>(drafting.size());
     }
     if (reply.generation_attempts > options.max_generation_attempts) {
@@ -419,13 +468,20 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // After the draft's outcome is written: the chat may have an answer to send, or its next
   // question to draft; the worker looks unless `continued` (the write claimed them already).
   void finish_draft(const Reply& reply, bool continued = false) {
+    bool woke = false;
     {
       std::lock_guard lock(mu);
-      drafting.erase(reply.id);
+      if (drafting.erase(reply.id)) {
+        woke = count_in_flight(chats_drafting, reply.chat_id, -1, kDraftWork);
+      }
       counters.drafts_in_flight = static_cast<int>(drafting.size());
       settled.notify_all();
     }
-    if (!continued) touch(reply.chat_id);
+    if (!continued) {
+      touch(reply.chat_id);
+    } else if (woke) {
+      wake.notify_one();
+    }
   }
 
   // ---- a chat's next step, claimed with the write that ends the current one ----------------
@@ -454,19 +510,47 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
             options.max_concurrent_sends - static_cast<int>(sending.size())};
   }
   enum class Ending { kDraft, kSend };
-  Continuation continuation(ChatId chat, Ending ending, Slots& slots) {
+  // The steps that end in one batch of completions, by chat: their drafts and sends still
+  // count as in flight while the batch is written.
+  struct Endings {
+    std::map<ChatId, int> drafts;
+    std::map<ChatId, int> sends;
+  };
+  // Skips a claim that cannot take anything: while another draft (send) of the chat is in
+  // flight and does not end in this batch, the chat's next waits for it, and its end claims
+  // the next (see `deferred` for what the worker is told meanwhile).
+  Continuation continuation(ChatId chat, Ending ending, Slots& slots, const Endings& batch) {
     Continuation c;
     (ending == Ending::kDraft ? slots.drafts : slots.sends) += 1;
     if (stopping.load()) return c;
     c.complete = true;
-    if (slots.drafts > 0) {
+    bool other_draft = false;
+    bool other_send = false;
+    {
+      std::lock_guard lock(mu);
+      auto others = [&](const std::map<ChatId, int>& in_flight,
+                        const std::map<ChatId, int>& ending_here) {
+        const auto n = in_flight.find(chat);
+        const auto e = ending_here.find(chat);
+        return (n == in_flight.end() ? 0 : n->second) -
+                   (e == ending_here.end() ? 0 : e->second) >
+               0;
+      };
+      other_draft = others(chats_drafting, batch.drafts);
+      other_send = others(chats_sending, batch.sends);
+    }
+    if (other_draft) {
+      // its end claims the next
+    } else if (slots.drafts > 0) {
       --slots.drafts;
       c.draft = static_cast<int>(c.claims.size());
       c.claims.push_back(draft_claim(ReplyStatus::kNew, worker, {chat}, 1, false));
     } else {
       c.complete = false;
     }
-    if (slots.sends > 0) {
+    if (other_send) {
+      // its end claims the next
+    } else if (slots.sends > 0) {
       --slots.sends;
       c.send = static_cast<int>(c.claims.size());
       c.claims.push_back(send_claim({chat}, 1, false));
@@ -508,6 +592,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // one, as they come (they are rare and each has its own path).
   void write_completions(std::vector<Done>& batch) {
     Slots slots = free_slots();
+    Endings ending;
+    for (const Done& d : batch) ++(d.drafted ? ending.drafts : ending.sends)[d.reply.chat_id];
     std::vector<ReplyStep> steps;
     std::vector<Continuation> nexts;
     std::vector<const Done*> of;
@@ -518,8 +604,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       ReplyStep step;
       step.id = d.reply.id;
       Continuation next;
-      const bool ok = d.drafted ? draft_step(d.reply, *d.drafted, step.change, next, slots)
-                                : send_step(d.reply, *d.sent, step.change, next, slots);
+      const bool ok = d.drafted
+                          ? draft_step(d.reply, *d.drafted, step.change, next, slots, ending)
+                          : send_step(d.reply, *d.sent, step.change, next, slots, ending);
       if (!ok) continue;
       step.claims = std::move(next.claims);
       steps.push_back(std::move(step));
@@ -540,7 +627,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // A draft that came back: the change that stores it, and what its chat claims next (false:
   // it failed and is dealt with here).
   bool draft_step(const Reply& reply, const Result<Completion>& result, ReplyChange& change,
-                  Continuation& next, Slots& slots) {
+                  Continuation& next, Slots& slots, const Endings& ending) {
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kCancelled) {
         give_back(reply);  // stopping: the next start drafts it again
@@ -559,7 +646,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     // Approved at once: the answer may go out, and the chat's next question be drafted, with
     // this write. A pending draft holds the chat until an operator decides.
     if (change.to == ReplyStatus::kApproved) {
-      next = continuation(reply.chat_id, Ending::kDraft, slots);
+      next = continuation(reply.chat_id, Ending::kDraft, slots, ending);
     } else {
       next.complete = true;
     }
@@ -653,6 +740,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     {
       std::lock_guard lock(mu);
       if (!sending.insert(reply.id).second) return;
+      count_in_flight(chats_sending, reply.chat_id, 1, kSendWork);
       counters.sends_in_flight = static_cast<int>(sending.size());
     }
     auto chat = known ? Result<Chat>(*known) : parts.store->get_chat(reply.chat_id);
@@ -685,13 +773,20 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // After the send's outcome is written: the chat's next answer or question may go on; the
   // worker looks unless `continued` (the write claimed them already).
   void finish_send(const Reply& reply, bool continued = false) {
+    bool woke = false;
     {
       std::lock_guard lock(mu);
-      sending.erase(reply.id);
+      if (sending.erase(reply.id)) {
+        woke = count_in_flight(chats_sending, reply.chat_id, -1, kSendWork);
+      }
       counters.sends_in_flight = static_cast<int>(sending.size());
       settled.notify_all();
     }
-    if (!continued) touch(reply.chat_id);
+    if (!continued) {
+      touch(reply.chat_id);
+    } else if (woke) {
+      wake.notify_one();
+    }
   }
 
   void after_send_step(const Reply& reply, const Continuation& next,
@@ -711,13 +806,13 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // A send's outcome: when it went out, the change that marks it sent and what its chat claims
   // next; otherwise (false) what a failure calls for is done here.
   bool send_step(const Reply& reply, const Result<SentMessage>& result, ReplyChange& done,
-                 Continuation& next, Slots& slots) {
+                 Continuation& next, Slots& slots, const Endings& ending) {
     if (result.ok()) {
       done.from = ReplyStatus::kApproved;
       done.to = ReplyStatus::kSent;
       if (!result->message_ids.empty()) done.transport_message_id = result->message_ids.front();
       done.actor = worker;
-      next = continuation(reply.chat_id, Ending::kSend, slots);
+      next = continuation(reply.chat_id, Ending::kSend, slots, ending);
       return true;
     }
     send_failed(reply, result.status());
@@ -908,7 +1003,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     }
     if (stored.duplicate) return;  // handled when it first came
     const Chat& chat = in.chat;
-    if (stored.reply_id != 0) touch(chat.id);
+    if (stored.reply_id != 0) touch(chat.id, kDraftWork);
     parts.memory->observe(stored.message);
 
     const std::string& user = in.event->user_id;

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -237,6 +238,7 @@ class CurlEngine {
           [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
           continue;
         }
+        if (unwatched(fd)) continue;
         int mask = 0;
         if (got & EPOLLIN) mask |= CURL_CSELECT_IN;
         if (got & EPOLLOUT) mask |= CURL_CSELECT_OUT;
@@ -271,20 +273,74 @@ class CurlEngine {
   }
 
   // CURLMOPT_SOCKETFUNCTION: watch `s` for what curl waits for, or no more.
+  //
+  // A kept-alive connection is watched for its response, then not, then again for the next
+  // request's: three epoll_ctl calls per exchange if each were passed on. The connections'
+  // sockets, which this engine opens and closes itself (open_socket(), close_socket()), stay
+  // registered instead while curl does not watch them; they are dropped from epoll only when
+  // something happens on one nobody waits for (the server closed an idle connection), or when
+  // closed. Other descriptors curl may watch (a resolver's pipe) are passed on as they come.
   static int on_socket(CURL*, curl_socket_t s, int what, void* self_ptr, void*) {
     auto* self = static_cast<CurlEngine*>(self_ptr);
-    if (what == CURL_POLL_REMOVE) {
-      ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    std::uint32_t events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= EPOLLOUT;
+    const auto own = self->sockets_.find(s);
+    if (own == self->sockets_.end()) {
+      if (what == CURL_POLL_REMOVE) {
+        ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+      } else {
+        self->register_socket(s, events, /*known=*/false);
+      }
       return 0;
     }
-    epoll_event ev{};
-    ev.data.fd = s;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
-    if (::epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
-      ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, s, &ev);
-    }
+    Watch& w = own->second;
+    w.wanted = what != CURL_POLL_REMOVE;
+    if (!w.wanted || (w.registered && w.events == events)) return 0;
+    self->register_socket(s, events, w.registered);
+    w.registered = true;
+    w.events = events;
     return 0;
+  }
+
+  // Adds `s` to epoll, or changes what it is watched for.
+  void register_socket(curl_socket_t s, std::uint32_t events, bool registered) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = s;
+    if (::epoll_ctl(epoll_fd_, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) != 0) {
+      ::epoll_ctl(epoll_fd_, errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
+    }
+  }
+
+  // An event on one of the connections' sockets that curl does not watch (an idle connection
+  // the server closed): it leaves epoll; curl finds the connection dead when it next looks.
+  bool unwatched(int fd) {
+    const auto own = sockets_.find(fd);
+    if (own == sockets_.end() || own->second.wanted) return false;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    own->second.registered = false;
+    return true;
+  }
+
+  // CURLOPT_OPENSOCKETFUNCTION: the connections' sockets are ours to open and close, so that
+  // on_socket() knows a descriptor's registration is still its own.
+  static curl_socket_t open_socket(void* self_ptr, curlsocktype purpose, curl_sockaddr* address) {
+    auto* self = static_cast<CurlEngine*>(self_ptr);
+    const curl_socket_t s =
+        ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (s != CURL_SOCKET_BAD && purpose == CURLSOCKTYPE_IPCXN) self->sockets_[s] = Watch{};
+    return s;
+  }
+
+  // CURLOPT_CLOSESOCKETFUNCTION
+  static int close_socket(void* self_ptr, curl_socket_t s) {
+    auto* self = static_cast<CurlEngine*>(self_ptr);
+    if (const auto own = self->sockets_.find(s); own != self->sockets_.end()) {
+      if (own->second.registered) ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+      self->sockets_.erase(own);
+    }
+    return ::close(s);
   }
 
   // CURLMOPT_TIMERFUNCTION: when curl wants run_curl_timeout(); -1 is never.
@@ -422,6 +478,10 @@ class CurlEngine {
       return internal_error(fmt::format("{}: curl_easy_init failed", t.what()));
     CURL* e = t.easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &CurlEngine::open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &CurlEngine::close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
     curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     // Never signals: the I/O thread is not the main thread, and timeouts are ours to enforce.
@@ -744,6 +804,14 @@ class CurlEngine {
   std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> active_;
   TimerQueue timers_;
   std::vector<CURL*> spare_handles_;
+  // The connections' sockets (see on_socket()): registered with epoll or not, with what, and
+  // whether curl watches them now.
+  struct Watch {
+    std::uint32_t events = 0;
+    bool registered = false;
+    bool wanted = false;
+  };
+  std::unordered_map<curl_socket_t, Watch> sockets_;
 };
 
 class CurlHttpClient final : public HttpClient {

@@ -514,7 +514,7 @@ class SqliteStore final : public MessageStore {
       // Most looks at a queue find it empty: find out under a read transaction, which takes no
       // lock from writers, before taking the write lock.
       LLMASSIST_ASSIGN_OR_RETURN(auto candidates,
-                                 read<std::vector<ReplyId>>([&](Connection& c) {
+                                 read<std::vector<Reply>>([&](Connection& c) {
                                    return claimable(c, q, now_ms());
                                  }));
       if (candidates.empty()) return std::vector<Reply>{};
@@ -836,7 +836,7 @@ class SqliteStore final : public MessageStore {
   Result<std::vector<Reply>> claim_in(Connection& c, const ClaimRequest& q) {
     const std::int64_t now = now_ms();
     const ReplyStatus to = q.to.value_or(q.status);
-    std::vector<ReplyId> ids;
+    std::vector<Reply> out;
     if (q.reply_id) {
       auto current = get_reply_in(c, *q.reply_id);
       if (!current.ok()) return current.status();
@@ -851,31 +851,33 @@ class SqliteStore final : public MessageStore {
                                    std::chrono::floor<std::chrono::seconds>(
                                        *current->lease_until)));
       }
-      ids.push_back(current->id);
+      out.push_back(std::move(current).value());
     } else {
-      LLMASSIST_ASSIGN_OR_RETURN(ids, claimable(c, q, now));
+      LLMASSIST_ASSIGN_OR_RETURN(out, claimable(c, q, now));
     }
-    std::vector<Reply> out;
-    out.reserve(ids.size());
     auto u = c.prepare(
         "UPDATE replies SET status = ?2, claimed_by = ?3, lease_until = ?4, updated_at = ?5, "
         "version = version + 1, generation_attempts = generation_attempts + ?6 WHERE id = ?1");
     if (!u.ok()) return u.status();
     const int counts_generation = to == ReplyStatus::kGenerating ? 1 : 0;
-    for (ReplyId id : ids) {
-      LLMASSIST_RETURN_IF_ERROR(u->bind(id, to_string(to), q.worker, now + q.lease.count(),
-                                        now, counts_generation)
-                                    .run());
-      auto reply = get_reply_in(c, id);
-      if (!reply.ok()) return reply.status();
-      out.push_back(std::move(reply).value());
+    for (Reply& r : out) {
+      const std::int64_t lease_until = now + q.lease.count();
+      LLMASSIST_RETURN_IF_ERROR(
+          u->bind(r.id, to_string(to), q.worker, lease_until, now, counts_generation).run());
+      // The row as the update left it, without reading it again.
+      r.status = to;
+      r.claimed_by = q.worker;
+      r.lease_until = detail::from_millis(lease_until);
+      r.updated_at = detail::from_millis(now);
+      ++r.version;
+      r.generation_attempts += counts_generation;
     }
     return out;
   }
 
   // The replies `q` may claim now, oldest first. With chats, each chat's index serves the query
   // (cheap however many replies wait elsewhere); without, the status index.
-  Result<std::vector<ReplyId>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
+  Result<std::vector<Reply>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
     // The statuses that hold a later reply of the chat back (a list, not a parameter, so that
     // the (chat_id, status, id) index serves the probe).
     static constexpr std::string_view kConditions =
@@ -890,7 +892,7 @@ class SqliteStore final : public MessageStore {
     static constexpr std::string_view kAll = "'new', 'generating', 'pending', 'approved', 'rejected'";
     static constexpr std::string_view kPastApproved = "'new', 'generating', 'pending', 'rejected'";
     static const auto query = [](std::string_view where, std::string_view holding) {
-      return fmt::format("SELECT r.id FROM replies r WHERE {} {}", where,
+      return fmt::format("SELECT {} FROM replies r WHERE {} {}", kReplyColumns, where,
                          fmt::format(fmt::runtime(kConditions), holding));
     };
     // Of one chat, when only its head may be taken: only the chat's oldest reply in the status
@@ -911,20 +913,24 @@ class SqliteStore final : public MessageStore {
     const std::size_t where = q.chat_ids.empty() ? 2 : one_head ? 0 : 1;
     auto s = c.prepare(kQueries[where + (past ? 3 : 0)]);
     if (!s.ok()) return s.status();
-    auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<ReplyId>> {
+    auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<Reply>> {
       s->bind(to_string(q.status), q.worker, now, q.due_only ? 1 : 0, chat,
               q.head_of_chat_only ? 1 : 0, q.limit, q.retake_own ? 1 : 0, q.channel);
-      return collect<ReplyId>(*s, [](const Statement& st) { return st.int64(0); });
+      return collect<Reply>(*s, read_reply);
     };
     if (q.chat_ids.empty()) return run(std::nullopt);
-    std::vector<ReplyId> out;
+    std::vector<Reply> out;
     for (ChatId chat : q.chat_ids) {
-      LLMASSIST_ASSIGN_OR_RETURN(auto ids, run(chat));
-      out.insert(out.end(), ids.begin(), ids.end());
+      LLMASSIST_ASSIGN_OR_RETURN(auto rows, run(chat));
+      for (Reply& r : rows) out.push_back(std::move(r));
     }
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    out.resize(std::min(out.size(), static_cast<std::size_t>(q.limit)));
+    const auto by_id = [](const Reply& a, const Reply& b) { return a.id < b.id; };
+    const auto same_id = [](const Reply& a, const Reply& b) { return a.id == b.id; };
+    std::sort(out.begin(), out.end(), by_id);
+    out.erase(std::unique(out.begin(), out.end(), same_id), out.end());
+    if (out.size() > static_cast<std::size_t>(q.limit)) {
+      out.erase(out.begin() + q.limit, out.end());
+    }
     return out;
   }
 
@@ -1078,11 +1084,15 @@ class SqliteStore final : public MessageStore {
                                                   std::span<const ClaimRequest> claims) {
     ChangeAndClaims out;
     LLMASSIST_ASSIGN_OR_RETURN(out.reply, transition_in(c, id, ch));
+    bool took = false;
     for (const ClaimRequest& q : claims) {
       LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
+      took = took || !claimed.empty();
       out.claimed.push_back(std::move(claimed));
     }
-    LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
+    if (took) {
+      LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
+    }
     return out;
   }
 
@@ -1182,7 +1192,20 @@ class SqliteStore final : public MessageStore {
       e.detail = ch.detail;
       LLMASSIST_RETURN_IF_ERROR(insert_audit(c, e).status());
     }
-    return get_reply_in(c, id);
+    // The row as the update left it, without reading it again.
+    const auto time_of = [](std::optional<std::int64_t> ms) -> std::optional<Timestamp> {
+      if (!ms) return std::nullopt;
+      return detail::from_millis(*ms);
+    };
+    next.version = old.version + 1;
+    next.claimed_by = std::move(claimed_by);
+    next.lease_until = time_of(lease);
+    next.next_attempt_at = time_of(next_attempt);
+    next.updated_at = detail::from_millis(now);
+    next.generated_at = time_of(generated_at);
+    next.decided_at = time_of(decided_at);
+    next.sent_at = time_of(sent_at);
+    return next;
   }
 
   Result<Stats> stats_in(Connection& c, std::int64_t from, std::int64_t to) {
