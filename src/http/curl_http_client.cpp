@@ -407,7 +407,7 @@ class CurlEngine {
     t->done = std::move(s.done);
     t->started = s.at;
     t->last_activity = s.at;
-    t->url = detail::redact_url(t->request.url);
+    t->url = redacted(t->request.url);
     if (!t->request.redacted_url.empty()) {
       t->url.display = t->request.redacted_url;
       // Whatever the caller hid, the path may hold: keep it out of curl's detail text too.
@@ -448,6 +448,14 @@ class CurlEngine {
     const std::uint64_t id = t->id;
     active_.emplace(id, std::move(t));
   }
+
+  // A client sends to a few URLs over and over (an API's endpoints): each is parsed once.
+  const detail::RedactedUrl& redacted(const std::string& url) {
+    if (auto it = redactions_.find(url); it != redactions_.end()) return it->second;
+    if (redactions_.size() >= kMaxRedactions) redactions_.clear();
+    return redactions_.emplace(url, detail::redact_url(url)).first->second;
+  }
+  static constexpr std::size_t kMaxRedactions = 256;
 
   // Sets up an easy handle for `t`. Everything that can be checked before connecting is.
   Status configure(Transfer& t) {
@@ -812,6 +820,7 @@ class CurlEngine {
     bool wanted = false;
   };
   std::unordered_map<curl_socket_t, Watch> sockets_;
+  std::unordered_map<std::string, detail::RedactedUrl> redactions_;  // see redacted()
 };
 
 class CurlHttpClient final : public HttpClient {
