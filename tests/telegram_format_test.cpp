@@ -412,12 +412,16 @@ TEST_CASE("telegram: payloads with any field of the wrong type are skipped, not 
 TEST_CASE("telegram: method responses give the result or a mapped error") {
   auto sent = parse_method_response(
       R"({"ok":true,"result":{"message_id":77,"chat":{"id":1,"type":"private"},"date":1,"text":"hi"}})",
-      200);
+      200, /*keep_result=*/true);
   REQUIRE(sent.ok());
   CHECK(sent->message_id == "77");
   CHECK(nlohmann::json::parse(sent->result_json)["text"] == "hi");
+  auto lean = parse_method_response(R"({"ok":true,"result":{"message_id":78}})", 200);
+  REQUIRE(lean.ok());
+  CHECK(lean->message_id == "78");
+  CHECK(lean->result_json.empty());  // not asked for
 
-  auto acknowledged = parse_method_response(R"({"ok":true,"result":true})", 200);
+  auto acknowledged = parse_method_response(R"({"ok":true,"result":true})", 200, true);
   REQUIRE(acknowledged.ok());
   CHECK(acknowledged->result_json == "true");
   CHECK(acknowledged->message_id.empty());

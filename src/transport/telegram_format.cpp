@@ -1081,7 +1081,8 @@ Result<UpdateBatch> parse_updates(std::string_view get_updates_body) {
 
 // ---- public: method responses -------------------------------------------------------------------
 
-Result<MethodResult> parse_method_response(std::string_view body, int http_status) {
+Result<MethodResult> parse_method_response(std::string_view body, int http_status,
+                                           bool keep_result) {
   try {
     json j;
     const Status parsed = parse_json(body, "the response", j);
@@ -1097,7 +1098,7 @@ Result<MethodResult> parse_method_response(std::string_view body, int http_statu
       const json* result = member(j, "result");
       if (result == nullptr) return invalid_argument("telegram: \"ok\" response without a result");
       MethodResult out;
-      out.result_json = dump(*result);
+      if (keep_result) out.result_json = dump(*result);
       if (const auto id = as_int(member(*result, "message_id"))) {
         out.message_id = std::to_string(*id);
       }

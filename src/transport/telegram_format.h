@@ -78,7 +78,8 @@ struct UpdateBatch {
 
 // The useful part of a successful Bot API call.
 struct MethodResult {
-  std::string result_json;  // the "result" value, serialized ("true", {...})
+  // The "result" value, serialized ("true", {...}), when asked for (`keep_result`).
+  std::string result_json;
   std::string message_id;   // result.message_id when the result is a Message; else empty
 };
 
@@ -92,7 +93,9 @@ struct MethodResult {
 //   409 → kFailedPrecondition;  429 → kResourceExhausted with retry_after from
 //   parameters.retry_after;  5xx or no HTTP status → kUnavailable
 // Messages quote Telegram's description (truncated, with anything token-like redacted).
-[[nodiscard]] Result<MethodResult> parse_method_response(std::string_view body, int http_status);
+// `keep_result`: fill result_json too (a send needs only the message id).
+[[nodiscard]] Result<MethodResult> parse_method_response(std::string_view body, int http_status,
+                                                         bool keep_result = false);
 
 // ---- request bodies --------------------------------------------------------------------------
 

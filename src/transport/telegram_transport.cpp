@@ -184,7 +184,7 @@ class Core final : public std::enable_shared_from_this<Core> {
   [[nodiscard]] Result<telegram::MethodResult> call_sync(std::string_view method, std::string body) {
     auto response = send_sync(*http_, request(method, std::move(body), options_.request_timeout));
     if (!response.ok()) return scrub(response.status());
-    auto parsed = telegram::parse_method_response(response->body, response->status);
+    auto parsed = telegram::parse_method_response(response->body, response->status, true);
     if (!parsed.ok()) return scrub(parsed.status().annotate(method));
     return parsed;
   }
@@ -1252,7 +1252,7 @@ Result<TelegramBotInfo> telegram_get_me(const TelegramTransportOptions& options)
   };
   auto response = send_sync(*http, std::move(r));
   if (!response.ok()) return scrub(response.status());
-  auto result = telegram::parse_method_response(response->body, response->status);
+  auto result = telegram::parse_method_response(response->body, response->status, true);
   if (!result.ok()) return scrub(result.status().annotate("getMe"));
   try {
     const json bot = json::parse(result->result_json);
