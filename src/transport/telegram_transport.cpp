@@ -235,8 +235,15 @@ class Core final : public std::enable_shared_from_this<Core> {
       settle(*op, cancelled("telegram: the transport is stopped"));
       return;
     }
-    // Issued from the scheduler, so that callbacks never run on the caller's thread.
-    schedule(milliseconds(0), [](Core& core) { core.pump(); });
+    // Issued here when pacing lets it go: a hand-off to the scheduler's thread would cost a
+    // wake-up per message. From inside one of the transport's own callbacks, through the
+    // scheduler instead, so that a callback that sends never nests another.
+    if (tl_inside_ == this) {
+      schedule(milliseconds(0), [](Core& core) { core.pump(); });
+      return;
+    }
+    Active active(*this);
+    if (active) pump();
   }
 
   // ---- lifecycle ----
