@@ -394,12 +394,23 @@ TEST_CASE("assistant: a chat's next draft begins while its answer is on its way,
   bot.assistant->stop(1s);
 }
 
-TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, a quick one none") {
-  llmassist::testing::MockLlmServer llm;
+namespace {
+
+// The mock told to answer "answer" after `delay`.
+llmassist::testing::MockLlmServer::Behavior answer_after(llmassist::testing::MockLlmServer& llm,
+                                                         std::chrono::milliseconds delay) {
   llmassist::testing::MockLlmServer::Behavior slow;
-  slow.delay = 600ms;
+  slow.delay = delay;
   slow.tokens = {"answer"};
   llm.set(slow);
+  return slow;
+}
+
+}  // namespace
+
+TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, a quick one none") {
+  llmassist::testing::MockLlmServer llm;
+  auto slow = answer_after(llm, 600ms);
   Bot bot;
   AssistantOptions o;
   o.texts.human_button.clear();
@@ -422,10 +433,7 @@ TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, 
 
 TEST_CASE("assistant: a long draft's claim is renewed while the model thinks") {
   llmassist::testing::MockLlmServer llm;
-  llmassist::testing::MockLlmServer::Behavior slow;
-  slow.delay = 1500ms;
-  slow.tokens = {"answer"};
-  llm.set(slow);
+  answer_after(llm, 1500ms);
   Bot bot;
   AssistantOptions o;
   o.texts.human_button.clear();

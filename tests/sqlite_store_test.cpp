@@ -560,6 +560,18 @@ TEST_CASE("sqlite store: a change or a claim returns the reply exactly as stored
   Fixture f;
   auto c = f.chat();
   auto q = f.ask(c.id, "question");
+  // What a claim or a change returns, against the row as stored then.
+  auto claims_as_stored = [&](const ClaimRequest& request) {
+    auto claimed = f.store->claim_replies(request);
+    REQUIRE(claimed.ok());
+    REQUIRE(claimed->size() == 1);
+    check_same_reply(claimed->front(), f.store->get_reply(q.reply_id).value());
+  };
+  auto changes_as_stored = [&](const ReplyChange& change) {
+    auto changed = f.store->transition_reply(q.reply_id, change);
+    REQUIRE_MESSAGE(changed.ok(), changed.status().to_string());
+    check_same_reply(*changed, f.store->get_reply(q.reply_id).value());
+  };
   f.clock->advance(1500ms);
   ClaimRequest take;
   take.status = ReplyStatus::kNew;
@@ -568,10 +580,7 @@ TEST_CASE("sqlite store: a change or a claim returns the reply exactly as stored
   take.lease = 90s;
   take.chat_ids = {c.id};
   take.head_of_chat_only = true;
-  auto claimed = f.store->claim_replies(take);
-  REQUIRE(claimed.ok());
-  REQUIRE(claimed->size() == 1);
-  check_same_reply(claimed->front(), f.store->get_reply(q.reply_id).value());
+  claims_as_stored(take);
 
   f.clock->advance(1234ms);
   ReplyChange drafted;
@@ -581,18 +590,13 @@ TEST_CASE("sqlite store: a change or a claim returns the reply exactly as stored
   drafted.provider = "p";
   drafted.providers_tried = 1;
   drafted.actor = "w";
-  auto approved = f.store->transition_reply(q.reply_id, drafted);
-  REQUIRE(approved.ok());
-  check_same_reply(*approved, f.store->get_reply(q.reply_id).value());
+  changes_as_stored(drafted);
 
   ClaimRequest send;
   send.status = ReplyStatus::kApproved;
   send.worker = "outbox";
   send.reply_id = q.reply_id;
-  auto sending = f.store->claim_replies(send);
-  REQUIRE(sending.ok());
-  REQUIRE(sending->size() == 1);
-  check_same_reply(sending->front(), f.store->get_reply(q.reply_id).value());
+  claims_as_stored(send);
 
   f.clock->advance(7ms);
   ReplyChange retry;
@@ -604,18 +608,14 @@ TEST_CASE("sqlite store: a change or a claim returns the reply exactly as stored
   retry.actor = "outbox";
   retry.keep_claim = true;
   retry.extend_lease = 30s;
-  auto later = f.store->transition_reply(q.reply_id, retry);
-  REQUIRE(later.ok());
-  check_same_reply(*later, f.store->get_reply(q.reply_id).value());
+  changes_as_stored(retry);
 
   ReplyChange sent;
   sent.from = ReplyStatus::kApproved;
   sent.to = ReplyStatus::kSent;
   sent.transport_message_id = "m1";
   sent.actor = "outbox";
-  auto done = f.store->transition_reply(q.reply_id, sent);
-  REQUIRE(done.ok());
-  check_same_reply(*done, f.store->get_reply(q.reply_id).value());
+  changes_as_stored(sent);
 }
 
 TEST_CASE("sqlite store: transition_and_claim_each writes each step on its own, in one call") {
