@@ -147,7 +147,10 @@ struct Bot {
             .value()
             .release());
     options.logger = null_logger();
-    options.rescan_interval = 100ms;
+    // Quick rescans, unless the test asks for its own (to see what works without them).
+    if (options.rescan_interval == AssistantOptions{}.rescan_interval) {
+      options.rescan_interval = 100ms;
+    }
     assistant = Assistant::create(std::move(parts), std::move(options)).value();
     REQUIRE(assistant->start().ok());
   }
@@ -186,6 +189,16 @@ std::shared_ptr<LlmProvider> echoing_provider(llmassist::testing::MockLlmServer&
   echo.echo_question = true;
   llm.set(echo);
   return openai_provider(llm);
+}
+
+// The mock told to answer "answer" after `delay`.
+llmassist::testing::MockLlmServer::Behavior answer_after(llmassist::testing::MockLlmServer& llm,
+                                                         std::chrono::milliseconds delay) {
+  llmassist::testing::MockLlmServer::Behavior slow;
+  slow.delay = delay;
+  slow.tokens = {"answer"};
+  llm.set(slow);
+  return slow;
 }
 
 }  // namespace
@@ -360,6 +373,27 @@ TEST_CASE("assistant: messages sent meanwhile are answered in order, or together
   }
 }
 
+TEST_CASE("assistant: without rescans, what arrives while a chat's draft is in flight is answered") {
+  llmassist::testing::MockLlmServer llm;
+  answer_after(llm, 200ms);
+  Bot bot;
+  AssistantOptions o;
+  o.texts.human_button.clear();
+  o.rescan_interval = std::chrono::hours(1);  // only the path of each step can carry a chat on
+  bot.start(o, openai_provider(llm));
+  for (int round = 0; round < 2; ++round) {
+    bot.chat.say("first");
+    REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kGenerating).size() == 1; }));
+    bot.chat.say("second");  // the worker hears of these while "first" is drafted
+    bot.chat.say("third");
+    REQUIRE(bot.eventually(
+        [&] { return bot.replies(ReplyStatus::kSent).size() == 3u * (round + 1); }, 5s));
+  }
+  CHECK(llm.requests() == 6);
+  auto sent = bot.replies(ReplyStatus::kSent);
+  for (std::size_t i = 1; i < sent.size(); ++i) CHECK(*sent[i - 1].sent_at <= *sent[i].sent_at);
+}
+
 TEST_CASE("assistant: a chat's next draft begins while its answer is on its way, in order") {
   llmassist::testing::MockLlmServer llm;
   llmassist::testing::MockTelegramServer telegram;
@@ -393,20 +427,6 @@ TEST_CASE("assistant: a chat's next draft begins while its answer is on its way,
   CHECK(texts[1].find("Answer to: second") != std::string::npos);
   bot.assistant->stop(1s);
 }
-
-namespace {
-
-// The mock told to answer "answer" after `delay`.
-llmassist::testing::MockLlmServer::Behavior answer_after(llmassist::testing::MockLlmServer& llm,
-                                                         std::chrono::milliseconds delay) {
-  llmassist::testing::MockLlmServer::Behavior slow;
-  slow.delay = delay;
-  slow.tokens = {"answer"};
-  llm.set(slow);
-  return slow;
-}
-
-}  // namespace
 
 TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, a quick one none") {
   llmassist::testing::MockLlmServer llm;
