@@ -373,7 +373,8 @@ TEST_CASE("assistant: messages sent meanwhile are answered in order, or together
   }
 }
 
-TEST_CASE("assistant: without rescans, what arrives while a chat's draft is in flight is answered") {
+TEST_CASE(
+    "assistant: without rescans, what arrives while a chat's draft is in flight is answered") {
   llmassist::testing::MockLlmServer llm;
   answer_after(llm, 200ms);
   Bot bot;

@@ -667,8 +667,9 @@ TEST_CASE("sqlite store: transition_and_claim_each writes each step on its own, 
   CHECK(f.store->transition_and_claim_each({}).empty());
 }
 
-TEST_CASE("sqlite store: transition_and_claim_each from many threads, more steps than a commit "
-          "takes") {
+TEST_CASE(
+    "sqlite store: transition_and_claim_each from many threads, more steps than a commit "
+    "takes") {
   Fixture f;
   constexpr int kThreads = 4;
   constexpr int kPerThread = 150;  // more than one group commit holds

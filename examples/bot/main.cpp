@@ -3,8 +3,8 @@
 #include <llmassist/bot.h>
 #include <llmassist/version.h>
 #include <malloc.h>
-#include <sqlite3.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <iostream>

@@ -1,8 +1,8 @@
 // The Assistant engine. One worker thread looks at the store (woken by every change) and hands
 // work out: drafts to the LLM, approved answers to the transport. Both run asynchronously; their
 // completions write the outcome back to the store (on one writer thread, the completions that
-// arrived together in one commit), which wakes the worker again. The store is the only shared state that
-// matters: everything in memory here can be lost in a crash.
+// arrived together in one commit), which wakes the worker again. The store is the only shared
+// state that matters: everything in memory here can be lost in a crash.
 #include "llmassist/assistant.h"
 
 #include <fmt/format.h>
@@ -235,8 +235,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
         // and its end claims the next: the work waits for it instead of a claim that finds
         // nothing.
         for (auto& [chat, what] : chats) {
-          for (auto [work, in_flight] : {std::pair{kDraftWork, &chats_drafting},
-                                         std::pair{kSendWork, &chats_sending}}) {
+          for (auto [work, in_flight] :
+               {std::pair{kDraftWork, &chats_drafting}, std::pair{kSendWork, &chats_sending}}) {
             if ((what & work) && in_flight->count(chat)) {
               what &= ~work;
               deferred[chat] |= work;
@@ -381,15 +381,13 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     CompletionRequest request;
     request.messages = std::move(context->messages);
     request.cancel = token;
-    parts.llm->complete(std::move(request), {},
-                        [self = shared_from_this(), reply, answered, chat = *chat](
-                            Result<Completion> result) {
-                          *answered = true;
-                          self->completed({.reply = reply,
-                                           .drafted = std::move(result),
-                                           .sent = std::nullopt,
-                                           .chat = chat});
-                        });
+    parts.llm->complete(
+        std::move(request), {},
+        [self = shared_from_this(), reply, answered, chat = *chat](Result<Completion> result) {
+          *answered = true;
+          self->completed(
+              {.reply = reply, .drafted = std::move(result), .sent = std::nullopt, .chat = chat});
+        });
   }
 
   // Typing indicator and lease renewal while drafts are in the making: one sweep over them all
@@ -418,14 +416,20 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       }
     }
     for (const auto& chat : typing) parts.transport->send_typing(chat, [](Status) {});
-    for (const auto& [id, actor] : renewals) {
-      ReplyChange renew;
-      renew.from = ReplyStatus::kGenerating;
-      renew.to = ReplyStatus::kGenerating;
-      renew.keep_claim = true;
-      renew.extend_lease = options.lease_renewal * 3;
-      renew.actor = actor;
-      failed(parts.store->transition_reply(id, renew), "renewing a draft's claim");
+    // All the claims due, in one transaction.
+    std::vector<ReplyStep> renew(renewals.size());
+    for (std::size_t i = 0; i < renewals.size(); ++i) {
+      renew[i].id = renewals[i].first;
+      renew[i].change.from = ReplyStatus::kGenerating;
+      renew[i].change.to = ReplyStatus::kGenerating;
+      renew[i].change.keep_claim = true;
+      renew[i].change.extend_lease = options.lease_renewal * 3;
+      renew[i].change.actor = std::move(renewals[i].second);
+    }
+    if (!renew.empty()) {
+      for (const auto& r : parts.store->transition_and_claim_each(renew)) {
+        failed(r, "renewing a draft's claim");
+      }
     }
     schedule_sweep();
   }
@@ -528,16 +532,12 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     bool other_send = false;
     {
       std::lock_guard lock(mu);
-      auto others = [&](const std::map<ChatId, int>& in_flight,
-                        const std::map<ChatId, int>& ending_here) {
-        const auto n = in_flight.find(chat);
-        const auto e = ending_here.find(chat);
-        return (n == in_flight.end() ? 0 : n->second) -
-                   (e == ending_here.end() ? 0 : e->second) >
-               0;
+      const auto count = [&](const std::map<ChatId, int>& of) {
+        const auto it = of.find(chat);
+        return it == of.end() ? 0 : it->second;
       };
-      other_draft = others(chats_drafting, batch.drafts);
-      other_send = others(chats_sending, batch.sends);
+      other_draft = count(chats_drafting) > count(batch.drafts);
+      other_send = count(chats_sending) > count(batch.sends);
     }
     if (other_draft) {
       // its end claims the next
@@ -604,9 +604,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       ReplyStep step;
       step.id = d.reply.id;
       Continuation next;
-      const bool ok = d.drafted
-                          ? draft_step(d.reply, *d.drafted, step.change, next, slots, ending)
-                          : send_step(d.reply, *d.sent, step.change, next, slots, ending);
+      const bool ok = d.drafted ? draft_step(d.reply, *d.drafted, step.change, next, slots, ending)
+                                : send_step(d.reply, *d.sent, step.change, next, slots, ending);
       if (!ok) continue;
       step.claims = std::move(next.claims);
       steps.push_back(std::move(step));
@@ -763,11 +762,11 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     } else if (chat->mode == ChatMode::kBot && !options.texts.human_button.empty()) {
       m.buttons = {{{options.texts.human_button, std::string(kCallbackPrefix) + "handoff"}}};
     }
-    parts.transport->send(std::move(m), [self = shared_from_this(), reply](
-                                            Result<SentMessage> result) {
-      self->completed(
-          {.reply = reply, .drafted = std::nullopt, .sent = std::move(result), .chat = {}});
-    });
+    parts.transport->send(
+        std::move(m), [self = shared_from_this(), reply](Result<SentMessage> result) {
+          self->completed(
+              {.reply = reply, .drafted = std::nullopt, .sent = std::move(result), .chat = {}});
+        });
   }
 
   // After the send's outcome is written: the chat's next answer or question may go on; the
@@ -844,8 +843,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       retry.next_attempt_at = clock->now() + delay;
       retry.actor = worker;
       failed(parts.store->transition_reply(reply.id, retry), "scheduling a resend");
-      log(LogLevel::kWarning, fmt::format("reply {}: sending failed ({}), again in {} ms",
-                                          reply.id, status.to_string(), delay.count()));
+      log(LogLevel::kWarning, fmt::format("reply {}: sending failed ({}), again in {} ms", reply.id,
+                                          status.to_string(), delay.count()));
       std::lock_guard lock(mu);
       ++counters.send_retries;
     }

@@ -172,8 +172,7 @@ Status Connection::run(std::string_view sql) {
 }
 
 Result<Transaction> Transaction::begin(Connection& conn, Kind kind) {
-  if (Status s = conn.run(kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
-      !s.ok()) {
+  if (Status s = conn.run(kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"); !s.ok()) {
     return s;
   }
   return Transaction(&conn);

@@ -513,8 +513,7 @@ class SqliteStore final : public MessageStore {
     if (!q.reply_id) {
       // Most looks at a queue find it empty: find out under a read transaction, which takes no
       // lock from writers, before taking the write lock.
-      LLMASSIST_ASSIGN_OR_RETURN(auto candidates,
-                                 read<std::vector<Reply>>([&](Connection& c) {
+      LLMASSIST_ASSIGN_OR_RETURN(auto candidates, read<std::vector<Reply>>([&](Connection& c) {
                                    return claimable(c, q, now_ms());
                                  }));
       if (candidates.empty()) return std::vector<Reply>{};
@@ -943,8 +942,8 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<Chat> find_chat_in(Connection& c, std::string_view channel, std::string_view external) {
-    static const std::string sql = fmt::format(
-        "SELECT {} FROM chats WHERE channel = ?1 AND external_id = ?2", kChatColumns);
+    static const std::string sql =
+        fmt::format("SELECT {} FROM chats WHERE channel = ?1 AND external_id = ?2", kChatColumns);
     auto s = c.prepare(sql);
     if (!s.ok()) return s.status();
     s->bind(channel, external);
