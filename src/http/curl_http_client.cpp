@@ -290,7 +290,7 @@ class CurlEngine {
       if (what == CURL_POLL_REMOVE) {
         ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
       } else {
-        self->register_socket(s, events, /*known=*/false);
+        self->register_socket(s, events, /*registered=*/false);
       }
       return 0;
     }

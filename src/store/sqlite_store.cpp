@@ -512,9 +512,11 @@ class SqliteStore final : public MessageStore {
     LLMASSIST_RETURN_IF_ERROR(check_claim(q));
     if (!q.reply_id) {
       // Most looks at a queue find it empty: find out under a read transaction, which takes no
-      // lock from writers, before taking the write lock.
+      // lock from writers, before taking the write lock. (One candidate says enough.)
+      ClaimRequest probe = q;
+      probe.limit = 1;
       LLMASSIST_ASSIGN_OR_RETURN(auto candidates, read<std::vector<Reply>>([&](Connection& c) {
-                                   return claimable(c, q, now_ms());
+                                   return claimable(c, probe, now_ms());
                                  }));
       if (candidates.empty()) return std::vector<Reply>{};
     }
