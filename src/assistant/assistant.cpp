@@ -290,11 +290,6 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     claim_and_draft(ReplyStatus::kGenerating, fmt::format("{}#r{}", worker, ++recoveries), {});
   }
 
-  int free_draft_slots() const {
-    std::lock_guard lock(mu);
-    return options.max_concurrent_drafts - static_cast<int>(drafting.size());
-  }
-
   // `chats`: only these chats' replies; empty: any chat's.
   void start_drafts(const std::vector<ChatId>& chats) {
     claim_and_draft(ReplyStatus::kNew, worker, chats);
@@ -303,7 +298,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
 
   void claim_and_draft(ReplyStatus from, const std::string& who,
                        const std::vector<ChatId>& chats) {
-    const int free = free_draft_slots();
+    const int free = free_slots().drafts;
     if (free <= 0) return;
     auto claimed =
         parts.store->claim_replies(draft_claim(from, who, chats, std::min(free, 1000), true));
@@ -502,8 +497,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     int draft = -1;
     bool complete = false;  // also when none was made (a draft left for an operator)
   };
-  // The slots free for the continuations of one batch of completions: each step that ends
-  // frees its own, each claim made takes one (whether it finds a reply or not).
+  // Drafts and sends that may still begin under the limits. For the continuations of one
+  // batch of completions: each step that ends frees its own, each claim made takes one (whether
+  // it finds a reply or not).
   struct Slots {
     int drafts = 0;
     int sends = 0;
@@ -709,11 +705,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // Otherwise never: an answer this process is sending is held under its name, and claiming it
   // again could send it twice.
   void start_sends(const std::vector<ChatId>& chats, bool retake_own = false) {
-    int free = 0;
-    {
-      std::lock_guard lock(mu);
-      free = options.max_concurrent_sends - static_cast<int>(sending.size());
-    }
+    const int free = free_slots().sends;
     if (free <= 0) return;
     auto claimed = parts.store->claim_replies(send_claim(chats, std::min(free, 1000), retake_own));
     if (failed(claimed, "claiming answers to send")) return;
