@@ -17,7 +17,7 @@
 #include <string>
 #include <thread>
 
-#include "llmassist/curl_http_client.h"
+#include "llmassist/socket_http_client.h"
 #include "support/bench_server.h"
 
 namespace {
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   const long threads_before = proc_status("Threads");
   const long rss_before_kb = proc_status("VmHWM");
 
-  auto made = llmassist::make_curl_http_client({.logger = llmassist::null_logger()});
+  auto made = llmassist::make_socket_http_client({.logger = llmassist::null_logger()});
   if (!made.ok()) {
     fmt::print(stderr, "cannot create the client: {}\n", made.status().to_string());
     return 1;

@@ -1,4 +1,4 @@
-// The curl HttpClient against a real HTTP server over loopback.
+// The socket HttpClient against a real HTTP server over loopback.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "llmassist/curl_http_client.h"
 #include "llmassist/http_client.h"
+#include "llmassist/socket_http_client.h"
 #include "support/mock_http_server.h"
 
 using namespace llmassist;
@@ -22,9 +22,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<HttpClient> make_client(CurlHttpClientOptions options = {}) {
+std::unique_ptr<HttpClient> make_client(SocketHttpClientOptions options = {}) {
   if (!options.logger) options.logger = null_logger();
-  auto client = make_curl_http_client(options);
+  auto client = make_socket_http_client(options);
   REQUIRE(client.ok());
   return std::move(client).value();
 }
@@ -149,14 +149,12 @@ TEST_CASE("http client: GET and POST carry headers and bodies both ways") {
   CHECK(echoed->header("content-type") == "application/json");
 }
 
-TEST_CASE("http client: bodies much larger than the receive buffer arrive whole") {
+TEST_CASE("http client: bodies much larger than the read buffer arrive whole") {
   MockHttpServer server;
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  CurlHttpClientOptions options;
-  options.receive_buffer_bytes = 100;  // below curl's minimum: taken as 1 KiB
-  auto client = make_client(options);
+  auto client = make_client();
 
   HttpRequest post;
   post.method = "POST";

@@ -9,11 +9,11 @@
 #include <sstream>
 
 #include "config/json_reader.h"
-#include "llmassist/curl_http_client.h"
 #include "llmassist/knowledge_base_provider.h"
 #include "llmassist/ollama_provider.h"
 #include "llmassist/openai_provider.h"
 #include "llmassist/retrying_provider.h"
+#include "llmassist/socket_http_client.h"
 
 namespace llmassist {
 namespace {
@@ -29,9 +29,9 @@ struct Deps {
 
   Result<std::shared_ptr<HttpClient>> client() {
     if (!http) {
-      CurlHttpClientOptions o;
+      SocketHttpClientOptions o;
       o.logger = ctx.logger;
-      LLMASSIST_ASSIGN_OR_RETURN(auto made, make_curl_http_client(o));
+      LLMASSIST_ASSIGN_OR_RETURN(auto made, make_socket_http_client(o));
       http = std::move(made);
     }
     return http;

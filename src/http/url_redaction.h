@@ -1,4 +1,4 @@
-// Naming a URL in messages and logs without its secrets.
+// Parsing URLs for the HTTP client, and naming them in messages and logs without their secrets.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -8,6 +8,32 @@
 #include <vector>
 
 namespace llmassist::detail {
+
+// An absolute URL, split (RFC 3986, the subset HTTP uses: scheme://[user[:password]@]host
+// [:port][/path][?query][#fragment]).
+struct ParsedUrl {
+  // False when the text is not such a URL; the other fields are then meaningless.
+  bool valid = false;
+  std::string scheme;  // in lower case
+  std::string user;
+  std::string password;
+  // In lower case; an IPv6 literal without its brackets (see ipv6).
+  std::string host;
+  bool ipv6 = false;
+  // The port given, or the scheme's (80 for http, 443 for https, 0 for others).
+  int port = 0;
+  // "/" when the URL has none.
+  std::string path;
+  std::string query;     // without '?'
+  std::string fragment;  // without '#'
+
+  // host, bracketed when an IPv6 literal: what goes before ":port".
+  [[nodiscard]] std::string host_for_authority() const;
+};
+
+// Splits `url`. Refuses (valid = false) whitespace and control characters anywhere, an empty
+// host, and a port outside 1-65535.
+[[nodiscard]] ParsedUrl parse_url(std::string_view url);
 
 struct RedactedUrl {
   // False when the URL cannot be parsed (then `display` is a placeholder).
@@ -23,6 +49,7 @@ struct RedactedUrl {
 };
 
 [[nodiscard]] RedactedUrl redact_url(std::string_view url);
+[[nodiscard]] RedactedUrl redact_url(const ParsedUrl& url);
 
 // True when `text` contains none of `secrets` (empty secrets are ignored).
 [[nodiscard]] bool free_of_secrets(std::string_view text, const std::vector<std::string>& secrets);

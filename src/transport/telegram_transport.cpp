@@ -23,7 +23,7 @@
 
 #include "core/constant_time.h"
 #include "http/url_redaction.h"
-#include "llmassist/curl_http_client.h"
+#include "llmassist/socket_http_client.h"
 #include "transport/telegram_format.h"
 
 namespace llmassist {
@@ -1219,9 +1219,9 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
 
 Result<std::shared_ptr<HttpClient>> client_for(const TelegramTransportOptions& o) {
   if (o.http) return o.http;
-  CurlHttpClientOptions c;
+  SocketHttpClientOptions c;
   c.logger = o.logger;
-  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_curl_http_client(c));
+  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_socket_http_client(c));
   return std::shared_ptr<HttpClient>(std::move(client));
 }
 

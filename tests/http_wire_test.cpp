@@ -1,0 +1,934 @@
+// The socket HttpClient at the wire level: servers that script every byte of their replies
+// (support/raw_http_server.h) for framing, interim replies, connection reuse and its failures,
+// malformed replies, limits and the request as sent; an https server (cpp-httplib) with
+// certificates made at run time (support/tls_test_cert.h); a scripted proxy.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <csignal>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "llmassist/http_client.h"
+#include "llmassist/logger.h"
+#include "llmassist/socket_http_client.h"
+#include "support/raw_http_server.h"
+#include "support/tls_test_cert.h"
+
+using namespace llmassist;
+using llmassist::testing::RawConnection;
+using llmassist::testing::RawHttpServer;
+using llmassist::testing::RawRequest;
+using llmassist::testing::TlsTestCertificates;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A client that ignores the environment's proxies unless a test names one.
+std::unique_ptr<HttpClient> make_client(SocketHttpClientOptions options = {}) {
+  if (!options.logger) options.logger = null_logger();
+  if (options.proxy.empty()) options.proxy = "direct";
+  auto client = make_socket_http_client(options);
+  REQUIRE(client.ok());
+  return std::move(client).value();
+}
+
+// One asynchronous outcome, waited for with a bound so that a bug fails the test instead of
+// hanging it.
+class Pending {
+ public:
+  HttpCallback callback() {
+    return [p = promise_](Result<HttpResponse> r) { p->set_value(std::move(r)); };
+  }
+  Result<HttpResponse> get(std::chrono::milliseconds bound) {
+    if (future_.wait_for(bound) != std::future_status::ready) {
+      return internal_error("test: no outcome within the bound");
+    }
+    return future_.get();
+  }
+
+ private:
+  std::shared_ptr<std::promise<Result<HttpResponse>>> promise_ =
+      std::make_shared<std::promise<Result<HttpResponse>>>();
+  std::future<Result<HttpResponse>> future_ = promise_->get_future();
+};
+
+// send_sync() with a bound. Whatever the request's callbacks capture must be declared before
+// the client: past the bound, the client's destruction still calls them.
+Result<HttpResponse> fetch(HttpClient& client, HttpRequest request,
+                           std::chrono::milliseconds bound = 3s) {
+  Pending pending;
+  client.send(std::move(request), pending.callback());
+  return pending.get(bound);
+}
+
+// A request with timeouts short enough that a client waiting for bytes that never come fails
+// with kDeadlineExceeded within the tests' bounds.
+HttpRequest request(std::string url, std::string method = "GET", std::string body = "") {
+  HttpRequest r;
+  r.method = std::move(method);
+  r.url = std::move(url);
+  r.body = std::move(body);
+  r.connect_timeout = 2s;
+  r.first_byte_timeout = 2s;
+  r.idle_timeout = 2s;
+  return r;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string ok_response(std::string_view body, std::string_view extra_headers = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra_headers) + "\r\n" + std::string(body);
+}
+
+// Answers every request on the connection with respond(request) until the client closes it.
+void serve_each(RawConnection& conn, const std::function<std::string(const RawRequest&)>& respond) {
+  while (auto req = conn.read_request()) {
+    if (!conn.write(respond(*req))) return;
+  }
+}
+
+// `n` bytes of every value, in a pattern that shows where a piece went missing or moved.
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 7 + i / 251) & 0xff);
+  return s;
+}
+
+// A chunked reply and the body it carries: sizes in upper and lower case hex and with leading
+// zeros, chunk extensions (one a quoted string with a ';' inside), data that looks like framing
+// ("\r\n0\r\n\r\n"), and a trailer section.
+struct ChunkedReply {
+  std::string wire;
+  std::string body;
+};
+
+ChunkedReply chunked_reply() {
+  ChunkedReply r;
+  r.wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n";
+  auto chunk = [&](const std::string& size_line, const std::string& data) {
+    r.wire += size_line + "\r\n" + data + "\r\n";
+    r.body += data;
+  };
+  chunk("1", "a");
+  chunk("1F;name=value", std::string(31, 'b'));
+  chunk("0005;ext;q=\"a;b\"", "hello");
+  chunk("1a", "x\r\n0\r\n\r\nlooks like the end");
+  chunk("100", pattern(256));
+  chunk("7 ; spaced = \"x\"", "padded!");  // whitespace around ';' and '=' (BWS)
+  r.wire += "0\r\nX-Trailer: yes\r\nX-Checksum: 1234\r\n\r\n";
+  return r;
+}
+
+// cpp-httplib runs each accepted connection as one task of its task queue; this pool counts
+// them, which counts connections.
+class CountingPool final : public httplib::ThreadPool {
+ public:
+  explicit CountingPool(std::shared_ptr<std::atomic<int>> counter)
+      : httplib::ThreadPool(8), counter_(std::move(counter)) {}
+  void enqueue(std::function<void()> fn) override {
+    counter_->fetch_add(1);
+    httplib::ThreadPool::enqueue(std::move(fn));
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>> counter_;
+};
+
+// An https server on 127.0.0.1: GET /hello answers "hello over tls" with the client's port in
+// X-Remote-Port; POST /echo answers the request body. Declare it before the client: an idle
+// kept-alive connection keeps cpp-httplib's stop() waiting until the client closes it.
+class TlsServer {
+ public:
+  TlsServer(const std::string& cert_file, const std::string& key_file,
+            std::chrono::seconds keep_alive = 5s)
+      : server_(cert_file.c_str(), key_file.c_str()) {
+    // cpp-httplib writes without MSG_NOSIGNAL: a client that hangs up must not kill the run.
+    std::signal(SIGPIPE, SIG_IGN);
+    REQUIRE(server_.is_valid());
+    server_.set_keep_alive_timeout(keep_alive.count());
+    server_.new_task_queue = [c = connections_] { return new CountingPool(c); };
+    server_.Get("/hello", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_header("X-Remote-Port", std::to_string(req.remote_port));
+      res.set_content("hello over tls", "text/plain");
+    });
+    server_.Post("/echo", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(req.body, "application/octet-stream");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    listener_ = std::thread([this] { server_.listen_after_bind(); });
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!server_.is_running() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(1ms);
+    }
+    if (!server_.is_running()) {
+      server_.stop();
+      listener_.join();
+      FAIL("the https server did not start");
+    }
+  }
+  ~TlsServer() {
+    server_.stop();
+    listener_.join();
+  }
+  TlsServer(const TlsServer&) = delete;
+  TlsServer& operator=(const TlsServer&) = delete;
+
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] int connections() const { return connections_->load(); }
+  // "https://<host>:<port>" followed by `path`.
+  [[nodiscard]] std::string url(std::string_view host, std::string_view path) const {
+    return "https://" + std::string(host) + ":" + std::to_string(port_) + std::string(path);
+  }
+
+ private:
+  httplib::SSLServer server_;
+  std::shared_ptr<std::atomic<int>> connections_ = std::make_shared<std::atomic<int>>(0);
+  int port_ = -1;
+  std::thread listener_;
+};
+
+}  // namespace
+
+// --- Framing ---
+
+TEST_CASE("http client: chunked bodies with odd sizes, extensions and trailers arrive whole") {
+  const ChunkedReply reply = chunked_reply();
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    serve_each(conn, [&](const RawRequest& req) {
+      if (req.target != "/chunked") return ok_response("after");
+      // A few bytes at a time: sizes, extensions and CRLFs split across reads.
+      conn.write_in_pieces(reply.wire, 5);
+      return std::string();
+    });
+  });
+  std::string streamed;
+  int body_calls = 0;
+  auto client = make_client();
+
+  SUBCASE("accumulated") {
+    auto got = fetch(*client, request(server.url("/chunked")));
+    REQUIRE(got.ok());
+    CHECK(got->status == 200);
+    CHECK(got->body == reply.body);
+    CHECK(got->header("Content-Type") == "text/plain");
+  }
+  SUBCASE("streamed to on_body") {
+    HttpRequest r = request(server.url("/chunked"));
+    r.on_body = [&](std::string_view piece) {
+      ++body_calls;
+      streamed += piece;
+      return true;
+    };
+    auto got = fetch(*client, r);
+    REQUIRE(got.ok());
+    CHECK(got->status == 200);
+    CHECK(got->body.empty());
+    CHECK(body_calls >= 1);
+    CHECK(streamed == reply.body);
+  }
+  // The trailers were consumed exactly: the connection serves the next reply in step.
+  auto after = fetch(*client, request(server.url("/after")));
+  REQUIRE(after.ok());
+  CHECK(after->body == "after");
+  CHECK(server.connections_accepted() == 1);
+}
+
+TEST_CASE("http client: a close-delimited body arrives whole and its connection is not reused") {
+  const std::string body_10 = pattern(100000);
+  const std::string body_11 = pattern(70001);
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (conn.index() == 0) {
+      // HTTP/1.0 without a length: the body ends where the connection does.
+      if (!conn.read_request()) return;
+      conn.write("HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n");
+      conn.write_in_pieces(body_10, 16384);
+    } else if (conn.index() == 1) {
+      // The same in HTTP/1.1: neither Content-Length nor chunked.
+      if (!conn.read_request()) return;
+      conn.write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n" + body_11);
+    } else {
+      serve_each(conn, [](const RawRequest&) { return ok_response("third"); });
+    }
+  });  // returning closes the connection
+  auto client = make_client();
+
+  auto first = fetch(*client, request(server.url("/one")));
+  REQUIRE(first.ok());
+  CHECK(first->status == 200);
+  CHECK(first->body.size() == body_10.size());
+  CHECK(first->body == body_10);
+
+  auto second = fetch(*client, request(server.url("/two")));
+  REQUIRE(second.ok());
+  CHECK(second->body == body_11);
+
+  auto third = fetch(*client, request(server.url("/three")));
+  REQUIRE(third.ok());
+  CHECK(third->body == "third");
+  CHECK(server.connections_accepted() == 3);
+  auto seen = server.requests();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0].connection == 0);
+  CHECK(seen[1].connection == 1);
+  CHECK(seen[2].connection == 2);
+}
+
+TEST_CASE("http client: after Connection: close the next request opens a new connection") {
+  std::string first_reply;
+  SUBCASE("Connection: close") {
+    first_reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfirst";
+  }
+  SUBCASE("an HTTP/1.0 reply without keep-alive") {
+    first_reply = "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+  }
+  std::atomic<int> verdicts{0};
+  std::atomic<bool> client_closed{false};
+  std::atomic<bool> reused_anyway{false};
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (conn.index() != 0) {
+      serve_each(conn, [](const RawRequest&) { return ok_response("second"); });
+      return;
+    }
+    if (!conn.read_request()) return;
+    // The server keeps its side open: only a client that honours the reply closes it.
+    conn.write(first_reply);
+    client_closed = conn.wait_for_client_close(1500ms);
+    reused_anyway = conn.read_request(0ms).has_value();
+    verdicts.fetch_add(1);
+    server.notify();
+  });
+  auto client = make_client();
+
+  auto first = fetch(*client, request(server.url("/a")));
+  REQUIRE(first.ok());
+  CHECK(first->body == "first");
+  auto second = fetch(*client, request(server.url("/b")));
+  REQUIRE(second.ok());
+  CHECK(second->body == "second");
+  REQUIRE(server.wait_until([&] { return verdicts.load() == 1; }, 3s));
+  CHECK_FALSE(reused_anyway.load());
+  CHECK(client_closed.load());
+  CHECK(server.connections_accepted() == 2);
+}
+
+TEST_CASE("http client: interim 1xx replies are skipped, with their headers") {
+  bool one_write = false;
+  SUBCASE("written one by one") { one_write = false; }
+  SUBCASE("all in one write") { one_write = true; }
+  const std::string interim =
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+  const std::string final_reply =
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Final: yes\r\n\r\nhello";
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    serve_each(conn, [&](const RawRequest& req) {
+      if (req.target != "/interim") return ok_response("again");
+      if (one_write) return interim + final_reply;
+      conn.write("HTTP/1.1 100 Continue\r\n\r\n");
+      conn.sleep(5ms);
+      conn.write("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n");
+      conn.sleep(5ms);
+      return final_reply;
+    });
+  });
+  int header_calls = 0;
+  int status_in_headers = 0;
+  auto client = make_client();
+
+  HttpRequest r = request(server.url("/interim"), "POST", "payload");
+  r.on_headers = [&](const HttpResponse& head) {
+    ++header_calls;
+    status_in_headers = head.status;
+    return true;
+  };
+  auto got = fetch(*client, r);
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == "hello");
+  CHECK(got->headers == HttpHeaders{{"Content-Length", "5"}, {"X-Final", "yes"}});
+  CHECK_FALSE(got->header("Link").has_value());
+  CHECK(header_calls == 1);
+  CHECK(status_in_headers == 200);
+
+  auto again = fetch(*client, request(server.url("/again")));
+  REQUIRE(again.ok());
+  CHECK(again->body == "again");
+  CHECK(server.connections_accepted() == 1);
+}
+
+TEST_CASE("http client: HEAD, 204 and 304 replies end at their headers, on a reused connection") {
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    serve_each(conn, [](const RawRequest& req) -> std::string {
+      if (req.method == "HEAD") {
+        return "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/plain\r\n\r\n";
+      }
+      if (req.target == "/no-content") return "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n";
+      if (req.target == "/not-modified") {
+        return "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n";
+      }
+      if (req.target == "/not-modified-with-length") {
+        // A 304 may carry the length the 200 would have had; it still has no body.
+        return "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n";
+      }
+      return ok_response("after");
+    });
+  });
+  auto client = make_client();
+
+  auto head = fetch(*client, request(server.url("/file"), "HEAD"));
+  REQUIRE(head.ok());
+  CHECK(head->status == 200);
+  CHECK(head->body.empty());
+  CHECK(head->header("Content-Length") == "1234");
+
+  auto no_content = fetch(*client, request(server.url("/no-content")));
+  REQUIRE(no_content.ok());
+  CHECK(no_content->status == 204);
+  CHECK(no_content->body.empty());
+  CHECK(no_content->header("X-A") == "1");
+
+  auto not_modified = fetch(*client, request(server.url("/not-modified")));
+  REQUIRE(not_modified.ok());
+  CHECK(not_modified->status == 304);
+  CHECK(not_modified->body.empty());
+
+  auto with_length = fetch(*client, request(server.url("/not-modified-with-length")));
+  REQUIRE(with_length.ok());
+  CHECK(with_length->status == 304);
+  CHECK(with_length->body.empty());
+
+  auto after = fetch(*client, request(server.url("/after")));
+  REQUIRE(after.ok());
+  CHECK(after->body == "after");
+  CHECK(server.connections_accepted() == 1);
+}
+
+// --- Connection reuse and its failures ---
+
+TEST_CASE("http client: a kept-alive connection the server closed while idle is replaced") {
+  std::atomic<bool> closed{false};
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (conn.index() != 0) {
+      serve_each(conn, [](const RawRequest&) { return ok_response("second"); });
+      return;
+    }
+    if (!conn.read_request()) return;
+    conn.write(ok_response("first"));  // keep-alive: HTTP/1.1, a length, no Connection: close
+    conn.close();
+    closed = true;
+    server.notify();
+  });
+  auto client = make_client();
+
+  auto first = fetch(*client, request(server.url("/a")));
+  REQUIRE(first.ok());
+  CHECK(first->body == "first");
+  REQUIRE(server.wait_until([&] { return closed.load(); }, 3s));
+  std::this_thread::sleep_for(50ms);  // the FIN reaches the idle connection
+
+  auto second = fetch(*client, request(server.url("/b")));
+  REQUIRE(second.ok());
+  CHECK(second->body == "second");
+  CHECK(server.connections_accepted() == 2);
+  auto seen = server.requests();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].connection == 1);
+}
+
+TEST_CASE("http client: a reused connection closed before any reply byte is retried once") {
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (conn.index() != 0) {
+      serve_each(conn, [](const RawRequest& req) { return ok_response("retried:" + req.body); });
+      return;
+    }
+    if (!conn.read_request()) return;
+    conn.write(ok_response("first"));
+    // The next request is read, then the connection closes without a byte of reply, as a
+    // server does that timed the connection out just as the request arrived.
+    conn.read_request();
+  });
+  auto client = make_client();
+
+  auto first = fetch(*client, request(server.url("/first")));
+  REQUIRE(first.ok());
+  CHECK(first->body == "first");
+  HttpRequest put = request(server.url("/second"), "PUT", "payload");
+  put.headers = {{"X-Attempt", "same"}};
+  auto second = fetch(*client, put);
+  REQUIRE(second.ok());
+  CHECK(second->status == 200);
+  CHECK(second->body == "retried:payload");
+  CHECK(server.connections_accepted() == 2);
+  auto seen = server.requests();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[1].connection == 0);
+  CHECK(seen[2].connection == 1);
+  // The same request again, body and headers included.
+  CHECK(seen[2].method == "PUT");
+  CHECK(seen[2].target == "/second");
+  CHECK(seen[2].body == "payload");
+  CHECK(seen[2].header("X-Attempt") == "same");
+}
+
+TEST_CASE("http client: a retry that fails again, or a reply cut short, is kUnavailable") {
+  bool partial_reply = false;
+  SUBCASE("the retry's fresh connection closes too") { partial_reply = false; }
+  SUBCASE("reply bytes had arrived: no retry") { partial_reply = true; }
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (conn.index() == 0) {
+      if (!conn.read_request()) return;
+      conn.write(ok_response("first"));
+    }
+    if (!conn.read_request()) return;
+    if (partial_reply) conn.write("HTTP/1.1 200 OK\r\nContent-Len");
+  });  // returning closes the connection
+  auto client = make_client();
+
+  auto first = fetch(*client, request(server.url("/first")));
+  REQUIRE(first.ok());
+  auto second = fetch(*client, request(server.url("/second")));
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == StatusCode::kUnavailable);
+  CHECK(server.connections_accepted() == (partial_reply ? 1 : 2));
+}
+
+TEST_CASE("http client: a fresh connection closed without a reply is kUnavailable") {
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) { conn.read_request(); });
+  auto client = make_client();
+
+  auto got = fetch(*client, request(server.url("/x")));
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kUnavailable);
+  CHECK(server.connections_accepted() == 1);
+}
+
+// --- Malformed replies and limits ---
+
+TEST_CASE("http client: a truncated or malformed reply is kUnavailable") {
+  std::string reply;
+  bool hang_up = true;  // or keep the connection open until the client closes it
+  SUBCASE("a Content-Length body cut short") {
+    reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+  }
+  SUBCASE("a chunked body cut short") {
+    reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+  }
+  SUBCASE("headers cut short") { reply = "HTTP/1.1 200 OK\r\nContent-Type: te"; }
+  SUBCASE("a malformed status line") {
+    reply = "HTTP/1.1 two hundred OK\r\nContent-Length: 0\r\n\r\n";
+    hang_up = false;
+  }
+  SUBCASE("not HTTP at all") {
+    reply = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
+    hang_up = false;
+  }
+  SUBCASE("a malformed Content-Length") {
+    reply = "HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello";
+    hang_up = false;
+  }
+  SUBCASE("a malformed chunk size") {
+    reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+    hang_up = false;
+  }
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (!conn.read_request()) return;
+    conn.write(reply);
+    if (!hang_up) conn.wait_for_client_close(3s);
+  });
+  auto client = make_client();
+
+  const auto started = std::chrono::steady_clock::now();
+  auto got = fetch(*client, request(server.url("/x")));
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kUnavailable);
+  // Refused as soon as seen, not after a timeout.
+  CHECK(std::chrono::steady_clock::now() - started < 1500ms);
+}
+
+TEST_CASE("http client: headers beyond max_header_bytes are kUnavailable") {
+  std::string head;
+  bool fits = false;
+  SUBCASE("one long header line, never finished") {
+    head = "HTTP/1.1 200 OK\r\nX-Big: " + std::string(4096, 'a');
+  }
+  SUBCASE("many headers, a complete head") {
+    head = "HTTP/1.1 200 OK\r\n";
+    for (int i = 0; i < 100; ++i) head += "X-Header-" + std::to_string(i) + ": some value\r\n";
+    head += "Content-Length: 2\r\n\r\nok";
+  }
+  SUBCASE("well under the limit") {
+    head =
+        "HTTP/1.1 200 OK\r\nX-Medium: " + std::string(500, 'm') + "\r\nContent-Length: 2\r\n\r\nok";
+    fits = true;
+  }
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (!conn.read_request()) return;
+    conn.write(head);
+    conn.wait_for_client_close(3s);
+  });
+  SocketHttpClientOptions options;
+  options.max_header_bytes = 1024;
+  auto client = make_client(options);
+
+  const auto started = std::chrono::steady_clock::now();
+  auto got = fetch(*client, request(server.url("/x")));
+  if (fits) {
+    REQUIRE(got.ok());
+    CHECK(got->body == "ok");
+    CHECK(got->header("X-Medium") == std::string(500, 'm'));
+  } else {
+    CAPTURE(got.ok() ? got->headers.size() : 0);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kUnavailable);
+    CHECK(std::chrono::steady_clock::now() - started < 1500ms);
+  }
+}
+
+TEST_CASE("http client: a body beyond max_body_bytes is kOutOfRange unless streamed") {
+  const std::string big = pattern(5000);
+  std::string reply;
+  bool stream = false;
+  bool fits = false;
+  SUBCASE("Content-Length") { reply = ok_response(big); }
+  SUBCASE("chunked") {
+    reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (std::size_t at = 0; at < big.size(); at += 1000) {
+      reply += "3e8\r\n" + big.substr(at, 1000) + "\r\n";
+    }
+    reply += "0\r\n\r\n";
+  }
+  SUBCASE("close-delimited") { reply = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + big; }
+  SUBCASE("streamed to on_body: not limited") {
+    reply = ok_response(big);
+    stream = true;
+    fits = true;
+  }
+  SUBCASE("exactly the limit") {
+    reply = ok_response(big.substr(0, 1000));
+    fits = true;
+  }
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (!conn.read_request()) return;
+    conn.write(reply);
+    conn.wait_for_client_close(3s);
+  });
+  std::string streamed;
+  SocketHttpClientOptions options;
+  options.max_body_bytes = 1000;
+  auto client = make_client(options);
+
+  HttpRequest r = request(server.url("/x"));
+  if (stream) {
+    r.on_body = [&](std::string_view piece) {
+      streamed += piece;
+      return true;
+    };
+  }
+  auto got = fetch(*client, r);
+  if (!fits) {
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kOutOfRange);
+  } else if (stream) {
+    REQUIRE(got.ok());
+    CHECK(got->body.empty());
+    CHECK(streamed == big);
+  } else {
+    REQUIRE(got.ok());
+    CHECK(got->body == big.substr(0, 1000));
+  }
+}
+
+// --- The request as sent ---
+
+TEST_CASE("http client: the request on the wire has Host, User-Agent, lengths, headers, body") {
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    serve_each(conn, [](const RawRequest&) { return ok_response("ok"); });
+  });
+  auto client = make_client();
+
+  HttpRequest plain = request(server.url("/path/to?q=1&r=two"));
+  plain.headers = {
+      {"X-First", "1"}, {"x-second", "two words"}, {"X-First", "3"}, {"Accept", "text/plain"}};
+  REQUIRE(fetch(*client, plain).ok());
+
+  const std::string binary = std::string("\0\r\n", 3) + "\xff\x01 body \r\n\r\nend";
+  HttpRequest post = request(server.url("/submit"), "POST", binary);
+  post.headers = {{"Content-Type", "application/octet-stream"}};
+  REQUIRE(fetch(*client, post).ok());
+
+  REQUIRE(fetch(*client, request(server.url("/empty"), "POST")).ok());
+
+  HttpRequest own_agent = request(server.url("/agent"));
+  own_agent.headers = {{"User-Agent", "mine/1.0"}};
+  REQUIRE(fetch(*client, own_agent).ok());
+
+  REQUIRE(fetch(*client, request(server.url("/put"), "PUT", "x")).ok());
+
+  SocketHttpClientOptions options;
+  options.user_agent = "custom-agent/2";
+  auto custom = make_client(options);
+  REQUIRE(fetch(*custom, request(server.url("/custom"))).ok());
+
+  auto seen = server.requests();
+  REQUIRE(seen.size() == 6);
+  for (const auto& req : seen) {
+    CAPTURE(req.head);
+    CHECK(req.version == "HTTP/1.1");
+    CHECK(req.count_headers("Host") == 1);
+    CHECK(req.header("Host") == server.authority());
+    CHECK(req.count_headers("User-Agent") == 1);
+    CHECK(req.count_headers("Transfer-Encoding") == 0);
+  }
+
+  const RawRequest& got_plain = seen[0];
+  CHECK(got_plain.head.starts_with("GET /path/to?q=1&r=two HTTP/1.1\r\n"));
+  CHECK(std::string(got_plain.header("User-Agent").value_or("")).starts_with("llmassist/"));
+  HttpHeaders custom_headers;
+  for (const auto& h : got_plain.headers) {
+    if (lower(h.first).starts_with("x-") || lower(h.first) == "accept") custom_headers.push_back(h);
+  }
+  CHECK(custom_headers == plain.headers);
+  CHECK(got_plain.body.empty());
+
+  const RawRequest& got_post = seen[1];
+  CHECK(got_post.method == "POST");
+  CHECK(got_post.target == "/submit");
+  CHECK(got_post.header("Content-Length") == std::to_string(binary.size()));
+  CHECK(got_post.header("Content-Type") == "application/octet-stream");
+  CHECK(got_post.body == binary);
+
+  const RawRequest& got_empty = seen[2];
+  CHECK(got_empty.method == "POST");
+  CHECK(got_empty.header("Content-Length") == "0");
+  CHECK(got_empty.body.empty());
+
+  CHECK(seen[3].header("User-Agent") == "mine/1.0");
+
+  CHECK(seen[4].method == "PUT");
+  CHECK(seen[4].header("Content-Length") == "1");
+  CHECK(seen[4].body == "x");
+
+  CHECK(seen[5].header("User-Agent") == "custom-agent/2");
+
+  // The first client's five requests shared one connection.
+  for (int i = 0; i < 5; ++i) CHECK(seen[i].connection == seen[0].connection);
+  CHECK(server.connections_accepted() == 2);
+}
+
+// --- TLS ---
+
+TEST_CASE("http client: https to localhost with the test CA succeeds and reuses the connection") {
+  TlsTestCertificates certs;
+  TlsServer server(certs.cert_file(), certs.key_file());
+  SocketHttpClientOptions options;
+  options.ca_file = certs.ca_file();
+  auto client = make_client(options);
+
+  auto first = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(first.ok());
+  CHECK(first->status == 200);
+  CHECK(first->body == "hello over tls");
+  auto second = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(second.ok());
+  CHECK(second->body == "hello over tls");
+  CHECK(second->header("X-Remote-Port") == first->header("X-Remote-Port"));
+  CHECK(server.connections() == 1);
+}
+
+TEST_CASE("http client: https to 127.0.0.1 is verified against the certificate's IP address") {
+  TlsTestCertificates certs;
+  TlsServer server(certs.cert_file(), certs.key_file());
+  SocketHttpClientOptions options;
+  options.ca_file = certs.ca_file();
+  auto client = make_client(options);
+
+  auto got = fetch(*client, request(server.url("127.0.0.1", "/hello")));
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == "hello over tls");
+}
+
+TEST_CASE("http client: an https server that fails verification is kUnavailable") {
+  TlsTestCertificates certs;
+  SocketHttpClientOptions options;
+  std::string cert_file = certs.cert_file();
+  std::string key_file = certs.key_file();
+  bool says_certificate = true;
+  SUBCASE("signed by a CA the client does not trust") { options.ca_file = certs.other_ca_file(); }
+  SUBCASE("not in the system's CA store") {}
+  SUBCASE("issued for another host name") {
+    options.ca_file = certs.ca_file();
+    cert_file = certs.wrong_name_cert_file();
+    key_file = certs.wrong_name_key_file();
+    says_certificate = false;  // the message may name the host-name mismatch instead
+  }
+  TlsServer server(cert_file, key_file);
+  auto client = make_client(options);
+
+  auto got = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kUnavailable);
+  CAPTURE(got.status().message());
+  if (says_certificate) {
+    CHECK(lower(got.status().message()).find("certificate") != std::string::npos);
+  }
+}
+
+TEST_CASE("http client: with verify_tls off, https accepts a certificate it cannot verify") {
+  TlsTestCertificates certs;
+  TlsServer server(certs.cert_file(), certs.key_file());
+  SocketHttpClientOptions options;
+  options.verify_tls = false;
+  auto client = make_client(options);
+
+  auto got = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == "hello over tls");
+}
+
+TEST_CASE("http client: a 1 MiB body goes over TLS and comes back whole") {
+  TlsTestCertificates certs;
+  TlsServer server(certs.cert_file(), certs.key_file());
+  SocketHttpClientOptions options;
+  options.ca_file = certs.ca_file();
+  auto client = make_client(options);
+
+  const std::string body = pattern(std::size_t{1} << 20);
+  HttpRequest post = request(server.url("localhost", "/echo"), "POST", body);
+  post.headers = {{"Content-Type", "application/octet-stream"}};
+  auto got = fetch(*client, post, 10s);
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body.size() == body.size());
+  CHECK(got->body == body);
+}
+
+TEST_CASE("http client: an idle TLS connection the server closed is replaced") {
+  TlsTestCertificates certs;
+  TlsServer server(certs.cert_file(), certs.key_file(), 1s);  // closes idle connections after 1 s
+  SocketHttpClientOptions options;
+  options.ca_file = certs.ca_file();
+  auto client = make_client(options);
+
+  auto first = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(first.ok());
+  std::this_thread::sleep_for(1300ms);
+  auto second = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(second.ok());
+  CHECK(second->body == "hello over tls");
+  CHECK(server.connections() == 2);
+}
+
+// --- Proxies ---
+
+TEST_CASE("http client: plain http through a proxy is sent to it in absolute form") {
+  RawHttpServer proxy;
+  proxy.start([&](RawConnection& conn) {
+    serve_each(conn,
+               [](const RawRequest&) { return ok_response("from proxy", "X-Via: test\r\n"); });
+  });
+  SocketHttpClientOptions options;
+  options.proxy = "http://" + proxy.authority();
+  auto client = make_client(options);
+
+  auto got = fetch(*client, request("http://example.invalid/x"));
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == "from proxy");
+  CHECK(got->header("X-Via") == "test");
+
+  auto with_port = fetch(*client, request("http://example.invalid:8080/y?z=1"));
+  REQUIRE(with_port.ok());
+
+  auto seen = proxy.requests();
+  REQUIRE(seen.size() == 2);
+  CAPTURE(seen[0].head);
+  CHECK(seen[0].head.starts_with("GET http://example.invalid/x HTTP/1.1\r\n"));
+  CHECK(seen[0].header("Host") == "example.invalid");
+  CHECK(seen[1].target == "http://example.invalid:8080/y?z=1");
+  CHECK(seen[1].header("Host") == "example.invalid:8080");
+}
+
+TEST_CASE("http client: https through a proxy tunnels with CONNECT") {
+  TlsTestCertificates certs;
+  TlsServer server(certs.cert_file(), certs.key_file());
+  RawHttpServer proxy;
+  proxy.start([&](RawConnection& conn) {
+    auto req = conn.read_request();
+    if (!req || req->method != "CONNECT") return;
+    conn.write("HTTP/1.1 200 Connection established\r\n\r\n");
+    conn.relay_to(server.port());
+  });
+  SocketHttpClientOptions options;
+  options.proxy = "http://" + proxy.authority();
+  options.ca_file = certs.ca_file();
+  auto client = make_client(options);
+
+  auto first = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(first.ok());
+  CHECK(first->status == 200);
+  CHECK(first->body == "hello over tls");
+  auto second = fetch(*client, request(server.url("localhost", "/hello")));
+  REQUIRE(second.ok());
+  CHECK(second->body == "hello over tls");
+
+  const std::string target = "localhost:" + std::to_string(server.port());
+  auto seen = proxy.requests();
+  REQUIRE(seen.size() == 1);  // the tunnel was kept and reused
+  CHECK(seen[0].head.starts_with("CONNECT " + target + " HTTP/1.1\r\n"));
+  CHECK(seen[0].header("Host") == target);
+  CHECK(proxy.connections_accepted() == 1);
+  CHECK(server.connections() == 1);
+}
+
+TEST_CASE("http client: a proxy refusing CONNECT is kUnavailable and names the proxy") {
+  RawHttpServer proxy;
+  proxy.start([&](RawConnection& conn) {
+    if (!conn.read_request()) return;
+    conn.write(
+        "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\n"
+        "Content-Length: 0\r\n\r\n");
+    conn.wait_for_client_close(3s);
+  });
+  SocketHttpClientOptions options;
+  options.proxy = "http://" + proxy.authority();
+  auto client = make_client(options);
+
+  auto got = fetch(*client, request("https://localhost:9/hello"));
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().code() == StatusCode::kUnavailable);
+  CAPTURE(got.status().message());
+  CHECK(lower(got.status().message()).find("proxy") != std::string::npos);
+  auto seen = proxy.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].method == "CONNECT");
+}
