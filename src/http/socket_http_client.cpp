@@ -14,15 +14,11 @@
 // the exchange moves between sending and reading.
 #include "llmassist/socket_http_client.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <fmt/format.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -32,10 +28,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <list>
 #include <map>
@@ -46,11 +39,28 @@
 #include <unordered_map>
 #include <vector>
 
+#include "http/http_text.h"
+#include "http/proxy_settings.h"
+#include "http/resolver.h"
+#include "http/tls_context.h"
 #include "http/url_redaction.h"
 #include "llmassist/version.h"
 
 namespace llmassist {
 namespace {
+
+using detail::Address;
+using detail::errno_text;
+using detail::has_token;
+using detail::iequals;
+using detail::is_token;
+using detail::numeric_address;
+using detail::openssl_error_text;
+using detail::ProxySettings;
+using detail::Resolved;
+using detail::Resolver;
+using detail::TlsContext;
+using detail::trim;
 
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -73,399 +83,10 @@ constexpr milliseconds kAddressAttempt{2000};
 // another one, at most this many times.
 constexpr int kMaxStaleRetries = 3;
 
-// RFC 9110 token characters: what a method or a header name may consist of.
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-// True when the comma-separated header value `list` contains `token` (case-insensitively).
-bool has_token(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    const std::size_t comma = list.find(',');
-    if (iequals(trim(list.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 template <typename Duration>
 std::chrono::microseconds micros(Duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d);
 }
-
-std::string errno_text(int error) { return std::system_category().message(error); }
-
-// The first error in OpenSSL's queue for this thread, and the queue emptied.
-std::string openssl_error_text() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown error";
-  std::array<char, 256> text{};
-  ERR_error_string_n(code, text.data(), text.size());
-  return text.data();
-}
-
-struct Address {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-};
-
-// A numeric host's address, without a lookup; nullopt for a name.
-std::optional<Address> numeric_address(const std::string& host, int port) {
-  Address a;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<std::uint16_t>(port));
-    a.length = sizeof(sockaddr_in);
-    return a;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-  if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
-    a.length = sizeof(sockaddr_in6);
-    return a;
-  }
-  return std::nullopt;
-}
-
-// ---- name resolution ----------------------------------------------------------------------
-
-struct Resolved {
-  std::string key;  // "host:port"
-  std::vector<Address> addresses;
-  std::string error;  // when addresses is empty
-};
-
-// getaddrinfo() blocks, so names are looked up on a helper thread, one at a time. The thread
-// holds this state too and may outlive the client (a lookup cannot be interrupted): the client
-// only stops listening. Answers come back through `ready_fd`, which the client's epoll watches.
-class ResolverState {
- public:
-  ResolverState() : ready_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    if (ready_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-  }
-  ~ResolverState() { ::close(ready_fd_); }
-  ResolverState(const ResolverState&) = delete;
-  ResolverState& operator=(const ResolverState&) = delete;
-
-  [[nodiscard]] int ready_fd() const { return ready_fd_; }
-
-  // Starts the thread on the first lookup.
-  static void lookup(const std::shared_ptr<ResolverState>& self, std::string host, int port) {
-    bool start = false;
-    {
-      std::lock_guard lock(self->mu_);
-      self->jobs_.emplace_back(std::move(host), port);
-      start = !self->started_;
-      self->started_ = true;
-    }
-    self->wake_.notify_one();
-    if (start) std::thread([self] { self->run(); }).detach();
-  }
-
-  std::vector<Resolved> take_answers() {
-    std::uint64_t count = 0;
-    [[maybe_unused]] const ssize_t r = ::read(ready_fd_, &count, sizeof count);
-    std::lock_guard lock(mu_);
-    return std::exchange(answers_, {});
-  }
-
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-      jobs_.clear();
-    }
-    wake_.notify_one();
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mu_);
-    while (true) {
-      wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-      if (stopping_) return;
-      auto [host, port] = std::move(jobs_.front());
-      jobs_.pop_front();
-      lock.unlock();
-      Resolved answer = resolve(host, port);
-      lock.lock();
-      if (stopping_) return;
-      answers_.push_back(std::move(answer));
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const ssize_t w = ::write(ready_fd_, &one, sizeof one);
-    }
-  }
-
-  static Resolved resolve(const std::string& host, int port) {
-    Resolved out;
-    out.key = host + ":" + std::to_string(port);
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    addrinfo* list = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &list);
-    if (rc != 0) {
-      out.error = rc == EAI_SYSTEM ? errno_text(errno) : ::gai_strerror(rc);
-      return out;
-    }
-    for (addrinfo* a = list; a != nullptr; a = a->ai_next) {
-      if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
-      Address address;
-      std::memcpy(&address.storage, a->ai_addr, a->ai_addrlen);
-      address.length = a->ai_addrlen;
-      out.addresses.push_back(address);
-    }
-    ::freeaddrinfo(list);
-    if (out.addresses.empty()) out.error = "no addresses";
-    return out;
-  }
-
-  const int ready_fd_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<std::pair<std::string, int>> jobs_;  // guarded by mu_
-  std::vector<Resolved> answers_;                 // guarded by mu_
-  bool started_ = false;                          // guarded by mu_
-  bool stopping_ = false;                         // guarded by mu_
-};
-
-// ---- TLS ----------------------------------------------------------------------------------
-
-// True when `dir` holds OpenSSL's hashed certificate links (<hash>.0): then CA certificates can
-// be looked up one at a time, as a chain needs them, instead of loading the whole bundle.
-bool hashed_cert_dir(const char* dir) {
-  DIR* d = ::opendir(dir);
-  if (d == nullptr) return false;
-  bool found = false;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string_view name(e->d_name);
-    if (name.size() == 10 && name.ends_with(".0")) {
-      found = true;
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
-}
-
-// The client's TLS configuration, made on its first https request. Each origin's latest
-// session is kept, so that a new connection resumes it instead of a full handshake.
-class TlsContext {
- public:
-  static Result<std::unique_ptr<TlsContext>> make(bool verify, const std::string& ca_file) {
-    ERR_clear_error();
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == nullptr) return internal_error("TLS: " + openssl_error_text());
-    auto out = std::unique_ptr<TlsContext>(new TlsContext(ctx));
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    // A server that closes without close_notify ends a close-delimited body, as it does for
-    // browsers; a body with a length is still checked for completeness.
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
-    static constexpr unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(ctx, &TlsContext::on_new_session);
-    SSL_CTX_set_app_data(ctx, out.get());
-    if (verify) {
-      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-      if (!ca_file.empty()) {
-        if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
-          return invalid_argument(
-              fmt::format("TLS: cannot load CA file {}: {}", ca_file, openssl_error_text()));
-        }
-      } else if (std::getenv(X509_get_default_cert_file_env()) == nullptr &&
-                 std::getenv(X509_get_default_cert_dir_env()) == nullptr &&
-                 hashed_cert_dir(X509_get_default_cert_dir())) {
-        // The hashed directory alone: the bundle file would load every CA up front (about
-        // 1.5 MiB of memory for Debian's ~140 certificates).
-        if (SSL_CTX_load_verify_dir(ctx, X509_get_default_cert_dir()) != 1) {
-          return internal_error("TLS: cannot use the system's CA directory: " +
-                                openssl_error_text());
-        }
-      } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        return internal_error("TLS: cannot use the system's CA certificates: " +
-                              openssl_error_text());
-      }
-    }
-    return out;
-  }
-
-  ~TlsContext() {
-    for (auto& [origin, session] : sessions_) SSL_SESSION_free(session);
-    SSL_CTX_free(ctx_);
-  }
-  TlsContext(const TlsContext&) = delete;
-  TlsContext& operator=(const TlsContext&) = delete;
-
-  // A new TLS connection to `host` over `fd`, set up to verify the host and to resume the
-  // origin's last session.
-  Result<SSL*> connect(int fd, const std::string& host, bool ip_literal,
-                       const std::string& origin) {
-    ERR_clear_error();
-    SSL* ssl = SSL_new(ctx_);
-    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
-      if (ssl != nullptr) SSL_free(ssl);
-      return unavailable("TLS: " + openssl_error_text());
-    }
-    if (ip_literal) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
-    } else {
-      SSL_set_tlsext_host_name(ssl, host.c_str());
-      SSL_set1_host(ssl, host.c_str());
-    }
-    auto* key = new std::string(origin);
-    SSL_set_ex_data(ssl, origin_index(), key);
-    if (auto it = sessions_.find(origin); it != sessions_.end()) SSL_set_session(ssl, it->second);
-    SSL_set_connect_state(ssl);
-    return ssl;
-  }
-
-  static void free_ssl(SSL* ssl) {
-    delete static_cast<std::string*>(SSL_get_ex_data(ssl, origin_index()));
-    SSL_free(ssl);
-  }
-
- private:
-  explicit TlsContext(SSL_CTX* ctx) : ctx_(ctx) {}
-
-  static int origin_index() {
-    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    return index;
-  }
-
-  // A session ticket arrived: the origin's next connection resumes it. Returns 1: kept.
-  static int on_new_session(SSL* ssl, SSL_SESSION* session) {
-    auto* self = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
-    const auto* origin = static_cast<const std::string*>(SSL_get_ex_data(ssl, origin_index()));
-    if (self == nullptr || origin == nullptr) return 0;
-    auto [it, inserted] = self->sessions_.try_emplace(*origin, session);
-    if (!inserted) {
-      SSL_SESSION_free(it->second);
-      it->second = session;
-    }
-    return 1;
-  }
-
-  SSL_CTX* const ctx_;
-  std::unordered_map<std::string, SSL_SESSION*> sessions_;
-};
-
-// ---- proxies ------------------------------------------------------------------------------
-
-struct ProxySettings {
-  std::optional<detail::ParsedUrl> http;   // for http:// requests
-  std::optional<detail::ParsedUrl> https;  // for https:// requests (CONNECT)
-  std::vector<std::string> no_proxy;       // host suffixes; "*" = every host
-  bool direct_loopback = false;            // loopback hosts never go through the proxy
-};
-
-const char* env(const char* lower_name, const char* upper_name) {
-  if (const char* v = std::getenv(lower_name); v != nullptr && *v != '\0') return v;
-  if (upper_name == nullptr) return nullptr;
-  const char* v = std::getenv(upper_name);
-  return v != nullptr && *v != '\0' ? v : nullptr;
-}
-
-Result<detail::ParsedUrl> parse_proxy(std::string_view text, std::string_view origin) {
-  std::string with_scheme(text);
-  if (with_scheme.find("://") == std::string::npos) with_scheme = "http://" + with_scheme;
-  detail::ParsedUrl url = detail::parse_url(with_scheme);
-  if (!url.valid || url.scheme != "http") {
-    return invalid_argument(
-        fmt::format("the proxy from {} must be an http://host:port URL", origin));
-  }
-  if (!url.user.empty()) {
-    return invalid_argument(
-        fmt::format("the proxy from {}: proxies that need a user name are not supported", origin));
-  }
-  // Without a port, 1080 (as curl), not http's 80.
-  const std::size_t host_at = with_scheme.find("://") + 3;
-  const std::string_view authority =
-      std::string_view(with_scheme).substr(host_at, with_scheme.find('/', host_at) - host_at);
-  const std::size_t bracket = authority.rfind(']');
-  if (authority.find(':', bracket == std::string_view::npos ? 0 : bracket) ==
-      std::string_view::npos) {
-    url.port = 1080;
-  }
-  return url;
-}
-
-Result<ProxySettings> proxy_settings(const std::string& option) {
-  ProxySettings out;
-  if (option == "direct") return out;
-  if (!option.empty()) {
-    LLMASSIST_ASSIGN_OR_RETURN(auto url, parse_proxy(option, "the proxy option"));
-    out.http = url;
-    out.https = url;
-    return out;
-  }
-  out.direct_loopback = true;
-  // As curl: http_proxy only in lower case (HTTP_PROXY can be set by a CGI request's header).
-  if (const char* v = env("http_proxy", nullptr)) {
-    LLMASSIST_ASSIGN_OR_RETURN(out.http, parse_proxy(v, "http_proxy"));
-  }
-  if (const char* v = env("https_proxy", "HTTPS_PROXY")) {
-    LLMASSIST_ASSIGN_OR_RETURN(out.https, parse_proxy(v, "https_proxy"));
-  }
-  if (const char* v = env("no_proxy", "NO_PROXY")) {
-    std::string_view list(v);
-    while (!list.empty()) {
-      const std::size_t comma = list.find(',');
-      std::string_view item = trim(list.substr(0, comma));
-      while (!item.empty() && item.front() == '.') item.remove_prefix(1);
-      if (!item.empty()) out.no_proxy.emplace_back(item);
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
-  }
-  return out;
-}
-
-// Hosts that no_proxy names (or their domain) and, with the environment's proxies, loopback
-// hosts go direct.
-bool bypasses_proxy(const ProxySettings& p, const std::string& host) {
-  if (p.direct_loopback && (host == "localhost" || host.ends_with(".localhost") ||
-                            host.starts_with("127.") || host == "::1")) {
-    return true;
-  }
-  return std::any_of(p.no_proxy.begin(), p.no_proxy.end(), [&](const std::string& item) {
-    if (item == "*") return true;
-    if (!iequals(host, item) && !(host.size() > item.size() && host.ends_with(item) &&
-                                  host[host.size() - item.size() - 1] == '.')) {
-      return false;
-    }
-    return true;
-  });
-}
-
-// ---- the engine ---------------------------------------------------------------------------
 
 struct Exchange;
 
@@ -785,7 +406,7 @@ class Engine {
     }
     x.tls = x.url.scheme == "https";
     const std::optional<detail::ParsedUrl>& proxy = x.tls ? proxies_.https : proxies_.http;
-    if (proxy && !bypasses_proxy(proxies_, x.url.host)) x.proxy = &*proxy;
+    if (proxy && !detail::bypasses_proxy(proxies_, x.url.host)) x.proxy = &*proxy;
     x.pool = x.url.scheme + "://" + x.url.host_for_authority() + ":" + std::to_string(x.url.port);
     // What Host says, and an absolute-form target: the port only when not the scheme's own.
     std::string authority = x.url.host_for_authority();
@@ -997,7 +618,7 @@ class Engine {
     if (waiters.size() > 1) return;  // a lookup of that name is under way
     if (!resolver_) {
       try {
-        resolver_ = std::make_shared<ResolverState>();
+        resolver_ = std::make_shared<Resolver>();
       } catch (const std::exception& e) {
         resolving_.erase(key);
         return fail(x, unavailable(fmt::format("{}: cannot resolve {}: {}", x.what(),
@@ -1008,7 +629,7 @@ class Engine {
       ev.data.ptr = resolver_.get();
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, resolver_->ready_fd(), &ev);
     }
-    ResolverState::lookup(resolver_, c.connect_host, c.connect_port);
+    Resolver::lookup(resolver_, c.connect_host, c.connect_port);
   }
 
   void on_resolved(Resolved answer) {
@@ -1860,7 +1481,7 @@ class Engine {
   };
   std::unordered_map<std::string, CachedAddresses> dns_cache_;
   std::unordered_map<std::string, std::vector<std::uint64_t>> resolving_;  // key -> connections
-  std::shared_ptr<ResolverState> resolver_;
+  std::shared_ptr<Resolver> resolver_;
   std::unique_ptr<TlsContext> tls_;
   std::array<char, kReadSize> buffer_{};
 };
@@ -1898,7 +1519,7 @@ Result<std::unique_ptr<HttpClient>> make_socket_http_client(
       options.max_idle_connections < 0) {
     return invalid_argument("connection limits must not be negative");
   }
-  LLMASSIST_ASSIGN_OR_RETURN(ProxySettings proxies, proxy_settings(options.proxy));
+  LLMASSIST_ASSIGN_OR_RETURN(ProxySettings proxies, detail::proxy_settings(options.proxy));
   try {
     auto engine = std::make_shared<Engine>(options, std::move(proxies));
     return std::unique_ptr<HttpClient>(std::make_unique<SocketHttpClient>(std::move(engine)));

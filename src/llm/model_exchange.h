@@ -31,7 +31,7 @@ namespace llmassist::detail {
                                                          std::string_view what,
                                                          const std::string& text);
 
-// The client a provider was given, or a libcurl client of its own.
+// The client a provider was given, or a socket client of its own.
 [[nodiscard]] Result<std::shared_ptr<HttpClient>> client_or_default(
     std::shared_ptr<HttpClient> http, std::shared_ptr<Logger> logger);
 

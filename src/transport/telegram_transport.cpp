@@ -476,9 +476,9 @@ class Core final : public std::enable_shared_from_this<Core> {
                              s.code() == StatusCode::kResourceExhausted;
       if (transient && attempts < options_.retry.max_attempts) {
         milliseconds delay = backoff(options_.retry, attempts);
-        // A first network failure is most often a kept-alive connection the server closed just
-        // as the request went out (curl does not resend a POST itself): try again at once, on a
-        // fresh connection. Later failures back off.
+        // A first network failure is most often a connection that broke under the request (the
+        // HTTP client itself resends only a request whose kept-alive connection had been
+        // closed before it): try again at once, on a fresh connection. Later failures back off.
         if (attempts == 1 && s.code() == StatusCode::kUnavailable) delay = milliseconds(0);
         if (s.code() == StatusCode::kResourceExhausted) {
           delay = s.retry_after().value_or(delay);
