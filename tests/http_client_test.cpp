@@ -401,6 +401,80 @@ TEST_CASE("http client: 200 concurrent slow requests all complete") {
   }
 }
 
+TEST_CASE("http client: under a per-host limit, requests wait for a connection in turn") {
+  MockHttpServer server;
+  std::atomic<int> inside{0};
+  std::atomic<int> most_inside{0};
+  server.http().Get("/slow", [&](const httplib::Request&, httplib::Response& res) {
+    const int now = inside.fetch_add(1) + 1;
+    int seen = most_inside.load();
+    while (now > seen && !most_inside.compare_exchange_weak(seen, now)) {
+    }
+    server.wait_for(30ms);
+    inside.fetch_sub(1);
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  constexpr int kRequests = 20;
+  std::mutex mu;
+  std::vector<Result<HttpResponse>> outcomes;
+  std::promise<void> all_done;
+  SocketHttpClientOptions options;
+  options.max_connections_per_host = 2;
+  auto client = make_client(options);
+  for (int i = 0; i < kRequests; ++i) {
+    client->send(get(server.url("/slow")), [&](Result<HttpResponse> r) {
+      std::lock_guard lock(mu);
+      outcomes.push_back(std::move(r));
+      if (outcomes.size() == kRequests) all_done.set_value();
+    });
+  }
+  REQUIRE(all_done.get_future().wait_for(30s) == std::future_status::ready);
+  CHECK(most_inside.load() == 2);
+  CHECK(server.connections_accepted() == 2);
+  std::lock_guard lock(mu);
+  for (const auto& r : outcomes) {
+    REQUIRE(r.ok());
+    CHECK(r->body == "ok");
+  }
+}
+
+TEST_CASE("http client: thousands of requests queued for an unreachable host all fail") {
+  // One connection in all, held by a slow request while the others queue. TCP to a multicast
+  // address fails inside connect() itself (ENETUNREACH), so once the slow one is done each
+  // queued request fails at once and frees the slot for the next: they are served from the
+  // loop, not one call deeper per request (which overflowed the stack).
+  MockHttpServer server;
+  server.http().Get("/slow", [&](const httplib::Request&, httplib::Response& res) {
+    server.wait_for(100ms);
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  constexpr int kRequests = 100000;
+  std::mutex mu;
+  int unavailable_count = 0;
+  int done_count = 0;
+  std::promise<void> all_done;
+  SocketHttpClientOptions options;
+  options.max_total_connections = 1;
+  auto client = make_client(options);
+  Pending slow;
+  client->send(get(server.url("/slow")), slow.callback());
+  for (int i = 0; i < kRequests; ++i) {
+    client->send(get("http://224.0.0.1:9/x"), [&](Result<HttpResponse> r) {
+      std::lock_guard lock(mu);
+      if (!r.ok() && r.status().code() == StatusCode::kUnavailable) ++unavailable_count;
+      if (++done_count == kRequests) all_done.set_value();
+    });
+  }
+  auto first = slow.get();
+  REQUIRE(first.ok());
+  CHECK(first->body == "ok");
+  REQUIRE(all_done.get_future().wait_for(60s) == std::future_status::ready);
+  std::lock_guard lock(mu);
+  CHECK(unavailable_count == kRequests);
+}
+
 TEST_CASE("http client: destroying the client cancels every request in flight") {
   MockHttpServer server;
   std::atomic<int> arrivals{0};

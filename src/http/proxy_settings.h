@@ -14,10 +14,10 @@
 namespace llmassist::detail {
 
 struct ProxySettings {
-  std::optional<ParsedUrl> http;   // for http:// requests
-  std::optional<ParsedUrl> https;  // for https:// requests (CONNECT)
-  std::vector<std::string> no_proxy;       // host suffixes; "*" = every host
-  bool direct_loopback = false;            // loopback hosts never go through the proxy
+  std::optional<ParsedUrl> http;      // for http:// requests
+  std::optional<ParsedUrl> https;     // for https:// requests (CONNECT)
+  std::vector<std::string> no_proxy;  // host suffixes; "*" = every host
+  bool direct_loopback = false;       // loopback hosts never go through the proxy
 };
 
 // The settings for the client option `option`: "" = the environment's, "direct" = none, or a

@@ -29,7 +29,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
-#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
@@ -149,6 +148,7 @@ struct Exchange {
   std::size_t sent = 0;
   Phase phase = Phase::kWaiting;
   Connection* conn = nullptr;
+  std::optional<std::list<Exchange*>::iterator> waiting_at;  // in the waiting queue
   int stale_retries = 0;
   bool got_bytes = false;  // any byte of a response on the current connection
 
@@ -259,6 +259,7 @@ class Engine {
       cancels.clear();
       fire_timers(SteadyClock::now());
       expire_idle(SteadyClock::now());
+      serve_waiting();
       graveyard_.clear();
 
       const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
@@ -276,6 +277,7 @@ class Engine {
           if (c->fd >= 0) on_event(*c, got);  // fd < 0: closed earlier in this batch
         }
       }
+      serve_waiting();
       graveyard_.clear();
     }
   }
@@ -506,22 +508,34 @@ class Engine {
     }
     if (!may_open(x.pool)) {
       x.phase = Exchange::Phase::kWaiting;
-      waiting_.push_back(&x);
+      x.waiting_at = waiting_.insert(waiting_.end(), &x);
       return;
     }
     open_connection(x);
   }
 
-  // A slot or a connection came free: the first waiting exchange that can go, goes.
+  void unqueue(Exchange& x) {
+    if (!x.waiting_at) return;
+    waiting_.erase(*x.waiting_at);
+    x.waiting_at.reset();
+  }
+
+  // Slots came free (close_connection() asked): the waiting exchanges that can go now, go, in
+  // their order. Run from the loop, not from close_connection() itself: an exchange that fails
+  // at once (a refused connection) frees its slot again, and the next one would nest a level
+  // deeper for each waiting exchange.
   void serve_waiting() {
-    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-      Exchange* x = *it;
-      if (idle_by_pool_.contains(x->pool) || may_open(x->pool)) {
-        waiting_.erase(it);
+    while (serve_waiting_ && !waiting_.empty()) {
+      serve_waiting_ = false;
+      for (auto it = waiting_.begin(); it != waiting_.end();) {
+        Exchange* x = *it;
+        ++it;  // dispatch() changes no entry but x's (it may queue x again, at the end)
+        if (!idle_by_pool_.contains(x->pool) && !may_open(x->pool)) continue;
+        unqueue(*x);
         dispatch(*x);
-        return;
       }
     }
+    serve_waiting_ = false;
   }
 
   Connection* take_idle(const std::string& pool) {
@@ -1277,10 +1291,9 @@ class Engine {
   // pool, or to the idle pool.
   void give_back(Connection& c) {
     c.exchange = nullptr;
-    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-      if ((*it)->pool == c.pool) {
-        Exchange* next = *it;
-        waiting_.erase(it);
+    for (Exchange* next : waiting_) {
+      if (next->pool == c.pool) {
+        unqueue(*next);
         return attach(*next, c);
       }
     }
@@ -1307,9 +1320,7 @@ class Engine {
       x.conn->exchange = nullptr;
       x.conn = nullptr;
     }
-    if (x.phase == Exchange::Phase::kWaiting) {
-      waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &x), waiting_.end());
-    }
+    unqueue(x);
     if (x.timer) {
       timers_.erase(*x.timer);
       x.timer.reset();
@@ -1349,7 +1360,7 @@ class Engine {
     }
     graveyard_.push_back(std::move(it->second));
     connections_.erase(it);
-    if (!waiting_.empty()) serve_waiting();
+    if (!waiting_.empty()) serve_waiting_ = true;
   }
 
   // ---- timeouts -----------------------------------------------------------------------------
@@ -1472,7 +1483,8 @@ class Engine {
   std::unordered_map<std::string, int> open_per_pool_;
   std::unordered_map<std::string, std::vector<Connection*>> idle_by_pool_;
   std::list<Connection*> idle_lru_;  // the longest idle first
-  std::deque<Exchange*> waiting_;    // for a connection slot, oldest first
+  std::list<Exchange*> waiting_;     // for a connection slot, oldest first
+  bool serve_waiting_ = false;       // slots came free: see serve_waiting()
   TimerQueue timers_;
   std::unordered_map<std::string, std::pair<detail::ParsedUrl, detail::RedactedUrl>> urls_;
   struct CachedAddresses {

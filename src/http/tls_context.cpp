@@ -72,8 +72,7 @@ Result<std::unique_ptr<TlsContext>> TlsContext::make(bool verify, const std::str
       return internal_error("TLS: cannot use the system's CA directory: " + openssl_error_text());
     }
   } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-    return internal_error("TLS: cannot use the system's CA certificates: " +
-                          openssl_error_text());
+    return internal_error("TLS: cannot use the system's CA certificates: " + openssl_error_text());
   }
   return out;
 }
