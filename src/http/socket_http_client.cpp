@@ -960,8 +960,11 @@ class Engine {
   // ---- receiving ----------------------------------------------------------------------------
 
   void receive(Connection& c) {
-    while (c.exchange != nullptr) {
-      Exchange& x = *c.exchange;
+    // Reads for this exchange only: once it has ended, the connection may already carry the
+    // next one (give_back()), still sending, which epoll brings back here when it reads.
+    Exchange* const current = c.exchange;
+    while (current != nullptr && c.exchange == current) {
+      Exchange& x = *current;
       ssize_t n = 0;
       bool eof = false;
       std::string error;
