@@ -205,8 +205,8 @@ void latency(int chats, const Options& options) {
   }
   std::sort(added.begin(), added.end());
   fmt::print("latency added per message (update pushed -> answer received, LLM at 0 ms, "
-             "{} one at a time): p50 {:.2f} ms, p99 {:.2f} ms\n",
-             added.size(), added[added.size() / 2], added[added.size() * 99 / 100]);
+             "{} one at a time): p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms\n",
+             added.size(), added[added.size() / 2], added[added.size() * 99 / 100], added.back());
 }
 
 }  // namespace
