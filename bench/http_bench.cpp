@@ -1,4 +1,4 @@
-// How the curl HttpClient copes with many slow requests at once: N requests are sent together
+// How the socket HttpClient copes with many slow requests at once: N requests are sent together
 // to an in-process server that answers each after a delay. Measures the client: wall time, the
 // process's peak thread count and peak resident memory (sampled from /proc/self/status while the
 // requests are in flight), and how many connections the server accepted.

@@ -66,7 +66,7 @@ struct HttpRequest {
   std::string body;
 
   // Each timeout is measured on its own clock; zero disables it (for the connect timeout: falls
-  // back to libcurl's 300 s).
+  // back to 300 s).
   // Establishing the TCP (and TLS) connection. Default: 10 s.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   // From send() until the complete response headers have arrived: covers waiting for a free

@@ -113,7 +113,7 @@ struct TelegramTransportOptions {
   // Default: connect 10 s, response 30 s.
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds request_timeout{30000};
-  // Outbound HTTP. Default: a libcurl client of the transport's own.
+  // Outbound HTTP. Default: a socket client of the transport's own.
   std::shared_ptr<HttpClient> http;
   // Timers for pacing, retries and backoff. Default: a scheduler thread of the transport's own.
   std::shared_ptr<Scheduler> scheduler;
