@@ -143,18 +143,15 @@ constexpr const char* kContentSecurityPolicy =
     "connect-src 'self'; frame-ancestors 'none'";
 
 // The page and its assets, open to all (they hold no data), from the library itself.
-void serve_web_page(httplib::Server& server) {
+void serve_web_page(detail::http::Server& server) {
   for (const detail::WebAsset& asset : detail::web_assets()) {
-    std::string pattern;
-    for (const char ch : asset.path) {
-      if (ch == '.') pattern += '\\';
-      pattern += ch;
-    }
-    server.Get(pattern, [&asset](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Content-Security-Policy", kContentSecurityPolicy);
-      res.set_header("Cache-Control", "no-cache");
-      res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
-    });
+    server.route("GET", detail::http::literal_pattern(asset.path),
+                 [&asset](const detail::http::Request&, detail::http::Response& res) {
+                   res.set_header("Content-Security-Policy", kContentSecurityPolicy);
+                   res.set_header("Cache-Control", "no-cache");
+                   res.set_content(asset.body.data(), asset.body.size(),
+                                   std::string(asset.content_type));
+                 });
   }
 }
 
@@ -167,9 +164,8 @@ struct AdminServer::Impl {
   std::shared_ptr<Logger> logger;
   std::string host;
   int port = 0;
-  std::unique_ptr<httplib::Server> server;
+  std::unique_ptr<detail::http::Server> server;
   std::unique_ptr<detail::ApiRouter> router;
-  std::thread listener;
   std::thread watcher;
   SignInThrottle throttle;
   EventHub hub;
@@ -193,7 +189,7 @@ struct AdminServer::Impl {
 
   // ---- who is asking -------------------------------------------------------------------------
 
-  Result<detail::Caller> authenticate(const httplib::Request& req) const {
+  Result<detail::Caller> authenticate(const detail::http::Request& req) const {
     const std::string authorization = req.get_header_value("Authorization");
     if (!authorization.empty()) {
       constexpr std::string_view kBearer = "Bearer ";
@@ -487,7 +483,7 @@ struct AdminServer::Impl {
     auto pending = std::make_shared<std::string>(std::move(first));
     c.res.set_chunked_content_provider(
         "text/event-stream",
-        [this, seen, pending](std::size_t, httplib::DataSink& sink) {
+        [this, seen, pending](std::size_t, detail::http::DataSink& sink) {
           if (pending->empty() && !hub.next(*seen, seconds(15), *pending)) {
             sink.done();
             return true;
@@ -1045,7 +1041,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
   impl->port = port;
   Impl* raw = impl.get();
   impl->router = std::make_unique<detail::ApiRouter>(
-      impl->logger, [raw](const httplib::Request& req) { return raw->authenticate(req); });
+      impl->logger, [raw](const detail::http::Request& req) { return raw->authenticate(req); });
   impl->routes();
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
 }
@@ -1057,48 +1053,30 @@ AdminServer::~AdminServer() { stop(); }
 Status AdminServer::start() {
   Impl& i = *impl_;
   if (i.server) return failed_precondition("admin server: already started");
-  i.server = std::make_unique<httplib::Server>();
-  const int threads = i.options.threads;
-  i.server->new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<std::size_t>(threads));
-  };
-  i.server->set_payload_max_length(i.options.max_body_bytes);
+  detail::http::ServerOptions so;
+  so.threads = i.options.threads;
+  so.max_body_bytes = i.options.max_body_bytes;
   // An idle kept-alive connection holds a thread: let it go soon.
-  i.server->set_keep_alive_timeout(5);
-  i.server->set_default_headers({{"X-Content-Type-Options", "nosniff"},
-                                 {"X-Frame-Options", "DENY"},
-                                 {"Referrer-Policy", "no-referrer"}});
+  so.read_timeout = std::chrono::seconds(5);
+  so.default_headers = {{"X-Content-Type-Options", "nosniff"},
+                        {"X-Frame-Options", "DENY"},
+                        {"Referrer-Policy", "no-referrer"}};
+  so.log_component = "admin";
+  so.logger = i.logger;
+  i.server = std::make_unique<detail::http::Server>(std::move(so));
   i.router->install(*i.server);
   serve_web_page(*i.server);
-  if (i.port == 0) {
-    i.port = i.server->bind_to_any_port(i.host);
-    if (i.port <= 0) {
-      i.server.reset();
-      return unavailable(fmt::format("admin server: cannot listen on {}", i.options.listen));
-    }
-  } else if (!i.server->bind_to_port(i.host, i.port)) {
+  if (Status bound = i.server->bind(i.host, i.port); !bound.ok()) {
     i.server.reset();
-    return unavailable(fmt::format("admin server: cannot listen on {} (in use?)",
-                                   i.options.listen));
+    return unavailable(fmt::format("admin server: cannot listen on {}{}", i.options.listen,
+                                   i.port == 0 ? "" : " (in use?)"));
   }
+  i.port = i.server->port();
   {
     std::lock_guard lock(i.queue_mu);
     i.queue_snapshot = i.current_queue();
   }
-  auto exited = std::make_shared<std::atomic<bool>>(false);
-  i.listener = std::thread([&i, exited] {
-    i.server->listen_after_bind();
-    exited->store(true);
-  });
-  // Until is_running(), a stop() would be lost and the listener would accept forever.
-  while (!i.server->is_running()) {
-    if (exited->load()) {
-      i.listener.join();
-      i.server.reset();
-      return unavailable("admin server: the listener failed to start");
-    }
-    std::this_thread::sleep_for(milliseconds(1));
-  }
+  i.server->start();
   i.watcher = std::thread([&i] { i.watch(); });
   i.log(LogLevel::kInfo, fmt::format("serving the admin page and API on {}", url()));
   return Status();
@@ -1115,7 +1093,6 @@ void AdminServer::stop() {
   i.hub.stop();
   if (i.watcher.joinable()) i.watcher.join();
   i.server->stop();
-  if (i.listener.joinable()) i.listener.join();
   i.server.reset();
 }
 

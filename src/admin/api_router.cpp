@@ -141,17 +141,16 @@ int http_status(StatusCode code) noexcept {
   return 500;
 }
 
-void write_json(httplib::Response& res, const json& body, int http_status) {
+void write_json(http::Response& res, const json& body, int http_status) {
   res.status = http_status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void write_error(httplib::Response& res, int status, std::string_view code,
-                 std::string_view message) {
+void write_error(http::Response& res, int status, std::string_view code, std::string_view message) {
   write_json(res, {{"error", {{"code", code}, {"message", message}}}}, status);
 }
 
-void write_error(httplib::Response& res, const Status& status) {
+void write_error(http::Response& res, const Status& status) {
   const int http = http_status(status.code());
   if (auto after = status.retry_after()) {
     const auto secs = (after->count() + 999) / 1000;
@@ -208,29 +207,15 @@ bool ApiRouter::path_known(const std::string& path) const {
   return false;
 }
 
-void ApiRouter::install(httplib::Server& server) {
+void ApiRouter::install(http::Server& server) {
   for (const auto& e : entries_) {
     const Entry* entry = e.get();
-    const std::string pattern = to_regex(entry->route.path, nullptr);
-    auto handler = [this, entry](const httplib::Request& req, httplib::Response& res) {
-      dispatch(*entry, req, res);
-    };
-    const std::string& m = entry->route.method;
-    if (m == "GET") {
-      server.Get(pattern, handler);
-    } else if (m == "POST") {
-      server.Post(pattern, handler);
-    } else if (m == "PATCH") {
-      server.Patch(pattern, handler);
-    } else if (m == "PUT") {
-      server.Put(pattern, handler);
-    } else if (m == "DELETE") {
-      server.Delete(pattern, handler);
-    }
+    server.route(entry->route.method, to_regex(entry->route.path, nullptr),
+                 [this, entry](const http::Request& req, http::Response& res) {
+                   dispatch(*entry, req, res);
+                 });
   }
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  server.set_error_handler([this](const http::Request& req, http::Response& res) {
     switch (res.status) {
       case 404:
         if (path_known(req.path)) {
@@ -247,10 +232,9 @@ void ApiRouter::install(httplib::Server& server) {
         write_error(res, res.status, res.status < 500 ? "invalid_argument" : "internal",
                     res.status < 500 ? "the request was refused" : "internal error");
     }
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  });
   server.set_exception_handler(
-      [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+      [this](const http::Request& req, http::Response& res, std::exception_ptr ep) {
         std::string what = "unknown";
         try {
           if (ep) std::rethrow_exception(ep);
@@ -264,8 +248,7 @@ void ApiRouter::install(httplib::Server& server) {
       });
 }
 
-void ApiRouter::dispatch(const Entry& entry, const httplib::Request& req,
-                         httplib::Response& res) const {
+void ApiRouter::dispatch(const Entry& entry, const http::Request& req, http::Response& res) const {
   const Route& route = entry.route;
   res.set_header("Cache-Control", "no-store");
   Call call{req, res, std::nullopt, json::object()};

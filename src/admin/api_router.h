@@ -1,13 +1,11 @@
-// Internal: the admin server's routing over cpp-httplib. One table of routes, each with the role
-// it needs and its description; from it come the dispatch, the checks every route shares (who
-// is asking, their role, the CSRF token, the JSON body), the error bodies, 405s, and the OpenAPI
-// document — so the document cannot drift from what is served.
+// Internal: the admin server's routing over the library's HTTP server (http/http_server.h). One
+// table of routes, each with the role it needs and its description; from it come the dispatch, the
+// checks every route shares (who is asking, their role, the CSRF token, the JSON body), the error
+// bodies, 405s, and the OpenAPI document — so the document cannot drift from what is served.
 //
 // Thread-safety: routes are added before the server starts; dispatch runs on the server's
 // threads and only reads the table.
 #pragma once
-
-#include <httplib.h>
 
 #include <functional>
 #include <memory>
@@ -18,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/http_server.h"
 #include "llmassist/account_store.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"
@@ -34,8 +33,8 @@ struct Caller {
 
 // One request being served.
 struct Call {
-  const httplib::Request& req;
-  httplib::Response& res;
+  const http::Request& req;
+  http::Response& res;
   std::optional<Caller> caller;  // set on every route that needs a role
   nlohmann::json body;           // the parsed JSON body; an empty object when there was none
 
@@ -83,7 +82,7 @@ struct Route {
 };
 
 // How a request authenticates. Returns kUnauthenticated when nothing valid was presented.
-using Authenticator = std::function<Result<Caller>(const httplib::Request&)>;
+using Authenticator = std::function<Result<Caller>(const http::Request&)>;
 
 class ApiRouter {
  public:
@@ -93,7 +92,7 @@ class ApiRouter {
   void add(Route route);
   // Registers every route on `server`, with the error handler (JSON bodies for 404, 405, 413)
   // and the exception handler.
-  void install(httplib::Server& server);
+  void install(http::Server& server);
   // The OpenAPI 3.1 document of every route.
   [[nodiscard]] nlohmann::json openapi(std::string_view title, std::string_view version) const;
 
@@ -102,7 +101,7 @@ class ApiRouter {
     Route route;
     std::regex pattern;
   };
-  void dispatch(const Entry& entry, const httplib::Request& req, httplib::Response& res) const;
+  void dispatch(const Entry& entry, const http::Request& req, http::Response& res) const;
   // Whether some route has this path under another method.
   [[nodiscard]] bool path_known(const std::string& path) const;
 
@@ -114,10 +113,10 @@ class ApiRouter {
 // The HTTP status for a Status code (400 for invalid_argument, 409 for a lost race...).
 [[nodiscard]] int http_status(StatusCode code) noexcept;
 // {"error": {"code", "message"}} with the matching HTTP status, on `res`.
-void write_error(httplib::Response& res, int http_status, std::string_view code,
+void write_error(http::Response& res, int http_status, std::string_view code,
                  std::string_view message);
-void write_error(httplib::Response& res, const Status& status);
-void write_json(httplib::Response& res, const nlohmann::json& body, int http_status = 200);
+void write_error(http::Response& res, const Status& status);
+void write_json(http::Response& res, const nlohmann::json& body, int http_status = 200);
 
 // A JSON body's field, checked: kInvalidArgument naming the field when it is missing (and
 // required) or of another type.

@@ -3,7 +3,6 @@
 #include "llmassist/telegram_transport.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include <variant>
 
 #include "core/constant_time.h"
+#include "http/http_server.h"
 #include "http/url_redaction.h"
 #include "llmassist/socket_http_client.h"
 #include "transport/telegram_format.h"
@@ -745,31 +745,22 @@ class Core final : public std::enable_shared_from_this<Core> {
 
   // ---- webhook ----
 
-  // cpp-httplib 0.11 listens with a backlog of 5; a burst of Telegram's connections beyond that
-  // would lose SYNs and wait out the client's retransmission backoff. Listening again on the
-  // bound socket raises it (Linux).
-  class WebhookServer final : public httplib::Server {
-   public:
-    bool raise_backlog(int backlog) { return ::listen(svr_sock_.load(), backlog) == 0; }
-  };
-
-  static void json_error(httplib::Response& res, int status, std::string_view description) {
+  static void json_error(detail::http::Response& res, int status, std::string_view description) {
     res.status = status;
     res.set_content(dump(json{{"ok", false}, {"error_code", status},
                               {"description", std::string(description)}}),
                     "application/json");
   }
 
-  void on_webhook(const httplib::Request& req, httplib::Response& res) {
+  void on_webhook(const detail::http::Request& req, detail::http::Response& res) {
     const std::string& secret = options_.webhook.secret_token;
     if (!secret.empty()) {
-      if (!req.has_header(std::string(kSecretHeader).c_str())) {
+      if (!req.has_header(kSecretHeader)) {
         log(LogLevel::kWarning, "webhook: a request without the secret token was refused");
         json_error(res, 401, "missing secret token");
         return;
       }
-      if (!detail::constant_time_equal(req.get_header_value(std::string(kSecretHeader).c_str()),
-                               secret)) {
+      if (!detail::constant_time_equal(req.get_header_value(kSecretHeader), secret)) {
         log(LogLevel::kWarning, "webhook: a request with a wrong secret token was refused");
         json_error(res, 403, "wrong secret token");
         return;
@@ -808,33 +799,29 @@ class Core final : public std::enable_shared_from_this<Core> {
   }
 
   void stop_webhook() {
-    if (!server_) return;
-    server_->stop();
-    if (listener_.joinable()) listener_.join();
+    if (server_) server_->stop();
   }
 
   Status start_webhook() {
     const TelegramWebhookOptions& w = options_.webhook;
-    server_ = std::make_unique<WebhookServer>();
-    server_->set_payload_max_length(w.max_body_bytes);
-    server_->set_keep_alive_timeout(30);
-    server_->Post(w.path, [this](const httplib::Request& req, httplib::Response& res) {
-      on_webhook(req, res);
-    });
-    if (!server_->bind_to_port(w.listen_host.c_str(), w.port) || !server_->raise_backlog(1024)) {
+    detail::http::ServerOptions so;
+    so.max_body_bytes = w.max_body_bytes;
+    // Telegram keeps its connections open between updates.
+    so.read_timeout = std::chrono::seconds(30);
+    // A burst of Telegram's connections must not lose SYNs to a short backlog.
+    so.listen_backlog = 1024;
+    so.log_component = "telegram.webhook";
+    so.logger = logger_;
+    server_ = std::make_unique<detail::http::Server>(std::move(so));
+    server_->route("POST", detail::http::literal_pattern(w.path),
+                   [this](const detail::http::Request& req, detail::http::Response& res) {
+                     on_webhook(req, res);
+                   });
+    if (Status bound = server_->bind(w.listen_host, w.port); !bound.ok()) {
       return unavailable(
           fmt::format("telegram: the webhook cannot listen on {}:{}", w.listen_host, w.port));
     }
-    auto exited = std::make_shared<std::atomic<bool>>(false);
-    listener_ = std::thread([this, exited] {
-      server_->listen_after_bind();
-      exited->store(true);
-    });
-    // Until is_running(), a stop() would be lost and the listener would accept forever.
-    while (!server_->is_running()) {
-      if (exited->load()) return unavailable("telegram: the webhook server failed to start");
-      std::this_thread::sleep_for(milliseconds(1));
-    }
+    server_->start();
     if (w.secret_token.empty()) {
       log(LogLevel::kWarning,
           "webhook: no secret token is set; anyone who finds the URL can post updates");
@@ -883,8 +870,7 @@ class Core final : public std::enable_shared_from_this<Core> {
   std::atomic<std::int64_t> offset_{0};
   int poll_failures_ = 0;  // the poll chain runs one step at a time
   std::thread worker_;
-  std::unique_ptr<WebhookServer> server_;
-  std::thread listener_;
+  std::unique_ptr<detail::http::Server> server_;
 
   static thread_local const Core* tl_inside_;
 
