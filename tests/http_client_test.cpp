@@ -14,40 +14,17 @@
 
 #include "llmassist/http_client.h"
 #include "llmassist/socket_http_client.h"
+#include "support/http_test_client.h"
 #include "support/mock_http_server.h"
 
 using namespace llmassist;
 using llmassist::testing::MockHttpServer;
+using llmassist::testing::make_test_client;
+using llmassist::testing::Pending;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<HttpClient> make_client(SocketHttpClientOptions options = {}) {
-  if (!options.logger) options.logger = null_logger();
-  auto client = make_socket_http_client(options);
-  REQUIRE(client.ok());
-  return std::move(client).value();
-}
-
-// One asynchronous outcome, waited for with a bound so that a bug fails the test instead of
-// hanging it.
-class Pending {
- public:
-  HttpCallback callback() {
-    return [p = promise_](Result<HttpResponse> r) { p->set_value(std::move(r)); };
-  }
-  Result<HttpResponse> get(std::chrono::seconds bound = 10s) {
-    if (future_.wait_for(bound) != std::future_status::ready) {
-      return internal_error("test: no outcome within the bound");
-    }
-    return future_.get();
-  }
-
- private:
-  std::shared_ptr<std::promise<Result<HttpResponse>>> promise_ =
-      std::make_shared<std::promise<Result<HttpResponse>>>();
-  std::future<Result<HttpResponse>> future_ = promise_->get_future();
-};
 
 // A loopback port bound but not listening while it lives: connecting to it is refused.
 class RefusingPort {
@@ -124,7 +101,7 @@ TEST_CASE("http client: GET and POST carry headers and bodies both ways") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   HttpRequest hello = get(server.url("/hello"));
   hello.headers = {{"X-Test", "ping"}};
@@ -154,7 +131,7 @@ TEST_CASE("http client: bodies much larger than the read buffer arrive whole") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   HttpRequest post;
   post.method = "POST";
@@ -172,7 +149,7 @@ TEST_CASE("http client: an HTTP error status is a response, not a transport erro
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   auto busy = send_sync(*client, get(server.url("/busy")));
   REQUIRE(busy.ok());
@@ -187,7 +164,7 @@ TEST_CASE("http client: an HTTP error status is a response, not a transport erro
 
 TEST_CASE("http client: connection refused is kUnavailable") {
   RefusingPort port;
-  auto client = make_client();
+  auto client = make_test_client();
   auto got = send_sync(*client, get(port.url("/v1/models")));
   REQUIRE_FALSE(got.ok());
   CHECK(got.status().code() == StatusCode::kUnavailable);
@@ -195,7 +172,7 @@ TEST_CASE("http client: connection refused is kUnavailable") {
 }
 
 TEST_CASE("http client: malformed requests are kInvalidArgument") {
-  auto client = make_client();
+  auto client = make_test_client();
   CHECK(send_sync(*client, get("not a url")).status().code() == StatusCode::kInvalidArgument);
   CHECK(send_sync(*client, get("ftp://127.0.0.1/file")).status().code() ==
         StatusCode::kInvalidArgument);
@@ -212,7 +189,7 @@ TEST_CASE("http client: timeouts are kDeadlineExceeded and name the timeout") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   SUBCASE("first byte") {
     HttpRequest r = get(server.url("/hang"));
@@ -267,7 +244,7 @@ TEST_CASE("http client: a streamed body arrives chunk by chunk") {
                                      });
   });
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   std::string streamed;
   bool last_written_at_first_chunk = true;
@@ -303,7 +280,7 @@ TEST_CASE("http client: a body callback returning false cancels the request") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   int calls = 0;
   HttpRequest r = get(server.url("/stall"));
@@ -327,7 +304,7 @@ TEST_CASE("http client: a CancelToken cancels a hanging request promptly") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   auto token = CancelToken::create();
   HttpRequest r = get(server.url("/hang"));
@@ -358,7 +335,7 @@ TEST_CASE("http client: sequential requests reuse one kept-alive connection") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   for (int i = 0; i < 20; ++i) {
     auto got = send_sync(*client, get(server.url("/hello")));
@@ -380,7 +357,7 @@ TEST_CASE("http client: 200 concurrent slow requests all complete") {
   std::mutex mu;
   std::vector<Result<HttpResponse>> outcomes;
   std::promise<void> all_done;
-  auto client = make_client();
+  auto client = make_test_client();
 
   const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < kRequests; ++i) {
@@ -421,7 +398,7 @@ TEST_CASE("http client: under a per-host limit, requests wait for a connection i
   std::promise<void> all_done;
   SocketHttpClientOptions options;
   options.max_connections_per_host = 2;
-  auto client = make_client(options);
+  auto client = make_test_client(options);
   for (int i = 0; i < kRequests; ++i) {
     client->send(get(server.url("/slow")), [&](Result<HttpResponse> r) {
       std::lock_guard lock(mu);
@@ -457,7 +434,7 @@ TEST_CASE("http client: thousands of requests queued for an unreachable host all
   std::promise<void> all_done;
   SocketHttpClientOptions options;
   options.max_total_connections = 1;
-  auto client = make_client(options);
+  auto client = make_test_client(options);
   Pending slow;
   client->send(get(server.url("/slow")), slow.callback());
   for (int i = 0; i < kRequests; ++i) {
@@ -483,7 +460,7 @@ TEST_CASE("http client: destroying the client cancels every request in flight") 
   constexpr int kRequests = 5;
   std::mutex mu;
   std::vector<StatusCode> codes;
-  auto client = make_client();
+  auto client = make_test_client();
 
   for (int i = 0; i < kRequests; ++i) {
     client->send(get(server.url("/hang")), [&](Result<HttpResponse> r) {
@@ -505,7 +482,7 @@ TEST_CASE("http client: a completion callback may drop the last owner of the cli
   server.start();
   // The client is owned by what its own callback releases, as a provider chain is by the
   // callback of its last request.
-  auto client = std::shared_ptr<HttpClient>(make_client());
+  auto client = std::shared_ptr<HttpClient>(make_test_client());
   std::weak_ptr<HttpClient> watch = client;
   std::promise<StatusCode> hanging;
   client->send(get(server.url("/hang")),
@@ -533,7 +510,7 @@ TEST_CASE("http client: a completion callback may send the next request") {
   std::atomic<int> arrivals{0};
   add_common_routes(server, arrivals);
   server.start();
-  auto client = make_client();
+  auto client = make_test_client();
 
   Pending second;
   client->send(get(server.url("/hello")), [&](Result<HttpResponse> first) {
@@ -547,7 +524,7 @@ TEST_CASE("http client: a completion callback may send the next request") {
 
 TEST_CASE("http client: error messages never carry the query, headers or tokens in the path") {
   RefusingPort port;
-  auto client = make_client();
+  auto client = make_test_client();
 
   HttpRequest r = get(port.url("/v1/chat?key=SECRET1"));
   r.headers = {{"Authorization", "Bearer SECRET2-abcdef"}};

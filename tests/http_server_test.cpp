@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/http_test_client.h"
 #include "http/http_server.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
@@ -46,6 +47,10 @@ using llmassist::detail::http::Request;
 using llmassist::detail::http::Response;
 using llmassist::detail::http::Server;
 using llmassist::detail::http::ServerOptions;
+using llmassist::testing::fetch;
+using llmassist::testing::make_test_client;
+using llmassist::testing::Pending;
+using llmassist::testing::short_request;
 using namespace std::chrono_literals;
 
 namespace {
@@ -71,53 +76,6 @@ std::string url(const Server& server, std::string_view path_and_query) {
   return "http://127.0.0.1:" + std::to_string(server.port()) + std::string(path_and_query);
 }
 
-std::unique_ptr<HttpClient> make_client() {
-  SocketHttpClientOptions options;
-  options.logger = null_logger();
-  options.proxy = "direct";
-  auto client = make_socket_http_client(options);
-  REQUIRE(client.ok());
-  return std::move(client).value();
-}
-
-// One asynchronous outcome, waited for with a bound.
-class Pending {
- public:
-  HttpCallback callback() {
-    return [p = promise_](Result<HttpResponse> r) { p->set_value(std::move(r)); };
-  }
-  Result<HttpResponse> get(std::chrono::milliseconds bound) {
-    if (future_.wait_for(bound) != std::future_status::ready) {
-      return internal_error("test: no outcome within the bound");
-    }
-    return future_.get();
-  }
-
- private:
-  std::shared_ptr<std::promise<Result<HttpResponse>>> promise_ =
-      std::make_shared<std::promise<Result<HttpResponse>>>();
-  std::future<Result<HttpResponse>> future_ = promise_->get_future();
-};
-
-// send_sync() with a bound. Whatever the request's callbacks capture must be declared before
-// the client: past the bound, the client's destruction still calls them.
-Result<HttpResponse> fetch(HttpClient& client, HttpRequest request,
-                           std::chrono::milliseconds bound = 3s) {
-  Pending pending;
-  client.send(std::move(request), pending.callback());
-  return pending.get(bound);
-}
-
-HttpRequest request(std::string to, std::string method = "GET", std::string body = "") {
-  HttpRequest r;
-  r.method = std::move(method);
-  r.url = std::move(to);
-  r.body = std::move(body);
-  r.connect_timeout = 2s;
-  r.first_byte_timeout = 2s;
-  r.idle_timeout = 2s;
-  return r;
-}
 
 int count_headers(const HttpHeaders& headers, std::string_view name) {
   return static_cast<int>(std::count_if(headers.begin(), headers.end(), [&](const auto& h) {
@@ -418,34 +376,34 @@ TEST_CASE("http server: routes by method and regex, with the groups in matches")
   server.route("GET", "/first/exact",
                [](const Request&, Response& res) { res.set_content("exact", "text/plain"); });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
   for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     CAPTURE(method);
     const bool with_body = method != "GET" && method != "DELETE";
     auto got =
-        fetch(*client, request(url(server, "/api/items/42"), method, with_body ? "payload" : ""));
+        fetch(*client, short_request(url(server, "/api/items/42"), method, with_body ? "payload" : ""));
     REQUIRE(got.ok());
     CHECK(got->status == 200);
     CHECK(got->body == method + " 42 " + method + " [" + (with_body ? "payload" : "") + "]");
   }
 
-  auto notes = fetch(*client, request(url(server, "/api/items/7/notes/draft")));
+  auto notes = fetch(*client, short_request(url(server, "/api/items/7/notes/draft")));
   REQUIRE(notes.ok());
   CHECK(notes->body == "/api/items/7/notes/draft | 7 | draft | 3");
 
-  auto first = fetch(*client, request(url(server, "/first/exact")));
+  auto first = fetch(*client, short_request(url(server, "/first/exact")));
   REQUIRE(first.ok());
   CHECK(first->body == "broad");
 
   // The pattern must match the whole path; the method must match too.
   for (const char* path : {"/api/items/42/extra", "/x/api/items/42", "/api/items/abc"}) {
     CAPTURE(path);
-    auto got = fetch(*client, request(url(server, path)));
+    auto got = fetch(*client, short_request(url(server, path)));
     REQUIRE(got.ok());
     CHECK(got->status == 404);
   }
-  auto wrong_method = fetch(*client, request(url(server, "/first/exact"), "POST", "x"));
+  auto wrong_method = fetch(*client, short_request(url(server, "/first/exact"), "POST", "x"));
   REQUIRE(wrong_method.ok());
   CHECK(wrong_method->status == 404);
 }
@@ -467,19 +425,19 @@ TEST_CASE("http server: the error handler serves unmatched paths and empty error
     res.set_content("error " + std::to_string(res.status) + " at " + req.path, "text/plain");
   });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto missing = fetch(*client, request(url(server, "/nowhere")));
+  auto missing = fetch(*client, short_request(url(server, "/nowhere")));
   REQUIRE(missing.ok());
   CHECK(missing->status == 404);
   CHECK(missing->body == "error 404 at /nowhere");
 
-  auto empty = fetch(*client, request(url(server, "/forbidden-empty")));
+  auto empty = fetch(*client, short_request(url(server, "/forbidden-empty")));
   REQUIRE(empty.ok());
   CHECK(empty->status == 403);
   CHECK(empty->body == "error 403 at /forbidden-empty");
 
-  auto own = fetch(*client, request(url(server, "/forbidden-body")));
+  auto own = fetch(*client, short_request(url(server, "/forbidden-body")));
   REQUIRE(own.ok());
   CHECK(own->status == 403);
   CHECK(own->body == "own words");
@@ -493,15 +451,15 @@ TEST_CASE("http server: without an error handler an unmatched path is a 404 with
   server.route("GET", "/here",
                [](const Request&, Response& res) { res.set_content("here", "text/plain"); });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto missing = fetch(*client, request(url(server, "/not-here")));
+  auto missing = fetch(*client, short_request(url(server, "/not-here")));
   REQUIRE(missing.ok());
   CHECK(missing->status == 404);
   CHECK(missing->body.empty());
 
   // The connection it came on still serves.
-  auto here = fetch(*client, request(url(server, "/here")));
+  auto here = fetch(*client, short_request(url(server, "/here")));
   REQUIRE(here.ok());
   CHECK(here->body == "here");
 }
@@ -561,10 +519,10 @@ TEST_CASE("http server: the path, query parameters and headers reach the handler
     res.set_content("ok", "text/plain");
   });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
   HttpRequest r =
-      request(url(server, "/files/a%20b%2Fc%25d?q=hello+world&x=%41%2b%26%3d&q=second&empty="));
+      short_request(url(server, "/files/a%20b%2Fc%25d?q=hello+world&x=%41%2b%26%3d&q=second&empty="));
   r.headers = {{"X-Custom-Header", "Mixed Value"}};
   auto got = fetch(*client, r);
   REQUIRE(got.ok());
@@ -604,10 +562,10 @@ TEST_CASE("http server: a binary body arrives byte for byte") {
     res.set_content(req.body, "application/octet-stream");
   });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
   const std::string body = pattern(std::size_t{1} << 20);
-  HttpRequest r = request(url(server, "/upload"), "POST", body);
+  HttpRequest r = short_request(url(server, "/upload"), "POST", body);
   r.headers = {{"Content-Type", "application/octet-stream"}};
   auto got = fetch(*client, r, 5s);
   REQUIRE(got.ok());
@@ -835,8 +793,8 @@ TEST_CASE("http server: a body over max_body_bytes is refused with 413, without 
     CHECK(c.closed_within(1s));
   }
   SUBCASE("from the library's client") {
-    auto client = make_client();
-    auto got = fetch(*client, request(url(server, "/upload"), "POST", std::string(200000, 'b')));
+    auto client = make_test_client();
+    auto got = fetch(*client, short_request(url(server, "/upload"), "POST", std::string(200000, 'b')));
     REQUIRE(got.ok());
     CHECK(got->status == 413);
     CHECK(got->body == "refused 413");
@@ -987,21 +945,21 @@ TEST_CASE("http server: default headers are added unless the handler set the sam
     res.set_content("own", "text/plain");
   });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto plain = fetch(*client, request(url(server, "/plain")));
+  auto plain = fetch(*client, short_request(url(server, "/plain")));
   REQUIRE(plain.ok());
   CHECK(plain->header("X-Frame-Options") == "DENY");
   CHECK(plain->header("Cache-Control") == "no-store");
 
-  auto own = fetch(*client, request(url(server, "/own")));
+  auto own = fetch(*client, short_request(url(server, "/own")));
   REQUIRE(own.ok());
   CHECK(own->header("X-Frame-Options") == "DENY");
   CHECK(own->header("Cache-Control") == "max-age=60");
   CHECK(count_headers(own->headers, "Cache-Control") == 1);
 
   // Every response, an error too.
-  auto missing = fetch(*client, request(url(server, "/missing")));
+  auto missing = fetch(*client, short_request(url(server, "/missing")));
   REQUIRE(missing.ok());
   CHECK(missing->status == 404);
   CHECK(missing->header("X-Frame-Options") == "DENY");
@@ -1099,9 +1057,9 @@ TEST_CASE("http server: a streamed response arrives piece by piece, in order") {
         });
   });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
-  HttpRequest r = request(url(server, "/stream"));
+  HttpRequest r = short_request(url(server, "/stream"));
   r.on_body = [&](std::string_view piece) {
     {
       std::lock_guard lock(mu);
@@ -1223,15 +1181,15 @@ TEST_CASE("http server: literal_pattern matches exactly its path") {
   server.route("GET", literal_pattern("/v1.0/a+b(c)"),
                [](const Request&, Response& res) { res.set_content("literal", "text/plain"); });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto exact = fetch(*client, request(url(server, "/v1.0/a+b(c)")));
+  auto exact = fetch(*client, short_request(url(server, "/v1.0/a+b(c)")));
   REQUIRE(exact.ok());
   CHECK(exact->status == 200);
   CHECK(exact->body == "literal");
   for (const char* path : {"/v1x0/a+b(c)", "/v1.0/aab(c)", "/v1.0/a+bc", "/v1.0/a+b(c)/"}) {
     CAPTURE(path);
-    auto got = fetch(*client, request(url(server, path)));
+    auto got = fetch(*client, short_request(url(server, path)));
     REQUIRE(got.ok());
     CHECK(got->status == 404);
   }
@@ -1255,14 +1213,14 @@ TEST_CASE("http server: a handler that throws gets the exception handler's respo
     res.set_content("caught " + what + " at " + req.path, "text/plain");
   });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto got = fetch(*client, request(url(server, "/throws")));
+  auto got = fetch(*client, short_request(url(server, "/throws")));
   REQUIRE(got.ok());
   CHECK(got->status == 503);
   CHECK(got->body == "caught boom at /throws");
 
-  auto fine = fetch(*client, request(url(server, "/fine")));
+  auto fine = fetch(*client, short_request(url(server, "/fine")));
   REQUIRE(fine.ok());
   CHECK(fine->status == 200);
   CHECK(fine->body == "fine");
@@ -1276,11 +1234,11 @@ TEST_CASE("http server: a handler that throws without an exception handler is a 
   });
   server.route("GET", "/throws-int", [](const Request&, Response&) { throw 42; });
   start(server);
-  auto client = make_client();
+  auto client = make_test_client();
 
   for (const char* path : {"/throws", "/throws-int"}) {
     CAPTURE(path);
-    auto got = fetch(*client, request(url(server, path)));
+    auto got = fetch(*client, short_request(url(server, path)));
     REQUIRE(got.ok());
     CHECK(got->status == 500);
     CHECK(got->body.empty());
@@ -1406,8 +1364,8 @@ TEST_CASE("http server: stop() closes idle kept-alive connections at once") {
   RawClient c(server.port());
   REQUIRE(c.send(get_line("/n")));
   REQUIRE(c.read_response().has_value());
-  auto client = make_client();
-  auto got = fetch(*client, request(url(server, "/n")));
+  auto client = make_test_client();
+  auto got = fetch(*client, short_request(url(server, "/n")));
   REQUIRE(got.ok());
 
   const auto before = Clock::now();
@@ -1437,8 +1395,8 @@ TEST_CASE("http server: start() and stop() of an unstarted or stopped server are
   server.route("GET", "/n",
                [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
   start(server);
-  auto client = make_client();
-  auto got = fetch(*client, request(url(server, "/n")));
+  auto client = make_test_client();
+  auto got = fetch(*client, short_request(url(server, "/n")));
   REQUIRE(got.ok());
   CHECK(got->status == 200);
 
@@ -1447,7 +1405,7 @@ TEST_CASE("http server: start() and stop() of an unstarted or stopped server are
   server.start();  // a stopped server: no longer bound, nothing to start
   server.stop();
   // No longer served.
-  HttpRequest after = request(url(server, "/n"));
+  HttpRequest after = short_request(url(server, "/n"));
   after.first_byte_timeout = 500ms;
   auto refused = fetch(*client, after);
   CHECK_FALSE(refused.ok());
@@ -1486,8 +1444,8 @@ TEST_CASE("http server: bind picks a free port for 0 and reports a port in use")
   first.route("GET", "/n",
               [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
   first.start();
-  auto client = make_client();
-  auto got = fetch(*client, request(url(first, "/n")));
+  auto client = make_test_client();
+  auto got = fetch(*client, short_request(url(first, "/n")));
   REQUIRE(got.ok());
   CHECK(got->body == "ok");
 }

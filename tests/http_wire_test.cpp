@@ -10,8 +10,10 @@
 #include <cctype>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -20,10 +22,15 @@
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "llmassist/socket_http_client.h"
+#include "support/http_test_client.h"
 #include "support/raw_http_server.h"
 #include "support/tls_test_cert.h"
 
 using namespace llmassist;
+using llmassist::testing::fetch;
+using llmassist::testing::make_test_client;
+using llmassist::testing::short_request;
+using llmassist::testing::Pending;
 using llmassist::testing::RawConnection;
 using llmassist::testing::RawHttpServer;
 using llmassist::testing::RawRequest;
@@ -32,56 +39,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A client that ignores the environment's proxies unless a test names one.
-std::unique_ptr<HttpClient> make_client(SocketHttpClientOptions options = {}) {
-  if (!options.logger) options.logger = null_logger();
-  if (options.proxy.empty()) options.proxy = "direct";
-  auto client = make_socket_http_client(options);
-  REQUIRE(client.ok());
-  return std::move(client).value();
-}
-
-// One asynchronous outcome, waited for with a bound so that a bug fails the test instead of
-// hanging it.
-class Pending {
- public:
-  HttpCallback callback() {
-    return [p = promise_](Result<HttpResponse> r) { p->set_value(std::move(r)); };
-  }
-  Result<HttpResponse> get(std::chrono::milliseconds bound) {
-    if (future_.wait_for(bound) != std::future_status::ready) {
-      return internal_error("test: no outcome within the bound");
-    }
-    return future_.get();
-  }
-
- private:
-  std::shared_ptr<std::promise<Result<HttpResponse>>> promise_ =
-      std::make_shared<std::promise<Result<HttpResponse>>>();
-  std::future<Result<HttpResponse>> future_ = promise_->get_future();
-};
-
-// send_sync() with a bound. Whatever the request's callbacks capture must be declared before
-// the client: past the bound, the client's destruction still calls them.
-Result<HttpResponse> fetch(HttpClient& client, HttpRequest request,
-                           std::chrono::milliseconds bound = 3s) {
-  Pending pending;
-  client.send(std::move(request), pending.callback());
-  return pending.get(bound);
-}
-
-// A request with timeouts short enough that a client waiting for bytes that never come fails
-// with kDeadlineExceeded within the tests' bounds.
-HttpRequest request(std::string url, std::string method = "GET", std::string body = "") {
-  HttpRequest r;
-  r.method = std::move(method);
-  r.url = std::move(url);
-  r.body = std::move(body);
-  r.connect_timeout = 2s;
-  r.first_byte_timeout = 2s;
-  r.idle_timeout = 2s;
-  return r;
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -219,17 +176,17 @@ TEST_CASE("http client: chunked bodies with odd sizes, extensions and trailers a
   });
   std::string streamed;
   int body_calls = 0;
-  auto client = make_client();
+  auto client = make_test_client();
 
   SUBCASE("accumulated") {
-    auto got = fetch(*client, request(server.url("/chunked")));
+    auto got = fetch(*client, short_request(server.url("/chunked")));
     REQUIRE(got.ok());
     CHECK(got->status == 200);
     CHECK(got->body == reply.body);
     CHECK(got->header("Content-Type") == "text/plain");
   }
   SUBCASE("streamed to on_body") {
-    HttpRequest r = request(server.url("/chunked"));
+    HttpRequest r = short_request(server.url("/chunked"));
     r.on_body = [&](std::string_view piece) {
       ++body_calls;
       streamed += piece;
@@ -243,7 +200,7 @@ TEST_CASE("http client: chunked bodies with odd sizes, extensions and trailers a
     CHECK(streamed == reply.body);
   }
   // The trailers were consumed exactly: the connection serves the next reply in step.
-  auto after = fetch(*client, request(server.url("/after")));
+  auto after = fetch(*client, short_request(server.url("/after")));
   REQUIRE(after.ok());
   CHECK(after->body == "after");
   CHECK(server.connections_accepted() == 1);
@@ -267,19 +224,19 @@ TEST_CASE("http client: a close-delimited body arrives whole and its connection 
       serve_each(conn, [](const RawRequest&) { return ok_response("third"); });
     }
   });  // returning closes the connection
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto first = fetch(*client, request(server.url("/one")));
+  auto first = fetch(*client, short_request(server.url("/one")));
   REQUIRE(first.ok());
   CHECK(first->status == 200);
   CHECK(first->body.size() == body_10.size());
   CHECK(first->body == body_10);
 
-  auto second = fetch(*client, request(server.url("/two")));
+  auto second = fetch(*client, short_request(server.url("/two")));
   REQUIRE(second.ok());
   CHECK(second->body == body_11);
 
-  auto third = fetch(*client, request(server.url("/three")));
+  auto third = fetch(*client, short_request(server.url("/three")));
   REQUIRE(third.ok());
   CHECK(third->body == "third");
   CHECK(server.connections_accepted() == 3);
@@ -315,12 +272,12 @@ TEST_CASE("http client: after Connection: close the next request opens a new con
     verdicts.fetch_add(1);
     server.notify();
   });
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto first = fetch(*client, request(server.url("/a")));
+  auto first = fetch(*client, short_request(server.url("/a")));
   REQUIRE(first.ok());
   CHECK(first->body == "first");
-  auto second = fetch(*client, request(server.url("/b")));
+  auto second = fetch(*client, short_request(server.url("/b")));
   REQUIRE(second.ok());
   CHECK(second->body == "second");
   REQUIRE(server.wait_until([&] { return verdicts.load() == 1; }, 3s));
@@ -352,9 +309,9 @@ TEST_CASE("http client: interim 1xx replies are skipped, with their headers") {
   });
   int header_calls = 0;
   int status_in_headers = 0;
-  auto client = make_client();
+  auto client = make_test_client();
 
-  HttpRequest r = request(server.url("/interim"), "POST", "payload");
+  HttpRequest r = short_request(server.url("/interim"), "POST", "payload");
   r.on_headers = [&](const HttpResponse& head) {
     ++header_calls;
     status_in_headers = head.status;
@@ -369,7 +326,7 @@ TEST_CASE("http client: interim 1xx replies are skipped, with their headers") {
   CHECK(header_calls == 1);
   CHECK(status_in_headers == 200);
 
-  auto again = fetch(*client, request(server.url("/again")));
+  auto again = fetch(*client, short_request(server.url("/again")));
   REQUIRE(again.ok());
   CHECK(again->body == "again");
   CHECK(server.connections_accepted() == 1);
@@ -393,31 +350,31 @@ TEST_CASE("http client: HEAD, 204 and 304 replies end at their headers, on a reu
       return ok_response("after");
     });
   });
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto head = fetch(*client, request(server.url("/file"), "HEAD"));
+  auto head = fetch(*client, short_request(server.url("/file"), "HEAD"));
   REQUIRE(head.ok());
   CHECK(head->status == 200);
   CHECK(head->body.empty());
   CHECK(head->header("Content-Length") == "1234");
 
-  auto no_content = fetch(*client, request(server.url("/no-content")));
+  auto no_content = fetch(*client, short_request(server.url("/no-content")));
   REQUIRE(no_content.ok());
   CHECK(no_content->status == 204);
   CHECK(no_content->body.empty());
   CHECK(no_content->header("X-A") == "1");
 
-  auto not_modified = fetch(*client, request(server.url("/not-modified")));
+  auto not_modified = fetch(*client, short_request(server.url("/not-modified")));
   REQUIRE(not_modified.ok());
   CHECK(not_modified->status == 304);
   CHECK(not_modified->body.empty());
 
-  auto with_length = fetch(*client, request(server.url("/not-modified-with-length")));
+  auto with_length = fetch(*client, short_request(server.url("/not-modified-with-length")));
   REQUIRE(with_length.ok());
   CHECK(with_length->status == 304);
   CHECK(with_length->body.empty());
 
-  auto after = fetch(*client, request(server.url("/after")));
+  auto after = fetch(*client, short_request(server.url("/after")));
   REQUIRE(after.ok());
   CHECK(after->body == "after");
   CHECK(server.connections_accepted() == 1);
@@ -439,15 +396,15 @@ TEST_CASE("http client: a kept-alive connection the server closed while idle is 
     closed = true;
     server.notify();
   });
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto first = fetch(*client, request(server.url("/a")));
+  auto first = fetch(*client, short_request(server.url("/a")));
   REQUIRE(first.ok());
   CHECK(first->body == "first");
   REQUIRE(server.wait_until([&] { return closed.load(); }, 3s));
   std::this_thread::sleep_for(50ms);  // the FIN reaches the idle connection
 
-  auto second = fetch(*client, request(server.url("/b")));
+  auto second = fetch(*client, short_request(server.url("/b")));
   REQUIRE(second.ok());
   CHECK(second->body == "second");
   CHECK(server.connections_accepted() == 2);
@@ -469,12 +426,12 @@ TEST_CASE("http client: a reused connection closed before any reply byte is retr
     // server does that timed the connection out just as the request arrived.
     conn.read_request();
   });
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto first = fetch(*client, request(server.url("/first")));
+  auto first = fetch(*client, short_request(server.url("/first")));
   REQUIRE(first.ok());
   CHECK(first->body == "first");
-  HttpRequest put = request(server.url("/second"), "PUT", "payload");
+  HttpRequest put = short_request(server.url("/second"), "PUT", "payload");
   put.headers = {{"X-Attempt", "same"}};
   auto second = fetch(*client, put);
   REQUIRE(second.ok());
@@ -505,11 +462,11 @@ TEST_CASE("http client: a retry that fails again, or a reply cut short, is kUnav
     if (!conn.read_request()) return;
     if (partial_reply) conn.write("HTTP/1.1 200 OK\r\nContent-Len");
   });  // returning closes the connection
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto first = fetch(*client, request(server.url("/first")));
+  auto first = fetch(*client, short_request(server.url("/first")));
   REQUIRE(first.ok());
-  auto second = fetch(*client, request(server.url("/second")));
+  auto second = fetch(*client, short_request(server.url("/second")));
   REQUIRE_FALSE(second.ok());
   CHECK(second.status().code() == StatusCode::kUnavailable);
   CHECK(server.connections_accepted() == (partial_reply ? 1 : 2));
@@ -518,9 +475,9 @@ TEST_CASE("http client: a retry that fails again, or a reply cut short, is kUnav
 TEST_CASE("http client: a fresh connection closed without a reply is kUnavailable") {
   RawHttpServer server;
   server.start([&](RawConnection& conn) { conn.read_request(); });
-  auto client = make_client();
+  auto client = make_test_client();
 
-  auto got = fetch(*client, request(server.url("/x")));
+  auto got = fetch(*client, short_request(server.url("/x")));
   REQUIRE_FALSE(got.ok());
   CHECK(got.status().code() == StatusCode::kUnavailable);
   CHECK(server.connections_accepted() == 1);
@@ -560,10 +517,10 @@ TEST_CASE("http client: a truncated or malformed reply is kUnavailable") {
     conn.write(reply);
     if (!hang_up) conn.wait_for_client_close(3s);
   });
-  auto client = make_client();
+  auto client = make_test_client();
 
   const auto started = std::chrono::steady_clock::now();
-  auto got = fetch(*client, request(server.url("/x")));
+  auto got = fetch(*client, short_request(server.url("/x")));
   REQUIRE_FALSE(got.ok());
   CHECK(got.status().code() == StatusCode::kUnavailable);
   // Refused as soon as seen, not after a timeout.
@@ -594,10 +551,10 @@ TEST_CASE("http client: headers beyond max_header_bytes are kUnavailable") {
   });
   SocketHttpClientOptions options;
   options.max_header_bytes = 1024;
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
   const auto started = std::chrono::steady_clock::now();
-  auto got = fetch(*client, request(server.url("/x")));
+  auto got = fetch(*client, short_request(server.url("/x")));
   if (fits) {
     REQUIRE(got.ok());
     CHECK(got->body == "ok");
@@ -642,9 +599,9 @@ TEST_CASE("http client: a body beyond max_body_bytes is kOutOfRange unless strea
   std::string streamed;
   SocketHttpClientOptions options;
   options.max_body_bytes = 1000;
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  HttpRequest r = request(server.url("/x"));
+  HttpRequest r = short_request(server.url("/x"));
   if (stream) {
     r.on_body = [&](std::string_view piece) {
       streamed += piece;
@@ -672,30 +629,30 @@ TEST_CASE("http client: the request on the wire has Host, User-Agent, lengths, h
   server.start([&](RawConnection& conn) {
     serve_each(conn, [](const RawRequest&) { return ok_response("ok"); });
   });
-  auto client = make_client();
+  auto client = make_test_client();
 
-  HttpRequest plain = request(server.url("/path/to?q=1&r=two"));
+  HttpRequest plain = short_request(server.url("/path/to?q=1&r=two"));
   plain.headers = {
       {"X-First", "1"}, {"x-second", "two words"}, {"X-First", "3"}, {"Accept", "text/plain"}};
   REQUIRE(fetch(*client, plain).ok());
 
   const std::string binary = std::string("\0\r\n", 3) + "\xff\x01 body \r\n\r\nend";
-  HttpRequest post = request(server.url("/submit"), "POST", binary);
+  HttpRequest post = short_request(server.url("/submit"), "POST", binary);
   post.headers = {{"Content-Type", "application/octet-stream"}};
   REQUIRE(fetch(*client, post).ok());
 
-  REQUIRE(fetch(*client, request(server.url("/empty"), "POST")).ok());
+  REQUIRE(fetch(*client, short_request(server.url("/empty"), "POST")).ok());
 
-  HttpRequest own_agent = request(server.url("/agent"));
+  HttpRequest own_agent = short_request(server.url("/agent"));
   own_agent.headers = {{"User-Agent", "mine/1.0"}};
   REQUIRE(fetch(*client, own_agent).ok());
 
-  REQUIRE(fetch(*client, request(server.url("/put"), "PUT", "x")).ok());
+  REQUIRE(fetch(*client, short_request(server.url("/put"), "PUT", "x")).ok());
 
   SocketHttpClientOptions options;
   options.user_agent = "custom-agent/2";
-  auto custom = make_client(options);
-  REQUIRE(fetch(*custom, request(server.url("/custom"))).ok());
+  auto custom = make_test_client(options);
+  REQUIRE(fetch(*custom, short_request(server.url("/custom"))).ok());
 
   auto seen = server.requests();
   REQUIRE(seen.size() == 6);
@@ -750,13 +707,13 @@ TEST_CASE("http client: https to localhost with the test CA succeeds and reuses 
   TlsServer server(certs.cert_file(), certs.key_file());
   SocketHttpClientOptions options;
   options.ca_file = certs.ca_file();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto first = fetch(*client, request(server.url("localhost", "/hello")));
+  auto first = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(first.ok());
   CHECK(first->status == 200);
   CHECK(first->body == "hello over tls");
-  auto second = fetch(*client, request(server.url("localhost", "/hello")));
+  auto second = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(second.ok());
   CHECK(second->body == "hello over tls");
   CHECK(second->header("X-Remote-Port") == first->header("X-Remote-Port"));
@@ -768,9 +725,9 @@ TEST_CASE("http client: https to 127.0.0.1 is verified against the certificate's
   TlsServer server(certs.cert_file(), certs.key_file());
   SocketHttpClientOptions options;
   options.ca_file = certs.ca_file();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto got = fetch(*client, request(server.url("127.0.0.1", "/hello")));
+  auto got = fetch(*client, short_request(server.url("127.0.0.1", "/hello")));
   REQUIRE(got.ok());
   CHECK(got->status == 200);
   CHECK(got->body == "hello over tls");
@@ -791,9 +748,9 @@ TEST_CASE("http client: an https server that fails verification is kUnavailable"
     says_certificate = false;  // the message may name the host-name mismatch instead
   }
   TlsServer server(cert_file, key_file);
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto got = fetch(*client, request(server.url("localhost", "/hello")));
+  auto got = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE_FALSE(got.ok());
   CHECK(got.status().code() == StatusCode::kUnavailable);
   CAPTURE(got.status().message());
@@ -807,9 +764,9 @@ TEST_CASE("http client: with verify_tls off, https accepts a certificate it cann
   TlsServer server(certs.cert_file(), certs.key_file());
   SocketHttpClientOptions options;
   options.verify_tls = false;
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto got = fetch(*client, request(server.url("localhost", "/hello")));
+  auto got = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(got.ok());
   CHECK(got->status == 200);
   CHECK(got->body == "hello over tls");
@@ -820,10 +777,10 @@ TEST_CASE("http client: a 1 MiB body goes over TLS and comes back whole") {
   TlsServer server(certs.cert_file(), certs.key_file());
   SocketHttpClientOptions options;
   options.ca_file = certs.ca_file();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
   const std::string body = pattern(std::size_t{1} << 20);
-  HttpRequest post = request(server.url("localhost", "/echo"), "POST", body);
+  HttpRequest post = short_request(server.url("localhost", "/echo"), "POST", body);
   post.headers = {{"Content-Type", "application/octet-stream"}};
   auto got = fetch(*client, post, 10s);
   REQUIRE(got.ok());
@@ -837,12 +794,12 @@ TEST_CASE("http client: an idle TLS connection the server closed is replaced") {
   TlsServer server(certs.cert_file(), certs.key_file(), 1s);  // closes idle connections after 1 s
   SocketHttpClientOptions options;
   options.ca_file = certs.ca_file();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto first = fetch(*client, request(server.url("localhost", "/hello")));
+  auto first = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(first.ok());
   std::this_thread::sleep_for(1300ms);
-  auto second = fetch(*client, request(server.url("localhost", "/hello")));
+  auto second = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(second.ok());
   CHECK(second->body == "hello over tls");
   CHECK(server.connections() == 2);
@@ -858,15 +815,15 @@ TEST_CASE("http client: plain http through a proxy is sent to it in absolute for
   });
   SocketHttpClientOptions options;
   options.proxy = "http://" + proxy.authority();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto got = fetch(*client, request("http://example.invalid/x"));
+  auto got = fetch(*client, short_request("http://example.invalid/x"));
   REQUIRE(got.ok());
   CHECK(got->status == 200);
   CHECK(got->body == "from proxy");
   CHECK(got->header("X-Via") == "test");
 
-  auto with_port = fetch(*client, request("http://example.invalid:8080/y?z=1"));
+  auto with_port = fetch(*client, short_request("http://example.invalid:8080/y?z=1"));
   REQUIRE(with_port.ok());
 
   auto seen = proxy.requests();
@@ -876,6 +833,75 @@ TEST_CASE("http client: plain http through a proxy is sent to it in absolute for
   CHECK(seen[0].header("Host") == "example.invalid");
   CHECK(seen[1].target == "http://example.invalid:8080/y?z=1");
   CHECK(seen[1].header("Host") == "example.invalid:8080");
+}
+
+// Sets an environment variable for the life of the object, and puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST_CASE("http client: the environment's proxy serves all but no_proxy and loopback hosts") {
+  RawHttpServer proxy;
+  proxy.start([&](RawConnection& conn) {
+    serve_each(conn, [](const RawRequest&) { return ok_response("from proxy"); });
+  });
+  RawHttpServer direct;
+  direct.start([&](RawConnection& conn) {
+    serve_each(conn, [](const RawRequest&) { return ok_response("direct"); });
+  });
+  const ScopedEnv http_proxy("http_proxy", "http://" + proxy.authority());
+  const ScopedEnv no_proxy("no_proxy", " .Skip.Invalid , other.invalid");
+  SocketHttpClientOptions options;
+  options.logger = null_logger();  // proxy left empty: the environment's
+  auto made = make_socket_http_client(options);
+  REQUIRE(made.ok());
+  auto& client = **made;
+
+  auto proxied = fetch(client, short_request("http://example.invalid/x"));
+  REQUIRE(proxied.ok());
+  CHECK(proxied->body == "from proxy");
+  // A loopback host goes direct although no_proxy does not name it.
+  auto loopback = fetch(client, short_request("http://" + direct.authority() + "/y"));
+  REQUIRE(loopback.ok());
+  CHECK(loopback->body == "direct");
+  // no_proxy names the domain: its hosts go direct (and, being .invalid, do not resolve; on a
+  // machine whose resolver does not answer, the connect timeout ends it instead).
+  auto skipped = fetch(client, short_request("http://www.skip.invalid/z"));
+  CHECK_FALSE(skipped.ok());
+
+  const auto seen = proxy.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].target == "http://example.invalid/x");
+}
+
+TEST_CASE("http client: a malformed proxy is refused when the client is made") {
+  SocketHttpClientOptions options;
+  options.logger = null_logger();
+  options.proxy = "socks5://127.0.0.1:1080";
+  auto made = make_socket_http_client(options);
+  REQUIRE_FALSE(made.ok());
+  CHECK(made.status().code() == StatusCode::kInvalidArgument);
+  options.proxy = "http://user:secret@127.0.0.1:3128";
+  made = make_socket_http_client(options);
+  REQUIRE_FALSE(made.ok());
+  CHECK(made.status().message().find("secret") == std::string::npos);
 }
 
 TEST_CASE("http client: https through a proxy tunnels with CONNECT") {
@@ -891,13 +917,13 @@ TEST_CASE("http client: https through a proxy tunnels with CONNECT") {
   SocketHttpClientOptions options;
   options.proxy = "http://" + proxy.authority();
   options.ca_file = certs.ca_file();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto first = fetch(*client, request(server.url("localhost", "/hello")));
+  auto first = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(first.ok());
   CHECK(first->status == 200);
   CHECK(first->body == "hello over tls");
-  auto second = fetch(*client, request(server.url("localhost", "/hello")));
+  auto second = fetch(*client, short_request(server.url("localhost", "/hello")));
   REQUIRE(second.ok());
   CHECK(second->body == "hello over tls");
 
@@ -921,9 +947,9 @@ TEST_CASE("http client: a proxy refusing CONNECT is kUnavailable and names the p
   });
   SocketHttpClientOptions options;
   options.proxy = "http://" + proxy.authority();
-  auto client = make_client(options);
+  auto client = make_test_client(options);
 
-  auto got = fetch(*client, request("https://localhost:9/hello"));
+  auto got = fetch(*client, short_request("https://localhost:9/hello"));
   REQUIRE_FALSE(got.ok());
   CHECK(got.status().code() == StatusCode::kUnavailable);
   CAPTURE(got.status().message());
