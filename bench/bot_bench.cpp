@@ -10,8 +10,10 @@
 //
 // Each answer is drafted with the chat's recent messages (window 8) as context, stored, sent and
 // recorded, as in production. The database is synchronous=FULL (the default) unless --normal.
+// With --tls the mock Bot API speaks https, as Telegram does, with a certificate from a test CA
+// that the bot trusts through SSL_CERT_FILE (the mock LLM stays plain HTTP, as a local model).
 //
-// Usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--bot PATH]
+// Usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--tls] [--bot PATH]
 // --bot runs another build of llmassist-bot (to compare two builds on the same machine state).
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -29,6 +32,7 @@
 
 #include "support/bench_server.h"
 #include "support/mock_telegram_server.h"
+#include "support/tls_test_cert.h"
 
 using namespace std::chrono_literals;
 using llmassist::bench::DelayingServer;
@@ -92,7 +96,18 @@ struct Run {
 struct Options {
   bool normal_sync = false;
   std::string bot = LLMASSIST_BOT_BINARY;
+  // The mock Bot API's certificate and key with --tls.
+  const llmassist::testing::TlsTestCertificates* tls = nullptr;
 };
+
+llmassist::testing::MockHttpServer::Options telegram_http(const Options& options) {
+  llmassist::testing::MockHttpServer::Options o;
+  if (options.tls != nullptr) {
+    o.tls_cert_file = options.tls->cert_file();
+    o.tls_key_file = options.tls->key_file();
+  }
+  return o;
+}
 
 // Starts a bot on a fresh database; `llm_delay` for the mock LLM.
 struct Setup {
@@ -102,7 +117,8 @@ struct Setup {
   BotProcess bot;
 
   Setup(std::chrono::milliseconds llm_delay, const Options& options)
-      : llm(llm_delay, kAnswer, "application/json") {
+      : telegram(MockTelegramServer::kDefaultToken, telegram_http(options)),
+        llm(llm_delay, kAnswer, "application/json") {
     char pattern[] = "/tmp/llmassist-bench-bot-XXXXXX";
     dir = ::mkdtemp(pattern);
     nlohmann::json config = {
@@ -226,13 +242,20 @@ int main(int argc, char** argv) {
       options.normal_sync = true;
     } else if (a == "--bot" && i + 1 < argc) {
       options.bot = argv[++i];
+    } else if (a == "--tls") {
+      static const llmassist::testing::TlsTestCertificates certs;
+      options.tls = &certs;
+      // Inherited by the bot: OpenSSL's default CA file, instead of the system's.
+      ::setenv("SSL_CERT_FILE", certs.ca_file().c_str(), 1);
     } else {
-      fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--bot PATH]\n");
+      fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--tls] "
+                         "[--bot PATH]\n");
       return 2;
     }
   }
-  fmt::print("llmassist-bot, auto policy, {} messages from {} chats, synchronous={}\n", messages,
-             chats, options.normal_sync ? "NORMAL" : "FULL");
+  fmt::print("llmassist-bot, auto policy, {} messages from {} chats, synchronous={}{}\n", messages,
+             chats, options.normal_sync ? "NORMAL" : "FULL",
+             options.tls ? ", the Bot API over https" : "");
   for (auto delay : {0ms, 100ms}) {
     const Run r = burst(messages, chats, delay, options);
     fmt::print("LLM at {} ms: {:.0f} msgs/s ({} in {:.2f} s), bot CPU {:.3f} ms per message, "

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <csignal>
+#include <functional>
 #include <list>
 #include <stdexcept>
 
@@ -65,19 +66,27 @@ class ThreadPerConnection final : public httplib::TaskQueue {
 
 MockHttpServer::MockHttpServer(Options options) {
   std::signal(SIGPIPE, SIG_IGN);
+  std::function<bool(int)> raise_backlog;
+  if (!options.tls_cert_file.empty() && !options.tls_key_file.empty()) {
+    auto tls = std::make_unique<Server<httplib::SSLServer>>(options.tls_cert_file.c_str(),
+                                                            options.tls_key_file.c_str());
+    if (!tls->is_valid()) throw std::runtime_error("mock HTTP server: bad TLS certificate");
+    raise_backlog = [s = tls.get()](int backlog) { return s->raise_backlog(backlog); };
+    server_ = std::move(tls);
+    tls_ = true;
+  } else {
+    auto plain = std::make_unique<Server<httplib::Server>>();
+    raise_backlog = [s = plain.get()](int backlog) { return s->raise_backlog(backlog); };
+    server_ = std::move(plain);
+  }
   // Without it, Nagle's algorithm and the client's delayed ACK add 40 ms to many responses.
-  server_.set_tcp_nodelay(true);
-  server_.set_keep_alive_timeout(options.keep_alive_timeout.count());
-  server_.set_keep_alive_max_count(options.keep_alive_max_requests);
-  server_.new_task_queue = [counter = connections_] { return new ThreadPerConnection(counter); };
-  port_ = server_.bind_to_any_port("127.0.0.1");
+  server_->set_tcp_nodelay(true);
+  server_->set_keep_alive_timeout(options.keep_alive_timeout.count());
+  server_->set_keep_alive_max_count(options.keep_alive_max_requests);
+  server_->new_task_queue = [counter = connections_] { return new ThreadPerConnection(counter); };
+  port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("mock HTTP server: cannot bind to 127.0.0.1");
-  if (!server_.raise_backlog(4096)) throw std::runtime_error("mock HTTP server: listen failed");
-}
-
-// Calling listen() again on a listening socket only changes its backlog (Linux).
-bool MockHttpServer::Server::raise_backlog(int backlog) {
-  return ::listen(svr_sock_.load(), backlog) == 0;
+  if (!raise_backlog(4096)) throw std::runtime_error("mock HTTP server: listen failed");
 }
 
 MockHttpServer::~MockHttpServer() { stop(); }
@@ -87,11 +96,11 @@ void MockHttpServer::start() {
   started_ = true;
   auto exited = std::make_shared<std::atomic<bool>>(false);
   listener_ = std::thread([this, exited] {
-    server_.listen_after_bind();
+    server_->listen_after_bind();
     exited->store(true);
   });
   // stop() before the listener runs would be lost, and the listener would then accept forever.
-  while (!server_.is_running()) {
+  while (!server_->is_running()) {
     if (exited->load()) throw std::runtime_error("mock HTTP server: listening failed");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -104,12 +113,13 @@ void MockHttpServer::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
-  server_.stop();
+  server_->stop();
   if (listener_.joinable()) listener_.join();
 }
 
 std::string MockHttpServer::url(std::string_view path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_) +
+         std::string(path);
 }
 
 bool MockHttpServer::wait_for(std::chrono::milliseconds duration) {

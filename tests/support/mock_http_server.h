@@ -14,6 +14,7 @@
 #pragma once
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +34,9 @@ class MockHttpServer {
     std::chrono::seconds keep_alive_timeout{2};
     // Requests served on one connection before the server closes it.
     std::size_t keep_alive_max_requests = 10000;
+    // With both set (PEM files), the server speaks https (see support/tls_test_cert.h).
+    std::string tls_cert_file;
+    std::string tls_key_file;
   };
 
   MockHttpServer() : MockHttpServer(Options{}) {}
@@ -42,7 +46,7 @@ class MockHttpServer {
   MockHttpServer& operator=(const MockHttpServer&) = delete;
 
   // The server, to register handlers on before start().
-  [[nodiscard]] httplib::Server& http() { return server_; }
+  [[nodiscard]] httplib::Server& http() { return *server_; }
 
   // Starts serving; returns once the server accepts connections.
   void start();
@@ -51,7 +55,7 @@ class MockHttpServer {
   void stop();
 
   [[nodiscard]] int port() const { return port_; }
-  // "http://127.0.0.1:<port>" followed by `path`.
+  // "http://127.0.0.1:<port>" (https with TLS) followed by `path`.
   [[nodiscard]] std::string url(std::string_view path = "") const;
 
   // Connections accepted so far: with keep-alive, fewer than requests.
@@ -75,12 +79,16 @@ class MockHttpServer {
   // cpp-httplib 0.11 listens with a backlog of 5: a burst of connections beyond that loses SYNs,
   // and the clients' retransmission backoff (1 s, 2 s, 4 s, ...) then looks like a hang. This
   // subclass reaches the listening socket to raise the backlog.
-  class Server final : public httplib::Server {
+  template <typename Base>
+  class Server final : public Base {
    public:
-    bool raise_backlog(int backlog);
+    using Base::Base;
+    // Calling listen() again on a listening socket only changes its backlog (Linux).
+    bool raise_backlog(int backlog) { return ::listen(this->svr_sock_.load(), backlog) == 0; }
   };
 
-  Server server_;
+  std::unique_ptr<httplib::Server> server_;
+  bool tls_ = false;
   std::shared_ptr<std::atomic<int>> connections_ = std::make_shared<std::atomic<int>>(0);
   int port_ = -1;
   std::thread listener_;

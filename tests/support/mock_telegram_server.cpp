@@ -29,7 +29,8 @@ MockTelegramServer::Failure MockTelegramServer::Failure::conflict() {
           std::nullopt};
 }
 
-MockTelegramServer::MockTelegramServer(std::string token) : token_(std::move(token)) {
+MockTelegramServer::MockTelegramServer(std::string token, MockHttpServer::Options http_options)
+    : token_(std::move(token)), http_(std::move(http_options)) {
   auto handler = [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); };
   http_.http().Post(R"(/bot([^/]+)/([A-Za-z]+))", handler);
   http_.http().Get(R"(/bot([^/]+)/([A-Za-z]+))", handler);

@@ -56,7 +56,8 @@ class MockTelegramServer {
     static Failure conflict();           // 409, for getUpdates
   };
 
-  explicit MockTelegramServer(std::string token = kDefaultToken);
+  explicit MockTelegramServer(std::string token = kDefaultToken,
+                              MockHttpServer::Options http_options = {});
   ~MockTelegramServer();
   MockTelegramServer(const MockTelegramServer&) = delete;
   MockTelegramServer& operator=(const MockTelegramServer&) = delete;
