@@ -42,7 +42,7 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
     "telegram": {"token": "123:file-token", "api_url": "http://127.0.0.1:8081", "mode": "polling",
                  "polling": {"timeout_s": 10, "allowed_updates": ["message"]},
                  "pacing": {"per_chat_interval_ms": 0, "global_per_second": 0},
-                 "retry": {"max_attempts": 3},
+                 "retry": {"max_attempts": 3}, "max_connections": 8,
                  "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3"}},
     "assistant": {"system_prompt_file": "role.txt", "welcome": "Hi from Acme",
                   "moderation": "review", "operator_chat_id": -100123, "queued_messages": "together",
@@ -62,6 +62,7 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
   CHECK(c->telegram.per_chat_interval_ms == 0);
   CHECK(c->telegram.global_per_second == 0);
   CHECK(c->telegram.max_attempts == 3);
+  CHECK(c->telegram.max_connections == 8);
   CHECK(c->telegram.webhook_path == "/hook");
   CHECK(c->memory.system_prompt == "You are the support assistant of Acme.");
   CHECK(c->memory.window == 12);

@@ -363,6 +363,25 @@ TEST_CASE("telegram transport: messages to one chat keep the per-chat interval")
   CHECK(chat[1].at - chat[0].at >= 300ms);
 }
 
+TEST_CASE("telegram transport: its own client keeps to max_connections") {
+  Fixture f;
+  auto o = f.options();
+  o.max_connections = 2;
+  auto t = f.make(o);
+  constexpr int kMessages = 30;
+  std::vector<Outcome<Result<SentMessage>>> sent(kMessages);
+  // Pacing is off: all thirty are in flight at once, one chat each.
+  for (int i = 0; i < kMessages; ++i) {
+    t->send(text_to(std::to_string(5000 + i), "hello " + std::to_string(i)), sent[i].callback());
+  }
+  for (auto& s : sent) REQUIRE(s.get().ok());
+  CHECK(f.tg.count_calls("sendMessage", 200) == kMessages);
+  CHECK(f.tg.http().connections_accepted() <= 2);
+
+  o.max_connections = 1;
+  CHECK(make_telegram_transport(o).status().code() == StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("telegram transport: webhook delivery, its secret and malformed bodies") {
   Fixture f;
   Inbox inbox;

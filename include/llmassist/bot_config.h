@@ -35,6 +35,7 @@ struct TelegramSection {
   std::optional<int> per_chat_interval_ms;
   std::optional<int> global_per_second;
   std::optional<int> max_attempts;
+  std::optional<int> max_connections;
 };
 
 // The `admin` section: the bot serves the admin page and REST API in-process.

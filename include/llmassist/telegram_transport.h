@@ -113,6 +113,11 @@ struct TelegramTransportOptions {
   // Default: connect 10 s, response 30 s.
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds request_timeout{30000};
+  // Connections to the Bot API open at once (the long poll holds one); further calls wait for a
+  // free one. A few are plenty within Telegram's rate limits, and each new https connection
+  // costs a TLS handshake and its memory. For the transport's own client only (not `http`).
+  // Default: 16.
+  int max_connections = 16;
   // Outbound HTTP. Default: a socket client of the transport's own.
   std::shared_ptr<HttpClient> http;
   // Timers for pacing, retries and backoff. Default: a scheduler thread of the transport's own.

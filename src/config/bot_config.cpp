@@ -69,6 +69,8 @@ Status read_telegram(const json& j, BotConfig& c) {
     return invalid_argument(fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook",
                                         c.telegram.mode));
   }
+  LLMASSIST_ASSIGN_OR_RETURN(auto connections, t.integer("max_connections", 2, 1000));
+  if (connections) c.telegram.max_connections = static_cast<int>(*connections);
   LLMASSIST_ASSIGN_OR_RETURN(const json* polling, t.object("polling"));
   if (polling != nullptr) {
     LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(*polling, "$.telegram.polling"));

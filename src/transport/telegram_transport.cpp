@@ -1188,6 +1188,9 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
   if (o.retry.max_attempts < 1) {
     return invalid_argument("telegram: retry.max_attempts must be at least 1");
   }
+  if (o.max_connections < 2) {
+    return invalid_argument("telegram: max_connections must be at least 2 (the long poll holds one)");
+  }
   if (o.mode == TelegramMode::kWebhook) {
     if (!valid_secret(o.webhook.secret_token)) {
       return invalid_argument(
@@ -1207,6 +1210,7 @@ Result<std::shared_ptr<HttpClient>> client_for(const TelegramTransportOptions& o
   if (o.http) return o.http;
   SocketHttpClientOptions c;
   c.logger = o.logger;
+  c.max_connections_per_host = o.max_connections;
   LLMASSIST_ASSIGN_OR_RETURN(auto client, make_socket_http_client(c));
   return std::shared_ptr<HttpClient>(std::move(client));
 }
