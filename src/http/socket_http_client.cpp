@@ -7,8 +7,8 @@
 // connected, tunnelled through a proxy and shaken hands with over TLS as needed -> sending ->
 // reading the head -> reading the body. A connection that the exchange leaves in a clean state
 // (the whole body read, keep-alive) goes back to the idle pool, where epoll keeps watching it:
-// any event on an idle connection means the server closed it (or broke the protocol), and it is
-// closed at once.
+// an event on an idle connection means the server closed it (or broke the protocol), and it is
+// closed at once; only a TLS message of its own (a session ticket) leaves it open.
 //
 // Sockets stay registered with epoll from connect to close; their interest changes only when
 // the exchange moves between sending and reading.
