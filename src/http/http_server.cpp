@@ -188,6 +188,13 @@ class Connection final : public DataSink {
   }
 
   std::string& buffer() { return buffer_; }
+  // The whole head read_head() found, without its empty line, taken out of the buffer.
+  std::string take_head() {
+    const std::size_t end = buffer_.find("\r\n\r\n");
+    std::string head = buffer_.substr(0, end);
+    buffer_.erase(0, end + 4);
+    return head;
+  }
 
   // Closes gently after a refusal: what the client is still sending is read and dropped for a
   // moment, so that closing with unread data (which resets the connection) does not destroy
@@ -268,6 +275,197 @@ bool read_exactly(Connection& c, std::size_t size, std::string& out) {
   out.append(c.buffer(), 0, size);
   c.buffer().erase(0, size);
   return true;
+}
+
+// What a request's head says about how it goes on.
+struct Framing {
+  bool http10 = false;
+  bool keep_alive = false;
+  bool chunked = false;
+  std::size_t content_length = 0;
+};
+
+enum class HeadRead : std::uint8_t { kComplete, kTooLarge, kEnded };
+
+// Reads until the buffer holds a whole head (empty lines before it are dropped, RFC 9112 2.2).
+HeadRead read_head(Connection& conn, std::size_t max_header_bytes) {
+  std::string& b = conn.buffer();
+  while (true) {
+    while (b.starts_with("\r\n")) b.erase(0, 2);
+    while (b.starts_with("\n")) b.erase(0, 1);
+    if (!b.empty()) conn.request_begins();
+    const std::size_t end = b.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      return end + 4 > max_header_bytes ? HeadRead::kTooLarge : HeadRead::kComplete;
+    }
+    if (b.size() > max_header_bytes) return HeadRead::kTooLarge;
+    if (!conn.read_more()) return HeadRead::kEnded;
+  }
+}
+
+// The request line into method, path and query; nullopt when it is not HTTP/1.x.
+std::optional<Refusal> parse_request_line(std::string_view line, Request& req, Framing& f) {
+  const std::size_t sp1 = line.find(' ');
+  const std::size_t sp2 = line.rfind(' ');
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view target = sp1 == std::string_view::npos || sp2 <= sp1
+                                      ? std::string_view()
+                                      : line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version =
+      sp2 == std::string_view::npos ? std::string_view() : line.substr(sp2 + 1);
+  if (!is_token(method) || target.empty() ||
+      target.find_first_of(" \t") != std::string_view::npos ||
+      (version != "HTTP/1.1" && version != "HTTP/1.0")) {
+    return Refusal{400, "a malformed request line"};
+  }
+  req.method = std::string(method);
+  f.http10 = version == "HTTP/1.0";
+  std::string_view path = target;
+  if (path.starts_with("http://") || path.starts_with("https://")) {
+    const std::size_t slash = path.find('/', path.find("//") + 2);
+    path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+  }
+  const std::size_t question = path.find('?');
+  if (question != std::string_view::npos) {
+    req.params = parse_query(path.substr(question + 1));
+    path = path.substr(0, question);
+  }
+  const std::size_t hash = path.find('#');
+  if (hash != std::string_view::npos) path = path.substr(0, hash);
+  req.path = percent_decode(path, false);
+  return std::nullopt;
+}
+
+// A whole head (without its empty line) into `req` and `f`; a refusal when it is not HTTP, or
+// its body is refused before it is read.
+std::optional<Refusal> parse_head(std::string_view head, Request& req, Framing& f,
+                                  std::size_t max_body_bytes) {
+  const std::size_t eol = head.find("\r\n");
+  if (auto refused = parse_request_line(head.substr(0, eol), req, f)) return refused;
+  std::string_view rest = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
+  while (!rest.empty()) {
+    const std::size_t end = rest.find("\r\n");
+    const std::string_view field = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    const std::size_t colon = field.find(':');
+    // No folded lines, no space before the colon: both are how requests get smuggled.
+    if (colon == std::string_view::npos || !is_token(field.substr(0, colon))) {
+      return Refusal{400, "a malformed header field"};
+    }
+    req.headers.emplace_back(std::string(field.substr(0, colon)),
+                             std::string(trim(field.substr(colon + 1))));
+  }
+  const std::string connection = req.get_header_value("Connection");
+  f.keep_alive = f.http10 ? has_token(connection, "keep-alive") : !has_token(connection, "close");
+  bool has_length = false;
+  for (const auto& [name, value] : req.headers) {
+    if (iequals(name, "transfer-encoding")) {
+      if (!iequals(trim(value), "chunked")) {
+        return Refusal{501, "a transfer coding other than chunked"};
+      }
+      f.chunked = true;
+    } else if (iequals(name, "content-length")) {
+      std::size_t n = 0;
+      const std::string_view text = trim(value);
+      const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (text.empty() || ec != std::errc() || p != text.data() + text.size() ||
+          (has_length && n != f.content_length)) {
+        return Refusal{400, "a malformed Content-Length"};
+      }
+      f.content_length = n;
+      has_length = true;
+    }
+  }
+  if (f.chunked && has_length) return Refusal{400, "both Content-Length and Transfer-Encoding"};
+  if (!f.chunked && f.content_length > max_body_bytes) {
+    return Refusal{413, "the request's body is too large"};
+  }
+  return std::nullopt;
+}
+
+// Reads the body `f` announces into `body`. False when the connection ended first; `refusal`
+// is set when the body is malformed or too large.
+bool read_body(Connection& conn, const Framing& f, std::size_t max_body_bytes, std::string& body,
+               std::optional<Refusal>& refusal) {
+  if (!f.chunked) return read_exactly(conn, f.content_length, body);
+  while (true) {
+    auto size_line = read_line(conn, kMaxLineBytes);
+    if (!size_line) return false;
+    const std::string_view line(*size_line);
+    const std::string_view text = trim(line.substr(0, line.find(';')));
+    std::size_t size = 0;
+    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), size, 16);
+    if (text.empty() || ec != std::errc() || p != text.data() + text.size()) {
+      refusal = Refusal{400, "a malformed chunk size"};
+      return true;
+    }
+    if (size == 0) {
+      // Trailers, ignored, up to the empty line.
+      while (true) {
+        auto trailer = read_line(conn, kMaxLineBytes);
+        if (!trailer) return false;
+        if (trailer->empty()) return true;
+      }
+    }
+    if (body.size() + size > max_body_bytes) {
+      refusal = Refusal{413, "the request's body is too large"};
+      return true;
+    }
+    if (!read_exactly(conn, size, body)) return false;
+    auto end = read_line(conn, 2);
+    if (!end) return false;
+    if (!end->empty()) {
+      refusal = Refusal{400, "a chunk does not end where its size says"};
+      return true;
+    }
+  }
+}
+
+// The status line and header fields of `res`, with the framing this server decides.
+std::string response_head(const Response& res, const HttpHeaders& defaults, bool streamed,
+                          bool keep_alive, bool http10) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", res.status, reason(res.status));
+  for (const auto& [name, value] : defaults) {
+    if (!has_name(res.headers, name)) out += fmt::format("{}: {}\r\n", name, value);
+  }
+  for (const auto& [name, value] : res.headers) {
+    if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+        iequals(name, "connection")) {
+      continue;
+    }
+    out += fmt::format("{}: {}\r\n", name, value);
+  }
+  if (streamed) {
+    out += "Transfer-Encoding: chunked\r\n";
+  } else if (!res.provider) {
+    out += fmt::format("Content-Length: {}\r\n", res.body.size());
+  }
+  if (!keep_alive) {
+    out += "Connection: close\r\n";
+  } else if (http10) {
+    out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
+// Runs a streamed response's provider until it is done. False when the client is gone, the
+// provider gave up, or it threw (`failure` then says what).
+bool stream_body(Connection& conn, Response& res, std::string& failure) {
+  conn.begin_stream();
+  bool ok = true;
+  while (ok && !conn.stream_done()) {
+    try {
+      ok = res.provider(conn.written(), conn) && !conn.stream_failed();
+    } catch (const std::exception& e) {
+      failure = e.what();
+      ok = false;
+    } catch (...) {
+      failure = "an exception";
+      ok = false;
+    }
+  }
+  return ok && conn.write_all("0\r\n\r\n");
 }
 
 }  // namespace
@@ -498,159 +696,29 @@ void Server::serve(int fd, const std::string& remote) {
     }
     Request req;
     req.remote_addr = remote;
-    Response res;
+    Framing framing;
     std::optional<Refusal> refusal;
-    bool keep_alive = false;
-    bool http10 = false;
-
-    // ---- the head ----
-    std::string& b = conn.buffer();
-    std::size_t head_end = std::string::npos;
-    while (true) {
-      // Empty lines before a request are allowed (RFC 9112 2.2).
-      while (b.starts_with("\r\n")) b.erase(0, 2);
-      while (b.starts_with("\n")) b.erase(0, 1);
-      if (!b.empty()) conn.request_begins();
-      head_end = b.find("\r\n\r\n");
-      if (head_end != std::string::npos) {
-        head_end += 4;
+    switch (read_head(conn, options_.max_header_bytes)) {
+      case HeadRead::kEnded:
+        return;  // closed, silent too long, or stopping
+      case HeadRead::kTooLarge:
+        refusal = Refusal{431, "the request's head is too large"};
         break;
-      }
-      if (b.size() > options_.max_header_bytes) break;
-      if (!conn.read_more()) return;  // closed, silent too long, or stopping
+      case HeadRead::kComplete:
+        refusal = parse_head(conn.take_head(), req, framing, options_.max_body_bytes);
+        break;
     }
-    if (head_end == std::string::npos || head_end > options_.max_header_bytes) {
-      refusal = Refusal{431, "the request's head is too large"};
-    }
-    std::size_t content_length = 0;
-    bool chunked = false;
-    if (!refusal) {
-      const std::string head = b.substr(0, head_end - 4);
-      b.erase(0, head_end);
-      std::string_view rest(head);
-      const std::size_t eol = rest.find("\r\n");
-      const std::string_view line = rest.substr(0, eol);
-      rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 2);
-      const std::size_t sp1 = line.find(' ');
-      const std::size_t sp2 = line.rfind(' ');
-      const std::string_view method = line.substr(0, sp1);
-      const std::string_view target = sp1 == std::string_view::npos || sp2 <= sp1
-                                          ? std::string_view()
-                                          : line.substr(sp1 + 1, sp2 - sp1 - 1);
-      const std::string_view version =
-          sp2 == std::string_view::npos ? std::string_view() : line.substr(sp2 + 1);
-      if (!is_token(method) || target.empty() ||
-          target.find_first_of(" \t") != std::string_view::npos ||
-          (version != "HTTP/1.1" && version != "HTTP/1.0")) {
-        refusal = Refusal{400, "a malformed request line"};
-      } else {
-        req.method = std::string(method);
-        http10 = version == "HTTP/1.0";
-        std::string_view path = target;
-        if (path.starts_with("http://") || path.starts_with("https://")) {
-          const std::size_t slash = path.find('/', path.find("//") + 2);
-          path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
-        }
-        const std::size_t question = path.find('?');
-        if (question != std::string_view::npos) {
-          req.params = parse_query(path.substr(question + 1));
-          path = path.substr(0, question);
-        }
-        const std::size_t hash = path.find('#');
-        if (hash != std::string_view::npos) path = path.substr(0, hash);
-        req.path = percent_decode(path, false);
-      }
-      while (!refusal && !rest.empty()) {
-        const std::size_t end = rest.find("\r\n");
-        const std::string_view field = rest.substr(0, end);
-        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
-        const std::size_t colon = field.find(':');
-        // No folded lines, no space before the colon: both are how requests get smuggled.
-        if (colon == std::string_view::npos || !is_token(field.substr(0, colon))) {
-          refusal = Refusal{400, "a malformed header field"};
-          break;
-        }
-        req.headers.emplace_back(std::string(field.substr(0, colon)),
-                                 std::string(trim(field.substr(colon + 1))));
-      }
-      if (!refusal) {
-        const std::string connection = req.get_header_value("Connection");
-        keep_alive = http10 ? has_token(connection, "keep-alive") : !has_token(connection, "close");
-        bool has_length = false;
-        for (const auto& [name, value] : req.headers) {
-          if (iequals(name, "transfer-encoding")) {
-            if (!iequals(trim(value), "chunked")) {
-              refusal = Refusal{501, "a transfer coding other than chunked"};
-            }
-            chunked = true;
-          } else if (iequals(name, "content-length")) {
-            std::size_t n = 0;
-            const std::string_view text = trim(value);
-            const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-            if (text.empty() || ec != std::errc() || p != text.data() + text.size() ||
-                (has_length && n != content_length)) {
-              refusal = Refusal{400, "a malformed Content-Length"};
-            }
-            content_length = n;
-            has_length = true;
-          }
-        }
-        if (!refusal && chunked && has_length) {
-          refusal = Refusal{400, "both Content-Length and Transfer-Encoding"};
-        }
-        if (!refusal && !chunked && content_length > options_.max_body_bytes) {
-          refusal = Refusal{413, "the request's body is too large"};
-        }
-      }
-    }
-
-    // ---- the body ----
-    if (!refusal && (chunked || content_length > 0)) {
-      if (!http10 && has_token(req.get_header_value("Expect"), "100-continue") &&
+    if (!refusal && (framing.chunked || framing.content_length > 0)) {
+      if (!framing.http10 && has_token(req.get_header_value("Expect"), "100-continue") &&
           !conn.write_all("HTTP/1.1 100 Continue\r\n\r\n")) {
         return;
       }
-      if (!chunked) {
-        if (!read_exactly(conn, content_length, req.body)) return;
-      } else {
-        while (!refusal) {
-          auto size_line = read_line(conn, kMaxLineBytes);
-          if (!size_line) return;
-          const std::string_view text =
-              trim(std::string_view(*size_line).substr(0, std::string_view(*size_line).find(';')));
-          std::size_t size = 0;
-          const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), size, 16);
-          if (text.empty() || ec != std::errc() || p != text.data() + text.size()) {
-            refusal = Refusal{400, "a malformed chunk size"};
-            break;
-          }
-          if (size == 0) {
-            // Trailers, ignored, up to the empty line.
-            while (true) {
-              auto trailer = read_line(conn, kMaxLineBytes);
-              if (!trailer) return;
-              if (trailer->empty()) break;
-            }
-            break;
-          }
-          if (req.body.size() + size > options_.max_body_bytes) {
-            refusal = Refusal{413, "the request's body is too large"};
-            break;
-          }
-          if (!read_exactly(conn, size, req.body)) return;
-          auto end = read_line(conn, 2);
-          if (!end) return;
-          if (!end->empty()) {
-            refusal = Refusal{400, "a chunk does not end where its size says"};
-            break;
-          }
-        }
-      }
+      if (!read_body(conn, framing, options_.max_body_bytes, req.body, refusal)) return;
     }
-
     conn.request_read();
 
-    // ---- the answer ----
+    Response res;
+    bool keep_alive = framing.keep_alive;
     if (refusal) {
       log(LogLevel::kWarning,
           fmt::format("refused a request from {}: {} ({})", remote, refusal->why, refusal->status));
@@ -668,28 +736,8 @@ void Server::serve(int fd, const std::string& remote) {
 
     const bool head_only = req.method == "HEAD";
     const bool streamed = static_cast<bool>(res.provider) && !head_only;
-    std::string out = fmt::format("HTTP/1.1 {} {}\r\n", res.status, reason(res.status));
-    for (const auto& [name, value] : options_.default_headers) {
-      if (!has_name(res.headers, name)) out += fmt::format("{}: {}\r\n", name, value);
-    }
-    for (const auto& [name, value] : res.headers) {
-      if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
-          iequals(name, "connection")) {
-        continue;
-      }
-      out += fmt::format("{}: {}\r\n", name, value);
-    }
-    if (streamed) {
-      out += "Transfer-Encoding: chunked\r\n";
-    } else if (!res.provider) {
-      out += fmt::format("Content-Length: {}\r\n", res.body.size());
-    }
-    if (!keep_alive) {
-      out += "Connection: close\r\n";
-    } else if (http10) {
-      out += "Connection: keep-alive\r\n";
-    }
-    out += "\r\n";
+    std::string out = response_head(res, options_.default_headers, streamed, keep_alive,
+                                    framing.http10);
     if (!head_only && !streamed) out += res.body;
     if (!conn.write_all(out)) {
       if (res.releaser) res.releaser(false);
@@ -697,18 +745,12 @@ void Server::serve(int fd, const std::string& remote) {
     }
     if (refusal) return conn.linger();
     if (streamed) {
-      conn.begin_stream();
-      bool ok = true;
-      while (ok && !conn.stream_done()) {
-        try {
-          ok = res.provider(conn.written(), conn) && !conn.stream_failed();
-        } catch (const std::exception& e) {
-          log(LogLevel::kError,
-              fmt::format("{} {}: the stream failed: {}", req.method, req.path, e.what()));
-          ok = false;
-        }
+      std::string failure;
+      const bool ok = stream_body(conn, res, failure);
+      if (!failure.empty()) {
+        log(LogLevel::kError,
+            fmt::format("{} {}: the stream failed: {}", req.method, req.path, failure));
       }
-      ok = ok && conn.write_all("0\r\n\r\n");
       if (res.releaser) res.releaser(ok);
       if (!ok) return;
     } else if (res.releaser) {
@@ -717,6 +759,7 @@ void Server::serve(int fd, const std::string& remote) {
     if (!keep_alive) return;
   }
 }
+
 
 void Server::handle(Request& req, Response& res) {
   const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : req.method;
