@@ -1068,8 +1068,7 @@ Status AdminServer::start() {
   serve_web_page(*i.server);
   if (Status bound = i.server->bind(i.host, i.port); !bound.ok()) {
     i.server.reset();
-    return unavailable(fmt::format("admin server: cannot listen on {}{}", i.options.listen,
-                                   i.port == 0 ? "" : " (in use?)"));
+    return unavailable(fmt::format("admin server: {}", bound.message()));
   }
   i.port = i.server->port();
   {

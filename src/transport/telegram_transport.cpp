@@ -818,8 +818,7 @@ class Core final : public std::enable_shared_from_this<Core> {
                      on_webhook(req, res);
                    });
     if (Status bound = server_->bind(w.listen_host, w.port); !bound.ok()) {
-      return unavailable(
-          fmt::format("telegram: the webhook cannot listen on {}:{}", w.listen_host, w.port));
+      return unavailable(fmt::format("telegram: the webhook server: {}", bound.message()));
     }
     server_->start();
     if (w.secret_token.empty()) {
