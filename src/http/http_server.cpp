@@ -130,11 +130,6 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
   return out;
 }
 
-bool has_name(const HttpHeaders& headers, std::string_view name) {
-  return std::any_of(headers.begin(), headers.end(),
-                     [&](const auto& h) { return iequals(h.first, name); });
-}
-
 // Why a request is refused before any handler: the status and a line for the log.
 struct Refusal {
   int status = 400;
@@ -426,7 +421,7 @@ std::string response_head(const Response& res, const HttpHeaders& defaults, bool
                           bool keep_alive, bool http10) {
   std::string out = fmt::format("HTTP/1.1 {} {}\r\n", res.status, reason(res.status));
   for (const auto& [name, value] : defaults) {
-    if (!has_name(res.headers, name)) out += fmt::format("{}: {}\r\n", name, value);
+    if (!find_header(res.headers, name)) out += fmt::format("{}: {}\r\n", name, value);
   }
   for (const auto& [name, value] : res.headers) {
     if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
@@ -482,13 +477,12 @@ std::string literal_pattern(std::string_view path) {
 // ---- Request and Response -----------------------------------------------------------------
 
 std::string Request::get_header_value(std::string_view name) const {
-  for (const auto& [n, v] : headers) {
-    if (iequals(n, name)) return v;
-  }
-  return {};
+  return std::string(find_header(headers, name).value_or(std::string_view()));
 }
 
-bool Request::has_header(std::string_view name) const { return has_name(headers, name); }
+bool Request::has_header(std::string_view name) const {
+  return find_header(headers, name).has_value();
+}
 
 std::string Request::get_param_value(std::string_view name) const {
   for (const auto& [n, v] : params) {

@@ -1,10 +1,10 @@
-// Small text helpers of the HTTP client: tokens, trimming, case-insensitive comparison.
+// Small text helpers of the HTTP client and server: tokens, trimming, ASCII case (as HTTP means
+// it, whatever the C locale says).
 //
 // Thread-safety: pure functions.
 #pragma once
 
 #include <algorithm>
-#include <cctype>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -29,10 +29,17 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
-inline bool iequals(std::string_view a, std::string_view b) {
+inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+inline std::string lowered(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
+  return out;
+}
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
+           return ascii_lower(x) == ascii_lower(y);
          });
 }
 

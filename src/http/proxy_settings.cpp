@@ -11,13 +11,6 @@
 namespace llmassist::detail {
 namespace {
 
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 const char* env(const char* lower_name, const char* upper_name) {
   if (const char* v = std::getenv(lower_name); v != nullptr && *v != '\0') return v;
   if (upper_name == nullptr) return nullptr;

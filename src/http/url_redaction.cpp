@@ -3,16 +3,10 @@
 #include <algorithm>
 #include <charconv>
 
+#include "http/http_text.h"
+
 namespace llmassist::detail {
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), lower);
-  return out;
-}
 
 bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool digit(char c) { return c >= '0' && c <= '9'; }
@@ -62,7 +56,7 @@ ParsedUrl parse_url(std::string_view url) {
     if (close == std::string_view::npos) return out;
     const std::string_view literal = authority.substr(1, close - 1);
     if (literal.empty() || !std::all_of(literal.begin(), literal.end(), [](char c) {
-          return digit(c) || (lower(c) >= 'a' && lower(c) <= 'f') || c == ':' || c == '.';
+          return digit(c) || (ascii_lower(c) >= 'a' && ascii_lower(c) <= 'f') || c == ':' || c == '.';
         })) {
       return out;
     }
