@@ -39,7 +39,7 @@ struct AdminFixture : QueueFixture {
   // `extra` adds parts (a provider, a memory) once the store exists.
   explicit AdminFixture(
       const std::function<void(AdminServerParts&, std::shared_ptr<MessageStore>)>& extra = {},
-      ModerationPolicy policy = ModerationPolicy::kAuto, int threads = 16) {
+      ModerationPolicy policy = ModerationPolicy::kAuto, int max_event_streams = 64) {
     SqliteAccountStoreOptions ao;
     ao.path = dir.file("store.db");
     ao.clock = clock;
@@ -66,7 +66,7 @@ struct AdminFixture : QueueFixture {
     options.clock = clock;
     options.logger = null_logger();
     options.policy = policy;
-    options.threads = threads;
+    options.max_event_streams = max_event_streams;
     auto made = AdminServer::create(std::move(parts), options);
     REQUIRE_MESSAGE(made.ok(), made.status().to_string());
     server = std::move(made).value();
@@ -714,8 +714,8 @@ TEST_CASE("admin server: an admin overrides the policy and the system prompt whi
   CHECK(cleared["system_prompt"]["overridden"] == true);
 }
 
-TEST_CASE("admin server: event streams take at most half of the threads") {
-  AdminFixture f({}, ModerationPolicy::kAuto, 4);
+TEST_CASE("admin server: event streams are at most max_event_streams, and hold no thread") {
+  AdminFixture f({}, ModerationPolicy::kAuto, 2);
   std::atomic<bool> stop{false};
   std::atomic<int> opened{0};
   std::vector<std::thread> readers;
@@ -738,6 +738,45 @@ TEST_CASE("admin server: event streams take at most half of the threads") {
   stop = true;
   f.pending(f.chat("900").id, "q", "an event to end the streams");
   for (auto& t : readers) t.join();
+}
+
+TEST_CASE("admin server: a path of 60,000 digits is refused and the server serves on") {
+  AdminFixture f;
+  auto huge = f.call("GET", "/api/replies/" + std::string(60000, '7'), f.viewer_token);
+  REQUIRE(huge);
+  CHECK(huge->status == 414);
+  // Over 8 KiB, within the connection's memory: the JSON error body.
+  auto over = f.call("GET", "/api/replies/" + std::string(8200, '7'), "");
+  REQUIRE(over);
+  CHECK(over->status == 414);
+  CHECK(AdminFixture::error_of(over) == "uri_too_long");
+  // A long id within the limit is still routed (and is no id).
+  auto long_id = f.call("GET", "/api/replies/" + std::string(4000, '7'), f.viewer_token);
+  REQUIRE(long_id);
+  CHECK(long_id->status == 400);
+  CHECK(f.call("GET", "/health", "")->status == 200);
+}
+
+TEST_CASE("admin server: a Host other than its own names is refused with 421") {
+  AdminFixture f;
+  const std::string port = std::to_string(f.server->port());
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port}) {
+    CAPTURE(host);
+    auto c = f.client();
+    auto got = c.Get("/health", {{"Host", host}});
+    REQUIRE(got);
+    CHECK(got->status == 200);
+  }
+  for (const std::string& host : std::vector<std::string>{
+           "evil.example.com", "evil.example.com:" + port, "127.0.0.1:1", "localhost"}) {
+    CAPTURE(host);
+    auto c = f.client();
+    auto got = c.Get("/api/queue", {{"Host", host}, {"Authorization", "Bearer " + f.viewer_token}});
+    REQUIRE(got);
+    CHECK(got->status == 421);
+    CHECK(AdminFixture::error_of(got) == "misdirected_request");
+  }
 }
 
 }  // namespace

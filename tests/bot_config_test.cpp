@@ -86,8 +86,22 @@ TEST_CASE("bot config: the admin section, absent by default") {
   CHECK(c->admin->listen == "0.0.0.0:9000");
   CHECK(c->admin->session_hours == 8);
   CHECK(c->admin->secure_cookie);
-  CHECK(c->admin->threads == 16);
+  CHECK(c->admin->threads == 4);
+  CHECK(c->admin->allowed_hosts.empty());
   CHECK(parse_bot_config(R"({"admin": {}})", "", env())->admin->listen == "127.0.0.1:8080");
+  auto limits = parse_bot_config(
+      R"({"admin": {"listen": "127.0.0.1:8080", "allowed_hosts": ["admin.example.org"],
+                    "max_connections": 500, "max_connections_per_address": 20,
+                    "connection_timeout_seconds": 15}})",
+      "", env());
+  REQUIRE_MESSAGE(limits.ok(), limits.status().to_string());
+  CHECK(limits->admin->allowed_hosts == std::vector<std::string>{"admin.example.org"});
+  CHECK(limits->admin->max_connections == 500);
+  CHECK(limits->admin->max_connections_per_address == 20);
+  CHECK(limits->admin->connection_timeout_seconds == 15);
+  CHECK_FALSE(parse_bot_config(R"({"admin": {"listen": "127.0.0.1:8080", "allowed_hosts": "x"}})",
+                               "", env())
+                  .ok());
 }
 
 TEST_CASE("bot doctor: an admin section with no admin account is reported") {

@@ -42,7 +42,8 @@
 #include "llmassist/status.h"
 
 using namespace llmassist;
-using llmassist::detail::http::DataSink;
+using llmassist::detail::http::Deferred;
+using llmassist::detail::http::Stream;
 using llmassist::detail::http::Request;
 using llmassist::detail::http::Response;
 using llmassist::detail::http::Server;
@@ -69,7 +70,7 @@ void start(Server& server) {
   const Status bound = server.bind("127.0.0.1", 0);
   REQUIRE(bound.ok());
   REQUIRE(server.port() > 0);
-  server.start();
+  REQUIRE(server.start().ok());
 }
 
 std::string url(const Server& server, std::string_view path_and_query) {
@@ -349,64 +350,38 @@ void expect_refused(const Server& server, std::string_view bytes, int status) {
   CHECK(c.closed_within(1s));
 }
 
+// A request refused either with an error status or by the connection closed without a
+// response: libmicrohttpd 0.9.75 answers some malformed requests so, and cannot queue a response
+// in the middle of a request body (a chunked body that outgrows the limit). Never served.
+void expect_not_served(const Server& server, std::string_view bytes) {
+  RawClient c(server.port());
+  c.send(bytes);
+  const auto response = c.read_response();
+  if (response) CHECK(response->status >= 400);
+  CHECK(c.closed_within(5s));
+}
+
+// A GET route answering "ok".
+void ok_route(Server& server, std::string_view path) {
+  server.route("GET", path,
+               [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
+}
+
+// A route answering "ok" that counts its calls: a refused request never reaches it.
+void counting_route(Server& server, const std::string& method, std::string_view path,
+                    std::atomic<int>& calls) {
+  server.route(method, path, [&calls](const Request&, Response& res) {
+    calls.fetch_add(1);
+    res.set_content("ok", "text/plain");
+  });
+}
+
 std::string get_line(std::string_view target, std::string_view extra_headers = "") {
   return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) +
          "\r\n";
 }
 
 }  // namespace
-
-TEST_CASE("http server: routes by method and regex, with the groups in matches") {
-  Server server(quiet_options());
-  for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
-    server.route(method, R"(/api/items/(\d+))", [method](const Request& req, Response& res) {
-      res.set_content(
-          method + " " + req.matches[1].str() + " " + req.method + " [" + req.body + "]",
-          "text/plain");
-    });
-  }
-  server.route("GET", R"(/api/items/(\d+)/notes/(\w+))", [](const Request& req, Response& res) {
-    res.set_content(req.matches[0].str() + " | " + req.matches[1].str() + " | " +
-                        req.matches[2].str() + " | " + std::to_string(req.matches.size()),
-                    "text/plain");
-  });
-  // The first route that matches wins, even when a later one matches more exactly.
-  server.route("GET", "/first/.*",
-               [](const Request&, Response& res) { res.set_content("broad", "text/plain"); });
-  server.route("GET", "/first/exact",
-               [](const Request&, Response& res) { res.set_content("exact", "text/plain"); });
-  start(server);
-  auto client = make_test_client();
-
-  for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
-    CAPTURE(method);
-    const bool with_body = method != "GET" && method != "DELETE";
-    auto got =
-        fetch(*client, short_request(url(server, "/api/items/42"), method, with_body ? "payload" : ""));
-    REQUIRE(got.ok());
-    CHECK(got->status == 200);
-    CHECK(got->body == method + " 42 " + method + " [" + (with_body ? "payload" : "") + "]");
-  }
-
-  auto notes = fetch(*client, short_request(url(server, "/api/items/7/notes/draft")));
-  REQUIRE(notes.ok());
-  CHECK(notes->body == "/api/items/7/notes/draft | 7 | draft | 3");
-
-  auto first = fetch(*client, short_request(url(server, "/first/exact")));
-  REQUIRE(first.ok());
-  CHECK(first->body == "broad");
-
-  // The pattern must match the whole path; the method must match too.
-  for (const char* path : {"/api/items/42/extra", "/x/api/items/42", "/api/items/abc"}) {
-    CAPTURE(path);
-    auto got = fetch(*client, short_request(url(server, path)));
-    REQUIRE(got.ok());
-    CHECK(got->status == 404);
-  }
-  auto wrong_method = fetch(*client, short_request(url(server, "/first/exact"), "POST", "x"));
-  REQUIRE(wrong_method.ok());
-  CHECK(wrong_method->status == 404);
-}
 
 TEST_CASE("http server: the error handler serves unmatched paths and empty error responses") {
   std::mutex mu;
@@ -499,11 +474,11 @@ TEST_CASE("http server: the path, query parameters and headers reach the handler
   std::mutex mu;
   Seen seen;  // guarded by mu
   Server server(quiet_options());
-  server.route("GET", "/files/(.+)", [&](const Request& req, Response& res) {
+  server.route("GET", "/files/{name}", [&](const Request& req, Response& res) {
     std::lock_guard lock(mu);
     seen.method = req.method;
     seen.path = req.path;
-    seen.match = req.matches[1].str();
+    seen.match = req.path_params.at(0);
     seen.remote_addr = req.remote_addr;
     seen.params = req.params;
     seen.q = req.get_param_value("q");
@@ -522,7 +497,7 @@ TEST_CASE("http server: the path, query parameters and headers reach the handler
   auto client = make_test_client();
 
   HttpRequest r =
-      short_request(url(server, "/files/a%20b%2Fc%25d?q=hello+world&x=%41%2b%26%3d&q=second&empty="));
+      short_request(url(server, "/files/a%20b%25d?q=hello+world&x=%41%2b%26%3d&q=second&empty="));
   r.headers = {{"X-Custom-Header", "Mixed Value"}};
   auto got = fetch(*client, r);
   REQUIRE(got.ok());
@@ -530,8 +505,8 @@ TEST_CASE("http server: the path, query parameters and headers reach the handler
 
   std::lock_guard lock(mu);
   CHECK(seen.method == "GET");
-  CHECK(seen.path == "/files/a b/c%d");
-  CHECK(seen.match == "a b/c%d");
+  CHECK(seen.path == "/files/a b%d");
+  CHECK(seen.match == "a b%d");
   CHECK(seen.remote_addr == "127.0.0.1");
   const std::vector<std::pair<std::string, std::string>> params = {
       {"q", "hello world"}, {"x", "A+&="}, {"q", "second"}, {"empty", ""}};
@@ -636,8 +611,8 @@ TEST_CASE("http server: Expect: 100-continue gets an interim 100 before the fina
 
 TEST_CASE("http server: kept-alive requests on one connection are answered in order") {
   Server server(quiet_options());
-  server.route("GET", R"(/n/(\d+))", [](const Request& req, Response& res) {
-    res.set_content("reply " + req.matches[1].str(), "text/plain");
+  server.route("GET", "/n/{id}", [](const Request& req, Response& res) {
+    res.set_content("reply " + req.path_params.at(0), "text/plain");
   });
   start(server);
 
@@ -654,8 +629,8 @@ TEST_CASE("http server: kept-alive requests on one connection are answered in or
 
 TEST_CASE("http server: pipelined requests are answered in order") {
   Server server(quiet_options());
-  server.route("GET", R"(/n/(\d+))", [](const Request& req, Response& res) {
-    res.set_content("reply " + req.matches[1].str(), "text/plain");
+  server.route("GET", "/n/{id}", [](const Request& req, Response& res) {
+    res.set_content("reply " + req.path_params.at(0), "text/plain");
   });
   start(server);
 
@@ -669,14 +644,13 @@ TEST_CASE("http server: pipelined requests are answered in order") {
   }
 }
 
-TEST_CASE("http server: the connection ends after Connection: close, HTTP/1.0, or the limit") {
+TEST_CASE("http server: the connection ends after Connection: close or HTTP/1.0") {
   ServerOptions options = quiet_options();
-  options.max_requests_per_connection = 3;
-  // Long beside the bounds below: a close within them is not the read timeout's.
-  options.read_timeout = 5s;
+  // Long beside the bounds below: a close within them is not the timeout's.
+  options.connection_timeout = 5s;
   Server server(options);
-  server.route("GET", R"(/n/(\d+))", [](const Request& req, Response& res) {
-    res.set_content("reply " + req.matches[1].str(), "text/plain");
+  server.route("GET", "/n/{id}", [](const Request& req, Response& res) {
+    res.set_content("reply " + req.path_params.at(0), "text/plain");
   });
   start(server);
 
@@ -697,30 +671,16 @@ TEST_CASE("http server: the connection ends after Connection: close, HTTP/1.0, o
     CHECK(got->body == "reply 2");
     CHECK(c.closed_within(1s));
   }
-  SUBCASE("max_requests_per_connection") {
-    RawClient c(server.port());
-    for (int i = 1; i <= 3; ++i) {
-      CAPTURE(i);
-      REQUIRE(c.send(get_line("/n/" + std::to_string(i))));
-      const auto got = c.read_response();
-      REQUIRE(got.has_value());
-      CHECK(got->body == "reply " + std::to_string(i));
-    }
-    CHECK(c.closed_within(1s));
-  }
 }
 
-TEST_CASE("http server: a head over max_header_bytes is refused with 431") {
+TEST_CASE("http server: a head over the connection's memory is refused with 431") {
   std::atomic<int> calls{0};
   std::mutex mu;
   std::vector<int> seen;  // guarded by mu
   ServerOptions options = quiet_options();
-  options.max_header_bytes = 1024;
+  options.connection_memory_bytes = 4096;
   Server server(options);
-  server.route("GET", "/n", [&](const Request&, Response& res) {
-    calls.fetch_add(1);
-    res.set_content("ok", "text/plain");
-  });
+  counting_route(server, "GET", "/n", calls);
   server.set_error_handler([&](const Request&, Response& res) {
     {
       std::lock_guard lock(mu);
@@ -742,12 +702,10 @@ TEST_CASE("http server: a head over max_header_bytes is refused with 431") {
   c.send(get_line("/n", "X-Big: " + std::string(4000, 'a') + "\r\n"));
   const auto got = c.read_response();
   REQUIRE(got.has_value());
+  // MHD answers it, with its own body, before any handler or the error handler.
   CHECK(got->status == 431);
-  CHECK(got->body == "refused 431");
   CHECK(c.closed_within(1s));
   CHECK(calls.load() == 1);
-  std::lock_guard lock(mu);
-  CHECK(seen == std::vector<int>{431});
 }
 
 TEST_CASE("http server: a body over max_body_bytes is refused with 413, without the handler") {
@@ -802,12 +760,8 @@ TEST_CASE("http server: a body over max_body_bytes is refused with 413, without 
   SUBCASE("chunked, once the chunks outgrow it") {
     RawClient c(server.port());
     const std::string chunk = "190\r\n" + std::string(400, 'c') + "\r\n";
-    c.send("POST /upload HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk +
-           chunk + chunk + "0\r\n\r\n");
-    const auto got = c.read_response();
-    REQUIRE(got.has_value());
-    CHECK(got->status == 413);
-    CHECK(c.closed_within(1s));
+    expect_not_served(server, "POST /upload HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                  chunk + chunk + chunk + "0\r\n\r\n");
   }
   CHECK(calls.load() == 1);
 }
@@ -815,17 +769,11 @@ TEST_CASE("http server: a body over max_body_bytes is refused with 413, without 
 TEST_CASE("http server: a malformed request is refused with 400") {
   std::atomic<int> calls{0};
   Server server(quiet_options());
-  server.route("POST", "/n", [&](const Request&, Response& res) {
-    calls.fetch_add(1);
-    res.set_content("ok", "text/plain");
-  });
-  server.route("GET", "/n", [&](const Request&, Response& res) {
-    calls.fetch_add(1);
-    res.set_content("ok", "text/plain");
-  });
+  counting_route(server, "POST", "/n", calls);
+  counting_route(server, "GET", "/n", calls);
   start(server);
 
-  SUBCASE("a request line that is not one") { expect_refused(server, "GARBAGE\r\n\r\n", 400); }
+  SUBCASE("a request line that is not one") { expect_not_served(server, "GARBAGE\r\n\r\n"); }
   SUBCASE("a header line without a colon") {
     expect_refused(server, "GET /n HTTP/1.1\r\nHost: test\r\nNo colon here\r\n\r\n", 400);
   }
@@ -841,24 +789,19 @@ TEST_CASE("http server: a malformed request is refused with 400") {
   CHECK(calls.load() == 0);
 }
 
-TEST_CASE("http server: a transfer coding other than chunked is refused with 501") {
+TEST_CASE("http server: a transfer coding other than chunked is refused") {
   std::atomic<int> calls{0};
   Server server(quiet_options());
-  server.route("POST", "/n", [&](const Request&, Response& res) {
-    calls.fetch_add(1);
-    res.set_content("ok", "text/plain");
-  });
+  counting_route(server, "POST", "/n", calls);
   start(server);
 
   SUBCASE("gzip") {
-    expect_refused(server, "POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n",
-                   501);
+    expect_not_served(server, "POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n");
   }
   SUBCASE("gzip, then chunked") {
-    expect_refused(server,
-                   "POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-                   "0\r\n\r\n",
-                   501);
+    expect_not_served(server,
+                      "POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      "0\r\n\r\n");
   }
   CHECK(calls.load() == 0);
 }
@@ -866,12 +809,9 @@ TEST_CASE("http server: a transfer coding other than chunked is refused with 501
 TEST_CASE("http server: a client silent in the middle of a request is disconnected") {
   std::atomic<int> calls{0};
   ServerOptions options = quiet_options();
-  options.read_timeout = 200ms;
+  options.connection_timeout = 1s;
   Server server(options);
-  server.route("POST", "/n", [&](const Request&, Response& res) {
-    calls.fetch_add(1);
-    res.set_content("ok", "text/plain");
-  });
+  counting_route(server, "POST", "/n", calls);
   start(server);
 
   std::string half;
@@ -885,43 +825,16 @@ TEST_CASE("http server: a client silent in the middle of a request is disconnect
   RawClient c(server.port());
   REQUIRE(c.send(half));
   const auto sent = Clock::now();
-  CHECK(c.closed_within(2s));
-  CHECK(Clock::now() - sent >= 100ms);
+  CHECK(c.closed_within(5s));
+  CHECK(Clock::now() - sent >= 500ms);
   CHECK(calls.load() == 0);
 }
 
-TEST_CASE("http server: a client that trickles its request is disconnected") {
-  std::atomic<int> calls{0};
+TEST_CASE("http server: an idle kept-alive connection is closed after connection_timeout") {
   ServerOptions options = quiet_options();
-  options.read_timeout = 300ms;
-  options.request_timeout = 400ms;
+  options.connection_timeout = 1s;
   Server server(options);
-  server.route("GET", "/n", [&](const Request&, Response& res) {
-    calls.fetch_add(1);
-    res.set_content("ok", "text/plain");
-  });
-  start(server);
-
-  RawClient c(server.port());
-  REQUIRE(c.send("GET /n HTTP/1.1\r\nHost: test\r\nX-Slow: "));
-  const auto began = Clock::now();
-  bool closed = false;
-  // A byte every 50 ms: never silent for read_timeout, never done.
-  while (!closed && Clock::now() - began < 2s) {
-    c.send("a");
-    closed = c.closed_within(50ms);
-  }
-  CHECK(closed);
-  CHECK(Clock::now() - began >= 300ms);
-  CHECK(calls.load() == 0);
-}
-
-TEST_CASE("http server: an idle kept-alive connection is closed after read_timeout") {
-  ServerOptions options = quiet_options();
-  options.read_timeout = 200ms;
-  Server server(options);
-  server.route("GET", "/n",
-               [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
+  ok_route(server, "/n");
   start(server);
 
   RawClient c(server.port());
@@ -930,8 +843,8 @@ TEST_CASE("http server: an idle kept-alive connection is closed after read_timeo
   REQUIRE(got.has_value());
   CHECK(got->status == 200);
   const auto answered = Clock::now();
-  CHECK(c.closed_within(2s));
-  CHECK(Clock::now() - answered >= 100ms);
+  CHECK(c.closed_within(5s));
+  CHECK(Clock::now() - answered >= 500ms);
 }
 
 TEST_CASE("http server: default headers are added unless the handler set the same name") {
@@ -1020,181 +933,6 @@ TEST_CASE("http server: set_content sets the status, Content-Type and Content-Le
   CHECK(headers->body == "h");
 }
 
-TEST_CASE("http server: a streamed response arrives piece by piece, in order") {
-  std::mutex mu;
-  std::vector<std::size_t> offsets;  // guarded by mu
-  std::vector<std::string> pieces;   // guarded by mu
-  Flag first_seen;                   // the client has the first piece
-  std::atomic<bool> seen_before_done{false};
-  std::atomic<int> release_result{-1};
-  Flag released;
-  Server server(quiet_options());
-  server.route("GET", "/stream", [&](const Request&, Response& res) {
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [&, call = 0](std::size_t offset, DataSink& sink) mutable {
-          {
-            std::lock_guard lock(mu);
-            offsets.push_back(offset);
-          }
-          switch (call++) {
-            case 0:
-              return sink.write("one", 3);
-            case 1:
-              // The first piece must be on the wire before the response ends.
-              seen_before_done = first_seen.wait(2s);
-              return sink.write("two", 3);
-            default:
-              std::this_thread::sleep_for(20ms);
-              if (!sink.write("three", 5)) return false;
-              sink.done();
-              return true;
-          }
-        },
-        [&](bool success) {
-          release_result = success ? 1 : 0;
-          released.raise();
-        });
-  });
-  start(server);
-  auto client = make_test_client();
-
-  HttpRequest r = short_request(url(server, "/stream"));
-  r.on_body = [&](std::string_view piece) {
-    {
-      std::lock_guard lock(mu);
-      pieces.emplace_back(piece);
-    }
-    first_seen.raise();
-    return true;
-  };
-  auto got = fetch(*client, r);
-  REQUIRE(got.ok());
-  CHECK(got->status == 200);
-  CHECK(got->header("Content-Type") == "text/event-stream");
-  CHECK(got->header("Transfer-Encoding") == "chunked");
-  CHECK(seen_before_done.load());
-  REQUIRE(released.wait(2s));
-  CHECK(release_result.load() == 1);
-
-  std::lock_guard lock(mu);
-  std::string all;
-  for (const auto& piece : pieces) all += piece;
-  CHECK(all == "onetwothree");
-  REQUIRE_FALSE(pieces.empty());
-  CHECK(pieces.front() == "one");
-  CHECK(offsets == std::vector<std::size_t>{0, 3, 6});
-}
-
-TEST_CASE("http server: a client gone mid-stream fails write() and the releaser sees false") {
-  std::atomic<bool> write_failed{false};
-  std::atomic<int> release_result{-1};
-  Flag released;
-  Server server(quiet_options());
-  server.route("GET", "/stream", [&](const Request&, Response& res) {
-    const auto give_up = Clock::now() + 3s;  // a bound, should the failure never come
-    res.set_chunked_content_provider(
-        "text/plain",
-        [&, give_up](std::size_t, DataSink& sink) {
-          if (Clock::now() > give_up) {
-            sink.done();
-            return true;
-          }
-          std::this_thread::sleep_for(5ms);
-          if (!sink.write("piece\n", 6)) {
-            write_failed = true;
-            return false;
-          }
-          return true;
-        },
-        [&](bool success) {
-          release_result = success ? 1 : 0;
-          released.raise();
-        });
-  });
-  start(server);
-
-  RawClient c(server.port());
-  REQUIRE(c.send(get_line("/stream")));
-  REQUIRE(c.read_until("piece\n"));
-  c.close();
-
-  REQUIRE(released.wait(2s));
-  CHECK(write_failed.load());
-  CHECK(release_result.load() == 0);
-}
-
-TEST_CASE("http server: a client that does not read is dropped after write_timeout") {
-  std::atomic<bool> give_up{false};
-  std::atomic<int> release_result{-1};
-  Flag released;
-  const std::string big(std::size_t{32} << 20, 'B');
-  ServerOptions options = quiet_options();
-  options.threads = 1;
-  options.write_timeout = 200ms;
-  Server server(options);
-  server.route("GET", "/flood", [&](const Request&, Response& res) {
-    res.set_chunked_content_provider(
-        "application/octet-stream",
-        [&](std::size_t, DataSink& sink) {
-          if (give_up) {
-            sink.done();
-            return true;
-          }
-          return sink.write(big.data(), std::size_t{64} << 10);
-        },
-        [&](bool success) {
-          release_result = success ? 1 : 0;
-          released.raise();
-        });
-  });
-  server.route("GET", "/big", [&](const Request&, Response& res) {
-    res.set_content(big, "application/octet-stream");
-  });
-  server.route("GET", "/n",
-               [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
-  start(server);
-
-  SUBCASE("a streamed response") {
-    RawClient c(server.port());
-    REQUIRE(c.send(get_line("/flood")));
-    // Reads nothing: the socket's buffers fill, then the server's writes wait.
-    CHECK(released.wait(2s));
-    CHECK(release_result.load() == 0);
-    give_up = true;
-  }
-  SUBCASE("a response with a length: the only worker is free again") {
-    RawClient c(server.port());
-    REQUIRE(c.send(get_line("/big")));
-    std::this_thread::sleep_for(50ms);
-    RawClient next(server.port());
-    REQUIRE(next.send(get_line("/n")));
-    const auto got = next.read_response(false, 2s);
-    REQUIRE(got.has_value());
-    CHECK(got->body == "ok");
-  }
-}
-
-TEST_CASE("http server: literal_pattern matches exactly its path") {
-  using llmassist::detail::http::literal_pattern;
-  Server server(quiet_options());
-  server.route("GET", literal_pattern("/v1.0/a+b(c)"),
-               [](const Request&, Response& res) { res.set_content("literal", "text/plain"); });
-  start(server);
-  auto client = make_test_client();
-
-  auto exact = fetch(*client, short_request(url(server, "/v1.0/a+b(c)")));
-  REQUIRE(exact.ok());
-  CHECK(exact->status == 200);
-  CHECK(exact->body == "literal");
-  for (const char* path : {"/v1x0/a+b(c)", "/v1.0/aab(c)", "/v1.0/a+bc", "/v1.0/a+b(c)/"}) {
-    CAPTURE(path);
-    auto got = fetch(*client, short_request(url(server, path)));
-    REQUIRE(got.ok());
-    CHECK(got->status == 404);
-  }
-}
-
 TEST_CASE("http server: a handler that throws gets the exception handler's response") {
   Server server(quiet_options());
   server.route("GET", "/throws",
@@ -1245,120 +983,11 @@ TEST_CASE("http server: a handler that throws without an exception handler is a 
   }
 }
 
-TEST_CASE("http server: with two threads a third connection waits for a free worker") {
-  std::atomic<int> entered{0};
-  std::atomic<int> finished{0};
-  std::atomic<int> finished_when_third_entered{-1};
-  std::array<Flag, 3> gates;
-  ServerOptions options = quiet_options();
-  options.threads = 2;
-  Server server(options);
-  server.route("GET", R"(/block/(\d))", [&](const Request& req, Response& res) {
-    const int i = req.matches[1].str()[0] - '0';
-    if (i == 2) finished_when_third_entered = finished.load();
-    entered.fetch_add(1);
-    gates[static_cast<std::size_t>(i)].wait(3s);
-    finished.fetch_add(1);
-    res.set_content("done " + std::to_string(i), "text/plain");
-  });
-  start(server);
-  struct OpenGates {
-    std::array<Flag, 3>& gates;
-    ~OpenGates() {
-      for (auto& g : gates) g.raise();
-    }
-  } open_gates_at_exit{gates};
-
-  // Connection: close, so that a finished request frees its worker for the next connection.
-  const std::string close = "Connection: close\r\n";
-  RawClient a(server.port());
-  RawClient b(server.port());
-  REQUIRE(a.send(get_line("/block/0", close)));
-  REQUIRE(b.send(get_line("/block/1", close)));
-  REQUIRE(eventually([&] { return entered.load() == 2; }));
-
-  RawClient third(server.port());
-  REQUIRE(third.send(get_line("/block/2", close)));
-  std::this_thread::sleep_for(200ms);
-  CHECK(entered.load() == 2);
-
-  gates[0].raise();
-  const auto first = a.read_response();
-  REQUIRE(first.has_value());
-  CHECK(first->body == "done 0");
-  REQUIRE(eventually([&] { return entered.load() == 3; }));
-  CHECK(finished_when_third_entered.load() == 1);
-
-  gates[1].raise();
-  gates[2].raise();
-  const auto second = b.read_response();
-  REQUIRE(second.has_value());
-  CHECK(second->body == "done 1");
-  const auto last = third.read_response();
-  REQUIRE(last.has_value());
-  CHECK(last->body == "done 2");
-}
-
-TEST_CASE("http server: stop() disconnects a streaming client and returns promptly") {
-  Flag streaming;
-  std::atomic<int> release_result{-1};
-  Flag released;
-  ServerOptions options = quiet_options();
-  options.threads = 1;
-  Server server(options);
-  server.route("GET", "/events", [&](const Request&, Response& res) {
-    const auto give_up = Clock::now() + 3s;  // a bound, should stop() not reach the provider
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [&, give_up](std::size_t offset, DataSink& sink) {
-          if (offset == 0) {
-            streaming.raise();
-            return sink.write("event\n", 6);
-          }
-          // An event stream between events: a heartbeat now and then, while the client is there.
-          std::this_thread::sleep_for(20ms);
-          if (Clock::now() > give_up) {
-            sink.done();
-            return true;
-          }
-          return sink.write(":\n", 2);
-        },
-        [&](bool success) {
-          release_result = success ? 1 : 0;
-          released.raise();
-        });
-  });
-  start(server);
-
-  RawClient c(server.port());
-  REQUIRE(c.send(get_line("/events")));
-  REQUIRE(c.read_until("event\n"));
-  REQUIRE(streaming.wait(1s));
-  // A connection that waits for the only worker, and one silent in the middle of its head.
-  RawClient queued(server.port());
-  REQUIRE(queued.send(get_line("/events")));
-  RawClient silent(server.port());
-  REQUIRE(silent.send("GET /events HTTP/1.1\r\n"));
-  std::this_thread::sleep_for(50ms);
-
-  const auto before = Clock::now();
-  server.stop();
-  CHECK(Clock::now() - before < 2s);
-  CHECK(c.closed_within(1s));
-  CHECK(queued.closed_within(1s));
-  CHECK(silent.closed_within(1s));
-  CHECK(released.wait(1s));
-  CHECK(release_result.load() == 0);
-
-  server.stop();  // again: harmless
-}
-
 TEST_CASE("http server: stop() closes idle kept-alive connections at once") {
   ServerOptions options = quiet_options();
-  options.read_timeout = 5s;
+  options.connection_timeout = 5s;
   Server server(options);
-  server.route("GET", "/n",
-               [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
+  ok_route(server, "/n");
   start(server);
 
   RawClient c(server.port());
@@ -1392,8 +1021,7 @@ TEST_CASE("http server: start() and stop() of an unstarted or stopped server are
     start(server);
   }
   Server server(quiet_options());
-  server.route("GET", "/n",
-               [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
+  ok_route(server, "/n");
   start(server);
   auto client = make_test_client();
   auto got = fetch(*client, short_request(url(server, "/n")));
@@ -1402,7 +1030,7 @@ TEST_CASE("http server: start() and stop() of an unstarted or stopped server are
 
   server.stop();
   server.stop();
-  server.start();  // a stopped server: no longer bound, nothing to start
+  CHECK_FALSE(server.start().ok());  // a stopped server: no longer bound, nothing to start
   server.stop();
   // No longer served.
   HttpRequest after = short_request(url(server, "/n"));
@@ -1441,11 +1069,371 @@ TEST_CASE("http server: bind picks a free port for 0 and reports a port in use")
   CHECK(not_address.code() == StatusCode::kInvalidArgument);
 
   // The first one serves on the port it picked.
-  first.route("GET", "/n",
-              [](const Request&, Response& res) { res.set_content("ok", "text/plain"); });
-  first.start();
+  ok_route(first, "/n");
+  REQUIRE(first.start().ok());
   auto client = make_test_client();
   auto got = fetch(*client, short_request(url(first, "/n")));
   REQUIRE(got.ok());
   CHECK(got->body == "ok");
+}
+
+// ---- routes, streams, deferred responses -------------------------------------------------
+
+TEST_CASE("http server: routes by method and path template, with the parameters in path_params") {
+  Server server(quiet_options());
+  for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
+    server.route(method, "/api/items/{id}", [method](const Request& req, Response& res) {
+      res.set_content(method + " " + req.path_params.at(0) + " " + req.method + " [" + req.body +
+                          "]",
+                      "text/plain");
+    });
+  }
+  server.route("GET", "/api/items/{id}/notes/{name}", [](const Request& req, Response& res) {
+    res.set_content(req.path + " | " + req.path_params.at(0) + " | " + req.path_params.at(1) +
+                        " | " + std::to_string(req.path_params.size()),
+                    "text/plain");
+  });
+  // The first route that matches wins, even when a later one matches more exactly.
+  server.route("GET", "/first/{what}",
+               [](const Request&, Response& res) { res.set_content("broad", "text/plain"); });
+  server.route("GET", "/first/exact",
+               [](const Request&, Response& res) { res.set_content("exact", "text/plain"); });
+  start(server);
+  auto client = make_test_client();
+
+  for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
+    CAPTURE(method);
+    const bool with_body = method != "GET" && method != "DELETE";
+    auto got = fetch(*client,
+                     short_request(url(server, "/api/items/42"), method, with_body ? "payload" : ""));
+    REQUIRE(got.ok());
+    CHECK(got->status == 200);
+    CHECK(got->body == method + " 42 " + method + " [" + (with_body ? "payload" : "") + "]");
+  }
+  auto notes = fetch(*client, short_request(url(server, "/api/items/7/notes/draft")));
+  REQUIRE(notes.ok());
+  CHECK(notes->body == "/api/items/7/notes/draft | 7 | draft | 2");
+  auto first = fetch(*client, short_request(url(server, "/first/exact")));
+  REQUIRE(first.ok());
+  CHECK(first->body == "broad");
+  // The template must match the whole path, segment by segment; the method must match too.
+  for (const char* path : {"/api/items/42/extra", "/x/api/items/42", "/api/items/abc",
+                           "/api/items/", "/api/items", "/api/items/4a2", "/first/"}) {
+    CAPTURE(path);
+    auto got = fetch(*client, short_request(url(server, path)));
+    REQUIRE(got.ok());
+    CHECK(got->status == 404);
+  }
+  auto wrong_method = fetch(*client, short_request(url(server, "/first/exact"), "POST", "x"));
+  REQUIRE(wrong_method.ok());
+  CHECK(wrong_method->status == 404);
+}
+
+TEST_CASE("http server: a stream written from another thread arrives in order, holding no worker") {
+  std::mutex mu;
+  std::shared_ptr<Stream> stream;  // guarded by mu
+  Flag opened;
+  ServerOptions options = quiet_options();
+  options.threads = 1;
+  Server server(options);
+  server.route("GET", "/stream", [&](const Request&, Response& res) {
+    auto s = res.stream("text/event-stream");
+    CHECK(s->write("one\n"));
+    {
+      std::lock_guard lock(mu);
+      stream = s;
+    }
+    opened.raise();
+  });
+  ok_route(server, "/n");
+  start(server);
+
+  RawClient c(server.port());
+  REQUIRE(c.send(get_line("/stream")));
+  REQUIRE(opened.wait(2s));
+  CHECK(c.read_until("one\n"));
+  // The one worker is free while the stream waits.
+  auto client = make_test_client();
+  auto other = fetch(*client, short_request(url(server, "/n")));
+  REQUIRE(other.ok());
+  CHECK(other->body == "ok");
+  std::thread writer([&] {
+    std::lock_guard lock(mu);
+    CHECK(stream->write("two\n"));
+    CHECK(stream->write("three\n"));
+    stream->close();
+    CHECK_FALSE(stream->write("after close"));
+  });
+  writer.join();
+  CHECK(c.read_until("three\n"));
+  CHECK(c.read_until("0\r\n\r\n"));  // the chunked body's end
+}
+
+TEST_CASE("http server: a stream whose client left fails write(); stop() ends open streams") {
+  std::mutex mu;
+  std::vector<std::shared_ptr<Stream>> streams;  // guarded by mu
+  Server server(quiet_options());
+  server.route("GET", "/stream", [&](const Request&, Response& res) {
+    auto s = res.stream("text/plain");
+    s->write("hello\n");
+    std::lock_guard lock(mu);
+    streams.push_back(s);
+  });
+  start(server);
+  {
+    RawClient gone(server.port());
+    REQUIRE(gone.send(get_line("/stream")));
+    REQUIRE(gone.read_until("hello\n"));
+  }
+  // The departure shows when the server next writes to the connection.
+  CHECK(eventually([&] {
+    std::lock_guard lock(mu);
+    return !streams.empty() && !streams[0]->write(std::string(4096, 'x'));
+  }, 5s));
+
+  RawClient open(server.port());
+  REQUIRE(open.send(get_line("/stream")));
+  REQUIRE(open.read_until("hello\n"));
+  const auto before = Clock::now();
+  server.stop();
+  CHECK(Clock::now() - before < 2s);
+  CHECK(open.closed_within(1s));
+  std::lock_guard lock(mu);
+  REQUIRE(streams.size() == 2);
+  CHECK_FALSE(streams[1]->open());
+  CHECK_FALSE(streams[1]->write("after stop"));
+}
+
+TEST_CASE("http server: a deferred response is completed later from any thread") {
+  std::mutex mu;
+  std::vector<std::shared_ptr<Deferred>> waiting;  // guarded by mu
+  ServerOptions options = quiet_options();
+  options.threads = 1;
+  Server server(options);
+  server.route("POST", "/later", [&](const Request& req, Response& res) {
+    auto d = res.defer();
+    res.set_content("discarded", "text/plain");
+    std::lock_guard lock(mu);
+    waiting.push_back(d);
+    CHECK(req.body == "question");
+  });
+  ok_route(server, "/n");
+  server.set_error_handler([](const Request&, Response& res) {
+    res.set_content(R"({"error":"e)" + std::to_string(res.status) + "\"}", "application/json");
+  });
+  start(server);
+
+  RawClient c(server.port());
+  REQUIRE(c.send("POST /later HTTP/1.1\r\nHost: test\r\nContent-Length: 8\r\n\r\nquestion"));
+  CHECK(eventually([&] {
+    std::lock_guard lock(mu);
+    return waiting.size() == 1;
+  }));
+  // Nothing holds the one worker while the answer is awaited.
+  auto client = make_test_client();
+  auto other = fetch(*client, short_request(url(server, "/n")));
+  REQUIRE(other.ok());
+  CHECK(other->body == "ok");
+  std::thread answerer([&] {
+    Response r;
+    r.set_content("the answer", "text/plain");
+    std::lock_guard lock(mu);
+    waiting[0]->complete(std::move(r));
+    waiting[0]->complete(Response());  // ignored
+  });
+  answerer.join();
+  auto got = c.read_response();
+  REQUIRE(got.has_value());
+  CHECK(got->status == 200);
+  CHECK(got->body == "the answer");
+
+  // A Deferred dropped without an answer is a 500 (the error handler's body).
+  REQUIRE(c.send("POST /later HTTP/1.1\r\nHost: test\r\nContent-Length: 8\r\n\r\nquestion"));
+  CHECK(eventually([&] {
+    std::lock_guard lock(mu);
+    return waiting.size() == 2;
+  }));
+  {
+    std::lock_guard lock(mu);
+    waiting.clear();
+  }
+  got = c.read_response();
+  REQUIRE(got.has_value());
+  CHECK(got->status == 500);
+  CHECK(got->body == R"({"error":"e500"})");
+
+  // stop() answers one still waiting with 503.
+  RawClient pending(server.port());
+  REQUIRE(pending.send("POST /later HTTP/1.1\r\nHost: test\r\nContent-Length: 8\r\n\r\nquestion"));
+  CHECK(eventually([&] {
+    std::lock_guard lock(mu);
+    return waiting.size() == 1;
+  }));
+  server.stop();
+  got = pending.read_response();
+  REQUIRE(got.has_value());
+  CHECK(got->status == 503);
+  std::lock_guard lock(mu);
+  waiting[0]->complete(Response());  // after stop(): ignored, and harmless
+}
+
+// ---- the findings of the security review -----------------------------------------------
+
+TEST_CASE("http server: a path of 60,000 digits is refused with 414 and the server serves on") {
+  std::atomic<int> calls{0};
+  Server server(quiet_options());
+  server.route("GET", "/api/replies/{id}", [&](const Request&, Response& res) {
+    calls.fetch_add(1);
+    res.set_content("reply", "text/plain");
+  });
+  ok_route(server, "/health");
+  start(server);
+  {
+    RawClient c(server.port());
+    c.send(get_line("/api/replies/" + std::string(60000, '7')));
+    const auto got = c.read_response();
+    REQUIRE(got.has_value());
+    CHECK(got->status == 414);
+  }
+  {
+    // Just over the 8 KiB limit, within the connection's memory: ours, with the error handler.
+    RawClient c(server.port());
+    REQUIRE(c.send(get_line("/api/replies/" + std::string(8200, '7'))));
+    const auto got = c.read_response();
+    REQUIRE(got.has_value());
+    CHECK(got->status == 414);
+  }
+  {
+    // The query counts too.
+    RawClient c(server.port());
+    REQUIRE(c.send(get_line("/health?q=" + std::string(8200, 'q'))));
+    const auto got = c.read_response();
+    REQUIRE(got.has_value());
+    CHECK(got->status == 414);
+  }
+  CHECK(calls.load() == 0);
+  auto client = make_test_client();
+  auto long_id = fetch(*client, short_request(url(server, "/api/replies/" + std::string(4000, '7'))));
+  REQUIRE(long_id.ok());
+  CHECK(long_id->status == 200);
+  auto health = fetch(*client, short_request(url(server, "/health")));
+  REQUIRE(health.ok());
+  CHECK(health->body == "ok");
+}
+
+TEST_CASE("http server: a chunk size of FFFFFFFFFFFFFFFF does not pass the body limit") {
+  std::atomic<int> calls{0};
+  ServerOptions options = quiet_options();
+  options.max_body_bytes = 256 * 1024;
+  Server server(options);
+  counting_route(server, "POST", "/n", calls);
+  start(server);
+  // 1 MiB after the huge chunk size: four times the limit.
+  expect_not_served(server, "POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "5\r\nhello\r\nFFFFFFFFFFFFFFFF\r\n" + std::string(1 << 20, 'x'));
+  CHECK(calls.load() == 0);
+}
+
+TEST_CASE("http server: a 200 MiB upload is cut off at the body limit") {
+  std::atomic<int> calls{0};
+  ServerOptions options = quiet_options();
+  options.max_body_bytes = 256 * 1024;
+  Server server(options);
+  counting_route(server, "POST", "/n", calls);
+  start(server);
+  SUBCASE("chunked: counted as it arrives") {
+    RawClient c(server.port());
+    REQUIRE(c.send("POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+    std::size_t sent = 0;
+    while (sent < (std::size_t{200} << 20) && c.send(chunk, 1s)) sent += 0x10000;
+    // The server stopped reading long before 200 MiB: the limit plus what the sockets buffer.
+    CHECK(sent < (std::size_t{16} << 20));
+    const auto got = c.read_response();
+    if (got) CHECK(got->status == 413);
+    CHECK(c.closed_within(5s));
+  }
+  SUBCASE("Content-Length: refused before the body is read") {
+    RawClient c(server.port());
+    REQUIRE(c.send("POST /n HTTP/1.1\r\nHost: test\r\nContent-Length: 209715200\r\n\r\n"));
+    const auto got = c.read_response();
+    REQUIRE(got.has_value());
+    CHECK(got->status == 413);
+    CHECK(c.closed_within(2s));
+  }
+  CHECK(calls.load() == 0);
+}
+
+TEST_CASE("http server: 100 connections sending half a request head do not stop /health") {
+  ServerOptions options = quiet_options();
+  options.per_address_connection_limit = 200;
+  Server server(options);
+  ok_route(server, "/health");
+  start(server);
+  std::vector<std::unique_ptr<RawClient>> slow;
+  for (int i = 0; i < 100; ++i) {
+    slow.push_back(std::make_unique<RawClient>(server.port()));
+    REQUIRE(slow.back()->send("GET /health HTTP/1.1\r\nHost: te"));
+  }
+  RawClient c(server.port());
+  REQUIRE(c.send(get_line("/health")));
+  // The bound only keeps a broken server from hanging the test.
+  const auto got = c.read_response(false, 10s);
+  REQUIRE(got.has_value());
+  CHECK(got->status == 200);
+  CHECK(got->body == "ok");
+}
+
+TEST_CASE("http server: the connection over the per-address limit is closed") {
+  ServerOptions options = quiet_options();
+  options.per_address_connection_limit = 4;
+  Server server(options);
+  ok_route(server, "/n");
+  start(server);
+  std::vector<std::unique_ptr<RawClient>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<RawClient>(server.port()));
+    REQUIRE(held.back()->send(get_line("/n")));
+    REQUIRE(held.back()->read_response().has_value());  // each is open and served
+  }
+  RawClient fifth(server.port());
+  fifth.send(get_line("/n"));
+  CHECK_FALSE(fifth.read_response().has_value());
+  CHECK(fifth.closed_within(2s));
+  // One closes: a new one is served.
+  held.pop_back();
+  CHECK(eventually([&] {
+    RawClient again(server.port());
+    return again.send(get_line("/n")) && again.read_response().has_value();
+  }, 5s));
+}
+
+TEST_CASE("http server: a Host not in allowed_hosts is refused with 421 and the error body") {
+  std::atomic<int> calls{0};
+  ServerOptions options = quiet_options();
+  options.allowed_hosts = {"127.0.0.1:8080", "Admin.Example.org"};
+  Server server(options);
+  counting_route(server, "GET", "/n", calls);
+  server.set_error_handler([](const Request&, Response& res) {
+    res.set_content("refused " + std::to_string(res.status), "text/plain");
+  });
+  start(server);
+  for (const char* host : {"127.0.0.1:8080", "admin.example.org"}) {
+    CAPTURE(host);
+    RawClient c(server.port());
+    REQUIRE(c.send("GET /n HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    const auto got = c.read_response();
+    REQUIRE(got.has_value());
+    CHECK(got->status == 200);
+  }
+  for (const char* host : {"evil.example.com", "127.0.0.1:8081", "admin.example.org.evil.com"}) {
+    CAPTURE(host);
+    RawClient c(server.port());
+    REQUIRE(c.send("GET /n HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    const auto got = c.read_response();
+    REQUIRE(got.has_value());
+    CHECK(got->status == 421);
+    CHECK(got->body == "refused 421");
+  }
+  CHECK(calls.load() == 2);
 }

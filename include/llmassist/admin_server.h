@@ -47,10 +47,26 @@ struct AdminServerOptions {
   bool secure_cookie = false;
   // Request bodies larger than this are refused with 413. Default 256 KiB.
   std::size_t max_body_bytes = 256 * 1024;
-  // Threads serving requests. A browser's connection holds one while it is kept alive (5 s
-  // idle at most), an open page's event stream holds one for as long as the page is open; at
-  // most half of the threads serve streams. Default 16.
-  int threads = 16;
+  // Threads running request handlers (reads and writes of the store). Connections, event
+  // streams and POST /v1/chat/handle waiting for the model hold none. Default 4.
+  int threads = 4;
+  // Event streams (an open page's live updates) at once; more are answered 503. Default 64.
+  int max_event_streams = 64;
+  // Connections open at once, in total and from one client address; more are closed as they
+  // arrive. Defaults 1024 and 64.
+  unsigned max_connections = 1024;
+  unsigned max_connections_per_address = 64;
+  // A connection silent this long (mid-request, or kept alive between requests) is closed.
+  // Default 10 s.
+  std::chrono::seconds connection_timeout{10};
+  // Memory for one connection's request head and buffers; a head larger than about half of it
+  // is refused (414 or 431). Default 32 KiB.
+  std::size_t connection_memory_bytes = 32 * 1024;
+  // The Host header values answered ("admin.example.org", "10.0.0.5:8080"); a request with
+  // another Host gets 421 (a defence against DNS rebinding). "*" accepts any. Default (empty):
+  // the listen address's host:port, and for a loopback address also localhost, 127.0.0.1 and
+  // [::1] with that port; for a wildcard address (0.0.0.0, ::) any Host, with a warning.
+  std::vector<std::string> allowed_hosts;
   // The deployment's configured policy, for POST /v1/chat/handle and GET /api/settings (a
   // runtime override in the store wins). Default: auto.
   ModerationPolicy policy = ModerationPolicy::kAuto;

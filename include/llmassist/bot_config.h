@@ -43,7 +43,13 @@ struct AdminSection {
   std::string listen = "127.0.0.1:8080";  // host:port; only this machine by default
   int session_hours = 12;                  // how long a browser stays signed in (1..720)
   bool secure_cookie = false;              // behind an HTTPS proxy: the cookie's Secure flag
-  int threads = 16;                        // request threads (AdminServerOptions::threads)
+  int threads = 4;                         // handler threads (AdminServerOptions::threads)
+  // AdminServerOptions::allowed_hosts, max_connections, max_connections_per_address and
+  // connection_timeout; 0 / empty: their defaults.
+  std::vector<std::string> allowed_hosts;
+  unsigned max_connections = 0;
+  unsigned max_connections_per_address = 0;
+  int connection_timeout_seconds = 0;
 };
 
 struct BotConfig {

@@ -73,6 +73,14 @@ struct TelegramWebhookOptions {
   // Updates accepted but not yet taken by the handler. Beyond this the webhook answers 503 and
   // Telegram delivers the update again later. Default: 10 000.
   std::size_t max_queued_updates = 10000;
+  // Connections open at once, in total and from one address (Telegram opens up to
+  // max_connections, at most 100, from its servers); more are closed as they arrive. Defaults
+  // 1024 and 128.
+  unsigned max_connections = 1024;
+  unsigned max_connections_per_address = 128;
+  // A connection silent this long is closed (Telegram keeps its connections open between
+  // updates). Default 30 s.
+  std::chrono::seconds connection_timeout{30};
 };
 
 struct TelegramPacingOptions {

@@ -145,7 +145,7 @@ constexpr const char* kContentSecurityPolicy =
 // The page and its assets, open to all (they hold no data), from the library itself.
 void serve_web_page(detail::http::Server& server) {
   for (const detail::WebAsset& asset : detail::web_assets()) {
-    server.route("GET", detail::http::literal_pattern(asset.path),
+    server.route("GET", asset.path,
                  [&asset](const detail::http::Request&, detail::http::Response& res) {
                    res.set_header("Content-Security-Policy", kContentSecurityPolicy);
                    res.set_header("Cache-Control", "no-cache");
@@ -153,6 +153,26 @@ void serve_web_page(detail::http::Server& server) {
                                    std::string(asset.content_type));
                  });
   }
+}
+
+// The Host values answered by default (AdminServerOptions::allowed_hosts); empty: any.
+std::vector<std::string> default_allowed_hosts(const std::string& host, int port) {
+  if (host.empty() || host == "0.0.0.0" || host == "::") return {};
+  const bool v6 = host.find(':') != std::string::npos;
+  std::vector<std::string> names = {fmt::format("{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "",
+                                                port)};
+  if (host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost") {
+    for (const char* name : {"localhost", "127.0.0.1", "[::1]"}) {
+      names.push_back(fmt::format("{}:{}", name, port));
+    }
+  }
+  // A browser leaves out the default port.
+  if (port == 80) {
+    for (std::size_t i = 0, n = names.size(); i < n; ++i) {
+      names.push_back(names[i].substr(0, names[i].rfind(':')));
+    }
+  }
+  return names;
 }
 
 }  // namespace
@@ -170,7 +190,6 @@ struct AdminServer::Impl {
   SignInThrottle throttle;
   EventHub hub;
   std::atomic<bool> stopping{false};
-  std::atomic<int> streams{0};
   std::mutex queue_mu;
   json queue_snapshot;  // the last `queue` event's data
   std::mutex stop_mu;   // with stop_cv: the watcher's pauses end at stop()
@@ -468,32 +487,19 @@ struct AdminServer::Impl {
 
   // ---- live events ---------------------------------------------------------------------------
 
+  // The stream holds no thread: the hub writes each event to it, the watcher pings it.
   HandlerResult events(Call& c) {
-    if (streams.load() >= std::max(1, options.threads / 2)) {
+    const auto limit = static_cast<std::size_t>(std::max(1, options.max_event_streams));
+    if (hub.streams() >= limit) {
       return unavailable("too many open event streams; try again later");
     }
-    std::string first;
-    {
-      std::lock_guard lock(queue_mu);
-      first = fmt::format("retry: 3000\nevent: queue\ndata: {}\n\n", queue_snapshot.dump());
-    }
     c.res.set_header("X-Accel-Buffering", "no");
-    ++streams;
-    auto seen = std::make_shared<std::uint64_t>(hub.last());
-    auto pending = std::make_shared<std::string>(std::move(first));
-    c.res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, seen, pending](std::size_t, detail::http::DataSink& sink) {
-          if (pending->empty() && !hub.next(*seen, seconds(15), *pending)) {
-            sink.done();
-            return true;
-          }
-          if (pending->empty()) *pending = ": ping\n\n";
-          const bool wrote = sink.write(pending->data(), pending->size());
-          pending->clear();
-          return wrote;
-        },
-        [this](bool) { --streams; });
+    auto stream = c.res.stream("text/event-stream");
+    const bool opened = hub.subscribe(stream, limit, [this] {
+      std::lock_guard lock(queue_mu);
+      return fmt::format("retry: 3000\nevent: queue\ndata: {}\n\n", queue_snapshot.dump());
+    });
+    if (!opened) stream->close();  // another stream took the last place meanwhile
     return written();
   }
 
@@ -530,6 +536,7 @@ struct AdminServer::Impl {
     while (!stopping.load()) {
       const std::uint64_t generation = parts.store->wait_for_change(seen, milliseconds(500));
       if (stopping.load()) break;
+      hub.ping(seconds(15));
       dirty = dirty || generation != seen;
       seen = generation;
       const auto since = std::chrono::steady_clock::now() - last_look;
@@ -596,7 +603,7 @@ struct AdminServer::Impl {
       in.providers = &providers;
     }
     if (parts.assistant_stats) in.assistant = parts.assistant_stats();
-    in.event_streams = streams.load();
+    in.event_streams = static_cast<int>(hub.streams());
     c.res.set_content(prometheus_text(in), "text/plain; version=0.0.4; charset=utf-8");
     return written();
   }
@@ -820,13 +827,38 @@ struct AdminServer::Impl {
     cr.session_id = stored.message.session_id;
     cr.upto_message_id = stored.message.id;
     auto context = parts.memory->build_context(cr);
-    Result<Completion> answer = context.status();
-    if (context.ok()) {
-      CompletionRequest request;
-      request.messages = std::move(context->messages);
-      request.timeout = options.handle_timeout;
-      answer = complete_sync(*parts.llm, std::move(request));
-    }
+    const bool review = overrides.policy.value_or(options.policy) == ModerationPolicy::kReview;
+    if (!context.ok()) return finish_handle(parts.store, logger, stored.reply_id, review, context.status());
+    // The model's answer comes on the provider's thread, later: no thread waits for it. The
+    // store's writes that follow run on the server's handler threads again.
+    auto deferred = c.res.defer();
+    CompletionRequest request;
+    request.messages = std::move(context->messages);
+    request.timeout = options.handle_timeout;
+    parts.llm->complete(
+        std::move(request), {},
+        [deferred, store = parts.store, log_to = logger, reply_id = stored.reply_id,
+         review](Result<Completion> answer) {
+          deferred->run([deferred, store, log_to, reply_id, review, answer = std::move(answer)] {
+            detail::http::Response res;
+            res.set_header("Cache-Control", "no-store");
+            HandlerResult done = finish_handle(store, log_to, reply_id, review, answer);
+            if (done.ok()) {
+              detail::write_json(res, (*done)->body, (*done)->status);
+            } else {
+              detail::write_error(res, done.status());
+            }
+            deferred->complete(std::move(res));
+          });
+        });
+    return written();
+  }
+
+  // The end of POST /v1/chat/handle: the reply drafted (and sent, without review) from the
+  // model's answer, or failed. Only shared parts: it may run after the server stopped.
+  static HandlerResult finish_handle(const std::shared_ptr<MessageStore>& store,
+                                     const std::shared_ptr<Logger>& log_to, ReplyId reply_id,
+                                     bool review, const Result<Completion>& answer) {
     if (!answer.ok()) {
       ReplyChange failed;
       failed.from = ReplyStatus::kGenerating;
@@ -835,17 +867,15 @@ struct AdminServer::Impl {
       failed.actor = std::string(kHandleWorker);
       failed.audit_action = "fail";
       failed.detail = answer.status().to_string();
-      if (auto marked = parts.store->transition_reply(stored.reply_id, failed); !marked.ok()) {
-        log(LogLevel::kWarning, fmt::format("reply {}: {}", stored.reply_id,
-                                            marked.status().to_string()));
+      if (auto marked = store->transition_reply(reply_id, failed); !marked.ok()) {
+        log_to->log(LogLevel::kWarning, kComponent,
+                    fmt::format("reply {}: {}", reply_id, marked.status().to_string()));
       }
-      log(LogLevel::kWarning, fmt::format("reply {}: no answer: {}", stored.reply_id,
-                                          answer.status().to_string()));
+      log_to->log(LogLevel::kWarning, kComponent,
+                  fmt::format("reply {}: no answer: {}", reply_id, answer.status().to_string()));
       return unavailable(fmt::format(
-          "no provider could answer; reply {} is failed and waits for an operator",
-          stored.reply_id));
+          "no provider could answer; reply {} is failed and waits for an operator", reply_id));
     }
-    const bool review = overrides.policy.value_or(options.policy) == ModerationPolicy::kReview;
     ReplyChange drafted;
     drafted.from = ReplyStatus::kGenerating;
     drafted.to = review ? ReplyStatus::kPending : ReplyStatus::kApproved;
@@ -854,13 +884,13 @@ struct AdminServer::Impl {
     drafted.provider = answer->provider;
     drafted.providers_tried = answer->providers_tried;
     drafted.keep_claim = !review;
-    LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->transition_reply(stored.reply_id, drafted));
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, store->transition_reply(reply_id, drafted));
     if (!review) {
       ReplyChange sent;
       sent.from = ReplyStatus::kApproved;
       sent.to = ReplyStatus::kSent;
       sent.transport_message_id = fmt::format("api:{}", r.id);
-      LLMASSIST_ASSIGN_OR_RETURN(r, parts.store->transition_reply(r.id, sent));
+      LLMASSIST_ASSIGN_OR_RETURN(r, store->transition_reply(r.id, sent));
     }
     return ok({{"reply_id", r.id},
                {"status", to_string(r.status)},
@@ -1056,8 +1086,10 @@ Status AdminServer::start() {
   detail::http::ServerOptions so;
   so.threads = i.options.threads;
   so.max_body_bytes = i.options.max_body_bytes;
-  // An idle kept-alive connection holds a thread: let it go soon.
-  so.read_timeout = std::chrono::seconds(5);
+  so.connection_limit = i.options.max_connections;
+  so.per_address_connection_limit = i.options.max_connections_per_address;
+  so.connection_timeout = i.options.connection_timeout;
+  so.connection_memory_bytes = i.options.connection_memory_bytes;
   so.default_headers = {{"X-Content-Type-Options", "nosniff"},
                         {"X-Frame-Options", "DENY"},
                         {"Referrer-Policy", "no-referrer"}};
@@ -1071,11 +1103,22 @@ Status AdminServer::start() {
     return unavailable(fmt::format("admin server: {}", bound.message()));
   }
   i.port = i.server->port();
+  i.server->set_allowed_hosts(i.options.allowed_hosts.empty()
+                                  ? default_allowed_hosts(i.host, i.port)
+                                  : i.options.allowed_hosts);
+  if (i.options.allowed_hosts.empty() && default_allowed_hosts(i.host, i.port).empty()) {
+    i.log(LogLevel::kWarning,
+          "listening on every address with no admin.allowed_hosts: any Host header is answered; "
+          "set allowed_hosts to the names the page is reached by");
+  }
   {
     std::lock_guard lock(i.queue_mu);
     i.queue_snapshot = i.current_queue();
   }
-  i.server->start();
+  if (Status started = i.server->start(); !started.ok()) {
+    i.server.reset();
+    return unavailable(fmt::format("admin server: {}", started.message()));
+  }
   i.watcher = std::thread([&i] { i.watch(); });
   i.log(LogLevel::kInfo, fmt::format("serving the admin page and API on {}", url()));
   return Status();

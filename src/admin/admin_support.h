@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <fmt/format.h>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/http_server.h"
 #include "llmassist/assistant.h"
 #include "llmassist/clock.h"
 #include "llmassist/fallback_chain.h"
@@ -80,46 +82,67 @@ class SignInThrottle {
   std::map<std::string, Entry, std::less<>> entries_;
 };
 
-// The live events: a numbered log of the last events, which every open stream reads from.
+// The live events, written to every open event stream as they are published. A stream holds
+// no thread: a write queues bytes and wakes its connection. Thread-safe.
 class EventHub {
  public:
+  // Sends to every open stream; drops the streams whose client is gone.
   void publish(std::string_view event, const nlohmann::json& data) {
-    {
-      std::lock_guard lock(mu_);
-      ++seq_;
-      log_.emplace_back(seq_, fmt::format("event: {}\ndata: {}\n\n", event, data.dump()));
-      if (log_.size() > 64) log_.pop_front();
-    }
-    cv_.notify_all();
+    const std::string text = fmt::format("event: {}\ndata: {}\n\n", event, data.dump());
+    std::lock_guard lock(mu_);
+    write_locked(text, std::chrono::steady_clock::time_point::max());
   }
-  // Waits up to `timeout` for events after `seen`; appends them to `out`. False when stopping.
-  bool next(std::uint64_t& seen, std::chrono::milliseconds timeout, std::string& out) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return stopping_ || seq_ > seen; });
-    if (stopping_) return false;
-    for (const auto& [n, text] : log_) {
-      if (n > seen) out += text;
-    }
-    seen = seq_;
+  // Adds a stream, its first bytes `first()` (called under the hub's lock, so that no event
+  // published meanwhile is missed or comes before them). False (nothing written) when `limit`
+  // streams are open or the hub stopped.
+  bool subscribe(std::shared_ptr<http::Stream> stream, std::size_t limit,
+                 const std::function<std::string()>& first) {
+    std::lock_guard lock(mu_);
+    if (stopping_ || streams_.size() >= limit) return false;
+    if (!stream->write(first())) return false;
+    streams_.push_back({std::move(stream), std::chrono::steady_clock::now()});
     return true;
   }
-  [[nodiscard]] std::uint64_t last() {
+  // A comment to every stream silent for `idle`: proxies keep it open, and a client that
+  // left is found.
+  void ping(std::chrono::milliseconds idle) {
     std::lock_guard lock(mu_);
-    return seq_;
+    write_locked(": ping\n\n", std::chrono::steady_clock::now() - idle);
   }
+  [[nodiscard]] std::size_t streams() {
+    std::lock_guard lock(mu_);
+    return streams_.size();
+  }
+  // Ends every stream; later subscriptions fail.
   void stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& s : streams_) s.stream->close();
+    streams_.clear();
   }
 
  private:
+  struct Open {
+    std::shared_ptr<http::Stream> stream;
+    std::chrono::steady_clock::time_point last_write;
+  };
+  // To the streams last written before `silent_since`.
+  void write_locked(std::string_view text, std::chrono::steady_clock::time_point silent_since) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = streams_.begin(); it != streams_.end();) {
+      if (it->last_write >= silent_since) {
+        ++it;
+      } else if (it->stream->write(text)) {
+        it->last_write = now;
+        ++it;
+      } else {
+        it = streams_.erase(it);
+      }
+    }
+  }
+
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::uint64_t seq_ = 0;
-  std::deque<std::pair<std::uint64_t, std::string>> log_;
+  std::vector<Open> streams_;
   bool stopping_ = false;
 };
 

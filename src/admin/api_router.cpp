@@ -43,27 +43,6 @@ std::string_view role_needed(Access access) {
   return "admin";
 }
 
-// "/api/replies/{id}" -> "/api/replies/([0-9]+)"; the names of its parameters.
-std::string to_regex(const std::string& path, std::vector<std::string>* names) {
-  std::string out;
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    const char c = path[i];
-    if (c == '{') {
-      const std::size_t end = path.find('}', i);
-      const std::string name = path.substr(i + 1, end - i - 1);
-      if (names) names->push_back(name);
-      out += name == "id" ? "([0-9]+)" : "([^/]+)";
-      i = end;
-    } else if (std::string_view(".+*?^$()[]|\\").find(c) != std::string_view::npos) {
-      out += '\\';
-      out += c;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 json schema_of(const std::vector<Field>& fields) {
   json properties = json::object();
   json required = json::array();
@@ -194,15 +173,13 @@ Result<std::optional<bool>> bool_field(const json& body, const char* name) {
 }
 
 void ApiRouter::add(Route route) {
-  auto entry = std::make_unique<Entry>();
-  entry->pattern = std::regex(to_regex(route.path, nullptr));
-  entry->route = std::move(route);
-  entries_.push_back(std::move(entry));
+  http::RoutePattern pattern(route.path);
+  entries_.push_back(std::make_unique<Entry>(Entry{std::move(route), std::move(pattern)}));
 }
 
 bool ApiRouter::path_known(const std::string& path) const {
   for (const auto& e : entries_) {
-    if (std::regex_match(path, e->pattern)) return true;
+    if (e->pattern.match(path, nullptr)) return true;
   }
   return false;
 }
@@ -210,7 +187,7 @@ bool ApiRouter::path_known(const std::string& path) const {
 void ApiRouter::install(http::Server& server) {
   for (const auto& e : entries_) {
     const Entry* entry = e.get();
-    server.route(entry->route.method, to_regex(entry->route.path, nullptr),
+    server.route(entry->route.method, entry->route.path,
                  [this, entry](const http::Request& req, http::Response& res) {
                    dispatch(*entry, req, res);
                  });
@@ -227,6 +204,13 @@ void ApiRouter::install(http::Server& server) {
         break;
       case 413:
         write_error(res, 413, "payload_too_large", "the request body is too large");
+        break;
+      case 414:
+        write_error(res, 414, "uri_too_long", "the request's path or query is too long");
+        break;
+      case 421:
+        write_error(res, 421, "misdirected_request",
+                    "this server does not answer for that Host (see admin.allowed_hosts)");
         break;
       default:
         write_error(res, res.status, res.status < 500 ? "invalid_argument" : "internal",
@@ -302,10 +286,8 @@ json ApiRouter::openapi(std::string_view title, std::string_view version) const 
   json paths = json::object();
   for (const auto& e : entries_) {
     const Route& r = e->route;
-    std::vector<std::string> names;
-    to_regex(r.path, &names);
     json parameters = json::array();
-    for (const auto& name : names) {
+    for (const auto& name : e->pattern.names()) {
       parameters.push_back({{"name", name},
                             {"in", "path"},
                             {"required", true},

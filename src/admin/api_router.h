@@ -11,7 +11,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,7 +38,9 @@ struct Call {
   nlohmann::json body;           // the parsed JSON body; an empty object when there was none
 
   // The n-th {parameter} of the route's path.
-  [[nodiscard]] std::string param(std::size_t n) const { return req.matches[n + 1].str(); }
+  [[nodiscard]] std::string param(std::size_t n) const {
+    return n < req.path_params.size() ? req.path_params[n] : std::string();
+  }
   // The n-th {parameter} as a positive id; kInvalidArgument otherwise.
   [[nodiscard]] Result<std::int64_t> id_param(std::size_t n) const;
   // A query parameter; `fallback` when absent.
@@ -90,7 +91,8 @@ class ApiRouter {
       : logger_(std::move(logger)), authenticate_(std::move(authenticate)) {}
 
   void add(Route route);
-  // Registers every route on `server`, with the error handler (JSON bodies for 404, 405, 413)
+  // Registers every route on `server`, with the error handler (JSON bodies for 404, 405, 413,
+  // 414, 421)
   // and the exception handler.
   void install(http::Server& server);
   // The OpenAPI 3.1 document of every route.
@@ -99,7 +101,7 @@ class ApiRouter {
  private:
   struct Entry {
     Route route;
-    std::regex pattern;
+    http::RoutePattern pattern;
   };
   void dispatch(const Entry& entry, const http::Request& req, http::Response& res) const;
   // Whether some route has this path under another method.

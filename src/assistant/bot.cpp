@@ -121,6 +121,14 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
   options.session_lifetime = std::chrono::hours(section.session_hours);
   options.secure_cookie = section.secure_cookie;
   options.threads = section.threads;
+  options.allowed_hosts = section.allowed_hosts;
+  if (section.max_connections > 0) options.max_connections = section.max_connections;
+  if (section.max_connections_per_address > 0) {
+    options.max_connections_per_address = section.max_connections_per_address;
+  }
+  if (section.connection_timeout_seconds > 0) {
+    options.connection_timeout = std::chrono::seconds(section.connection_timeout_seconds);
+  }
   options.policy = config.assistant.policy;
   options.system_prompt = config.memory.system_prompt;
   options.logger = std::move(logger);

@@ -55,6 +55,14 @@ Status read_admin(const json& j, BotConfig& c) {
   if (secure) admin.secure_cookie = *secure;
   LLMASSIST_ASSIGN_OR_RETURN(auto threads, a.integer("threads", 2, 256));
   if (threads) admin.threads = static_cast<int>(*threads);
+  LLMASSIST_ASSIGN_OR_RETURN(auto hosts, a.strings("allowed_hosts"));
+  if (hosts) admin.allowed_hosts = *hosts;
+  LLMASSIST_ASSIGN_OR_RETURN(auto connections, a.integer("max_connections", 1, 100000));
+  if (connections) admin.max_connections = static_cast<unsigned>(*connections);
+  LLMASSIST_ASSIGN_OR_RETURN(auto per_address, a.integer("max_connections_per_address", 1, 100000));
+  if (per_address) admin.max_connections_per_address = static_cast<unsigned>(*per_address);
+  LLMASSIST_ASSIGN_OR_RETURN(auto timeout, a.integer("connection_timeout_seconds", 1, 3600));
+  if (timeout) admin.connection_timeout_seconds = static_cast<int>(*timeout);
   LLMASSIST_RETURN_IF_ERROR(a.check_unknown());
   c.admin = admin;
   return Status();

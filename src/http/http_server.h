@@ -1,41 +1,44 @@
-// Internal: a small HTTP/1.1 server for the library's own endpoints (the admin page and its API,
-// the Telegram webhook). Blocking sockets, one thread that accepts and a fixed pool of worker
-// threads, each serving one connection at a time (its kept-alive requests in turn), so a
-// handler may block (an event stream waits for events) without stopping the others.
+// Internal: the HTTP/1.1 server for the library's own endpoints (the admin page and its API, the
+// Telegram webhook), on libmicrohttpd. MHD's one internal epoll thread reads and writes every
+// connection; it never runs a handler. A request whose head and body have arrived is suspended
+// and its handler runs on a small pool of worker threads; the connection is resumed with the
+// response. A handler that waits for something holds no thread while it waits:
+// - it may take a Deferred (Response::defer()) and complete it later, from any thread;
+// - it may answer with a Stream (Response::stream()), a thread-safe pipe whose bytes are sent
+//   as they are written; while the pipe is empty the connection is suspended.
 //
-// What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length or chunked body (and
-// "Expect: 100-continue"); responses with a length, or chunked from a content provider. It
-// refuses what it will not read with a status and closes the connection: a head over
-// max_header_bytes (431), a body over max_body_bytes (413), a malformed request (400), a
-// transfer coding other than chunked (501). A client that sends nothing for read_timeout, in
-// the middle of a request or between kept-alive requests, is disconnected, and so is one whose
-// request takes longer than request_timeout to arrive.
+// Refused before any handler runs, with a status (and the error handler's body): a path or
+// request target over max_target_bytes (414), a Host not in allowed_hosts (421), a
+// Content-Length over max_body_bytes (413, before the body is read), a body that grows past it
+// while arriving (413, the connection closed), a path matching no route (404). MHD itself
+// answers a request head larger than the connection's memory (431, or 414 for the request line)
+// and malformed requests (400), with its own short bodies. Connections over the limits in total
+// or per client address are closed at once; a connection silent for connection_timeout is
+// closed.
 //
 // Thread-safety: routes and handlers are set before start(); start() and stop() from one
-// thread; handlers run on the worker threads, several at once.
+// thread; handlers run on the worker threads, several at once; Deferred and Stream from any
+// thread.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "http/route_pattern.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"
 
 namespace llmassist::detail::http {
+
+struct Exchange;
 
 struct Request {
   std::string method;
@@ -48,8 +51,8 @@ struct Request {
   std::string body;
   // The client's address, as text.
   std::string remote_addr;
-  // The route's pattern matched against `path`: [0] the whole path, [n] its n-th group.
-  std::smatch matches;
+  // The values of the matched route's {parameters}, in order.
+  std::vector<std::string> path_params;
 
   // The first header of that name (case-insensitive), or "".
   [[nodiscard]] std::string get_header_value(std::string_view name) const;
@@ -59,21 +62,51 @@ struct Request {
   [[nodiscard]] bool has_param(std::string_view name) const;
 };
 
-// Writes a streamed response's pieces; see Response::set_chunked_content_provider().
-class DataSink {
+// A streamed response's body: bytes written here are sent to the client in order (chunked).
+// Thread-safe; never blocks.
+class Stream {
  public:
-  virtual ~DataSink() = default;
-  // Sends a piece now. False when the client is gone (the provider should stop).
-  virtual bool write(const char* data, std::size_t size) = 0;
-  // Ends the response; the provider is not called again.
-  virtual void done() = 0;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Queues bytes to send. False when the client is gone, the server stops, the stream was
+  // closed, or more than the server's max_stream_buffer_bytes wait unsent (a client that does
+  // not read): then the response ends and later writes fail too.
+  bool write(std::string_view data);
+  // Ends the body once what was written is sent. Idempotent.
+  void close();
+  // False once write() would fail.
+  [[nodiscard]] bool open() const;
+
+  explicit Stream(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+
+ private:
+  std::shared_ptr<Exchange> exchange_;
 };
 
-// Called again and again until it calls sink.done() (or returns false, which drops the
-// connection). `offset` is the number of bytes written so far.
-using ContentProvider = std::function<bool(std::size_t offset, DataSink& sink)>;
-// Called once when a streamed response ends: true when it ended with done().
-using ContentReleaser = std::function<void(bool success)>;
+struct Response;
+
+// A response to be given later: complete() it once, from any thread. A Deferred dropped without
+// complete() answers 500. Thread-safe.
+class Deferred {
+ public:
+  explicit Deferred(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+  ~Deferred();
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+
+  // Sends `response` (with the server's default headers and error handler, as for a handler's).
+  // Calls after the first are ignored; so is a call after the client left.
+  void complete(Response response);
+  // Runs `job` on the server's worker threads (so that the rest of the work, once a callback
+  // came on another library's thread, does not run there); on the caller's thread when the
+  // request is over (the client left, the server stopped).
+  void run(std::function<void()> job);
+
+ private:
+  std::shared_ptr<Exchange> exchange_;
+  bool completed_ = false;
+};
 
 struct Response {
   // 200 when a handler set content and left it as is.
@@ -85,34 +118,43 @@ struct Response {
   void set_header(std::string_view name, std::string_view value);
   void set_content(std::string body_text, std::string_view content_type);
   void set_content(const char* data, std::size_t size, std::string_view content_type);
-  // Streams the body with chunked transfer coding: `provider` runs on the worker thread after
-  // the handler returned, and may block between pieces.
-  void set_chunked_content_provider(std::string_view content_type, ContentProvider provider,
-                                    ContentReleaser releaser = nullptr);
+  // Answers with a streamed body of that type (status 200 unless set): the returned stream
+  // may be written from any thread, now or later. Only in a handler.
+  std::shared_ptr<Stream> stream(std::string_view content_type);
+  // Answers later: the response is what the returned Deferred completes (this one is
+  // discarded). Only in a handler.
+  std::shared_ptr<Deferred> defer();
 
-  ContentProvider provider;  // set by set_chunked_content_provider()
-  ContentReleaser releaser;
+  // Set by stream() / defer(); the server reads them.
+  std::shared_ptr<Exchange> exchange;
+  bool streamed = false;
+  bool deferred = false;
 };
 
 using Handler = std::function<void(const Request&, Response&)>;
 
-// A route pattern that matches exactly `path` (its regex characters escaped).
-[[nodiscard]] std::string literal_pattern(std::string_view path);
-
 struct ServerOptions {
-  // Worker threads: the connections served at once. Others wait for a free one.
-  int threads = 8;
-  std::size_t max_header_bytes = std::size_t{64} << 10;
+  // Worker threads that run handlers. Handlers that wait take a Deferred or a Stream instead
+  // of blocking, so a few suffice.
+  int threads = 4;
+  // Connections open at once, in total; more are closed as they arrive.
+  unsigned connection_limit = 1024;
+  // Connections open at once from one client address; more are closed as they arrive.
+  unsigned per_address_connection_limit = 64;
+  // A connection silent this long (in the middle of a request, or between kept-alive ones) is
+  // closed. Whole seconds; 0 is taken as 1.
+  std::chrono::seconds connection_timeout{30};
+  // Memory for one connection's request head and buffers (MHD's pool). A request head larger
+  // than about half of it is refused by MHD (414 for the request line, 431 for the headers).
+  std::size_t connection_memory_bytes = std::size_t{32} << 10;
+  // A request target (path and query) over this is answered 414.
+  std::size_t max_target_bytes = std::size_t{8} << 10;
   std::size_t max_body_bytes = std::size_t{1} << 20;
-  // How long a client may be silent: in the middle of a request, or between kept-alive ones.
-  std::chrono::milliseconds read_timeout{std::chrono::seconds(5)};
-  // How long a request may take to arrive whole, from its first byte: a client that trickles
-  // it in (a byte now and then, never silent for read_timeout) is disconnected too.
-  std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
-  // How long a write may wait for a client that does not read.
-  std::chrono::milliseconds write_timeout{std::chrono::seconds(5)};
-  // Requests served on one connection before it is closed.
-  int max_requests_per_connection = 100;
+  // Bytes a Stream may hold unsent before its client counts as gone.
+  std::size_t max_stream_buffer_bytes = std::size_t{1} << 20;
+  // The Host header's accepted values ("127.0.0.1:8080", "admin.example.org"), compared
+  // case-insensitively; any other is answered 421. Empty, or an entry "*": any Host.
+  std::vector<std::string> allowed_hosts;
   int listen_backlog = 512;
   // Added to every response (unless the handler set the same name).
   HttpHeaders default_headers;
@@ -127,59 +169,33 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Routes: `pattern` is an ECMAScript regex matched against the whole decoded path. The first
-  // route registered that matches a request's method and path serves it; HEAD is served by the
-  // GET route, without the body.
-  void route(std::string method, const std::string& pattern, Handler handler);
+  // Routes: `pattern` is a path template (http/route_pattern.h); its parameters' values reach
+  // the handler in Request::path_params. The first route registered that matches a request's
+  // method and path serves it; HEAD is served by the GET route, without the body.
+  void route(std::string method, std::string_view pattern, Handler handler);
   // Called for a response with an error status (>= 400) and no body: the request matched no
-  // route (404), or it was refused before any handler (400, 413, 431, 501).
+  // route (404), or it was refused before any handler (413, 414, 421).
   void set_error_handler(Handler handler);
-  // Called when a handler throws; without it the response is a 500 with no body.
+  // Called when a handler throws; without it the response is a 500 (then the error handler's).
   void set_exception_handler(std::function<void(const Request&, Response&, std::exception_ptr)>);
+  // Replaces ServerOptions::allowed_hosts (before start(); after bind() the port is known).
+  void set_allowed_hosts(std::vector<std::string> hosts);
 
   // Listens on host:port (port 0: any free port, see port()). Errors: kUnavailable (the address
   // cannot be bound, or is in use), kInvalidArgument (a host that is not an address).
   Status bind(const std::string& host, int port);
-  // Starts accepting on the bound socket, with the worker threads.
-  void start();
-  // Stops accepting, disconnects every client (a handler blocked on its socket sees the client
-  // gone), and joins the threads. Idempotent.
+  // Starts serving on the bound socket. kUnavailable when MHD cannot start.
+  Status start();
+  // Stops: waits for the handlers running, answers deferred responses 503, ends streams, closes
+  // every connection and joins the threads. Idempotent.
   void stop();
 
-  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] int port() const;
+
+  struct Impl;
 
  private:
-  struct Route {
-    std::string method;
-    std::regex pattern;
-    Handler handler;
-  };
-
-  void accept_loop();
-  void worker_loop();
-  void serve(int fd, const std::string& remote);
-  // Finds the route and runs it (or the error handler); fills `res`.
-  void handle(Request& req, Response& res);
-  void finish_error(const Request& req, Response& res);
-  void log(LogLevel level, std::string_view message) const;
-
-  const ServerOptions options_;
-  const std::shared_ptr<Logger> logger_;
-  std::vector<Route> routes_;
-  Handler error_handler_;
-  std::function<void(const Request&, Response&, std::exception_ptr)> exception_handler_;
-
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread acceptor_;
-  std::vector<std::thread> workers_;
-
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::vector<std::pair<int, std::string>> queued_;  // accepted, not yet served; guarded by mu_
-  std::vector<int> serving_;                         // guarded by mu_
-  bool stopping_ = false;                            // guarded by mu_
-  std::atomic<bool> started_{false};
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace llmassist::detail::http

@@ -806,21 +806,24 @@ class Core final : public std::enable_shared_from_this<Core> {
     const TelegramWebhookOptions& w = options_.webhook;
     detail::http::ServerOptions so;
     so.max_body_bytes = w.max_body_bytes;
-    // Telegram keeps its connections open between updates.
-    so.read_timeout = std::chrono::seconds(30);
+    so.connection_limit = w.max_connections;
+    so.per_address_connection_limit = w.max_connections_per_address;
+    so.connection_timeout = w.connection_timeout;
     // A burst of Telegram's connections must not lose SYNs to a short backlog.
     so.listen_backlog = 1024;
     so.log_component = "telegram.webhook";
     so.logger = logger_;
     server_ = std::make_unique<detail::http::Server>(std::move(so));
-    server_->route("POST", detail::http::literal_pattern(w.path),
+    server_->route("POST", w.path,
                    [this](const detail::http::Request& req, detail::http::Response& res) {
                      on_webhook(req, res);
                    });
     if (Status bound = server_->bind(w.listen_host, w.port); !bound.ok()) {
       return unavailable(fmt::format("telegram: the webhook server: {}", bound.message()));
     }
-    server_->start();
+    if (Status started = server_->start(); !started.ok()) {
+      return unavailable(fmt::format("telegram: the webhook server: {}", started.message()));
+    }
     if (w.secret_token.empty()) {
       log(LogLevel::kWarning,
           "webhook: no secret token is set; anyone who finds the URL can post updates");
