@@ -4,10 +4,19 @@
 #   scripts/setup-deps.sh            to build the library, the programs and the C++ tests
 #   scripts/setup-deps.sh --browser  also Chromium, Node.js and playwright-core (npm ci in
 #                                    tests/web), for the admin page's browser test
+#   scripts/setup-deps.sh --fuzz     also clang and libFuzzer, for scripts/fuzz.sh
+# The two flags can be given together.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 browser=0
-[ "${1:-}" = "--browser" ] && browser=1
+fuzz=0
+for flag in "$@"; do
+  case "$flag" in
+    --browser) browser=1 ;;
+    --fuzz) fuzz=1 ;;
+    *) echo "setup-deps: unknown flag $flag" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -21,6 +30,10 @@ if [ $browser -eq 1 ]; then
   # A Node.js installed otherwise (nodesource, nvm) is kept: Debian's would replace it.
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
+fi
+# clang 14 with its libFuzzer and sanitizer runtimes (Debian 12's clang).
+if [ $fuzz -eq 1 ]; then
+  packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
 fi
 
 missing=()

@@ -14,17 +14,14 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "llm/knowledge_base_format.h"
 #include "store/sqlite_db.h"
 
 namespace llmassist {
 namespace {
 
 using detail::Connection;
-
-struct Entry {
-  std::string question;  // the question and its other phrasings, as indexed
-  std::string answer;
-};
+using Entry = detail::KnowledgeBaseEntry;
 
 std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -33,7 +30,12 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(first, last - first + 1));
 }
 
-Result<std::vector<Entry>> parse_markdown(std::string_view text, std::string_view origin) {
+}  // namespace
+
+namespace detail {
+
+Result<std::vector<Entry>> parse_knowledge_base_markdown(std::string_view text,
+                                                         std::string_view origin) {
   std::vector<Entry> entries;
   std::istringstream in{std::string(text)};
   std::string line;
@@ -85,7 +87,8 @@ Result<std::vector<Entry>> parse_markdown(std::string_view text, std::string_vie
   return entries;
 }
 
-Result<std::vector<Entry>> parse_json(std::string_view text, std::string_view origin) {
+Result<std::vector<Entry>> parse_knowledge_base_json(std::string_view text,
+                                                     std::string_view origin) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
@@ -138,6 +141,10 @@ Result<std::vector<Entry>> parse_json(std::string_view text, std::string_view or
   }
   return entries;
 }
+
+}  // namespace detail
+
+namespace {
 
 // Words too common to say anything about a question.
 const std::unordered_set<std::string>& stopwords() {
@@ -365,7 +372,8 @@ Result<std::unique_ptr<LlmProvider>> make_knowledge_base_provider(
     return invalid_argument(fmt::format("min_score must be between 0 and 1, got {}",
                                         options.min_score));
   }
-  auto entries = json ? parse_json(text, origin) : parse_markdown(text, origin);
+  auto entries = json ? detail::parse_knowledge_base_json(text, origin)
+                      : detail::parse_knowledge_base_markdown(text, origin);
   if (!entries.ok()) return entries.status();
   if (entries->empty()) {
     return invalid_argument(fmt::format("{} has no entries (\"## question\" headings)", origin));
