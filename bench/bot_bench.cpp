@@ -8,12 +8,22 @@
 //   2. The latency the library adds per message, one message at a time: from the update being
 //      pushed to the answer arriving, minus the LLM's delay; p50 and p99 over 300 messages.
 //
+//   3. With --scenario thousand-chats instead: 1,000 chats ask one question each at once, the LLM
+//      answers after 2 s, and the bot runs with its default settings (the assistant's and the
+//      providers' limits); the time until every chat has its answer and the p50/p99 of each
+//      chat's wait. Telegram's pacing is off unless --pacing default (its 30 messages a second
+//      over all chats make 1,000 answers take 33 s, whatever the bot does).
+//
+// Beside peak RSS each burst prints the peak private memory (Private_Clean + Private_Dirty of
+// /proc/<pid>/smaps_rollup, sampled every 20 ms): RSS counts the pages of shared libraries too.
+//
 // Each answer is drafted with the chat's recent messages (window 8) as context, stored, sent and
 // recorded, as in production. The database is synchronous=FULL (the default) unless --normal.
 // With --tls the mock Bot API speaks https, as Telegram does, with a certificate from a test CA
 // that the bot trusts through SSL_CERT_FILE (the mock LLM stays plain HTTP, as a local model).
 //
 // Usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--tls] [--bot PATH]
+//                            [--scenario thousand-chats [--pacing default|off]]
 // --bot runs another build of llmassist-bot (to compare two builds on the same machine state).
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -22,6 +32,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -80,6 +91,46 @@ long status_kb(pid_t pid, const std::string& field) {
   return -1;
 }
 
+// Private_Clean + Private_Dirty, and Rss, of /proc/<pid>/smaps_rollup, in KiB.
+struct Memory {
+  long private_kb = 0;
+  long rss_kb = 0;
+};
+
+Memory smaps_rollup(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/smaps_rollup", pid));
+  std::string line;
+  Memory m;
+  auto value = [&](const char* field) {
+    const std::size_t n = std::strlen(field);
+    return line.compare(0, n, field) == 0 ? std::strtol(line.c_str() + n, nullptr, 10) : 0L;
+  };
+  while (std::getline(in, line)) {
+    m.private_kb += value("Private_Clean:") + value("Private_Dirty:");
+    m.rss_kb += value("Rss:");
+  }
+  return m;
+}
+
+// The peak of smaps_rollup's figures over a run, sampled as the run is polled.
+struct MemorySampler {
+  pid_t pid;
+  Memory peak;
+  long rss_at_private_peak_kb = 0;
+  Steady::time_point next{};
+  void sample() {
+    const auto now = Steady::now();
+    if (now < next) return;
+    next = now + 20ms;
+    const Memory m = smaps_rollup(pid);
+    if (m.private_kb > peak.private_kb) {
+      peak.private_kb = m.private_kb;
+      rss_at_private_peak_kb = m.rss_kb;
+    }
+    peak.rss_kb = std::max(peak.rss_kb, m.rss_kb);
+  }
+};
+
 // Counted without copying the calls: the bench polls this while the bot runs, and a copy of
 // thousands of recorded calls under the mock's lock would slow the mock down.
 std::size_t answers(const MockTelegramServer& tg) { return tg.count_calls("sendMessage", 200); }
@@ -90,6 +141,10 @@ struct Run {
   double first_ms = 0;  // from the first push to the slowest chat's first answer
   double cpu_ms_per_message = 0;
   long peak_rss_kb = 0;
+  long peak_private_kb = 0;
+  long rss_at_private_peak_kb = 0;
+  // From the first push to each chat's last answer, sorted.
+  std::vector<double> chat_done_ms;
 };
 
 // What a run varies.
@@ -98,6 +153,10 @@ struct Options {
   std::string bot = LLMASSIST_BOT_BINARY;
   // The mock Bot API's certificate and key with --tls.
   const llmassist::testing::TlsTestCertificates* tls = nullptr;
+  // The bot's own defaults for the assistant's concurrency limits (else 256 drafts at once, as
+  // the bench has always run), and for Telegram's pacing (else off).
+  bool default_limits = false;
+  bool default_pacing = false;
 };
 
 llmassist::testing::MockHttpServer::Options telegram_http(const Options& options) {
@@ -124,16 +183,18 @@ struct Setup {
     nlohmann::json config = {
         {"database", (dir / "bot.db").string()},
         {"telegram",
-         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 5}}},
-          {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
-        {"assistant", {{"moderation", "auto"}, {"max_concurrent_drafts", 256},
-                       {"texts", {{"human_button", ""}}}}},
+         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 5}}}}},
+        {"assistant", {{"moderation", "auto"}, {"texts", {{"human_button", ""}}}}},
         {"memory", {{"window", 8}}},
         {"providers",
          nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
                                  {"base_url", fmt::format("http://127.0.0.1:{}/v1", llm.port())},
                                  {"model", "mock"}, {"retries", 0}}})}};
     if (options.normal_sync) config["database_sync"] = "normal";
+    if (!options.default_pacing) {
+      config["telegram"]["pacing"] = {{"per_chat_interval_ms", 0}, {"global_per_second", 0}};
+    }
+    if (!options.default_limits) config["assistant"]["max_concurrent_drafts"] = 256;
     std::ofstream(dir / "bot.json") << config.dump();
     const std::string config_path = (dir / "bot.json").string();
     const std::string log = (dir / "bot.log").string();
@@ -172,9 +233,11 @@ Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, const Op
                                             700000 + i % chats));
   }
   const double cpu_before = cpu_ms(s.bot.pid);
+  MemorySampler memory{s.bot.pid};
   const auto start = Steady::now();
   s.telegram.push_updates(std::move(updates));
   while (answers(s.telegram) < static_cast<std::size_t>(messages)) {
+    memory.sample();
     if (Steady::now() - start > 300s) {
       fmt::print(stderr, "gave up: {} of {} answered\n", answers(s.telegram), messages);
       std::exit(1);
@@ -193,6 +256,7 @@ Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, const Op
   for (auto& [chat, at] : by_chat) {
     std::sort(at.begin(), at.end());
     r.first_ms = std::max(r.first_ms, std::chrono::duration<double, std::milli>(at.front() - start).count());
+    r.chat_done_ms.push_back(std::chrono::duration<double, std::milli>(at.back() - start).count());
     for (std::size_t i = 1; i < at.size(); ++i) {
       steps.push_back(std::chrono::duration<double, std::milli>(at[i] - at[i - 1]).count());
     }
@@ -203,6 +267,10 @@ Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, const Op
   }
   r.cpu_ms_per_message = (cpu_ms(s.bot.pid) - cpu_before) / messages;
   r.peak_rss_kb = status_kb(s.bot.pid, "VmHWM");
+  memory.sample();
+  r.peak_private_kb = memory.peak.private_kb;
+  r.rss_at_private_peak_kb = memory.rss_at_private_peak_kb;
+  std::sort(r.chat_done_ms.begin(), r.chat_done_ms.end());
   return r;
 }
 
@@ -227,11 +295,41 @@ void latency(int chats, const Options& options) {
 
 }  // namespace
 
+std::string memory_figures(const Run& r) {
+  return fmt::format("peak RSS {:.1f} MiB, peak private {:.1f} MiB (RSS then {:.1f} MiB: {:.1f} "
+                     "MiB shared pages)",
+                     r.peak_rss_kb / 1024.0, r.peak_private_kb / 1024.0,
+                     r.rss_at_private_peak_kb / 1024.0,
+                     (r.rss_at_private_peak_kb - r.peak_private_kb) / 1024.0);
+}
+
+// 1,000 chats asking at once, each one question, on a 2 s LLM, with the bot's default limits.
+int thousand_chats(Options options) {
+  constexpr int kChats = 1000;
+  constexpr auto kLlm = 2000ms;
+  options.default_limits = true;
+  fmt::print("llmassist-bot, auto policy, default settings, {} chats asking one question each at "
+             "once, LLM at {} ms, Telegram pacing {}, synchronous={}{}\n",
+             kChats, kLlm.count(),
+             options.default_pacing ? "at its defaults (1 s per chat, 30 msgs/s in all)" : "off",
+             options.normal_sync ? "NORMAL" : "FULL", options.tls ? ", the Bot API over https" : "");
+  const Run r = burst(kChats, kChats, kLlm, options);
+  auto at = [&](double q) {
+    return r.chat_done_ms[std::min(r.chat_done_ms.size() - 1,
+                                   static_cast<std::size_t>(q * static_cast<double>(r.chat_done_ms.size())))];
+  };
+  fmt::print("every chat answered within {:.2f} s (goal 2.5 s); a chat's wait p50 {:.0f} ms, "
+             "p99 {:.0f} ms; bot CPU {:.3f} ms per message, {}\n",
+             r.seconds, at(0.50), at(0.99), r.cpu_ms_per_message, memory_figures(r));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int messages = 2000;
   int chats = 100;
   Options options;
+  std::string scenario;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--messages" && i + 1 < argc) {
@@ -240,6 +338,11 @@ int main(int argc, char** argv) {
       chats = std::atoi(argv[++i]);
     } else if (a == "--normal") {
       options.normal_sync = true;
+    } else if (a == "--scenario" && i + 1 < argc && std::string(argv[i + 1]) == "thousand-chats") {
+      scenario = argv[++i];
+    } else if (a == "--pacing" && i + 1 < argc &&
+               (std::string(argv[i + 1]) == "default" || std::string(argv[i + 1]) == "off")) {
+      options.default_pacing = std::string(argv[++i]) == "default";
     } else if (a == "--bot" && i + 1 < argc) {
       options.bot = argv[++i];
     } else if (a == "--tls") {
@@ -249,20 +352,21 @@ int main(int argc, char** argv) {
       ::setenv("SSL_CERT_FILE", certs.ca_file().c_str(), 1);
     } else {
       fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--tls] "
-                         "[--bot PATH]\n");
+                         "[--bot PATH] [--scenario thousand-chats [--pacing default|off]]\n");
       return 2;
     }
   }
+  if (scenario == "thousand-chats") return thousand_chats(options);
   fmt::print("llmassist-bot, auto policy, {} messages from {} chats, synchronous={}{}\n", messages,
              chats, options.normal_sync ? "NORMAL" : "FULL",
              options.tls ? ", the Bot API over https" : "");
   for (auto delay : {0ms, 100ms}) {
     const Run r = burst(messages, chats, delay, options);
     fmt::print("LLM at {} ms: {:.0f} msgs/s ({} in {:.2f} s), bot CPU {:.3f} ms per message, "
-               "peak RSS {:.1f} MiB; a chat's answers {:.2f} ms apart (median), every chat's "
-               "first within {:.1f} ms\n",
+               "{}; a chat's answers {:.2f} ms apart (median), every chat's first within "
+               "{:.1f} ms\n",
                delay.count(), messages / r.seconds, messages, r.seconds, r.cpu_ms_per_message,
-               r.peak_rss_kb / 1024.0, r.step_ms, r.first_ms);
+               memory_figures(r), r.step_ms, r.first_ms);
   }
   latency(chats, options);
   return 0;

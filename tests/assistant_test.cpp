@@ -201,6 +201,18 @@ llmassist::testing::MockLlmServer::Behavior answer_after(llmassist::testing::Moc
   return slow;
 }
 
+// A Telegram transport against `telegram`, with Telegram's pacing off.
+std::shared_ptr<ChatTransport> unpaced_telegram(llmassist::testing::MockTelegramServer& telegram) {
+  TelegramTransportOptions to;
+  to.token = telegram.token();
+  to.api_url = telegram.api_url();
+  to.polling.timeout = 1s;
+  to.pacing.per_chat_interval = 0ms;
+  to.pacing.global_per_second = 0;
+  to.logger = null_logger();
+  return std::shared_ptr<ChatTransport>(make_telegram_transport(to).value().release());
+}
+
 }  // namespace
 
 TEST_CASE("assistant: a question is stored, answered from the knowledge base, and logged") {
@@ -400,18 +412,10 @@ TEST_CASE("assistant: a chat's next draft begins while its answer is on its way,
   llmassist::testing::MockTelegramServer telegram;
   // The first answer's send waits out a 429 for a second inside the transport.
   telegram.fail_next("sendMessage", {429, "Too Many Requests: retry after 1", 1});
-  TelegramTransportOptions to;
-  to.token = telegram.token();
-  to.api_url = telegram.api_url();
-  to.polling.timeout = 1s;
-  to.pacing.per_chat_interval = 0ms;
-  to.pacing.global_per_second = 0;
-  to.logger = null_logger();
   Bot bot;
   AssistantOptions o;
   o.texts.human_button.clear();
-  bot.start(o, echoing_provider(llm),
-            std::shared_ptr<ChatTransport>(make_telegram_transport(to).value().release()));
+  bot.start(o, echoing_provider(llm), unpaced_telegram(telegram));
   telegram.push_updates({{1, llmassist::testing::MockTelegramServer::text_update(1, "first", 700)},
                          {2, llmassist::testing::MockTelegramServer::text_update(2, "second", 700)}});
   // The second question is drafted while the first answer has not been delivered.
@@ -511,4 +515,31 @@ TEST_CASE("assistant: an admin's runtime settings change the policy and the role
   REQUIRE(bot.store->transition_reply(bot.replies(ReplyStatus::kPending).front().id, approve).ok());
   bot.chat.expect("Answer to: second");
   bot.chat.expect("Answer to: third");
+}
+
+// A thousand chats asking at once are all drafted at once with the default options: the mock
+// LLM holds every request until it has a thousand in hand. (With a limit of 64 drafts it would
+// never see more than 64.) Provider rate limits are the providers' own (max_in_flight).
+TEST_CASE("assistant: with the default options, a thousand chats' questions are drafted at once") {
+  constexpr int kChats = 1000;
+  llmassist::testing::MockLlmServer llm;
+  llmassist::testing::MockLlmServer::Behavior held;
+  held.hold_until_in_flight = kChats;
+  held.hold_timeout = 30s;
+  held.tokens = {"answer"};
+  llm.set(held);
+  llmassist::testing::MockTelegramServer telegram;
+  Bot bot;
+  bot.start({}, openai_provider(llm), unpaced_telegram(telegram));
+  std::vector<std::pair<std::int64_t, std::string>> updates;
+  for (int i = 0; i < kChats; ++i) {
+    updates.emplace_back(i + 1, llmassist::testing::MockTelegramServer::text_update(
+                                    i + 1, "Where is my order?", 900000 + i));
+  }
+  telegram.push_updates(std::move(updates));
+  REQUIRE(telegram.wait_for_calls("sendMessage", kChats, 60s));
+  CHECK(llm.max_in_flight() == kChats);
+  CHECK(llm.requests() == kChats);
+  CHECK(bot.eventually([&] { return telegram.count_calls("sendMessage", 200) == kChats; }));
+  bot.assistant->stop(1s);
 }

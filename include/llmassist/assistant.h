@@ -82,8 +82,11 @@ struct AssistantOptions {
   // This bot's name among the processes sharing the store; it names its claims. Give each
   // running bot its own. Default "bot".
   std::string instance = "bot";
-  // Drafts generated at once, across chats. Default 64.
-  int max_concurrent_drafts = 64;
+  // Drafts generated at once, across chats. A draft waiting for the model costs a few KiB (its
+  // HTTP request and its record here), so this is no protection for a provider's rate limits:
+  // give the provider its own (`max_in_flight`, limited_provider.h). Default 1,024, so that a
+  // thousand chats asking at once are all drafted at once.
+  int max_concurrent_drafts = 1024;
   // Answers being sent at once, across chats. Default 256.
   int max_concurrent_sends = 256;
   // A reply claimed this many times for drafting without a stored draft fails (it may be the

@@ -10,6 +10,7 @@
 
 #include "config/json_reader.h"
 #include "llmassist/knowledge_base_provider.h"
+#include "llmassist/limited_provider.h"
 #include "llmassist/ollama_provider.h"
 #include "llmassist/openai_provider.h"
 #include "llmassist/retrying_provider.h"
@@ -166,6 +167,7 @@ Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path
   LLMASSIST_ASSIGN_OR_RETURN(auto name, p.string("name"));
   const std::string provider_name = name && !name->empty() ? *name : *type;
   LLMASSIST_ASSIGN_OR_RETURN(auto retries, p.integer("retries", 0, 10));
+  LLMASSIST_ASSIGN_OR_RETURN(auto max_in_flight, p.integer("max_in_flight", 0, 1000000));
   std::shared_ptr<LlmProvider> provider;
   if (*type == "openai") {
     LLMASSIST_ASSIGN_OR_RETURN(provider, make_openai(p, provider_name, deps));
@@ -179,6 +181,16 @@ Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path
         p.path_of("type"), *type));
   }
   LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+  // The limit sits under the retries, so that it counts the requests at the provider: one
+  // waiting out a backoff holds no place, and its retry queues again behind the others.
+  if (max_in_flight.value_or(0) > 0) {
+    ConcurrencyLimitOptions limit;
+    limit.max_in_flight = static_cast<int>(*max_in_flight);
+    limit.scheduler = deps.timers();
+    LLMASSIST_ASSIGN_OR_RETURN(auto limited,
+                               make_concurrency_limited_provider(std::move(provider), limit));
+    provider = std::move(limited);
+  }
   // HTTP providers retry a little by default (the OpenAI SDKs' 2); a knowledge base never fails
   // transiently.
   const int retry_count = static_cast<int>(retries.value_or(*type == "knowledge_base" ? 0 : 2));

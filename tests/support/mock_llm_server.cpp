@@ -11,24 +11,40 @@ using nlohmann::json;
 MockLlmServer::MockLlmServer() {
   http_.http().Post("/v1/chat/completions", [this](const httplib::Request& req,
                                                    httplib::Response& res) {
-    serve_openai(req, res);
+    counted([&] { serve_openai(req, res); });
   });
   http_.http().Post("/api/chat", [this](const httplib::Request& req, httplib::Response& res) {
-    serve_ollama(req, res);
+    counted([&] { serve_ollama(req, res); });
   });
   http_.start();
 }
 
 MockLlmServer::~MockLlmServer() { http_.stop(); }
 
+template <typename Handler>
+void MockLlmServer::counted(Handler&& handler) {
+  const int now = ++in_flight_;
+  int most = max_in_flight_.load();
+  while (now > most && !max_in_flight_.compare_exchange_weak(most, now)) {
+  }
+  // The held requests wait for this one. (Woken at every arrival, a thousand waiting requests
+  // would be woken a million times.)
+  const int target = hold_target_.load();
+  if (target > 0 && now >= target) http_.notify();
+  handler();
+  --in_flight_;
+}
+
 void MockLlmServer::set(Behavior behavior) {
   std::lock_guard lock(mu_);
+  hold_target_ = behavior.hold_until_in_flight;
   behavior_ = std::move(behavior);
   next_.clear();
 }
 
 void MockLlmServer::set_next(Behavior behavior, int count) {
   std::lock_guard lock(mu_);
+  if (behavior.hold_until_in_flight > 0) hold_target_ = behavior.hold_until_in_flight;
   for (int i = 0; i < count; ++i) next_.push_back(behavior);
 }
 
@@ -66,6 +82,11 @@ void MockLlmServer::record(const httplib::Request& req, json body) {
 }
 
 bool MockLlmServer::prelude(const Behavior& b) {
+  if (b.hold_until_in_flight > 0) {
+    http_.wait_until([&] { return max_in_flight_.load() >= b.hold_until_in_flight; },
+                     b.hold_timeout);
+    if (http_.stopping()) return false;
+  }
   if (b.hang) {
     http_.wait_for(std::chrono::hours(1));
     return false;

@@ -7,6 +7,7 @@
 // Thread-safety: every method from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -41,6 +42,11 @@ class MockLlmServer {
     // Answer "Answer to: <the last user message>" instead of `tokens`, so that tests can tell
     // which question an answer belongs to.
     bool echo_question = false;
+    // > 0: the request waits until this many requests are being handled at once (then all of
+    // them go on), for at most hold_timeout; before `delay`. Shows how many a client has in
+    // flight at once.
+    int hold_until_in_flight = 0;
+    std::chrono::milliseconds hold_timeout{10000};
   };
 
   MockLlmServer();
@@ -55,6 +61,10 @@ class MockLlmServer {
   [[nodiscard]] std::string ollama_url() const { return http_.url(); }
 
   [[nodiscard]] int requests() const;
+  // Requests being handled now, and the most there were at once. A request counts from its
+  // arrival until its handler returns (a streamed body's events are sent after that).
+  [[nodiscard]] int in_flight() const { return in_flight_.load(); }
+  [[nodiscard]] int max_in_flight() const { return max_in_flight_.load(); }
   [[nodiscard]] nlohmann::json last_body() const;
   [[nodiscard]] std::string last_header(const std::string& name) const;
   [[nodiscard]] MockHttpServer& http() { return http_; }
@@ -65,12 +75,18 @@ class MockLlmServer {
   void serve_ollama(const httplib::Request& req, httplib::Response& res);
   bool prelude(const Behavior& b);  // delay / hang; false when the server is stopping
   void record(const httplib::Request& req, nlohmann::json body);
+  // Runs a handler, counted in in_flight().
+  template <typename Handler>
+  void counted(Handler&& handler);
 
   MockHttpServer http_;
   mutable std::mutex mu_;
   Behavior behavior_;
   std::vector<Behavior> next_;
   int requests_ = 0;
+  std::atomic<int> in_flight_{0};
+  std::atomic<int> max_in_flight_{0};
+  std::atomic<int> hold_target_{0};  // the behaviours' hold_until_in_flight, for waking them
   nlohmann::json last_body_;
   httplib::Headers last_headers_;
 };
