@@ -318,9 +318,10 @@ int thousand_chats(Options options) {
     return r.chat_done_ms[std::min(r.chat_done_ms.size() - 1,
                                    static_cast<std::size_t>(q * static_cast<double>(r.chat_done_ms.size())))];
   };
-  fmt::print("every chat answered within {:.2f} s (goal 2.5 s); a chat's wait p50 {:.0f} ms, "
-             "p99 {:.0f} ms; bot CPU {:.3f} ms per message, {}\n",
-             r.seconds, at(0.50), at(0.99), r.cpu_ms_per_message, memory_figures(r));
+  fmt::print("every chat answered within {:.2f} s (goal 2.5 s); a chat's wait: first {:.0f} ms, "
+             "p50 {:.0f} ms, p99 {:.0f} ms; bot CPU {:.3f} ms per message, {}\n",
+             r.seconds, r.chat_done_ms.front(), at(0.50), at(0.99), r.cpu_ms_per_message,
+             memory_figures(r));
   return 0;
 }
 
