@@ -1,7 +1,10 @@
-// How the socket HttpClient copes with many slow requests at once: N requests are sent together
+// How the libcurl HttpClient copes with many slow requests at once: N requests are sent together
 // to an in-process server that answers each after a delay. Measures the client: wall time, the
-// process's peak thread count and peak resident memory (sampled from /proc/self/status while the
-// requests are in flight), and how many connections the server accepted.
+// process's peak thread count, how many connections the server accepted, and memory per request
+// in flight: resident (VmRSS) and private (Private_Clean + Private_Dirty of
+// /proc/self/smaps_rollup), sampled before the client exists and while the requests are in
+// flight; the difference at the peak divided by N. (The in-process server's buffers for each
+// connection are included: an upper bound for the client.)
 //
 // The server is a single-threaded epoll loop (bench/support/bench_server.h), so that it adds one
 // thread, not one per request, and the thread count shows the client's cost.
@@ -17,13 +20,15 @@
 #include <string>
 #include <thread>
 
-#include "llmassist/socket_http_client.h"
+#include "llmassist/curl_http_client.h"
 #include "support/bench_server.h"
 
 namespace {
 
 using llmassist::bench::Clock;
 using llmassist::bench::DelayingServer;
+using llmassist::bench::MemoryPeak;
+using llmassist::bench::private_kb;
 using llmassist::bench::proc_status;
 using namespace std::chrono_literals;
 
@@ -43,8 +48,10 @@ int main(int argc, char** argv) {
   DelayingServer server(delay);
   const long threads_before = proc_status("Threads");
   const long rss_before_kb = proc_status("VmHWM");
+  const long current_rss_before_kb = proc_status("VmRSS");
+  const long private_before_kb = private_kb();
 
-  auto made = llmassist::make_socket_http_client({.logger = llmassist::null_logger()});
+  auto made = llmassist::make_curl_http_client({.logger = llmassist::null_logger()});
   if (!made.ok()) {
     fmt::print(stderr, "cannot create the client: {}\n", made.status().to_string());
     return 1;
@@ -69,8 +76,10 @@ int main(int argc, char** argv) {
       });
     }
     long peak_threads = 0;
+    MemoryPeak memory;
     while (done.load() < requests) {
       peak_threads = std::max(peak_threads, proc_status("Threads"));
+      memory.sample();
       if (Clock::now() - started > 60s) {
         fmt::print("round {}: gave up after 60 s with {} of {} done\n", round, done.load(),
                    requests);
@@ -84,6 +93,13 @@ int main(int argc, char** argv) {
         "connections accepted so far {}\n",
         round, ok.load(), requests, wall, std::chrono::duration<double>(delay).count(),
         peak_threads, server.connections_accepted());
+    fmt::print(
+        "round {}: memory before the client: RSS {} kB, private {} kB; at the peak: RSS {} kB, "
+        "private {} kB; per request in flight: RSS {:.2f} KiB, private {:.2f} KiB\n",
+        round, current_rss_before_kb, private_before_kb, memory.peak_rss_kb,
+        memory.peak_private_kb,
+        static_cast<double>(memory.peak_rss_kb - current_rss_before_kb) / requests,
+        static_cast<double>(memory.peak_private_kb - private_before_kb) / requests);
   }
   const long rss_after_kb = proc_status("VmHWM");
   fmt::print("peak RSS (VmHWM): {} kB before the client, {} kB after ({} kB for the client)\n",

@@ -1,9 +1,11 @@
 // llmassist-bench-llm: what the LLM side costs.
 //
-// 1. N concurrent completions (default 1,000) through one OpenAI-compatible provider against a
-//    mock server that answers each after 1 s: wall time, the process's peak thread count (the
-//    mock server and this sampler add one each, printed apart), peak RSS. Whole answers, then
-//    streamed ones (SSE).
+// 1. N concurrent completions (default 1,000) through one provider, on its HTTP client's one I/O
+//    thread, against a mock server that answers each after 1 s: throughput, wall time, the
+//    process's peak thread count (the mock server and this sampler add one each, printed apart),
+//    peak RSS and peak private memory (Private_Clean + Private_Dirty of /proc/self/smaps_rollup)
+//    while they are in flight. OpenAI-compatible whole answers and streamed ones (SSE), then
+//    Ollama's whole and streamed (NDJSON) ones.
 // 2. Failover cost, through a FallbackChain: a primary that refuses connections, then a primary
 //    that hangs until its first-byte timeout, each in front of a healthy backup that answers at
 //    once. Per request latency before and after the primary's circuit opens, against the backup
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "llmassist/fallback_chain.h"
+#include "llmassist/ollama_provider.h"
 #include "llmassist/openai_provider.h"
 #include "support/bench_server.h"
 
@@ -26,6 +29,8 @@ using namespace llmassist;
 using namespace std::chrono_literals;
 using Steady = bench::Clock;
 using bench::DelayingServer;
+using bench::MemoryPeak;
+using bench::private_kb;
 using bench::proc_status;
 
 namespace {
@@ -39,6 +44,16 @@ const std::string kStream =
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"then Security.\"}}]}\n\n"
     "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
     "data: [DONE]\n\n";
+const std::string kOllamaAnswer =
+    R"({"model":"mock","message":{"role":"assistant","content":"Open Settings, then Security."},)"
+    R"("done":true,"done_reason":"stop","prompt_eval_count":40,"eval_count":9})";
+const std::string kOllamaStream =
+    "{\"model\":\"mock\",\"message\":{\"role\":\"assistant\",\"content\":\"Open Settings, \"},"
+    "\"done\":false}\n"
+    "{\"model\":\"mock\",\"message\":{\"role\":\"assistant\",\"content\":\"then Security.\"},"
+    "\"done\":false}\n"
+    "{\"model\":\"mock\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,"
+    "\"done_reason\":\"stop\",\"prompt_eval_count\":40,\"eval_count\":9}\n";
 
 std::shared_ptr<LlmProvider> provider(const std::string& name, const std::string& url,
                                       std::chrono::milliseconds first_byte = 30s) {
@@ -63,11 +78,32 @@ CompletionRequest question() {
   return r;
 }
 
-void concurrent(int n, std::chrono::milliseconds delay, bool stream) {
-  DelayingServer server(delay, stream ? kStream : kAnswer,
-                        stream ? "text/event-stream" : "application/json");
+std::shared_ptr<LlmProvider> ollama(const std::string& url) {
+  OllamaProviderOptions o;
+  o.name = "ollama";
+  o.base_url = url;
+  o.model = "mock";
+  o.logger = null_logger();
+  auto p = make_ollama_provider(o);
+  if (!p.ok()) {
+    fmt::print(stderr, "{}\n", p.status().to_string());
+    std::exit(1);
+  }
+  return std::shared_ptr<LlmProvider>(std::move(p).value());
+}
+
+void concurrent(int n, std::chrono::milliseconds delay, bool stream, bool use_ollama) {
+  const std::string& body =
+      use_ollama ? (stream ? kOllamaStream : kOllamaAnswer) : (stream ? kStream : kAnswer);
+  DelayingServer server(delay, body,
+                        stream ? (use_ollama ? "application/x-ndjson" : "text/event-stream")
+                               : "application/json");
   const long threads_before = proc_status("Threads");
-  auto p = provider("mock", fmt::format("http://127.0.0.1:{}/v1", server.port()));
+  const long rss_before = proc_status("VmRSS");
+  const long private_before = private_kb();
+  auto p = use_ollama ? ollama(fmt::format("http://127.0.0.1:{}", server.port()))
+                      : provider("mock", fmt::format("http://127.0.0.1:{}/v1", server.port()));
+  MemoryPeak memory;
   std::atomic<int> done{0};
   std::atomic<int> ok{0};
   const auto start = Steady::now();
@@ -82,13 +118,18 @@ void concurrent(int n, std::chrono::milliseconds delay, bool stream) {
   long peak = 0;
   while (done.load() < n && Steady::now() - start < 60s) {
     peak = std::max(peak, proc_status("Threads"));
+    memory.sample();
     std::this_thread::sleep_for(5ms);
   }
   const double wall = std::chrono::duration<double>(Steady::now() - start).count();
-  fmt::print("{} concurrent {} completions at {} ms: {} ok in {:.3f} s wall; peak threads {} "
-             "({} before the provider: main + mock server); peak RSS {} MiB\n",
-             n, stream ? "streamed" : "whole", delay.count(), ok.load(), wall, peak,
-             threads_before, proc_status("VmHWM") / 1024);
+  fmt::print("{} {} concurrent {} completions at {} ms: {} ok in {:.3f} s wall ({:.0f} per s); "
+             "peak threads {} ({} before the provider: main + mock server); peak RSS {:.1f} MiB "
+             "(+{:.1f}), peak private {:.1f} MiB (+{:.1f})\n",
+             use_ollama ? "Ollama" : "OpenAI", n,
+             stream ? (use_ollama ? "streamed (NDJSON)" : "streamed (SSE)") : "whole",
+             delay.count(), ok.load(), wall, ok.load() / wall, peak, threads_before,
+             memory.peak_rss_kb / 1024.0, (memory.peak_rss_kb - rss_before) / 1024.0,
+             memory.peak_private_kb / 1024.0, (memory.peak_private_kb - private_before) / 1024.0);
 }
 
 double ms_since(Steady::time_point t) {
@@ -161,8 +202,10 @@ int main(int argc, char** argv) {
   ::getrlimit(RLIMIT_NOFILE, &files);
   files.rlim_cur = files.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &files);
-  concurrent(n, delay, false);
-  concurrent(n, delay, true);
+  concurrent(n, delay, false, false);
+  concurrent(n, delay, true, false);
+  concurrent(n, delay, false, true);
+  concurrent(n, delay, true, true);
   failover();
   return 0;
 }

@@ -38,7 +38,7 @@
 #include "http/http_server.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
-#include "llmassist/socket_http_client.h"
+#include "llmassist/curl_http_client.h"
 #include "llmassist/status.h"
 
 using namespace llmassist;

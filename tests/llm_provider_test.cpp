@@ -10,7 +10,7 @@
 #include "llm/provider_util.h"
 #include "llmassist/ollama_provider.h"
 #include "llmassist/openai_provider.h"
-#include "llmassist/socket_http_client.h"
+#include "llmassist/curl_http_client.h"
 #include "support/mock_llm_server.h"
 
 using namespace llmassist;
@@ -23,9 +23,9 @@ namespace {
 enum class Kind { kOpenAi, kOllama };
 
 std::shared_ptr<HttpClient> shared_client() {
-  SocketHttpClientOptions o;
+  CurlHttpClientOptions o;
   o.logger = null_logger();
-  return std::shared_ptr<HttpClient>(make_socket_http_client(o).value().release());
+  return std::shared_ptr<HttpClient>(make_curl_http_client(o).value().release());
 }
 
 std::unique_ptr<LlmProvider> make(Kind kind, const MockLlmServer& server,
@@ -380,10 +380,10 @@ TEST_CASE("provider util: lines split across chunks, CRLF or LF") {
 
 TEST_CASE("providers: a cancelled request frees its connection for the next one") {
   MockLlmServer server;
-  SocketHttpClientOptions c;
+  CurlHttpClientOptions c;
   c.max_connections_per_host = 1;  // the next request can only run on a freed connection
   c.logger = null_logger();
-  auto http = std::shared_ptr<HttpClient>(make_socket_http_client(c).value().release());
+  auto http = std::shared_ptr<HttpClient>(make_curl_http_client(c).value().release());
   auto provider = [&](std::chrono::milliseconds first_byte) {
     OpenAiProviderOptions o;
     o.base_url = server.openai_url();

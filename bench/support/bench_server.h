@@ -11,11 +11,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
@@ -200,5 +202,31 @@ inline long proc_status(const std::string& field) {
   }
   return -1;
 }
+
+// Private memory: Private_Clean + Private_Dirty of /proc/self/smaps_rollup, in kB (pages of this
+// process alone; shared library pages count in RSS but not here). -1 when unreadable.
+inline long private_kb() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string line;
+  long total = -1;
+  while (std::getline(in, line)) {
+    for (const char* field : {"Private_Clean:", "Private_Dirty:"}) {
+      if (line.rfind(field, 0) == 0) {
+        total = std::max(total, 0L) + std::strtol(line.c_str() + std::strlen(field), nullptr, 10);
+      }
+    }
+  }
+  return total;
+}
+
+// Samples of memory while requests are in flight: the highest seen.
+struct MemoryPeak {
+  long peak_rss_kb = 0;
+  long peak_private_kb = 0;
+  void sample() {
+    peak_rss_kb = std::max(peak_rss_kb, proc_status("VmRSS"));
+    peak_private_kb = std::max(peak_private_kb, private_kb());
+  }
+};
 
 }  // namespace llmassist::bench

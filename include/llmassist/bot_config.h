@@ -36,6 +36,8 @@ struct TelegramSection {
   std::optional<int> global_per_second;
   std::optional<int> max_attempts;
   std::optional<int> max_connections;
+  std::string proxy;    // the Bot API's proxy URL, or "direct"; empty: the environment's
+  std::string ca_file;  // CA certificates (PEM) to trust for the Bot API; empty: the system's
 };
 
 // The `admin` section: the bot serves the admin page and REST API in-process.

@@ -43,7 +43,7 @@ struct OllamaProviderOptions {
   std::chrono::milliseconds first_byte_timeout{std::chrono::seconds(120)};
   std::chrono::milliseconds total_timeout{std::chrono::seconds(300)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
-  std::shared_ptr<HttpClient> http;  // default: a make_socket_http_client() of its own
+  std::shared_ptr<HttpClient> http;  // default: a make_curl_http_client() of its own
   std::shared_ptr<Logger> logger;    // default: stderr_logger()
 };
 

@@ -47,7 +47,7 @@ struct OpenAiProviderOptions {
   std::chrono::milliseconds total_timeout{std::chrono::seconds(180)};
   // Longest silence inside a streamed answer.
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(30)};
-  std::shared_ptr<HttpClient> http;  // default: a make_socket_http_client() of its own
+  std::shared_ptr<HttpClient> http;  // default: a make_curl_http_client() of its own
   std::shared_ptr<Logger> logger;    // default: stderr_logger()
 };
 

@@ -126,7 +126,14 @@ struct TelegramTransportOptions {
   // costs a TLS handshake and its memory. For the transport's own client only (not `http`).
   // Default: 16.
   int max_connections = 16;
-  // Outbound HTTP. Default: a socket client of the transport's own.
+  // The proxy of the transport's own client (CurlHttpClientOptions::proxy: a URL such as
+  // "socks5h://user:password@host:1080", or "direct"); empty: the environment's. Not for `http`.
+  // Default: empty.
+  std::string proxy;
+  // CA certificates (PEM) the transport's own client trusts instead of the system's (a local Bot
+  // API server behind TLS, a TLS-intercepting proxy). Not for `http`. Default: empty.
+  std::string ca_file;
+  // Outbound HTTP. Default: a libcurl client of the transport's own (make_curl_http_client).
   std::shared_ptr<HttpClient> http;
   // Timers for pacing, retries and backoff. Default: a scheduler thread of the transport's own.
   std::shared_ptr<Scheduler> scheduler;

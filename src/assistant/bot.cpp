@@ -40,6 +40,8 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
   if (t.global_per_second) o.pacing.global_per_second = *t.global_per_second;
   if (t.max_attempts) o.retry.max_attempts = *t.max_attempts;
   if (t.max_connections) o.max_connections = *t.max_connections;
+  o.proxy = t.proxy;
+  o.ca_file = t.ca_file;
   const auto colon = t.webhook_listen.rfind(':');
   if (colon == std::string::npos) {
     return invalid_argument(fmt::format("$.telegram.webhook.listen: \"{}\" is not host:port",

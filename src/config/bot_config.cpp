@@ -72,6 +72,8 @@ Status read_telegram(const json& j, BotConfig& c) {
   LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(j, "$.telegram"));
   LLMASSIST_RETURN_IF_ERROR(text(t, "token", c.telegram.token));
   LLMASSIST_RETURN_IF_ERROR(text(t, "api_url", c.telegram.api_url));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "proxy", c.telegram.proxy));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "ca_file", c.telegram.ca_file));
   LLMASSIST_RETURN_IF_ERROR(text(t, "mode", c.telegram.mode));
   if (c.telegram.mode != "polling" && c.telegram.mode != "webhook") {
     return invalid_argument(fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook",

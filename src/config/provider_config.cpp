@@ -6,15 +6,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <utility>
 
 #include "config/json_reader.h"
+#include "llmassist/curl_http_client.h"
 #include "llmassist/knowledge_base_provider.h"
 #include "llmassist/limited_provider.h"
 #include "llmassist/ollama_provider.h"
 #include "llmassist/openai_provider.h"
 #include "llmassist/retrying_provider.h"
-#include "llmassist/socket_http_client.h"
 
 namespace llmassist {
 namespace {
@@ -25,17 +27,32 @@ using nlohmann::json;
 // Shared dependencies, made on first use so that a knowledge-base-only chain starts no threads.
 struct Deps {
   const ProviderConfigContext& ctx;
-  std::shared_ptr<HttpClient> http;
+  std::shared_ptr<HttpClient> http;  // the context's, which every provider then uses
   std::shared_ptr<Scheduler> scheduler;
+  // The clients made here, one per distinct ("proxy", "ca_file") of the providers.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<HttpClient>> made;
 
-  Result<std::shared_ptr<HttpClient>> client() {
-    if (!http) {
-      SocketHttpClientOptions o;
+  // The client for a provider's "proxy" and "ca_file" keys (empty: the environment's proxy,
+  // the system's CAs).
+  Result<std::shared_ptr<HttpClient>> client(JsonObject& p) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto proxy, p.string("proxy"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto ca_file, p.string("ca_file"));
+    if (http) return http;
+    auto key = std::make_pair(proxy.value_or(""), ca_file.value_or(""));
+    auto& client = made[key];
+    if (!client) {
+      CurlHttpClientOptions o;
       o.logger = ctx.logger;
-      LLMASSIST_ASSIGN_OR_RETURN(auto made, make_socket_http_client(o));
-      http = std::move(made);
+      o.proxy = key.first;
+      o.ca_file = key.second;
+      auto result = make_curl_http_client(o);
+      if (!result.ok()) {
+        return Status(result.status().code(),
+                      fmt::format("{}: {}", p.path_of("proxy"), result.status().message()));
+      }
+      client = std::move(result).value();
     }
-    return http;
+    return client;
   }
   std::shared_ptr<Scheduler> timers() {
     if (!scheduler) scheduler = make_thread_scheduler();
@@ -121,7 +138,7 @@ Result<std::shared_ptr<LlmProvider>> make_openai(JsonObject& p, const std::strin
   }
   LLMASSIST_ASSIGN_OR_RETURN(const json* extra, p.object("extra_body"));
   if (extra != nullptr) o.extra_body_json = extra->dump();
-  LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client());
+  LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client(p));
   LLMASSIST_ASSIGN_OR_RETURN(auto made, make_openai_provider(std::move(o)));
   return std::shared_ptr<LlmProvider>(std::move(made));
 }
@@ -140,7 +157,7 @@ Result<std::shared_ptr<LlmProvider>> make_ollama(JsonObject& p, const std::strin
   if (think) o.think = *think;
   LLMASSIST_ASSIGN_OR_RETURN(const json* options, p.object("options"));
   if (options != nullptr) o.extra_options_json = options->dump();
-  LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client());
+  LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client(p));
   LLMASSIST_ASSIGN_OR_RETURN(auto made, make_ollama_provider(std::move(o)));
   return std::shared_ptr<LlmProvider>(std::move(made));
 }

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "llmassist/socket_http_client.h"
+#include "llmassist/curl_http_client.h"
 
 namespace llmassist::detail {
 
@@ -31,9 +31,9 @@ Result<nlohmann::json> parse_object_option(std::string_view provider, std::strin
 Result<std::shared_ptr<HttpClient>> client_or_default(std::shared_ptr<HttpClient> http,
                                                       std::shared_ptr<Logger> logger) {
   if (http) return http;
-  SocketHttpClientOptions o;
+  CurlHttpClientOptions o;
   o.logger = std::move(logger);
-  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_socket_http_client(o));
+  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_curl_http_client(o));
   return std::shared_ptr<HttpClient>(std::move(client));
 }
 

@@ -23,7 +23,7 @@
 #include "core/constant_time.h"
 #include "http/http_server.h"
 #include "http/url_redaction.h"
-#include "llmassist/socket_http_client.h"
+#include "llmassist/curl_http_client.h"
 #include "transport/telegram_format.h"
 
 namespace llmassist {
@@ -1210,10 +1210,12 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
 
 Result<std::shared_ptr<HttpClient>> client_for(const TelegramTransportOptions& o) {
   if (o.http) return o.http;
-  SocketHttpClientOptions c;
+  CurlHttpClientOptions c;
   c.logger = o.logger;
   c.max_connections_per_host = o.max_connections;
-  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_socket_http_client(c));
+  c.proxy = o.proxy;
+  c.ca_file = o.ca_file;
+  LLMASSIST_ASSIGN_OR_RETURN(auto client, make_curl_http_client(c));
   return std::shared_ptr<HttpClient>(std::move(client));
 }
 

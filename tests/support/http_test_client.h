@@ -1,4 +1,4 @@
-// What the HTTP tests share on the client side: a socket client that ignores the environment's
+// What the HTTP tests share on the client side: a curl client that ignores the environment's
 // proxies, and bounded waits for an outcome, so that a bug fails a test instead of hanging it.
 #pragma once
 
@@ -12,15 +12,15 @@
 
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
-#include "llmassist/socket_http_client.h"
+#include "llmassist/curl_http_client.h"
 
 namespace llmassist::testing {
 
 // A client with a silent logger that goes direct unless the options name a proxy.
-inline std::unique_ptr<HttpClient> make_test_client(SocketHttpClientOptions options = {}) {
+inline std::unique_ptr<HttpClient> make_test_client(CurlHttpClientOptions options = {}) {
   if (!options.logger) options.logger = null_logger();
   if (options.proxy.empty()) options.proxy = "direct";
-  auto client = make_socket_http_client(options);
+  auto client = make_curl_http_client(options);
   REQUIRE(client.ok());
   return std::move(client).value();
 }
