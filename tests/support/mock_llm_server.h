@@ -41,6 +41,9 @@ class MockLlmServer {
     // Answer "Answer to: <the last user message>" instead of `tokens`, so that tests can tell
     // which question an answer belongs to.
     bool echo_question = false;
+    // Streams: `tokens` again and again, never ending the answer (until the client goes away,
+    // the server stops, or a bound of 100,000 tokens).
+    bool endless = false;
   };
 
   MockLlmServer();
