@@ -2,8 +2,13 @@
 // OpenAPI document, so no route escapes), sign-in with cookies and CSRF, throttling, the
 // moderation routes, chats and handoff, bad input, statistics and metrics, accounts and tokens,
 // the original routes, /v1/chat/handle against a mock LLM, and the live event stream.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
@@ -19,6 +24,7 @@
 #include "llmassist/runtime_settings.h"
 #include "llmassist/sqlite_account_store.h"
 #include "llmassist/window_memory.h"
+#include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
 #include "core/json_views.h"
 #include "support/moderation_fixture.h"
@@ -39,7 +45,8 @@ struct AdminFixture : QueueFixture {
   // `extra` adds parts (a provider, a memory) once the store exists.
   explicit AdminFixture(
       const std::function<void(AdminServerParts&, std::shared_ptr<MessageStore>)>& extra = {},
-      ModerationPolicy policy = ModerationPolicy::kAuto, int max_event_streams = 64) {
+      ModerationPolicy policy = ModerationPolicy::kAuto, int max_event_streams = 64,
+      const std::function<void(AdminServerOptions&)>& tune = {}) {
     SqliteAccountStoreOptions ao;
     ao.path = dir.file("store.db");
     ao.clock = clock;
@@ -67,6 +74,7 @@ struct AdminFixture : QueueFixture {
     options.logger = null_logger();
     options.policy = policy;
     options.max_event_streams = max_event_streams;
+    if (tune) tune(options);
     auto made = AdminServer::create(std::move(parts), options);
     REQUIRE_MESSAGE(made.ok(), made.status().to_string());
     server = std::move(made).value();
@@ -777,6 +785,185 @@ TEST_CASE("admin server: a Host other than its own names is refused with 421") {
     CHECK(got->status == 421);
     CHECK(AdminFixture::error_of(got) == "misdirected_request");
   }
+}
+
+// ---- the security review's findings --------------------------------------------------------
+
+
+// A sign-in sent from `source` (an address of the loopback range: 127.0.0.2 is another
+// client to the server) with `headers`; the response's status and head.
+struct RawResponse {
+  int status = 0;
+  std::string head;
+};
+
+RawResponse sign_in_from(const char* source, int port, const std::string& name,
+                         const std::string& password, const std::string& headers = "") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &local.sin_addr);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &server.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&server), sizeof server) == 0);
+  const std::string body = json{{"name", name}, {"password", password}}.dump();
+  const std::string request = fmt::format(
+      "POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Content-Length: {}\r\nConnection: close\r\n{}\r\n{}",
+      body.size(), headers, body);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, n);
+  ::close(fd);
+  RawResponse r;
+  if (response.size() > 12) r.status = std::atoi(response.c_str() + 9);
+  r.head = response.substr(0, response.find("\r\n\r\n"));
+  return r;
+}
+
+TEST_CASE("admin server: failed sign-ins from one address do not lock the account out elsewhere") {
+  AdminFixture f;
+  const int port = f.server->port();
+  for (int i = 0; i < 8; ++i) sign_in_from("127.0.0.2", port, "alice", "wrong password!");
+  // The attacker's address waits, even with the right password...
+  CHECK(sign_in_from("127.0.0.2", port, "alice", kPassword).status == 429);
+  // ...but alice, from her own address, signs in.
+  CHECK(sign_in_from("127.0.0.1", port, "alice", kPassword).status == 200);
+
+  // Trying many names from one address: the address itself is slowed down.
+  for (int i = 0; i < 30; ++i) {
+    sign_in_from("127.0.0.3", port, fmt::format("user{}", i), "wrong password!");
+  }
+  CHECK(sign_in_from("127.0.0.3", port, "victor", kPassword).status == 429);
+  CHECK(sign_in_from("127.0.0.1", port, "victor", kPassword).status == 200);
+}
+
+TEST_CASE("admin server: X-Forwarded-For names the client only when a trusted proxy sends it") {
+  AdminFixture f({}, ModerationPolicy::kAuto, 64,
+                 [](AdminServerOptions& o) { o.trusted_proxies = {"127.0.0.1", "10.0.0.0/8"}; });
+  const int port = f.server->port();
+  const auto via = [](const char* client) {
+    return fmt::format("X-Forwarded-For: {}\r\n", client);
+  };
+  // From the proxy: each forwarded client has its own bucket.
+  for (int i = 0; i < 8; ++i) {
+    sign_in_from("127.0.0.1", port, "alice", "wrong password!", via("203.0.113.7"));
+  }
+  CHECK(sign_in_from("127.0.0.1", port, "alice", kPassword, via("203.0.113.7")).status == 429);
+  CHECK(sign_in_from("127.0.0.1", port, "alice", kPassword, via("198.51.100.9")).status == 200);
+  // The proxy appends the address it saw: what the client wrote before it counts for nothing.
+  CHECK(sign_in_from("127.0.0.1", port, "alice", kPassword, via("198.51.100.9, 203.0.113.7"))
+            .status == 429);
+
+  // Not from a trusted proxy: the header is ignored, a new forged address each time helps not.
+  for (int i = 0; i < 8; ++i) {
+    sign_in_from("127.0.0.2", port, "victor", "wrong password!",
+                 via(fmt::format("192.0.2.{}", i).c_str()));
+  }
+  CHECK(sign_in_from("127.0.0.2", port, "victor", kPassword, via("192.0.2.200")).status == 429);
+
+  // A malformed entry is refused when the server is made.
+  AdminServerParts parts;
+  parts.store = f.store;
+  parts.moderation = make_moderation_queue(f.store);
+  parts.accounts = f.accounts;
+  AdminServerOptions bad;
+  bad.listen = "127.0.0.1:0";
+  bad.trusted_proxies = {"10.0.0.0/33"};
+  const auto made = AdminServer::create(parts, bad);
+  REQUIRE(!made.ok());
+  CHECK(made.status().code() == StatusCode::kInvalidArgument);
+  CHECK(made.status().message().find("trusted_proxies") != std::string::npos);
+}
+
+TEST_CASE("admin server: behind https the session cookie is __Host- prefixed and Secure") {
+  AdminFixture f({}, ModerationPolicy::kAuto, 64,
+                 [](AdminServerOptions& o) { o.secure_cookie = true; });
+  auto c = f.client();
+  auto signed_in = c.Post("/api/session", json{{"name", "alice"}, {"password", kPassword}}.dump(),
+                          "application/json");
+  REQUIRE(signed_in->status == 200);
+  const std::string cookie = signed_in->get_header_value("Set-Cookie");
+  CAPTURE(cookie);
+  CHECK(cookie.rfind("__Host-llmassist_session=", 0) == 0);
+  CHECK(cookie.find("; Secure") != std::string::npos);
+  CHECK(cookie.find("; Path=/;") != std::string::npos);
+  CHECK(cookie.find("Domain") == std::string::npos);
+  CHECK(cookie.find("HttpOnly") != std::string::npos);
+  CHECK(cookie.find("SameSite=Strict") != std::string::npos);
+  const std::string pair = cookie.substr(0, cookie.find(';'));
+  CHECK(c.Get("/api/session", {{"Cookie", pair}})->status == 200);
+  // The same secret under the name without the prefix (which any subdomain may set) is not
+  // taken.
+  const std::string bare = pair.substr(std::string_view("__Host-").size());
+  CHECK(c.Get("/api/session", {{"Cookie", bare}})->status == 401);
+  auto out = c.Delete("/api/session",
+                      {{"Cookie", pair},
+                       {"X-CSRF-Token",
+                        AdminFixture::body_of(signed_in)["csrf_token"].get<std::string>()}});
+  CHECK(out->status == 200);
+  CHECK(out->get_header_value("Set-Cookie").rfind("__Host-llmassist_session=;", 0) == 0);
+}
+
+TEST_CASE("admin server: an unauthenticated caller gets no database text in an error") {
+  auto logger = std::make_shared<CapturingLogger>();
+  AdminFixture f({}, ModerationPolicy::kAuto, 64,
+                 [&](AdminServerOptions& o) { o.logger = logger; });
+  // The store fails on the sign-in's write, with SQLite's text and the file's path.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(f.dir.file("store.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db,
+                       "CREATE TRIGGER broken BEFORE UPDATE ON accounts BEGIN "
+                       "SELECT RAISE(ABORT, 'no such table: accounts_shadow'); END;",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto r = f.client().Post("/api/session",
+                           json{{"name", "alice"}, {"password", kPassword}}.dump(),
+                           "application/json");
+  REQUIRE(r);
+  CAPTURE(r->body);
+  CHECK(r->status >= 500);
+  CHECK(r->body.find("no such table") == std::string::npos);
+  CHECK(r->body.find(f.dir.path().string()) == std::string::npos);
+  CHECK(r->body.find("store.db") == std::string::npos);
+  CHECK(!AdminFixture::error_of(r).empty());
+  // The log has what happened.
+  CHECK(logger->contains("no such table: accounts_shadow"));
+  // A caller's own mistake is still explained.
+  auto missing = f.client().Post("/api/session", json{{"name", "alice"}}.dump(),
+                                 "application/json");
+  CHECK(missing->status == 400);
+  CHECK(AdminFixture::body_of(missing)["error"]["message"] == "password: required");
+}
+
+TEST_CASE("admin server: an admin erases a chat through DELETE /api/chats/{id}") {
+  AdminFixture f;
+  const ChatId gone = f.chat("4242").id;
+  f.pending(gone, "my address is 1 Secret Lane", "We ship to 1 Secret Lane.");
+  const ChatId kept = f.chat("4343").id;
+  f.pending(kept, "Where is my order?", "It ships today.");
+  auto doc = AdminFixture::body_of(f.client().Get("/openapi.json"));
+  CHECK(doc["paths"]["/api/chats/{id}"]["delete"]["x-required-role"] == "admin");
+
+  auto r = f.call("DELETE", "/api/chats/" + std::to_string(gone), f.admin_token);
+  REQUIRE(r->status == 200);
+  const json body = AdminFixture::body_of(r);
+  CHECK(body["erased"]["chats"] == 1);
+  CHECK(body["erased"]["messages"] == 1);
+  CHECK(body["erased"]["replies"] == 1);
+  CHECK(body["reclaimed"] == true);
+  CHECK(f.call("GET", "/api/chats/" + std::to_string(gone), f.admin_token)->status == 404);
+  CHECK(f.call("DELETE", "/api/chats/" + std::to_string(gone), f.admin_token)->status == 404);
+  CHECK(f.call("GET", "/api/chats/" + std::to_string(kept), f.admin_token)->status == 200);
+  const auto audit = f.store->list_audit({.actor = "operator:root"}).value();
+  REQUIRE(!audit.empty());
+  CHECK(audit.front().action == "erase");
 }
 
 }  // namespace

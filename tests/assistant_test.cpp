@@ -5,8 +5,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "llmassist/assistant.h"
@@ -15,8 +17,10 @@
 #include "llmassist/openai_provider.h"
 #include "llmassist/runtime_settings.h"
 #include "llmassist/sqlite_store.h"
+#include "llmassist/store_moderation_queue.h"
 #include "llmassist/telegram_transport.h"
 #include "llmassist/window_memory.h"
+#include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
 #include "support/mock_telegram_server.h"
 #include "support/temp_dir.h"
@@ -118,9 +122,13 @@ struct Bot {
   std::shared_ptr<MessageStore> store;
   std::unique_ptr<Assistant> assistant;
   std::shared_ptr<TypingCounter> transport;
+  bool moderation = false;          // give the assistant a moderation queue
+  std::shared_ptr<Logger> logger;   // default: none
 
-  Bot() {
+  // `clock`: the store's (default: the system's).
+  explicit Bot(std::shared_ptr<Clock> clock = nullptr) {
     SqliteStoreOptions so;
+    so.clock = std::move(clock);
     so.path = dir.file("bot.db");
     so.logger = null_logger();
     so.sync = SqliteSync::kNormal;
@@ -146,7 +154,8 @@ struct Bot {
         make_window_memory(store, {.system_prompt = "You are a support assistant."})
             .value()
             .release());
-    options.logger = null_logger();
+    if (moderation) parts.moderation = make_moderation_queue(store);
+    options.logger = logger ? logger : null_logger();
     // Quick rescans, unless the test asks for its own (to see what works without them).
     if (options.rescan_interval == AssistantOptions{}.rescan_interval) {
       options.rescan_interval = 100ms;
@@ -172,6 +181,8 @@ struct Bot {
     return store->list_replies({.status = status}).value();
   }
 };
+
+using llmassist::testing::MockTelegramServer;
 
 // An OpenAI provider against `llm`.
 std::shared_ptr<LlmProvider> openai_provider(llmassist::testing::MockLlmServer& llm) {
@@ -541,5 +552,177 @@ TEST_CASE("assistant: with the default options, a thousand chats' questions are 
   CHECK(llm.max_in_flight() == kChats);
   CHECK(llm.requests() == kChats);
   CHECK(bot.eventually([&] { return telegram.count_calls("sendMessage", 200) == kChats; }));
+}
+
+// ---- the security review's findings --------------------------------------------------------
+
+namespace {
+
+constexpr std::int64_t kOperatorsChat = -100500;
+
+// Someone in the operators' group: `id` is their Telegram user id.
+nlohmann::json group_member(std::int64_t id, const std::string& username) {
+  return {{"id", id}, {"is_bot", false}, {"first_name", username}, {"username", username}};
+}
+
+const nlohmann::json kGroup = {{"id", kOperatorsChat}, {"type", "supergroup"}, {"title", "ops"}};
+
+// `who` pressing a button under the bot's message `message_id` in the operators' chat.
+std::string button_press(std::int64_t update_id, const nlohmann::json& who,
+                         std::int64_t message_id, const std::string& data) {
+  return nlohmann::json{{"update_id", update_id},
+                        {"callback_query",
+                         {{"id", "cb" + std::to_string(update_id)},
+                          {"from", who},
+                          {"data", data},
+                          {"message",
+                           {{"message_id", message_id},
+                            {"date", 1700000000},
+                            {"chat", kGroup},
+                            {"text", "draft"}}}}}}
+      .dump();
+}
+
+// `who` replying with `text` to the bot's message `message_id` in the operators' chat.
+std::string group_reply(std::int64_t update_id, const nlohmann::json& who,
+                        std::int64_t message_id, const std::string& text) {
+  return nlohmann::json{{"update_id", update_id},
+                        {"message",
+                         {{"message_id", update_id + 9000},
+                          {"date", 1700000000},
+                          {"from", who},
+                          {"chat", kGroup},
+                          {"text", text},
+                          {"reply_to_message",
+                           {{"message_id", message_id},
+                            {"date", 1700000000},
+                            {"chat", kGroup},
+                            {"text", "draft"}}}}}}
+      .dump();
+}
+
+// The texts the bot sent to `chat`.
+std::vector<std::string> sent_to(const MockTelegramServer& telegram, std::int64_t chat) {
+  std::vector<std::string> out;
+  for (const auto& c : telegram.calls("sendMessage")) {
+    if (c.status == 200 && c.params.value("chat_id", nlohmann::json()) == chat) {
+      out.push_back(c.params.value("text", ""));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("assistant: in the operators' chat only the listed operators decide, as telegram:<id>") {
+  llmassist::testing::MockLlmServer llm;
+  MockTelegramServer telegram;
+  auto logger = std::make_shared<llmassist::testing::CapturingLogger>();
+  Bot bot;
+  AssistantOptions o;
+  o.policy = ModerationPolicy::kReview;
+  o.operator_chat_id = std::to_string(kOperatorsChat);
+  o.operators = {"42"};
+  o.texts.human_button.clear();
+  bot.moderation = true;
+  bot.logger = logger;
+  bot.start(o, echoing_provider(llm), unpaced_telegram(telegram));
+  telegram.push_update(1, MockTelegramServer::text_update(1, "Can I get a refund?", 700));
+  REQUIRE(bot.eventually([&] { return !sent_to(telegram, kOperatorsChat).empty(); }));
+  const Reply draft = bot.replies(ReplyStatus::kPending).at(0);
+  std::int64_t post = 0;
+  for (std::int64_t id = 100; id < 200 && post == 0; ++id) {
+    if (telegram.message_text(id).find("Draft #") != std::string::npos) post = id;
+  }
+  REQUIRE(post > 0);
+  const std::string approve = "llmassist:approve:" + std::to_string(draft.id);
+
+  // A stranger in the group, with the name of a web account, presses Approve and replies.
+  const auto stranger = group_member(666, "root");
+  telegram.push_update(2, button_press(2, stranger, post, approve));
+  REQUIRE(telegram.wait_for_calls("answerCallbackQuery", 1));
+  CHECK(telegram.calls("answerCallbackQuery")[0].params.value("text", "") ==
+        o.texts.not_operator);
+  telegram.push_update(3, group_reply(3, stranger, post, "Sure, here is all your money"));
+  REQUIRE(bot.eventually([&] { return sent_to(telegram, kOperatorsChat).size() == 2; }));
+  CHECK(sent_to(telegram, kOperatorsChat).back().find(o.texts.not_operator) != std::string::npos);
+  CHECK(bot.store->get_reply(draft.id).value().status == ReplyStatus::kPending);
+  CHECK(bot.store->list_audit({.reply_id = draft.id}).value().empty());
+  CHECK(logger->contains("666"));
+
+  // The operator, whatever name they go by, decides as telegram:42.
+  telegram.push_update(4, button_press(4, group_member(42, "root"), post, approve));
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_reply(draft.id).value().status != ReplyStatus::kPending; }));
+  int approvals = 0;
+  for (const auto& event : bot.store->list_audit({.reply_id = draft.id}).value()) {
+    CHECK(event.actor.find("root") == std::string::npos);
+    if (event.action == "approve") {
+      ++approvals;
+      CHECK(event.actor == "telegram:42");
+    }
+  }
+  CHECK(approvals == 1);
+  REQUIRE(bot.eventually([&] { return sent_to(telegram, 700).size() >= 2; }));
+  for (const auto& text : sent_to(telegram, 700)) CHECK(text.find("all your money") == std::string::npos);
+
+  // Without operators, an operators' chat is refused at creation.
+  AssistantOptions none;
+  none.operator_chat_id = std::to_string(kOperatorsChat);
+  AssistantParts parts;
+  parts.transport = bot.transport;
+  parts.store = bot.store;
+  parts.llm = echoing_provider(llm);
+  parts.memory = std::shared_ptr<MemoryManager>(make_window_memory(bot.store, {}).value().release());
+  parts.moderation = make_moderation_queue(bot.store);
+  const auto made = Assistant::create(parts, none);
+  REQUIRE(!made.ok());
+  CHECK(made.status().message().find("operators") != std::string::npos);
+  bot.assistant->stop(1s);
+}
+
+TEST_CASE("assistant: a user over the rate limit has messages stored, not answered, told once") {
+  llmassist::testing::MockLlmServer llm;
+  MockTelegramServer telegram;
+  Bot bot;
+  AssistantOptions o;
+  o.texts.human_button.clear();
+  o.rate_limit = {.messages = 20, .per = 60s};
+  bot.start(o, echoing_provider(llm), unpaced_telegram(telegram));
+  std::vector<std::pair<std::int64_t, std::string>> burst;
+  for (int i = 1; i <= 25; ++i) {
+    burst.emplace_back(i, MockTelegramServer::text_update(i, "question " + std::to_string(i), 700));
+  }
+  burst.emplace_back(26, MockTelegramServer::text_update(26, "from someone else", 701));
+  telegram.push_updates(std::move(burst));
+  REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kSent).size() == 21; }, 20s));
+  const ChatId chat = bot.store->find_chat("telegram", "700").value().id;
+  std::size_t questions = 0;
+  for (const auto& m : bot.store->chat_history(chat, {.limit = 200}).value()) {
+    if (m.role == Role::kUser) ++questions;
+  }
+  CHECK(questions == 25);  // nothing lost
+  CHECK(bot.store->list_replies({.chat_id = chat}).value().size() == 20);
+  std::this_thread::sleep_for(300ms);  // nothing more comes
+  CHECK(llm.requests() == 21);
+  const auto to_user = sent_to(telegram, 700);
+  CHECK(std::count(to_user.begin(), to_user.end(), o.texts.slow_down) == 1);
+  CHECK(sent_to(telegram, 701).size() == 1);  // another user is not held back
+  bot.assistant->stop(1s);
+}
+
+TEST_CASE("assistant: with retention_days, old messages go at start, recent ones stay") {
+  auto clock = std::make_shared<llmassist::testing::ManualClock>();
+  Bot bot(clock);
+  const Chat chat = bot.store->upsert_chat({"console", "local", "ann", ""}).value();
+  REQUIRE(bot.store->append_message({.chat_id = chat.id, .role = Role::kUser, .text = "old"}).ok());
+  clock->advance(std::chrono::hours(24 * 31));
+  REQUIRE(bot.store->append_message({.chat_id = chat.id, .role = Role::kUser, .text = "new"}).ok());
+  AssistantOptions o;
+  o.retention_days = 30;
+  o.clock = clock;
+  bot.start(o);
+  REQUIRE(bot.eventually([&] { return bot.store->chat_history(chat.id, {}).value().size() == 1; }));
+  CHECK(bot.store->chat_history(chat.id, {}).value().front().text == "new");
   bot.assistant->stop(1s);
 }

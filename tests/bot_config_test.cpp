@@ -43,7 +43,7 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
                  "polling": {"timeout_s": 10, "allowed_updates": ["message"]},
                  "pacing": {"per_chat_interval_ms": 0, "global_per_second": 0},
                  "retry": {"max_attempts": 3}, "max_connections": 8,
-                 "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3"}},
+                 "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3-webhook-secret-16"}},
     "assistant": {"system_prompt_file": "role.txt", "welcome": "Hi from Acme",
                   "moderation": "review", "operator_chat_id": -100123, "queued_messages": "together",
                   "instance": "acme-1", "max_concurrent_drafts": 16,
@@ -132,9 +132,9 @@ TEST_CASE("bot config: BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET come from the envir
   REQUIRE(c.ok());
   CHECK(c->telegram.token == "from-env");
   c = parse_bot_config(R"({"telegram": {"mode": "webhook"}})", "",
-                       env({{"TELEGRAM_WEBHOOK_SECRET", "hook-secret"}}));
+                       env({{"TELEGRAM_WEBHOOK_SECRET", "hook-secret-from-env"}}));
   REQUIRE(c.ok());
-  CHECK(c->telegram.webhook_secret == "hook-secret");
+  CHECK(c->telegram.webhook_secret == "hook-secret-from-env");
 }
 
 TEST_CASE("bot config: mistakes are reported by JSON path") {
@@ -156,7 +156,8 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
             .find("not both") != std::string::npos);
   CHECK(e(R"({"assistant": {"system_prompt_file": "/nonexistent/role.txt"}})")
             .find("$.assistant.system_prompt_file: cannot read") == 0);
-  CHECK(e(R"({"admin": {"listen": "8080"}})") == "$.admin.listen: \"8080\" is not host:port");
+  CHECK(e(R"({"admin": {"listen": "8080"}})") ==
+        "$.admin.listen must be host:port, e.g. 127.0.0.1:8080, not \"8080\"");
   CHECK(e(R"({"admin": {"port": 8080}})") == "$.admin.port: unknown key");
   CHECK(e(R"({"admin": {"session_hours": 0}})").find("$.admin.session_hours: 0 is out of range") ==
         0);

@@ -57,7 +57,11 @@ struct World {
         {"providers", nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
                                               {"base_url", llm.openai_url()},
                                               {"model", "mock-model"}, {"retries", 0}}})}};
-    if (!operator_chat.empty()) c["assistant"]["operator_chat_id"] = operator_chat;
+    if (!operator_chat.empty()) {
+      c["assistant"]["operator_chat_id"] = operator_chat;
+      // The operators' messages below are made by text_update(), whose sender has the chat's id.
+      c["assistant"]["operators"] = {std::stoll(operator_chat)};
+    }
     std::ofstream(config) << c.dump(2);
   }
 

@@ -410,3 +410,28 @@ TEST_CASE("providers: a cancelled request frees its connection for the next one"
   REQUIRE_MESSAGE(next.ok(), next.status().to_string());
   CHECK(next->text == "Hello, world!");
 }
+
+TEST_CASE("providers: an endless streamed answer is stopped at max_answer_bytes") {
+  for (Kind kind : {Kind::kOpenAi, Kind::kOllama}) {
+    CAPTURE(static_cast<int>(kind));
+    MockLlmServer server;
+    Behavior endless;
+    endless.endless = true;
+    endless.tokens = {std::string(1000, 'x')};
+    endless.reasoning = "thinking it over";
+    server.set(endless);
+    auto p = make(kind, server);  // the default cap, 256 KiB
+    auto s = stream(*p);
+    REQUIRE_FALSE(s.result.ok());
+    CHECK(s.result.status().code() == StatusCode::kOutOfRange);
+    CHECK(s.result.status().reason() == "answer_too_large");
+    CHECK(s.result.status().message().find("max_answer_bytes") != std::string::npos);
+    CHECK(s.joined().size() <= 256u * 1024);
+    CHECK(s.joined().size() > 200u * 1024);
+    // The stream was cancelled, not read to its end; the provider serves the next request.
+    server.set(Behavior{});
+    auto next = stream(*p);
+    REQUIRE(next.result.ok());
+    CHECK(next.result->text == "Hello, world!");
+  }
+}

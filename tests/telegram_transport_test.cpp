@@ -390,14 +390,14 @@ TEST_CASE("telegram transport: webhook delivery, its secret and malformed bodies
   o.webhook.port = free_port();
   o.webhook.path = "/tg/hook";
   o.webhook.public_url = "http://127.0.0.1:" + std::to_string(o.webhook.port) + "/tg/hook";
-  o.webhook.secret_token = "s3cret-Token_1";
+  o.webhook.secret_token = "s3cret-Token_1-webhook";
   auto t = f.make(o);
   REQUIRE(t->start(inbox.handler()).ok());
 
   const auto set = f.tg.calls("setWebhook");
   REQUIRE(set.size() == 1);
   CHECK(set[0].params.at("url") == o.webhook.public_url);
-  CHECK(set[0].params.at("secret_token") == "s3cret-Token_1");
+  CHECK(set[0].params.at("secret_token") == "s3cret-Token_1-webhook");
   CHECK(set[0].params.at("allowed_updates").size() == 4);
   CHECK(f.tg.calls("getUpdates").empty());
 
@@ -413,12 +413,12 @@ TEST_CASE("telegram transport: webhook delivery, its secret and malformed bodies
   CHECK(wrong.status == 403);
   CHECK(json::parse(wrong.body).at("ok") == false);
   CHECK(f.tg.post_to_webhook(update, std::nullopt).status == 401);
-  auto malformed = f.tg.post_to_webhook("{\"update_id\": 33, \"message\": ", "s3cret-Token_1");
+  auto malformed = f.tg.post_to_webhook("{\"update_id\": 33, \"message\": ", "s3cret-Token_1-webhook");
   CHECK(malformed.status == 400);
   CHECK(json::parse(malformed.body).at("ok") == false);
   // An update of a kind we do not handle is acknowledged and dropped.
   CHECK(f.tg.post_to_webhook(payload("12_teloxide_chat_boost_chat_boost_updated.json", 34),
-                             "s3cret-Token_1")
+                             "s3cret-Token_1-webhook")
             .status == 200);
   f.tg.push_update(35, MockTelegramServer::text_update(35, "second"));
   CHECK(f.tg.deliver_to_webhook() == std::vector<int>{200});
@@ -430,7 +430,7 @@ TEST_CASE("telegram transport: webhook delivery, its secret and malformed bodies
   CHECK(accepted[0].text == "via webhook");
   CHECK(accepted[1].text == "second");
   // Stopped: the server no longer answers.
-  CHECK(f.tg.post_to_webhook(update, std::string("s3cret-Token_1")).status == 0);
+  CHECK(f.tg.post_to_webhook(update, std::string("s3cret-Token_1-webhook")).status == 0);
 }
 
 TEST_CASE("telegram transport: drafts, natively and by send-then-edit") {

@@ -16,6 +16,7 @@ constexpr const char* kUsage =
 
 Usage: llmassist-admin [--config FILE] [--db FILE] [--listen HOST:PORT] [serve]
        llmassist-admin [--config FILE] [--db FILE] user|token COMMAND [ARGS...]
+       llmassist-admin [--config FILE] [--db FILE] erase-user CHANNEL:ID | erase-chat CHAT
 
   --config FILE       the bot's config file: its database, providers, policy and `admin`
                       section (default: none, so the database llmassist.db)
@@ -64,6 +65,14 @@ int main(int argc, char** argv) {
   if (!listen.empty()) {
     if (!config->admin) config->admin.emplace();
     config->admin->listen = listen;
+  }
+  if (!command.empty() && command.front().starts_with("erase-")) {
+    auto store = llmassist::open_message_store(*config);
+    if (!store.ok()) {
+      std::cerr << "error: " << store.status().message() << "\n";
+      return 1;
+    }
+    return llmassist::run_erase_command(**store, command, std::cout, std::cerr);
   }
   if (!command.empty() && command.front() != "serve") {
     auto accounts = llmassist::open_account_store(*config);

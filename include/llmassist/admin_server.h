@@ -42,9 +42,17 @@ struct AdminServerOptions {
   std::string listen = "127.0.0.1:8080";
   // How long a signed-in browser stays signed in. Default 12 hours.
   std::chrono::seconds session_lifetime{std::chrono::hours(12)};
-  // Set the cookie's Secure flag (when the page is reached over HTTPS through a proxy).
-  // Default: off.
+  // The page is reached over HTTPS (through a proxy): the session cookie is then
+  // "__Host-llmassist_session" with the Secure flag (Path=/, no Domain), and only that name is
+  // accepted back. Default: off ("llmassist_session", without Secure, for plain http on this
+  // machine).
   bool secure_cookie = false;
+  // The reverse proxies in front of the server: addresses ("127.0.0.1", "::1") or CIDR ranges
+  // ("10.0.0.0/8"). A request from one of them is taken to come from the client its
+  // X-Forwarded-For names (the last address there that is not itself a trusted proxy); from
+  // anyone else the header is ignored. Only the sign-in throttle and the logs use the client's
+  // address. Default: none.
+  std::vector<std::string> trusted_proxies;
   // Request bodies larger than this are refused with 413. Default 256 KiB.
   std::size_t max_body_bytes = 256 * 1024;
   // Threads running request handlers (reads and writes of the store). Connections, event
@@ -74,8 +82,10 @@ struct AdminServerOptions {
   std::string system_prompt;
   // How long POST /v1/chat/handle waits for the model. Default 60 s.
   std::chrono::milliseconds handle_timeout{std::chrono::seconds(60)};
-  // Failed sign-ins tolerated (per name and per address) before each further attempt must wait,
-  // 1 s doubling up to 5 minutes. Default 5.
+  // Failed sign-ins tolerated for one account from one client address before each further
+  // attempt of that account from that address must wait, 1 s doubling up to 5 minutes. An
+  // address that fails four times as often (whatever the names) waits likewise for every name.
+  // The account stays open from every other address: nobody can lock a user out. Default 5.
   int sign_in_failures_allowed = 5;
   std::shared_ptr<Clock> clock;    // default: system_clock()
   std::shared_ptr<Logger> logger;  // default: stderr_logger()

@@ -25,7 +25,11 @@
 // The operators' chat (options.operator_chat_id): drafts are posted there with Approve / Edit /
 // Reject buttons and the user's question; handoff messages are forwarded there; an operator's
 // reply to such a post goes to that user (an edit of the draft, or a handoff answer). Posts,
-// buttons and replies from any other chat are never taken as operators' decisions.
+// buttons and replies from any other chat are never taken as operators' decisions, and in that
+// chat only the users listed in options.operators decide (as "telegram:<user id>").
+//
+// A user who writes faster than options.rate_limit has the extra messages stored, unanswered,
+// and is told once a window to slow down.
 //
 // Thread-safety: start() and stop() from one thread; stats() from any.
 #pragma once
@@ -34,6 +38,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "llmassist/chat_transport.h"
 #include "llmassist/clock.h"
@@ -71,6 +76,19 @@ struct AssistantTexts {
   std::string handback = "You are talking to the assistant again.";
   std::string already_human = "An operator has your messages and will reply here.";
   std::string human_button = "Talk to a human";  // empty: no button under answers
+  // Sent once a window when a user writes faster than AssistantOptions::rate_limit allows.
+  std::string slow_down =
+      "You are sending messages faster than I can answer. I have kept them, but I will answer "
+      "only what you send after a short pause.";
+  // Told to someone in the operators' chat who is not listed in AssistantOptions::operators.
+  std::string not_operator = "Only the bot's operators may decide here.";
+};
+
+// At most `messages` messages from one user are answered within `per`; the rest are stored but
+// not answered. messages = 0: no limit.
+struct InboundRateLimit {
+  int messages = 0;
+  std::chrono::seconds per{60};
 };
 
 struct AssistantOptions {
@@ -79,6 +97,18 @@ struct AssistantOptions {
   AssistantTexts texts;
   // The operators' chat on the transport's channel (a Telegram group id); empty: none.
   std::string operator_chat_id;
+  // Who may decide in the operators' chat: the transport's user ids (Telegram user ids, as
+  // text). Anyone else there is refused (told so; nothing changes; a warning is logged).
+  // Required, not empty, with operator_chat_id. Their decisions are recorded as
+  // "telegram:<user id>" (the channel's name and the id), never by a display name.
+  std::vector<std::string> operators;
+  // Messages from one user beyond this are stored but not sent to the model, and the user is
+  // told once a window (texts.slow_down). Default: no limit.
+  InboundRateLimit rate_limit;
+  // Data retention: messages, finished replies and audit events older than this many days are
+  // deleted (MessageStore::delete_older_than), at start() and then every hour. 0: kept
+  // forever. Default 0.
+  int retention_days = 0;
   // This bot's name among the processes sharing the store; it names its claims. Give each
   // running bot its own. Default "bot".
   std::string instance = "bot";
@@ -141,7 +171,8 @@ struct AssistantStats {
 
 class Assistant final {
  public:
-  // Errors: kInvalidArgument for a missing part, or operator_chat_id without a moderation queue.
+  // Errors: kInvalidArgument for a missing part, or operator_chat_id without a moderation queue
+  // or without operators.
   [[nodiscard]] static Result<std::unique_ptr<Assistant>> create(AssistantParts parts,
                                                                  AssistantOptions options = {});
   ~Assistant();

@@ -67,6 +67,10 @@ struct DoctorCheck {
 [[nodiscard]] Result<std::unique_ptr<AdminServer>> make_admin_server(const BotConfig& config,
                                                                     BotOptions options = {});
 
+// The message store of `config`'s database (for llmassist-admin's erase commands).
+[[nodiscard]] Result<std::shared_ptr<MessageStore>> open_message_store(
+    const BotConfig& config, std::shared_ptr<Logger> logger = {});
+
 // The accounts of `config`'s database (for llmassist-admin's user and token commands).
 [[nodiscard]] Result<std::unique_ptr<AccountStore>> open_account_store(
     const BotConfig& config, std::shared_ptr<Logger> logger = {});

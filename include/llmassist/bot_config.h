@@ -32,6 +32,9 @@ struct TelegramSection {
   std::string webhook_path = "/telegram/webhook";
   std::string webhook_public_url;  // what Telegram calls; empty: set the webhook yourself
   std::string webhook_secret;      // X-Telegram-Bot-Api-Secret-Token; from TELEGRAM_WEBHOOK_SECRET too
+  // A webhook without a secret of at least 16 characters is refused unless this is set (a
+  // local test setup). Default: false.
+  bool webhook_allow_no_secret = false;
   std::optional<int> per_chat_interval_ms;
   std::optional<int> global_per_second;
   std::optional<int> max_attempts;
@@ -52,6 +55,8 @@ struct AdminSection {
   unsigned max_connections = 0;
   unsigned max_connections_per_address = 0;
   int connection_timeout_seconds = 0;
+  // Reverse proxies whose X-Forwarded-For is believed (AdminServerOptions::trusted_proxies).
+  std::vector<std::string> trusted_proxies;
 };
 
 struct BotConfig {

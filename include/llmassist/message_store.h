@@ -235,6 +235,19 @@ struct Stats {
   std::int64_t failed = 0;               // replies that ended failed
 };
 
+// What delete_older_than() and erase_chat() removed.
+struct ErasureCounts {
+  std::int64_t chats = 0;
+  std::int64_t sessions = 0;
+  std::int64_t messages = 0;
+  std::int64_t replies = 0;
+  std::int64_t audit_events = 0;
+  // The deleted text is gone from the database's files too (overwritten, the write-ahead log
+  // emptied), not only from its tables. False when another connection's open read kept the log
+  // from being emptied: a later erasure or checkpoint finishes it.
+  bool reclaimed = false;
+};
+
 class MessageStore {
  public:
   MessageStore() = default;
@@ -329,6 +342,19 @@ class MessageStore {
   virtual Result<std::string> get_setting(std::string_view key) = 0;
   virtual Status put_setting(std::string_view key, std::string_view value) = 0;
 
+  // --- retention and erasure -------------------------------------------------------------------
+
+  // Data retention: deletes messages, replies and audit events made before `cutoff`, and the
+  // closed sessions left with none of them. Replies still on their way (new, generating,
+  // pending, rejected, approved) and their questions are kept whatever their age. Chats stay.
+  // This default answers kUnimplemented.
+  virtual Result<ErasureCounts> delete_older_than(Timestamp cutoff);
+  // Erasure of one person's data: the chat with its sessions (their summaries), messages,
+  // replies and the audit events about it (its chat id, its replies, or its user as the actor),
+  // and the operators' chat posts that point at it; the deleted text is overwritten in the
+  // files. kNotFound for an unknown chat. This default answers kUnimplemented.
+  virtual Result<ErasureCounts> erase_chat(ChatId chat);
+
   // --- change notification --------------------------------------------------------------------
 
   // Blocks until the store has changed since generation `seen` (a commit by this process or by
@@ -336,6 +362,11 @@ class MessageStore {
   // Pass 0 the first time. Lets an outbox dispatcher sleep instead of polling in a tight loop.
   virtual std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout) = 0;
 };
+
+// MessageStore::erase_chat(), then an audit event ("erase", by `actor`) that names only the
+// chat's number, so that the log shows who erased whom without keeping anything of them.
+[[nodiscard]] Result<ErasureCounts> erase_chat_data(MessageStore& store, ChatId chat,
+                                                    std::string_view actor);
 
 // Convenience: one inbound message.
 [[nodiscard]] Result<InboundResult> append_inbound(MessageStore& store,

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,10 @@ struct OllamaProviderOptions {
   std::chrono::milliseconds first_byte_timeout{std::chrono::seconds(120)};
   std::chrono::milliseconds total_timeout{std::chrono::seconds(300)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  // The most answer text (with the model's reasoning) one completion may hold, in bytes of
+  // UTF-8. A streamed answer that grows past it is stopped and the completion fails with
+  // kOutOfRange (reason "answer_too_large"); a whole body likewise. 0: no limit. Default 256 KiB.
+  std::size_t max_answer_bytes = 256 * 1024;
   std::shared_ptr<HttpClient> http;  // default: a make_curl_http_client() of its own
   std::shared_ptr<Logger> logger;    // default: stderr_logger()
 };

@@ -53,6 +53,8 @@ struct ModerationQueueOptions {
 [[nodiscard]] Status check_operator_name(std::string_view name);
 
 // "operator:<name>": the actor of an operator's audit events and the worker of their claims.
+// A Telegram operator's "telegram:<user id>" (as the assistant passes it for decisions in the
+// operators' chat) is kept as it is.
 [[nodiscard]] std::string operator_actor(std::string_view name);
 
 }  // namespace llmassist

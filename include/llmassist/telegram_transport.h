@@ -53,9 +53,13 @@ struct TelegramPollingOptions {
   int limit = 100;
 };
 
+// The shortest webhook secret accepted (without TelegramWebhookOptions::allow_no_secret).
+inline constexpr std::size_t kMinWebhookSecret = 16;
+
 struct TelegramWebhookOptions {
-  // The local address the webhook server listens on. Default: 127.0.0.1 (a TLS-terminating
-  // reverse proxy in front forwards to it).
+  // The local address the webhook server listens on; must not be empty (an empty host would
+  // mean every address). Default: 127.0.0.1 (a TLS-terminating reverse proxy in front forwards
+  // to it).
   std::string listen_host = "127.0.0.1";
   // The local port. Default: 8081.
   int port = 8081;
@@ -65,9 +69,12 @@ struct TelegramWebhookOptions {
   // managed elsewhere, and start() does not call setWebhook.
   std::string public_url;
   // Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update; a request without
-  // it is refused (401, a wrong one 403). 1–256 characters of A–Z, a–z, 0–9, '_' and '-'.
-  // Empty: no check (a warning is logged at start()).
+  // it is refused (401, a wrong one 403). 16–256 characters of A–Z, a–z, 0–9, '_' and '-';
+  // anything shorter (or none) is refused by make_telegram_transport() unless allow_no_secret.
   std::string secret_token;
+  // Accept a webhook with a short secret or none (then every request is taken, and a warning
+  // is logged at start()): only for a local test setup. Default: false.
+  bool allow_no_secret = false;
   // A larger request body is refused with 413. Default: 1 MiB.
   std::size_t max_body_bytes = std::size_t{1} << 20;
   // Updates accepted but not yet taken by the handler. Beyond this the webhook answers 503 and

@@ -50,6 +50,12 @@ constexpr std::string_view kHelp =
   token list [ACCOUNT] [--json] tokens (of one account, or all), revoked ones included
   token revoke ID               the token stops working at once
 
+Erasure of one person's data (their chat, sessions, messages, replies and the audit events
+about them; the text is overwritten in the database file):
+
+  erase-user CHANNEL:ID         a user by their channel's id: erase-user telegram:123456
+  erase-chat CHAT               a chat by its number on the admin page
+
 Viewers read everything but accounts and tokens of others; operators also moderate and answer
 chats; admins also manage accounts, tokens and settings.
 )";
@@ -325,5 +331,35 @@ int run_account_command(AccountStore& accounts, const std::vector<std::string>& 
 }
 
 std::string_view account_commands_help() { return kHelp; }
+
+int run_erase_command(MessageStore& store, const std::vector<std::string>& args,
+                      std::ostream& out, std::ostream& err) {
+  constexpr std::string_view kForms = " (erase-user CHANNEL:ID or erase-chat CHAT)";
+  if (args.size() != 2) return usage(err, fmt::format("one argument{}", kForms));
+  ChatId chat = 0;
+  if (args[0] == "erase-chat") {
+    const auto id = parse_id(args[1]);
+    if (!id) return usage(err, fmt::format("CHAT is a chat's number{}", kForms));
+    chat = *id;
+  } else if (args[0] == "erase-user") {
+    const std::size_t colon = args[1].find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == args[1].size()) {
+      return usage(err, fmt::format("the user is CHANNEL:ID, like telegram:123456{}", kForms));
+    }
+    auto found = store.find_chat(args[1].substr(0, colon), args[1].substr(colon + 1));
+    if (!found.ok()) return fail(err, found.status());
+    chat = found->id;
+  } else {
+    return usage(err, fmt::format("unknown command {}{}", line(args[0]), kForms));
+  }
+  auto erased = erase_chat_data(store, chat, "admin:cli");
+  if (!erased.ok()) return fail(err, erased.status());
+  out << fmt::format(
+      "erased chat {}: {} sessions, {} messages, {} replies, {} audit events{}\n", chat,
+      erased->sessions, erased->messages, erased->replies, erased->audit_events,
+      erased->reclaimed ? "; the text is overwritten in the database file"
+                        : "; the database's log holds pages of it until its next checkpoint");
+  return kExitOk;
+}
 
 }  // namespace llmassist

@@ -41,6 +41,8 @@ namespace {
 
 constexpr std::string_view kComponent = "admin";
 constexpr std::string_view kCookie = "llmassist_session";
+// Behind https: a cookie only this host, over https, with Path=/, can set (RFC 6265bis).
+constexpr std::string_view kSecureCookie = "__Host-llmassist_session";
 constexpr std::string_view kApiChannel = "api";
 constexpr std::string_view kApiWorker = "admin";
 // The claim of a synchronous answer: kept from drafting to sent, so that the outbox (kApiWorker)
@@ -188,6 +190,7 @@ struct AdminServer::Impl {
   std::unique_ptr<detail::ApiRouter> router;
   std::thread watcher;
   SignInThrottle throttle;
+  detail::TrustedProxies proxies;
   EventHub hub;
   std::atomic<bool> stopping{false};
   std::mutex queue_mu;
@@ -220,21 +223,33 @@ struct AdminServer::Impl {
           parts.accounts->authenticate_token(std::string_view(authorization).substr(7)));
       return detail::Caller{std::move(account), false, {}, {}};
     }
-    const std::string secret = cookie_value(req.get_header_value("Cookie"), kCookie);
+    const std::string secret = cookie_value(req.get_header_value("Cookie"), cookie_name());
     if (secret.empty()) return unauthenticated("sign in, or send an API token");
     LLMASSIST_ASSIGN_OR_RETURN(WebSession session, parts.accounts->find_session(secret));
     return detail::Caller{std::move(session.account), true, std::move(session.csrf_token), secret};
   }
 
+  std::string_view cookie_name() const {
+    return options.secure_cookie ? kSecureCookie : kCookie;
+  }
+
   std::string session_cookie(const std::string& value, std::int64_t max_age) const {
-    return fmt::format("{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}", kCookie, value,
-                       max_age, options.secure_cookie ? "; Secure" : "");
+    return fmt::format("{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}", cookie_name(),
+                       value, max_age, options.secure_cookie ? "; Secure" : "");
+  }
+
+  // The account store failed (not the caller): the details go to the log, the caller learns
+  // only that signing in is not possible now.
+  Status store_failure(const Status& status, std::string_view what) const {
+    log(LogLevel::kError, fmt::format("{}: {}", what, status.to_string()));
+    return unavailable("signing in is not possible now; the server's log says why");
   }
 
   HandlerResult sign_in(Call& c) {
     LLMASSIST_ASSIGN_OR_RETURN(auto name, detail::string_field(c.body, "name", true));
     LLMASSIST_ASSIGN_OR_RETURN(auto password, detail::string_field(c.body, "password", true));
-    const std::string& address = c.req.remote_addr;
+    const std::string address =
+        proxies.client(c.req.remote_addr, c.req.get_header_value("X-Forwarded-For"));
     if (const milliseconds wait = throttle.wait(*name, address); wait.count() > 0) {
       return resource_exhausted(
                  fmt::format("too many failed sign-ins; try again in {} s",
@@ -243,15 +258,17 @@ struct AdminServer::Impl {
     }
     auto account = parts.accounts->verify_password(*name, *password);
     if (!account.ok()) {
-      if (account.status().code() == StatusCode::kUnauthenticated) {
-        throttle.failed(*name, address);
-        log(LogLevel::kWarning, fmt::format("failed sign-in from {}", address));
+      if (account.status().code() != StatusCode::kUnauthenticated) {
+        return store_failure(account.status(), "sign-in");
       }
+      throttle.failed(*name, address);
+      log(LogLevel::kWarning, fmt::format("failed sign-in from {}", address));
       return account.status();
     }
-    throttle.succeeded(*name);
-    LLMASSIST_ASSIGN_OR_RETURN(
-        WebSession session, parts.accounts->create_session(account->name, options.session_lifetime));
+    throttle.succeeded(*name, address);
+    auto made = parts.accounts->create_session(account->name, options.session_lifetime);
+    if (!made.ok()) return store_failure(made.status(), "sign-in: a new session");
+    WebSession& session = *made;
     c.res.set_header("Set-Cookie",
                      session_cookie(session.secret, options.session_lifetime.count()));
     log(LogLevel::kInfo, fmt::format("{} signed in from {}", account->name, address));
@@ -363,6 +380,21 @@ struct AdminServer::Impl {
     LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
     LLMASSIST_ASSIGN_OR_RETURN(auto found, parts.store->get_chat(id));
     return ok(to_json(found));
+  }
+
+  // Erasure of one person's data (docs/rest-api.md): the chat and everything of it.
+  HandlerResult erase_chat(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    LLMASSIST_ASSIGN_OR_RETURN(ErasureCounts n, erase_chat_data(*parts.store, id, c.actor()));
+    log(LogLevel::kInfo, fmt::format("{} erased chat {}", c.actor(), id));
+    return ok({{"chat_id", id},
+               {"erased",
+                {{"chats", n.chats},
+                 {"sessions", n.sessions},
+                 {"messages", n.messages},
+                 {"replies", n.replies},
+                 {"audit_events", n.audit_events}}},
+               {"reclaimed", n.reclaimed}});
   }
 
   HandlerResult messages(Call& c) {
@@ -976,6 +1008,8 @@ struct AdminServer::Impl {
         {limit, cursor, {"mode", "string", false, "bot or operator"},
          {"search", "string", false, "in title, username, external id"}});
     add("GET", "/api/chats/{id}", A::kViewer, "A chat", &Impl::chat);
+    add("DELETE", "/api/chats/{id}", A::kAdmin,
+        "Erase a chat: its messages, replies, sessions and audit events", &Impl::erase_chat);
     add("GET", "/api/chats/{id}/messages", A::kViewer, "A chat's messages, newest first",
         &Impl::messages, {}, {limit, cursor, {"search", "string", false, "in the text"}});
     add("POST", "/api/chats/{id}/reply", A::kOperator, "An operator's message to the chat",
@@ -1063,7 +1097,10 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
         "admin server: listen must be host:port (\"127.0.0.1:8080\"), not \"{}\"", listen));
   }
   if (options.threads < 2) return invalid_argument("admin server: threads must be 2 or more");
+  auto proxies = detail::TrustedProxies::parse(options.trusted_proxies);
+  if (!proxies.ok()) return proxies.status().annotate("admin server");
   auto impl = std::make_unique<Impl>(std::move(parts), std::move(options));
+  impl->proxies = std::move(proxies).value();
   impl->host = listen.substr(0, colon);
   if (impl->host.size() > 2 && impl->host.front() == '[') {
     impl->host = impl->host.substr(1, impl->host.size() - 2);

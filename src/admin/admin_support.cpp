@@ -1,9 +1,40 @@
 #include "admin/admin_support.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
 
 namespace llmassist::detail {
 namespace {
+
+// An address as bytes (IPv4 in the first 4; a mapped IPv4 taken as IPv4); false when it is none.
+bool address_bytes(std::string_view text, std::array<unsigned char, 16>& bytes, bool& v6) {
+  const std::string s(text);
+  bytes.fill(0);
+  if (inet_pton(AF_INET, s.c_str(), bytes.data()) == 1) {
+    v6 = false;
+    return true;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), bytes.data()) != 1) return false;
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(bytes.data(), kMapped, 12) == 0) {
+    std::memmove(bytes.data(), bytes.data() + 12, 4);
+    std::fill(bytes.begin() + 4, bytes.end(), 0);
+    v6 = false;
+    return true;
+  }
+  v6 = true;
+  return true;
+}
+
+std::string_view trimmed(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 // A Prometheus label value: backslash, quote and newline escaped.
 std::string label(std::string_view value) {
@@ -20,6 +51,68 @@ std::string label(std::string_view value) {
 }
 
 }  // namespace
+
+Result<TrustedProxies> TrustedProxies::parse(const std::vector<std::string>& entries) {
+  TrustedProxies out;
+  for (const std::string& entry : entries) {
+    const auto refused = [&] {
+      return invalid_argument(fmt::format(
+          "admin.trusted_proxies: \"{}\" is neither an IP address nor a range like 10.0.0.0/8",
+          entry));
+    };
+    const std::size_t slash = entry.find('/');
+    Range r;
+    if (!address_bytes(std::string_view(entry).substr(0, slash), r.bytes, r.v6)) return refused();
+    const int bits = r.v6 ? 128 : 32;
+    r.prefix = bits;
+    if (slash != std::string::npos) {
+      const char* begin = entry.data() + slash + 1;
+      const char* end = entry.data() + entry.size();
+      const auto [p, ec] = std::from_chars(begin, end, r.prefix);
+      if (ec != std::errc() || p != end || begin == end || r.prefix < 0 || r.prefix > bits) {
+        return refused();
+      }
+    }
+    out.ranges_.push_back(r);
+  }
+  return out;
+}
+
+bool TrustedProxies::contains(std::string_view address) const {
+  std::array<unsigned char, 16> bytes{};
+  bool v6 = false;
+  if (ranges_.empty() || !address_bytes(address, bytes, v6)) return false;
+  for (const Range& r : ranges_) {
+    if (r.v6 != v6) continue;
+    const int whole = r.prefix / 8;
+    const int rest = r.prefix % 8;
+    if (std::memcmp(bytes.data(), r.bytes.data(), static_cast<std::size_t>(whole)) != 0) continue;
+    if (rest != 0) {
+      const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+      if ((bytes[whole] & mask) != (r.bytes[whole] & mask)) continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+std::string TrustedProxies::client(const std::string& peer, std::string_view forwarded_for) const {
+  if (forwarded_for.empty() || !contains(peer)) return peer;
+  std::string client = peer;
+  while (!forwarded_for.empty()) {
+    const std::size_t comma = forwarded_for.rfind(',');
+    const std::string_view hop =
+        trimmed(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
+    forwarded_for = comma == std::string_view::npos ? std::string_view()
+                                                    : forwarded_for.substr(0, comma);
+    std::array<unsigned char, 16> bytes{};
+    bool v6 = false;
+    if (!address_bytes(hop, bytes, v6)) break;  // garbage: the last good hop stands
+    client = std::string(hop);
+    if (!contains(hop)) break;
+  }
+  return client;
+}
 
 std::string prometheus_text(const MetricsInput& in) {
   const Stats& s = *in.stats;

@@ -239,7 +239,7 @@ void ApiRouter::dispatch(const Entry& entry, const http::Request& req, http::Res
   if (route.access != Access::kOpen) {
     auto caller = authenticate_(req);
     if (!caller.ok()) {
-      write_error(res, caller.status());
+      write_public_error(req, res, caller.status());
       return;
     }
     if (rank(caller->account.role) < rank(route.access)) {
@@ -271,6 +271,10 @@ void ApiRouter::dispatch(const Entry& entry, const http::Request& req, http::Res
     }
   }
   HandlerResult result = route.handler(call);
+  if (!result.ok() && !call.caller) {
+    write_public_error(req, res, result.status());
+    return;
+  }
   if (!result.ok()) {
     if (http_status(result.status().code()) == 500) {
       logger_->log(LogLevel::kError, "admin",
@@ -280,6 +284,25 @@ void ApiRouter::dispatch(const Entry& entry, const http::Request& req, http::Res
     return;
   }
   if (*result) write_json(res, (*result)->body, (*result)->status);
+}
+
+void ApiRouter::write_public_error(const http::Request& req, http::Response& res,
+                                   const Status& status) const {
+  switch (status.code()) {
+    // What an unauthenticated caller may be told: about its own request, in our own words.
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kUnauthenticated:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kNotFound:
+      write_error(res, status);
+      return;
+    default:
+      break;
+  }
+  // Anything else may carry the store's text (a file's path, SQLite's message): the log has it.
+  logger_->log(LogLevel::kError, "admin",
+               fmt::format("{} {}: {}", req.method, req.path, status.to_string()));
+  write_error(res, Status(status.code(), "the server cannot answer this now; its log says why"));
 }
 
 json ApiRouter::openapi(std::string_view title, std::string_view version) const {

@@ -104,6 +104,10 @@ class ApiRouter {
     http::RoutePattern pattern;
   };
   void dispatch(const Entry& entry, const http::Request& req, http::Response& res) const;
+  // An error for a caller who has not (or not yet) proved who they are: only the messages of
+  // mistakes in the request itself; any other failure's text goes to the log alone.
+  void write_public_error(const http::Request& req, http::Response& res,
+                          const Status& status) const;
   // Whether some route has this path under another method.
   [[nodiscard]] bool path_known(const std::string& path) const;
 

@@ -213,6 +213,10 @@ class SqliteAccountStore final : public AccountStore {
   Result<Account> create_account(std::string_view name, std::string_view password,
                                  AccountRole role) override {
     LLMASSIST_RETURN_IF_ERROR(check_operator_name(name));
+    if (operator_actor(name) != "operator:" + std::string(name)) {
+      return invalid_argument(fmt::format(
+          "account name \"{}\" would read as a Telegram operator's id; choose another", name));
+    }
     LLMASSIST_RETURN_IF_ERROR(check_password(password));
     LLMASSIST_RETURN_IF_ERROR(check_role(role));
     LLMASSIST_ASSIGN_OR_RETURN(std::string hash, hash_password(password, options_));
@@ -595,6 +599,8 @@ Result<std::unique_ptr<AccountStore>> open_sqlite_account_store(
   }
   // Thread-safe, and idempotent: every store calls it.
   if (sodium_init() < 0) return internal_error("libsodium cannot be initialised");
+  LLMASSIST_RETURN_IF_ERROR(detail::create_private_file(
+      options.path, *(options.logger ? options.logger : stderr_logger()), "admin.accounts"));
   auto first =
       Connection::open(options.path, options.busy_timeout, options.sync == SqliteSync::kFull);
   if (!first.ok()) return first.status();

@@ -110,6 +110,14 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   std::atomic<ModerationPolicy> policy{ModerationPolicy::kAuto};
   std::string system_prompt_override;  // guarded by mu; empty: the configured one
 
+  // Each user's messages in the current window of options.rate_limit.
+  struct RateWindow {
+    Timestamp start{};
+    int count = 0;
+  };
+  std::mutex rate_mu;
+  std::map<std::string, RateWindow, std::less<>> rates;  // guarded by rate_mu; by channel:user
+
   // Completions' writes. A completion (a draft from the LLM, a send's outcome from the
   // transport) arrives on its component's I/O thread. Written there, each would wait alone for
   // its commit (an fsync with synchronous=FULL) and hold up every other exchange of that
@@ -908,7 +916,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
           status = in.status();
           break;
         }
-        if (!in->message.open_reply) break;
+        if (!in->message.open_reply && !in->over_limit) break;
         questions.push_back(std::move(in).value());
       }
       if (questions.empty()) {
@@ -941,6 +949,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     bool start = false;  // /start
     bool human = false;  // /human
     bool back = false;   // /bot, in operator mode
+    bool over_limit = false;      // past the rate limit: stored, not answered
+    bool tell_slow_down = false;  // the first such message of its window
   };
 
   static ChatInfo chat_info(const InboundEvent& e) {
@@ -975,7 +985,29 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     in.back = is_command(text, "/bot") && in.chat.mode == ChatMode::kOperator;
     m.open_reply = !in.start && !in.human && !in.back && !text.empty() &&
                    in.chat.mode == ChatMode::kBot;
+    if (m.open_reply && over_rate_limit(e, in.tell_slow_down)) {
+      m.open_reply = false;
+      in.over_limit = true;
+    }
     return in;
+  }
+
+  // Counts a question of `e`'s user; true when it is past options.rate_limit (`first`: the
+  // first of its window to be).
+  bool over_rate_limit(const InboundEvent& e, bool& first) {
+    const InboundRateLimit& limit = options.rate_limit;
+    if (limit.messages <= 0) return false;
+    const Timestamp now = clock->now();
+    std::lock_guard lock(rate_mu);
+    if (rates.size() > 100000) {  // users quiet for a window are forgotten
+      std::erase_if(rates, [&](const auto& r) { return now - r.second.start >= limit.per; });
+    }
+    RateWindow& w =
+        rates[fmt::format("{}:{}", e.channel, e.user_id.empty() ? e.chat_external_id : e.user_id)];
+    if (w.count == 0 || now - w.start >= limit.per) w = RateWindow{now, 0};
+    ++w.count;
+    first = w.count == limit.messages + 1;
+    return w.count > limit.messages;
   }
 
   Status on_message(const InboundEvent& e) {
@@ -1011,6 +1043,13 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                         fmt::format("chat:{}", chat.id), {});
     } else if (in.message.open_reply && policy.load() == ModerationPolicy::kReview) {
       notify(chat, options.texts.review_notice);
+    } else if (in.tell_slow_down) {
+      log(LogLevel::kWarning,
+          fmt::format("chat {}: user {} writes faster than {} messages in {} s; further messages "
+                      "are stored and not answered until the window ends",
+                      chat.id, user, options.rate_limit.messages,
+                      options.rate_limit.per.count()));
+      notify(chat, options.texts.slow_down);
     }
   }
 
@@ -1041,6 +1080,26 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     notify(chat, options.texts.handback);
   }
 
+  // ---- data retention ----------------------------------------------------------------------
+
+  void purge_old() {
+    if (options.retention_days <= 0 || stopping) return;
+    const Timestamp cutoff = clock->now() - std::chrono::hours(24) * options.retention_days;
+    auto n = parts.store->delete_older_than(cutoff);
+    if (!n.ok()) {
+      log(LogLevel::kWarning, fmt::format("retention: {}", n.status().to_string()));
+    } else if (n->messages + n->replies + n->audit_events + n->sessions > 0) {
+      log(LogLevel::kInfo,
+          fmt::format("retention: deleted {} messages, {} replies, {} audit events and {} "
+                      "sessions older than {} days",
+                      n->messages, n->replies, n->audit_events, n->sessions,
+                      options.retention_days));
+    }
+    scheduler->schedule(std::chrono::hours(1), [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->purge_old();
+    });
+  }
+
   // ---- the operators' chat -----------------------------------------------------------------
 
   static std::string describe(const Chat& chat) {
@@ -1048,8 +1107,28 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                        chat.external_id);
   }
 
+  // How a person in the operators' chat is shown to users ("👤 alice: ...").
   static std::string operator_name(const InboundEvent& e) {
     return e.username.empty() ? (e.user_name.empty() ? e.user_id : e.user_name) : e.username;
+  }
+
+  // Who decides, in the audit log and the claims: "telegram:<user id>", which no display name
+  // can imitate and no web account ("operator:<name>") can be taken for.
+  static std::string operator_actor(const InboundEvent& e) {
+    return fmt::format("{}:{}", e.channel, e.user_id);
+  }
+
+  // Whether `e`'s sender may decide; when not, says so in the log.
+  bool is_operator(const InboundEvent& e, std::string_view what) {
+    const auto& ops = options.operators;
+    if (!e.user_id.empty() && std::find(ops.begin(), ops.end(), e.user_id) != ops.end()) {
+      return true;
+    }
+    log(LogLevel::kWarning,
+        fmt::format("operators' chat: refused {} from user {} (\"{}\"), who is not in "
+                    "assistant.operators",
+                    what, e.user_id, operator_name(e)));
+    return false;
   }
 
   void post_draft(const Reply& reply, const Chat& chat) {
@@ -1101,9 +1180,11 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       const auto colon = rest.find(':');
       const std::string action = rest.substr(0, colon);
       const ReplyId id = colon == std::string::npos ? 0 : std::atoll(rest.c_str() + colon + 1);
-      const std::string who = operator_name(e);
+      const std::string who = operator_actor(e);
       Status s;
-      if (action == "approve") {
+      if (!is_operator(e, "a button (" + action + ")")) {
+        notice = options.texts.not_operator;
+      } else if (action == "approve") {
         s = decided(parts.moderation->approve(id, who));
         notice = s.ok() ? "Approved" : s.message();
       } else if (action == "reject") {
@@ -1123,10 +1204,18 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     if (!about.ok()) {
       return about.status().code() == StatusCode::kNotFound ? Status() : about.status();
     }
-    const std::string who = operator_name(e);
+    const std::string who = operator_actor(e);
     const std::string text = trim(e.text);
     if (text.empty()) return Status();
     Status outcome;
+    if (!is_operator(e, "a reply to " + *about)) {
+      OutboundMessage m;
+      m.chat_external_id = options.operator_chat_id;
+      m.text = "⚠️ " + options.texts.not_operator;
+      m.reply_to_message_id = e.message_id;
+      parts.transport->send(std::move(m), [](Result<SentMessage>) {});
+      return Status();
+    }
     if (about->rfind("reply:", 0) == 0) {
       const ReplyId id = std::atoll(about->c_str() + 6);
       if (is_command(text, "/approve")) {
@@ -1140,14 +1229,14 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       const ChatId chat_id = std::atoll(about->c_str() + 5);
       LLMASSIST_ASSIGN_OR_RETURN(Chat chat, parts.store->get_chat(chat_id));
       if (is_command(text, "/bot")) {
-        handback(chat, "operator:" + who);
+        handback(chat, who);
       } else {
         NewReply answer;
         answer.chat_id = chat_id;
         answer.status = ReplyStatus::kApproved;
         answer.final_text = text;
-        answer.author = who;
-        answer.actor = "operator:" + who;
+        answer.author = operator_name(e);
+        answer.actor = who;
         answer.audit_action = "handoff_reply";
         outcome = parts.store->create_reply(answer).status();
         if (outcome.ok()) touch(chat_id);
@@ -1190,6 +1279,15 @@ Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
   if (!options.operator_chat_id.empty() && !parts.moderation) {
     return invalid_argument("an operators' chat needs a moderation queue");
   }
+  if (!options.operator_chat_id.empty() && options.operators.empty()) {
+    return invalid_argument(
+        "an operators' chat needs its operators: list the user ids who may decide there "
+        "(assistant.operators)");
+  }
+  if (options.retention_days < 0) return invalid_argument("retention_days must not be negative");
+  if (options.rate_limit.messages < 0 || options.rate_limit.per.count() <= 0) {
+    return invalid_argument("rate_limit: messages must be 0 or more, per at least 1 s");
+  }
   if (options.instance.empty()) return invalid_argument("the instance name is empty");
   if (options.max_concurrent_drafts < 1 || options.max_concurrent_sends < 1) {
     return invalid_argument("the concurrency limits must be at least 1");
@@ -1221,6 +1319,11 @@ Status Assistant::start() {
   i.claim_and_draft(ReplyStatus::kGenerating, i.worker, {});
   i.start_sends({}, /*retake_own=*/true);
   i.pump = std::thread([impl = impl_] { impl->run(); });
+  if (i.options.retention_days > 0) {
+    i.scheduler->schedule(std::chrono::milliseconds(0), [weak = std::weak_ptr<Impl>(impl_)] {
+      if (auto self = weak.lock()) self->purge_old();
+    });
+  }
   Status s = i.parts.transport->start(
       [weak = std::weak_ptr<Impl>(impl_)](std::span<const InboundEvent> events) -> InboundAck {
         auto self = weak.lock();

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/listen_address.h"
+#include "store/sqlite_db.h"
 #include "llmassist/console_transport.h"
 #include "llmassist/provider_config.h"
 #include "llmassist/sqlite_account_store.h"
@@ -42,20 +44,14 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
   if (t.max_connections) o.max_connections = *t.max_connections;
   o.proxy = t.proxy;
   o.ca_file = t.ca_file;
-  const auto colon = t.webhook_listen.rfind(':');
-  if (colon == std::string::npos) {
-    return invalid_argument(fmt::format("$.telegram.webhook.listen: \"{}\" is not host:port",
-                                        t.webhook_listen));
-  }
-  o.webhook.listen_host = t.webhook_listen.substr(0, colon);
-  o.webhook.port = std::atoi(t.webhook_listen.c_str() + colon + 1);
-  if (o.webhook.port <= 0 || o.webhook.port > 65535) {
-    return invalid_argument(fmt::format("$.telegram.webhook.listen: bad port in \"{}\"",
-                                        t.webhook_listen));
-  }
+  LLMASSIST_ASSIGN_OR_RETURN(
+      auto listen, detail::parse_listen_address(t.webhook_listen, "$.telegram.webhook.listen"));
+  o.webhook.listen_host = std::move(listen.host);
+  o.webhook.port = listen.port;
   o.webhook.path = t.webhook_path;
   o.webhook.public_url = t.webhook_public_url;
   o.webhook.secret_token = t.webhook_secret;
+  o.webhook.allow_no_secret = t.webhook_allow_no_secret;
   o.logger = std::move(logger);
   return o;
 }
@@ -122,6 +118,7 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
   options.listen = section.listen;
   options.session_lifetime = std::chrono::hours(section.session_hours);
   options.secure_cookie = section.secure_cookie;
+  options.trusted_proxies = section.trusted_proxies;
   options.threads = section.threads;
   options.allowed_hosts = section.allowed_hosts;
   if (section.max_connections > 0) options.max_connections = section.max_connections;
@@ -138,6 +135,11 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
 }
 
 }  // namespace
+
+Result<std::shared_ptr<MessageStore>> open_message_store(const BotConfig& config,
+                                                        std::shared_ptr<Logger> logger) {
+  return open_store(config, std::move(logger));
+}
 
 Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config,
                                                         std::shared_ptr<Logger> logger) {
@@ -246,6 +248,11 @@ std::vector<DoctorCheck> run_doctor(const BotConfig& config,
     out.push_back({"database", store.ok(),
                    store.ok() ? config.database + ": opened, schema up to date"
                               : store.status().message()});
+    if (detail::world_readable(config.database)) {
+      out.push_back({"database file", false,
+                     config.database + " may be read by every user of this machine: chmod 600 "
+                                       "it"});
+    }
   }
   if (config.admin) {
     auto accounts = open_account_store(config, quiet);

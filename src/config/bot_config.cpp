@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "config/json_reader.h"
+#include "core/listen_address.h"
+#include "llmassist/telegram_transport.h"
 
 namespace llmassist {
 namespace {
@@ -46,9 +48,8 @@ Status read_admin(const json& j, BotConfig& c) {
   LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.admin"));
   AdminSection admin;
   LLMASSIST_RETURN_IF_ERROR(text(a, "listen", admin.listen));
-  if (admin.listen.rfind(':') == std::string::npos) {
-    return invalid_argument(fmt::format("$.admin.listen: \"{}\" is not host:port", admin.listen));
-  }
+  LLMASSIST_RETURN_IF_ERROR(
+      detail::parse_listen_address(admin.listen, "$.admin.listen").status());
   LLMASSIST_ASSIGN_OR_RETURN(auto hours, a.integer("session_hours", 1, 720));
   if (hours) admin.session_hours = static_cast<int>(*hours);
   LLMASSIST_ASSIGN_OR_RETURN(auto secure, a.boolean("secure_cookie"));
@@ -63,6 +64,8 @@ Status read_admin(const json& j, BotConfig& c) {
   if (per_address) admin.max_connections_per_address = static_cast<unsigned>(*per_address);
   LLMASSIST_ASSIGN_OR_RETURN(auto timeout, a.integer("connection_timeout_seconds", 1, 3600));
   if (timeout) admin.connection_timeout_seconds = static_cast<int>(*timeout);
+  LLMASSIST_ASSIGN_OR_RETURN(auto proxies, a.strings("trusted_proxies"));
+  if (proxies) admin.trusted_proxies = *proxies;
   LLMASSIST_RETURN_IF_ERROR(a.check_unknown());
   c.admin = admin;
   return Status();
@@ -113,7 +116,12 @@ Status read_telegram(const json& j, BotConfig& c) {
     LLMASSIST_RETURN_IF_ERROR(text(w, "path", c.telegram.webhook_path));
     LLMASSIST_RETURN_IF_ERROR(text(w, "public_url", c.telegram.webhook_public_url));
     LLMASSIST_RETURN_IF_ERROR(text(w, "secret", c.telegram.webhook_secret));
+    LLMASSIST_ASSIGN_OR_RETURN(auto no_secret, w.boolean("allow_no_secret"));
+    if (no_secret) c.telegram.webhook_allow_no_secret = *no_secret;
     LLMASSIST_RETURN_IF_ERROR(w.check_unknown());
+    LLMASSIST_RETURN_IF_ERROR(
+        detail::parse_listen_address(c.telegram.webhook_listen, "$.telegram.webhook.listen")
+            .status());
   }
   return t.check_unknown();
 }
@@ -156,6 +164,33 @@ Status read_assistant(const json& j, BotConfig& c) {
           detail::json_kind(id)));
     }
   }
+  if (a.has("operators")) {
+    const json& ids = j.at("operators");
+    a.ignore("operators");
+    const auto refused = [] {
+      return invalid_argument(
+          "$.assistant.operators: expected a list of Telegram user ids (numbers or strings)");
+    };
+    if (!ids.is_array()) return refused();
+    for (const json& id : ids) {
+      if (id.is_number_integer()) {
+        o.operators.push_back(std::to_string(id.get<std::int64_t>()));
+      } else if (id.is_string() && !id.get<std::string>().empty()) {
+        o.operators.push_back(id.get<std::string>());
+      } else {
+        return refused();
+      }
+    }
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* rate, a.object("rate_limit"));
+  if (rate != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, JsonObject::of(*rate, "$.assistant.rate_limit"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto messages, r.integer("messages", 0, 1000000));
+    if (messages) o.rate_limit.messages = static_cast<int>(*messages);
+    LLMASSIST_ASSIGN_OR_RETURN(auto per, r.integer("per_seconds", 1, 86400));
+    if (per) o.rate_limit.per = std::chrono::seconds(*per);
+    LLMASSIST_RETURN_IF_ERROR(r.check_unknown());
+  }
   LLMASSIST_ASSIGN_OR_RETURN(auto queued, a.string("queued_messages"));
   if (queued) {
     if (*queued == "each") {
@@ -179,6 +214,8 @@ Status read_assistant(const json& j, BotConfig& c) {
     LLMASSIST_RETURN_IF_ERROR(text(t, "handback", o.texts.handback));
     LLMASSIST_RETURN_IF_ERROR(text(t, "already_human", o.texts.already_human));
     LLMASSIST_RETURN_IF_ERROR(text(t, "human_button", o.texts.human_button));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "slow_down", o.texts.slow_down));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "not_operator", o.texts.not_operator));
     LLMASSIST_RETURN_IF_ERROR(t.check_unknown());
   }
   return a.check_unknown();
@@ -213,6 +250,8 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
     c.database = path;
   }
   c.database = resolve(base_dir, c.database);
+  LLMASSIST_ASSIGN_OR_RETURN(auto retention, root.integer("retention_days", 0, 100000));
+  if (retention) c.assistant.retention_days = static_cast<int>(*retention);
   LLMASSIST_ASSIGN_OR_RETURN(auto sync, root.string("database_sync"));
   if (sync) {
     if (*sync != "full" && *sync != "normal") {
@@ -238,10 +277,13 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
   if (auto secret = env(context, "TELEGRAM_WEBHOOK_SECRET"); secret && !secret->empty()) {
     c.telegram.webhook_secret = *secret;
   }
-  if (c.telegram.mode == "webhook" && c.telegram.webhook_secret.empty()) {
-    return invalid_argument(
-        "$.telegram.webhook.secret: webhook mode needs a secret (or TELEGRAM_WEBHOOK_SECRET), so "
-        "that nobody else can post updates to the bot");
+  if (c.telegram.mode == "webhook" && !c.telegram.webhook_allow_no_secret &&
+      c.telegram.webhook_secret.size() < kMinWebhookSecret) {
+    return invalid_argument(fmt::format(
+        "$.telegram.webhook.secret: webhook mode needs a secret of at least {} characters (or "
+        "TELEGRAM_WEBHOOK_SECRET), so that nobody else can post updates to the bot; "
+        "allow_no_secret: true turns the check off for a local test setup",
+        kMinWebhookSecret));
   }
   return c;
 }

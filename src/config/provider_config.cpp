@@ -92,6 +92,9 @@ Status read_http_common(JsonObject& p, Options& o) {
   if (max_tokens) o.max_tokens = static_cast<int>(*max_tokens);
   LLMASSIST_ASSIGN_OR_RETURN(auto stop, p.strings("stop"));
   if (stop) o.stop = *stop;
+  LLMASSIST_ASSIGN_OR_RETURN(auto answer_bytes,
+                             p.integer("max_answer_bytes", 0, std::int64_t{1} << 30));
+  if (answer_bytes) o.max_answer_bytes = static_cast<std::size_t>(*answer_bytes);
   return read_timeouts(p, o);
 }
 

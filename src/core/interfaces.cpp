@@ -1,4 +1,6 @@
 // Free helpers declared beside the interfaces: synchronous wrappers and conveniences.
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "core/await_result.h"
@@ -27,6 +29,25 @@ Result<std::vector<Message>> MessageStore::dialog_window(SessionId session, int 
     out.erase(out.begin(), out.end() - count);
   }
   return out;
+}
+
+Result<ErasureCounts> erase_chat_data(MessageStore& store, ChatId chat, std::string_view actor) {
+  LLMASSIST_ASSIGN_OR_RETURN(ErasureCounts counts, store.erase_chat(chat));
+  AuditEvent event;
+  event.actor = std::string(actor);
+  event.action = "erase";
+  event.detail = fmt::format("chat {} erased: {} messages, {} replies, {} audit events", chat,
+                             counts.messages, counts.replies, counts.audit_events);
+  LLMASSIST_RETURN_IF_ERROR(store.append_audit(event).status());
+  return counts;
+}
+
+Result<ErasureCounts> MessageStore::delete_older_than(Timestamp) {
+  return unimplemented("this store has no data retention");
+}
+
+Result<ErasureCounts> MessageStore::erase_chat(ChatId) {
+  return unimplemented("this store cannot erase a chat");
 }
 
 Result<std::vector<Chat>> MessageStore::upsert_chats(std::span<const ChatInfo> infos) {

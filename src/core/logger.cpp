@@ -8,6 +8,40 @@
 #include <string>
 
 namespace llmassist {
+
+std::string escape_log_text(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    // C1 controls (U+0080..U+009F) are 0xC2 0x80..0x9F in UTF-8; a terminal obeys them as it
+    // does ESC sequences.
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      const auto c1 = static_cast<unsigned char>(text[++i]);
+      out += "\\u00";
+      out += kHex[c1 >> 4];
+      out += kHex[c1 & 0xF];
+      continue;
+    }
+    if (c >= 0x20 && c != 0x7F) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\x";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
+    }
+  }
+  return out;
+}
+
 namespace {
 
 class StderrLogger final : public Logger {
@@ -23,7 +57,8 @@ class StderrLogger final : public Logger {
     try {
       line = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z {:<5} {}: {}\n",
                          std::chrono::floor<std::chrono::seconds>(now), ms,
-                         level_tag(level), component, message);
+                         level_tag(level), escape_log_text(component),
+                         escape_log_text(message));
     } catch (...) {
       return;  // a logger must not throw; a line lost to an allocation failure is acceptable
     }

@@ -66,6 +66,7 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
   request.total_timeout = target.total_timeout;
   request.idle_timeout = target.idle_timeout;
   request.cancel = std::move(cancel);
+  max_answer_bytes_ = target.max_answer_bytes;
   auto self = shared_from_this();
   if (streaming()) {
     request.on_headers = [self](const HttpResponse& head) {
@@ -77,8 +78,9 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
         if (self->error_body_.size() < kMaxErrorBody) self->error_body_.append(chunk);
         return true;
       }
-      const bool go_on = self->lines_.feed(
-          chunk, [&](std::string_view line) { return self->on_stream_line(line); });
+      const bool go_on = self->lines_.feed(chunk, [&](std::string_view line) {
+        return self->on_stream_line(line) && !self->failure_;
+      });
       if (!go_on && !self->failure_ && !self->caller_stopped_ && !self->stream_complete()) {
         self->fail(invalid_argument(
             fmt::format("{}: a streamed line is longer than the limit", self->provider_)));
@@ -90,7 +92,28 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
             [self](Result<HttpResponse> result) { self->finish(std::move(result)); });
 }
 
+bool ModelExchange::room_for(std::size_t more) {
+  if (max_answer_bytes_ == 0) return true;
+  const std::size_t held = completion_.text.size() + completion_.reasoning.size();
+  if (held + more <= max_answer_bytes_) return true;
+  // The stream is stopped here: a model (or a server posing as one) that never ends its answer
+  // costs this much memory, not all of it.
+  fail(Status(StatusCode::kOutOfRange,
+              fmt::format("{}: the answer passed {} bytes (max_answer_bytes); the stream was "
+                          "stopped",
+                          provider_, max_answer_bytes_))
+           .with_reason("answer_too_large"));
+  return false;
+}
+
+bool ModelExchange::add_reasoning(std::string_view piece) {
+  if (!room_for(piece.size())) return false;
+  completion_.reasoning.append(piece);
+  return true;
+}
+
 bool ModelExchange::add_text(std::string_view piece) {
+  if (failure_ || !room_for(piece.size())) return false;
   const std::string answer = think_.feed(piece);
   if (answer.empty()) return true;
   completion_.text += answer;

@@ -49,6 +49,7 @@ struct ExchangeTarget {
   std::chrono::milliseconds first_byte_timeout{0};
   std::chrono::milliseconds total_timeout{0};
   std::chrono::milliseconds idle_timeout{0};
+  std::size_t max_answer_bytes = 0;  // answer and reasoning text together; 0: no limit
 };
 
 // The endpoint `url` with the timeouts of a provider's options (any options struct with
@@ -61,6 +62,7 @@ ExchangeTarget target_for(std::string url, const Options& o) {
   t.first_byte_timeout = o.first_byte_timeout;
   t.total_timeout = o.total_timeout;
   t.idle_timeout = o.idle_timeout;
+  t.max_answer_bytes = o.max_answer_bytes;
   return t;
 }
 
@@ -91,9 +93,10 @@ class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
   [[nodiscard]] virtual bool stream_complete() const = 0;
 
   // Adds answer text (reasoning filtered out); streams it to the caller. Returns false when the
-  // caller asked to stop.
+  // caller asked to stop or the answer passed max_answer_bytes (then the exchange fails with
+  // kOutOfRange).
   bool add_text(std::string_view piece);
-  void add_reasoning(std::string_view piece) { completion_.reasoning.append(piece); }
+  bool add_reasoning(std::string_view piece);
   // Records the failure that ends the exchange; the first one wins.
   void fail(Status status);
 
@@ -116,6 +119,10 @@ class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
   std::string error_body_;  // a streamed non-200 body, kept for its error message
   std::optional<Status> failure_;
   bool caller_stopped_ = false;
+  std::size_t max_answer_bytes_ = 0;
+
+  // False, and the exchange failed, when `more` bytes would take the answer past the limit.
+  bool room_for(std::size_t more);
 };
 
 }  // namespace llmassist::detail

@@ -236,6 +236,14 @@ Status check_operator_name(std::string_view name) {
   return detail::check_printable(name, "the operator name");
 }
 
-std::string operator_actor(std::string_view name) { return "operator:" + std::string(name); }
+std::string operator_actor(std::string_view name) {
+  // A chat operator's "telegram:<user id>" is an actor already.
+  constexpr std::string_view kTelegram = "telegram:";
+  if (name.starts_with(kTelegram) && name.size() > kTelegram.size() &&
+      name.find_first_not_of("-0123456789", kTelegram.size()) == std::string_view::npos) {
+    return std::string(name);
+  }
+  return "operator:" + std::string(name);
+}
 
 }  // namespace llmassist

@@ -1,8 +1,41 @@
 #include "store/sqlite_db.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace llmassist::detail {
+
+bool world_readable(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0;
+}
+
+Status create_private_file(const std::string& path, Logger& logger, std::string_view component) {
+  if (path.starts_with("file:")) return Status();  // a URI: SQLite opens it as told
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return Status();
+  }
+  if (errno != EEXIST) {
+    const int error = errno;
+    const std::string message =
+        fmt::format("cannot create database {}: {}", path, std::strerror(error));
+    return error == EACCES || error == EPERM ? permission_denied(message) : unavailable(message);
+  }
+  if (world_readable(path)) {
+    logger.log(LogLevel::kWarning, component,
+               fmt::format("database {} may be read by every user of this machine; it holds "
+                           "users' messages (and the accounts' hashes): chmod 600 it",
+                           path));
+  }
+  return Status();
+}
 
 Status check_database_path(std::string_view path, std::string_view who) {
   if (path.empty()) return invalid_argument(fmt::format("{} needs a database path", who));
@@ -126,10 +159,11 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& path,
   sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
   std::unique_ptr<Connection> conn(new Connection(db, path));
   // journal_mode is the first statement that reads the file: a file that is not a database
-  // fails here with SQLITE_NOTADB.
+  // fails here with SQLITE_NOTADB. secure_delete: deleted content is overwritten with zeros, so
+  // that an erased user's text does not live on in free space.
   const std::string pragmas = fmt::format(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON; "
-      "PRAGMA temp_store=MEMORY;",
+      "PRAGMA temp_store=MEMORY; PRAGMA secure_delete=ON;",
       full_sync ? "FULL" : "NORMAL");
   if (Status s = conn->exec(pragmas); !s.ok()) {
     return s.annotate(fmt::format("cannot use database {}", path));

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "llmassist/logger.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 
@@ -36,6 +37,15 @@ inline Timestamp from_millis(std::int64_t ms) {
 // OK when `path` names a database file that connections and processes can share: not empty, not
 // an in-memory database. Otherwise kInvalidArgument naming `who` ("the SQLite store").
 Status check_database_path(std::string_view path, std::string_view who);
+
+// Creates the database file `path`, empty, with mode 0600 (owner only) when it does not exist
+// yet: SQLite would make it 0644, and it gives the -wal and -shm files the database file's mode.
+// An existing file's mode is left alone; when every user may read it, `logger` is warned.
+// Errors: kUnavailable (kPermissionDenied) when the file cannot be made.
+Status create_private_file(const std::string& path, Logger& logger, std::string_view component);
+
+// Whether every user of the machine may read the file at `path` (false when there is none).
+bool world_readable(const std::string& path);
 
 // A Status for SQLite result `rc` on `db` while doing `what`.
 Status sqlite_status(int rc, sqlite3* db, std::string_view what);

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 
 #include "store/sqlite_db.h"
@@ -652,6 +653,67 @@ class SqliteStore final : public MessageStore {
     });
   }
 
+  // ---- retention and erasure ----------------------------------------------------------------
+
+  Result<ErasureCounts> delete_older_than(Timestamp cutoff) override {
+    const std::int64_t at = to_millis(cutoff);
+    auto counts = write<ErasureCounts>([&](Connection& c) -> Result<ErasureCounts> {
+      ErasureCounts n;
+      // Finished replies only: one still on its way is kept, and so is its question.
+      LLMASSIST_RETURN_IF_ERROR(deleted(
+          c, n.replies,
+          "DELETE FROM replies WHERE created_at < ?1 AND status IN ('sent', 'failed', "
+          "'cancelled')",
+          at));
+      LLMASSIST_RETURN_IF_ERROR(deleted(
+          c, n.messages,
+          "DELETE FROM messages WHERE created_at < ?1 AND id NOT IN "
+          "(SELECT question_id FROM replies)",
+          at));
+      LLMASSIST_RETURN_IF_ERROR(deleted(c, n.audit_events, "DELETE FROM audit WHERE at < ?1", at));
+      LLMASSIST_RETURN_IF_ERROR(deleted(
+          c, n.sessions,
+          "DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ?1 "
+          "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = sessions.id) "
+          "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.session_id = sessions.id)",
+          at));
+      return n;
+    });
+    if (!counts.ok()) return counts;
+    counts->reclaimed = reclaim();
+    return counts;
+  }
+
+  Result<ErasureCounts> erase_chat(ChatId chat) override {
+    auto counts = write<ErasureCounts>([&](Connection& c) -> Result<ErasureCounts> {
+      auto found = c.prepare("SELECT external_id FROM chats WHERE id = ?1");
+      if (!found.ok()) return found.status();
+      found->bind(chat);
+      LLMASSIST_ASSIGN_OR_RETURN(
+          std::string external,
+          single<std::string>(*found, [](const Statement& st) { return st.text(0); },
+                              fmt::format("no chat {}", chat)));
+      ErasureCounts n;
+      // The user's own requests (a handoff asked for) name them as the actor.
+      LLMASSIST_RETURN_IF_ERROR(deleted(
+          c, n.audit_events,
+          "DELETE FROM audit WHERE chat_id = ?1 OR actor = 'user:' || ?2 OR reply_id IN "
+          "(SELECT id FROM replies WHERE chat_id = ?1)",
+          chat, external));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.replies, "DELETE FROM replies WHERE chat_id = ?1", chat));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.messages, "DELETE FROM messages WHERE chat_id = ?1", chat));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.sessions, "DELETE FROM sessions WHERE chat_id = ?1", chat));
+      LLMASSIST_RETURN_IF_ERROR(deleted(c, n.chats, "DELETE FROM chats WHERE id = ?1", chat));
+      return n;
+    });
+    if (!counts.ok()) return counts;
+    counts->reclaimed = reclaim();
+    return counts;
+  }
+
   // ---- change notification -----------------------------------------------------------------
 
   std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout) override {
@@ -674,6 +736,39 @@ class SqliteStore final : public MessageStore {
 
  private:
   // ---- transaction plumbing ----------------------------------------------------------------
+
+  // Runs a DELETE with `args`; adds the rows it removed to `count`.
+  template <typename... Args>
+  static Status deleted(Connection& c, std::int64_t& count, std::string_view sql,
+                        const Args&... args) {
+    auto s = c.prepare(sql);
+    if (!s.ok()) return s.status();
+    LLMASSIST_RETURN_IF_ERROR(s->bind(args...).run());
+    count += c.changes();
+    return Status();
+  }
+
+  // After a deletion: the pages it changed are copied from the write-ahead log into the
+  // database file (where secure_delete has zeroed what was deleted) and the log is emptied, so
+  // that no copy of the deleted text is left in either file. An open read elsewhere may hold
+  // the log for a moment: a few tries, then false.
+  bool reclaim() {
+    auto lease = pool_.acquire();
+    if (!lease.ok()) return false;
+    Connection& c = **lease;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      auto s = c.prepare("PRAGMA wal_checkpoint(TRUNCATE)");
+      if (!s.ok()) return false;
+      auto row = s->step();
+      if (!row.ok()) return false;
+      if (*row && s->int64(0) == 0) return true;  // not busy: done
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    logger_->log(LogLevel::kWarning, "store.sqlite",
+                 "a deletion's pages are still in the write-ahead log (a reader held it); the "
+                 "next checkpoint moves them");
+    return false;
+  }
 
   // One caller's write, queued for a group commit. Lives on the caller's stack; the caller waits
   // until `done`.
@@ -1339,6 +1434,8 @@ Result<std::unique_ptr<MessageStore>> open_sqlite_store(const SqliteStoreOptions
     return invalid_argument("max_connections must be at least 1");
   }
   const bool full = options.sync == SqliteSync::kFull;
+  LLMASSIST_RETURN_IF_ERROR(detail::create_private_file(
+      options.path, *(options.logger ? options.logger : stderr_logger()), "store.sqlite"));
   auto first = detail::Connection::open(options.path, options.busy_timeout, full);
   if (!first.ok()) return first.status();
   LLMASSIST_RETURN_IF_ERROR(detail::migrate_sqlite_schema(**first, kSqliteSchemaVersion));

@@ -1194,9 +1194,21 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
     return invalid_argument("telegram: max_connections must be at least 2 (the long poll holds one)");
   }
   if (o.mode == TelegramMode::kWebhook) {
-    if (!valid_secret(o.webhook.secret_token)) {
+    const std::string& secret = o.webhook.secret_token;
+    if (secret.size() < kMinWebhookSecret && !o.webhook.allow_no_secret) {
+      return invalid_argument(fmt::format(
+          "telegram: webhook.secret must be at least {} characters (it is {}), so that nobody "
+          "else can post updates; allow_no_secret turns the check off for a local test setup",
+          kMinWebhookSecret, secret.size()));
+    }
+    if (!secret.empty() && !valid_secret(secret)) {
       return invalid_argument(
-          "telegram: webhook.secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -");
+          "telegram: webhook.secret must be up to 256 characters of A-Z, a-z, 0-9, _ and -");
+    }
+    if (o.webhook.listen_host.empty()) {
+      return invalid_argument(
+          "telegram: webhook listen must be host:port, e.g. 127.0.0.1:8081 (an empty host "
+          "would listen on every address)");
     }
     if (o.webhook.path.empty() || o.webhook.path.front() != '/') {
       return invalid_argument("telegram: webhook.path must begin with '/'");

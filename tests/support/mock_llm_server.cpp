@@ -130,6 +130,7 @@ struct StreamState {
   std::size_t next = 0;  // the next token to send
   bool reasoning_sent = false;
   bool finished = false;
+  int rounds = 0;  // of an endless stream
 };
 
 }  // namespace
@@ -206,6 +207,7 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
                               {"reasoning", s.b.reasoning}}, nullptr));
         }
         s.reasoning_sent = true;
+        if (s.b.endless && s.next >= s.b.tokens.size() && ++s.rounds < 100000) s.next = 0;
         if (s.next < s.b.tokens.size()) {
           if (s.b.cut_after_tokens >= 0 && static_cast<int>(s.next) >= s.b.cut_after_tokens) {
             return false;  // drop the connection: no [DONE], no finish_reason
@@ -284,6 +286,7 @@ void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response&
           return line(piece({{"role", "assistant"}, {"content", ""}, {"thinking", s.b.reasoning}}));
         }
         s.reasoning_sent = true;
+        if (s.b.endless && s.next >= s.b.tokens.size() && ++s.rounds < 100000) s.next = 0;
         if (s.next < s.b.tokens.size()) {
           if (s.b.cut_after_tokens >= 0 && static_cast<int>(s.next) >= s.b.cut_after_tokens) {
             return false;

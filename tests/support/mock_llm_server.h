@@ -47,6 +47,9 @@ class MockLlmServer {
     // flight at once.
     int hold_until_in_flight = 0;
     std::chrono::milliseconds hold_timeout{10000};
+    // Streams: `tokens` again and again, never ending the answer (until the client goes away,
+    // the server stops, or a bound of 100,000 tokens).
+    bool endless = false;
   };
 
   MockLlmServer();
