@@ -812,9 +812,9 @@ RawResponse sign_in_from(const char* source, int port, const std::string& name,
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&server), sizeof server) == 0);
   const std::string body = json{{"name", name}, {"password", password}}.dump();
   const std::string request = fmt::format(
-      "POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n"
       "Content-Length: {}\r\nConnection: close\r\n{}\r\n{}",
-      body.size(), headers, body);
+      port, body.size(), headers, body);
   REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
           static_cast<ssize_t>(request.size()));
   std::string response;
