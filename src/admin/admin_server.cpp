@@ -492,7 +492,10 @@ struct AdminServer::Impl {
   HandlerResult change_settings(Call& c) {
     const std::pair<const char*, RuntimeSetting> known[] = {
         {"policy", RuntimeSetting::kPolicy}, {"system_prompt", RuntimeSetting::kSystemPrompt}};
-    for (const auto& [key, value] : c.body.items()) {
+    for (const auto& item : c.body.items()) {
+      // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one.
+      const std::string& key = item.key();
+      const json& value = item.value();
       const bool ours = std::any_of(std::begin(known), std::end(known),
                                     [&](const auto& k) { return key == k.first; });
       if (!ours) return invalid_argument(fmt::format("{}: no such setting", key.substr(0, 64)));
