@@ -492,6 +492,7 @@ TEST_CASE("http client: a POST whose kept-alive connection closed after sending 
   CHECK(got.status().code() == StatusCode::kUnavailable);
   CAPTURE(got.status().message());
   CHECK(got.status().message().find("not sent again") != std::string::npos);
+  CHECK(got.status().reason() == "not_resent");
   // Give a resent copy time to arrive, had there been one.
   std::this_thread::sleep_for(200ms);
   const auto seen = server.requests();

@@ -100,7 +100,10 @@ struct HttpRequest {
 
 // What `done` receives: the response (any HTTP status), or a transport error:
 //   kUnavailable       connection refused or reset, DNS failure, TLS failure, the server closed
-//                      the connection early: transient, retry or fall back;
+//                      the connection early: transient, retry or fall back. Reason
+//                      "not_resent": a kept-alive connection closed after a non-idempotent
+//                      request (POST, PATCH) was written to it, and the client did not send
+//                      it again, since the server may have acted on it; the caller decides;
 //   kDeadlineExceeded  one of the timeouts passed; the message names it ("connect timeout",
 //                      "first-byte timeout", "idle timeout", "total timeout");
 //   kCancelled         the CancelToken, a callback returning false, or the client's destruction;

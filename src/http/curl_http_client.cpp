@@ -731,9 +731,10 @@ class CurlEngine {
     const HttpRequest& r = t.request;
     if (code == CURLE_ABORTED_BY_CALLBACK && t.attempts > 1 && !t.may_resend) {
       return unavailable(fmt::format(
-          "{}: the connection closed after the request was sent, without a reply; not sent "
-          "again, since the server may have acted on it",
-          t.what()));
+                             "{}: the connection closed after the request was sent, without a "
+                             "reply; not sent again, since the server may have acted on it",
+                             t.what()))
+          .with_reason("not_resent");
     }
     std::string why = sanitized_detail(t, code);
     if (!proxy_display_.empty()) why += " (proxy " + proxy_display_ + ")";

@@ -88,6 +88,8 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
       return go_on;
     };
   }
+  http_ = &http;
+  resend_ = request;
   http.send(std::move(request),
             [self](Result<HttpResponse> result) { self->finish(std::move(result)); });
 }
@@ -138,6 +140,16 @@ void ModelExchange::finish(Result<HttpResponse> result) {
     on_done_(cancelled(fmt::format("{}: the caller stopped the stream", provider_)));
     return;
   }
+  if (!result.ok() && result.status().reason() == "not_resent" && resend_ && status_ == 0 &&
+      completion_.text.empty()) {
+    HttpRequest again = *std::move(resend_);
+    resend_.reset();
+    auto self = shared_from_this();
+    http_->send(std::move(again),
+                [self](Result<HttpResponse> r) { self->finish(std::move(r)); });
+    return;
+  }
+  resend_.reset();
   if (!result.ok()) {
     // A stream we ended on purpose after its last event is a success, not a cancellation.
     if (!(streaming() && status_ == 200 && stream_complete() &&

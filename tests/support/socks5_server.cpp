@@ -163,12 +163,12 @@ void Socks5Server::serve(int fd) {
       std::string password(plen, '\0');
       if (!read_exactly(fd, password.data(), password.size())) return;
       const bool ok = user == user_ && password == password_;
+      // Counted before the answer: the client may see the refusal (and its test read the
+      // count) as soon as it is written.
+      if (!ok) ++refused_;
       const std::uint8_t status[2] = {1, static_cast<std::uint8_t>(ok ? 0 : 1)};
       write_all(fd, status, 2);
-      if (!ok) {
-        ++refused_;
-        return;
-      }
+      if (!ok) return;
     }
     // Request: VER CMD RSV ATYP DST.ADDR DST.PORT.
     std::uint8_t req[4];
