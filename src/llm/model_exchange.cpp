@@ -67,6 +67,13 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
   request.idle_timeout = target.idle_timeout;
   request.cancel = std::move(cancel);
   max_answer_bytes_ = target.max_answer_bytes;
+  http_ = &http;
+  // Kept without the callbacks (they hold this exchange): no cycle through it.
+  resend_ = request;
+  send(std::move(request));
+}
+
+void ModelExchange::send(HttpRequest request) {
   auto self = shared_from_this();
   if (streaming()) {
     request.on_headers = [self](const HttpResponse& head) {
@@ -88,10 +95,8 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
       return go_on;
     };
   }
-  http_ = &http;
-  resend_ = request;
-  http.send(std::move(request),
-            [self](Result<HttpResponse> result) { self->finish(std::move(result)); });
+  http_->send(std::move(request),
+              [self](Result<HttpResponse> result) { self->finish(std::move(result)); });
 }
 
 bool ModelExchange::room_for(std::size_t more) {
@@ -131,6 +136,13 @@ void ModelExchange::fail(Status status) {
 }
 
 void ModelExchange::finish(Result<HttpResponse> result) {
+  std::optional<HttpRequest> again = std::move(resend_);
+  resend_.reset();
+  if (again && !failure_ && !caller_stopped_ && !result.ok() &&
+      result.status().reason() == "not_resent" && status_ == 0 && completion_.text.empty()) {
+    send(*std::move(again));
+    return;
+  }
   // Failures found while reading the stream explain a transfer we stopped ourselves.
   if (failure_) {
     on_done_(*failure_);
@@ -140,16 +152,6 @@ void ModelExchange::finish(Result<HttpResponse> result) {
     on_done_(cancelled(fmt::format("{}: the caller stopped the stream", provider_)));
     return;
   }
-  if (!result.ok() && result.status().reason() == "not_resent" && resend_ && status_ == 0 &&
-      completion_.text.empty()) {
-    HttpRequest again = *std::move(resend_);
-    resend_.reset();
-    auto self = shared_from_this();
-    http_->send(std::move(again),
-                [self](Result<HttpResponse> r) { self->finish(std::move(r)); });
-    return;
-  }
-  resend_.reset();
   if (!result.ok()) {
     // A stream we ended on purpose after its last event is a success, not a cancellation.
     if (!(streaming() && status_ == 200 && stream_complete() &&

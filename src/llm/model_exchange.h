@@ -107,6 +107,8 @@ class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
   bool streaming() const { return static_cast<bool>(on_token_); }
 
  private:
+  // Sends `request` with this exchange's callbacks attached.
+  void send(HttpRequest request);
   void finish(Result<HttpResponse> result);
 
   const std::string provider_;
