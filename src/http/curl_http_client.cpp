@@ -894,18 +894,9 @@ class CurlEngine {
       t.response.status = t.block_status;
       t.response.time_to_first_byte = micros(t.last_activity - t.started);
       t.client->arm_idle_timer(t);
-      if (t.request.on_headers) {
-        bool go_on = false;
-        try {
-          go_on = t.request.on_headers(t.response);
-        } catch (...) {
-          t.abort = internal_error(fmt::format("{}: the headers callback threw", t.what()));
-          return 0;
-        }
-        if (!go_on) {
-          t.abort = cancelled(fmt::format("{}: cancelled by the headers callback", t.what()));
-          return 0;
-        }
+      if (t.request.on_headers &&
+          !run_callback(t, "headers", [&] { return t.request.on_headers(t.response); })) {
+        return 0;
       }
       return length;
     }
@@ -922,23 +913,30 @@ class CurlEngine {
     return length;
   }
 
+  // Runs one of the request's callbacks (`which`: "headers", "body"). False, with t.abort set,
+  // when it threw or asked to stop.
+  template <typename Callback>
+  static bool run_callback(Transfer& t, const char* which, Callback&& callback) {
+    bool go_on = false;
+    try {
+      go_on = callback();
+    } catch (...) {
+      t.abort = internal_error(fmt::format("{}: the {} callback threw", t.what(), which));
+      return false;
+    }
+    if (!go_on) {
+      t.abort = cancelled(fmt::format("{}: cancelled by the {} callback", t.what(), which));
+    }
+    return go_on;
+  }
+
   static std::size_t on_body_bytes(char* data, std::size_t size, std::size_t count, void* user) {
     auto& t = *static_cast<Transfer*>(user);
     const std::size_t length = size * count;
     t.last_activity = SteadyClock::now();
     if (t.request.on_body) {
-      bool go_on = false;
-      try {
-        go_on = t.request.on_body(std::string_view(data, length));
-      } catch (...) {
-        t.abort = internal_error(fmt::format("{}: the body callback threw", t.what()));
-        return 0;
-      }
-      if (!go_on) {
-        t.abort = cancelled(fmt::format("{}: cancelled by the body callback", t.what()));
-        return 0;
-      }
-      return length;
+      const auto body = [&] { return t.request.on_body(std::string_view(data, length)); };
+      return run_callback(t, "body", body) ? length : 0;
     }
     if (t.response.body.size() + length > t.client->max_body_bytes()) {
       t.abort = Status(StatusCode::kOutOfRange,
