@@ -41,9 +41,13 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
     "database": "data/acme.db",
     "telegram": {"token": "123:file-token", "api_url": "http://127.0.0.1:8081", "mode": "polling",
                  "polling": {"timeout_s": 10, "allowed_updates": ["message"]},
-                 "pacing": {"per_chat_interval_ms": 0, "global_per_second": 0},
+                 "pacing": {"per_chat_interval_ms": 0, "global_per_second": 0, "adaptive": false,
+                            "adaptive_cooldown_s": 5},
                  "retry": {"max_attempts": 3}, "max_connections": 8,
-                 "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3-webhook-secret-16"}},
+                 "webhook": {"listen": "127.0.0.1:9000", "path": "/hook", "secret": "s3-webhook-secret-16",
+                             "max_connections": 200, "max_connections_per_address": 20,
+                             "connection_timeout_seconds": 10, "max_body_bytes": 65536,
+                             "max_queued_updates": 500}},
     "assistant": {"system_prompt_file": "role.txt", "welcome": "Hi from Acme",
                   "moderation": "review", "operator_chat_id": -100123, "queued_messages": "together",
                   "instance": "acme-1", "max_concurrent_drafts": 16,
@@ -61,9 +65,16 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
   CHECK(c->telegram.allowed_updates == std::vector<std::string>{"message"});
   CHECK(c->telegram.per_chat_interval_ms == 0);
   CHECK(c->telegram.global_per_second == 0);
+  CHECK(c->telegram.adaptive_pacing == false);
+  CHECK(c->telegram.adaptive_cooldown_s == 5);
   CHECK(c->telegram.max_attempts == 3);
   CHECK(c->telegram.max_connections == 8);
   CHECK(c->telegram.webhook_path == "/hook");
+  CHECK(c->telegram.webhook_max_connections == 200u);
+  CHECK(c->telegram.webhook_max_connections_per_address == 20u);
+  CHECK(c->telegram.webhook_connection_timeout_s == 10);
+  CHECK(c->telegram.webhook_max_body_bytes == 65536u);
+  CHECK(c->telegram.webhook_max_queued_updates == 500u);
   CHECK(c->memory.system_prompt == "You are the support assistant of Acme.");
   CHECK(c->memory.window == 12);
   CHECK(c->assistant.texts.welcome == "Hi from Acme");
@@ -150,6 +161,10 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
         "$.telegram.webhook.secrett: unknown key");
   CHECK(e(R"({"telegram": {"pacing": {"per_chat": 1}}})") ==
         "$.telegram.pacing.per_chat: unknown key");
+  CHECK(e(R"({"telegram": {"pacing": {"adaptive": "yes"}}})").find("$.telegram.pacing.adaptive") ==
+        0);
+  CHECK(e(R"({"telegram": {"webhook": {"max_connections": 0}}})")
+            .find("$.telegram.webhook.max_connections: 0 is out of range") == 0);
   CHECK(e(R"({"database": "postgres://db/bot"})").find("PostgreSQL") != std::string::npos);
   CHECK(e(R"({"database_sync": "off"})") == "$.database_sync: \"off\" is neither full nor normal");
   CHECK(e(R"({"assistant": {"system_prompt": "a", "system_prompt_file": "b"}})")

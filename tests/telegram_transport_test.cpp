@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 
 #include "llmassist/telegram_transport.h"
 #include "support/capturing_logger.h"
+#include "support/child_process.h"
 #include "support/mock_telegram_server.h"
 #include "transport/telegram_format.h"
 
@@ -34,6 +36,7 @@ using nlohmann::json;
 namespace {
 
 using llmassist::testing::CapturingLogger;
+using llmassist::testing::eventually;
 
 
 // What the handler saw, and a switch to make it fail.
@@ -361,6 +364,71 @@ TEST_CASE("telegram transport: messages to one chat keep the per-chat interval")
   CHECK(chat[0].params.at("text") == "one");
   CHECK(chat[1].params.at("text") == "two");
   CHECK(chat[1].at - chat[0].at >= 300ms);
+}
+
+// The span between the first and the last sendMessage to the chats in [from, from + n).
+std::chrono::steady_clock::duration span_of(const MockTelegramServer& tg, int from, int n) {
+  std::vector<std::chrono::steady_clock::time_point> at;
+  for (const auto& call : tg.calls("sendMessage")) {
+    const auto chat = call.params.at("chat_id").get<std::int64_t>();
+    if (chat >= from && chat < from + n && call.status == 200) at.push_back(call.at);
+  }
+  REQUIRE(at.size() == static_cast<std::size_t>(n));
+  return *std::max_element(at.begin(), at.end()) - *std::min_element(at.begin(), at.end());
+}
+
+// Sends one message to each of the chats [from, from + n) at once and waits for them all.
+void send_burst(ChatTransport& t, int from, int n) {
+  std::vector<Outcome<Result<SentMessage>>> outcomes(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    t.send(text_to(std::to_string(from + i), "burst"), outcomes[static_cast<std::size_t>(i)].callback());
+  }
+  for (auto& o : outcomes) REQUIRE(o.get(30s).ok());
+}
+
+TEST_CASE("telegram transport: adaptive pacing holds the global limit only after a 429") {
+  Fixture f;
+  auto o = f.options();
+  o.pacing.global_per_second = 2;  // 30 chats paced would take 14 s
+  o.pacing.adaptive = true;
+  o.pacing.adaptive_cooldown = 2s;
+  auto t = f.make(o);
+  // No 429 yet: a burst to 30 chats goes out unpaced (the bucket would spread it over 14 s).
+  send_burst(*t, 3000, 30);
+  CHECK(span_of(f.tg, 3000, 30) < 7s);
+  CHECK_FALSE(f.logger->contains("flood control"));
+
+  // A 429: that message waits out its retry_after, and the messages after it keep to the global
+  // limit from an empty bucket: 6 messages at 2 a second, the last at least 2.5 s after the 429.
+  f.tg.fail_next("sendMessage", Failure::too_many_requests(1));
+  Outcome<Result<SentMessage>> refused;
+  t->send(text_to("4000", "refused once"), refused.callback());
+  REQUIRE(f.tg.wait_for_calls("sendMessage", 31));
+  REQUIRE(eventually([&] { return f.logger->contains("flood control"); }));
+  send_burst(*t, 4001, 5);
+  REQUIRE(refused.get().ok());
+  const auto calls = f.tg.calls("sendMessage");
+  const auto limited = std::find_if(calls.begin(), calls.end(),
+                                    [](const auto& c) { return c.status == 429; });
+  REQUIRE(limited != calls.end());
+  CHECK(calls.back().at - limited->at >= 2400ms);
+  CHECK(span_of(f.tg, 4000, 6) >= 2400ms);
+
+  // Past the cooldown after the last 429, bursts go out unpaced again.
+  std::this_thread::sleep_for(2500ms);
+  send_burst(*t, 5000, 30);
+  CHECK(span_of(f.tg, 5000, 30) < 7s);
+}
+
+TEST_CASE("telegram transport: without adaptive pacing the global limit always holds") {
+  Fixture f;
+  auto o = f.options();
+  o.pacing.global_per_second = 10;
+  o.pacing.adaptive = false;
+  auto t = f.make(o);
+  // A bucket of 10 that refills at 10 a second: 25 messages take at least 1.5 s.
+  send_burst(*t, 3000, 25);
+  CHECK(span_of(f.tg, 3000, 25) >= 1400ms);
 }
 
 TEST_CASE("telegram transport: its own client keeps to max_connections") {

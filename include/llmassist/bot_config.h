@@ -9,6 +9,7 @@
 // Thread-safety: functions without shared state.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -35,8 +36,16 @@ struct TelegramSection {
   // A webhook without a secret of at least 16 characters is refused unless this is set (a
   // local test setup). Default: false.
   bool webhook_allow_no_secret = false;
+  // The webhook server's limits (webhook.max_connections, …); unset: the transport's defaults.
+  std::optional<unsigned> webhook_max_connections;
+  std::optional<unsigned> webhook_max_connections_per_address;
+  std::optional<int> webhook_connection_timeout_s;
+  std::optional<std::size_t> webhook_max_body_bytes;
+  std::optional<std::size_t> webhook_max_queued_updates;
   std::optional<int> per_chat_interval_ms;
   std::optional<int> global_per_second;
+  std::optional<bool> adaptive_pacing;     // pacing.adaptive
+  std::optional<int> adaptive_cooldown_s;  // pacing.adaptive_cooldown_s
   std::optional<int> max_attempts;
   std::optional<int> max_connections;
   std::string proxy;    // the Bot API's proxy URL, or "direct"; empty: the environment's

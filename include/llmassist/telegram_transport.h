@@ -10,9 +10,10 @@
 //
 // Sending: every call is asynchronous and goes through one queue per chat, so the messages,
 // edits and drafts for one chat go out in the order they were asked for, at most one per
-// `per_chat_interval`, and all chats together at most `global_per_second`. A 429 is waited out
-// (Telegram's retry_after, on the Scheduler, never by sleeping), 5xx and network errors are
-// retried with backoff; the Status handed to `done` is final.
+// `per_chat_interval`, and all chats together at most `global_per_second` (by default only
+// after Telegram's flood control has answered a 429: see TelegramPacingOptions). A 429 is
+// waited out (Telegram's retry_after, on the Scheduler, never by sleeping), 5xx and network
+// errors are retried with backoff; the Status handed to `done` is final.
 //
 // Secrets: the bot token appears only in request URLs. Logs and Status messages name requests
 // as "https://api.telegram.org/bot<redacted>/sendMessage".
@@ -97,6 +98,15 @@ struct TelegramPacingOptions {
   // Messages per second over all chats (Telegram allows about 30). Zero: no global limit.
   // Default: 30.
   int global_per_second = 30;
+  // Adaptive (the default): the global limit applies only once Telegram has answered a 429
+  // (flood control), from then until `adaptive_cooldown` after the last 429; before that, and
+  // after it, messages to different chats go out as fast as they are asked for. So a burst of
+  // answers to many chats goes out at once, as long as Telegram accepts it, and a bot that
+  // meets Telegram's limit slows down to it instead of collecting ever longer waits. False:
+  // the global limit always applies.
+  bool adaptive = true;
+  // How long the global limit holds after the last 429, when adaptive. Default: 60 s.
+  std::chrono::milliseconds adaptive_cooldown{60000};
 };
 
 struct TelegramRetryOptions {

@@ -40,6 +40,10 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
     o.pacing.per_chat_interval = std::chrono::milliseconds(*t.per_chat_interval_ms);
   }
   if (t.global_per_second) o.pacing.global_per_second = *t.global_per_second;
+  if (t.adaptive_pacing) o.pacing.adaptive = *t.adaptive_pacing;
+  if (t.adaptive_cooldown_s) {
+    o.pacing.adaptive_cooldown = std::chrono::seconds(*t.adaptive_cooldown_s);
+  }
   if (t.max_attempts) o.retry.max_attempts = *t.max_attempts;
   if (t.max_connections) o.max_connections = *t.max_connections;
   o.proxy = t.proxy;
@@ -52,6 +56,15 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
   o.webhook.public_url = t.webhook_public_url;
   o.webhook.secret_token = t.webhook_secret;
   o.webhook.allow_no_secret = t.webhook_allow_no_secret;
+  if (t.webhook_max_connections) o.webhook.max_connections = *t.webhook_max_connections;
+  if (t.webhook_max_connections_per_address) {
+    o.webhook.max_connections_per_address = *t.webhook_max_connections_per_address;
+  }
+  if (t.webhook_connection_timeout_s) {
+    o.webhook.connection_timeout = std::chrono::seconds(*t.webhook_connection_timeout_s);
+  }
+  if (t.webhook_max_body_bytes) o.webhook.max_body_bytes = *t.webhook_max_body_bytes;
+  if (t.webhook_max_queued_updates) o.webhook.max_queued_updates = *t.webhook_max_queued_updates;
   o.logger = std::move(logger);
   return o;
 }

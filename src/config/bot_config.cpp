@@ -100,6 +100,9 @@ Status read_telegram(const json& j, BotConfig& c) {
     if (interval) c.telegram.per_chat_interval_ms = static_cast<int>(*interval);
     LLMASSIST_ASSIGN_OR_RETURN(auto rate, p.integer("global_per_second", 0, 10000));
     if (rate) c.telegram.global_per_second = static_cast<int>(*rate);
+    LLMASSIST_ASSIGN_OR_RETURN(c.telegram.adaptive_pacing, p.boolean("adaptive"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cooldown, p.integer("adaptive_cooldown_s", 0, 86400));
+    if (cooldown) c.telegram.adaptive_cooldown_s = static_cast<int>(*cooldown);
     LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
   }
   LLMASSIST_ASSIGN_OR_RETURN(const json* retry, t.object("retry"));
@@ -118,6 +121,23 @@ Status read_telegram(const json& j, BotConfig& c) {
     LLMASSIST_RETURN_IF_ERROR(text(w, "secret", c.telegram.webhook_secret));
     LLMASSIST_ASSIGN_OR_RETURN(auto no_secret, w.boolean("allow_no_secret"));
     if (no_secret) c.telegram.webhook_allow_no_secret = *no_secret;
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_connections, w.integer("max_connections", 1, 100000));
+    if (hook_connections) {
+      c.telegram.webhook_max_connections = static_cast<unsigned>(*hook_connections);
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_per_address,
+                               w.integer("max_connections_per_address", 1, 100000));
+    if (hook_per_address) {
+      c.telegram.webhook_max_connections_per_address = static_cast<unsigned>(*hook_per_address);
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_timeout, w.integer("connection_timeout_seconds", 1, 3600));
+    if (hook_timeout) c.telegram.webhook_connection_timeout_s = static_cast<int>(*hook_timeout);
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_body, w.integer("max_body_bytes", 1024, 64 << 20));
+    if (hook_body) c.telegram.webhook_max_body_bytes = static_cast<std::size_t>(*hook_body);
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_queued, w.integer("max_queued_updates", 1, 10000000));
+    if (hook_queued) {
+      c.telegram.webhook_max_queued_updates = static_cast<std::size_t>(*hook_queued);
+    }
     LLMASSIST_RETURN_IF_ERROR(w.check_unknown());
     LLMASSIST_RETURN_IF_ERROR(
         detail::parse_listen_address(c.telegram.webhook_listen, "$.telegram.webhook.listen")

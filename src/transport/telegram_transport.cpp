@@ -376,10 +376,12 @@ class Core final : public std::enable_shared_from_this<Core> {
     });
   }
 
-  // Takes one message from the global bucket, or says when the next is due.
+  // Takes one message from the global bucket, or says when the next is due. Adaptive pacing
+  // lets everything through outside a flood-control spell (see flood_controlled()).
   bool take_token(SteadyClock::time_point now, SteadyClock::time_point& retry_at) {
     const int rate = options_.pacing.global_per_second;
     if (rate <= 0) return true;
+    if (options_.pacing.adaptive && now >= paced_until_) return true;
     const double elapsed = std::chrono::duration<double>(now - refilled_).count();
     tokens_ = std::min<double>(rate, tokens_ + elapsed * rate);
     refilled_ = now;
@@ -482,6 +484,7 @@ class Core final : public std::enable_shared_from_this<Core> {
         if (attempts == 1 && s.code() == StatusCode::kUnavailable) delay = milliseconds(0);
         if (s.code() == StatusCode::kResourceExhausted) {
           delay = s.retry_after().value_or(delay);
+          flood_controlled(delay);
         }
         if (delay <= options_.retry.max_retry_after) {
           log(LogLevel::kWarning,
@@ -506,6 +509,34 @@ class Core final : public std::enable_shared_from_this<Core> {
     finish_call(key, more);
     if (!more) op->complete();
     pump();
+  }
+
+  // Telegram answered a 429: with adaptive pacing, the global limit holds from now until the
+  // cooldown after the wait Telegram asked for, starting from an empty bucket (the burst that
+  // met the limit has used it up).
+  void flood_controlled(milliseconds retry_after) {
+    if (!options_.pacing.adaptive || options_.pacing.global_per_second <= 0) return;
+    const auto now = SteadyClock::now();
+    bool began = false;
+    {
+      std::lock_guard lock(mu_);
+      began = now >= paced_until_;
+      if (began) {
+        tokens_ = 0;
+        refilled_ = now;
+      }
+      paced_until_ =
+          std::max(paced_until_, now + retry_after + options_.pacing.adaptive_cooldown);
+    }
+    if (began) {
+      log(LogLevel::kWarning,
+          fmt::format("telegram: flood control (429): sending at most {} messages a second "
+                      "over all chats for {} s (longer if more 429s follow)",
+                      options_.pacing.global_per_second,
+                      std::chrono::duration_cast<std::chrono::seconds>(
+                          retry_after + options_.pacing.adaptive_cooldown)
+                          .count()));
+    }
   }
 
   // The lane's head call is over for now: it waits `delay` and then is made again.
@@ -863,6 +894,8 @@ class Core final : public std::enable_shared_from_this<Core> {
   std::uint64_t finished_calls_ = 0;
   double tokens_ = 0;
   SteadyClock::time_point refilled_;
+  // Adaptive pacing: the global limit holds until then (the epoch: not now).
+  SteadyClock::time_point paced_until_{};
   SteadyClock::time_point timer_at_{};
   std::unordered_map<std::string, std::string> draft_messages_;  // "chat/draft" → message id
   std::deque<std::string> draft_order_;
@@ -1184,7 +1217,8 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
   if (o.polling.timeout.count() < 0) {
     return invalid_argument("telegram: polling.timeout must not be negative");
   }
-  if (o.pacing.per_chat_interval.count() < 0 || o.pacing.global_per_second < 0) {
+  if (o.pacing.per_chat_interval.count() < 0 || o.pacing.global_per_second < 0 ||
+      o.pacing.adaptive_cooldown.count() < 0) {
     return invalid_argument("telegram: pacing limits must not be negative");
   }
   if (o.retry.max_attempts < 1) {
