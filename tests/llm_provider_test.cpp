@@ -3,6 +3,7 @@
 // particular to each.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -12,10 +13,13 @@
 #include "llmassist/openai_provider.h"
 #include "llmassist/curl_http_client.h"
 #include "support/mock_llm_server.h"
+#include "support/raw_http_server.h"
 
 using namespace llmassist;
 using namespace std::chrono_literals;
 using llmassist::testing::MockLlmServer;
+using llmassist::testing::RawConnection;
+using llmassist::testing::RawHttpServer;
 using Behavior = MockLlmServer::Behavior;
 
 namespace {
@@ -433,5 +437,57 @@ TEST_CASE("providers: an endless streamed answer is stopped at max_answer_bytes"
     auto next = stream(*p);
     REQUIRE(next.result.ok());
     CHECK(next.result->text == "Hello, world!");
+  }
+}
+
+// The server read a completion on a kept-alive connection and closed it without a reply: the
+// HTTP client does not send a POST twice (reason not_resent), and the provider sends it once
+// more, on a fresh connection. Once: a second loss is the answer.
+TEST_CASE("providers: a completion lost by a kept-alive connection is sent once more, once") {
+  bool lost_twice = false;
+  SUBCASE("the second copy is answered") {}
+  SUBCASE("the second copy is lost too") { lost_twice = true; }
+  const std::string answer =
+      R"({"id":"c1","object":"chat.completion","model":"mock-model","choices":[{"index":0,)"
+      R"("message":{"role":"assistant","content":"Hello again"},"finish_reason":"stop"}]})";
+  const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(answer.size()) + "\r\n\r\n" +
+                            answer;
+  RawHttpServer server;
+  server.start([&](RawConnection& conn) {
+    if (conn.index() == 0) {
+      if (!conn.read_request()) return;
+      conn.write(reply);
+      conn.read_request();  // then closes without a byte of reply
+      return;
+    }
+    // (curl may open a connection for a retry of its own that the client stops before it
+    // sends: such a connection reads nothing.)
+    if (!conn.read_request()) return;
+    if (!lost_twice) conn.write(reply);
+  });
+  OpenAiProviderOptions o;
+  o.name = "openai-test";
+  o.base_url = server.url("/v1");
+  o.model = "mock-model";
+  o.logger = null_logger();
+  o.http = shared_client();
+  auto provider = make_openai_provider(o).value();
+  REQUIRE(complete_sync(*provider, question("warm-up")).ok());
+  auto second = complete_sync(*provider, question("the one lost"));
+  // The first copy went on the warm-up's connection, the second on a fresh one.
+  std::vector<int> copies_on;
+  for (const auto& r : server.requests()) {
+    if (r.body.find("the one lost") != std::string::npos) copies_on.push_back(r.connection);
+  }
+  REQUIRE(copies_on.size() == 2);
+  CHECK(copies_on[0] == 0);
+  CHECK(copies_on[1] > 0);
+  if (lost_twice) {
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.status().code() == StatusCode::kUnavailable);
+  } else {
+    REQUIRE_MESSAGE(second.ok(), second.status().to_string());
+    CHECK(second->text == "Hello again");
   }
 }
