@@ -633,6 +633,10 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
                   Continuation& next, Slots& slots, const Endings& ending) {
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kCancelled) {
+        if (!stopping.load()) {
+          log(LogLevel::kWarning, fmt::format("drafting reply {} was cancelled: {}; given back",
+                                              reply.id, result.status().to_string()));
+        }
         give_back(reply);  // stopping: the next start drafts it again
       } else {
         fail_draft(reply, result.status());
