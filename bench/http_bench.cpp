@@ -1,22 +1,27 @@
 // How the libcurl HttpClient copes with many slow requests at once: N requests are sent together
-// to an in-process server that answers each after a delay. Measures the client: wall time, the
-// process's peak thread count, how many connections the server accepted, and memory per request
-// in flight: resident (VmRSS) and private (Private_Clean + Private_Dirty of
+// to a server that answers each after a delay. Measures the client: wall time, the process's
+// peak thread count, how many connections the server accepted, and memory per request in
+// flight: resident (VmRSS) and private (Private_Clean + Private_Dirty of
 // /proc/self/smaps_rollup), sampled before the client exists and while the requests are in
-// flight; the difference at the peak divided by N. (The in-process server's buffers for each
-// connection are included: an upper bound for the client.)
+// flight; the difference at the peak divided by N.
 //
-// The server is a single-threaded epoll loop (bench/support/bench_server.h), so that it adds one
-// thread, not one per request, and the thread count shows the client's cost.
+// The server is a single-threaded epoll loop (bench/support/bench_server.h) in a child process,
+// so that this process holds the client alone: its threads and its memory. (Until 2026-12 it
+// ran in this process, and its side of every connection counted as the client's.)
 //
 // Usage: llmassist-bench-http [requests=1000] [delay_ms=1000] [rounds=2]
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -32,6 +37,55 @@ using llmassist::bench::private_kb;
 using llmassist::bench::proc_status;
 using namespace std::chrono_literals;
 
+// The server, in a child process. `accepted` is shared memory the child keeps up to date.
+struct ServerProcess {
+  pid_t pid = -1;
+  int port = 0;
+  std::atomic<long>* accepted = nullptr;
+
+  explicit ServerProcess(std::chrono::milliseconds delay) {
+    void* shared = ::mmap(nullptr, sizeof(std::atomic<long>), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int fds[2];
+    if (shared == MAP_FAILED || ::pipe(fds) != 0) {
+      std::perror("bench server: mmap or pipe");
+      std::exit(1);
+    }
+    accepted = new (shared) std::atomic<long>(0);
+    pid = ::fork();
+    if (pid < 0) {
+      std::perror("bench server: fork");
+      std::exit(1);
+    }
+    if (pid == 0) {
+      ::close(fds[0]);
+      DelayingServer server(delay);
+      const int p = server.port();
+      if (::write(fds[1], &p, sizeof p) != sizeof p) std::_Exit(1);
+      ::close(fds[1]);
+      for (;;) {  // until the parent kills it
+        accepted->store(static_cast<long>(server.connections_accepted()));
+        std::this_thread::sleep_for(5ms);
+      }
+    }
+    ::close(fds[1]);
+    if (::read(fds[0], &port, sizeof port) != sizeof port) {
+      std::fprintf(stderr, "bench server: the child did not start\n");
+      std::exit(1);
+    }
+    ::close(fds[0]);
+  }
+  ~ServerProcess() {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  // What the child saw at its last update (every 5 ms).
+  [[nodiscard]] long connections_accepted() const {
+    std::this_thread::sleep_for(20ms);
+    return accepted->load();
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,13 +93,13 @@ int main(int argc, char** argv) {
   const auto delay = std::chrono::milliseconds(argc > 2 ? std::atoi(argv[2]) : 1000);
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 2;
 
-  // Each request holds two descriptors in this process (client and server side).
+  // Each request holds a descriptor in each process.
   rlimit files{};
   ::getrlimit(RLIMIT_NOFILE, &files);
   files.rlim_cur = files.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &files);
 
-  DelayingServer server(delay);
+  ServerProcess server(delay);
   const long threads_before = proc_status("Threads");
   const long rss_before_kb = proc_status("VmHWM");
   const long current_rss_before_kb = proc_status("VmRSS");
@@ -57,11 +111,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto client = std::move(made).value();
-  const std::string url = fmt::format("http://127.0.0.1:{}/slow", server.port());
+  const std::string url = fmt::format("http://127.0.0.1:{}/slow", server.port);
 
   fmt::print("{} concurrent GETs, server delay {} ms, {} rounds on one client\n", requests,
              delay.count(), rounds);
-  fmt::print("threads before the client: {} (main + bench server); open files limit {}\n",
+  fmt::print("threads before the client: {} (main; the server is a process of its own); open "
+             "files limit {}\n",
              threads_before, static_cast<long>(files.rlim_cur));
   for (int round = 1; round <= rounds; ++round) {
     std::atomic<int> done{0};
