@@ -115,9 +115,10 @@ int main(int argc, char** argv) {
 
   fmt::print("{} concurrent GETs, server delay {} ms, {} rounds on one client\n", requests,
              delay.count(), rounds);
-  fmt::print("threads before the client: {} (main; the server is a process of its own); open "
-             "files limit {}\n",
-             threads_before, static_cast<long>(files.rlim_cur));
+  fmt::print(
+      "threads before the client: {} (main; the server is a process of its own); open "
+      "files limit {}\n",
+      threads_before, static_cast<long>(files.rlim_cur));
   for (int round = 1; round <= rounds; ++round) {
     std::atomic<int> done{0};
     std::atomic<int> ok{0};

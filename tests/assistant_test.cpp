@@ -726,3 +726,27 @@ TEST_CASE("assistant: with retention_days, old messages go at start, recent ones
   CHECK(bot.store->chat_history(chat.id, {}).value().front().text == "new");
   bot.assistant->stop(1s);
 }
+
+TEST_CASE(
+    "assistant: without rescans, chats that waited for a free slot are answered when one frees") {
+  llmassist::testing::MockLlmServer llm;
+  llmassist::testing::MockTelegramServer telegram;
+  Bot bot;
+  AssistantOptions o;
+  o.texts.human_button.clear();
+  o.rescan_interval = std::chrono::hours(1);  // only the freed slots can take the rest on
+  SUBCASE("two drafts at a time") { o.max_concurrent_drafts = 2; }
+  SUBCASE("two sends at a time") { o.max_concurrent_sends = 2; }
+  bot.start(o, echoing_provider(llm), unpaced_telegram(telegram));
+  constexpr int kChats = 12;
+  std::vector<std::pair<std::int64_t, std::string>> updates;
+  for (int c = 0; c < kChats; ++c) {
+    updates.emplace_back(
+        c + 1, llmassist::testing::MockTelegramServer::text_update(c + 1, "question", 800 + c));
+  }
+  telegram.push_updates(std::move(updates));
+  // Every chat is answered, though each step's end carries on only its own chat.
+  REQUIRE(bot.eventually([&] { return telegram.count_calls("sendMessage", 200) == kChats; }));
+  CHECK(bot.replies(ReplyStatus::kSent).size() == static_cast<std::size_t>(kChats));
+  CHECK(llm.requests() == kChats);
+}

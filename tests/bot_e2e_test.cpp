@@ -344,8 +344,7 @@ TEST_CASE("bot e2e: killed with SIGKILL at random moments, every question gets o
   // a chat's answers come in order).
   auto answered_upto = [&](int round) {
     for (int c = 0; c < kChats; ++c) {
-      const std::string answer =
-          "Answer to: q-" + std::to_string(c) + "-" + std::to_string(round);
+      const std::string answer = "Answer to: q-" + std::to_string(c) + "-" + std::to_string(round);
       const auto texts = w.sent_to(5000 + c);
       if (std::find(texts.begin(), texts.end(), answer) == texts.end()) return false;
     }

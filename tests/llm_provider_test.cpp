@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "llm/provider_util.h"
+#include "llmassist/curl_http_client.h"
 #include "llmassist/ollama_provider.h"
 #include "llmassist/openai_provider.h"
-#include "llmassist/curl_http_client.h"
 #include "support/mock_llm_server.h"
 #include "support/raw_http_server.h"
 
@@ -450,9 +450,10 @@ TEST_CASE("providers: a completion lost by a kept-alive connection is sent once 
   const std::string answer =
       R"({"id":"c1","object":"chat.completion","model":"mock-model","choices":[{"index":0,)"
       R"("message":{"role":"assistant","content":"Hello again"},"finish_reason":"stop"}]})";
-  const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                            "Content-Length: " + std::to_string(answer.size()) + "\r\n\r\n" +
-                            answer;
+  const std::string reply =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(answer.size()) + "\r\n\r\n" + answer;
   RawHttpServer server;
   server.start([&](RawConnection& conn) {
     if (conn.index() == 0) {

@@ -38,7 +38,6 @@ namespace {
 using llmassist::testing::CapturingLogger;
 using llmassist::testing::eventually;
 
-
 // What the handler saw, and a switch to make it fail.
 class Inbox {
  public:
@@ -381,7 +380,8 @@ std::chrono::steady_clock::duration span_of(const MockTelegramServer& tg, int fr
 void send_burst(ChatTransport& t, int from, int n) {
   std::vector<Outcome<Result<SentMessage>>> outcomes(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
-    t.send(text_to(std::to_string(from + i), "burst"), outcomes[static_cast<std::size_t>(i)].callback());
+    t.send(text_to(std::to_string(from + i), "burst"),
+           outcomes[static_cast<std::size_t>(i)].callback());
   }
   for (auto& o : outcomes) REQUIRE(o.get(30s).ok());
 }
@@ -408,8 +408,8 @@ TEST_CASE("telegram transport: adaptive pacing holds the global limit only after
   send_burst(*t, 4001, 5);
   REQUIRE(refused.get().ok());
   const auto calls = f.tg.calls("sendMessage");
-  const auto limited = std::find_if(calls.begin(), calls.end(),
-                                    [](const auto& c) { return c.status == 429; });
+  const auto limited =
+      std::find_if(calls.begin(), calls.end(), [](const auto& c) { return c.status == 429; });
   REQUIRE(limited != calls.end());
   CHECK(calls.back().at - limited->at >= 2400ms);
   CHECK(span_of(f.tg, 4000, 6) >= 2400ms);

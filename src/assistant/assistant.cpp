@@ -101,6 +101,12 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   }
   std::condition_variable wake;  // the worker waits on it
   bool woken = false;            // guarded by mu
+  // Work a full slot held back, of any chat (kDraftWork, kSendWork): a claim took all the
+  // slots it could, or a step's continuation found none. The slot that frees next wakes the
+  // worker for a claim over all chats (`unblocked`), instead of leaving the waiting replies of
+  // other chats to the next rescan. Guarded by mu.
+  unsigned starved = 0;
+  unsigned unblocked = 0;
   AssistantStats counters;                                    // guarded by mu
   std::atomic<bool> stopping{false};
   std::thread pump;
@@ -232,6 +238,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     auto last_scan = std::chrono::steady_clock::time_point{};
     while (true) {
       std::map<ChatId, unsigned> chats;
+      unsigned any_chat = 0;  // work to claim over all chats
       {
         std::unique_lock lock(mu);
         wake.wait_until(lock, last_scan + options.rescan_interval,
@@ -239,6 +246,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
         if (stopping.load()) return;
         woken = false;
         chats.swap(touched);
+        any_chat = std::exchange(unblocked, 0u);
         // A chat with a draft (a send) in flight has no other to start until that one ends,
         // and its end claims the next: the work waits for it instead of a claim that finds
         // nothing.
@@ -259,7 +267,19 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
         refresh_settings();
         start_drafts({});
         start_sends({});
-      } else if (!chats.empty()) {
+      } else {
+        // Slots came free while replies of any chat waited for one: a claim over all chats
+        // (which covers the touched chats' work of that kind too).
+        unsigned covered = 0;
+        if (any_chat & kDraftWork) {
+          start_drafts({});
+          covered |= kDraftWork | kRedraftWork;
+        }
+        if (any_chat & kSendWork) {
+          start_sends({});
+          covered |= kSendWork;
+        }
+        for (auto& [chat, what] : chats) what &= ~covered;
         auto with = [&](unsigned work) {
           std::vector<ChatId> these;
           for (const auto& [chat, what] : chats) {
@@ -307,11 +327,28 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   void claim_and_draft(ReplyStatus from, const std::string& who,
                        const std::vector<ChatId>& chats) {
     const int free = free_slots().drafts;
-    if (free <= 0) return;
-    auto claimed =
-        parts.store->claim_replies(draft_claim(from, who, chats, std::min(free, 1000), true));
+    const int limit = std::min(free, 1000);
+    if (free <= 0) return starve(kDraftWork);
+    auto claimed = parts.store->claim_replies(draft_claim(from, who, chats, limit, true));
     if (failed(claimed, "claiming replies to draft")) return;
+    if (static_cast<int>(claimed->size()) == limit) starve(kDraftWork);  // more may wait
     for (auto& reply : *claimed) draft(std::move(reply));
+  }
+
+  // A full slot held `work` back (see `starved`).
+  void starve(unsigned work) {
+    std::lock_guard lock(mu);
+    starved |= work;
+  }
+
+  // A slot of `work` came free: if work waits for one, the worker claims it over all chats.
+  // Called with mu held; true when the worker is to be woken.
+  bool slot_freed(unsigned work) {
+    if (!(starved & work) || stopping.load()) return false;
+    starved &= ~work;
+    unblocked |= work;
+    woken = true;
+    return true;
   }
 
   // A claim of replies in `from` to draft, each the oldest unfinished reply of its chat (an
@@ -480,6 +517,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       if (drafting.erase(reply.id)) {
         woke = count_in_flight(chats_drafting, reply.chat_id, -1, kDraftWork);
+        woke = slot_freed(kDraftWork) || woke;
       }
       counters.drafts_in_flight = static_cast<int>(drafting.size());
       settled.notify_all();
@@ -551,6 +589,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       c.claims.push_back(draft_claim(ReplyStatus::kNew, worker, {chat}, 1, false));
     } else {
       c.complete = false;
+      starve(kDraftWork);
     }
     if (other_send) {
       // its end claims the next
@@ -560,6 +599,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       c.claims.push_back(send_claim({chat}, 1, false));
     } else {
       c.complete = false;
+      starve(kSendWork);
     }
     return c;
   }
@@ -718,9 +758,11 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // again could send it twice.
   void start_sends(const std::vector<ChatId>& chats, bool retake_own = false) {
     const int free = free_slots().sends;
-    if (free <= 0) return;
-    auto claimed = parts.store->claim_replies(send_claim(chats, std::min(free, 1000), retake_own));
+    const int limit = std::min(free, 1000);
+    if (free <= 0) return starve(kSendWork);
+    auto claimed = parts.store->claim_replies(send_claim(chats, limit, retake_own));
     if (failed(claimed, "claiming answers to send")) return;
+    if (static_cast<int>(claimed->size()) == limit) starve(kSendWork);  // more may wait
     for (auto& reply : *claimed) send(std::move(reply));
   }
 
@@ -781,6 +823,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       std::lock_guard lock(mu);
       if (sending.erase(reply.id)) {
         woke = count_in_flight(chats_sending, reply.chat_id, -1, kSendWork);
+        woke = slot_freed(kSendWork) || woke;
       }
       counters.sends_in_flight = static_cast<int>(sending.size());
       settled.notify_all();

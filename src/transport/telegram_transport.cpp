@@ -525,8 +525,7 @@ class Core final : public std::enable_shared_from_this<Core> {
         tokens_ = 0;
         refilled_ = now;
       }
-      paced_until_ =
-          std::max(paced_until_, now + retry_after + options_.pacing.adaptive_cooldown);
+      paced_until_ = std::max(paced_until_, now + retry_after + options_.pacing.adaptive_cooldown);
     }
     if (began) {
       log(LogLevel::kWarning,
