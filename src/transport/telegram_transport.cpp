@@ -476,16 +476,17 @@ class Core final : public std::enable_shared_from_this<Core> {
       const bool transient = s.code() == StatusCode::kUnavailable ||
                              s.code() == StatusCode::kDeadlineExceeded ||
                              s.code() == StatusCode::kResourceExhausted;
+      // Flood control slows every chat down, whether this call is tried again or not.
+      if (s.code() == StatusCode::kResourceExhausted) {
+        flood_controlled(s.retry_after().value_or(backoff(options_.retry, attempts)));
+      }
       if (transient && attempts < options_.retry.max_attempts) {
         milliseconds delay = backoff(options_.retry, attempts);
         // A first network failure is most often a connection that broke under the request (the
         // HTTP client itself resends only a request whose kept-alive connection had been
         // closed before it): try again at once, on a fresh connection. Later failures back off.
         if (attempts == 1 && s.code() == StatusCode::kUnavailable) delay = milliseconds(0);
-        if (s.code() == StatusCode::kResourceExhausted) {
-          delay = s.retry_after().value_or(delay);
-          flood_controlled(delay);
-        }
+        if (s.code() == StatusCode::kResourceExhausted) delay = s.retry_after().value_or(delay);
         if (delay <= options_.retry.max_retry_after) {
           log(LogLevel::kWarning,
               fmt::format("{} (attempt {} of {}); trying again in {} ms", s.message(), attempts,
