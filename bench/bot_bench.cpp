@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -87,7 +87,8 @@ long status_kb(pid_t pid, const std::string& field) {
   std::ifstream in(fmt::format("/proc/{}/status", pid));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
+    if (line.rfind(field + ":", 0) == 0)
+      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
   }
   return -1;
 }
@@ -138,7 +139,7 @@ std::size_t answers(const MockTelegramServer& tg) { return tg.count_calls("sendM
 
 struct Run {
   double seconds = 0;
-  double step_ms = 0;  // median time between two answers of one chat
+  double step_ms = 0;   // median time between two answers of one chat
   double first_ms = 0;  // from the first push to the slowest chat's first answer
   double cpu_ms_per_message = 0;
   long peak_rss_kb = 0;
@@ -184,13 +185,17 @@ struct Setup {
     nlohmann::json config = {
         {"database", (dir / "bot.db").string()},
         {"telegram",
-         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 5}}}}},
+         {{"token", telegram.token()},
+          {"api_url", telegram.api_url()},
+          {"polling", {{"timeout_s", 5}}}}},
         {"assistant", {{"moderation", "auto"}, {"texts", {{"human_button", ""}}}}},
         {"memory", {{"window", 8}}},
         {"providers",
-         nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
+         nlohmann::json::array({{{"type", "openai"},
+                                 {"name", "mock"},
                                  {"base_url", fmt::format("http://127.0.0.1:{}/v1", llm.port())},
-                                 {"model", "mock"}, {"retries", 0}}})}};
+                                 {"model", "mock"},
+                                 {"retries", 0}}})}};
     if (options.normal_sync) config["database_sync"] = "normal";
     if (!options.default_pacing) {
       config["telegram"]["pacing"] = {{"per_chat_interval_ms", 0}, {"global_per_second", 0}};
@@ -251,19 +256,22 @@ Run burst(int messages, int chats, std::chrono::milliseconds llm_delay, const Op
   // the run lasts about its first answer plus (messages per chat - 1) steps.
   std::map<std::string, std::vector<Steady::time_point>> by_chat;
   for (const auto& c : s.telegram.calls("sendMessage")) {
-    if (c.status == 200) by_chat[c.params.value("chat_id", nlohmann::json()).dump()].push_back(c.at);
+    if (c.status == 200)
+      by_chat[c.params.value("chat_id", nlohmann::json()).dump()].push_back(c.at);
   }
   std::vector<double> steps;
   for (auto& [chat, at] : by_chat) {
     std::sort(at.begin(), at.end());
-    r.first_ms = std::max(r.first_ms, std::chrono::duration<double, std::milli>(at.front() - start).count());
+    r.first_ms =
+        std::max(r.first_ms, std::chrono::duration<double, std::milli>(at.front() - start).count());
     r.chat_done_ms.push_back(std::chrono::duration<double, std::milli>(at.back() - start).count());
     for (std::size_t i = 1; i < at.size(); ++i) {
       steps.push_back(std::chrono::duration<double, std::milli>(at[i] - at[i - 1]).count());
     }
   }
   if (!steps.empty()) {
-    std::nth_element(steps.begin(), steps.begin() + static_cast<long>(steps.size() / 2), steps.end());
+    std::nth_element(steps.begin(), steps.begin() + static_cast<long>(steps.size() / 2),
+                     steps.end());
     r.step_ms = steps[steps.size() / 2];
   }
   r.cpu_ms_per_message = (cpu_ms(s.bot.pid) - cpu_before) / messages;
@@ -282,26 +290,27 @@ void latency(int chats, const Options& options) {
   for (int i = 0; i < 300; ++i) {
     const std::size_t before = answers(s.telegram);
     const auto t = Steady::now();
-    s.telegram.push_update(id, MockTelegramServer::text_update(id, "Where is my order?",
-                                                               800000 + i % chats));
+    s.telegram.push_update(
+        id, MockTelegramServer::text_update(id, "Where is my order?", 800000 + i % chats));
     ++id;
     while (answers(s.telegram) == before) std::this_thread::sleep_for(50us);
     added.push_back(std::chrono::duration<double, std::milli>(Steady::now() - t).count());
   }
   std::sort(added.begin(), added.end());
-  fmt::print("latency added per message (update pushed -> answer received, LLM at 0 ms, "
-             "{} one at a time): p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms\n",
-             added.size(), added[added.size() / 2], added[added.size() * 99 / 100], added.back());
+  fmt::print(
+      "latency added per message (update pushed -> answer received, LLM at 0 ms, "
+      "{} one at a time): p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms\n",
+      added.size(), added[added.size() / 2], added[added.size() * 99 / 100], added.back());
 }
 
 }  // namespace
 
 std::string memory_figures(const Run& r) {
-  return fmt::format("peak RSS {:.1f} MiB, peak private {:.1f} MiB (RSS then {:.1f} MiB: {:.1f} "
-                     "MiB shared pages)",
-                     r.peak_rss_kb / 1024.0, r.peak_private_kb / 1024.0,
-                     r.rss_at_private_peak_kb / 1024.0,
-                     (r.rss_at_private_peak_kb - r.peak_private_kb) / 1024.0);
+  return fmt::format(
+      "peak RSS {:.1f} MiB, peak private {:.1f} MiB (RSS then {:.1f} MiB: {:.1f} "
+      "MiB shared pages)",
+      r.peak_rss_kb / 1024.0, r.peak_private_kb / 1024.0, r.rss_at_private_peak_kb / 1024.0,
+      (r.rss_at_private_peak_kb - r.peak_private_kb) / 1024.0);
 }
 
 // 1,000 chats asking at once, each one question, on a 2 s LLM, with the bot's default limits.
@@ -320,8 +329,9 @@ int thousand_chats(Options options) {
       options.normal_sync ? "NORMAL" : "FULL", options.tls ? ", the Bot API over https" : "");
   const Run r = burst(kChats, kChats, kLlm, options);
   auto at = [&](double q) {
-    return r.chat_done_ms[std::min(r.chat_done_ms.size() - 1,
-                                   static_cast<std::size_t>(q * static_cast<double>(r.chat_done_ms.size())))];
+    return r.chat_done_ms[std::min(
+        r.chat_done_ms.size() - 1,
+        static_cast<std::size_t>(q * static_cast<double>(r.chat_done_ms.size())))];
   };
   const auto within_goal = std::count_if(r.chat_done_ms.begin(), r.chat_done_ms.end(),
                                          [](double ms) { return ms <= 2500; });
@@ -362,8 +372,9 @@ int main(int argc, char** argv) {
       // Inherited by the bot: OpenSSL's default CA file, instead of the system's.
       ::setenv("SSL_CERT_FILE", certs.ca_file().c_str(), 1);
     } else {
-      fmt::print(stderr, "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--tls] "
-                         "[--bot PATH] [--scenario thousand-chats [--pacing default|off]]\n");
+      fmt::print(stderr,
+                 "usage: llmassist-bench-bot [--messages N] [--chats N] [--normal] [--tls] "
+                 "[--bot PATH] [--scenario thousand-chats [--pacing default|off]]\n");
       return 2;
     }
   }
@@ -376,11 +387,12 @@ int main(int argc, char** argv) {
              options.tls ? ", the Bot API over https" : "");
   for (auto delay : {0ms, 100ms}) {
     const Run r = burst(messages, chats, delay, options);
-    fmt::print("LLM at {} ms: {:.0f} msgs/s ({} in {:.2f} s), bot CPU {:.3f} ms per message, "
-               "{}; a chat's answers {:.2f} ms apart (median), every chat's first within "
-               "{:.1f} ms\n",
-               delay.count(), messages / r.seconds, messages, r.seconds, r.cpu_ms_per_message,
-               memory_figures(r), r.step_ms, r.first_ms);
+    fmt::print(
+        "LLM at {} ms: {:.0f} msgs/s ({} in {:.2f} s), bot CPU {:.3f} ms per message, "
+        "{}; a chat's answers {:.2f} ms apart (median), every chat's first within "
+        "{:.1f} ms\n",
+        delay.count(), messages / r.seconds, messages, r.seconds, r.cpu_ms_per_message,
+        memory_figures(r), r.step_ms, r.first_ms);
   }
   latency(chats, options);
   return 0;

@@ -152,8 +152,7 @@ int main(int argc, char** argv) {
     fmt::print(
         "round {}: memory before the client: RSS {} kB, private {} kB; at the peak: RSS {} kB, "
         "private {} kB; per request in flight: RSS {:.2f} KiB, private {:.2f} KiB\n",
-        round, current_rss_before_kb, private_before_kb, memory.peak_rss_kb,
-        memory.peak_private_kb,
+        round, current_rss_before_kb, private_before_kb, memory.peak_rss_kb, memory.peak_private_kb,
         static_cast<double>(memory.peak_rss_kb - current_rss_before_kb) / requests,
         static_cast<double>(memory.peak_private_kb - private_before_kb) / requests);
   }

@@ -95,9 +95,9 @@ std::shared_ptr<LlmProvider> ollama(const std::string& url) {
 void concurrent(int n, std::chrono::milliseconds delay, bool stream, bool use_ollama) {
   const std::string& body =
       use_ollama ? (stream ? kOllamaStream : kOllamaAnswer) : (stream ? kStream : kAnswer);
-  DelayingServer server(delay, body,
-                        stream ? (use_ollama ? "application/x-ndjson" : "text/event-stream")
-                               : "application/json");
+  DelayingServer server(
+      delay, body,
+      stream ? (use_ollama ? "application/x-ndjson" : "text/event-stream") : "application/json");
   const long threads_before = proc_status("Threads");
   const long rss_before = proc_status("VmRSS");
   const long private_before = private_kb();
@@ -122,14 +122,15 @@ void concurrent(int n, std::chrono::milliseconds delay, bool stream, bool use_ol
     std::this_thread::sleep_for(5ms);
   }
   const double wall = std::chrono::duration<double>(Steady::now() - start).count();
-  fmt::print("{} {} concurrent {} completions at {} ms: {} ok in {:.3f} s wall ({:.0f} per s); "
-             "peak threads {} ({} before the provider: main + mock server); peak RSS {:.1f} MiB "
-             "(+{:.1f}), peak private {:.1f} MiB (+{:.1f})\n",
-             use_ollama ? "Ollama" : "OpenAI", n,
-             stream ? (use_ollama ? "streamed (NDJSON)" : "streamed (SSE)") : "whole",
-             delay.count(), ok.load(), wall, ok.load() / wall, peak, threads_before,
-             memory.peak_rss_kb / 1024.0, (memory.peak_rss_kb - rss_before) / 1024.0,
-             memory.peak_private_kb / 1024.0, (memory.peak_private_kb - private_before) / 1024.0);
+  fmt::print(
+      "{} {} concurrent {} completions at {} ms: {} ok in {:.3f} s wall ({:.0f} per s); "
+      "peak threads {} ({} before the provider: main + mock server); peak RSS {:.1f} MiB "
+      "(+{:.1f}), peak private {:.1f} MiB (+{:.1f})\n",
+      use_ollama ? "Ollama" : "OpenAI", n,
+      stream ? (use_ollama ? "streamed (NDJSON)" : "streamed (SSE)") : "whole", delay.count(),
+      ok.load(), wall, ok.load() / wall, peak, threads_before, memory.peak_rss_kb / 1024.0,
+      (memory.peak_rss_kb - rss_before) / 1024.0, memory.peak_private_kb / 1024.0,
+      (memory.peak_private_kb - private_before) / 1024.0);
 }
 
 double ms_since(Steady::time_point t) {
@@ -167,16 +168,17 @@ void failover() {
   fmt::print("backup alone: median {:.3f} ms\n", base);
 
   // Port 1: nothing listens, the connection is refused at once.
-  auto refused = make_fallback_chain(
-                     {provider("primary", "http://127.0.0.1:1/v1"), provider("backup", backup_url)}, o)
-                     .value();
+  auto refused =
+      make_fallback_chain(
+          {provider("primary", "http://127.0.0.1:1/v1"), provider("backup", backup_url)}, o)
+          .value();
   auto lat = sequential(*refused, 203);
   const std::vector<double> before(lat.begin(), lat.begin() + 3);
   const std::vector<double> after(lat.begin() + 3, lat.end());
-  fmt::print("primary refuses connections: first 3 requests {:.3f} / {:.3f} / {:.3f} ms "
-             "(median extra {:.3f} ms); after its circuit opened: median {:.3f} ms (extra {:.3f} ms)\n",
-             before[0], before[1], before[2], median(before) - base, median(after),
-             median(after) - base);
+  fmt::print(
+      "primary refuses connections: first 3 requests {:.3f} / {:.3f} / {:.3f} ms "
+      "(median extra {:.3f} ms); after its circuit opened: median {:.3f} ms (extra {:.3f} ms)\n",
+      before[0], before[1], before[2], median(before) - base, median(after), median(after) - base);
 
   // A primary that accepts and never answers: each try costs its first-byte timeout (1 s here).
   DelayingServer hanging(std::chrono::hours(1), kAnswer, "application/json");
@@ -186,9 +188,10 @@ void failover() {
                    o)
                    .value();
   lat = sequential(*hangs, 23);
-  fmt::print("primary hangs (first-byte timeout 1 s): first 3 requests {:.0f} / {:.0f} / {:.0f} ms; "
-             "after its circuit opened: median {:.3f} ms\n",
-             lat[0], lat[1], lat[2], median(std::vector<double>(lat.begin() + 3, lat.end())));
+  fmt::print(
+      "primary hangs (first-byte timeout 1 s): first 3 requests {:.0f} / {:.0f} / {:.0f} ms; "
+      "after its circuit opened: median {:.3f} ms\n",
+      lat[0], lat[1], lat[2], median(std::vector<double>(lat.begin() + 3, lat.end())));
 }
 
 }  // namespace

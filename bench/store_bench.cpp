@@ -70,7 +70,9 @@ struct Percentiles {
 };
 Percentiles percentiles(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  auto at = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))]; };
+  auto at = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+  };
   return {at(0.50), at(0.99), v.back()};
 }
 
@@ -147,9 +149,10 @@ int main(int argc, char** argv) {
   }
   const auto w = percentiles(window_us);
   const auto h = percentiles(history_us);
-  std::printf("last-20 window at %d messages: p50 %.1f us, p99 %.1f us, max %.1f us "
-              "(%d reads, %.1f rows each)\n",
-              total_messages, w.p50, w.p99, w.max, kReads, static_cast<double>(rows) / kReads);
+  std::printf(
+      "last-20 window at %d messages: p50 %.1f us, p99 %.1f us, max %.1f us "
+      "(%d reads, %.1f rows each)\n",
+      total_messages, w.p50, w.p99, w.max, kReads, static_cast<double>(rows) / kReads);
   std::printf("history page of 50 at %d messages: p50 %.1f us, p99 %.1f us, max %.1f us\n",
               total_messages, h.p50, h.p99, h.max);
 

@@ -17,15 +17,36 @@ using llmassist::detail::http::RoutePattern;
 const std::vector<RoutePattern>& patterns() {
   static const std::vector<RoutePattern> all = [] {
     std::vector<RoutePattern> p;
-    for (const char* t :
-         {"/", "/health", "/metrics", "/openapi.json", "/api/accounts", "/api/accounts/{name}",
-          "/api/audit", "/api/chats", "/api/chats/{id}", "/api/chats/{id}/handback",
-          "/api/chats/{id}/handoff", "/api/chats/{id}/messages", "/api/chats/{id}/reply",
-          "/api/events", "/api/queue", "/api/replies", "/api/replies/{id}",
-          "/api/replies/{id}/approve", "/api/replies/{id}/claim", "/api/replies/{id}/edit",
-          "/api/replies/{id}/reject", "/api/session", "/api/settings", "/api/stats",
-          "/api/tokens", "/api/tokens/{id}", "/v1/chat/handle", "/v1/chat/reset",
-          "/telegram/webhook", "/a/{x}/{id}/{y}"}) {
+    for (const char* t : {"/",
+                          "/health",
+                          "/metrics",
+                          "/openapi.json",
+                          "/api/accounts",
+                          "/api/accounts/{name}",
+                          "/api/audit",
+                          "/api/chats",
+                          "/api/chats/{id}",
+                          "/api/chats/{id}/handback",
+                          "/api/chats/{id}/handoff",
+                          "/api/chats/{id}/messages",
+                          "/api/chats/{id}/reply",
+                          "/api/events",
+                          "/api/queue",
+                          "/api/replies",
+                          "/api/replies/{id}",
+                          "/api/replies/{id}/approve",
+                          "/api/replies/{id}/claim",
+                          "/api/replies/{id}/edit",
+                          "/api/replies/{id}/reject",
+                          "/api/session",
+                          "/api/settings",
+                          "/api/stats",
+                          "/api/tokens",
+                          "/api/tokens/{id}",
+                          "/v1/chat/handle",
+                          "/v1/chat/reset",
+                          "/telegram/webhook",
+                          "/a/{x}/{id}/{y}"}) {
       p.emplace_back(t);
     }
     return p;

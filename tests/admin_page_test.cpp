@@ -65,7 +65,8 @@ BrowserTools find_browser_tools() {
   const char* chromium = std::getenv("CHROMIUM");
   tools.chromium = chromium ? chromium : "/usr/bin/chromium";
   if (tools.node.empty()) tools.missing += "node is not on PATH; ";
-  if (::access(tools.chromium.c_str(), X_OK) != 0) tools.missing += tools.chromium + " is missing; ";
+  if (::access(tools.chromium.c_str(), X_OK) != 0)
+    tools.missing += tools.chromium + " is missing; ";
   if (!std::filesystem::exists(kWebTests + "/node_modules/playwright-core")) {
     tools.missing += "tests/web/node_modules is missing (npm ci --prefix tests/web); ";
   }
@@ -101,27 +102,31 @@ std::unique_ptr<AccountStore> open_account_store(const std::string& db) {
 // Two weeks of earlier conversations, written with a clock set to each day before the bot
 // starts, so that the statistics have days to draw.
 void seed_earlier_days(const std::string& db) {
-  static const char* const kNames[] = {"Lena Vogel", "Jonas Weber", "Priya Nair", "Carlos Ruiz",
-                                       "Hannah Fischer", "Mehmet Yilmaz", "Sofia Rossi",
-                                       "Ben Carter", "Julia Novak", "Omar Haddad"};
+  static const char* const kNames[] = {
+      "Lena Vogel",    "Jonas Weber", "Priya Nair", "Carlos Ruiz", "Hannah Fischer",
+      "Mehmet Yilmaz", "Sofia Rossi", "Ben Carter", "Julia Novak", "Omar Haddad"};
   static const char* const kQuestions[] = {
       "Where can I find my invoice?", "Do you ship to Austria?",
       "How long does a refund take?", "Can I change the size after ordering?",
-      "Is the jacket waterproof?", "My discount code does not work."};
+      "Is the jacket waterproof?",    "My discount code does not work."};
   auto clock = std::make_shared<ManualClock>();
   const auto midnight = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
   auto store = open_store(db, clock);
   for (int day = 13; day >= 1; --day) {
     const int users = 3 + (day * 5) % 8;
     for (int u = 0; u < users; ++u) {
-      clock->set(midnight - std::chrono::days(day) + std::chrono::hours(8) + std::chrono::minutes(47 * u));
+      clock->set(midnight - std::chrono::days(day) + std::chrono::hours(8) +
+                 std::chrono::minutes(47 * u));
       const auto chat = store->upsert_chat({"telegram", std::to_string(7000 + u), kNames[u], ""});
       REQUIRE(chat.ok());
       for (int x = 0; x <= (day + u) % 3; ++x) {
         const std::string question = kQuestions[(day + u + x) % 6];
         REQUIRE(store->append_message({chat->id, 0, Role::kUser, question, "user", ""}).ok());
         clock->advance(90s);
-        REQUIRE(store->append_message({chat->id, 0, Role::kAssistant, "Happy to help with that.", "", ""}).ok());
+        REQUIRE(store
+                    ->append_message(
+                        {chat->id, 0, Role::kAssistant, "Happy to help with that.", "", ""})
+                    .ok());
       }
     }
   }
@@ -135,23 +140,30 @@ struct Question {
   std::string draft;
 };
 
-const Question kApprove{5001, {"Maria", "Keller", "mkeller"},
-                        "Hi! I ordered a blue rain jacket last Tuesday (order 10452). When will it arrive?",
-                        "Your order 10452 left our warehouse yesterday. DHL usually delivers within "
-                        "2–3 working days, so it should arrive by Friday. The tracking link is in "
-                        "your confirmation email."};
-const Question kEdit{5002, {"Tom", "Becker", ""},
+const Question kApprove{
+    5001,
+    {"Maria", "Keller", "mkeller"},
+    "Hi! I ordered a blue rain jacket last Tuesday (order 10452). When will it arrive?",
+    "Your order 10452 left our warehouse yesterday. DHL usually delivers within "
+    "2–3 working days, so it should arrive by Friday. The tracking link is in "
+    "your confirmation email."};
+const Question kEdit{5002,
+                     {"Tom", "Becker", ""},
                      "Can I return shoes that I already wore once outside?",
                      "Unfortunately worn items cannot be returned."};
 const std::string kEditText =
     "Yes: within 30 days, as long as they are clean and undamaged. Print the return label from "
     "your account page.";
-const Question kReject{5003, {"Aiko", "Tanaka", "aiko_t"},
+const Question kReject{5003,
+                       {"Aiko", "Tanaka", "aiko_t"},
                        "How do I change the delivery address of an order that has already shipped?",
                        "Please contact us."};
-const Question kLiteral{5004, {"Sam", "", "sam_qa"}, "<img src=x onerror=alert(1)>",
+const Question kLiteral{5004,
+                        {"Sam", "", "sam_qa"},
+                        "<img src=x onerror=alert(1)>",
                         "I am not sure what you mean. Could you describe your question?"};
-const Question kWaiting{5005, {"Lucas", "Martin", ""},
+const Question kWaiting{5005,
+                        {"Lucas", "Martin", ""},
                         "Do you ship to Switzerland, and are there customs fees?",
                         "Yes, we ship to Switzerland. Customs fees are included in the price shown "
                         "at checkout, so nothing more is due on delivery."};
@@ -174,15 +186,22 @@ struct World {
     const nlohmann::json config = {
         {"database", db},
         {"telegram",
-         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 1}}},
+         {{"token", telegram.token()},
+          {"api_url", telegram.api_url()},
+          {"polling", {{"timeout_s", 1}}},
           {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
         {"assistant", {{"moderation", "review"}, {"texts", {{"human_button", ""}}}}},
         {"admin", {{"listen", "127.0.0.1:0"}}},
-        {"providers",
-         nlohmann::json::array({{{"type", "openai"}, {"name", "openrouter"}, {"base_url", llm.openai_url()},
-                                 {"model", "mock-model"}, {"retries", 0}},
-                                {{"type", "openai"}, {"name", "local"}, {"base_url", llm.openai_url()},
-                                 {"model", "mock-small"}, {"retries", 0}}})}};
+        {"providers", nlohmann::json::array({{{"type", "openai"},
+                                              {"name", "openrouter"},
+                                              {"base_url", llm.openai_url()},
+                                              {"model", "mock-model"},
+                                              {"retries", 0}},
+                                             {{"type", "openai"},
+                                              {"name", "local"},
+                                              {"base_url", llm.openai_url()},
+                                              {"model", "mock-small"},
+                                              {"retries", 0}}})}};
     auto parsed = parse_bot_config(config.dump(), dir.path().string());
     REQUIRE_MESSAGE(parsed.ok(), parsed.status().to_string());
     auto created = Bot::create(*parsed, {.logger = null_logger()});
@@ -204,11 +223,11 @@ struct World {
 #ifdef LLMASSIST_ADMIN_BINARY
     const std::string password_file = dir.file("password.txt");
     std::ofstream(password_file) << kPassword << "\n";
-    const pid_t pid = llmassist::testing::spawn(
-        {"/bin/sh", "-c",
-         std::string(LLMASSIST_ADMIN_BINARY) + " --db '" + db +
-             "' user add alice --role admin < '" + password_file + "'"},
-        dir.file("admin-cli.log"));
+    const pid_t pid =
+        llmassist::testing::spawn({"/bin/sh", "-c",
+                                   std::string(LLMASSIST_ADMIN_BINARY) + " --db '" + db +
+                                       "' user add alice --role admin < '" + password_file + "'"},
+                                  dir.file("admin-cli.log"));
     REQUIRE(llmassist::testing::wait_exit(pid) == 0);
 #else
     REQUIRE(open_account_store(db)->create_account("alice", kPassword, AccountRole::kAdmin).ok());
@@ -241,7 +260,8 @@ struct World {
   std::vector<std::string> sent_to(std::int64_t chat) const {
     std::vector<std::string> out;
     for (const auto& c : telegram.calls("sendMessage")) {
-      if (c.status == 200 && c.params.value("chat_id", nlohmann::json()).dump() == std::to_string(chat)) {
+      if (c.status == 200 &&
+          c.params.value("chat_id", nlohmann::json()).dump() == std::to_string(chat)) {
         out.push_back(c.params.value("text", ""));
       }
     }
@@ -285,8 +305,9 @@ TEST_CASE("admin page: an operator moderates in Chromium and the decisions reach
   redraft.tokens = {kRedraft};
   w.llm.set(redraft);
   // A chat handed to operators.
-  w.telegram.push_update(w.next_update, MockTelegramServer::text_update(
-                                            w.next_update, "/human", 5007, {"Noah", "Schmidt", ""}));
+  w.telegram.push_update(
+      w.next_update,
+      MockTelegramServer::text_update(w.next_update, "/human", 5007, {"Noah", "Schmidt", ""}));
   ++w.next_update;
 
   const std::string log = w.dir.file("browser.log");
@@ -303,15 +324,19 @@ TEST_CASE("admin page: an operator moderates in Chromium and the decisions reach
   REQUIRE_MESSAGE(exit_code == 0, read_file(log));
 
   // What was decided in the browser reached the users.
-  CHECK(eventually([&] { return !w.sent_to(kApprove.chat).empty() && w.sent_to(kApprove.chat).back() == kApprove.draft; }));
-  CHECK(eventually([&] { return !w.sent_to(kEdit.chat).empty() && w.sent_to(kEdit.chat).back() == kEditText; }));
+  CHECK(eventually([&] {
+    return !w.sent_to(kApprove.chat).empty() && w.sent_to(kApprove.chat).back() == kApprove.draft;
+  }));
+  CHECK(eventually(
+      [&] { return !w.sent_to(kEdit.chat).empty() && w.sent_to(kEdit.chat).back() == kEditText; }));
   const auto rejected = w.reply_of(kReject.chat);
   REQUIRE(rejected.has_value());
   CHECK(rejected->generation_attempts == 2);
   CHECK(rejected->draft_text == kRedraft);
   auto audit = w.store->list_audit({.reply_id = rejected->id}).value();
   CHECK(std::any_of(audit.begin(), audit.end(), [](const AuditEvent& e) {
-    return e.action == "reject" && e.actor == "operator:alice" && e.detail.find("Too vague") != std::string::npos;
+    return e.action == "reject" && e.actor == "operator:alice" &&
+           e.detail.find("Too vague") != std::string::npos;
   }));
   // The settings saved on the page are in force.
   CHECK(read_runtime_settings(*w.store)->system_prompt ==

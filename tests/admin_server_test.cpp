@@ -10,15 +10,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <nlohmann/json.hpp>
-#include <fmt/format.h>
 
 #include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "core/json_views.h"
 #include "llmassist/admin_server.h"
 #include "llmassist/openai_provider.h"
 #include "llmassist/runtime_settings.h"
@@ -26,7 +27,6 @@
 #include "llmassist/window_memory.h"
 #include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
-#include "core/json_views.h"
 #include "support/moderation_fixture.h"
 
 namespace llmassist::testing {
@@ -103,8 +103,8 @@ struct AdminFixture : QueueFixture {
   }
 
   // A request with a token; the body as JSON when given.
-  httplib::Result call(const std::string& method, const std::string& path,
-                       const std::string& token, const std::optional<json>& body = {}) const {
+  httplib::Result call(const std::string& method, const std::string& path, const std::string& token,
+                       const std::optional<json>& body = {}) const {
     auto c = client();
     const auto headers = token.empty() ? httplib::Headers{} : bearer(token);
     const std::string text = body ? body->dump() : "";
@@ -139,8 +139,8 @@ struct AdminFixture : QueueFixture {
 
 // "/api/replies/{id}" with real values.
 std::string concrete(std::string path) {
-  for (const auto& [from, to] : {std::pair<std::string, std::string>{"{id}", "1"},
-                                 {"{name}", "nobody"}}) {
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"{id}", "1"}, {"{name}", "nobody"}}) {
     for (auto pos = path.find(from); pos != std::string::npos; pos = path.find(from)) {
       path.replace(pos, from.size(), to);
     }
@@ -195,8 +195,9 @@ TEST_CASE("admin server: sign-in sets a strict cookie, and changes need the CSRF
   const ReplyId id = f.pending(chat, "Where is my order?", "It ships today.");
   auto c = f.client();
 
-  auto wrong = c.Post("/api/session", json{{"name", "alice"}, {"password", "nope-nope-nope"}}.dump(),
-                      "application/json");
+  auto wrong =
+      c.Post("/api/session", json{{"name", "alice"}, {"password", "nope-nope-nope"}}.dump(),
+             "application/json");
   CHECK(wrong->status == 401);
   CHECK(AdminFixture::error_of(wrong) == "unauthenticated");
   CHECK(!wrong->has_header("Set-Cookie"));
@@ -278,29 +279,27 @@ TEST_CASE("admin server: moderation routes decide, claim, and name the account")
   CHECK(queue["items"][0]["history"].size() >= 1);
   auto first = AdminFixture::body_of(f.call("GET", "/api/queue?limit=2", f.viewer_token));
   REQUIRE(first["items"].size() == 2);
-  auto second = AdminFixture::body_of(f.call(
-      "GET", "/api/queue?limit=2&cursor=" + first["next"].dump(), f.viewer_token));
+  auto second = AdminFixture::body_of(
+      f.call("GET", "/api/queue?limit=2&cursor=" + first["next"].dump(), f.viewer_token));
   REQUIRE(second["items"].size() == 1);
   CHECK(second["items"][0]["reply"]["id"] == r);
 
   const std::string base = "/api/replies/";
   // alice claims b; root cannot decide it meanwhile.
-  CHECK(f.call("POST", base + std::to_string(b) + "/claim", f.operator_token,
-               json{{"minutes", 5}})
+  CHECK(f.call("POST", base + std::to_string(b) + "/claim", f.operator_token, json{{"minutes", 5}})
             ->status == 200);
   auto taken = f.call("POST", base + std::to_string(b) + "/approve", f.admin_token);
   CHECK(taken->status == 409);
   CHECK(AdminFixture::error_of(taken) == "aborted");
-  CHECK(f.call("POST", base + std::to_string(b) + "/claim", f.operator_token,
-               json{{"minutes", 0}})
+  CHECK(f.call("POST", base + std::to_string(b) + "/claim", f.operator_token, json{{"minutes", 0}})
             ->status == 400);
 
   CHECK(f.call("POST", base + std::to_string(a) + "/approve", f.operator_token)->status == 200);
   CHECK(f.status_of(a) == ReplyStatus::kApproved);
   CHECK(f.call("POST", base + std::to_string(a) + "/approve", f.operator_token)->status == 409);
 
-  auto empty_edit = f.call("POST", base + std::to_string(b) + "/edit", f.operator_token,
-                           json{{"text", "  "}});
+  auto empty_edit =
+      f.call("POST", base + std::to_string(b) + "/edit", f.operator_token, json{{"text", "  "}});
   CHECK(empty_edit->status == 400);
   auto edited = AdminFixture::body_of(f.call("POST", base + std::to_string(b) + "/edit",
                                              f.operator_token, json{{"text", "Better answer"}}));
@@ -314,15 +313,15 @@ TEST_CASE("admin server: moderation routes decide, claim, and name the account")
   auto one = AdminFixture::body_of(f.call("GET", base + std::to_string(b), f.viewer_token));
   CHECK(one["reply"]["final_text"] == "Better answer");
   CHECK(one["chat"]["id"] == chat);
-  auto audit = AdminFixture::body_of(f.call("GET", "/api/audit?actor=operator:alice",
-                                            f.viewer_token));
+  auto audit =
+      AdminFixture::body_of(f.call("GET", "/api/audit?actor=operator:alice", f.viewer_token));
   std::set<std::string> actions;
   for (const auto& e : audit["items"]) actions.insert(e["action"].get<std::string>());
   CHECK(actions.count("approve") == 1);
   CHECK(actions.count("edit") == 1);
   CHECK(actions.count("reject") == 1);
-  auto listed = AdminFixture::body_of(f.call("GET", "/api/replies?status=approved",
-                                             f.viewer_token));
+  auto listed =
+      AdminFixture::body_of(f.call("GET", "/api/replies?status=approved", f.viewer_token));
   CHECK(listed["items"].size() == 2);
   CHECK(f.call("GET", "/api/replies?status=bogus", f.viewer_token)->status == 400);
   CHECK(f.call("GET", "/api/replies/999999", f.viewer_token)->status == 404);
@@ -379,11 +378,10 @@ TEST_CASE("admin server: chats, their history, handoff and an operator's reply")
       f.call("GET", "/api/chats/" + std::to_string(ann) + "/messages?limit=3", f.viewer_token));
   REQUIRE(page1["items"].size() == 3);
   CHECK(page1["items"][0]["text"] == "message 4");
-  auto page2 = AdminFixture::body_of(
-      f.call("GET",
-             "/api/chats/" + std::to_string(ann) + "/messages?limit=3&cursor=" +
-                 page1["next"].dump(),
-             f.viewer_token));
+  auto page2 = AdminFixture::body_of(f.call(
+      "GET",
+      "/api/chats/" + std::to_string(ann) + "/messages?limit=3&cursor=" + page1["next"].dump(),
+      f.viewer_token));
   REQUIRE(page2["items"].size() == 2);
   CHECK(page2["items"][1]["text"] == "message 0");
   CHECK(page2["next"].is_null());
@@ -393,11 +391,10 @@ TEST_CASE("admin server: chats, their history, handoff and an operator's reply")
   CHECK(refused->status == 409);
   auto handed = AdminFixture::body_of(f.call("POST", chat_url + "/handoff", f.operator_token));
   CHECK(handed["mode"] == "operator");
-  auto operators = AdminFixture::body_of(f.call("GET", "/api/chats?mode=operator",
-                                                f.viewer_token));
+  auto operators = AdminFixture::body_of(f.call("GET", "/api/chats?mode=operator", f.viewer_token));
   REQUIRE(operators["items"].size() == 1);
-  auto sent = AdminFixture::body_of(f.call("POST", chat_url + "/reply", f.operator_token,
-                                           json{{"text", "A person here."}}));
+  auto sent = AdminFixture::body_of(
+      f.call("POST", chat_url + "/reply", f.operator_token, json{{"text", "A person here."}}));
   CHECK(sent["status"] == "approved");
   CHECK(sent["author"] == "alice");
   auto back = AdminFixture::body_of(f.call("POST", chat_url + "/handback", f.operator_token));
@@ -416,8 +413,9 @@ TEST_CASE("admin server: statistics as JSON and as Prometheus metrics") {
   const ChatId chat = f.chat("500").id;
   const ReplyId id = f.pending(chat, "q", "draft");
   f.pending(chat, "q2", "draft 2");
-  REQUIRE(f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.operator_token)
-              ->status == 200);
+  REQUIRE(
+      f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.operator_token)->status ==
+      200);
   const std::string today = detail::iso(f.clock->now()).substr(0, 10);
   auto stats = AdminFixture::body_of(f.call("GET", "/api/stats", f.viewer_token));
   CHECK(stats["to"] == today);
@@ -426,15 +424,13 @@ TEST_CASE("admin server: statistics as JSON and as Prometheus metrics") {
   REQUIRE(stats["days"].size() == 1);
   CHECK(stats["days"][0]["user_messages"] == 2);
   CHECK(f.call("GET", "/api/stats?from=yesterday", f.viewer_token)->status == 400);
-  CHECK(f.call("GET", "/api/stats?from=2030-01-02&to=2030-01-01", f.viewer_token)->status ==
-        400);
+  CHECK(f.call("GET", "/api/stats?from=2030-01-02&to=2030-01-01", f.viewer_token)->status == 400);
 
   auto metrics = f.call("GET", "/metrics", f.viewer_token);
   REQUIRE(metrics->status == 200);
   CHECK(metrics->get_header_value("Content-Type").rfind("text/plain", 0) == 0);
   CHECK(metrics->body.find("llmassist_replies{status=\"pending\"} 1\n") != std::string::npos);
-  CHECK(metrics->body.find("llmassist_decisions{decision=\"approve\"} 1\n") !=
-        std::string::npos);
+  CHECK(metrics->body.find("llmassist_decisions{decision=\"approve\"} 1\n") != std::string::npos);
   CHECK(metrics->body.find("# TYPE llmassist_response_seconds summary") != std::string::npos);
 }
 
@@ -467,8 +463,7 @@ TEST_CASE("admin server: accounts and tokens") {
     CHECK(t["account"] == "victor");
     CHECK(!t.contains("secret"));
   }
-  CHECK(f.call("POST", "/api/tokens", f.viewer_token,
-               json{{"label", "x"}, {"account", "root"}})
+  CHECK(f.call("POST", "/api/tokens", f.viewer_token, json{{"label", "x"}, {"account", "root"}})
             ->status == 403);
   // Someone else's token is not the viewer's to revoke.
   auto roots = AdminFixture::body_of(f.call("GET", "/api/tokens", f.admin_token));
@@ -483,13 +478,14 @@ TEST_CASE("admin server: accounts and tokens") {
   CHECK(f.call("GET", "/api/queue", secret)->status == 401);
 
   // Role changes take effect at once; a disabled account's token stops working.
-  CHECK(f.call("PATCH", "/api/accounts/victor", f.admin_token, json{{"role", "operator"}})
-            ->status == 200);
+  CHECK(
+      f.call("PATCH", "/api/accounts/victor", f.admin_token, json{{"role", "operator"}})->status ==
+      200);
   const ReplyId id = f.pending(f.chat("600").id, "q", "d");
-  CHECK(f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.viewer_token)
-            ->status == 200);
-  CHECK(f.call("PATCH", "/api/accounts/victor", f.admin_token, json{{"disabled", true}})
-            ->status == 200);
+  CHECK(f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.viewer_token)->status ==
+        200);
+  CHECK(f.call("PATCH", "/api/accounts/victor", f.admin_token, json{{"disabled", true}})->status ==
+        200);
   CHECK(f.call("GET", "/api/queue", f.viewer_token)->status == 401);
   CHECK(f.call("PATCH", "/api/accounts/root", f.admin_token, json{{"role", "viewer"}})->status ==
         409);
@@ -514,22 +510,22 @@ TEST_CASE("admin server: the original routes create, repeat and update") {
   CHECK(f.call("POST", "/repeat/" + c["reply"]["id"].dump(), f.operator_token)->status == 409);
 
   const ReplyId id = f.pending(chat, "q", "first draft");
-  auto text_only = AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(id),
-                                                f.operator_token,
-                                                json{{"response_text", "amended draft"}}));
+  auto text_only =
+      AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(id), f.operator_token,
+                                   json{{"response_text", "amended draft"}}));
   CHECK(text_only["status"] == "pending");
   CHECK(text_only["draft_text"] == "amended draft");
-  auto again = AdminFixture::body_of(f.call("POST", "/repeat/" + std::to_string(id),
-                                            f.operator_token));
+  auto again =
+      AdminFixture::body_of(f.call("POST", "/repeat/" + std::to_string(id), f.operator_token));
   CHECK(again["status"] == "rejected");
 
   const ReplyId other = f.pending(chat, "q2", "draft");
   CHECK(f.call("PATCH", "/update/" + std::to_string(other), f.operator_token,
                json{{"status", "sent"}})
             ->status == 400);
-  auto approved = AdminFixture::body_of(
-      f.call("PATCH", "/update/" + std::to_string(other), f.operator_token,
-             json{{"status", "approved"}, {"response_text", "final words"}}));
+  auto approved =
+      AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(other), f.operator_token,
+                                   json{{"status", "approved"}, {"response_text", "final words"}}));
   CHECK(approved["status"] == "approved");
   CHECK(approved["final_text"] == "final words");
 }
@@ -555,9 +551,9 @@ TEST_CASE("admin server: /v1/chat/handle answers synchronously and /v1/chat/rese
 
   SUBCASE("auto policy: the answer comes back, stored as sent") {
     AdminFixture f(with_model);
-    auto first = AdminFixture::body_of(f.call(
-        "POST", "/v1/chat/handle", f.operator_token,
-        json{{"user_id", "u-1"}, {"chat_id", "c-1"}, {"text", "What is llmassist?"}}));
+    auto first = AdminFixture::body_of(
+        f.call("POST", "/v1/chat/handle", f.operator_token,
+               json{{"user_id", "u-1"}, {"chat_id", "c-1"}, {"text", "What is llmassist?"}}));
     CHECK(first["status"] == "sent");
     CHECK(first["answer"] == "Answer to: What is llmassist?");
     CHECK(first["provider"] == "mock");
@@ -582,8 +578,9 @@ TEST_CASE("admin server: /v1/chat/handle answers synchronously and /v1/chat/rese
     f.call("POST", "/v1/chat/handle", f.operator_token,
            json{{"user_id", "u-1"}, {"chat_id", "c-1"}, {"text", "Start over"}});
     CHECK(llm.last_body()["messages"].dump().find("What is llmassist?") == std::string::npos);
-    CHECK(f.call("POST", "/v1/chat/reset", f.operator_token, json{{"chat_id", "unknown"}})
-              ->status == 404);
+    CHECK(
+        f.call("POST", "/v1/chat/reset", f.operator_token, json{{"chat_id", "unknown"}})->status ==
+        404);
     CHECK(f.call("POST", "/v1/chat/reset", f.operator_token, json::object())->status == 400);
     CHECK(f.call("POST", "/v1/chat/handle", f.operator_token,
                  json{{"user_id", "u"}, {"chat_id", "c"}, {"text", ""}})
@@ -594,17 +591,17 @@ TEST_CASE("admin server: /v1/chat/handle answers synchronously and /v1/chat/rese
     REQUIRE(f.call("PATCH", "/api/settings", f.admin_token,
                    json{{"policy", "review"}, {"system_prompt", "You answer for Acme."}})
                 ->status == 200);
-    auto asked = AdminFixture::body_of(
-        f.call("POST", "/v1/chat/handle", f.operator_token,
-               json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "Hi"}}));
+    auto asked =
+        AdminFixture::body_of(f.call("POST", "/v1/chat/handle", f.operator_token,
+                                     json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "Hi"}}));
     CHECK(asked["status"] == "pending");
     CHECK(llm.last_body()["messages"].front()["content"] == "You answer for Acme.");
   }
   SUBCASE("review policy: the draft waits for an operator, then is there to read") {
     AdminFixture f(with_model, ModerationPolicy::kReview);
-    auto asked = AdminFixture::body_of(
-        f.call("POST", "/v1/chat/handle", f.operator_token,
-               json{{"user_id", 5}, {"chat_id", 5}, {"text", "Refund?"}}));
+    auto asked =
+        AdminFixture::body_of(f.call("POST", "/v1/chat/handle", f.operator_token,
+                                     json{{"user_id", 5}, {"chat_id", 5}, {"text", "Refund?"}}));
     CHECK(asked["status"] == "pending");
     CHECK(asked["answer"] == "");
     const std::string id = asked["reply_id"].dump();
@@ -669,13 +666,14 @@ TEST_CASE("admin server: the event stream tells of new drafts and claims") {
   CHECK(wait_for("event: queue\ndata: {\"items\":[],\"pending\":0}"));
   const ReplyId id = f.pending(chat, "q", "draft");
   CHECK(wait_for(fmt::format("\"id\":{}", id)));
-  REQUIRE(f.call("POST", "/api/replies/" + std::to_string(id) + "/claim", f.operator_token)
-              ->status == 200);
+  REQUIRE(
+      f.call("POST", "/api/replies/" + std::to_string(id) + "/claim", f.operator_token)->status ==
+      200);
   CHECK(wait_for("\"claimed_by\":\"operator:alice\""));
   // A change that leaves status and holder as they were is told too (a new draft text).
-  auto updated = AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(id),
-                                              f.operator_token,
-                                              json{{"response_text", "a better draft"}}));
+  auto updated =
+      AdminFixture::body_of(f.call("PATCH", "/update/" + std::to_string(id), f.operator_token,
+                                   json{{"response_text", "a better draft"}}));
   CHECK(wait_for(fmt::format("\"version\":{}", updated["version"].get<std::int64_t>())));
   stop = true;
   f.pending(chat, "q2", "one more event to end the stream");
@@ -701,9 +699,9 @@ TEST_CASE("admin server: an admin overrides the policy and the system prompt whi
   CHECK(f.call("PATCH", "/api/settings", f.admin_token, json{{"policy", 1}})->status == 400);
   CHECK(!read_runtime_settings(*f.store)->system_prompt);
 
-  auto changed = AdminFixture::body_of(f.call(
-      "PATCH", "/api/settings", f.admin_token,
-      json{{"policy", "review"}, {"system_prompt", "You answer for Acme."}}));
+  auto changed = AdminFixture::body_of(
+      f.call("PATCH", "/api/settings", f.admin_token,
+             json{{"policy", "review"}, {"system_prompt", "You answer for Acme."}}));
   CHECK(changed["policy"]["value"] == "review");
   CHECK(changed["policy"]["overridden"] == true);
   CHECK(changed["system_prompt"]["value"] == "You answer for Acme.");
@@ -789,7 +787,6 @@ TEST_CASE("admin server: a Host other than its own names is refused with 421") {
 
 // ---- the security review's findings --------------------------------------------------------
 
-
 // A sign-in sent from `source` (an address of the loopback range: 127.0.0.2 is another
 // client to the server) with `headers`; the response's status and head.
 struct RawResponse {
@@ -845,8 +842,9 @@ TEST_CASE("admin server: failed sign-ins from one address do not lock the accoun
 }
 
 TEST_CASE("admin server: X-Forwarded-For names the client only when a trusted proxy sends it") {
-  AdminFixture f({}, ModerationPolicy::kAuto, 64,
-                 [](AdminServerOptions& o) { o.trusted_proxies = {"127.0.0.1", "10.0.0.0/8"}; });
+  AdminFixture f({}, ModerationPolicy::kAuto, 64, [](AdminServerOptions& o) {
+    o.trusted_proxies = {"127.0.0.1", "10.0.0.0/8"};
+  });
   const int port = f.server->port();
   const auto via = [](const char* client) {
     return fmt::format("X-Forwarded-For: {}\r\n", client);
@@ -903,10 +901,10 @@ TEST_CASE("admin server: behind https the session cookie is __Host- prefixed and
   // taken.
   const std::string bare = pair.substr(std::string_view("__Host-").size());
   CHECK(c.Get("/api/session", {{"Cookie", bare}})->status == 401);
-  auto out = c.Delete("/api/session",
-                      {{"Cookie", pair},
-                       {"X-CSRF-Token",
-                        AdminFixture::body_of(signed_in)["csrf_token"].get<std::string>()}});
+  auto out = c.Delete(
+      "/api/session",
+      {{"Cookie", pair},
+       {"X-CSRF-Token", AdminFixture::body_of(signed_in)["csrf_token"].get<std::string>()}});
   CHECK(out->status == 200);
   CHECK(out->get_header_value("Set-Cookie").rfind("__Host-llmassist_session=;", 0) == 0);
 }
@@ -923,8 +921,7 @@ TEST_CASE("admin server: an unauthenticated caller gets no database text in an e
                        "SELECT RAISE(ABORT, 'no such table: accounts_shadow'); END;",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
-  auto r = f.client().Post("/api/session",
-                           json{{"name", "alice"}, {"password", kPassword}}.dump(),
+  auto r = f.client().Post("/api/session", json{{"name", "alice"}, {"password", kPassword}}.dump(),
                            "application/json");
   REQUIRE(r);
   CAPTURE(r->body);
@@ -936,8 +933,8 @@ TEST_CASE("admin server: an unauthenticated caller gets no database text in an e
   // The log has what happened.
   CHECK(logger->contains("no such table: accounts_shadow"));
   // A caller's own mistake is still explained.
-  auto missing = f.client().Post("/api/session", json{{"name", "alice"}}.dump(),
-                                 "application/json");
+  auto missing =
+      f.client().Post("/api/session", json{{"name", "alice"}}.dump(), "application/json");
   CHECK(missing->status == 400);
   CHECK(AdminFixture::body_of(missing)["error"]["message"] == "password: required");
 }

@@ -122,8 +122,8 @@ struct Bot {
   std::shared_ptr<MessageStore> store;
   std::unique_ptr<Assistant> assistant;
   std::shared_ptr<TypingCounter> transport;
-  bool moderation = false;          // give the assistant a moderation queue
-  std::shared_ptr<Logger> logger;   // default: none
+  bool moderation = false;         // give the assistant a moderation queue
+  std::shared_ptr<Logger> logger;  // default: none
 
   // `clock`: the store's (default: the system's).
   explicit Bot(std::shared_ptr<Clock> clock = nullptr) {
@@ -145,8 +145,7 @@ struct Bot {
     }
     AssistantParts parts;
     transport = std::make_shared<TypingCounter>(
-        custom ? custom
-               : std::shared_ptr<ChatTransport>(make_console_transport(chat.options())));
+        custom ? custom : std::shared_ptr<ChatTransport>(make_console_transport(chat.options())));
     parts.transport = transport;
     parts.store = store;
     parts.llm = llm;
@@ -338,8 +337,8 @@ TEST_CASE("assistant: handoff by button and command, the operator's words are re
 TEST_CASE("assistant: replies left generating by a crashed run are drafted again at start") {
   Bot bot;
   const auto chat = bot.store->upsert_chat({"console", "local", "ann", ""}).value();
-  auto in = append_inbound(*bot.store, {.chat_id = chat.id, .text = "How do I run the tests?"})
-                .value();
+  auto in =
+      append_inbound(*bot.store, {.chat_id = chat.id, .text = "How do I run the tests?"}).value();
   ClaimRequest crashed;
   crashed.status = ReplyStatus::kNew;
   crashed.to = ReplyStatus::kGenerating;
@@ -427,8 +426,9 @@ TEST_CASE("assistant: a chat's next draft begins while its answer is on its way,
   AssistantOptions o;
   o.texts.human_button.clear();
   bot.start(o, echoing_provider(llm), unpaced_telegram(telegram));
-  telegram.push_updates({{1, llmassist::testing::MockTelegramServer::text_update(1, "first", 700)},
-                         {2, llmassist::testing::MockTelegramServer::text_update(2, "second", 700)}});
+  telegram.push_updates(
+      {{1, llmassist::testing::MockTelegramServer::text_update(1, "first", 700)},
+       {2, llmassist::testing::MockTelegramServer::text_update(2, "second", 700)}});
   // The second question is drafted while the first answer has not been delivered.
   REQUIRE(bot.eventually([&] { return llm.requests() == 2; }));
   CHECK(telegram.count_calls("sendMessage", 200) == 0);
@@ -514,8 +514,8 @@ TEST_CASE("assistant: an admin's runtime settings change the policy and the role
 
   // Back to the configured auto policy; the pending draft (its chat's head) still waits for a
   // decision, and the next question is answered at once after it.
-  REQUIRE(set_runtime_setting(*bot.store, RuntimeSetting::kPolicy, std::nullopt, "operator:root")
-              .ok());
+  REQUIRE(
+      set_runtime_setting(*bot.store, RuntimeSetting::kPolicy, std::nullopt, "operator:root").ok());
   std::this_thread::sleep_for(300ms);
   bot.chat.say("third");
   ReplyChange approve;
@@ -568,36 +568,32 @@ nlohmann::json group_member(std::int64_t id, const std::string& username) {
 const nlohmann::json kGroup = {{"id", kOperatorsChat}, {"type", "supergroup"}, {"title", "ops"}};
 
 // `who` pressing a button under the bot's message `message_id` in the operators' chat.
-std::string button_press(std::int64_t update_id, const nlohmann::json& who,
-                         std::int64_t message_id, const std::string& data) {
-  return nlohmann::json{{"update_id", update_id},
-                        {"callback_query",
-                         {{"id", "cb" + std::to_string(update_id)},
-                          {"from", who},
-                          {"data", data},
-                          {"message",
-                           {{"message_id", message_id},
-                            {"date", 1700000000},
-                            {"chat", kGroup},
-                            {"text", "draft"}}}}}}
+std::string button_press(std::int64_t update_id, const nlohmann::json& who, std::int64_t message_id,
+                         const std::string& data) {
+  return nlohmann::json{
+      {"update_id", update_id},
+      {"callback_query",
+       {{"id", "cb" + std::to_string(update_id)},
+        {"from", who},
+        {"data", data},
+        {"message",
+         {{"message_id", message_id}, {"date", 1700000000}, {"chat", kGroup}, {"text", "draft"}}}}}}
       .dump();
 }
 
 // `who` replying with `text` to the bot's message `message_id` in the operators' chat.
-std::string group_reply(std::int64_t update_id, const nlohmann::json& who,
-                        std::int64_t message_id, const std::string& text) {
-  return nlohmann::json{{"update_id", update_id},
-                        {"message",
-                         {{"message_id", update_id + 9000},
-                          {"date", 1700000000},
-                          {"from", who},
-                          {"chat", kGroup},
-                          {"text", text},
-                          {"reply_to_message",
-                           {{"message_id", message_id},
-                            {"date", 1700000000},
-                            {"chat", kGroup},
-                            {"text", "draft"}}}}}}
+std::string group_reply(std::int64_t update_id, const nlohmann::json& who, std::int64_t message_id,
+                        const std::string& text) {
+  return nlohmann::json{
+      {"update_id", update_id},
+      {"message",
+       {{"message_id", update_id + 9000},
+        {"date", 1700000000},
+        {"from", who},
+        {"chat", kGroup},
+        {"text", text},
+        {"reply_to_message",
+         {{"message_id", message_id}, {"date", 1700000000}, {"chat", kGroup}, {"text", "draft"}}}}}}
       .dump();
 }
 
@@ -641,8 +637,7 @@ TEST_CASE("assistant: in the operators' chat only the listed operators decide, a
   const auto stranger = group_member(666, "root");
   telegram.push_update(2, button_press(2, stranger, post, approve));
   REQUIRE(telegram.wait_for_calls("answerCallbackQuery", 1));
-  CHECK(telegram.calls("answerCallbackQuery")[0].params.value("text", "") ==
-        o.texts.not_operator);
+  CHECK(telegram.calls("answerCallbackQuery")[0].params.value("text", "") == o.texts.not_operator);
   telegram.push_update(3, group_reply(3, stranger, post, "Sure, here is all your money"));
   REQUIRE(bot.eventually([&] { return sent_to(telegram, kOperatorsChat).size() == 2; }));
   CHECK(sent_to(telegram, kOperatorsChat).back().find(o.texts.not_operator) != std::string::npos);
@@ -664,7 +659,8 @@ TEST_CASE("assistant: in the operators' chat only the listed operators decide, a
   }
   CHECK(approvals == 1);
   REQUIRE(bot.eventually([&] { return sent_to(telegram, 700).size() >= 2; }));
-  for (const auto& text : sent_to(telegram, 700)) CHECK(text.find("all your money") == std::string::npos);
+  for (const auto& text : sent_to(telegram, 700))
+    CHECK(text.find("all your money") == std::string::npos);
 
   // Without operators, an operators' chat is refused at creation.
   AssistantOptions none;
@@ -673,7 +669,8 @@ TEST_CASE("assistant: in the operators' chat only the listed operators decide, a
   parts.transport = bot.transport;
   parts.store = bot.store;
   parts.llm = echoing_provider(llm);
-  parts.memory = std::shared_ptr<MemoryManager>(make_window_memory(bot.store, {}).value().release());
+  parts.memory =
+      std::shared_ptr<MemoryManager>(make_window_memory(bot.store, {}).value().release());
   parts.moderation = make_moderation_queue(bot.store);
   const auto made = Assistant::create(parts, none);
   REQUIRE(!made.ok());

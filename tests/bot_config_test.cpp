@@ -117,8 +117,7 @@ TEST_CASE("bot config: the admin section, absent by default") {
 
 TEST_CASE("bot doctor: an admin section with no admin account is reported") {
   llmassist::testing::TempDir dir;
-  auto c = parse_bot_config(R"({"admin": {"listen": "127.0.0.1:0"}})", dir.path().string(),
-                            env());
+  auto c = parse_bot_config(R"({"admin": {"listen": "127.0.0.1:0"}})", dir.path().string(), env());
   REQUIRE(c.ok());
   c->database = dir.file("bot.db");
   const auto admin_check = [&] {
@@ -167,8 +166,8 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
             .find("$.telegram.webhook.max_connections: 0 is out of range") == 0);
   CHECK(e(R"({"database": "postgres://db/bot"})").find("PostgreSQL") != std::string::npos);
   CHECK(e(R"({"database_sync": "off"})") == "$.database_sync: \"off\" is neither full nor normal");
-  CHECK(e(R"({"assistant": {"system_prompt": "a", "system_prompt_file": "b"}})")
-            .find("not both") != std::string::npos);
+  CHECK(e(R"({"assistant": {"system_prompt": "a", "system_prompt_file": "b"}})").find("not both") !=
+        std::string::npos);
   CHECK(e(R"({"assistant": {"system_prompt_file": "/nonexistent/role.txt"}})")
             .find("$.assistant.system_prompt_file: cannot read") == 0);
   CHECK(e(R"({"admin": {"listen": "8080"}})") ==
@@ -177,6 +176,5 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
   CHECK(e(R"({"admin": {"session_hours": 0}})").find("$.admin.session_hours: 0 is out of range") ==
         0);
   CHECK(e("{").find("not valid JSON") != std::string::npos);
-  CHECK(load_bot_config("/nonexistent/bot.json", env()).status().code() ==
-        StatusCode::kNotFound);
+  CHECK(load_bot_config("/nonexistent/bot.json", env()).status().code() == StatusCode::kNotFound);
 }

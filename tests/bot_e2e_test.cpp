@@ -26,9 +26,9 @@
 
 using namespace llmassist;
 using namespace std::chrono_literals;
+using llmassist::testing::eventually;
 using llmassist::testing::MockLlmServer;
 using llmassist::testing::MockTelegramServer;
-using llmassist::testing::eventually;
 using llmassist::testing::spawn;
 using llmassist::testing::wait_exit;
 
@@ -52,12 +52,16 @@ struct World {
     nlohmann::json c = {
         {"database", db},
         {"telegram",
-         {{"token", telegram.token()}, {"api_url", telegram.api_url()}, {"polling", {{"timeout_s", 1}}},
+         {{"token", telegram.token()},
+          {"api_url", telegram.api_url()},
+          {"polling", {{"timeout_s", 1}}},
           {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
         {"assistant", {{"moderation", moderation}, {"texts", {{"human_button", ""}}}}},
-        {"providers", nlohmann::json::array({{{"type", "openai"}, {"name", "mock"},
+        {"providers", nlohmann::json::array({{{"type", "openai"},
+                                              {"name", "mock"},
                                               {"base_url", llm.openai_url()},
-                                              {"model", "mock-model"}, {"retries", 0}}})}};
+                                              {"model", "mock-model"},
+                                              {"retries", 0}}})}};
     if (!operator_chat.empty()) {
       c["assistant"]["operator_chat_id"] = operator_chat;
       // The operators' messages below are made by text_update(), whose sender has the chat's id.
@@ -77,8 +81,8 @@ struct World {
   std::vector<std::string> sent_to(std::int64_t chat) const {
     std::vector<std::string> out;
     for (const auto& c : telegram.calls("sendMessage")) {
-      if (c.status == 200 && c.params.value("chat_id", nlohmann::json()).dump() ==
-                                 std::to_string(chat)) {
+      if (c.status == 200 &&
+          c.params.value("chat_id", nlohmann::json()).dump() == std::to_string(chat)) {
         out.push_back(c.params.value("text", ""));
       }
     }
@@ -154,14 +158,16 @@ TEST_CASE("bot e2e: in review, an approval from llmassist-operator is delivered 
 }
 
 #ifdef LLMASSIST_ADMIN_BINARY
-TEST_CASE("bot e2e: in review, an approval through llmassist-admin's REST API is delivered by the bot") {
+TEST_CASE(
+    "bot e2e: in review, an approval through llmassist-admin's REST API is delivered by the bot") {
   World w("review");
   pid_t bot = w.start_bot();
   Reaper reaper{bot};
   w.telegram.push_update(300, MockTelegramServer::text_update(300, "Do you ship abroad?", 78));
   auto store = w.store();
   REQUIRE_MESSAGE(eventually([&] {
-                    return store->list_replies({.status = ReplyStatus::kPending}).value().size() == 1;
+                    return store->list_replies({.status = ReplyStatus::kPending}).value().size() ==
+                           1;
                   }),
                   w.bot_log());
   const ReplyId id = store->list_replies({.status = ReplyStatus::kPending}).value().front().id;
@@ -174,9 +180,9 @@ TEST_CASE("bot e2e: in review, an approval through llmassist-admin's REST API is
                            std::string(LLMASSIST_ADMIN_BINARY) + " --db '" + w.db +
                                "' user add alice --role operator < '" + password + "'"},
                           cli_log)) == 0);
-  REQUIRE(wait_exit(spawn({LLMASSIST_ADMIN_BINARY, "--db", w.db, "token", "add", "alice",
-                           "--label", "e2e"},
-                          cli_log)) == 0);
+  REQUIRE(wait_exit(spawn(
+              {LLMASSIST_ADMIN_BINARY, "--db", w.db, "token", "add", "alice", "--label", "e2e"},
+              cli_log)) == 0);
   std::smatch token;
   std::string cli_out;
   {
@@ -185,8 +191,8 @@ TEST_CASE("bot e2e: in review, an approval through llmassist-admin's REST API is
   }
   REQUIRE_MESSAGE(std::regex_search(cli_out, token, std::regex("lla_[A-Za-z0-9_-]{43}")), cli_out);
   const std::string server_log = w.dir.file("admin-server.log");
-  pid_t admin = spawn({LLMASSIST_ADMIN_BINARY, "--db", w.db, "--listen", "127.0.0.1:0"},
-                      server_log);
+  pid_t admin =
+      spawn({LLMASSIST_ADMIN_BINARY, "--db", w.db, "--listen", "127.0.0.1:0"}, server_log);
   Reaper admin_reaper{admin};
   std::smatch port;
   const auto read_log = [&] {
@@ -202,8 +208,7 @@ TEST_CASE("bot e2e: in review, an approval through llmassist-admin's REST API is
                   read_log());
   httplib::Client client("127.0.0.1", std::stoi(port[1].str()));
   auto approved = client.Post(("/api/replies/" + std::to_string(id) + "/approve").c_str(),
-                              {{"Authorization", "Bearer " + token.str()}}, "",
-                              "application/json");
+                              {{"Authorization", "Bearer " + token.str()}}, "", "application/json");
   REQUIRE(approved);
   CHECK(approved->status == 200);
   REQUIRE_MESSAGE(eventually([&] { return w.sent_to(78).size() == 2; }, 10s), w.bot_log());
@@ -219,7 +224,8 @@ TEST_CASE("bot e2e: in review, an approval through llmassist-admin's REST API is
 }
 #endif
 
-TEST_CASE("bot e2e: all providers down gives the user an apology and the operators a failed reply") {
+TEST_CASE(
+    "bot e2e: all providers down gives the user an apology and the operators a failed reply") {
   World w;
   MockLlmServer::Behavior down;
   down.status = 503;
@@ -244,11 +250,13 @@ TEST_CASE("bot e2e: handoff both ways through the operators' chat") {
   w.telegram.push_update(400, MockTelegramServer::text_update(400, "/human", 55));
   REQUIRE_MESSAGE(eventually([&] { return w.sent_to(-100500).size() == 1; }), w.bot_log());
   CHECK(w.sent_to(-100500).front().find("asks for a person") != std::string::npos);
-  w.telegram.push_update(401, MockTelegramServer::text_update(401, "My card was charged twice", 55));
+  w.telegram.push_update(401,
+                         MockTelegramServer::text_update(401, "My card was charged twice", 55));
   REQUIRE(eventually([&] { return w.sent_to(-100500).size() == 2; }));
   CHECK(w.sent_to(-100500).back().find("My card was charged twice") != std::string::npos);
   // An operator replies to the forwarded post in the operators' chat.
-  auto reply = nlohmann::json::parse(MockTelegramServer::text_update(402, "Refunded, sorry!", -100500));
+  auto reply =
+      nlohmann::json::parse(MockTelegramServer::text_update(402, "Refunded, sorry!", -100500));
   std::int64_t forwarded = 0;
   for (std::int64_t id = 1; id < 1000 && forwarded == 0; ++id) {
     if (w.telegram.message_text(id).find("My card was charged twice") != std::string::npos) {
@@ -257,15 +265,16 @@ TEST_CASE("bot e2e: handoff both ways through the operators' chat") {
   }
   REQUIRE(forwarded > 0);
   reply["message"]["reply_to_message"] = {
-      {"message_id", forwarded}, {"date", 1700000000},
+      {"message_id", forwarded},
+      {"date", 1700000000},
       {"chat", {{"id", -100500}, {"type", "supergroup"}, {"title", "operators"}}},
       {"text", "forwarded"}};
   reply["message"]["from"]["username"] = "alice";
   w.telegram.push_update(402, reply.dump());
   REQUIRE_MESSAGE(eventually([&] {
                     auto to_user = w.sent_to(55);
-                    return !to_user.empty() && to_user.back().find("Refunded, sorry!") !=
-                                                   std::string::npos;
+                    return !to_user.empty() &&
+                           to_user.back().find("Refunded, sorry!") != std::string::npos;
                   }),
                   w.bot_log());
   CHECK(w.sent_to(55).back().find("alice") != std::string::npos);  // marked as a person
@@ -418,8 +427,7 @@ TEST_CASE("bot e2e: killed with SIGKILL at random moments, every question gets o
     }
     REQUIRE(unique.size() == static_cast<std::size_t>(kPerChat));
     for (int round = 0; round < kPerChat; ++round) {
-      CHECK(unique[round] ==
-            "Answer to: q-" + std::to_string(c) + "-" + std::to_string(round));
+      CHECK(unique[round] == "Answer to: q-" + std::to_string(c) + "-" + std::to_string(round));
     }
   }
   MESSAGE(kills << " kills, " << repeats << " answers repeated on the wire after a kill");

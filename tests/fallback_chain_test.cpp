@@ -24,7 +24,6 @@ namespace {
 
 using llmassist::testing::CapturingLogger;
 
-
 std::shared_ptr<LlmProvider> openai(const std::string& name, const std::string& url,
                                     std::chrono::milliseconds first_byte = 5s) {
   OpenAiProviderOptions o;
@@ -96,15 +95,15 @@ TEST_CASE("fallback: 5xx, refused connections, timeouts and bad keys move to the
   hang.hang = true;
   Behavior context;
   context.status = 400;
-  context.error_body = R"({"error": {"message": "maximum context length exceeded", "code": "context_length_exceeded"}})";
+  context.error_body =
+      R"({"error": {"message": "maximum context length exceeded", "code": "context_length_exceeded"}})";
   Behavior malformed;
   malformed.malformed = true;
-  for (const Case& c : {Case{"500", e500, FailureClass::kUnavailable},
-                        Case{"401", e401, FailureClass::kAuth},
-                        Case{"403", e403, FailureClass::kAuth},
-                        Case{"hang", hang, FailureClass::kTimeout},
-                        Case{"context", context, FailureClass::kContext},
-                        Case{"malformed", malformed, FailureClass::kMalformed}}) {
+  for (const Case& c :
+       {Case{"500", e500, FailureClass::kUnavailable}, Case{"401", e401, FailureClass::kAuth},
+        Case{"403", e403, FailureClass::kAuth}, Case{"hang", hang, FailureClass::kTimeout},
+        Case{"context", context, FailureClass::kContext},
+        Case{"malformed", malformed, FailureClass::kMalformed}}) {
     CAPTURE(c.what);
     Setup s(3, 300ms);
     s.primary_server.set(c.primary);
@@ -138,10 +137,10 @@ TEST_CASE("fallback: a refused connection moves on") {
   FallbackChainOptions o;
   o.logger = null_logger();
   MockLlmServer backup;
-  auto chain = make_fallback_chain({openai("dead", "http://127.0.0.1:1/v1"),
-                                    openai("backup", backup.openai_url())},
-                                   o)
-                   .value();
+  auto chain =
+      make_fallback_chain(
+          {openai("dead", "http://127.0.0.1:1/v1"), openai("backup", backup.openai_url())}, o)
+          .value();
   auto r = complete_sync(*chain, question());
   REQUIRE(r.ok());
   CHECK(r->provider == "backup");
@@ -275,10 +274,11 @@ TEST_CASE("fallback: knowledge bases without an answer give no_answer, one with 
   b.logger = null_logger();
   FallbackChainOptions o;
   o.logger = null_logger();
-  auto chain = make_fallback_chain({std::shared_ptr<LlmProvider>(make_knowledge_base_provider(a).value()),
-                                    std::shared_ptr<LlmProvider>(make_knowledge_base_provider(b).value())},
-                                   o)
-                   .value();
+  auto chain =
+      make_fallback_chain({std::shared_ptr<LlmProvider>(make_knowledge_base_provider(a).value()),
+                           std::shared_ptr<LlmProvider>(make_knowledge_base_provider(b).value())},
+                          o)
+          .value();
   CompletionRequest r;
   r.messages = {{Role::kUser, "How do I connect the bot to Telegram?"}};
   auto answered = complete_sync(*chain, r);

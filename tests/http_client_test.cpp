@@ -18,13 +18,12 @@
 #include "support/mock_http_server.h"
 
 using namespace llmassist;
-using llmassist::testing::MockHttpServer;
 using llmassist::testing::make_test_client;
+using llmassist::testing::MockHttpServer;
 using llmassist::testing::Pending;
 using namespace std::chrono_literals;
 
 namespace {
-
 
 // A loopback port bound but not listening while it lives: connecting to it is refused.
 class RefusingPort {

@@ -34,20 +34,20 @@
 #include <utility>
 #include <vector>
 
-#include "support/http_test_client.h"
 #include "http/http_server.h"
+#include "llmassist/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
-#include "llmassist/curl_http_client.h"
 #include "llmassist/status.h"
+#include "support/http_test_client.h"
 
 using namespace llmassist;
 using llmassist::detail::http::Deferred;
-using llmassist::detail::http::Stream;
 using llmassist::detail::http::Request;
 using llmassist::detail::http::Response;
 using llmassist::detail::http::Server;
 using llmassist::detail::http::ServerOptions;
+using llmassist::detail::http::Stream;
 using llmassist::testing::fetch;
 using llmassist::testing::make_test_client;
 using llmassist::testing::Pending;
@@ -76,7 +76,6 @@ void start(Server& server) {
 std::string url(const Server& server, std::string_view path_and_query) {
   return "http://127.0.0.1:" + std::to_string(server.port()) + std::string(path_and_query);
 }
-
 
 int count_headers(const HttpHeaders& headers, std::string_view name) {
   return static_cast<int>(std::count_if(headers.begin(), headers.end(), [&](const auto& h) {
@@ -752,7 +751,8 @@ TEST_CASE("http server: a body over max_body_bytes is refused with 413, without 
   }
   SUBCASE("from the library's client") {
     auto client = make_test_client();
-    auto got = fetch(*client, short_request(url(server, "/upload"), "POST", std::string(200000, 'b')));
+    auto got =
+        fetch(*client, short_request(url(server, "/upload"), "POST", std::string(200000, 'b')));
     REQUIRE(got.ok());
     CHECK(got->status == 413);
     CHECK(got->body == "refused 413");
@@ -760,8 +760,9 @@ TEST_CASE("http server: a body over max_body_bytes is refused with 413, without 
   SUBCASE("chunked, once the chunks outgrow it") {
     RawClient c(server.port());
     const std::string chunk = "190\r\n" + std::string(400, 'c') + "\r\n";
-    expect_not_served(server, "POST /upload HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                                  chunk + chunk + chunk + "0\r\n\r\n");
+    expect_not_served(server,
+                      "POST /upload HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                          chunk + chunk + chunk + "0\r\n\r\n");
   }
   CHECK(calls.load() == 1);
 }
@@ -1083,9 +1084,9 @@ TEST_CASE("http server: routes by method and path template, with the parameters 
   Server server(quiet_options());
   for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     server.route(method, "/api/items/{id}", [method](const Request& req, Response& res) {
-      res.set_content(method + " " + req.path_params.at(0) + " " + req.method + " [" + req.body +
-                          "]",
-                      "text/plain");
+      res.set_content(
+          method + " " + req.path_params.at(0) + " " + req.method + " [" + req.body + "]",
+          "text/plain");
     });
   }
   server.route("GET", "/api/items/{id}/notes/{name}", [](const Request& req, Response& res) {
@@ -1104,8 +1105,8 @@ TEST_CASE("http server: routes by method and path template, with the parameters 
   for (const std::string method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     CAPTURE(method);
     const bool with_body = method != "GET" && method != "DELETE";
-    auto got = fetch(*client,
-                     short_request(url(server, "/api/items/42"), method, with_body ? "payload" : ""));
+    auto got = fetch(
+        *client, short_request(url(server, "/api/items/42"), method, with_body ? "payload" : ""));
     REQUIRE(got.ok());
     CHECK(got->status == 200);
     CHECK(got->body == method + " 42 " + method + " [" + (with_body ? "payload" : "") + "]");
@@ -1186,10 +1187,12 @@ TEST_CASE("http server: a stream whose client left fails write(); stop() ends op
     REQUIRE(gone.read_until("hello\n"));
   }
   // The departure shows when the server next writes to the connection.
-  CHECK(eventually([&] {
-    std::lock_guard lock(mu);
-    return !streams.empty() && !streams[0]->write(std::string(4096, 'x'));
-  }, 5s));
+  CHECK(eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return !streams.empty() && !streams[0]->write(std::string(4096, 'x'));
+      },
+      5s));
 
   RawClient open(server.port());
   REQUIRE(open.send(get_line("/stream")));
@@ -1313,7 +1316,8 @@ TEST_CASE("http server: a path of 60,000 digits is refused with 414 and the serv
   }
   CHECK(calls.load() == 0);
   auto client = make_test_client();
-  auto long_id = fetch(*client, short_request(url(server, "/api/replies/" + std::string(4000, '7'))));
+  auto long_id =
+      fetch(*client, short_request(url(server, "/api/replies/" + std::string(4000, '7'))));
   REQUIRE(long_id.ok());
   CHECK(long_id->status == 200);
   auto health = fetch(*client, short_request(url(server, "/health")));
@@ -1329,8 +1333,9 @@ TEST_CASE("http server: a chunk size of FFFFFFFFFFFFFFFF does not pass the body 
   counting_route(server, "POST", "/n", calls);
   start(server);
   RawClient c(server.port());
-  REQUIRE(c.send("POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "5\r\nhello\r\nFFFFFFFFFFFFFFFF\r\n"));
+  REQUIRE(
+      c.send("POST /n HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\nFFFFFFFFFFFFFFFF\r\n"));
   // The chunk's data: the server must stop reading once the body passes the limit, long
   // before 16 MiB (64 times the limit) went in.
   const std::string block(0x10000, 'x');
@@ -1411,10 +1416,12 @@ TEST_CASE("http server: the connection over the per-address limit is closed") {
   CHECK(fifth.closed_within(2s));
   // One closes: a new one is served.
   held.pop_back();
-  CHECK(eventually([&] {
-    RawClient again(server.port());
-    return again.send(get_line("/n")) && again.read_response().has_value();
-  }, 5s));
+  CHECK(eventually(
+      [&] {
+        RawClient again(server.port());
+        return again.send(get_line("/n")) && again.read_response().has_value();
+      },
+      5s));
 }
 
 TEST_CASE("http server: a Host not in allowed_hosts is refused with 421 and the error body") {

@@ -29,9 +29,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "llmassist/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
-#include "llmassist/curl_http_client.h"
 #include "support/capturing_logger.h"
 #include "support/child_process.h"
 #include "support/http_test_client.h"
@@ -43,16 +43,15 @@
 using namespace llmassist;
 using llmassist::testing::fetch;
 using llmassist::testing::make_test_client;
-using llmassist::testing::short_request;
 using llmassist::testing::Pending;
 using llmassist::testing::RawConnection;
 using llmassist::testing::RawHttpServer;
 using llmassist::testing::RawRequest;
+using llmassist::testing::short_request;
 using llmassist::testing::TlsTestCertificates;
 using namespace std::chrono_literals;
 
 namespace {
-
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -1194,7 +1193,8 @@ TEST_CASE("http client: socks5:// resolves names itself, socks5h:// lets the pro
   }
 }
 
-TEST_CASE("http client: the environment's HTTPS_PROXY, ALL_PROXY and NO_PROXY, as curl reads them") {
+TEST_CASE(
+    "http client: the environment's HTTPS_PROXY, ALL_PROXY and NO_PROXY, as curl reads them") {
   TlsTestCertificates certs;
   TlsServer server(certs.cert_file(), certs.key_file());
   RawHttpServer http_proxy;
@@ -1204,10 +1204,9 @@ TEST_CASE("http client: the environment's HTTPS_PROXY, ALL_PROXY and NO_PROXY, a
   upstream.start([&](RawConnection& conn) {
     serve_each(conn, [](const RawRequest& req) { return ok_response("upstream " + req.target); });
   });
-  const ScopedEnv https_proxy("HTTPS_PROXY", proxy_url("http", http_proxy.port(),
-                                                       kProxyPasswordEncoded));
-  const ScopedEnv all_proxy("ALL_PROXY", proxy_url("socks5h", socks.port(),
-                                                   kProxyPasswordEncoded));
+  const ScopedEnv https_proxy("HTTPS_PROXY",
+                              proxy_url("http", http_proxy.port(), kProxyPasswordEncoded));
+  const ScopedEnv all_proxy("ALL_PROXY", proxy_url("socks5h", socks.port(), kProxyPasswordEncoded));
   const ScopedEnv no_proxy("NO_PROXY", "127.0.0.1");
   auto logger = std::make_shared<llmassist::testing::CapturingLogger>();
   CurlHttpClientOptions options;
@@ -1292,8 +1291,8 @@ TEST_CASE("http client: HTTP/2 over TLS, concurrent requests multiplexed on one 
   options.ca_file = certs.ca_file();
   auto client = make_test_client(options);
   const std::string url = "https://localhost:" + std::to_string(port) + "/hello.txt";
-  REQUIRE(llmassist::testing::eventually(
-      [&] { return fetch(*client, short_request(url)).ok(); }, 10s));
+  REQUIRE(
+      llmassist::testing::eventually([&] { return fetch(*client, short_request(url)).ok(); }, 10s));
 
   constexpr int kRequests = 20;
   std::vector<Pending> pending(kRequests);

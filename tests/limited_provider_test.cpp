@@ -244,5 +244,7 @@ TEST_CASE("limit: max_in_flight in the config limits that provider, a bad value 
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.status().code() == StatusCode::kInvalidArgument);
   CHECK(bad.status().message().find("$.providers[0].max_in_flight") != std::string::npos);
-  CHECK_FALSE(make_concurrency_limited_provider(openai("p", server.openai_url()), {.max_in_flight = 0}).ok());
+  CHECK_FALSE(
+      make_concurrency_limited_provider(openai("p", server.openai_url()), {.max_in_flight = 0})
+          .ok());
 }

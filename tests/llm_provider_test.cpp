@@ -58,8 +58,10 @@ std::unique_ptr<LlmProvider> make(Kind kind, const MockLlmServer& server,
 
 CompletionRequest question(const std::string& text = "Say hello") {
   CompletionRequest r;
-  r.messages = {{Role::kSystem, "You are terse."}, {Role::kUser, text},
-                {Role::kOperator, "an operator's earlier words"}, {Role::kUser, text}};
+  r.messages = {{Role::kSystem, "You are terse."},
+                {Role::kUser, text},
+                {Role::kOperator, "an operator's earlier words"},
+                {Role::kUser, text}};
   r.temperature = 0.25;
   r.max_tokens = 64;
   return r;

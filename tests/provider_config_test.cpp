@@ -44,13 +44,15 @@ TEST_CASE("config: providers of every type form the chain in order, keys from th
   std::ofstream(dir.file("faq.md")) << "## What are your opening hours?\n9 to 5.\n";
   const std::string config = R"({
     "providers": [
-      {"type": "openai", "name": "router", "base_url": ")" + openai_server.openai_url() + R"(",
+      {"type": "openai", "name": "router", "base_url": ")" +
+                             openai_server.openai_url() + R"(",
        "model": "mock-model", "api_key_env": "ROUTER_KEY",
        "headers": {"HTTP-Referer": "https://example.org", "X-Title": "shop bot"},
        "temperature": 0.2, "max_tokens": 300, "stop": ["###"], "retries": 0,
        "timeouts": {"connect_ms": 2000, "first_byte_ms": 5000, "total_ms": 60000, "idle_ms": 10000},
        "extra_body": {"top_p": 0.9}},
-      {"type": "ollama", "name": "local", "base_url": ")" + ollama_server.ollama_url() + R"(",
+      {"type": "ollama", "name": "local", "base_url": ")" +
+                             ollama_server.ollama_url() + R"(",
        "model": "qwen3:1.7b", "options": {"top_k": 20}, "num_ctx": 8192, "keep_alive": "10m",
        "think": false},
       {"type": "knowledge_base", "name": "faq", "path": "faq.md", "min_score": 0.4}
@@ -59,8 +61,8 @@ TEST_CASE("config: providers of every type form the chain in order, keys from th
     "telegram": {"this section": "belongs to the bot and is left alone"}
   })";
   std::ofstream(dir.file("bot.json")) << config;
-  auto chain = make_chain_from_config_file(dir.file("bot.json"),
-                                           context({{"ROUTER_KEY", "sk-from-env"}}));
+  auto chain =
+      make_chain_from_config_file(dir.file("bot.json"), context({{"ROUTER_KEY", "sk-from-env"}}));
   REQUIRE_MESSAGE(chain.ok(), chain.status().to_string());
   auto stats = (*chain)->provider_stats();
   REQUIRE(stats.size() == 3);
@@ -109,8 +111,9 @@ TEST_CASE("config: no providers means the shipped knowledge base") {
 }
 
 TEST_CASE("config: mistakes are reported with their JSON path") {
-  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "temprature": 1}]})")
-            .message() == "$.providers[0].temprature: unknown key");
+  CHECK(
+      error_of(R"({"providers": [{"type": "openai", "model": "m", "temprature": 1}]})").message() ==
+      "$.providers[0].temprature: unknown key");
   CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "temperature": "hot"}]})")
             .message() == "$.providers[0].temperature: expected a number, got a string");
   CHECK(error_of(R"({"providers": [{"type": "ollama"}]})").message() ==
@@ -154,6 +157,7 @@ TEST_CASE("config: keys never live in the file, and a missing variable is named"
         StatusCode::kNotFound);
   s = error_of(R"({"providers": [{"type": "knowledge_base", "path": "/nonexistent/faq.md"}]})");
   CHECK(s.code() == StatusCode::kNotFound);
-  s = error_of(R"({"providers": [{"type": "openai", "model": "a"}, {"type": "openai", "model": "b"}]})");
+  s = error_of(
+      R"({"providers": [{"type": "openai", "model": "a"}, {"type": "openai", "model": "b"}]})");
   CHECK(s.message().find("two providers are named \"openai\"") != std::string::npos);
 }

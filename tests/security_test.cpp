@@ -129,9 +129,8 @@ TEST_CASE("security: a log line cannot be forged, nor a terminal driven, by text
   const std::string forged =
       "Привет\n2026-11-21T05:24:28.123Z ERROR admin: root signed in\r\x1b[2J\x07\ttab \xc2\x9b"
       "31m";
-  const std::string out = captured_stderr(dir, [&] {
-    stderr_logger()->log(LogLevel::kWarning, "transport\ntelegram", forged);
-  });
+  const std::string out = captured_stderr(
+      dir, [&] { stderr_logger()->log(LogLevel::kWarning, "transport\ntelegram", forged); });
   // One call, one line: the only newline is the one that ends it.
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   CHECK(out.back() == '\n');
@@ -194,8 +193,8 @@ TEST_CASE("security: a webhook needs a secret of 16 characters or more, unless t
   CHECK(make_telegram_transport(o).ok());
 
   const auto config = [](const std::string& webhook) {
-    return parse_bot_config(R"({"telegram": {"mode": "webhook", "webhook": )" + webhook + "}}",
-                            "", no_env());
+    return parse_bot_config(R"({"telegram": {"mode": "webhook", "webhook": )" + webhook + "}}", "",
+                            no_env());
   };
   const auto short_secret = config(R"({"secret": "s3"})");
   REQUIRE(!short_secret.ok());
@@ -280,8 +279,8 @@ TEST_CASE("security: data older than the retention period is deleted, the rest k
 
 TEST_CASE("security: erasing a user removes their data, down to the bytes of the files") {
   StoreFixture f;
-  const Chat erased = f.conversation("123456", "my secret passport number AB-9981",
-                                     "noted your passport AB-9981");
+  const Chat erased =
+      f.conversation("123456", "my secret passport number AB-9981", "noted your passport AB-9981");
   const Chat kept = f.conversation("777", "a neighbour's question", "a neighbour's answer");
   // The text is in the files before.
   CHECK((file_bytes(f.path) + file_bytes(f.path + "-wal")).find("AB-9981") != std::string::npos);

@@ -168,8 +168,8 @@ TEST_CASE("sqlite store, processes: a writer killed with SIGKILL loses nothing i
         for (std::size_t j = 0; j < batch.size(); ++j) {
           batch[j].chat_id = chat_id;
           batch[j].text = std::string(64 + (i % 7) * 100, 'x');
-          batch[j].dedup_key = "r" + std::to_string(round) + "-" + std::to_string(i) + "-" +
-                               std::to_string(j);
+          batch[j].dedup_key =
+              "r" + std::to_string(round) + "-" + std::to_string(i) + "-" + std::to_string(j);
         }
         if (!store->append_inbound(batch).ok()) return false;
         for (auto& m : batch) {

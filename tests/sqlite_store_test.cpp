@@ -108,8 +108,7 @@ TEST_CASE("sqlite store: chats are upserted by channel and external id") {
   CHECK(f.store->find_chat("telegram", "42")->id == a.id);
   CHECK(f.store->find_chat("telegram", "43").status().code() == StatusCode::kNotFound);
   CHECK(f.store->get_chat(9999).status().code() == StatusCode::kNotFound);
-  CHECK(f.store->upsert_chat({"", "1", "", ""}).status().code() ==
-        StatusCode::kInvalidArgument);
+  CHECK(f.store->upsert_chat({"", "1", "", ""}).status().code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("sqlite store: inbound messages are idempotent on the dedup key") {
@@ -349,8 +348,7 @@ TEST_CASE("sqlite store: claims are leases, an operator's claim keeps others out
   approve.to = ReplyStatus::kApproved;
   approve.actor = "operator:bob";
   approve.audit_action = "approve";
-  CHECK(f.store->transition_reply(in.reply_id, approve).status().code() ==
-        StatusCode::kAborted);
+  CHECK(f.store->transition_reply(in.reply_id, approve).status().code() == StatusCode::kAborted);
   CHECK(f.store->release_claim(in.reply_id, "operator:bob").code() == StatusCode::kAborted);
   // after the lease runs out, bob may take it
   f.clock->advance(61s);
@@ -1153,8 +1151,8 @@ TEST_CASE("sqlite store: an unwritable or missing folder gives a clear error, no
     options.path = "/proc/llmassist-test/store.db";
   } else {
     std::filesystem::create_directory(dir.path() / "ro");
-    std::filesystem::permissions(dir.path() / "ro", std::filesystem::perms::owner_read |
-                                                        std::filesystem::perms::owner_exec);
+    std::filesystem::permissions(
+        dir.path() / "ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
     options.path = dir.file("ro/store.db");
   }
   auto unwritable = open_sqlite_store(options);

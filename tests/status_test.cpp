@@ -21,7 +21,8 @@ TEST_CASE("status: OK by default, codes and messages render for logs") {
 }
 
 TEST_CASE("status: retry-after and reason hints travel with the status") {
-  Status limited = resource_exhausted("429 from openrouter").with_retry_after(1500ms)
+  Status limited = resource_exhausted("429 from openrouter")
+                       .with_retry_after(1500ms)
                        .with_reason("rate_limited");
   REQUIRE(limited.retry_after().has_value());
   CHECK(*limited.retry_after() == 1500ms);

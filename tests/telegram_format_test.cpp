@@ -30,7 +30,8 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
-// The 45 real payloads (tests/data/telegram-updates), by file name. A missing folder fails the test instead of passing it.
+// The 45 real payloads (tests/data/telegram-updates), by file name. A missing folder fails the test
+// instead of passing it.
 std::map<std::string, std::string> payloads() {
   const fs::path dir = LLMASSIST_TELEGRAM_UPDATES_DIR;
   INFO("the Telegram update payloads are expected in " << dir.string());

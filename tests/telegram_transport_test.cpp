@@ -243,7 +243,8 @@ TEST_CASE("telegram transport: a long answer is split and its parts arrive in or
   auto t = f.make();
   std::string text;
   for (int i = 0; i < 120; ++i) {
-    text += "Paragraph " + std::to_string(i) + " 😀 with **bold** words and an emoji 🎉 at its "
+    text += "Paragraph " + std::to_string(i) +
+            " 😀 with **bold** words and an emoji 🎉 at its "
             "end, to fill the message.\n\n";
   }
   REQUIRE(telegram::utf16_length(text) > 2 * telegram::kMaxMessageUtf16);
@@ -319,8 +320,7 @@ TEST_CASE("telegram transport: 5xx is retried, 403 and other 400s are final") {
     CHECK(f.tg.calls("sendMessage").size() == 1);
   }
   SUBCASE("refused before sending") {
-    CHECK(send_sync(*t, text_to("1001", "  \n")).status().code() ==
-          StatusCode::kInvalidArgument);
+    CHECK(send_sync(*t, text_to("1001", "  \n")).status().code() == StatusCode::kInvalidArgument);
     CHECK(send_sync(*t, text_to("", "Hi")).status().code() == StatusCode::kInvalidArgument);
     CHECK(f.tg.calls("sendMessage").empty());
   }
@@ -330,7 +330,8 @@ TEST_CASE("telegram transport: formatting refused by Telegram falls back to plai
   Fixture f;
   f.tg.fail_next("sendMessage", Failure::cant_parse_entities());
   auto t = f.make();
-  auto result = send_sync(*t, text_to("1001", "Here is **bold** and `code`", TextFormat::kMarkdown));
+  auto result =
+      send_sync(*t, text_to("1001", "Here is **bold** and `code`", TextFormat::kMarkdown));
   REQUIRE(result.ok());
   REQUIRE(result->message_ids.size() == 1);
   const auto calls = f.tg.calls("sendMessage");
@@ -481,7 +482,8 @@ TEST_CASE("telegram transport: webhook delivery, its secret and malformed bodies
   CHECK(wrong.status == 403);
   CHECK(json::parse(wrong.body).at("ok") == false);
   CHECK(f.tg.post_to_webhook(update, std::nullopt).status == 401);
-  auto malformed = f.tg.post_to_webhook("{\"update_id\": 33, \"message\": ", "s3cret-Token_1-webhook");
+  auto malformed =
+      f.tg.post_to_webhook("{\"update_id\": 33, \"message\": ", "s3cret-Token_1-webhook");
   CHECK(malformed.status == 400);
   CHECK(json::parse(malformed.body).at("ok") == false);
   // An update of a kind we do not handle is acknowledged and dropped.

@@ -25,8 +25,8 @@ TEST_CASE("types: status, role and mode names round-trip, unknown names are refu
 
 TEST_CASE("types: the reply lifecycle allows exactly the documented transitions") {
   using S = ReplyStatus;
-  const S all[] = {S::kNew,  S::kGenerating, S::kPending, S::kApproved,
-                   S::kRejected, S::kSent, S::kFailed, S::kCancelled};
+  const S all[] = {S::kNew,      S::kGenerating, S::kPending, S::kApproved,
+                   S::kRejected, S::kSent,       S::kFailed,  S::kCancelled};
   // The full table, so that any change to the rules is a deliberate change to this test.
   const char* expected[8] = {
       // to: new gen pend appr rej sent fail canc
@@ -39,8 +39,8 @@ TEST_CASE("types: the reply lifecycle allows exactly the documented transitions"
       "00000000",  // from cancelled (row index 7 below)
       "01011011",  // from failed: by hand (approved), a new draft (rejected, generating)
   };
-  const S row_order[8] = {S::kNew, S::kGenerating, S::kPending, S::kApproved,
-                          S::kRejected, S::kSent, S::kCancelled, S::kFailed};
+  const S row_order[8] = {S::kNew,      S::kGenerating, S::kPending,   S::kApproved,
+                          S::kRejected, S::kSent,       S::kCancelled, S::kFailed};
   for (int r = 0; r < 8; ++r) {
     for (int c = 0; c < 8; ++c) {
       INFO("from " << to_string(row_order[r]) << " to " << to_string(all[c]));

@@ -157,7 +157,8 @@ class DelayingServer {
   static std::size_t content_length(std::string_view head) {
     for (std::size_t pos = 0; pos < head.size();) {
       const auto eol = head.find("\r\n", pos);
-      const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+      const std::string_view line =
+          head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
       if (line.size() > 15 && ::strncasecmp(line.data(), "content-length:", 15) == 0) {
         return std::strtoul(std::string(line.substr(15)).c_str(), nullptr, 10);
       }

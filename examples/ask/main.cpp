@@ -8,7 +8,8 @@
 
 namespace {
 
-constexpr const char* kHelp = R"(llmassist-ask — ask one question through the configured LLM providers
+constexpr const char* kHelp =
+    R"(llmassist-ask — ask one question through the configured LLM providers
 
 Usage: llmassist-ask [--config FILE] [--system TEXT] [--no-stream] [--verbose] QUESTION...
 
@@ -59,8 +60,8 @@ int main(int argc, char** argv) {
   }
 
   llmassist::ProviderConfigContext context;
-  context.logger = llmassist::stderr_logger(verbose ? llmassist::LogLevel::kDebug
-                                                    : llmassist::LogLevel::kError);
+  context.logger =
+      llmassist::stderr_logger(verbose ? llmassist::LogLevel::kDebug : llmassist::LogLevel::kError);
   auto chain = config.empty() ? llmassist::make_chain_from_config("{}", context)
                               : llmassist::make_chain_from_config_file(config, context);
   if (!chain.ok()) {
@@ -85,9 +86,8 @@ int main(int argc, char** argv) {
   }
   if (!stream) std::cout << answer->text;
   std::cout << "\n";
-  std::cerr << "— " << answer->provider
-            << (answer->model.empty() ? "" : " (" + answer->model + ")") << ", "
-            << answer->latency.count() << " ms, " << answer->providers_tried
+  std::cerr << "— " << answer->provider << (answer->model.empty() ? "" : " (" + answer->model + ")")
+            << ", " << answer->latency.count() << " ms, " << answer->providers_tried
             << " provider(s) tried\n";
   if (verbose) {
     for (const auto& s : (*chain)->provider_stats()) {

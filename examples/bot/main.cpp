@@ -93,8 +93,7 @@ int main(int argc, char** argv) {
     std::cerr << "llmassist-bot: cannot start: " << s.message() << "\n";
     return 1;
   }
-  std::cerr << "llmassist " << LLMASSIST_VERSION_STRING << ": " << (*bot)->description()
-            << "\n";
+  std::cerr << "llmassist " << LLMASSIST_VERSION_STRING << ": " << (*bot)->description() << "\n";
   int signal = 0;
   sigwait(&signals, &signal);
   // Piped input ended: let the last questions be answered before leaving.

@@ -39,8 +39,8 @@ int run_account_command(AccountStore& accounts, const std::vector<std::string>& 
 // Erasure of one person's data from the message store (erase_chat_data(), as "admin:cli"):
 // {"erase-user", "telegram:123"} (a channel's user, by the id of their private chat) or
 // {"erase-chat", "17"} (a chat's number, as the admin page shows it). Exit codes as above.
-int run_erase_command(MessageStore& store, const std::vector<std::string>& args,
-                      std::ostream& out, std::ostream& err);
+int run_erase_command(MessageStore& store, const std::vector<std::string>& args, std::ostream& out,
+                      std::ostream& err);
 
 // The commands and their options, for a program's --help.
 [[nodiscard]] std::string_view account_commands_help();

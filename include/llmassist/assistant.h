@@ -64,8 +64,7 @@ enum class QueuedMessages : std::uint8_t {
 
 // What the assistant says on its own. Plain text.
 struct AssistantTexts {
-  std::string welcome =
-      "Hello! Ask me anything. Send /human at any time to talk to a person.";
+  std::string welcome = "Hello! Ask me anything. Send /human at any time to talk to a person.";
   std::string review_notice =
       "Thanks, your question has been received. An operator is checking the answer; it will "
       "arrive here shortly.";
@@ -159,11 +158,11 @@ struct AssistantParts {
 
 // Counters since start(), for logs and the statistics page.
 struct AssistantStats {
-  std::int64_t inbound = 0;      // messages stored
-  std::int64_t duplicates = 0;   // deliveries ignored as duplicates
-  std::int64_t drafts = 0;       // drafts stored
-  std::int64_t failures = 0;     // replies that failed (every provider failed)
-  std::int64_t sent = 0;         // answers delivered
+  std::int64_t inbound = 0;     // messages stored
+  std::int64_t duplicates = 0;  // deliveries ignored as duplicates
+  std::int64_t drafts = 0;      // drafts stored
+  std::int64_t failures = 0;    // replies that failed (every provider failed)
+  std::int64_t sent = 0;        // answers delivered
   std::int64_t send_retries = 0;
   int drafts_in_flight = 0;
   int sends_in_flight = 0;

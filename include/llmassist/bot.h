@@ -56,7 +56,7 @@ class Bot final {
 
 // What `llmassist-bot doctor` reports: each check with a plain verdict.
 struct DoctorCheck {
-  std::string what;    // "database", "provider openrouter", "telegram token"
+  std::string what;  // "database", "provider openrouter", "telegram token"
   bool ok = false;
   std::string detail;  // what was found, or what is wrong and what to do
 };
@@ -65,7 +65,7 @@ struct DoctorCheck {
 // defaults when absent): what llmassist-admin runs beside a bot in another process. The page's
 // decisions are delivered by that bot. Not started.
 [[nodiscard]] Result<std::unique_ptr<AdminServer>> make_admin_server(const BotConfig& config,
-                                                                    BotOptions options = {});
+                                                                     BotOptions options = {});
 
 // The message store of `config`'s database (for llmassist-admin's erase commands).
 [[nodiscard]] Result<std::shared_ptr<MessageStore>> open_message_store(

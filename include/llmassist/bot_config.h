@@ -24,15 +24,15 @@ namespace llmassist {
 
 // The `telegram` section, as docs/configuration.md lists it.
 struct TelegramSection {
-  std::string token;    // from the file or BOT_TOKEN; empty: the bot runs on the console
-  std::string api_url;  // empty: https://api.telegram.org
+  std::string token;             // from the file or BOT_TOKEN; empty: the bot runs on the console
+  std::string api_url;           // empty: https://api.telegram.org
   std::string mode = "polling";  // "polling" or "webhook"
   std::optional<int> polling_timeout_s;
-  std::vector<std::string> allowed_updates;  // empty: the transport's default
+  std::vector<std::string> allowed_updates;       // empty: the transport's default
   std::string webhook_listen = "127.0.0.1:8081";  // host:port the webhook server binds
   std::string webhook_path = "/telegram/webhook";
   std::string webhook_public_url;  // what Telegram calls; empty: set the webhook yourself
-  std::string webhook_secret;      // X-Telegram-Bot-Api-Secret-Token; from TELEGRAM_WEBHOOK_SECRET too
+  std::string webhook_secret;  // X-Telegram-Bot-Api-Secret-Token; from TELEGRAM_WEBHOOK_SECRET too
   // A webhook without a secret of at least 16 characters is refused unless this is set (a
   // local test setup). Default: false.
   bool webhook_allow_no_secret = false;
@@ -55,9 +55,9 @@ struct TelegramSection {
 // The `admin` section: the bot serves the admin page and REST API in-process.
 struct AdminSection {
   std::string listen = "127.0.0.1:8080";  // host:port; only this machine by default
-  int session_hours = 12;                  // how long a browser stays signed in (1..720)
-  bool secure_cookie = false;              // behind an HTTPS proxy: the cookie's Secure flag
-  int threads = 4;                         // handler threads (AdminServerOptions::threads)
+  int session_hours = 12;                 // how long a browser stays signed in (1..720)
+  bool secure_cookie = false;             // behind an HTTPS proxy: the cookie's Secure flag
+  int threads = 4;                        // handler threads (AdminServerOptions::threads)
   // AdminServerOptions::allowed_hosts, max_connections, max_connections_per_address and
   // connection_timeout; 0 / empty: their defaults.
   std::vector<std::string> allowed_hosts;

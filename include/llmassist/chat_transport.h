@@ -11,10 +11,11 @@
 //   so one poisoned update never stalls the channel.
 // - Sending is asynchronous: send(), edit() and the rest return at once and call `done` exactly
 //   once, on the transport's thread (or inline, before returning, when the channel answers at
-//   once, as the console does: callers must not hold a lock their callback takes). The transport paces itself within the channel's limits and
-//   retries transient failures itself; the Status in `done` is final: kPermissionDenied when
-//   the user blocked the bot (do not retry), kResourceExhausted with retry_after() when the
-//   channel keeps refusing, kInvalidArgument for a message the channel will not take.
+//   once, as the console does: callers must not hold a lock their callback takes). The transport
+//   paces itself within the channel's limits and retries transient failures itself; the Status in
+//   `done` is final: kPermissionDenied when the user blocked the bot (do not retry),
+//   kResourceExhausted with retry_after() when the channel keeps refusing, kInvalidArgument for a
+//   message the channel will not take.
 // - stop() stops receiving, fails queued sends with kCancelled, and returns when no callback
 //   runs any more.
 //
@@ -48,18 +49,18 @@ struct InboundEvent {
   std::string dedup_key;         // unique per event on this channel ("telegram:812345")
   std::string chat_external_id;  // the chat, in the channel's terms
   std::string chat_title;
-  std::string user_id;           // the sender, in the channel's terms
-  std::string user_name;         // display name
-  std::string username;          // handle, without "@"
-  std::string text;              // message text or caption; empty for media without caption
+  std::string user_id;    // the sender, in the channel's terms
+  std::string user_name;  // display name
+  std::string username;   // handle, without "@"
+  std::string text;       // message text or caption; empty for media without caption
   // What the message carries besides text ("photo", "voice", "document", "sticker", ...); empty
   // for a plain text message. A message with media and no caption arrives with an empty `text`
   // and this set, so the assistant can say it reads text only instead of ignoring the user.
   std::string media;
-  std::string message_id;        // the channel's id of this message
+  std::string message_id;           // the channel's id of this message
   std::string reply_to_message_id;  // the message it replies to, if any
-  std::string callback_id;       // for kCallback: answer it with answer_callback()
-  std::string callback_data;     // for kCallback: the button's data
+  std::string callback_id;          // for kCallback: answer it with answer_callback()
+  std::string callback_data;        // for kCallback: the button's data
   // The forum topic the message belongs to (Telegram's message_thread_id in a forum
   // supergroup); empty outside topics. An answer goes to the same topic.
   std::string thread_id;
@@ -122,18 +123,17 @@ class ChatTransport {
 
   virtual void send(OutboundMessage message, SendCallback done) = 0;
   // Replaces the text (and buttons) of a message sent earlier.
-  virtual void edit(std::string chat_external_id, std::string message_id,
-                    OutboundMessage message, DoneCallback done) = 0;
+  virtual void edit(std::string chat_external_id, std::string message_id, OutboundMessage message,
+                    DoneCallback done) = 0;
   // Shows "typing…" for a few seconds.
   virtual void send_typing(std::string chat_external_id, DoneCallback done) = 0;
   // Acknowledges a button press, optionally with a short notice to the user.
-  virtual void answer_callback(std::string callback_id, std::string text,
-                               DoneCallback done) = 0;
+  virtual void answer_callback(std::string callback_id, std::string text, DoneCallback done) = 0;
   // Streams a partial answer: shows `text` as the current state of draft `draft_id` in the chat
   // (Telegram's sendMessageDraft, or an edited message where that is missing). The final answer
   // is still delivered with send().
-  virtual void send_draft(std::string chat_external_id, std::int64_t draft_id,
-                          std::string text, DoneCallback done) = 0;
+  virtual void send_draft(std::string chat_external_id, std::int64_t draft_id, std::string text,
+                          DoneCallback done) = 0;
 };
 
 // Runs send() and waits for its result. Must not be called from the transport's own callbacks.

@@ -15,8 +15,8 @@
 namespace llmassist {
 
 struct ConsoleTransportOptions {
-  int input_fd = 0;   // read lines from here (standard input)
-  int output_fd = 1;  // print answers here (standard output)
+  int input_fd = 0;               // read lines from here (standard input)
+  int output_fd = 1;              // print answers here (standard output)
   std::string chat_id = "local";  // the chat's external id on the "console" channel
   std::string user_name;          // default: $USER, or "you"
   std::string bot_name = "bot";   // printed before answers

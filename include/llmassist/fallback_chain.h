@@ -42,14 +42,14 @@ namespace llmassist {
 
 // How a provider's attempt ended, for counters and for the chain's decisions.
 enum class FailureClass : std::uint8_t {
-  kUnavailable,   // connection refused/reset, DNS, HTTP 5xx
-  kTimeout,       // a connect, first-byte or total timeout
-  kRateLimited,   // HTTP 429
-  kQuota,         // HTTP 429 insufficient_quota: no point retrying
-  kAuth,          // HTTP 401/403: the key is wrong or lacks access
-  kContext,       // the prompt is too long for the model
-  kMalformed,     // the server's answer could not be understood, or it refused the request
-  kNoAnswer,      // a knowledge base had no answer
+  kUnavailable,  // connection refused/reset, DNS, HTTP 5xx
+  kTimeout,      // a connect, first-byte or total timeout
+  kRateLimited,  // HTTP 429
+  kQuota,        // HTTP 429 insufficient_quota: no point retrying
+  kAuth,         // HTTP 401/403: the key is wrong or lacks access
+  kContext,      // the prompt is too long for the model
+  kMalformed,    // the server's answer could not be understood, or it refused the request
+  kNoAnswer,     // a knowledge base had no answer
   kCancelled,
   kOther,
 };

@@ -35,7 +35,7 @@ struct KnowledgeBaseOptions {
   // The knowledge base file (".json" is read as JSON, anything else as Markdown). Empty: use
   // `text`, or the sample shipped with llmassist when that is empty too.
   std::string path;
-  std::string text;          // the knowledge base itself, when no path is given
+  std::string text;           // the knowledge base itself, when no path is given
   bool text_is_json = false;  // with `text`: JSON rather than Markdown
   // The least score (0..1) an entry needs to be given as the answer. Default: 0.5, half of the
   // question's weighted words.

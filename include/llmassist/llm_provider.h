@@ -60,13 +60,13 @@ struct Usage {
 };
 
 struct Completion {
-  std::string text;           // the answer, reasoning removed
-  std::string reasoning;      // the model's thinking, if it sent any; never shown to users
-  std::string provider;       // the name of the provider that answered
+  std::string text;       // the answer, reasoning removed
+  std::string reasoning;  // the model's thinking, if it sent any; never shown to users
+  std::string provider;   // the name of the provider that answered
   std::string model;
   std::string finish_reason;  // "stop", "length", ...
   Usage usage;
-  int providers_tried = 1;    // > 1 when a fallback chain moved past failing providers
+  int providers_tried = 1;  // > 1 when a fallback chain moved past failing providers
   std::chrono::milliseconds latency{0};
 };
 

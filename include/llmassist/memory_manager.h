@@ -36,7 +36,7 @@ struct ContextRequest {
 struct Context {
   std::vector<ChatMessage> messages;
   int estimated_tokens = 0;
-  int window_messages = 0;    // how many recent messages made it in
+  int window_messages = 0;  // how many recent messages made it in
   bool summary_used = false;
   int facts_recalled = 0;
 };

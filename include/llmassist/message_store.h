@@ -58,7 +58,7 @@ struct InboundMessage {
 };
 
 struct InboundResult {
-  Message message;  // the stored message (the earlier one, for a duplicate)
+  Message message;       // the stored message (the earlier one, for a duplicate)
   ReplyId reply_id = 0;  // the reply opened for it (the earlier one, for a duplicate); 0 if none
   bool duplicate = false;
 };
@@ -121,9 +121,9 @@ struct ClaimRequest {
   std::optional<ReplyStatus> to;  // ...and move them to this one (kNew -> kGenerating); or keep
   std::string worker;             // required: "bot:host:pid", "operator:alice"
   std::chrono::milliseconds lease{std::chrono::seconds(120)};
-  int limit = 1;                       // how many at most, oldest first
-  std::optional<ReplyId> reply_id;     // claim this one only (kAborted when another holds it)
-  std::vector<ChatId> chat_ids;        // only from these chats; empty: from any
+  int limit = 1;                    // how many at most, oldest first
+  std::optional<ReplyId> reply_id;  // claim this one only (kAborted when another holds it)
+  std::vector<ChatId> chat_ids;     // only from these chats; empty: from any
   // Only from chats of this channel ("telegram"); empty: any. A bot takes only its own channel's
   // replies: the API channel's are answered by the admin server. Not checked with reply_id.
   std::string channel;
@@ -173,8 +173,8 @@ struct ReplyChange {
 
 // What transition_and_claim() did.
 struct ChangeAndClaims {
-  Reply reply;                              // as stored after the change
-  Chat chat;  // the reply's chat, read with the claims when one took something (else id 0)
+  Reply reply;  // as stored after the change
+  Chat chat;    // the reply's chat, read with the claims when one took something (else id 0)
   std::vector<std::vector<Reply>> claimed;  // what each claim took, in the order asked
 };
 
@@ -188,9 +188,9 @@ struct ReplyStep {
 struct AuditQuery {
   std::optional<ReplyId> reply_id;
   std::optional<ChatId> chat_id;
-  std::string actor;        // exact match when not empty
-  AuditId before_id = 0;    // paging, newest first
-  int limit = 100;          // 1..1000
+  std::string actor;      // exact match when not empty
+  AuditId before_id = 0;  // paging, newest first
+  int limit = 100;        // 1..1000
 };
 
 // Percentiles of a duration in milliseconds; empty when no sample fell in the range.
@@ -202,10 +202,10 @@ struct LatencySummary {
 };
 
 struct DailyStats {
-  std::string day;  // "2026-11-21" (UTC)
-  std::int64_t messages = 0;       // all roles
+  std::string day;            // "2026-11-21" (UTC)
+  std::int64_t messages = 0;  // all roles
   std::int64_t user_messages = 0;
-  std::int64_t active_users = 0;   // chats with at least one user message that day
+  std::int64_t active_users = 0;  // chats with at least one user message that day
   std::int64_t replies_sent = 0;
 };
 
@@ -280,8 +280,7 @@ class MessageStore {
   virtual Result<Session> get_session(SessionId id) = 0;
   virtual Status close_session(SessionId id) = 0;
   // Stores the rolling summary of a session and the last message it covers.
-  virtual Status set_session_summary(SessionId id, std::string_view summary,
-                                     MessageId upto) = 0;
+  virtual Status set_session_summary(SessionId id, std::string_view summary, MessageId upto) = 0;
 
   // --- the message log ------------------------------------------------------------------------
 
@@ -297,8 +296,7 @@ class MessageStore {
   // message `upto` (0: up to the newest), oldest first, without the bot's system lines. Later
   // messages (questions that came meanwhile) do not shorten it. This default reads
   // recent_messages() with room for some; the SQLite store asks for exactly these.
-  virtual Result<std::vector<Message>> dialog_window(SessionId session, int count,
-                                                     MessageId upto);
+  virtual Result<std::vector<Message>> dialog_window(SessionId session, int count, MessageId upto);
   // A page of a chat's history across sessions, newest first.
   virtual Result<std::vector<Message>> chat_history(ChatId chat, const HistoryQuery& query) = 0;
 

@@ -35,9 +35,9 @@ struct PendingItem {
 };
 
 struct PendingQuery {
-  int limit = 50;          // 1..1000
-  int history = 10;        // messages of history per item, 0..100
-  ReplyId after_id = 0;    // paging, oldest first
+  int limit = 50;        // 1..1000
+  int history = 10;      // messages of history per item, 0..100
+  ReplyId after_id = 0;  // paging, oldest first
 };
 
 class ModerationQueue {
@@ -62,8 +62,7 @@ class ModerationQueue {
   // `text` goes out instead of the draft (or instead of nothing, for a failed reply).
   virtual Result<Reply> edit(ReplyId id, std::string_view operator_name, std::string text) = 0;
   // The draft is discarded and a new one generated; `reason` goes to the audit log.
-  virtual Result<Reply> reject(ReplyId id, std::string_view operator_name,
-                               std::string reason) = 0;
+  virtual Result<Reply> reject(ReplyId id, std::string_view operator_name, std::string reason) = 0;
 };
 
 }  // namespace llmassist

@@ -27,11 +27,11 @@ namespace llmassist {
 struct OllamaProviderOptions {
   std::string name = "ollama";
   std::string base_url = "http://127.0.0.1:11434";  // without /api/chat
-  std::string model;                    // required: "qwen3:1.7b", "llama3.2"
-  std::optional<double> temperature;    // options.temperature
-  std::optional<int> num_ctx;           // options.num_ctx: the context window to load
-  std::optional<int> max_tokens;        // options.num_predict
-  std::vector<std::string> stop;        // options.stop
+  std::string model;                                // required: "qwen3:1.7b", "llama3.2"
+  std::optional<double> temperature;                // options.temperature
+  std::optional<int> num_ctx;                       // options.num_ctx: the context window to load
+  std::optional<int> max_tokens;                    // options.num_predict
+  std::vector<std::string> stop;                    // options.stop
   // How long Ollama keeps the model loaded after a request ("5m", "-1" for ever); empty: the
   // server's default.
   std::string keep_alive;

@@ -33,9 +33,9 @@ namespace llmassist {
 struct OpenAiProviderOptions {
   std::string name = "openai";  // the provider's name in results, logs and statistics
   std::string base_url = "https://api.openai.com/v1";  // without the trailing /chat/completions
-  std::string model;            // required: "gpt-4o-mini", "meta-llama/llama-3.1-8b-instruct"
-  std::string api_key;          // sent as "Authorization: Bearer …"; empty: no header
-  HttpHeaders extra_headers;    // e.g. OpenRouter's HTTP-Referer and X-Title
+  std::string model;                  // required: "gpt-4o-mini", "meta-llama/llama-3.1-8b-instruct"
+  std::string api_key;                // sent as "Authorization: Bearer …"; empty: no header
+  HttpHeaders extra_headers;          // e.g. OpenRouter's HTTP-Referer and X-Title
   std::optional<double> temperature;  // default for requests that set none
   std::optional<int> max_tokens;      // default for requests that set none
   std::vector<std::string> stop;      // default stop sequences

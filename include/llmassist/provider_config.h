@@ -30,10 +30,10 @@ struct ProviderConfigContext {
   std::function<std::optional<std::string>(const std::string&)> getenv;
   // Relative knowledge-base paths are taken from here; default: the current folder.
   std::string base_dir;
-  std::shared_ptr<HttpClient> http;          // shared by the HTTP providers; default: one is made
-  std::shared_ptr<Scheduler> scheduler;      // for retries; default: one is made
-  std::shared_ptr<Logger> logger;            // default: stderr_logger()
-  std::shared_ptr<Clock> clock;              // for the chain; default: system_clock()
+  std::shared_ptr<HttpClient> http;      // shared by the HTTP providers; default: one is made
+  std::shared_ptr<Scheduler> scheduler;  // for retries; default: one is made
+  std::shared_ptr<Logger> logger;        // default: stderr_logger()
+  std::shared_ptr<Clock> clock;          // for the chain; default: system_clock()
 };
 
 // Builds the chain from a config file's text. With no `providers` key (or an empty list), the

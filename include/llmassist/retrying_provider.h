@@ -19,8 +19,8 @@
 namespace llmassist {
 
 struct RetryOptions {
-  int max_retries = 2;                                        // retries after the first attempt
-  std::chrono::milliseconds base_delay{500};                  // the first backoff
+  int max_retries = 2;                                           // retries after the first attempt
+  std::chrono::milliseconds base_delay{500};                     // the first backoff
   std::chrono::milliseconds max_delay{std::chrono::seconds(8)};  // backoff cap
   // The longest Retry-After worth waiting for here; a longer one is returned to the caller
   // (whose chain keeps the provider out for that long). Default 8 s.

@@ -36,7 +36,6 @@ struct RuntimeSettings {
 // Sets one override (or clears it, with std::nullopt) and records an audit event "settings" by
 // `actor` with the value before and after. kInvalidArgument for a value the setting cannot take.
 [[nodiscard]] Status set_runtime_setting(MessageStore& store, RuntimeSetting setting,
-                                         std::optional<std::string> value,
-                                         std::string_view actor);
+                                         std::optional<std::string> value, std::string_view actor);
 
 }  // namespace llmassist

@@ -122,7 +122,9 @@ class [[nodiscard]] Status final {
 };
 
 inline Status ok_status() { return Status(); }
-inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status already_exists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status failed_precondition(std::string m) {
@@ -160,26 +162,24 @@ class [[nodiscard]] Result final {
   static_assert(!std::is_same_v<std::remove_cvref_t<T>, Status>, "Result<Status> makes no sense");
 
  public:
-  Result(const T& value) : v_(value) {}  // NOLINT: implicit by design, as absl::StatusOr
-  Result(T&& value) : v_(std::move(value)) {}  // NOLINT
+  Result(const T& value) : v_(value) {}            // NOLINT: implicit by design, as absl::StatusOr
+  Result(T&& value) : v_(std::move(value)) {}      // NOLINT
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     if (std::get<Status>(v_).ok()) {
       v_ = Status(StatusCode::kInternal, "Result constructed from an OK status without a value");
     }
   }
   template <typename U>
-    requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
-             !std::is_same_v<std::remove_cvref_t<U>, Status> &&
-             !std::is_same_v<std::remove_cvref_t<U>, Result>)
-  Result(U&& value) : v_(std::in_place_type<T>, std::forward<U>(value)) {}  // NOLINT
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
+           !std::is_same_v<std::remove_cvref_t<U>, Status> &&
+           !std::is_same_v<std::remove_cvref_t<U>, Result>) Result(U&& value)
+      : v_(std::in_place_type<T>, std::forward<U>(value)) {}  // NOLINT
 
   [[nodiscard]] bool ok() const noexcept { return std::holds_alternative<T>(v_); }
   explicit operator bool() const noexcept { return ok(); }
 
   // The error; an OK Status when a value is held.
-  [[nodiscard]] Status status() const {
-    return ok() ? Status() : std::get<Status>(v_);
-  }
+  [[nodiscard]] Status status() const { return ok() ? Status() : std::get<Status>(v_); }
 
   // The value. Reading it from a failed Result aborts the process with the status printed.
   T& value() & {
@@ -213,9 +213,9 @@ class [[nodiscard]] Result final {
 }  // namespace llmassist
 
 // Returns early from the enclosing function when `expr` (a Status) is not OK.
-#define LLMASSIST_RETURN_IF_ERROR(expr)                  \
-  do {                                                   \
-    ::llmassist::Status llmassist_status_tmp_ = (expr);  \
+#define LLMASSIST_RETURN_IF_ERROR(expr)                            \
+  do {                                                             \
+    ::llmassist::Status llmassist_status_tmp_ = (expr);            \
     if (!llmassist_status_tmp_.ok()) return llmassist_status_tmp_; \
   } while (false)
 

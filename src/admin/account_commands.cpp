@@ -332,8 +332,8 @@ int run_account_command(AccountStore& accounts, const std::vector<std::string>& 
 
 std::string_view account_commands_help() { return kHelp; }
 
-int run_erase_command(MessageStore& store, const std::vector<std::string>& args,
-                      std::ostream& out, std::ostream& err) {
+int run_erase_command(MessageStore& store, const std::vector<std::string>& args, std::ostream& out,
+                      std::ostream& err) {
   constexpr std::string_view kForms = " (erase-user CHANNEL:ID or erase-chat CHAT)";
   if (args.size() != 2) return usage(err, fmt::format("one argument{}", kForms));
   ChatId chat = 0;

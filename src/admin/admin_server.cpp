@@ -22,15 +22,15 @@
 namespace llmassist {
 
 using detail::Access;
-using detail::EventHub;
-using detail::MetricsInput;
-using detail::prometheus_text;
-using detail::SignInThrottle;
 using detail::Call;
+using detail::EventHub;
 using detail::Field;
 using detail::HandlerResult;
+using detail::MetricsInput;
+using detail::prometheus_text;
 using detail::Reply200;
 using detail::Route;
+using detail::SignInThrottle;
 using detail::to_json;
 using detail::to_json_array;
 using nlohmann::json;
@@ -147,13 +147,12 @@ constexpr const char* kContentSecurityPolicy =
 // The page and its assets, open to all (they hold no data), from the library itself.
 void serve_web_page(detail::http::Server& server) {
   for (const detail::WebAsset& asset : detail::web_assets()) {
-    server.route("GET", asset.path,
-                 [&asset](const detail::http::Request&, detail::http::Response& res) {
-                   res.set_header("Content-Security-Policy", kContentSecurityPolicy);
-                   res.set_header("Cache-Control", "no-cache");
-                   res.set_content(asset.body.data(), asset.body.size(),
-                                   std::string(asset.content_type));
-                 });
+    server.route(
+        "GET", asset.path, [&asset](const detail::http::Request&, detail::http::Response& res) {
+          res.set_header("Content-Security-Policy", kContentSecurityPolicy);
+          res.set_header("Cache-Control", "no-cache");
+          res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
+        });
   }
 }
 
@@ -161,8 +160,8 @@ void serve_web_page(detail::http::Server& server) {
 std::vector<std::string> default_allowed_hosts(const std::string& host, int port) {
   if (host.empty() || host == "0.0.0.0" || host == "::") return {};
   const bool v6 = host.find(':') != std::string::npos;
-  std::vector<std::string> names = {fmt::format("{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "",
-                                                port)};
+  std::vector<std::string> names = {
+      fmt::format("{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", port)};
   if (host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost") {
     for (const char* name : {"localhost", "127.0.0.1", "[::1]"}) {
       names.push_back(fmt::format("{}:{}", name, port));
@@ -218,9 +217,8 @@ struct AdminServer::Impl {
       if (authorization.rfind(kBearer, 0) != 0) {
         return unauthenticated("the Authorization header must be \"Bearer <token>\"");
       }
-      LLMASSIST_ASSIGN_OR_RETURN(
-          Account account,
-          parts.accounts->authenticate_token(std::string_view(authorization).substr(7)));
+      LLMASSIST_ASSIGN_OR_RETURN(Account account, parts.accounts->authenticate_token(
+                                                      std::string_view(authorization).substr(7)));
       return detail::Caller{std::move(account), false, {}, {}};
     }
     const std::string secret = cookie_value(req.get_header_value("Cookie"), cookie_name());
@@ -229,9 +227,7 @@ struct AdminServer::Impl {
     return detail::Caller{std::move(session.account), true, std::move(session.csrf_token), secret};
   }
 
-  std::string_view cookie_name() const {
-    return options.secure_cookie ? kSecureCookie : kCookie;
-  }
+  std::string_view cookie_name() const { return options.secure_cookie ? kSecureCookie : kCookie; }
 
   std::string session_cookie(const std::string& value, std::int64_t max_age) const {
     return fmt::format("{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}", cookie_name(),
@@ -251,9 +247,8 @@ struct AdminServer::Impl {
     const std::string address =
         proxies.client(c.req.remote_addr, c.req.get_header_value("X-Forwarded-For"));
     if (const milliseconds wait = throttle.wait(*name, address); wait.count() > 0) {
-      return resource_exhausted(
-                 fmt::format("too many failed sign-ins; try again in {} s",
-                             (wait.count() + 999) / 1000))
+      return resource_exhausted(fmt::format("too many failed sign-ins; try again in {} s",
+                                            (wait.count() + 999) / 1000))
           .with_retry_after(wait);
     }
     auto account = parts.accounts->verify_password(*name, *password);
@@ -325,9 +320,9 @@ struct AdminServer::Impl {
     if (minutes && (*minutes < 1 || *minutes > 60)) {
       return invalid_argument("minutes: from 1 to 60");
     }
-    LLMASSIST_ASSIGN_OR_RETURN(
-        auto r, parts.moderation->claim(id, c.caller->account.name,
-                                        std::chrono::minutes(minutes.value_or(5))));
+    LLMASSIST_ASSIGN_OR_RETURN(auto r,
+                               parts.moderation->claim(id, c.caller->account.name,
+                                                       std::chrono::minutes(minutes.value_or(5))));
     return ok(to_json(r));
   }
 
@@ -665,8 +660,8 @@ struct AdminServer::Impl {
     LLMASSIST_ASSIGN_OR_RETURN(auto password, detail::string_field(c.body, "password", true));
     LLMASSIST_ASSIGN_OR_RETURN(auto role, role_field(c.body, true));
     LLMASSIST_ASSIGN_OR_RETURN(auto a, parts.accounts->create_account(*name, *password, role));
-    log(LogLevel::kInfo, fmt::format("{} added the account {} ({})", c.caller->account.name,
-                                     a.name, to_string(a.role)));
+    log(LogLevel::kInfo, fmt::format("{} added the account {} ({})", c.caller->account.name, a.name,
+                                     to_string(a.role)));
     return ok(to_json(a), 201);
   }
 
@@ -722,8 +717,8 @@ struct AdminServer::Impl {
     LLMASSIST_ASSIGN_OR_RETURN(auto made, parts.accounts->create_token(owner, *label));
     json body = to_json(made.token);
     body["secret"] = made.secret;
-    log(LogLevel::kInfo, fmt::format("{} made token {} for {}", c.caller->account.name,
-                                     made.token.id, owner));
+    log(LogLevel::kInfo,
+        fmt::format("{} made token {} for {}", c.caller->account.name, made.token.id, owner));
     return ok(std::move(body), 201);
   }
 
@@ -731,8 +726,8 @@ struct AdminServer::Impl {
     LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
     if (!is_admin(c)) {
       LLMASSIST_ASSIGN_OR_RETURN(auto mine, parts.accounts->list_tokens(c.caller->account.name));
-      const bool owned = std::any_of(mine.begin(), mine.end(),
-                                     [id](const ApiToken& t) { return t.id == id; });
+      const bool owned =
+          std::any_of(mine.begin(), mine.end(), [id](const ApiToken& t) { return t.id == id; });
       if (!owned) return not_found(fmt::format("you have no token {}", id));
     }
     LLMASSIST_RETURN_IF_ERROR(parts.accounts->revoke_token(id));
@@ -765,8 +760,8 @@ struct AdminServer::Impl {
     switch (r.status) {
       case ReplyStatus::kPending:
       case ReplyStatus::kFailed: {
-        LLMASSIST_ASSIGN_OR_RETURN(
-            auto rejected, parts.moderation->reject(id, c.caller->account.name, "repeat"));
+        LLMASSIST_ASSIGN_OR_RETURN(auto rejected,
+                                   parts.moderation->reject(id, c.caller->account.name, "repeat"));
         return ok(to_json(rejected));
       }
       case ReplyStatus::kSent:
@@ -784,8 +779,8 @@ struct AdminServer::Impl {
         return ok(to_json(created), 201);
       }
       default:
-        return failed_precondition(fmt::format(
-            "reply {} is {}: it is being answered already", id, to_string(r.status)));
+        return failed_precondition(
+            fmt::format("reply {} is {}: it is being answered already", id, to_string(r.status)));
     }
   }
 
@@ -801,9 +796,9 @@ struct AdminServer::Impl {
     if (!status) {
       LLMASSIST_ASSIGN_OR_RETURN(auto r, parts.store->get_reply(id));
       if (r.status != ReplyStatus::kPending) {
-        return failed_precondition(fmt::format(
-            "reply {} is {}; only a pending draft's text can change without a decision", id,
-            to_string(r.status)));
+        return failed_precondition(
+            fmt::format("reply {} is {}; only a pending draft's text can change without a decision",
+                        id, to_string(r.status)));
       }
       ReplyChange change;
       change.from = ReplyStatus::kPending;
@@ -863,7 +858,8 @@ struct AdminServer::Impl {
     cr.upto_message_id = stored.message.id;
     auto context = parts.memory->build_context(cr);
     const bool review = overrides.policy.value_or(options.policy) == ModerationPolicy::kReview;
-    if (!context.ok()) return finish_handle(parts.store, logger, stored.reply_id, review, context.status());
+    if (!context.ok())
+      return finish_handle(parts.store, logger, stored.reply_id, review, context.status());
     // The model's answer comes on the provider's thread, later: no thread waits for it. The
     // store's writes that follow run on the server's handler threads again.
     auto deferred = c.res.defer();
@@ -965,7 +961,9 @@ struct AdminServer::Impl {
         any_up = any_up || !p.circuit_open;
       }
     }
-    json body = {{"status", !store.ok() ? "down" : any_up ? "ok" : "degraded"},
+    json body = {{"status", !store.ok() ? "down"
+                            : any_up    ? "ok"
+                                        : "degraded"},
                  {"store", {{"ok", store.ok()}}},
                  {"providers", providers}};
     if (!store.ok()) body["store"]["error"] = to_string(store.code());
@@ -994,21 +992,25 @@ struct AdminServer::Impl {
     add("GET", "/api/queue", A::kViewer, "Drafts awaiting a decision, oldest first", &Impl::queue,
         {}, {limit, cursor, {"history", "integer", false, "messages of history, 0..100"}});
     add("GET", "/api/replies", A::kViewer, "Replies, newest first", &Impl::replies, {},
-        {limit, cursor, {"status", "string", false, "only this status"},
+        {limit,
+         cursor,
+         {"status", "string", false, "only this status"},
          {"chat_id", "integer", false, "only this chat"}});
-    add("GET", "/api/replies/{id}", A::kViewer, "A reply with its chat and history",
-        &Impl::reply, {}, {{"history", "integer", false, "messages of history, 0..100"}});
+    add("GET", "/api/replies/{id}", A::kViewer, "A reply with its chat and history", &Impl::reply,
+        {}, {{"history", "integer", false, "messages of history, 0..100"}});
     add("POST", "/api/replies/{id}/claim", A::kOperator, "Hold a draft", &Impl::claim,
         {{"minutes", "integer", false, "how long, 1..60 (default 5)"}});
     add("DELETE", "/api/replies/{id}/claim", A::kOperator, "Give a claim up", &Impl::release);
     add("POST", "/api/replies/{id}/approve", A::kOperator, "The draft goes out as it is",
         &Impl::approve);
-    add("POST", "/api/replies/{id}/edit", A::kOperator, "This text goes out instead",
-        &Impl::edit, {text});
+    add("POST", "/api/replies/{id}/edit", A::kOperator, "This text goes out instead", &Impl::edit,
+        {text});
     add("POST", "/api/replies/{id}/reject", A::kOperator, "Discard the draft; draft again",
         &Impl::reject, {{"reason", "string", false, "for the audit log"}});
     add("GET", "/api/chats", A::kViewer, "Chats, newest first", &Impl::chats, {},
-        {limit, cursor, {"mode", "string", false, "bot or operator"},
+        {limit,
+         cursor,
+         {"mode", "string", false, "bot or operator"},
          {"search", "string", false, "in title, username, external id"}});
     add("GET", "/api/chats/{id}", A::kViewer, "A chat", &Impl::chat);
     add("DELETE", "/api/chats/{id}", A::kAdmin,
@@ -1022,8 +1024,11 @@ struct AdminServer::Impl {
     add("POST", "/api/chats/{id}/handback", A::kOperator, "The assistant answers the chat",
         &Impl::handback);
     add("GET", "/api/audit", A::kViewer, "Who decided what, newest first", &Impl::audit, {},
-        {limit, cursor, {"reply_id", "integer", false, "one reply's"},
-         {"chat_id", "integer", false, "one chat's"}, {"actor", "string", false, "one actor's"}});
+        {limit,
+         cursor,
+         {"reply_id", "integer", false, "one reply's"},
+         {"chat_id", "integer", false, "one chat's"},
+         {"actor", "string", false, "one actor's"}});
     add("GET", "/api/stats", A::kViewer, "Statistics for a range of days", &Impl::stats, {},
         {{"from", "string", false, "YYYY-MM-DD (default: 29 days before `to`)"},
          {"to", "string", false, "YYYY-MM-DD, inclusive (default: today)"}});
@@ -1044,8 +1049,7 @@ struct AdminServer::Impl {
         {{"role", "string", false, "admin, operator or viewer"},
          {"password", "string", false, "a new password"},
          {"disabled", "boolean", false, "disable or enable"}});
-    add("DELETE", "/api/accounts/{name}", A::kAdmin, "Delete an account",
-        &Impl::delete_account);
+    add("DELETE", "/api/accounts/{name}", A::kAdmin, "Delete an account", &Impl::delete_account);
     add("GET", "/api/tokens", A::kViewer, "API tokens (yours; an admin: all)", &Impl::tokens);
     add("POST", "/api/tokens", A::kViewer, "A new API token; its secret is shown once",
         &Impl::add_token,
@@ -1053,17 +1057,16 @@ struct AdminServer::Impl {
          {"account", "string", false, "an admin: whose token"}});
     add("DELETE", "/api/tokens/{id}", A::kViewer, "Revoke a token", &Impl::revoke_token);
     add("POST", "/create", A::kOperator, "A new user message in a chat; the bot drafts an answer",
-        &Impl::create,
-        {{"chat_id", "integer", true, "the chat (as in /api/chats)"}, text});
+        &Impl::create, {{"chat_id", "integer", true, "the chat (as in /api/chats)"}, text});
     add("POST", "/repeat/{id}", A::kOperator, "Generate the answer again", &Impl::repeat);
-    add("PATCH", "/update/{id}", A::kOperator, "Set the answer's text and/or status",
-        &Impl::update,
+    add("PATCH", "/update/{id}", A::kOperator, "Set the answer's text and/or status", &Impl::update,
         {{"response_text", "string", false, "the answer's text"},
          {"status", "string", false, "approved or rejected"}});
     add("POST", "/v1/chat/handle", A::kOperator, "The assistant's answer, synchronously",
         &Impl::handle,
         {{"user_id", "string", true, "the caller's user id"},
-         {"chat_id", "string", true, "the caller's chat id"}, text});
+         {"chat_id", "string", true, "the caller's chat id"},
+         text});
     add("POST", "/v1/chat/reset", A::kOperator, "A new session for a chat", &Impl::reset,
         {{"chat_id", "string", false, "the caller's chat id"},
          {"session_id", "integer", false, "or the session"}});
@@ -1077,14 +1080,17 @@ struct AdminServer::Impl {
   }
   HandlerResult handoff(Call& c) { return set_mode(c, ChatMode::kOperator); }
   HandlerResult handback(Call& c) { return set_mode(c, ChatMode::kBot); }
-  HandlerResult openapi(Call&) { return ok(router->openapi("llmassist admin API", LLMASSIST_VERSION_STRING)); }
+  HandlerResult openapi(Call&) {
+    return ok(router->openapi("llmassist admin API", LLMASSIST_VERSION_STRING));
+  }
 };
 
 Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
                                                          AdminServerOptions options) {
   if (!parts.store || !parts.moderation || !parts.accounts) {
-    return invalid_argument("admin server: the store, the moderation queue and the accounts are "
-                            "required");
+    return invalid_argument(
+        "admin server: the store, the moderation queue and the accounts are "
+        "required");
   }
   const std::string listen = options.listen;  // a copy: `options` moves below
   const std::size_t colon = listen.rfind(':');

@@ -103,8 +103,8 @@ std::string TrustedProxies::client(const std::string& peer, std::string_view for
     const std::size_t comma = forwarded_for.rfind(',');
     const std::string_view hop =
         trimmed(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
-    forwarded_for = comma == std::string_view::npos ? std::string_view()
-                                                    : forwarded_for.substr(0, comma);
+    forwarded_for =
+        comma == std::string_view::npos ? std::string_view() : forwarded_for.substr(0, comma);
     std::array<unsigned char, 16> bytes{};
     bool v6 = false;
     if (!address_bytes(hop, bytes, v6)) break;  // garbage: the last good hop stands
@@ -117,8 +117,7 @@ std::string TrustedProxies::client(const std::string& peer, std::string_view for
 std::string prometheus_text(const MetricsInput& in) {
   const Stats& s = *in.stats;
   std::string out;
-  const auto metric = [&out](std::string_view name, std::string_view type,
-                             std::string_view help) {
+  const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
   metric("llmassist_replies", "gauge", "Replies created in the last 24 hours, by status.");
@@ -130,8 +129,7 @@ std::string prometheus_text(const MetricsInput& in) {
   out += fmt::format("llmassist_decisions{{decision=\"approve\"}} {}\n", s.approved);
   out += fmt::format("llmassist_decisions{{decision=\"edit\"}} {}\n", s.edited);
   out += fmt::format("llmassist_decisions{{decision=\"reject\"}} {}\n", s.rejected);
-  const auto summary = [&](std::string_view name, std::string_view help,
-                           const LatencySummary& l) {
+  const auto summary = [&](std::string_view name, std::string_view help, const LatencySummary& l) {
     metric(name, "summary", help);
     const std::pair<const char*, std::optional<double>> qs[] = {
         {"0.5", l.p50_ms}, {"0.95", l.p95_ms}, {"0.99", l.p99_ms}};
@@ -148,36 +146,36 @@ std::string prometheus_text(const MetricsInput& in) {
     const auto& providers = *in.providers;
     metric("llmassist_provider_attempts_total", "counter", "Requests sent to each provider.");
     for (const auto& p : providers) {
-      out += fmt::format("llmassist_provider_attempts_total{{provider=\"{}\"}} {}\n",
-                         label(p.name), p.attempts);
+      out += fmt::format("llmassist_provider_attempts_total{{provider=\"{}\"}} {}\n", label(p.name),
+                         p.attempts);
     }
     metric("llmassist_provider_successes_total", "counter", "Answers from each provider.");
     for (const auto& p : providers) {
       out += fmt::format("llmassist_provider_successes_total{{provider=\"{}\"}} {}\n",
                          label(p.name), p.successes);
     }
-    metric("llmassist_provider_failures_total", "counter",
-           "Failures of each provider, by class.");
+    metric("llmassist_provider_failures_total", "counter", "Failures of each provider, by class.");
     for (const auto& p : providers) {
       for (std::size_t i = 0; i < p.failures.size(); ++i) {
         if (p.failures[i] == 0) continue;
-        out += fmt::format("llmassist_provider_failures_total{{provider=\"{}\",class=\"{}\"}} "
-                           "{}\n",
-                           label(p.name), to_string(static_cast<FailureClass>(i)),
-                           p.failures[i]);
+        out += fmt::format(
+            "llmassist_provider_failures_total{{provider=\"{}\",class=\"{}\"}} "
+            "{}\n",
+            label(p.name), to_string(static_cast<FailureClass>(i)), p.failures[i]);
       }
     }
     metric("llmassist_provider_circuit_open", "gauge", "1 while a provider is skipped.");
     for (const auto& p : providers) {
-      out += fmt::format("llmassist_provider_circuit_open{{provider=\"{}\"}} {}\n",
-                         label(p.name), p.circuit_open ? 1 : 0);
+      out += fmt::format("llmassist_provider_circuit_open{{provider=\"{}\"}} {}\n", label(p.name),
+                         p.circuit_open ? 1 : 0);
     }
   }
   if (in.assistant) {
     const AssistantStats& a = *in.assistant;
     const std::pair<const char*, std::int64_t> counters[] = {
-        {"inbound", a.inbound}, {"duplicates", a.duplicates}, {"drafts", a.drafts},
-        {"failures", a.failures}, {"sent", a.sent}, {"send_retries", a.send_retries}};
+        {"inbound", a.inbound}, {"duplicates", a.duplicates},
+        {"drafts", a.drafts},   {"failures", a.failures},
+        {"sent", a.sent},       {"send_retries", a.send_retries}};
     for (const auto& [name, value] : counters) {
       metric(fmt::format("llmassist_bot_{}_total", name), "counter",
              "The bot's count since it started.");

@@ -5,12 +5,12 @@
 // made; prometheus_text() is a pure function.
 #pragma once
 
+#include <fmt/format.h>
 #include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <fmt/format.h>
 #include <functional>
 #include <map>
 #include <memory>
@@ -75,7 +75,8 @@ class SignInThrottle {
     const auto it = entries_.find(key);
     if (it == entries_.end() || it->second.failures < allowed) return std::chrono::milliseconds(0);
     const int over = std::min(it->second.failures - allowed, 20);
-    const std::chrono::milliseconds delay = std::min<std::chrono::milliseconds>(std::chrono::seconds(1) * (1LL << over), std::chrono::seconds(300));
+    const std::chrono::milliseconds delay = std::min<std::chrono::milliseconds>(
+        std::chrono::seconds(1) * (1LL << over), std::chrono::seconds(300));
     const auto passed =
         std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - it->second.last);
     return passed >= delay ? std::chrono::milliseconds(0) : delay - passed;
@@ -102,8 +103,7 @@ class TrustedProxies {
   // The client's address: `peer` (the socket's), unless `peer` is a trusted proxy and
   // `forwarded_for` (the X-Forwarded-For header) names one; then the last address there that is
   // not itself a trusted proxy (what the proxies appended, not what the client wrote first).
-  [[nodiscard]] std::string client(const std::string& peer,
-                                   std::string_view forwarded_for) const;
+  [[nodiscard]] std::string client(const std::string& peer, std::string_view forwarded_for) const;
 
  private:
   struct Range {

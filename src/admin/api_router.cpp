@@ -78,8 +78,8 @@ Result<std::int64_t> Call::int_query(const char* name, std::int64_t fallback, st
   std::int64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-    return invalid_argument(fmt::format("{}: expected a whole number from {} to {}", name, min,
-                                        max));
+    return invalid_argument(
+        fmt::format("{}: expected a whole number from {} to {}", name, min, max));
   }
   return value;
 }
@@ -141,8 +141,7 @@ void write_error(http::Response& res, const Status& status) {
               internal ? "internal error; the server's log says more" : status.message());
 }
 
-Result<std::optional<std::string>> string_field(const json& body, const char* name,
-                                                bool required) {
+Result<std::optional<std::string>> string_field(const json& body, const char* name, bool required) {
   const auto it = body.find(name);
   if (it == body.end() || it->is_null()) {
     if (required) return invalid_argument(fmt::format("{}: required", name));
@@ -152,8 +151,7 @@ Result<std::optional<std::string>> string_field(const json& body, const char* na
   return std::optional<std::string>(it->get<std::string>());
 }
 
-Result<std::optional<std::int64_t>> int_field(const json& body, const char* name,
-                                              bool required) {
+Result<std::optional<std::int64_t>> int_field(const json& body, const char* name, bool required) {
   const auto it = body.find(name);
   if (it == body.end() || it->is_null()) {
     if (required) return invalid_argument(fmt::format("{}: required", name));
@@ -323,19 +321,18 @@ json ApiRouter::openapi(std::string_view title, std::string_view version) const 
                             {"description", f.description},
                             {"schema", {{"type", f.type}}}});
     }
-    json op = {{"summary", r.summary},
-               {"responses",
-                {{"200", {{"description", "done"}}},
-                 {"4XX",
-                  {{"description", "the request was refused; nothing changed"},
-                   {"content",
-                    {{"application/json",
-                      {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
+    json op = {
+        {"summary", r.summary},
+        {"responses",
+         {{"200", {{"description", "done"}}},
+          {"4XX",
+           {{"description", "the request was refused; nothing changed"},
+            {"content",
+             {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
     if (!parameters.empty()) op["parameters"] = parameters;
     if (!r.body.empty()) {
-      op["requestBody"] = {
-          {"required", true},
-          {"content", {{"application/json", {{"schema", schema_of(r.body)}}}}}};
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", schema_of(r.body)}}}}}};
     }
     if (r.access == Access::kOpen) {
       op["security"] = json::array();

@@ -73,8 +73,8 @@ struct Field {
 };
 
 struct Route {
-  std::string method;   // "GET", "POST", "PATCH", "PUT", "DELETE"
-  std::string path;     // "/api/replies/{id}"; {id} matches digits, any other {name} a segment
+  std::string method;  // "GET", "POST", "PATCH", "PUT", "DELETE"
+  std::string path;    // "/api/replies/{id}"; {id} matches digits, any other {name} a segment
   Access access = Access::kViewer;
   std::string summary;  // one line for the OpenAPI document
   std::vector<Field> query;

@@ -73,7 +73,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   };
   std::map<ReplyId, Drafting> drafting;  // guarded by mu
   bool sweeping = false;                 // guarded by mu: a typing sweep is scheduled
-  std::set<ReplyId> sending;                                  // guarded by mu
+  std::set<ReplyId> sending;             // guarded by mu
   // What a chat may have to do, as the worker is told (see touch()).
   enum Work : unsigned { kDraftWork = 1, kSendWork = 2, kRedraftWork = 4, kAnyWork = 7 };
   std::map<ChatId, unsigned> touched;  // guarded by mu: chats with work this process caused
@@ -107,7 +107,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // other chats to the next rescan. Guarded by mu.
   unsigned starved = 0;
   unsigned unblocked = 0;
-  AssistantStats counters;                                    // guarded by mu
+  AssistantStats counters;  // guarded by mu
   std::atomic<bool> stopping{false};
   std::thread pump;
   std::chrono::steady_clock::time_point last_recovery{};
@@ -324,8 +324,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     claim_and_draft(ReplyStatus::kRejected, worker, chats);
   }
 
-  void claim_and_draft(ReplyStatus from, const std::string& who,
-                       const std::vector<ChatId>& chats) {
+  void claim_and_draft(ReplyStatus from, const std::string& who, const std::vector<ChatId>& chats) {
     const int free = free_slots().drafts;
     const int limit = std::min(free, 1000);
     if (free <= 0) return starve(kDraftWork);
@@ -382,9 +381,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       counters.drafts_in_flight = static_cast<int>(drafting.size());
     }
     if (reply.generation_attempts > options.max_generation_attempts) {
-      fail_draft(reply, internal_error(fmt::format(
-                            "drafting was interrupted {} times; given up",
-                            reply.generation_attempts - 1)));
+      fail_draft(reply, internal_error(fmt::format("drafting was interrupted {} times; given up",
+                                                   reply.generation_attempts - 1)));
       return;
     }
     auto chat = known ? Result<Chat>(*known) : parts.store->get_chat(reply.chat_id);
@@ -539,7 +537,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
   // the worker must look (later).
   struct Continuation {
     std::vector<ClaimRequest> claims;
-    int send = -1;   // index in claims, or -1
+    int send = -1;  // index in claims, or -1
     int draft = -1;
     bool complete = false;  // also when none was made (a draft left for an operator)
   };
@@ -684,8 +682,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       return false;
     }
     change.from = ReplyStatus::kGenerating;
-    change.to = policy.load() == ModerationPolicy::kAuto ? ReplyStatus::kApproved
-                                                          : ReplyStatus::kPending;
+    change.to =
+        policy.load() == ModerationPolicy::kAuto ? ReplyStatus::kApproved : ReplyStatus::kPending;
     change.draft_text = result->text;
     change.provider = result->provider;
     change.providers_tried = result->providers_tried;
@@ -877,10 +875,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       give_up_send(reply, status.to_string());
       return;
     } else {
-      std::chrono::milliseconds delay =
-          std::min<std::chrono::milliseconds>(
-              options.send_retry_base * (std::int64_t{1} << std::min(reply.send_attempts, 20)),
-              options.send_retry_cap);
+      std::chrono::milliseconds delay = std::min<std::chrono::milliseconds>(
+          options.send_retry_base * (std::int64_t{1} << std::min(reply.send_attempts, 20)),
+          options.send_retry_cap);
       if (auto after = status.retry_after()) delay = std::max(delay, *after);
       ReplyChange retry;
       retry.from = ReplyStatus::kApproved;
@@ -923,17 +920,19 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       return e.kind == InboundKind::kCallback ? on_operator_callback(e) : on_operator_message(e);
     }
     switch (e.kind) {
-      case InboundKind::kCallback: return on_user_callback(e);
+      case InboundKind::kCallback:
+        return on_user_callback(e);
       case InboundKind::kBlocked:
       case InboundKind::kUnblocked: {
-        auto chat = parts.store->upsert_chat({e.channel, e.chat_external_id, e.chat_title,
-                                              e.username});
+        auto chat =
+            parts.store->upsert_chat({e.channel, e.chat_external_id, e.chat_title, e.username});
         if (!chat.ok()) return chat.status();
         return parts.store->set_chat_blocked(chat->id, e.kind == InboundKind::kBlocked);
       }
       case InboundKind::kEditedMessage:
         return Status();  // the answer to the original stands; edits are not re-answered
-      case InboundKind::kMessage: return on_message(e);
+      case InboundKind::kMessage:
+        return on_message(e);
     }
     return Status();
   }
@@ -993,9 +992,9 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     const InboundEvent* event = nullptr;
     Chat chat;
     InboundMessage message;
-    bool start = false;  // /start
-    bool human = false;  // /human
-    bool back = false;   // /bot, in operator mode
+    bool start = false;           // /start
+    bool human = false;           // /human
+    bool back = false;            // /bot, in operator mode
     bool over_limit = false;      // past the rate limit: stored, not answered
     bool tell_slow_down = false;  // the first such message of its window
   };
@@ -1030,8 +1029,8 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     in.start = is_command(text, "/start");
     in.human = is_command(text, "/human");
     in.back = is_command(text, "/bot") && in.chat.mode == ChatMode::kOperator;
-    m.open_reply = !in.start && !in.human && !in.back && !text.empty() &&
-                   in.chat.mode == ChatMode::kBot;
+    m.open_reply =
+        !in.start && !in.human && !in.back && !text.empty() && in.chat.mode == ChatMode::kBot;
     if (m.open_reply && over_rate_limit(e, in.tell_slow_down)) {
       m.open_reply = false;
       in.over_limit = true;
@@ -1094,8 +1093,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       log(LogLevel::kWarning,
           fmt::format("chat {}: user {} writes faster than {} messages in {} s; further messages "
                       "are stored and not answered until the window ends",
-                      chat.id, user, options.rate_limit.messages,
-                      options.rate_limit.per.count()));
+                      chat.id, user, options.rate_limit.messages, options.rate_limit.per.count()));
       notify(chat, options.texts.slow_down);
     }
   }
@@ -1202,8 +1200,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     m.chat_external_id = options.operator_chat_id;
     m.text = std::move(text);
     m.buttons = std::move(buttons);
-    parts.transport->send(std::move(m), [self = shared_from_this(), about](
-                                            Result<SentMessage> r) {
+    parts.transport->send(std::move(m), [self = shared_from_this(), about](Result<SentMessage> r) {
       if (self->failed(r, "posting to the operators' chat")) return;
       for (const auto& id : r->message_ids) {
         self->failed(self->parts.store->put_setting(std::string(kPostKey) + id, about),
@@ -1344,8 +1341,7 @@ Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
   impl->options = std::move(options);
   impl->clock = impl->options.clock ? impl->options.clock : system_clock();
   impl->logger = impl->options.logger ? impl->options.logger : stderr_logger();
-  impl->scheduler =
-      impl->options.scheduler ? impl->options.scheduler : make_thread_scheduler();
+  impl->scheduler = impl->options.scheduler ? impl->options.scheduler : make_thread_scheduler();
   impl->worker = "bot:" + impl->options.instance;
   return std::unique_ptr<Assistant>(new Assistant(std::move(impl)));
 }
@@ -1387,10 +1383,9 @@ Status Assistant::start() {
     i.stop_writer();
     return s;
   }
-  i.log(LogLevel::kInfo, fmt::format("started as {} on {} ({} policy)", i.worker,
-                                     i.parts.transport->channel(),
-                                     i.options.policy == ModerationPolicy::kAuto ? "auto"
-                                                                                 : "review"));
+  i.log(LogLevel::kInfo,
+        fmt::format("started as {} on {} ({} policy)", i.worker, i.parts.transport->channel(),
+                    i.options.policy == ModerationPolicy::kAuto ? "auto" : "review"));
   return Status();
 }
 

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "core/listen_address.h"
-#include "store/sqlite_db.h"
 #include "llmassist/console_transport.h"
 #include "llmassist/provider_config.h"
 #include "llmassist/sqlite_account_store.h"
@@ -15,6 +14,7 @@
 #include "llmassist/store_moderation_queue.h"
 #include "llmassist/telegram_transport.h"
 #include "llmassist/window_memory.h"
+#include "store/sqlite_db.h"
 
 namespace llmassist {
 
@@ -150,12 +150,12 @@ Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
 }  // namespace
 
 Result<std::shared_ptr<MessageStore>> open_message_store(const BotConfig& config,
-                                                        std::shared_ptr<Logger> logger) {
+                                                         std::shared_ptr<Logger> logger) {
   return open_store(config, std::move(logger));
 }
 
 Result<std::unique_ptr<AccountStore>> open_account_store(const BotConfig& config,
-                                                        std::shared_ptr<Logger> logger) {
+                                                         std::shared_ptr<Logger> logger) {
   SqliteAccountStoreOptions options;
   options.logger = std::move(logger);
   options.path = config.database;
@@ -201,18 +201,18 @@ Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions opt
 
   if (config.admin) {
     Assistant* assistant = parts->assistant.get();
-    LLMASSIST_ASSIGN_OR_RETURN(
-        parts->admin,
-        assemble_admin(config, shared, logger, [assistant] { return assistant->stats(); }));
+    LLMASSIST_ASSIGN_OR_RETURN(parts->admin, assemble_admin(config, shared, logger, [assistant] {
+                                 return assistant->stats();
+                               }));
   }
   std::string providers;
   for (const auto& s : parts->chain->provider_stats()) {
     providers += (providers.empty() ? "" : " → ") + s.name;
   }
-  parts->description = fmt::format(
-      "{}, providers: {}, policy: {}, database: {}{}", transport, providers,
-      ao.policy == ModerationPolicy::kAuto ? "auto" : "review", config.database,
-      config.admin ? ", admin page on " + config.admin->listen : "");
+  parts->description =
+      fmt::format("{}, providers: {}, policy: {}, database: {}{}", transport, providers,
+                  ao.policy == ModerationPolicy::kAuto ? "auto" : "review", config.database,
+                  config.admin ? ", admin page on " + config.admin->listen : "");
   return std::unique_ptr<Bot>(new Bot(std::move(parts)));
 }
 
@@ -258,9 +258,9 @@ std::vector<DoctorCheck> run_doctor(const BotConfig& config,
   auto quiet = null_logger();
   {
     auto store = open_store(config, quiet);
-    out.push_back({"database", store.ok(),
-                   store.ok() ? config.database + ": opened, schema up to date"
-                              : store.status().message()});
+    out.push_back(
+        {"database", store.ok(),
+         store.ok() ? config.database + ": opened, schema up to date" : store.status().message()});
     if (detail::world_readable(config.database)) {
       out.push_back({"database file", false,
                      config.database + " may be read by every user of this machine: chmod 600 "
@@ -276,9 +276,9 @@ std::vector<DoctorCheck> run_doctor(const BotConfig& config,
           return a.role == AccountRole::kAdmin && !a.disabled;
         });
     out.push_back({"admin page", has_admin,
-                   !list.ok()   ? list.status().message()
-                   : has_admin ? fmt::format("{} account(s); the page will be on {}",
-                                             list->size(), config.admin->listen)
+                   !list.ok()  ? list.status().message()
+                   : has_admin ? fmt::format("{} account(s); the page will be on {}", list->size(),
+                                             config.admin->listen)
                                : "no admin account can sign in: create one with "
                                  "`llmassist-admin --db DB user add NAME --role admin`"});
   }

@@ -48,8 +48,7 @@ Status read_admin(const json& j, BotConfig& c) {
   LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.admin"));
   AdminSection admin;
   LLMASSIST_RETURN_IF_ERROR(text(a, "listen", admin.listen));
-  LLMASSIST_RETURN_IF_ERROR(
-      detail::parse_listen_address(admin.listen, "$.admin.listen").status());
+  LLMASSIST_RETURN_IF_ERROR(detail::parse_listen_address(admin.listen, "$.admin.listen").status());
   LLMASSIST_ASSIGN_OR_RETURN(auto hours, a.integer("session_hours", 1, 720));
   if (hours) admin.session_hours = static_cast<int>(*hours);
   LLMASSIST_ASSIGN_OR_RETURN(auto secure, a.boolean("secure_cookie"));
@@ -79,8 +78,8 @@ Status read_telegram(const json& j, BotConfig& c) {
   LLMASSIST_RETURN_IF_ERROR(text(t, "ca_file", c.telegram.ca_file));
   LLMASSIST_RETURN_IF_ERROR(text(t, "mode", c.telegram.mode));
   if (c.telegram.mode != "polling" && c.telegram.mode != "webhook") {
-    return invalid_argument(fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook",
-                                        c.telegram.mode));
+    return invalid_argument(
+        fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook", c.telegram.mode));
   }
   LLMASSIST_ASSIGN_OR_RETURN(auto connections, t.integer("max_connections", 2, 1000));
   if (connections) c.telegram.max_connections = static_cast<int>(*connections);
@@ -167,8 +166,8 @@ Status read_assistant(const json& j, BotConfig& c) {
     } else if (*moderation == "review") {
       o.policy = ModerationPolicy::kReview;
     } else {
-      return invalid_argument(fmt::format(
-          "$.assistant.moderation: \"{}\" is neither auto nor review", *moderation));
+      return invalid_argument(
+          fmt::format("$.assistant.moderation: \"{}\" is neither auto nor review", *moderation));
     }
   }
   if (a.has("operator_chat_id")) {
@@ -218,8 +217,8 @@ Status read_assistant(const json& j, BotConfig& c) {
     } else if (*queued == "together") {
       o.queued = QueuedMessages::kAnswerTogether;
     } else {
-      return invalid_argument(fmt::format(
-          "$.assistant.queued_messages: \"{}\" is neither each nor together", *queued));
+      return invalid_argument(
+          fmt::format("$.assistant.queued_messages: \"{}\" is neither each nor together", *queued));
     }
   }
   LLMASSIST_RETURN_IF_ERROR(text(a, "instance", o.instance));
@@ -275,8 +274,8 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
   LLMASSIST_ASSIGN_OR_RETURN(auto sync, root.string("database_sync"));
   if (sync) {
     if (*sync != "full" && *sync != "normal") {
-      return invalid_argument(fmt::format("$.database_sync: \"{}\" is neither full nor normal",
-                                          *sync));
+      return invalid_argument(
+          fmt::format("$.database_sync: \"{}\" is neither full nor normal", *sync));
     }
     c.database_full_sync = *sync == "full";
   }

@@ -16,15 +16,23 @@ Result<json> parse_config_json(std::string_view text) {
 
 std::string_view json_kind(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "a list";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    default: return "a value of another kind";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "a value of another kind";
   }
 }
 
@@ -70,15 +78,15 @@ Result<std::optional<std::int64_t>> JsonObject::integer(std::string_view key, st
   const json* v = find(key);
   if (v == nullptr) return std::optional<std::int64_t>();
   if (!v->is_number_integer()) return wrong_type(key, "an integer");
-  if (v->is_number_unsigned() && v->get<std::uint64_t>() >
-                                     static_cast<std::uint64_t>(
-                                         std::numeric_limits<std::int64_t>::max())) {
+  if (v->is_number_unsigned() &&
+      v->get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
     return invalid_argument(fmt::format("{}: {} is out of range", path_of(key), v->dump()));
   }
   const auto value = v->get<std::int64_t>();
   if (value < min || value > max) {
-    return invalid_argument(fmt::format("{}: {} is out of range ({}..{})", path_of(key), value,
-                                        min, max));
+    return invalid_argument(
+        fmt::format("{}: {} is out of range ({}..{})", path_of(key), value, min, max));
   }
   return std::optional<std::int64_t>(value);
 }
@@ -97,8 +105,8 @@ Result<std::optional<std::vector<std::string>>> JsonObject::strings(std::string_
   std::vector<std::string> out;
   for (std::size_t i = 0; i < v->size(); ++i) {
     if (!(*v)[i].is_string()) {
-      return invalid_argument(fmt::format("{}[{}]: expected a string, got {}", path_of(key), i,
-                                          json_kind((*v)[i])));
+      return invalid_argument(
+          fmt::format("{}[{}]: expected a string, got {}", path_of(key), i, json_kind((*v)[i])));
     }
     out.push_back((*v)[i].get<std::string>());
   }

@@ -28,7 +28,9 @@ class JsonObject {
   static Result<JsonObject> of(const nlohmann::json& j, std::string path);
 
   [[nodiscard]] const std::string& path() const { return path_; }
-  [[nodiscard]] std::string path_of(std::string_view key) const { return path_ + "." + std::string(key); }
+  [[nodiscard]] std::string path_of(std::string_view key) const {
+    return path_ + "." + std::string(key);
+  }
   [[nodiscard]] bool has(std::string_view key);
 
   // Each getter marks `key` as known. Missing keys give std::nullopt (or `required` errors).

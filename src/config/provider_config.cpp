@@ -196,9 +196,9 @@ Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path
   } else if (*type == "knowledge_base") {
     LLMASSIST_ASSIGN_OR_RETURN(provider, make_kb(p, provider_name, deps));
   } else {
-    return invalid_argument(fmt::format(
-        "{}: unknown provider type \"{}\" (expected openai, ollama or knowledge_base)",
-        p.path_of("type"), *type));
+    return invalid_argument(
+        fmt::format("{}: unknown provider type \"{}\" (expected openai, ollama or knowledge_base)",
+                    p.path_of("type"), *type));
   }
   LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
   // The limit sits under the retries, so that it counts the requests at the provider: one
@@ -234,8 +234,8 @@ Result<std::unique_ptr<FallbackChain>> make_chain_from_config(
   LLMASSIST_ASSIGN_OR_RETURN(const json* list, root.array("providers"));
   if (list != nullptr) {
     for (std::size_t i = 0; i < list->size(); ++i) {
-      LLMASSIST_ASSIGN_OR_RETURN(auto p, make_one((*list)[i], fmt::format("$.providers[{}]", i),
-                                                  deps));
+      LLMASSIST_ASSIGN_OR_RETURN(auto p,
+                                 make_one((*list)[i], fmt::format("$.providers[{}]", i), deps));
       providers.push_back(std::move(p));
     }
   }
@@ -263,7 +263,7 @@ Result<std::unique_ptr<FallbackChain>> make_chain_from_config(
 }
 
 Result<std::unique_ptr<FallbackChain>> make_chain_from_config_file(const std::string& path,
-                                                                    ProviderConfigContext context) {
+                                                                   ProviderConfigContext context) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return not_found(fmt::format("cannot read the config file {}", path));
   std::ostringstream text;

@@ -30,9 +30,15 @@ std::string escape_log_text(std::string_view text) {
       continue;
     }
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         out += "\\x";
         out += kHex[c >> 4];
@@ -51,14 +57,14 @@ class StderrLogger final : public Logger {
   void log(LogLevel level, std::string_view component, std::string_view message) override {
     if (level < min_level_) return;
     const auto now = std::chrono::system_clock::now();
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        now.time_since_epoch()).count() % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::string line;
     try {
       line = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z {:<5} {}: {}\n",
-                         std::chrono::floor<std::chrono::seconds>(now), ms,
-                         level_tag(level), escape_log_text(component),
-                         escape_log_text(message));
+                         std::chrono::floor<std::chrono::seconds>(now), ms, level_tag(level),
+                         escape_log_text(component), escape_log_text(message));
     } catch (...) {
       return;  // a logger must not throw; a line lost to an allocation failure is acceptable
     }
@@ -76,10 +82,14 @@ class StderrLogger final : public Logger {
  private:
   static std::string_view level_tag(LogLevel level) {
     switch (level) {
-      case LogLevel::kDebug: return "DEBUG";
-      case LogLevel::kInfo: return "INFO";
-      case LogLevel::kWarning: return "WARN";
-      case LogLevel::kError: return "ERROR";
+      case LogLevel::kDebug:
+        return "DEBUG";
+      case LogLevel::kInfo:
+        return "INFO";
+      case LogLevel::kWarning:
+        return "WARN";
+      case LogLevel::kError:
+        return "ERROR";
     }
     return "?";
   }
@@ -95,10 +105,14 @@ class NullLogger final : public Logger {
 
 std::string_view to_string(LogLevel level) noexcept {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
   }
   return "unknown";
 }

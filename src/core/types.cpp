@@ -82,11 +82,10 @@ bool is_legal_transition(ReplyStatus from, ReplyStatus to) noexcept {
       return to == S::kGenerating || to == S::kCancelled;
     case S::kGenerating:
       // Back to new: a worker gives the question up (shutting down) for another to take.
-      return to == S::kGenerating || to == S::kPending || to == S::kApproved ||
-             to == S::kFailed || to == S::kNew || to == S::kCancelled;
+      return to == S::kGenerating || to == S::kPending || to == S::kApproved || to == S::kFailed ||
+             to == S::kNew || to == S::kCancelled;
     case S::kPending:
-      return to == S::kPending || to == S::kApproved || to == S::kRejected ||
-             to == S::kCancelled;
+      return to == S::kPending || to == S::kApproved || to == S::kRejected || to == S::kCancelled;
     case S::kRejected:
       return to == S::kGenerating || to == S::kCancelled;
     case S::kApproved:
@@ -96,8 +95,8 @@ bool is_legal_transition(ReplyStatus from, ReplyStatus to) noexcept {
       // An operator answers by hand (approved), or rejects it to ask for a new draft (rejected:
       // the pipeline regenerates rejected replies, in chat order); a worker may also take it
       // straight back (generating).
-      return to == S::kFailed || to == S::kApproved || to == S::kRejected ||
-             to == S::kGenerating || to == S::kCancelled;
+      return to == S::kFailed || to == S::kApproved || to == S::kRejected || to == S::kGenerating ||
+             to == S::kCancelled;
     case S::kSent:
     case S::kCancelled:
       return false;

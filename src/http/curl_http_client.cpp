@@ -730,8 +730,8 @@ class CurlEngine {
 
     const HttpRequest& r = t.request;
     if (code == CURLE_ABORTED_BY_CALLBACK && t.attempts > 1 && !t.may_resend) {
-      return unavailable(fmt::format(
-                             "{}: the connection closed after the request was sent, without a "
+      return unavailable(
+                 fmt::format("{}: the connection closed after the request was sent, without a "
                              "reply; not sent again, since the server may have acted on it",
                              t.what()))
           .with_reason("not_resent");
@@ -1031,8 +1031,7 @@ Result<std::unique_ptr<HttpClient>> make_curl_http_client(const CurlHttpClientOp
     add_proxy_secrets(options.proxy, proxy_secrets);
   }
   // curl reads these itself when `proxy` is empty; their passwords are secrets all the same.
-  for (const char* name :
-       {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
     if (const std::string value = env_or_empty(name); !value.empty()) {
       add_proxy_secrets(value, proxy_secrets);
     }

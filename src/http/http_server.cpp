@@ -183,8 +183,7 @@ struct Server::Impl {
     for (const auto& [name, value] : options.default_headers) {
       if (!has_header(res.headers, name)) MHD_add_response_header(r, name.c_str(), value.c_str());
     }
-    const MHD_Result queued =
-        MHD_queue_response(ex->conn, static_cast<unsigned>(res.status), r);
+    const MHD_Result queued = MHD_queue_response(ex->conn, static_cast<unsigned>(res.status), r);
     MHD_destroy_response(r);
     return queued;
   }
@@ -259,8 +258,7 @@ struct Server::Impl {
     return new Holder(std::move(ex));
   }
 
-  static void on_completed(void* cls, MHD_Connection*, void** con_cls,
-                           MHD_RequestTerminationCode) {
+  static void on_completed(void* cls, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
     auto& self = *static_cast<Impl*>(cls);
     auto* holder = static_cast<Holder*>(*con_cls);
     if (holder == nullptr) return;
@@ -300,8 +298,9 @@ struct Server::Impl {
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, &collect, &req.params);
     if (!allowed_hosts.empty()) {
       const std::string host = req.get_header_value("Host");
-      const bool allowed = std::any_of(allowed_hosts.begin(), allowed_hosts.end(),
-                                       [&](const std::string& h) { return h == "*" || iequals(h, host); });
+      const bool allowed =
+          std::any_of(allowed_hosts.begin(), allowed_hosts.end(),
+                      [&](const std::string& h) { return h == "*" || iequals(h, host); });
       if (!allowed) return refuse(ex, 421, "a Host this server does not answer for");
     }
     // MHD would wait for the end of a body it cannot frame.
@@ -423,9 +422,7 @@ std::string Request::get_header_value(std::string_view name) const {
   return {};
 }
 
-bool Request::has_header(std::string_view name) const {
-  return http::has_header(headers, name);
-}
+bool Request::has_header(std::string_view name) const { return http::has_header(headers, name); }
 
 std::string Request::get_param_value(std::string_view name) const {
   for (const auto& [n, v] : params) {
@@ -604,19 +601,20 @@ Status Server::start() {
   Impl& s = *impl_;
   if (s.daemon != nullptr) return failed_precondition("http server: already started");
   if (s.listen_fd < 0) return failed_precondition("http server: not bound");
-  const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
-                         MHD_USE_ERROR_LOG;
-  const auto timeout = static_cast<unsigned>(std::max<long long>(1, s.options.connection_timeout.count()));
+  const unsigned flags =
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  const auto timeout =
+      static_cast<unsigned>(std::max<long long>(1, s.options.connection_timeout.count()));
   s.daemon = MHD_start_daemon(
-      flags, 0, nullptr, nullptr, &Impl::on_request, &s,                        //
-      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(s.listen_fd),          //
-      MHD_OPTION_CONNECTION_LIMIT, s.options.connection_limit,                 //
+      flags, 0, nullptr, nullptr, &Impl::on_request, &s,                           //
+      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(s.listen_fd),              //
+      MHD_OPTION_CONNECTION_LIMIT, s.options.connection_limit,                     //
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, s.options.per_address_connection_limit,  //
-      MHD_OPTION_CONNECTION_TIMEOUT, timeout,                                  //
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, s.options.connection_memory_bytes,   //
-      MHD_OPTION_URI_LOG_CALLBACK, &Impl::on_uri, &s,                          //
-      MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, &s,                    //
-      MHD_OPTION_EXTERNAL_LOGGER, &Impl::on_mhd_log, &s,                       //
+      MHD_OPTION_CONNECTION_TIMEOUT, timeout,                                      //
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, s.options.connection_memory_bytes,       //
+      MHD_OPTION_URI_LOG_CALLBACK, &Impl::on_uri, &s,                              //
+      MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, &s,                        //
+      MHD_OPTION_EXTERNAL_LOGGER, &Impl::on_mhd_log, &s,                           //
       MHD_OPTION_END);
   if (s.daemon == nullptr) return unavailable("http server: libmicrohttpd could not start");
   s.listen_fd = -1;  // MHD's now; MHD_stop_daemon() closes it

@@ -13,8 +13,8 @@ bool for_each_segment(std::string_view path, Each each) {
   std::size_t start = 1;
   while (true) {
     const std::size_t slash = path.find('/', start);
-    const std::string_view segment =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view segment = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (!each(segment)) return false;
     if (slash == std::string_view::npos) return true;
     start = slash + 1;

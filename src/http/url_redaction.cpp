@@ -56,7 +56,8 @@ ParsedUrl parse_url(std::string_view url) {
     if (close == std::string_view::npos) return out;
     const std::string_view literal = authority.substr(1, close - 1);
     if (literal.empty() || !std::all_of(literal.begin(), literal.end(), [](char c) {
-          return digit(c) || (ascii_lower(c) >= 'a' && ascii_lower(c) <= 'f') || c == ':' || c == '.';
+          return digit(c) || (ascii_lower(c) >= 'a' && ascii_lower(c) <= 'f') || c == ':' ||
+                 c == '.';
         })) {
       return out;
     }

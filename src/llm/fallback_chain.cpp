@@ -12,37 +12,52 @@ namespace llmassist {
 
 std::string_view to_string(FailureClass c) noexcept {
   switch (c) {
-    case FailureClass::kUnavailable: return "unavailable";
-    case FailureClass::kTimeout: return "timeout";
-    case FailureClass::kRateLimited: return "rate_limited";
-    case FailureClass::kQuota: return "quota";
-    case FailureClass::kAuth: return "auth";
-    case FailureClass::kContext: return "context";
-    case FailureClass::kMalformed: return "malformed";
-    case FailureClass::kNoAnswer: return "no_answer";
-    case FailureClass::kCancelled: return "cancelled";
-    case FailureClass::kOther: return "other";
+    case FailureClass::kUnavailable:
+      return "unavailable";
+    case FailureClass::kTimeout:
+      return "timeout";
+    case FailureClass::kRateLimited:
+      return "rate_limited";
+    case FailureClass::kQuota:
+      return "quota";
+    case FailureClass::kAuth:
+      return "auth";
+    case FailureClass::kContext:
+      return "context";
+    case FailureClass::kMalformed:
+      return "malformed";
+    case FailureClass::kNoAnswer:
+      return "no_answer";
+    case FailureClass::kCancelled:
+      return "cancelled";
+    case FailureClass::kOther:
+      return "other";
   }
   return "other";
 }
 
 FailureClass classify_failure(const Status& s) noexcept {
   switch (s.code()) {
-    case StatusCode::kUnavailable: return FailureClass::kUnavailable;
-    case StatusCode::kDeadlineExceeded: return FailureClass::kTimeout;
+    case StatusCode::kUnavailable:
+      return FailureClass::kUnavailable;
+    case StatusCode::kDeadlineExceeded:
+      return FailureClass::kTimeout;
     case StatusCode::kResourceExhausted:
-      return s.reason() == "insufficient_quota" ? FailureClass::kQuota
-                                                : FailureClass::kRateLimited;
+      return s.reason() == "insufficient_quota" ? FailureClass::kQuota : FailureClass::kRateLimited;
     case StatusCode::kUnauthenticated:
-    case StatusCode::kPermissionDenied: return FailureClass::kAuth;
-    case StatusCode::kOutOfRange: return FailureClass::kContext;
+    case StatusCode::kPermissionDenied:
+      return FailureClass::kAuth;
+    case StatusCode::kOutOfRange:
+      return FailureClass::kContext;
     case StatusCode::kInvalidArgument:
       return s.reason() == "context_length_exceeded" ? FailureClass::kContext
-                                                      : FailureClass::kMalformed;
+                                                     : FailureClass::kMalformed;
     case StatusCode::kNotFound:
       return s.reason() == "no_answer" ? FailureClass::kNoAnswer : FailureClass::kOther;
-    case StatusCode::kCancelled: return FailureClass::kCancelled;
-    default: return FailureClass::kOther;
+    case StatusCode::kCancelled:
+      return FailureClass::kCancelled;
+    default:
+      return FailureClass::kOther;
   }
 }
 
@@ -107,8 +122,8 @@ class Core : public std::enable_shared_from_this<Core> {
  private:
   struct Health {
     ProviderStats stats;
-    Timestamp open_until{};      // circuit open until then
-    Timestamp keep_out_until{};  // Retry-After until then
+    Timestamp open_until{};        // circuit open until then
+    Timestamp keep_out_until{};    // Retry-After until then
     bool breaker_tripped = false;  // the circuit has opened and not closed since
     bool probing = false;          // a half-open probe is in flight
   };
@@ -141,9 +156,9 @@ class Core : public std::enable_shared_from_this<Core> {
     if (h.breaker_tripped) {
       if (h.open_until > now || h.probing) {
         ++h.stats.skipped;
-        why = h.probing ? "skipped: circuit open, a probe is in flight"
-                        : fmt::format("skipped: circuit open for {} s more",
-                                      remaining(h.open_until));
+        why = h.probing
+                  ? "skipped: circuit open, a probe is in flight"
+                  : fmt::format("skipped: circuit open for {} s more", remaining(h.open_until));
         return Gate::kSkip;
       }
       h.probing = true;
@@ -193,46 +208,44 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   void on_result(const std::shared_ptr<Attempt>& attempt, std::size_t index,
-                 std::chrono::steady_clock::time_point provider_start,
-                 Result<Completion> result) {
+                 std::chrono::steady_clock::time_point provider_start, Result<Completion> result) {
     {
-          const auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::steady_clock::now() - provider_start);
-          if (result.ok()) {
-            record_success(index, latency);
-            result->providers_tried = attempt->tried;
-            if (result->provider.empty()) {
-              result->provider = std::string(providers_[index]->name());
-            }
-            result->latency = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - attempt->started);
-            attempt->on_done(std::move(result));
-            return;
-          }
-          const Status failure = result.status();
-          const FailureClass cls = classify_failure(failure);
-          record_failure(index, failure, cls);
-          const std::string_view name = providers_[index]->name();
-          attempt->errors.push_back(describe(name, failure));
-          attempt->classes.push_back(cls);
-          if (cls == FailureClass::kCancelled) {
-            finish_failed(attempt, failure);
-            return;
-          }
-          if (attempt->streamed) {
-            finish_failed(attempt,
-                          Status(failure.code(),
-                                 fmt::format("{}: the stream broke after the answer began: {}",
-                                             name, failure.message()))
-                              .with_reason("stream_broken"));
-            return;
-          }
-          if (index + 1 < providers_.size()) {
-            logger_->log(LogLevel::kWarning, "llm.fallback",
-                         fmt::format("{} failed ({}), trying {}: {}", name, to_string(cls),
-                                     providers_[index + 1]->name(), failure.message()));
-          }
-          next(attempt, index + 1);
+      const auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - provider_start);
+      if (result.ok()) {
+        record_success(index, latency);
+        result->providers_tried = attempt->tried;
+        if (result->provider.empty()) {
+          result->provider = std::string(providers_[index]->name());
+        }
+        result->latency = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - attempt->started);
+        attempt->on_done(std::move(result));
+        return;
+      }
+      const Status failure = result.status();
+      const FailureClass cls = classify_failure(failure);
+      record_failure(index, failure, cls);
+      const std::string_view name = providers_[index]->name();
+      attempt->errors.push_back(describe(name, failure));
+      attempt->classes.push_back(cls);
+      if (cls == FailureClass::kCancelled) {
+        finish_failed(attempt, failure);
+        return;
+      }
+      if (attempt->streamed) {
+        finish_failed(attempt, Status(failure.code(),
+                                      fmt::format("{}: the stream broke after the answer began: {}",
+                                                  name, failure.message()))
+                                   .with_reason("stream_broken"));
+        return;
+      }
+      if (index + 1 < providers_.size()) {
+        logger_->log(LogLevel::kWarning, "llm.fallback",
+                     fmt::format("{} failed ({}), trying {}: {}", name, to_string(cls),
+                                 providers_[index + 1]->name(), failure.message()));
+      }
+      next(attempt, index + 1);
     }
   }
 
@@ -279,10 +292,10 @@ class Core : public std::enable_shared_from_this<Core> {
     if (trip) {
       h.breaker_tripped = true;
       h.open_until = now + options_.cooldown;
-      logger_->log(LogLevel::kWarning, "llm.fallback",
-                   fmt::format("{}: circuit open for {} ms after {} failure(s) in a row ({})",
-                               h.stats.name, options_.cooldown.count(),
-                               h.stats.consecutive_failures, to_string(cls)));
+      logger_->log(
+          LogLevel::kWarning, "llm.fallback",
+          fmt::format("{}: circuit open for {} ms after {} failure(s) in a row ({})", h.stats.name,
+                      options_.cooldown.count(), h.stats.consecutive_failures, to_string(cls)));
     }
   }
 
@@ -294,18 +307,18 @@ class Core : public std::enable_shared_from_this<Core> {
     std::string list;
     for (const auto& e : attempt->errors) list += (list.empty() ? "" : "; ") + e;
     const bool all_no_answer =
-        !attempt->classes.empty() &&
-        attempt->classes.size() == attempt->errors.size() &&
+        !attempt->classes.empty() && attempt->classes.size() == attempt->errors.size() &&
         std::all_of(attempt->classes.begin(), attempt->classes.end(),
                     [](FailureClass c) { return c == FailureClass::kNoAnswer; });
     if (all_no_answer) {
-      finish_failed(attempt, not_found(fmt::format("no provider had an answer: {}", list))
-                                 .with_reason("no_answer"));
+      finish_failed(
+          attempt,
+          not_found(fmt::format("no provider had an answer: {}", list)).with_reason("no_answer"));
       return;
     }
-    finish_failed(attempt, unavailable(fmt::format("all {} providers failed: {}",
-                                                   providers_.size(), list))
-                               .with_reason("all_providers_failed"));
+    finish_failed(attempt,
+                  unavailable(fmt::format("all {} providers failed: {}", providers_.size(), list))
+                      .with_reason("all_providers_failed"));
   }
 
   const FallbackChainOptions options_;

@@ -59,8 +59,8 @@ Result<std::vector<Entry>> parse_knowledge_base_markdown(std::string_view text,
       if (have_entry) LLMASSIST_RETURN_IF_ERROR(finish());
       std::string question = trim(std::string_view(line).substr(3));
       if (question.empty()) {
-        return invalid_argument(fmt::format("{}:{}: a \"## \" heading without a question",
-                                            origin, number));
+        return invalid_argument(
+            fmt::format("{}:{}: a \"## \" heading without a question", origin, number));
       }
       entries.push_back({question, ""});
       have_entry = true;
@@ -99,14 +99,15 @@ Result<std::vector<Entry>> parse_knowledge_base_json(std::string_view text,
   std::string base = "";
   if (doc.is_object()) {
     if (!doc.contains("entries")) {
-      return invalid_argument(fmt::format("{}: expected a list of entries or {{\"entries\": [...]}}",
-                                          origin));
+      return invalid_argument(
+          fmt::format("{}: expected a list of entries or {{\"entries\": [...]}}", origin));
     }
     list = &doc["entries"];
     base = ".entries";
   }
   if (!list->is_array()) {
-    return invalid_argument(fmt::format("{}: {} must be a list", origin, base.empty() ? "$" : "$" + base));
+    return invalid_argument(
+        fmt::format("{}: {} must be a list", origin, base.empty() ? "$" : "$" + base));
   }
   std::vector<Entry> entries;
   for (std::size_t i = 0; i < list->size(); ++i) {
@@ -149,16 +150,16 @@ namespace {
 // Words too common to say anything about a question.
 const std::unordered_set<std::string>& stopwords() {
   static const std::unordered_set<std::string> kWords = {
-      "a", "about", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
-      "could", "did", "do", "does", "for", "from", "get", "got", "had", "has", "have", "hello",
-      "hi", "how", "i", "if", "in", "is", "it", "its", "just", "like", "me", "my", "need", "of", "on", "or",
-      "please", "should", "so", "some", "that", "the", "their", "then", "there", "this", "to", "us",
-      "want", "was", "we", "what", "when", "where", "which", "who", "why", "will", "with",
-      "would", "you", "your",
+      "a", "about", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
+      "can", "could", "did", "do", "does", "for", "from", "get", "got", "had", "has", "have",
+      "hello", "hi", "how", "i", "if", "in", "is", "it", "its", "just", "like", "me", "my", "need",
+      "of", "on", "or", "please", "should", "so", "some", "that", "the", "their", "then", "there",
+      "this", "to", "us", "want", "was", "we", "what", "when", "where", "which", "who", "why",
+      "will", "with", "would", "you", "your",
       // Russian
-      "а", "в", "во", "вы", "где", "да", "для", "до", "если", "же", "за", "и", "из", "или",
-      "как", "какой", "ли", "мне", "мой", "моя", "мы", "на", "не", "нет", "но", "о", "об",
-      "от", "по", "при", "с", "так", "то", "ты", "у", "что", "это", "я"};
+      "а", "в", "во", "вы", "где", "да", "для", "до", "если", "же", "за", "и", "из", "или", "как",
+      "какой", "ли", "мне", "мой", "моя", "мы", "на", "не", "нет", "но", "о", "об", "от", "по",
+      "при", "с", "так", "то", "ты", "у", "что", "это", "я"};
   return kWords;
 }
 
@@ -197,7 +198,8 @@ std::vector<std::string> significant_words(std::string_view text) {
     if (current.empty()) return;
     std::string w = fold_case(current);
     current.clear();
-    const bool one_char = w.size() == 1 || (w.size() == 2 && static_cast<unsigned char>(w[0]) >= 0xC0);
+    const bool one_char =
+        w.size() == 1 || (w.size() == 2 && static_cast<unsigned char>(w[0]) >= 0xC0);
     if (one_char || stopwords().count(w) || !seen.insert(w).second) return;
     if (words.size() < 32) words.push_back(std::move(w));
   };
@@ -265,8 +267,7 @@ class KnowledgeBaseProvider final : public LlmProvider {
     }
     const auto words = significant_words(question->content);
     auto none = [&] {
-      return not_found(fmt::format("{}: no entry matches the question well enough",
-                                   options_.name))
+      return not_found(fmt::format("{}: no entry matches the question well enough", options_.name))
           .with_reason("no_answer");
     };
     if (words.empty()) return none();
@@ -274,8 +275,8 @@ class KnowledgeBaseProvider final : public LlmProvider {
     std::lock_guard lock(mu_);
     std::string any;
     for (const auto& w : words) any += (any.empty() ? "" : " OR ") + fts_token(w);
-    auto candidates = db_->prepare(
-        "SELECT rowid FROM kb WHERE kb MATCH ?1 ORDER BY bm25(kb, 4.0, 1.0) LIMIT 20");
+    auto candidates =
+        db_->prepare("SELECT rowid FROM kb WHERE kb MATCH ?1 ORDER BY bm25(kb, 4.0, 1.0) LIMIT 20");
     if (!candidates.ok()) return candidates.status();
     candidates->bind(any);
     std::vector<std::int64_t> rows;
@@ -369,8 +370,8 @@ Result<std::unique_ptr<LlmProvider>> make_knowledge_base_provider(
     json = false;
   }
   if (options.min_score < 0.0 || options.min_score > 1.0) {
-    return invalid_argument(fmt::format("min_score must be between 0 and 1, got {}",
-                                        options.min_score));
+    return invalid_argument(
+        fmt::format("min_score must be between 0 and 1, got {}", options.min_score));
   }
   auto entries = json ? detail::parse_knowledge_base_json(text, origin)
                       : detail::parse_knowledge_base_markdown(text, origin);
@@ -381,9 +382,9 @@ Result<std::unique_ptr<LlmProvider>> make_knowledge_base_provider(
 
   auto db = Connection::open(":memory:", std::chrono::milliseconds(0), false);
   if (!db.ok()) return db.status();
-  LLMASSIST_RETURN_IF_ERROR((*db)->exec(
-      "CREATE VIRTUAL TABLE kb USING fts5(question, answer, "
-      "tokenize = 'porter unicode61 remove_diacritics 2')"));
+  LLMASSIST_RETURN_IF_ERROR(
+      (*db)->exec("CREATE VIRTUAL TABLE kb USING fts5(question, answer, "
+                  "tokenize = 'porter unicode61 remove_diacritics 2')"));
   LLMASSIST_RETURN_IF_ERROR((*db)->exec("BEGIN"));
   {
     auto insert = (*db)->prepare("INSERT INTO kb (rowid, question, answer) VALUES (?1, ?2, ?3)");

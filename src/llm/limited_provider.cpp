@@ -65,8 +65,8 @@ class Core : public std::enable_shared_from_this<Core> {
     // From here on another thread may pass `w` on or withdraw it at any time.
     if (w->token) {
       // Runs inline when the token is cancelled already.
-      const std::uint64_t id = w->token->on_cancel(
-          [self = shared_from_this(), weak = std::weak_ptr<Waiting>(w)] {
+      const std::uint64_t id =
+          w->token->on_cancel([self = shared_from_this(), weak = std::weak_ptr<Waiting>(w)] {
             if (auto waiting = weak.lock()) {
               self->withdraw(waiting, cancelled("the request was cancelled while queued"));
             }
@@ -114,7 +114,8 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   Status queue_timeout(const Waiting& w) const {
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - w.since);
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - w.since);
     return deadline_exceeded(fmt::format(
         "{}: the request waited {} ms for one of the {} places in flight, and its time ran out",
         name_, waited.count(), options_.max_in_flight));
@@ -171,12 +172,12 @@ class Core : public std::enable_shared_from_this<Core> {
       }
       w->request.timeout = left;
     }
-    inner->complete(std::move(w->request), std::move(w->on_token),
-                    [self = shared_from_this(), done = std::move(w->on_done)](
-                        Result<Completion> r) {
-                      done(std::move(r));
-                      self->release();
-                    });
+    inner->complete(
+        std::move(w->request), std::move(w->on_token),
+        [self = shared_from_this(), done = std::move(w->on_done)](Result<Completion> r) {
+          done(std::move(r));
+          self->release();
+        });
   }
 
   // A request ended: its place goes to the next in the queue.
@@ -204,8 +205,8 @@ class Core : public std::enable_shared_from_this<Core> {
 
   const std::string name_;
   std::mutex mu_;
-  std::shared_ptr<LlmProvider> inner_;  // guarded by mu_; reset by close()
-  ConcurrencyLimitOptions options_;     // scheduler guarded by mu_ (made on first need)
+  std::shared_ptr<LlmProvider> inner_;         // guarded by mu_; reset by close()
+  ConcurrencyLimitOptions options_;            // scheduler guarded by mu_ (made on first need)
   std::list<std::shared_ptr<Waiting>> queue_;  // guarded by mu_
   int in_flight_ = 0;                          // guarded by mu_
   bool dispatching_ = false;                   // guarded by mu_
@@ -235,8 +236,8 @@ Result<std::unique_ptr<LlmProvider>> make_concurrency_limited_provider(
     std::shared_ptr<LlmProvider> provider, ConcurrencyLimitOptions options) {
   if (!provider) return invalid_argument("a concurrency limit needs a provider to wrap");
   if (options.max_in_flight < 1) {
-    return invalid_argument(fmt::format("max_in_flight must be at least 1, not {}",
-                                        options.max_in_flight));
+    return invalid_argument(
+        fmt::format("max_in_flight must be at least 1, not {}", options.max_in_flight));
   }
   if (options.max_queue_wait.count() < 0) {
     return invalid_argument("max_queue_wait must not be negative");

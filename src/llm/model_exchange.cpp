@@ -168,8 +168,8 @@ void ModelExchange::finish(Result<HttpResponse> result) {
   if (streaming()) {
     on_stream_end(lines_.rest());
     if (!failure_ && !stream_complete()) {
-      fail(unavailable(fmt::format("{}: the stream ended before the answer was complete",
-                                   provider_)));
+      fail(unavailable(
+          fmt::format("{}: the stream ended before the answer was complete", provider_)));
     }
   } else {
     on_full_body(result->body);
@@ -180,12 +180,12 @@ void ModelExchange::finish(Result<HttpResponse> result) {
     if (!tail.empty() && on_token_ && !on_token_(tail)) caller_stopped_ = true;
     completion_.reasoning += think_.reasoning();
     if (completion_.text.empty()) {
-      fail(invalid_argument(fmt::format("{}: the model returned an empty answer{}", provider_,
-                                        completion_.finish_reason.empty()
-                                            ? ""
-                                            : " (finish reason: " + completion_.finish_reason +
-                                                  ")"))
-               .with_reason("empty_answer"));
+      fail(
+          invalid_argument(fmt::format("{}: the model returned an empty answer{}", provider_,
+                                       completion_.finish_reason.empty()
+                                           ? ""
+                                           : " (finish reason: " + completion_.finish_reason + ")"))
+              .with_reason("empty_answer"));
     }
   }
   if (failure_) {

@@ -118,14 +118,14 @@ class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
   Completion completion_;
   ThinkFilter think_;
   LineSplitter lines_;
-  int status_ = 0;          // the HTTP status, once the headers arrived
+  int status_ = 0;  // the HTTP status, once the headers arrived
   // The request once more, for the one resend finish() may make: a completion that a reused
   // connection lost after it was written (kUnavailable, reason "not_resent") is sent again once,
   // on a fresh connection. The HTTP client never repeats a POST itself; a completion has no
   // effect but its cost, so this layer may. Cleared once used.
   std::optional<HttpRequest> resend_;
   HttpClient* http_ = nullptr;  // the client start() was given; it outlives its callbacks
-  std::string error_body_;  // a streamed non-200 body, kept for its error message
+  std::string error_body_;      // a streamed non-200 body, kept for its error message
   std::optional<Status> failure_;
   bool caller_stopped_ = false;
   std::size_t max_answer_bytes_ = 0;

@@ -21,8 +21,8 @@ class OllamaExchange final : public detail::ModelExchange {
     if (line.find_first_not_of(" \t") == std::string_view::npos) return true;
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-      fail(invalid_argument(fmt::format("{}: malformed stream line: {}", provider(),
-                                        detail::clip(line, 120))));
+      fail(invalid_argument(
+          fmt::format("{}: malformed stream line: {}", provider(), detail::clip(line, 120))));
       return false;
     }
     return read(j);
@@ -35,8 +35,8 @@ class OllamaExchange final : public detail::ModelExchange {
   void on_full_body(std::string_view body) override {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-      fail(invalid_argument(fmt::format("{}: the response is not JSON: {}", provider(),
-                                        detail::clip(body, 120))));
+      fail(invalid_argument(
+          fmt::format("{}: the response is not JSON: {}", provider(), detail::clip(body, 120))));
       return;
     }
     read(j);
@@ -47,8 +47,8 @@ class OllamaExchange final : public detail::ModelExchange {
   bool read(const json& j) {
     if (auto e = j.find("error"); e != j.end()) {
       const std::string message = e->is_string() ? e->get<std::string>() : e->dump();
-      fail(unavailable(fmt::format("{}: the server reported an error: {}", provider(),
-                                   detail::clip(message))));
+      fail(unavailable(
+          fmt::format("{}: the server reported an error: {}", provider(), detail::clip(message))));
       return false;
     }
     Completion& c = completion();
@@ -139,7 +139,7 @@ class OllamaProvider final : public LlmProvider {
 Result<std::unique_ptr<LlmProvider>> make_ollama_provider(OllamaProviderOptions options) {
   LLMASSIST_RETURN_IF_ERROR(detail::check_endpoint(options.name, options.model, options.base_url));
   LLMASSIST_ASSIGN_OR_RETURN(json extra, detail::parse_object_option(options.name, "extra options",
-                                                                      options.extra_options_json));
+                                                                     options.extra_options_json));
   LLMASSIST_ASSIGN_OR_RETURN(auto http, detail::client_or_default(options.http, options.logger));
   return std::unique_ptr<LlmProvider>(
       new OllamaProvider(std::move(options), std::move(extra), std::move(http)));

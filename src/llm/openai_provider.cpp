@@ -72,15 +72,18 @@ class OpenAiExchange final : public detail::ModelExchange {
     }
     json event = json::parse(data, nullptr, false);
     if (event.is_discarded() || !event.is_object()) {
-      fail(invalid_argument(fmt::format("{}: malformed stream event: {}", provider(),
-                                        detail::clip(data, 120))));
+      fail(invalid_argument(
+          fmt::format("{}: malformed stream event: {}", provider(), detail::clip(data, 120))));
       return false;
     }
     if (event.contains("error")) {
       auto [message, code] = openai_error(event);
       HttpResponse as_http;
       as_http.status = 500;
-      if (!code.empty() && std::all_of(code.begin(), code.end(), [](unsigned char ch) { return std::isdigit(ch) != 0; }) && code.size() == 3) {
+      if (!code.empty() &&
+          std::all_of(code.begin(), code.end(),
+                      [](unsigned char ch) { return std::isdigit(ch) != 0; }) &&
+          code.size() == 3) {
         as_http.status = std::stoi(code);
       }
       fail(detail::http_failure(provider(), as_http, "error in the stream: " + message, code));
@@ -124,8 +127,8 @@ class OpenAiExchange final : public detail::ModelExchange {
   void on_full_body(std::string_view body) override {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-      fail(invalid_argument(fmt::format("{}: the response is not JSON: {}", provider(),
-                                        detail::clip(body, 120))));
+      fail(invalid_argument(
+          fmt::format("{}: the response is not JSON: {}", provider(), detail::clip(body, 120))));
       return;
     }
     if (j.contains("error")) {
@@ -220,8 +223,8 @@ class OpenAiProvider final : public LlmProvider {
 
 Result<std::unique_ptr<LlmProvider>> make_openai_provider(OpenAiProviderOptions options) {
   LLMASSIST_RETURN_IF_ERROR(detail::check_endpoint(options.name, options.model, options.base_url));
-  LLMASSIST_ASSIGN_OR_RETURN(json extra, detail::parse_object_option(options.name, "extra body",
-                                                                      options.extra_body_json));
+  LLMASSIST_ASSIGN_OR_RETURN(
+      json extra, detail::parse_object_option(options.name, "extra body", options.extra_body_json));
   LLMASSIST_ASSIGN_OR_RETURN(auto http, detail::client_or_default(options.http, options.logger));
   return std::unique_ptr<LlmProvider>(
       new OpenAiProvider(std::move(options), std::move(extra), std::move(http)));

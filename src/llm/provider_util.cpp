@@ -10,10 +10,13 @@ namespace llmassist::detail {
 
 std::string_view model_role(Role role) {
   switch (role) {
-    case Role::kUser: return "user";
-    case Role::kSystem: return "system";
+    case Role::kUser:
+      return "user";
+    case Role::kSystem:
+      return "system";
     case Role::kAssistant:
-    case Role::kOperator: return "assistant";
+    case Role::kOperator:
+      return "assistant";
   }
   return "user";
 }
@@ -85,7 +88,8 @@ Status http_failure(std::string_view provider, const HttpResponse& response,
     s = aborted(what);
   } else if (code == 429) {
     s = resource_exhausted(what);
-    if (error_code == "insufficient_quota" || lower.find("insufficient_quota") != std::string::npos) {
+    if (error_code == "insufficient_quota" ||
+        lower.find("insufficient_quota") != std::string::npos) {
       s.with_reason("insufficient_quota");
     }
   } else if (code >= 500) {

@@ -66,7 +66,7 @@ class ThinkFilter {
  private:
   std::string pending_;  // a possible partial tag at the end of the last piece
   std::string reasoning_;
-  std::string head_;     // answer text held back until we know no "</think>" closes it
+  std::string head_;  // answer text held back until we know no "</think>" closes it
   bool inside_ = false;
   bool started_ = false;  // seen any non-space answer text, or a tag
 };

@@ -52,10 +52,9 @@ class Core : public std::enable_shared_from_this<Core> {
         return a->on_token(delta);
       };
     }
-    inner_->complete(a->request, std::move(forward),
-                     [self = shared_from_this(), a](Result<Completion> r) {
-                       self->on_result(a, std::move(r));
-                     });
+    inner_->complete(
+        a->request, std::move(forward),
+        [self = shared_from_this(), a](Result<Completion> r) { self->on_result(a, std::move(r)); });
   }
 
  private:

@@ -13,9 +13,9 @@ class WindowMemory final : public MemoryManager {
       : store_(std::move(store)), options_(std::move(options)) {}
 
   Result<Context> build_context(const ContextRequest& request) override {
-    LLMASSIST_ASSIGN_OR_RETURN(auto recent,
-                               store_->dialog_window(request.session_id, options_.window,
-                                                     request.upto_message_id));
+    LLMASSIST_ASSIGN_OR_RETURN(
+        auto recent,
+        store_->dialog_window(request.session_id, options_.window, request.upto_message_id));
     std::vector<const Message*> dialog;
     for (const auto& m : recent) dialog.push_back(&m);
     // Drop the oldest until the dialog fits the budget; the question itself always stays.
@@ -49,8 +49,8 @@ Result<std::unique_ptr<MemoryManager>> make_window_memory(std::shared_ptr<Messag
                                                           WindowMemoryOptions options) {
   if (!store) return invalid_argument("the window memory needs a store");
   if (options.window < 1 || options.window > 200) {
-    return invalid_argument(fmt::format("the memory window must be 1..200, got {}",
-                                        options.window));
+    return invalid_argument(
+        fmt::format("the memory window must be 1..200, got {}", options.window));
   }
   return std::unique_ptr<MemoryManager>(new WindowMemory(std::move(store), std::move(options)));
 }

@@ -23,7 +23,6 @@
 namespace llmassist {
 namespace {
 
-using nlohmann::json;
 using detail::fail;
 using detail::iso;
 using detail::line;
@@ -36,6 +35,7 @@ using detail::to_json;
 using detail::to_json_array;
 using detail::usage;
 using detail::utc;
+using nlohmann::json;
 
 constexpr std::string_view kHelp = R"(Commands (ID is a reply's number, CHAT_ID a chat's):
 

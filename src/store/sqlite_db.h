@@ -195,8 +195,7 @@ Result<T> single(Statement& stmt, Reader read, Missing&& missing) {
 // Up to `max` connections to one database, opened lazily and handed out one thread at a time.
 class ConnectionPool {
  public:
-  ConnectionPool(std::string path, std::chrono::milliseconds busy_timeout, bool full_sync,
-                 int max);
+  ConnectionPool(std::string path, std::chrono::milliseconds busy_timeout, bool full_sync, int max);
 
   class Lease {
    public:

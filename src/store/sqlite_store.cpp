@@ -51,8 +51,8 @@ Status check_limit(int limit) {
 
 Status check_text(std::string_view what, std::string_view text) {
   if (text.size() > kMaxTextBytes) {
-    return invalid_argument(fmt::format("{} is {} bytes, more than the {} allowed", what,
-                                        text.size(), kMaxTextBytes));
+    return invalid_argument(
+        fmt::format("{} is {} bytes, more than the {} allowed", what, text.size(), kMaxTextBytes));
   }
   return Status();
 }
@@ -86,8 +86,7 @@ Chat read_chat(const Statement& s) {
   return c;
 }
 
-constexpr const char* kSessionColumns =
-    "id, chat_id, started_at, closed_at, summary, summary_upto";
+constexpr const char* kSessionColumns = "id, chat_id, started_at, closed_at, summary, summary_upto";
 Session read_session(const Statement& s) {
   Session x;
   x.id = s.int64(0);
@@ -217,8 +216,8 @@ class SqliteStore final : public MessageStore {
     std::vector<std::optional<Chat>> known(infos.size());
     LLMASSIST_RETURN_IF_ERROR(read<bool>([&](Connection& c) -> Result<bool> {
                                 for (std::size_t i = 0; i < infos.size(); ++i) {
-                                  auto chat = find_chat_in(c, infos[i].channel,
-                                                           infos[i].external_id);
+                                  auto chat =
+                                      find_chat_in(c, infos[i].channel, infos[i].external_id);
                                   if (chat.ok()) {
                                     known[i] = std::move(chat).value();
                                   } else if (chat.status().code() != StatusCode::kNotFound) {
@@ -323,8 +322,8 @@ class SqliteStore final : public MessageStore {
 
   Result<Session> restart_session(ChatId chat) override {
     return write<Session>([&](Connection& c) -> Result<Session> {
-      auto s = c.prepare(
-          "UPDATE sessions SET closed_at = ?2 WHERE chat_id = ?1 AND closed_at IS NULL");
+      auto s =
+          c.prepare("UPDATE sessions SET closed_at = ?2 WHERE chat_id = ?1 AND closed_at IS NULL");
       if (!s.ok()) return s.status();
       LLMASSIST_RETURN_IF_ERROR(s->bind(chat, now_ms()).run());
       return open_session_in(c, chat);
@@ -342,8 +341,7 @@ class SqliteStore final : public MessageStore {
 
   Status close_session(SessionId id) override {
     return write_status([&](Connection& c) -> Status {
-      auto s = c.prepare(
-          "UPDATE sessions SET closed_at = coalesce(closed_at, ?2) WHERE id = ?1");
+      auto s = c.prepare("UPDATE sessions SET closed_at = coalesce(closed_at, ?2) WHERE id = ?1");
       if (!s.ok()) return s.status();
       LLMASSIST_RETURN_IF_ERROR(s->bind(id, now_ms()).run());
       if (c.changes() == 0) return not_found(fmt::format("no session {}", id));
@@ -408,9 +406,9 @@ class SqliteStore final : public MessageStore {
   Result<std::vector<Message>> recent_messages(SessionId session, int count) override {
     LLMASSIST_RETURN_IF_ERROR(check_limit(count));
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
-      auto s = c.prepare(fmt::format(
-          "SELECT {} FROM messages WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2",
-          kMessageColumns));
+      auto s = c.prepare(
+          fmt::format("SELECT {} FROM messages WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2",
+                      kMessageColumns));
       if (!s.ok()) return s.status();
       s->bind(session, count);
       auto rows = collect<Message>(*s, read_message);
@@ -439,10 +437,10 @@ class SqliteStore final : public MessageStore {
   Result<std::vector<Message>> chat_history(ChatId chat, const HistoryQuery& q) override {
     LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
-      auto s = c.prepare(fmt::format(
-          "SELECT {} FROM messages WHERE chat_id = ?1 AND (?2 = 0 OR id < ?2) "
-          "AND (?3 = '' OR text LIKE ?4 ESCAPE '\\') ORDER BY id DESC LIMIT ?5",
-          kMessageColumns));
+      auto s = c.prepare(
+          fmt::format("SELECT {} FROM messages WHERE chat_id = ?1 AND (?2 = 0 OR id < ?2) "
+                      "AND (?3 = '' OR text LIKE ?4 ESCAPE '\\') ORDER BY id DESC LIMIT ?5",
+                      kMessageColumns));
       if (!s.ok()) return s.status();
       s->bind(chat, q.before_id, q.search, like_pattern(q.search), q.limit);
       return collect<Message>(*s, read_message);
@@ -454,8 +452,8 @@ class SqliteStore final : public MessageStore {
   Result<Reply> create_reply(const NewReply& r) override {
     if (r.chat_id <= 0) return invalid_argument("a reply needs a chat id");
     if (r.status != ReplyStatus::kNew && r.status != ReplyStatus::kApproved) {
-      return invalid_argument(fmt::format("a reply is created as new or approved, not {}",
-                                          to_string(r.status)));
+      return invalid_argument(
+          fmt::format("a reply is created as new or approved, not {}", to_string(r.status)));
     }
     if (r.status == ReplyStatus::kApproved && r.final_text.empty()) {
       return invalid_argument("an approved reply needs its text");
@@ -469,8 +467,8 @@ class SqliteStore final : public MessageStore {
         session = open->id;
       }
       const std::int64_t now = now_ms();
-      auto id = insert_reply(c, r.chat_id, session, r.question_id, r.status, r.final_text,
-                             r.author, now);
+      auto id =
+          insert_reply(c, r.chat_id, session, r.question_id, r.status, r.final_text, r.author, now);
       if (!id.ok()) return id.status();
       if (!r.audit_action.empty()) {
         AuditEvent e;
@@ -530,8 +528,8 @@ class SqliteStore final : public MessageStore {
       if (!current.ok()) return current.status();
       if (current->claimed_by.empty()) return Status();
       if (current->claimed_by != worker) {
-        return aborted(fmt::format("reply {} is claimed by {}, not {}", id, current->claimed_by,
-                                   worker));
+        return aborted(
+            fmt::format("reply {} is claimed by {}, not {}", id, current->claimed_by, worker));
       }
       auto s = c.prepare(
           "UPDATE replies SET claimed_by = '', lease_until = NULL, updated_at = ?2, "
@@ -613,11 +611,11 @@ class SqliteStore final : public MessageStore {
   Result<std::vector<AuditEvent>> list_audit(const AuditQuery& q) override {
     LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
     return read<std::vector<AuditEvent>>([&](Connection& c) -> Result<std::vector<AuditEvent>> {
-      auto s = c.prepare(fmt::format(
-          "SELECT {} FROM audit WHERE (?1 IS NULL OR reply_id = ?1) "
-          "AND (?2 IS NULL OR chat_id = ?2) AND (?3 = '' OR actor = ?3) "
-          "AND (?4 = 0 OR id < ?4) ORDER BY id DESC LIMIT ?5",
-          kAuditColumns));
+      auto s =
+          c.prepare(fmt::format("SELECT {} FROM audit WHERE (?1 IS NULL OR reply_id = ?1) "
+                                "AND (?2 IS NULL OR chat_id = ?2) AND (?3 = '' OR actor = ?3) "
+                                "AND (?4 = 0 OR id < ?4) ORDER BY id DESC LIMIT ?5",
+                                kAuditColumns));
       if (!s.ok()) return s.status();
       s->bind(q.reply_id, q.chat_id, q.actor, q.before_id, q.limit);
       return collect<AuditEvent>(*s, read_audit);
@@ -636,8 +634,8 @@ class SqliteStore final : public MessageStore {
       auto s = c.prepare("SELECT value FROM settings WHERE key = ?1");
       if (!s.ok()) return s.status();
       s->bind(key);
-      return single<std::string>(*s, [](const Statement& st) { return st.text(0); },
-                                 fmt::format("no setting {}", key));
+      return single<std::string>(
+          *s, [](const Statement& st) { return st.text(0); }, fmt::format("no setting {}", key));
     });
   }
 
@@ -660,23 +658,22 @@ class SqliteStore final : public MessageStore {
     auto counts = write<ErasureCounts>([&](Connection& c) -> Result<ErasureCounts> {
       ErasureCounts n;
       // Finished replies only: one still on its way is kept, and so is its question.
-      LLMASSIST_RETURN_IF_ERROR(deleted(
-          c, n.replies,
-          "DELETE FROM replies WHERE created_at < ?1 AND status IN ('sent', 'failed', "
-          "'cancelled')",
-          at));
-      LLMASSIST_RETURN_IF_ERROR(deleted(
-          c, n.messages,
-          "DELETE FROM messages WHERE created_at < ?1 AND id NOT IN "
-          "(SELECT question_id FROM replies)",
-          at));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.replies,
+                  "DELETE FROM replies WHERE created_at < ?1 AND status IN ('sent', 'failed', "
+                  "'cancelled')",
+                  at));
+      LLMASSIST_RETURN_IF_ERROR(deleted(c, n.messages,
+                                        "DELETE FROM messages WHERE created_at < ?1 AND id NOT IN "
+                                        "(SELECT question_id FROM replies)",
+                                        at));
       LLMASSIST_RETURN_IF_ERROR(deleted(c, n.audit_events, "DELETE FROM audit WHERE at < ?1", at));
-      LLMASSIST_RETURN_IF_ERROR(deleted(
-          c, n.sessions,
-          "DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ?1 "
-          "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = sessions.id) "
-          "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.session_id = sessions.id)",
-          at));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.sessions,
+                  "DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ?1 "
+                  "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = sessions.id) "
+                  "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.session_id = sessions.id)",
+                  at));
       return n;
     });
     if (!counts.ok()) return counts;
@@ -689,17 +686,17 @@ class SqliteStore final : public MessageStore {
       auto found = c.prepare("SELECT external_id FROM chats WHERE id = ?1");
       if (!found.ok()) return found.status();
       found->bind(chat);
-      LLMASSIST_ASSIGN_OR_RETURN(
-          std::string external,
-          single<std::string>(*found, [](const Statement& st) { return st.text(0); },
-                              fmt::format("no chat {}", chat)));
+      LLMASSIST_ASSIGN_OR_RETURN(std::string external,
+                                 single<std::string>(
+                                     *found, [](const Statement& st) { return st.text(0); },
+                                     fmt::format("no chat {}", chat)));
       ErasureCounts n;
       // The user's own requests (a handoff asked for) name them as the actor.
-      LLMASSIST_RETURN_IF_ERROR(deleted(
-          c, n.audit_events,
-          "DELETE FROM audit WHERE chat_id = ?1 OR actor = 'user:' || ?2 OR reply_id IN "
-          "(SELECT id FROM replies WHERE chat_id = ?1)",
-          chat, external));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.audit_events,
+                  "DELETE FROM audit WHERE chat_id = ?1 OR actor = 'user:' || ?2 OR reply_id IN "
+                  "(SELECT id FROM replies WHERE chat_id = ?1)",
+                  chat, external));
       LLMASSIST_RETURN_IF_ERROR(
           deleted(c, n.replies, "DELETE FROM replies WHERE chat_id = ?1", chat));
       LLMASSIST_RETURN_IF_ERROR(
@@ -903,8 +900,8 @@ class SqliteStore final : public MessageStore {
 
   static Status check_change(const ReplyChange& ch) {
     if (!is_legal_transition(ch.from, ch.to)) {
-      return failed_precondition(fmt::format("a reply cannot move from {} to {}",
-                                             to_string(ch.from), to_string(ch.to)));
+      return failed_precondition(
+          fmt::format("a reply cannot move from {} to {}", to_string(ch.from), to_string(ch.to)));
     }
     for (const auto* text : {&ch.draft_text, &ch.final_text}) {
       if (*text) LLMASSIST_RETURN_IF_ERROR(check_text("the reply text", **text));
@@ -920,8 +917,8 @@ class SqliteStore final : public MessageStore {
     }
     const ReplyStatus to = q.to.value_or(q.status);
     if (to != q.status && !is_legal_transition(q.status, to)) {
-      return failed_precondition(fmt::format("a reply cannot move from {} to {}",
-                                             to_string(q.status), to_string(to)));
+      return failed_precondition(
+          fmt::format("a reply cannot move from {} to {}", to_string(q.status), to_string(to)));
     }
     return Status();
   }
@@ -938,14 +935,12 @@ class SqliteStore final : public MessageStore {
       if (!current.ok()) return current.status();
       if (current->status != q.status) {
         return failed_precondition(fmt::format("reply {} is {}, not {}", current->id,
-                                               to_string(current->status),
-                                               to_string(q.status)));
+                                               to_string(current->status), to_string(q.status)));
       }
       if (held_by_other(*current, q.worker, now)) {
-        return aborted(fmt::format("reply {} is claimed by {} until {:%H:%M:%S} UTC",
-                                   current->id, current->claimed_by,
-                                   std::chrono::floor<std::chrono::seconds>(
-                                       *current->lease_until)));
+        return aborted(fmt::format(
+            "reply {} is claimed by {} until {:%H:%M:%S} UTC", current->id, current->claimed_by,
+            std::chrono::floor<std::chrono::seconds>(*current->lease_until)));
       }
       out.push_back(std::move(current).value());
     } else {
@@ -985,7 +980,8 @@ class SqliteStore final : public MessageStore {
         "AND (?9 = '' OR EXISTS (SELECT 1 FROM chats ch WHERE ch.id = r.chat_id "
         "     AND ch.channel = ?9)) "
         "ORDER BY r.id LIMIT ?7";
-    static constexpr std::string_view kAll = "'new', 'generating', 'pending', 'approved', 'rejected'";
+    static constexpr std::string_view kAll =
+        "'new', 'generating', 'pending', 'approved', 'rejected'";
     static constexpr std::string_view kPastApproved = "'new', 'generating', 'pending', 'rejected'";
     static const auto query = [](std::string_view where, std::string_view holding) {
       return fmt::format("SELECT {} FROM replies r WHERE {} {}", kReplyColumns, where,
@@ -1000,9 +996,9 @@ class SqliteStore final : public MessageStore {
     static constexpr std::string_view kOfChat = "r.chat_id = ?5 AND r.status = ?1";
     static constexpr std::string_view kOfAll = "r.status = ?1 AND ?5 IS NULL";
     static const std::array<std::string, 6> kQueries = {
-        query(kOfChatHead, kAll), query(kOfChat, kAll), query(kOfAll, kAll),
-        query(kOfChatHead, kPastApproved), query(kOfChat, kPastApproved),
-        query(kOfAll, kPastApproved)};
+        query(kOfChatHead, kAll),      query(kOfChat, kAll),
+        query(kOfAll, kAll),           query(kOfChatHead, kPastApproved),
+        query(kOfChat, kPastApproved), query(kOfAll, kPastApproved)};
     const bool past = q.head_of_chat_only && q.past_approved;
     // (An approved reply claimed past approved ones is no head: its elders do not hold it.)
     const bool one_head = q.head_of_chat_only && !(past && q.status == ReplyStatus::kApproved);
@@ -1073,8 +1069,8 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<MessageId> insert_message(Connection& c, ChatId chat, SessionId session, Role role,
-                                   std::string_view text, std::string_view author,
-                                   std::int64_t at, std::optional<std::string_view> dedup_key,
+                                   std::string_view text, std::string_view author, std::int64_t at,
+                                   std::optional<std::string_view> dedup_key,
                                    std::string_view transport_id, ReplyId reply) {
     auto s = c.prepare(
         "INSERT INTO messages (chat_id, session_id, role, text, author, created_at, dedup_key, "
@@ -1086,10 +1082,9 @@ class SqliteStore final : public MessageStore {
     return c.last_insert_id();
   }
 
-  Result<ReplyId> insert_reply(Connection& c, ChatId chat, SessionId session,
-                               MessageId question, ReplyStatus status,
-                               std::string_view final_text, std::string_view author,
-                               std::int64_t now) {
+  Result<ReplyId> insert_reply(Connection& c, ChatId chat, SessionId session, MessageId question,
+                               ReplyStatus status, std::string_view final_text,
+                               std::string_view author, std::int64_t now) {
     auto s = c.prepare(
         "INSERT INTO replies (chat_id, session_id, question_id, status, final_text, author, "
         "created_at, updated_at, decided_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)");
@@ -1127,8 +1122,7 @@ class SqliteStore final : public MessageStore {
     if (!s.ok()) return s.status();
     const std::int64_t at = e.at == Timestamp{} ? now_ms() : to_millis(e.at);
     LLMASSIST_RETURN_IF_ERROR(
-        s->bind(at, e.actor, e.action, e.reply_id, e.chat_id, e.before, e.after, e.detail)
-            .run());
+        s->bind(at, e.actor, e.action, e.reply_id, e.chat_id, e.before, e.after, e.detail).run());
     return c.last_insert_id();
   }
 
@@ -1233,9 +1227,9 @@ class SqliteStore final : public MessageStore {
     if (ch.draft_text) generated_at = now;
     std::optional<std::int64_t> decided_at;
     if (old.decided_at) decided_at = to_millis(*old.decided_at);
-    const bool decision = (old.status == ReplyStatus::kPending ||
-                           old.status == ReplyStatus::kFailed) &&
-                          (ch.to == ReplyStatus::kApproved || ch.to == ReplyStatus::kRejected);
+    const bool decision =
+        (old.status == ReplyStatus::kPending || old.status == ReplyStatus::kFailed) &&
+        (ch.to == ReplyStatus::kApproved || ch.to == ReplyStatus::kRejected);
     if (decision) decided_at = now;
     if (ch.to == ReplyStatus::kApproved && next.final_text.empty()) {
       next.final_text = next.draft_text;
@@ -1257,8 +1251,8 @@ class SqliteStore final : public MessageStore {
       sent_at = now;
       next.transport_message_id = ch.transport_message_id;
       const Role role = next.author.empty() ? Role::kAssistant : Role::kOperator;
-      auto msg = insert_message(c, old.chat_id, old.session_id, role, next.final_text,
-                                next.author, now, {}, ch.transport_message_id, id);
+      auto msg = insert_message(c, old.chat_id, old.session_id, role, next.final_text, next.author,
+                                now, {}, ch.transport_message_id, id);
       if (!msg.ok()) return msg.status();
     }
 
@@ -1270,12 +1264,12 @@ class SqliteStore final : public MessageStore {
         "transport_message_id = ?14, updated_at = ?15, generated_at = ?16, decided_at = ?17, "
         "sent_at = ?18 WHERE id = ?1");
     if (!s.ok()) return s.status();
-    LLMASSIST_RETURN_IF_ERROR(
-        s->bind(id, to_string(next.status), next.draft_text, next.final_text, next.author,
-                next.provider, ch.providers_tried, next.error, next.generation_attempts,
-                next.send_attempts, claimed_by, lease, next_attempt, next.transport_message_id,
-                now, generated_at, decided_at, sent_at)
-            .run());
+    LLMASSIST_RETURN_IF_ERROR(s->bind(id, to_string(next.status), next.draft_text, next.final_text,
+                                      next.author, next.provider, ch.providers_tried, next.error,
+                                      next.generation_attempts, next.send_attempts, claimed_by,
+                                      lease, next_attempt, next.transport_message_id, now,
+                                      generated_at, decided_at, sent_at)
+                                  .run());
 
     if (!ch.audit_action.empty()) {
       AuditEvent e;

@@ -80,7 +80,7 @@ struct UpdateBatch {
 struct MethodResult {
   // The "result" value, serialized ("true", {...}), when asked for (`keep_result`).
   std::string result_json;
-  std::string message_id;   // result.message_id when the result is a Message; else empty
+  std::string message_id;  // result.message_id when the result is a Message; else empty
 };
 
 // Parses the response to any Bot API method. Errors, by the Bot API's error_code (or the HTTP

@@ -38,7 +38,6 @@ constexpr std::string_view kSecretHeader = "X-Telegram-Bot-Api-Secret-Token";
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-
 // chat_id as the Bot API takes it: an integer, or "@channelusername".
 Status put_chat_id(json& body, std::string_view chat) {
   if (chat.empty()) return invalid_argument("telegram: no chat given");
@@ -144,8 +143,7 @@ class Core final : public std::enable_shared_from_this<Core> {
   [[nodiscard]] std::string scrub(std::string text) const {
     const std::string& token = options_.token;
     if (token.empty()) return text;
-    for (std::size_t at = text.find(token); at != std::string::npos;
-         at = text.find(token, at)) {
+    for (std::size_t at = text.find(token); at != std::string::npos; at = text.find(token, at)) {
       text.replace(at, token.size(), "<redacted>");
     }
     return text;
@@ -181,7 +179,8 @@ class Core final : public std::enable_shared_from_this<Core> {
   }
 
   // A blocking Bot API call, for start() only.
-  [[nodiscard]] Result<telegram::MethodResult> call_sync(std::string_view method, std::string body) {
+  [[nodiscard]] Result<telegram::MethodResult> call_sync(std::string_view method,
+                                                         std::string body) {
     auto response = send_sync(*http_, request(method, std::move(body), options_.request_timeout));
     if (!response.ok()) return scrub(response.status());
     auto parsed = telegram::parse_method_response(response->body, response->status, true);
@@ -261,8 +260,7 @@ class Core final : public std::enable_shared_from_this<Core> {
     if (me.ok()) {
       try {
         const json bot = json::parse(me->result_json);
-        log(LogLevel::kInfo,
-            fmt::format("signed in as @{}", bot.value("username", std::string())));
+        log(LogLevel::kInfo, fmt::format("signed in as @{}", bot.value("username", std::string())));
       } catch (...) {
         // The name is for the log only.
       }
@@ -458,8 +456,8 @@ class Core final : public std::enable_shared_from_this<Core> {
     });
   }
 
-  void on_response(const std::string& key, const std::shared_ptr<Op>& op,
-                   const std::string& method, Result<HttpResponse> response) {
+  void on_response(const std::string& key, const std::shared_ptr<Op>& op, const std::string& method,
+                   Result<HttpResponse> response) {
     Active active(*this);
     if (!active) return;  // stop() has failed the operation already
     Result<telegram::MethodResult> result =
@@ -662,10 +660,9 @@ class Core final : public std::enable_shared_from_this<Core> {
     for (auto& s : batch->skipped) {
       if (s.update_id) job.updates.push_back({*s.update_id, std::nullopt, s.reason});
     }
-    std::stable_sort(job.updates.begin(), job.updates.end(),
-                     [](const PolledUpdate& a, const PolledUpdate& b) {
-                       return a.update_id < b.update_id;
-                     });
+    std::stable_sort(
+        job.updates.begin(), job.updates.end(),
+        [](const PolledUpdate& a, const PolledUpdate& b) { return a.update_id < b.update_id; });
     {
       std::lock_guard lock(mu_);
       inbound_.emplace_back(std::move(job));
@@ -724,8 +721,8 @@ class Core final : public std::enable_shared_from_this<Core> {
       }
       const milliseconds delay = backoff(options_.retry, ++failures);
       log(LogLevel::kWarning,
-          fmt::format("the handler refused {} ({}); it is offered again in {} ms",
-                      event.dedup_key, s.to_string(), delay.count()));
+          fmt::format("the handler refused {} ({}); it is offered again in {} ms", event.dedup_key,
+                      s.to_string(), delay.count()));
       if (!pause(delay)) return;
     }
   }
@@ -739,8 +736,7 @@ class Core final : public std::enable_shared_from_this<Core> {
     while (next < updates.size()) {
       const PolledUpdate& u = updates[next];
       if (!u.event) {
-        log(LogLevel::kInfo,
-            fmt::format("update {} skipped: {}", u.update_id, u.skip_reason));
+        log(LogLevel::kInfo, fmt::format("update {} skipped: {}", u.update_id, u.skip_reason));
         offset_ = std::max(offset_.load(), u.update_id + 1);
         ++next;
         continue;
@@ -778,9 +774,10 @@ class Core final : public std::enable_shared_from_this<Core> {
 
   static void json_error(detail::http::Response& res, int status, std::string_view description) {
     res.status = status;
-    res.set_content(dump(json{{"ok", false}, {"error_code", status},
-                              {"description", std::string(description)}}),
-                    "application/json");
+    res.set_content(
+        dump(
+            json{{"ok", false}, {"error_code", status}, {"description", std::string(description)}}),
+        "application/json");
   }
 
   void on_webhook(const detail::http::Request& req, detail::http::Response& res) {
@@ -859,8 +856,8 @@ class Core final : public std::enable_shared_from_this<Core> {
       log(LogLevel::kWarning,
           "webhook: no secret token is set; anyone who finds the URL can post updates");
     }
-    log(LogLevel::kInfo, fmt::format("webhook: listening on {}:{}{}", w.listen_host, w.port,
-                                     w.path));
+    log(LogLevel::kInfo,
+        fmt::format("webhook: listening on {}:{}{}", w.listen_host, w.port, w.path));
     if (w.public_url.empty()) return Status();
     json body = {{"url", w.public_url}, {"allowed_updates", options_.polling.allowed_updates}};
     if (!w.secret_token.empty()) body["secret_token"] = w.secret_token;
@@ -959,9 +956,8 @@ class SendOp final : public Op {
     }
     Part& part = parts_[index_];
     if (part.html && result.status().reason() == "parse_entities") {
-      core.log(LogLevel::kWarning,
-               fmt::format("{}; part {} goes again as plain text", result.status().message(),
-                           index_ + 1));
+      core.log(LogLevel::kWarning, fmt::format("{}; part {} goes again as plain text",
+                                               result.status().message(), index_ + 1));
       // The Markdown source may be longer than the rendered text (fences added by the split).
       std::vector<Part> plain;
       for (auto& piece : telegram::split_message(part.source)) {
@@ -1016,7 +1012,9 @@ class SendOp final : public Op {
 class EditOp final : public StatusOp {
  public:
   EditOp(std::string message_id, OutboundMessage message, DoneCallback done)
-      : StatusOp(std::move(done)), message_id_(std::move(message_id)), message_(std::move(message)) {
+      : StatusOp(std::move(done)),
+        message_id_(std::move(message_id)),
+        message_(std::move(message)) {
     html_ = message_.format == TextFormat::kMarkdown;
   }
 
@@ -1127,7 +1125,8 @@ class DraftOp final : public StatusOp {
   bool native_ = true;  // the call in flight is sendMessageDraft
 };
 
-// ---- the transport --------------------------------------------------------------------------------
+// ---- the transport
+// --------------------------------------------------------------------------------
 
 class TelegramTransport final : public ChatTransport {
  public:
@@ -1147,17 +1146,16 @@ class TelegramTransport final : public ChatTransport {
   void edit(std::string chat_external_id, std::string message_id, OutboundMessage message,
             DoneCallback done) override {
     message.chat_external_id = chat_external_id;
-    core_->enqueue(chat_external_id,
-                   std::make_shared<EditOp>(std::move(message_id), std::move(message),
-                                            std::move(done)));
+    core_->enqueue(chat_external_id, std::make_shared<EditOp>(std::move(message_id),
+                                                              std::move(message), std::move(done)));
   }
 
   void send_typing(std::string chat_external_id, DoneCallback done) override {
     json body = json::object();
     const Status s = put_chat_id(body, chat_external_id);
     body["action"] = "typing";
-    core_->enqueue("", std::make_shared<SimpleOp>(ApiCall{"sendChatAction", dump(body)}, s,
-                                                  std::move(done)));
+    core_->enqueue(
+        "", std::make_shared<SimpleOp>(ApiCall{"sendChatAction", dump(body)}, s, std::move(done)));
   }
 
   void answer_callback(std::string callback_id, std::string text, DoneCallback done) override {
@@ -1184,16 +1182,16 @@ bool valid_token(std::string_view token) {
     return false;
   }
   return std::all_of(token.begin(), token.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == ':' || c == '_' || c == '-';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ':' ||
+           c == '_' || c == '-';
   });
 }
 
 bool valid_secret(std::string_view secret) {
   if (secret.size() > 256) return false;
   return std::all_of(secret.begin(), secret.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '_' || c == '-';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-';
   });
 }
 
@@ -1225,7 +1223,8 @@ Result<std::string> check_options(TelegramTransportOptions& o) {
     return invalid_argument("telegram: retry.max_attempts must be at least 1");
   }
   if (o.max_connections < 2) {
-    return invalid_argument("telegram: max_connections must be at least 2 (the long poll holds one)");
+    return invalid_argument(
+        "telegram: max_connections must be at least 2 (the long poll holds one)");
   }
   if (o.mode == TelegramMode::kWebhook) {
     const std::string& secret = o.webhook.secret_token;

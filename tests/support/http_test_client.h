@@ -10,9 +10,9 @@
 #include <string>
 #include <utility>
 
+#include "llmassist/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
-#include "llmassist/curl_http_client.h"
 
 namespace llmassist::testing {
 

@@ -9,10 +9,10 @@ namespace llmassist::testing {
 using nlohmann::json;
 
 MockLlmServer::MockLlmServer() {
-  http_.http().Post("/v1/chat/completions", [this](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    counted([&] { serve_openai(req, res); });
-  });
+  http_.http().Post("/v1/chat/completions",
+                    [this](const httplib::Request& req, httplib::Response& res) {
+                      counted([&] { serve_openai(req, res); });
+                    });
   http_.http().Post("/api/chat", [this](const httplib::Request& req, httplib::Response& res) {
     counted([&] { serve_ollama(req, res); });
   });
@@ -115,9 +115,10 @@ void set_error(httplib::Response& res, const MockLlmServer::Behavior& b, bool op
   std::string body = b.error_body;
   if (body.empty()) {
     const std::string message = fmt::format("mock failure {}", b.status);
-    body = openai ? json{{"error", {{"message", message}, {"type", "mock"},
-                                    {"code", b.error_code.empty() ? json(nullptr)
-                                                                  : json(b.error_code)}}}}
+    body = openai ? json{{"error",
+                          {{"message", message},
+                           {"type", "mock"},
+                           {"code", b.error_code.empty() ? json(nullptr) : json(b.error_code)}}}}
                         .dump()
                   : json{{"error", message}}.dump();
   }
@@ -161,8 +162,8 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
     } else {
       json message = {{"role", "assistant"}, {"content", content}};
       if (!b.reasoning.empty() && !b.inline_think) message["reasoning"] = b.reasoning;
-      answer["choices"] = json::array({{{"index", 0}, {"message", message},
-                                        {"finish_reason", "stop"}}});
+      answer["choices"] =
+          json::array({{{"index", 0}, {"message", message}, {"finish_reason", "stop"}}});
     }
     answer["usage"] = {{"prompt_tokens", 11}, {"completion_tokens", 7}, {"total_tokens", 18}};
     res.set_content(answer.dump(), "application/json");
@@ -170,67 +171,71 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
   }
   auto state = std::make_shared<StreamState>();
   state->b = echo;
-  if (b.inline_think) state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
-  res.set_chunked_content_provider(
-      "text/event-stream", [this, state](std::size_t, httplib::DataSink& sink) {
-        StreamState& s = *state;
-        auto event = [&](const json& j) {
-          const std::string line = "data: " + j.dump() + "\n\n";
-          return sink.write(line.data(), line.size());
-        };
-        auto chunk = [](json delta, json finish) {
-          return json{{"id", "chatcmpl-mock"}, {"object", "chat.completion.chunk"},
-                      {"model", "mock-model"},
-                      {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)},
-                                                {"finish_reason", std::move(finish)}}})}};
-        };
-        if (s.b.sse_comments && s.next == 0 && !s.reasoning_sent) {
-          const std::string comment = ": OPENROUTER PROCESSING\n\n";
-          sink.write(comment.data(), comment.size());
-        }
-        if (s.b.malformed) {
-          const std::string bad = "data: {\"choices\": [{\"delta\": {\"content\": \"x\"\n\n";
-          sink.write(bad.data(), bad.size());
-          sink.done();
-          return true;
-        }
-        if (s.b.empty_choices) {
-          event(json{{"id", "chatcmpl-mock"}, {"choices", json::array()}});
-          const std::string done = "data: [DONE]\n\n";
-          sink.write(done.data(), done.size());
-          sink.done();
-          return true;
-        }
-        if (!s.reasoning_sent && !s.b.reasoning.empty() && !s.b.inline_think) {
-          s.reasoning_sent = true;
-          return event(chunk({{"role", "assistant"}, {"content", nullptr},
-                              {"reasoning", s.b.reasoning}}, nullptr));
-        }
-        s.reasoning_sent = true;
-        if (s.b.endless && s.next >= s.b.tokens.size() && ++s.rounds < 100000) s.next = 0;
-        if (s.next < s.b.tokens.size()) {
-          if (s.b.cut_after_tokens >= 0 && static_cast<int>(s.next) >= s.b.cut_after_tokens) {
-            return false;  // drop the connection: no [DONE], no finish_reason
-          }
-          if (s.next > 0 && s.b.token_delay.count() > 0 && !http_.wait_for(s.b.token_delay)) {
-            return false;
-          }
-          const bool ok = event(chunk({{"content", s.b.tokens[s.next]}}, nullptr));
-          ++s.next;
-          if (s.b.error_event && s.next == 1) {
-            event(json{{"error", {{"message", "upstream provider crashed"}, {"code", 502}}}});
-            sink.done();
-          }
-          return ok;
-        }
-        event(chunk(json::object(), "stop"));
-        event(json{{"id", "chatcmpl-mock"}, {"choices", json::array()},
-                   {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 7}}}});
-        const std::string done = "data: [DONE]\n\n";
-        sink.write(done.data(), done.size());
+  if (b.inline_think)
+    state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
+  res.set_chunked_content_provider("text/event-stream", [this, state](std::size_t,
+                                                                      httplib::DataSink& sink) {
+    StreamState& s = *state;
+    auto event = [&](const json& j) {
+      const std::string line = "data: " + j.dump() + "\n\n";
+      return sink.write(line.data(), line.size());
+    };
+    auto chunk = [](json delta, json finish) {
+      return json{{"id", "chatcmpl-mock"},
+                  {"object", "chat.completion.chunk"},
+                  {"model", "mock-model"},
+                  {"choices", json::array({{{"index", 0},
+                                            {"delta", std::move(delta)},
+                                            {"finish_reason", std::move(finish)}}})}};
+    };
+    if (s.b.sse_comments && s.next == 0 && !s.reasoning_sent) {
+      const std::string comment = ": OPENROUTER PROCESSING\n\n";
+      sink.write(comment.data(), comment.size());
+    }
+    if (s.b.malformed) {
+      const std::string bad = "data: {\"choices\": [{\"delta\": {\"content\": \"x\"\n\n";
+      sink.write(bad.data(), bad.size());
+      sink.done();
+      return true;
+    }
+    if (s.b.empty_choices) {
+      event(json{{"id", "chatcmpl-mock"}, {"choices", json::array()}});
+      const std::string done = "data: [DONE]\n\n";
+      sink.write(done.data(), done.size());
+      sink.done();
+      return true;
+    }
+    if (!s.reasoning_sent && !s.b.reasoning.empty() && !s.b.inline_think) {
+      s.reasoning_sent = true;
+      return event(chunk(
+          {{"role", "assistant"}, {"content", nullptr}, {"reasoning", s.b.reasoning}}, nullptr));
+    }
+    s.reasoning_sent = true;
+    if (s.b.endless && s.next >= s.b.tokens.size() && ++s.rounds < 100000) s.next = 0;
+    if (s.next < s.b.tokens.size()) {
+      if (s.b.cut_after_tokens >= 0 && static_cast<int>(s.next) >= s.b.cut_after_tokens) {
+        return false;  // drop the connection: no [DONE], no finish_reason
+      }
+      if (s.next > 0 && s.b.token_delay.count() > 0 && !http_.wait_for(s.b.token_delay)) {
+        return false;
+      }
+      const bool ok = event(chunk({{"content", s.b.tokens[s.next]}}, nullptr));
+      ++s.next;
+      if (s.b.error_event && s.next == 1) {
+        event(json{{"error", {{"message", "upstream provider crashed"}, {"code", 502}}}});
         sink.done();
-        return true;
-      });
+      }
+      return ok;
+    }
+    event(chunk(json::object(), "stop"));
+    event(json{{"id", "chatcmpl-mock"},
+               {"choices", json::array()},
+               {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 7}}}});
+    const std::string done = "data: [DONE]\n\n";
+    sink.write(done.data(), done.size());
+    sink.done();
+    return true;
+  });
 }
 
 void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response& res) {
@@ -247,8 +252,11 @@ void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response&
   for (const auto& t : b.tokens) content += t;
   if (b.inline_think) content = "<think>" + b.reasoning + "</think>\n\n" + content;
   auto final_line = [] {
-    return json{{"model", "mock-model"}, {"message", {{"role", "assistant"}, {"content", ""}}},
-                {"done", true}, {"done_reason", "stop"}, {"prompt_eval_count", 11},
+    return json{{"model", "mock-model"},
+                {"message", {{"role", "assistant"}, {"content", ""}}},
+                {"done", true},
+                {"done_reason", "stop"},
+                {"prompt_eval_count", 11},
                 {"eval_count", 7}};
   };
   if (!stream) {
@@ -264,7 +272,8 @@ void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response&
   }
   auto state = std::make_shared<StreamState>();
   state->b = b;
-  if (b.inline_think) state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
+  if (b.inline_think)
+    state->b.tokens.insert(state->b.tokens.begin(), "<think>" + b.reasoning + "</think>\n\n");
   res.set_chunked_content_provider(
       "application/x-ndjson", [this, state, final_line](std::size_t, httplib::DataSink& sink) {
         StreamState& s = *state;

@@ -28,17 +28,17 @@ class MockLlmServer {
     std::string error_body;
     std::string error_code;
     std::optional<int> retry_after_seconds;
-    std::chrono::milliseconds delay{0};        // before the response headers
-    bool hang = false;                         // never answer (until the server stops)
+    std::chrono::milliseconds delay{0};  // before the response headers
+    bool hang = false;                   // never answer (until the server stops)
     std::vector<std::string> tokens = {"Hello", ", ", "world", "!"};
     std::chrono::milliseconds token_delay{0};  // between streamed tokens
-    std::string reasoning;        // OpenAI delta.reasoning / Ollama message.thinking
-    bool inline_think = false;    // put the reasoning inline as <think>…</think> in the content
-    int cut_after_tokens = -1;    // >= 0: drop the connection after this many tokens
-    bool malformed = false;       // a body (or stream event) that is not JSON
-    bool empty_choices = false;   // OpenAI: "choices": []
-    bool error_event = false;     // a stream error event after the first token (HTTP 200)
-    bool sse_comments = true;     // OpenAI stream: ": OPENROUTER PROCESSING" lines
+    std::string reasoning;                     // OpenAI delta.reasoning / Ollama message.thinking
+    bool inline_think = false;   // put the reasoning inline as <think>…</think> in the content
+    int cut_after_tokens = -1;   // >= 0: drop the connection after this many tokens
+    bool malformed = false;      // a body (or stream event) that is not JSON
+    bool empty_choices = false;  // OpenAI: "choices": []
+    bool error_event = false;    // a stream error event after the first token (HTTP 200)
+    bool sse_comments = true;    // OpenAI stream: ": OPENROUTER PROCESSING" lines
     // Answer "Answer to: <the last user message>" instead of `tokens`, so that tests can tell
     // which question an answer belongs to.
     bool echo_question = false;

@@ -211,9 +211,13 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
   int status = 200;
   json result;
   if (method == "getMe") {
-    result = {{"id", 123456789}, {"is_bot", true}, {"first_name", "Mock"},
-              {"username", "mock_bot"}, {"can_join_groups", true},
-              {"can_read_all_group_messages", false}, {"supports_inline_queries", false}};
+    result = {{"id", 123456789},
+              {"is_bot", true},
+              {"first_name", "Mock"},
+              {"username", "mock_bot"},
+              {"can_join_groups", true},
+              {"can_read_all_group_messages", false},
+              {"supports_inline_queries", false}};
   } else if (method == "sendMessage") {
     std::lock_guard lock(mu_);
     const std::int64_t id = next_message_id_++;
@@ -226,11 +230,13 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
     const std::string text = params.value("text", "");
     if (it == messages_.end()) {
       status = 400;
-      result = {{"ok", false}, {"error_code", 400},
+      result = {{"ok", false},
+                {"error_code", 400},
                 {"description", "Bad Request: message to edit not found"}};
     } else if (it->second == text) {
       status = 400;
-      result = {{"ok", false}, {"error_code", 400},
+      result = {{"ok", false},
+                {"error_code", 400},
                 {"description",
                  "Bad Request: message is not modified: specified new message content and reply "
                  "markup are exactly the same as a current content and reply markup of the "
@@ -335,8 +341,8 @@ std::vector<int> MockTelegramServer::deliver_to_webhook() {
   }
   std::vector<int> statuses;
   for (const auto& [id, raw] : queued) {
-    const auto reply = post_to_webhook(
-        raw, secret.empty() ? std::nullopt : std::optional<std::string>(secret));
+    const auto reply =
+        post_to_webhook(raw, secret.empty() ? std::nullopt : std::optional<std::string>(secret));
     statuses.push_back(reply.status);
     if (reply.status == 200) {
       std::lock_guard lock(mu_);

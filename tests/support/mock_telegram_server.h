@@ -38,9 +38,9 @@ class MockTelegramServer {
 
   struct Call {
     std::string method;
-    nlohmann::json params;  // the JSON body (or form fields), parsed
+    nlohmann::json params;                     // the JSON body (or form fields), parsed
     std::chrono::steady_clock::time_point at;  // when the request arrived
-    int status = 200;                           // the HTTP status answered
+    int status = 200;                          // the HTTP status answered
   };
 
   // How a call fails instead of succeeding.
@@ -51,9 +51,9 @@ class MockTelegramServer {
 
     static Failure too_many_requests(int retry_after_seconds);
     static Failure server_error(int code = 502);
-    static Failure blocked();            // 403 "Forbidden: bot was blocked by the user"
+    static Failure blocked();              // 403 "Forbidden: bot was blocked by the user"
     static Failure cant_parse_entities();  // 400
-    static Failure conflict();           // 409, for getUpdates
+    static Failure conflict();             // 409, for getUpdates
   };
 
   explicit MockTelegramServer(std::string token = kDefaultToken,

@@ -199,8 +199,8 @@ void Socks5Server::serve(int fd) {
     }
     upstream = connect_to(c.host, c.port);
     // Reply: VER REP RSV ATYP BND.ADDR BND.PORT (the bound address is not used by clients).
-    const std::uint8_t reply[10] = {5, static_cast<std::uint8_t>(upstream >= 0 ? 0 : 5), 0, 1,
-                                    0, 0, 0, 0, 0, 0};
+    const std::uint8_t reply[10] = {
+        5, static_cast<std::uint8_t>(upstream >= 0 ? 0 : 5), 0, 1, 0, 0, 0, 0, 0, 0};
     if (!write_all(fd, reply, sizeof reply) || upstream < 0) return;
     {
       std::lock_guard lock(mu_);

@@ -56,9 +56,9 @@ class Socks5Server {
   std::atomic<bool> stopping_{false};
   std::atomic<int> refused_{0};
   mutable std::mutex mu_;
-  std::vector<int> fds_;             // guarded by mu_: every open socket, shut down by stop()
-  std::list<std::thread> workers_;   // guarded by mu_
-  std::vector<Connect> connects_;    // guarded by mu_
+  std::vector<int> fds_;            // guarded by mu_: every open socket, shut down by stop()
+  std::list<std::thread> workers_;  // guarded by mu_
+  std::vector<Connect> connects_;   // guarded by mu_
 };
 
 }  // namespace llmassist::testing

@@ -31,9 +31,7 @@ class ManualClock final : public Clock {
   explicit ManualClock(Timestamp start = Timestamp(std::chrono::hours(24 * 20000)))
       : now_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(start.time_since_epoch())
                     .count()) {}
-  Timestamp now() const override {
-    return Timestamp(std::chrono::milliseconds(now_ms_.load()));
-  }
+  Timestamp now() const override { return Timestamp(std::chrono::milliseconds(now_ms_.load())); }
   void advance(std::chrono::milliseconds d) { now_ms_ += d.count(); }
   void set(Timestamp t) {
     now_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
