@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "moderation/utf8.h"
+#include "core/utf8.h"
 
 namespace llmassist::fuzz {
 

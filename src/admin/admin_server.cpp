@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
@@ -15,6 +14,7 @@
 #include "admin/api_router.h"
 #include "admin/web_assets.h"
 #include "core/json_views.h"
+#include "core/listen_address.h"
 #include "llmassist/runtime_settings.h"
 #include "llmassist/store_moderation_queue.h"
 #include "llmassist/version.h"
@@ -1092,29 +1092,15 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
         "admin server: the store, the moderation queue and the accounts are "
         "required");
   }
-  const std::string listen = options.listen;  // a copy: `options` moves below
-  const std::size_t colon = listen.rfind(':');
-  int port = -1;
-  if (colon != std::string::npos && colon > 0) {
-    const char* begin = listen.data() + colon + 1;
-    const char* end = listen.data() + listen.size();
-    const auto [p, ec] = std::from_chars(begin, end, port);
-    if (ec != std::errc() || p != end) port = -1;
-  }
-  if (port < 0 || port > 65535) {
-    return invalid_argument(fmt::format(
-        "admin server: listen must be host:port (\"127.0.0.1:8080\"), not \"{}\"", listen));
-  }
+  auto address = detail::parse_listen_address(options.listen, "admin server: listen");
+  if (!address.ok()) return address.status();
   if (options.threads < 2) return invalid_argument("admin server: threads must be 2 or more");
   auto proxies = detail::TrustedProxies::parse(options.trusted_proxies);
   if (!proxies.ok()) return proxies.status().annotate("admin server");
   auto impl = std::make_unique<Impl>(std::move(parts), std::move(options));
   impl->proxies = std::move(proxies).value();
-  impl->host = listen.substr(0, colon);
-  if (impl->host.size() > 2 && impl->host.front() == '[') {
-    impl->host = impl->host.substr(1, impl->host.size() - 2);
-  }
-  impl->port = port;
+  impl->host = std::move(address->host);
+  impl->port = address->port;
   Impl* raw = impl.get();
   impl->router = std::make_unique<detail::ApiRouter>(
       impl->logger, [raw](const detail::http::Request& req) { return raw->authenticate(req); });

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/text.h"
+
 namespace llmassist::detail {
 namespace {
 
@@ -28,12 +30,6 @@ bool address_bytes(std::string_view text, std::array<unsigned char, 16>& bytes, 
   }
   v6 = true;
   return true;
-}
-
-std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // A Prometheus label value: backslash, quote and newline escaped.
@@ -101,8 +97,8 @@ std::string TrustedProxies::client(const std::string& peer, std::string_view for
   std::string client = peer;
   while (!forwarded_for.empty()) {
     const std::size_t comma = forwarded_for.rfind(',');
-    const std::string_view hop =
-        trimmed(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
+    const std::string_view hop = detail::trim(
+        comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
     forwarded_for =
         comma == std::string_view::npos ? std::string_view() : forwarded_for.substr(0, comma);
     std::array<unsigned char, 16> bytes{};

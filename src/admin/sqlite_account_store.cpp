@@ -14,8 +14,8 @@
 #include <array>
 #include <string_view>
 
+#include "core/utf8.h"
 #include "llmassist/store_moderation_queue.h"
-#include "moderation/utf8.h"
 #include "store/sqlite_db.h"
 #include "store/sqlite_schema.h"
 

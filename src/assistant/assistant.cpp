@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/text.h"
 #include "llmassist/runtime_settings.h"
 
 namespace llmassist {
@@ -28,13 +29,6 @@ namespace {
 constexpr std::string_view kComponent = "assistant";
 constexpr std::string_view kCallbackPrefix = "llmassist:";
 constexpr std::string_view kPostKey = "operator_chat.post.";
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
 
 // "/start", "/start@my_bot" and "/start payload" are all /start.
 bool is_command(std::string_view text, std::string_view command) {
@@ -47,7 +41,7 @@ bool is_command(std::string_view text, std::string_view command) {
 // The rest of a command's line: "/reject too vague" -> "too vague".
 std::string command_argument(std::string_view text) {
   const auto space = text.find(' ');
-  return space == std::string_view::npos ? std::string() : trim(text.substr(space + 1));
+  return space == std::string_view::npos ? std::string() : detail::trimmed(text.substr(space + 1));
 }
 
 }  // namespace
@@ -1018,7 +1012,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_blocked(in.chat.id, false));
       in.chat.blocked = false;
     }
-    const std::string text = trim(e.text);
+    const std::string text = detail::trimmed(e.text);
     InboundMessage& m = in.message;
     m.chat_id = in.chat.id;
     m.text = text.empty() && !e.media.empty() ? fmt::format("[{}]", e.media) : e.text;
@@ -1249,7 +1243,7 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
       return about.status().code() == StatusCode::kNotFound ? Status() : about.status();
     }
     const std::string who = operator_actor(e);
-    const std::string text = trim(e.text);
+    const std::string text = detail::trimmed(e.text);
     if (text.empty()) return Status();
     Status outcome;
     if (!is_operator(e, "a reply to " + *about)) {

@@ -72,15 +72,6 @@ bool is_token(std::string_view s) {
   });
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 std::string env_or_empty(const char* name) {
   const char* value = std::getenv(name);
   return value == nullptr ? std::string() : std::string(value);
@@ -876,7 +867,7 @@ class CurlEngine {
                                         t.what(), t.client->max_header_bytes()));
       return 0;
     }
-    const std::string_view line = trim(std::string_view(data, length));
+    const std::string_view line = detail::trim(std::string_view(data, length));
     if (line.starts_with("HTTP/")) {
       t.response.headers.clear();
       t.block_status = 0;
@@ -908,8 +899,8 @@ class CurlEngine {
     }
     const auto colon = line.find(':');
     if (colon == std::string_view::npos) return length;  // not a header; tolerated
-    t.response.headers.emplace_back(std::string(trim(line.substr(0, colon))),
-                                    std::string(trim(line.substr(colon + 1))));
+    t.response.headers.emplace_back(std::string(detail::trim(line.substr(0, colon))),
+                                    std::string(detail::trim(line.substr(colon + 1))));
     return length;
   }
 

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "core/text.h"
 #include "llm/knowledge_base_format.h"
 #include "store/sqlite_db.h"
 
@@ -22,13 +23,6 @@ namespace {
 
 using detail::Connection;
 using Entry = detail::KnowledgeBaseEntry;
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
 
 }  // namespace
 
@@ -45,10 +39,10 @@ Result<std::vector<Entry>> parse_knowledge_base_markdown(std::string_view text,
   auto finish = [&]() -> Status {
     if (entries.empty()) return Status();
     Entry& e = entries.back();
-    e.answer = trim(e.answer);
+    e.answer = detail::trimmed(e.answer);
     if (e.answer.empty()) {
       return invalid_argument(fmt::format("{}:{}: the question \"{}\" has no answer", origin,
-                                          entry_line, trim(e.question)));
+                                          entry_line, detail::trimmed(e.question)));
     }
     return Status();
   };
@@ -57,7 +51,7 @@ Result<std::vector<Entry>> parse_knowledge_base_markdown(std::string_view text,
     ++number;
     if (line.rfind("## ", 0) == 0) {
       if (have_entry) LLMASSIST_RETURN_IF_ERROR(finish());
-      std::string question = trim(std::string_view(line).substr(3));
+      std::string question = detail::trimmed(std::string_view(line).substr(3));
       if (question.empty()) {
         return invalid_argument(
             fmt::format("{}:{}: a \"## \" heading without a question", origin, number));
@@ -75,7 +69,7 @@ Result<std::vector<Entry>> parse_knowledge_base_markdown(std::string_view text,
     }
     if (!have_entry) continue;  // text before the first question
     if (in_aka && line.rfind("aka:", 0) == 0) {
-      const std::string aka = trim(std::string_view(line).substr(4));
+      const std::string aka = detail::trimmed(std::string_view(line).substr(4));
       if (!aka.empty()) entries.back().question += "\n" + aka;
       continue;
     }
@@ -120,14 +114,15 @@ Result<std::vector<Entry>> parse_knowledge_base_json(std::string_view text,
       }
     }
     if (!item.contains("question") || !item["question"].is_string() ||
-        trim(item["question"].get<std::string>()).empty()) {
+        detail::trimmed(item["question"].get<std::string>()).empty()) {
       return invalid_argument(at + ".question must be a non-empty string");
     }
     if (!item.contains("answer") || !item["answer"].is_string() ||
-        trim(item["answer"].get<std::string>()).empty()) {
+        detail::trimmed(item["answer"].get<std::string>()).empty()) {
       return invalid_argument(at + ".answer must be a non-empty string");
     }
-    Entry e{trim(item["question"].get<std::string>()), trim(item["answer"].get<std::string>())};
+    Entry e{detail::trimmed(item["question"].get<std::string>()),
+            detail::trimmed(item["answer"].get<std::string>())};
     if (item.contains("aka")) {
       const auto& aka = item["aka"];
       if (!aka.is_array()) return invalid_argument(at + ".aka must be a list of strings");

@@ -17,8 +17,9 @@
 
 #include "core/command_line.h"
 #include "core/json_views.h"
+#include "core/text.h"
+#include "core/utf8.h"
 #include "llmassist/store_moderation_queue.h"
-#include "moderation/utf8.h"
 
 namespace llmassist {
 namespace {
@@ -106,14 +107,6 @@ std::string message_line(const Message& m) {
   std::string who(to_string(m.role));
   if (!m.author.empty()) who += " " + line(m.author);
   return fmt::format("[{}] {}: {}", utc(m.created_at, false), who, block(m.text, "    "));
-}
-
-std::string trim(std::string text) {
-  const auto end = text.find_last_not_of(" \t\r\n");
-  text.erase(end == std::string::npos ? 0 : end + 1);
-  const auto begin = text.find_first_not_of(" \t\r\n");
-  text.erase(0, begin == std::string::npos ? text.size() : begin);
-  return text;
 }
 
 // ---- command lines ----------------------------------------------------------------------------
@@ -276,7 +269,7 @@ class OperatorConsole::Impl {
       }
     }
     if (i < words.size()) {
-      std::string rest = trim(text.substr(begins[i]));
+      std::string rest = detail::trimmed(text.substr(begins[i]));
       if (rest == "-") {
         out.push_back(rest);
       } else {
@@ -312,7 +305,7 @@ class OperatorConsole::Impl {
       if (!f || !(content << f.rdbuf())) {
         return not_found(fmt::format("cannot read the file {}", file->second));
       }
-      return trim(content.str());
+      return detail::trimmed(content.str());
     }
     if (p.positional.size() == 2 && p.positional[1] == "-") {
       std::string text;
@@ -322,14 +315,14 @@ class OperatorConsole::Impl {
         text += next_line;
         text += '\n';
       }
-      return trim(std::move(text));
+      return detail::trimmed(text);
     }
     std::string text;
     for (std::size_t i = 1; i < p.positional.size(); ++i) {
       if (i > 1) text += ' ';
       text += p.positional[i];
     }
-    return trim(std::move(text));
+    return detail::trimmed(text);
   }
 
   // ---- drafts ----

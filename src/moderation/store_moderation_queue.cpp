@@ -12,7 +12,7 @@
 #include <map>
 #include <utility>
 
-#include "moderation/utf8.h"
+#include "core/utf8.h"
 
 namespace llmassist {
 namespace {

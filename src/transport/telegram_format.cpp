@@ -10,6 +10,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/text.h"
+#include "core/utf8.h"
+
 namespace llmassist::telegram {
 namespace {
 
@@ -23,34 +26,10 @@ struct CodePoint {
   bool valid = true;
 };
 
-// Decodes the sequence starting at s[i] (i < s.size()) without reading past the end. Rejects
-// overlong forms, surrogates and values above U+10FFFF, as a strict UTF-8 decoder must.
+// The sequence starting at s[i] (i < s.size()), decoded strictly (detail::decode_utf8).
 CodePoint next_code_point(std::string_view s, std::size_t i) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return {1, 1, true};
-  std::size_t len = 0;
-  unsigned lo = 0x80;
-  unsigned hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return {1, 1, false};
-  }
-  if (s.size() - i < len) return {1, 1, false};
-  const auto b1 = static_cast<unsigned char>(s[i + 1]);
-  if (b1 < lo || b1 > hi) return {1, 1, false};
-  for (std::size_t k = 2; k < len; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return {1, 1, false};
-  }
-  return {len, len == 4 ? 2u : 1u, true};
+  const detail::Utf8Char c = detail::decode_utf8(s, i);
+  return {c.length, c.code_point >= 0x10000 ? 2u : 1u, c.valid};
 }
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
@@ -251,10 +230,7 @@ std::string join_name(const json& obj) {
   std::string name = first;
   if (!first.empty() && !last.empty()) name += ' ';
   name += last;
-  const auto b = name.find_first_not_of(" \t\n\r");
-  if (b == std::string::npos) return std::string();
-  const auto e = name.find_last_not_of(" \t\n\r");
-  return name.substr(b, e - b + 1);
+  return detail::trimmed(name);
 }
 
 // Sets the sender from a User (or, for anonymous admins and channels, a Chat) object.

@@ -1,5 +1,6 @@
-// UTF-8 decoding for the operator tools: checking operator names and making stored text safe to
-// print on a terminal. Internal.
+// Internal: the one UTF-8 decoder, strict (no overlong forms, surrogates or values past
+// U+10FFFF), for the Telegram formatter's UTF-16 counts and splitting, and for the operator
+// tools: checking names and making stored text safe to print on a terminal.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +19,39 @@ struct Utf8Char {
   bool valid = false;
 };
 
-// Decodes the character at `pos` (< text.size()).
-[[nodiscard]] Utf8Char decode_utf8(std::string_view text, std::size_t pos) noexcept;
+// Decodes the character at `pos` (< text.size()), never reading past the end. Inline: the
+// formatter decodes every character of every answer.
+[[nodiscard]] inline Utf8Char decode_utf8(std::string_view text, std::size_t pos) noexcept {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(pos);
+  if (lead < 0x80) return {lead, 1, true};
+  std::size_t length = 0;
+  char32_t cp = 0;
+  char32_t min = 0;
+  if ((lead & 0xe0) == 0xc0) {
+    length = 2;
+    cp = lead & 0x1f;
+    min = 0x80;
+  } else if ((lead & 0xf0) == 0xe0) {
+    length = 3;
+    cp = lead & 0x0f;
+    min = 0x800;
+  } else if ((lead & 0xf8) == 0xf0) {
+    length = 4;
+    cp = lead & 0x07;
+    min = 0x10000;
+  } else {
+    return {lead, 1, false};
+  }
+  if (text.size() - pos < length) return {lead, 1, false};
+  for (std::size_t i = 1; i < length; ++i) {
+    const unsigned char next = byte(pos + i);
+    if ((next & 0xc0) != 0x80) return {lead, 1, false};
+    cp = (cp << 6) | (next & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {lead, 1, false};
+  return {cp, length, true};
+}
 
 // C0 controls, DEL and C1 controls: the characters a terminal may act on instead of printing.
 [[nodiscard]] constexpr bool is_control(char32_t c) noexcept {
