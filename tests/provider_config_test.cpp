@@ -161,3 +161,65 @@ TEST_CASE("config: keys never live in the file, and a missing variable is named"
       R"({"providers": [{"type": "openai", "model": "a"}, {"type": "openai", "model": "b"}]})");
   CHECK(s.message().find("two providers are named \"openai\"") != std::string::npos);
 }
+
+namespace {
+
+// A provider type of a program's own: answers with a prefix from its config entry.
+class PrefixProvider final : public LlmProvider {
+ public:
+  PrefixProvider(std::string name, std::string prefix)
+      : name_(std::move(name)), prefix_(std::move(prefix)) {}
+  std::string_view name() const override { return name_; }
+  void complete(CompletionRequest request, TokenCallback, CompletionCallback on_done) override {
+    Completion c;
+    c.text = prefix_ + request.messages.back().content;
+    c.provider = name_;
+    on_done(std::move(c));
+  }
+
+ private:
+  std::string name_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+TEST_CASE("config: a provider type of the program's own, registered from C++") {
+  static const Status registered = register_provider_type(
+      "prefix_test", [](const ProviderSpec& spec) -> Result<std::shared_ptr<LlmProvider>> {
+        const auto entry = nlohmann::json::parse(spec.json);
+        if (!entry.contains("prefix")) {
+          return invalid_argument("prefix: required");
+        }
+        CHECK(spec.http != nullptr);
+        CHECK(spec.path.rfind("$.providers[", 0) == 0);
+        return std::make_shared<PrefixProvider>(spec.name, entry["prefix"].get<std::string>());
+      });
+  REQUIRE(registered.ok());
+  // Named in the config like the shipped types, with the keys every provider has.
+  auto chain = make_chain_from_config(
+      R"({"providers": [{"type": "prefix_test", "name": "mine", "prefix": "> ", "retries": 1,
+                         "max_in_flight": 4}]})");
+  REQUIRE_MESSAGE(chain.ok(), chain.status().to_string());
+  CompletionRequest r;
+  r.messages = {{Role::kUser, "hello"}};
+  auto answer = complete_sync(**chain, r);
+  REQUIRE(answer.ok());
+  CHECK(answer->text == "> hello");
+  CHECK(answer->provider == "mine");
+  // The factory's error comes back with the entry's path.
+  auto refused = make_chain_from_config(R"({"providers": [{"type": "prefix_test"}]})");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message() == "$.providers[0]: prefix: required");
+  // The unknown-type message lists it among the known ones.
+  auto unknown = make_chain_from_config(R"({"providers": [{"type": "nope"}]})");
+  CHECK(unknown.status().message().find("prefix_test") != std::string::npos);
+  // Shipped types and a second registration of a name are refused.
+  const auto factory = [](const ProviderSpec&) -> Result<std::shared_ptr<LlmProvider>> {
+    return internal_error("unused");
+  };
+  CHECK(register_provider_type("openai", factory).code() == StatusCode::kAlreadyExists);
+  CHECK(register_provider_type("prefix_test", factory).code() == StatusCode::kAlreadyExists);
+  CHECK(register_provider_type("", factory).code() == StatusCode::kInvalidArgument);
+  CHECK(register_provider_type("other", {}).code() == StatusCode::kInvalidArgument);
+}

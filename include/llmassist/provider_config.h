@@ -19,6 +19,7 @@
 
 #include "llmassist/fallback_chain.h"
 #include "llmassist/http_client.h"
+#include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"
 #include "llmassist/scheduler.h"
 #include "llmassist/status.h"
@@ -45,5 +46,36 @@ struct ProviderConfigContext {
 // folder. kNotFound when the file cannot be read.
 [[nodiscard]] Result<std::unique_ptr<FallbackChain>> make_chain_from_config_file(
     const std::string& path, ProviderConfigContext context = {});
+
+// ---- provider types of a program's own ---------------------------------------------------------
+
+// One `providers` entry of a type registered with register_provider_type().
+struct ProviderSpec {
+  std::string type;  // the entry's "type"
+  std::string name;  // its "name", or the type when it has none
+  // The whole entry as JSON text: the factory reads its own keys from it. "type", "name",
+  // "retries", "max_in_flight", "proxy" and "ca_file" mean what they mean for every provider
+  // (the retries and the limit are put around what the factory makes; `http` follows the
+  // proxy and CA keys); no other key is checked by the config reader.
+  std::string json;
+  std::string path;  // its place in the file: "$.providers[2]"
+  // The HTTP client the shipped providers of this config share (the context's, or one made for
+  // the entry's "proxy" and "ca_file").
+  std::shared_ptr<HttpClient> http;
+  std::shared_ptr<Logger> logger;
+  // The context's environment reader (for a key named by "api_key_env", say) and the folder
+  // relative paths are taken from.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+  std::string base_dir;
+};
+using ProviderFactory =
+    std::function<Result<std::shared_ptr<LlmProvider>>(const ProviderSpec& spec)>;
+
+// Makes `type` a provider type of the config, {"type": "<type>", ...}, built by `factory` for
+// every entry of that type, in this process from now on. kInvalidArgument for an empty type or
+// factory; kAlreadyExists for a shipped type (openai, ollama, knowledge_base) or one registered
+// before. An error the factory returns is the config's error, with the entry's path in front.
+// Thread-safe; register before building a chain that names the type.
+[[nodiscard]] Status register_provider_type(std::string type, ProviderFactory factory);
 
 }  // namespace llmassist

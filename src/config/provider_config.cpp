@@ -3,10 +3,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <utility>
 
@@ -181,6 +184,40 @@ Result<std::shared_ptr<LlmProvider>> make_kb(JsonObject& p, const std::string& n
   return std::shared_ptr<LlmProvider>(std::move(made));
 }
 
+// The provider types registered by the program (register_provider_type()).
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, ProviderFactory, std::less<>> types;
+};
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+constexpr std::array<std::string_view, 3> kShippedTypes = {"openai", "ollama", "knowledge_base"};
+
+ProviderFactory registered_type(std::string_view type) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  auto it = r.types.find(type);
+  return it == r.types.end() ? ProviderFactory() : it->second;
+}
+
+// "openai, ollama, knowledge_base or mine" for the unknown-type message.
+std::string known_types() {
+  std::vector<std::string> names(kShippedTypes.begin(), kShippedTypes.end());
+  {
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    for (const auto& [name, factory] : r.types) names.push_back(name);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
 Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path, Deps& deps) {
   LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(item, std::move(path)));
   LLMASSIST_ASSIGN_OR_RETURN(auto type, p.string("type", true));
@@ -189,18 +226,39 @@ Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path
   LLMASSIST_ASSIGN_OR_RETURN(auto retries, p.integer("retries", 0, 10));
   LLMASSIST_ASSIGN_OR_RETURN(auto max_in_flight, p.integer("max_in_flight", 0, 1000000));
   std::shared_ptr<LlmProvider> provider;
+  ProviderFactory custom;  // a registered type's factory
   if (*type == "openai") {
     LLMASSIST_ASSIGN_OR_RETURN(provider, make_openai(p, provider_name, deps));
   } else if (*type == "ollama") {
     LLMASSIST_ASSIGN_OR_RETURN(provider, make_ollama(p, provider_name, deps));
   } else if (*type == "knowledge_base") {
     LLMASSIST_ASSIGN_OR_RETURN(provider, make_kb(p, provider_name, deps));
+  } else if ((custom = registered_type(*type))) {
+    ProviderSpec spec;
+    spec.type = *type;
+    spec.name = provider_name;
+    spec.json = item.dump();
+    spec.path = p.path();
+    LLMASSIST_ASSIGN_OR_RETURN(spec.http, deps.client(p));
+    spec.logger = deps.ctx.logger ? deps.ctx.logger : stderr_logger();
+    spec.getenv = deps.ctx.getenv;
+    spec.base_dir = deps.ctx.base_dir;
+    Result<std::shared_ptr<LlmProvider>> made = internal_error("not made");
+    try {
+      made = custom(spec);
+    } catch (const std::exception& e) {
+      return internal_error(
+          fmt::format("{}: the factory of \"{}\" threw: {}", spec.path, spec.type, e.what()));
+    }
+    if (!made.ok()) return made.status().annotate(spec.path);
+    if (!*made) return internal_error(fmt::format("{}: the factory made no provider", spec.path));
+    provider = std::move(made).value();
   } else {
-    return invalid_argument(
-        fmt::format("{}: unknown provider type \"{}\" (expected openai, ollama or knowledge_base)",
-                    p.path_of("type"), *type));
+    return invalid_argument(fmt::format("{}: unknown provider type \"{}\" (expected {})",
+                                        p.path_of("type"), *type, known_types()));
   }
-  LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+  // A registered type's own keys are its factory's to check.
+  if (!custom) LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
   // The limit sits under the retries, so that it counts the requests at the provider: one
   // waiting out a backoff holds no place, and its retry queues again behind the others.
   if (max_in_flight.value_or(0) > 0) {
@@ -274,6 +332,24 @@ Result<std::unique_ptr<FallbackChain>> make_chain_from_config_file(const std::st
   auto chain = make_chain_from_config(text.str(), context);
   if (!chain.ok()) return chain.status().annotate(path);
   return chain;
+}
+
+Status register_provider_type(std::string type, ProviderFactory factory) {
+  if (type.empty()) return invalid_argument("register_provider_type: the type is empty");
+  if (!factory) {
+    return invalid_argument(fmt::format("register_provider_type: no factory for \"{}\"", type));
+  }
+  if (std::find(kShippedTypes.begin(), kShippedTypes.end(), type) != kShippedTypes.end()) {
+    return already_exists(
+        fmt::format("register_provider_type: \"{}\" is a shipped provider type", type));
+  }
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  if (!r.types.emplace(type, std::move(factory)).second) {
+    return already_exists(
+        fmt::format("register_provider_type: \"{}\" is registered already", type));
+  }
+  return Status();
 }
 
 }  // namespace llmassist
