@@ -223,6 +223,10 @@ TEST_CASE("telegram: text messages carry chat, sender, text and time") {
   CHECK(e.media.empty());
   CHECK(e.message_id == "199785");
   CHECK(e.sent_at == Timestamp(std::chrono::seconds(1568289890)));
+  // A date no Telegram message has (year 2467, past the clock's nanoseconds) is no date.
+  auto far = nlohmann::json::parse(payload(all, "18_"));
+  far["message"]["date"] = 15695183422;
+  CHECK(parse_one(far.dump()).event.sent_at == Timestamp{});
 
   const InboundEvent group = parse_one(payload(all, "03_")).event;
   CHECK(group.chat_external_id == "-1001293752024");

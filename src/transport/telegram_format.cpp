@@ -257,8 +257,9 @@ bool fill_chat(const json* chat, InboundEvent& e) {
   return true;
 }
 
-// Dates beyond this (year 5138) are not dates; they would also overflow the clock's duration.
-constexpr std::int64_t kMaxUnixSeconds = 100'000'000'000;
+// Dates from 2100 on are not Telegram's; past 2262 they would also overflow the clock's
+// nanoseconds (a fuzzer found 15695183422, year 2467).
+constexpr std::int64_t kMaxUnixSeconds = 4'102'444'800;
 
 void fill_date(const json* date, InboundEvent& e) {
   const auto seconds = as_int(date);
