@@ -331,6 +331,13 @@ TEST_CASE("telegram: one broken update never fails the batch") {
   auto empty = parse_updates(R"({"ok":true,"result":[]})");
   REQUIRE(empty.ok());
   CHECK_FALSE(empty->max_update_id.has_value());
+
+  // A NUL byte after an update is not JSON (the JSON parser would stop reading there).
+  using namespace std::string_literals;
+  const std::string with_nul = payload(all, "18_") + "\0junk"s;
+  const auto nul = parse_update(std::string_view(with_nul));
+  REQUIRE_FALSE(nul.ok());
+  CHECK(nul.status().message() == "the update is not valid JSON (it holds a NUL byte)");
 }
 
 TEST_CASE("telegram: getUpdates errors map to codes a transport can act on") {
