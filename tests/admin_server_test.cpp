@@ -339,6 +339,11 @@ TEST_CASE("admin server: bad requests get a 4xx with a JSON error and change not
   CHECK(AdminFixture::error_of(not_json) == "invalid_argument");
   auto array = c.Post(edit.c_str(), h, "[1, 2]", "application/json");
   CHECK(array->status == 400);
+  // A NUL byte is not JSON (the parser would take it for the end, and read the object before).
+  const std::string with_nul = json{{"text", "edited"}}.dump() + std::string(1, '\0') + "junk";
+  auto nul = c.Post(edit.c_str(), h, with_nul, "application/json");
+  CHECK(nul->status == 400);
+  CHECK(AdminFixture::error_of(nul) == "invalid_argument");
   auto form = c.Post(edit.c_str(), h, "text=hello", "application/x-www-form-urlencoded");
   CHECK(form->status == 415);
   CHECK(AdminFixture::error_of(form) == "unsupported_media_type");

@@ -176,5 +176,7 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
   CHECK(e(R"({"admin": {"session_hours": 0}})").find("$.admin.session_hours: 0 is out of range") ==
         0);
   CHECK(e("{").find("not valid JSON") != std::string::npos);
+  CHECK(parse_bot_config(std::string("{}\0{\"telegam\": 1}", 17), "", env()).status().message() ==
+        "the config is not valid JSON: it holds a NUL byte");
   CHECK(load_bot_config("/nonexistent/bot.json", env()).status().code() == StatusCode::kNotFound);
 }

@@ -7,6 +7,10 @@ namespace llmassist::detail {
 using nlohmann::json;
 
 Result<json> parse_config_json(std::string_view text) {
+  // nlohmann's parser takes a NUL byte for the end of the input: what came before would pass.
+  if (text.find('\0') != std::string_view::npos) {
+    return invalid_argument("the config is not valid JSON: it holds a NUL byte");
+  }
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
