@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "core/constant_time.h"
+#include "core/json_text.h"
 
 namespace llmassist::detail {
 
@@ -262,9 +263,7 @@ void ApiRouter::dispatch(const Entry& entry, const http::Request& req, http::Res
       write_error(res, 415, "unsupported_media_type", "send the body as application/json");
       return;
     }
-    // (A NUL byte would end nlohmann's reading early: what came before would pass for the body.)
-    call.body = req.body.find('\0') == std::string::npos ? json::parse(req.body, nullptr, false)
-                                                         : json(json::value_t::discarded);
+    call.body = detail::parse_json_text(req.body);
     if (call.body.is_discarded() || !call.body.is_object()) {
       write_error(res, 400, "invalid_argument", "the body is not a JSON object");
       return;

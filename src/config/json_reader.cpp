@@ -2,13 +2,14 @@
 
 #include <fmt/format.h>
 
+#include "core/json_text.h"
+
 namespace llmassist::detail {
 
 using nlohmann::json;
 
 Result<json> parse_config_json(std::string_view text) {
-  // nlohmann's parser takes a NUL byte for the end of the input: what came before would pass.
-  if (text.find('\0') != std::string_view::npos) {
+  if (holds_nul(text)) {
     return invalid_argument("the config is not valid JSON: it holds a NUL byte");
   }
   try {

@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.h"
 #include "core/text.h"
 #include "core/utf8.h"
 
@@ -147,10 +148,8 @@ bool nesting_within(std::string_view s, int max_depth) noexcept {
 }
 
 Status parse_json(std::string_view text, std::string_view what, json& out) {
-  // nlohmann's parser takes a NUL byte for the end of the input, so "{...}\0junk" would read
-  // as the object; JSON has no raw NUL anywhere (the fuzzer found an update that read alone but
-  // not inside a batch).
-  if (text.find('\0') != std::string_view::npos) {
+  // (The fuzzer found an update followed by a NUL that read alone but not inside a batch.)
+  if (detail::holds_nul(text)) {
     return invalid_argument(fmt::format("{} is not valid JSON (it holds a NUL byte)", what));
   }
   if (!nesting_within(text, kMaxJsonDepth)) {
