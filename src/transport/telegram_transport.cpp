@@ -1125,8 +1125,7 @@ class DraftOp final : public StatusOp {
   bool native_ = true;  // the call in flight is sendMessageDraft
 };
 
-// ---- the transport
-// --------------------------------------------------------------------------------
+// ---- the transport ------------------------------------------------------------------------------
 
 class TelegramTransport final : public ChatTransport {
  public:
