@@ -25,7 +25,7 @@
 #include <string>
 #include <thread>
 
-#include "llmassist/curl_http_client.h"
+#include "llmassist/http/curl_http_client.h"
 #include "support/bench_server.h"
 
 namespace {

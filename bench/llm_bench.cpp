@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "llmassist/fallback_chain.h"
-#include "llmassist/ollama_provider.h"
-#include "llmassist/openai_provider.h"
+#include "llmassist/providers/ollama_provider.h"
+#include "llmassist/providers/openai_provider.h"
 #include "support/bench_server.h"
 
 using namespace llmassist;

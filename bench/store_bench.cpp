@@ -7,7 +7,7 @@
 //    NORMAL) and batches of 100 (as a getUpdates page arrives).
 // 2. The last-20 window of a chat's session and a page of its history, read at random from a
 //    store holding N messages (default 1,000,000) in 10,000 chats.
-#include <llmassist/sqlite_store.h>
+#include <llmassist/sqlite/sqlite_store.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
-// The configuration readers (src/config/): the input is a config file's text, read by
-// parse_config_json, parse_bot_config (include/llmassist/bot_config.h) and
-// make_chain_from_config (include/llmassist/provider_config.h), the providers built over an
+// The configuration readers (src/bot/): the input is a config file's text, read by
+// parse_config_json, parse_bot_config (include/llmassist/bot/bot_config.h) and
+// make_chain_from_config (include/llmassist/bot/provider_config.h), the providers built over an
 // HttpClient and a Scheduler that do nothing. Nothing may crash or throw; every refusal is
 // kInvalidArgument naming a place in the file ("$..."), or kNotFound for a file it names; and
 // the config text parse_bot_config keeps reads back the same.
@@ -19,11 +19,11 @@
 #include <string>
 #include <string_view>
 
-#include "config/json_reader.h"
+#include "bot/json_reader.h"
 #include "fuzz_support.h"
-#include "llmassist/bot_config.h"
+#include "llmassist/bot/bot_config.h"
+#include "llmassist/bot/provider_config.h"
 #include "llmassist/logger.h"
-#include "llmassist/provider_config.h"
 
 namespace {
 

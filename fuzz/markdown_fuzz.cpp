@@ -1,4 +1,4 @@
-// Markdown → Telegram HTML and the message splitters (src/transport/telegram_format.h).
+// Markdown → Telegram HTML and the message splitters (src/telegram/telegram_format.h).
 //
 // The whole input is the Markdown; its last byte picks the part limit (2 to 65 UTF-16 units, so
 // that short inputs are split too, or Telegram's 4,096). Checked, crashing on a violation:
@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "fuzz_support.h"
-#include "transport/telegram_format.h"
+#include "telegram/telegram_format.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Telegram Bot API input (src/transport/telegram_format.h): the input is a getUpdates response
+// Telegram Bot API input (src/telegram/telegram_format.h): the input is a getUpdates response
 // body, one Update (as a webhook receives it) and a method response, all at once. Nothing may
 // crash or throw; and what comes out is consistent:
 // - a batch's max_update_id is at least every event's update_id;
@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "fuzz_support.h"
-#include "transport/telegram_format.h"
+#include "telegram/telegram_format.h"
 
 namespace {
 

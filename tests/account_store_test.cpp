@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "llmassist/account_commands.h"
-#include "llmassist/sqlite_account_store.h"
-#include "llmassist/sqlite_store.h"
+#include "llmassist/admin/sqlite_account_store.h"
+#include "llmassist/sqlite/sqlite_store.h"
+#include "programs/account_commands.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;

@@ -17,19 +17,19 @@
 #include <sstream>
 
 #include "llmassist/account_store.h"
-#include "llmassist/admin_server.h"
-#include "llmassist/bot.h"
-#include "llmassist/bot_config.h"
-#include "llmassist/sqlite_store.h"
-#include "llmassist/store_moderation_queue.h"
+#include "llmassist/admin/admin_server.h"
+#include "llmassist/bot/bot.h"
+#include "llmassist/bot/bot_config.h"
+#include "llmassist/core/store_moderation_queue.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "support/child_process.h"
 #include "support/mock_llm_server.h"
 #include "support/mock_telegram_server.h"
 #include "support/temp_dir.h"
 
 #if defined(LLMASSIST_WEB_TESTS_DIR)
+#include "llmassist/admin/sqlite_account_store.h"
 #include "llmassist/runtime_settings.h"
-#include "llmassist/sqlite_account_store.h"
 
 using namespace llmassist;
 using namespace std::chrono_literals;

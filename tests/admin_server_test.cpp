@@ -20,11 +20,11 @@
 #include <thread>
 
 #include "core/json_views.h"
-#include "llmassist/admin_server.h"
-#include "llmassist/openai_provider.h"
+#include "llmassist/admin/admin_server.h"
+#include "llmassist/admin/sqlite_account_store.h"
+#include "llmassist/core/window_memory.h"
+#include "llmassist/providers/openai_provider.h"
 #include "llmassist/runtime_settings.h"
-#include "llmassist/sqlite_account_store.h"
-#include "llmassist/window_memory.h"
 #include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
 #include "support/moderation_fixture.h"

@@ -4,8 +4,8 @@
 #include <fstream>
 #include <map>
 
-#include "llmassist/bot.h"
-#include "llmassist/bot_config.h"
+#include "llmassist/bot/bot.h"
+#include "llmassist/bot/bot_config.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;

@@ -16,7 +16,7 @@
 #include <regex>
 #include <thread>
 
-#include "llmassist/sqlite_store.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "support/child_process.h"
 #include "support/mock_llm_server.h"
 #include "support/mock_telegram_server.h"

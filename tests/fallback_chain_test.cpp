@@ -6,10 +6,10 @@
 #include <mutex>
 #include <thread>
 
+#include "llmassist/core/retrying_provider.h"
 #include "llmassist/fallback_chain.h"
-#include "llmassist/knowledge_base_provider.h"
-#include "llmassist/openai_provider.h"
-#include "llmassist/retrying_provider.h"
+#include "llmassist/providers/knowledge_base_provider.h"
+#include "llmassist/providers/openai_provider.h"
 #include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
 #include "support/temp_dir.h"

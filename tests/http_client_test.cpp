@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "llmassist/curl_http_client.h"
+#include "llmassist/http/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "support/http_test_client.h"
 #include "support/mock_http_server.h"

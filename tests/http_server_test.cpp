@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "http/http_server.h"
-#include "llmassist/curl_http_client.h"
+#include "llmassist/http/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"

@@ -29,7 +29,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "llmassist/curl_http_client.h"
+#include "llmassist/http/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "support/capturing_logger.h"

@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "llmassist/knowledge_base_provider.h"
+#include "llmassist/providers/knowledge_base_provider.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;

@@ -6,10 +6,10 @@
 #include <mutex>
 #include <vector>
 
+#include "llmassist/bot/provider_config.h"
+#include "llmassist/core/limited_provider.h"
 #include "llmassist/fallback_chain.h"
-#include "llmassist/limited_provider.h"
-#include "llmassist/openai_provider.h"
-#include "llmassist/provider_config.h"
+#include "llmassist/providers/openai_provider.h"
 #include "support/mock_llm_server.h"
 
 using namespace llmassist;

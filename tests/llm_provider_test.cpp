@@ -8,10 +8,10 @@
 #include <future>
 #include <thread>
 
-#include "llm/provider_util.h"
-#include "llmassist/curl_http_client.h"
-#include "llmassist/ollama_provider.h"
-#include "llmassist/openai_provider.h"
+#include "llmassist/http/curl_http_client.h"
+#include "llmassist/providers/ollama_provider.h"
+#include "llmassist/providers/openai_provider.h"
+#include "providers/provider_util.h"
 #include "support/mock_llm_server.h"
 #include "support/raw_http_server.h"
 

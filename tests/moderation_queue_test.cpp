@@ -5,8 +5,8 @@
 #include <thread>
 #include <vector>
 
-#include "llmassist/sqlite_store.h"
-#include "llmassist/store_moderation_queue.h"
+#include "llmassist/core/store_moderation_queue.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "support/moderation_fixture.h"
 
 using namespace llmassist;

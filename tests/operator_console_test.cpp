@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "llmassist/operator_console.h"
+#include "programs/operator_console.h"
 #include "support/moderation_fixture.h"
 
 using namespace llmassist;

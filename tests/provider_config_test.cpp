@@ -5,7 +5,7 @@
 #include <fstream>
 #include <map>
 
-#include "llmassist/provider_config.h"
+#include "llmassist/bot/provider_config.h"
 #include "support/mock_llm_server.h"
 #include "support/temp_dir.h"
 

@@ -13,13 +13,13 @@
 #include <sstream>
 #include <string>
 
-#include "llmassist/account_commands.h"
-#include "llmassist/bot.h"
-#include "llmassist/bot_config.h"
+#include "llmassist/admin/sqlite_account_store.h"
+#include "llmassist/bot/bot.h"
+#include "llmassist/bot/bot_config.h"
 #include "llmassist/logger.h"
-#include "llmassist/sqlite_account_store.h"
-#include "llmassist/sqlite_store.h"
-#include "llmassist/telegram_transport.h"
+#include "llmassist/sqlite/sqlite_store.h"
+#include "llmassist/telegram/telegram_transport.h"
+#include "programs/account_commands.h"
 #include "support/capturing_logger.h"
 #include "support/temp_dir.h"
 

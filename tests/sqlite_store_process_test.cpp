@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "llmassist/sqlite_store.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;

@@ -8,7 +8,7 @@
 #include <set>
 #include <thread>
 
-#include "llmassist/sqlite_store.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "transport/telegram_format.h"
+#include "telegram/telegram_format.h"
 
 using namespace llmassist;
 using namespace llmassist::telegram;

@@ -17,11 +17,11 @@
 #include <sstream>
 #include <thread>
 
-#include "llmassist/telegram_transport.h"
+#include "llmassist/telegram/telegram_transport.h"
 #include "support/capturing_logger.h"
 #include "support/child_process.h"
 #include "support/mock_telegram_server.h"
-#include "transport/telegram_format.h"
+#include "telegram/telegram_format.h"
 
 using namespace llmassist;
 using namespace std::chrono_literals;

@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
-#include "llmassist/provider_config.h"
-#include "llmassist/sqlite_store.h"
+#include "llmassist/bot/provider_config.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "llmassist/version.h"
 
 namespace py = pybind11;

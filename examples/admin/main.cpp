@@ -1,9 +1,9 @@
 // llmassist-admin: the admin page and REST API over the database of a running bot (the bot
 // delivers what operators decide here), and the accounts that may sign in to it.
-#include <llmassist/account_commands.h>
-#include <llmassist/bot.h>
+#include <llmassist/bot/bot.h>
 #include <signal.h>
 #include <unistd.h>
+#include "programs/account_commands.h"
 
 #include <iostream>
 #include <string>

@@ -1,6 +1,6 @@
 // llmassist-ask: asks one question through the configured provider chain and streams the answer.
 // A quick check of a provider setup.
-#include <llmassist/provider_config.h>
+#include <llmassist/bot/provider_config.h>
 
 #include <cstdio>
 #include <iostream>

@@ -1,6 +1,6 @@
 // llmassist-bot: an LLM-assisted support bot. Reads a config file (or none: a console bot that
 // answers from the shipped knowledge base), runs until SIGINT or SIGTERM, then stops gracefully.
-#include <llmassist/bot.h>
+#include <llmassist/bot/bot.h>
 #include <llmassist/version.h>
 #include <malloc.h>
 #include <signal.h>

@@ -1,10 +1,10 @@
 // llmassist-operator: the operators' terminal client. Works on the database of a running bot
 // (another process): decisions and operator messages are written into the store, and the bot's
 // outbox delivers them. One-shot subcommands for scripts, or a prompt loop.
-#include <llmassist/operator_console.h>
-#include <llmassist/sqlite_store.h>
-#include <llmassist/store_moderation_queue.h>
+#include <llmassist/core/store_moderation_queue.h>
+#include <llmassist/sqlite/sqlite_store.h>
 #include <unistd.h>
+#include "programs/operator_console.h"
 
 #include <cstdlib>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // llmassist-store-demo: a console chat that keeps its dialog in the SQLite MessageStore.
 // Each line you type is stored as a user message with its reply record; commands show what the
 // store keeps. A quick way to see the store work, and a program to point at a database file.
-#include <llmassist/sqlite_store.h>
+#include <llmassist/sqlite/sqlite_store.h>
 #include <llmassist/version.h>
 #include <unistd.h>
 

@@ -18,6 +18,8 @@
 // share one database (the bot serving the page, llmassist-admin adding a user).
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -38,10 +40,11 @@ enum class AccountRole : std::uint8_t {
 };
 
 // "viewer", "operator", "admin".
-[[nodiscard]] std::string_view to_string(AccountRole role) noexcept;
-[[nodiscard]] std::optional<AccountRole> parse_account_role(std::string_view name) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(AccountRole role) noexcept;
+[[nodiscard]] LLMASSIST_API std::optional<AccountRole> parse_account_role(
+    std::string_view name) noexcept;
 
-struct Account {
+struct LLMASSIST_API Account {
   std::int64_t id = 0;
   std::string name;  // as check_operator_name() accepts; decisions are made by operator:<name>
   AccountRole role = AccountRole::kViewer;
@@ -50,7 +53,7 @@ struct Account {
   std::optional<Timestamp> last_sign_in;
 };
 
-struct ApiToken {
+struct LLMASSIST_API ApiToken {
   std::int64_t id = 0;
   std::string account;  // the account the token acts as
   std::string label;    // what it is for ("grafana", "nightly export")
@@ -60,21 +63,21 @@ struct ApiToken {
 };
 
 // A token as it is made: `secret` ("lla_" and 43 base64url characters) is shown this once.
-struct NewApiToken {
+struct LLMASSIST_API NewApiToken {
   ApiToken token;
   std::string secret;
 };
 
 // A signed-in browser. The cookie carries `secret`; every change the page asks for carries
 // `csrf_token`.
-struct WebSession {
+struct LLMASSIST_API WebSession {
   std::string secret;      // only in what create_session() returns; empty from find_session()
   std::string csrf_token;  // 43 base64url characters
   Account account;
   Timestamp expires_at{};
 };
 
-class AccountStore {
+class LLMASSIST_API AccountStore {
  public:
   AccountStore() = default;
   virtual ~AccountStore() = default;

@@ -34,6 +34,8 @@
 // Thread-safety: start() and stop() from one thread; stats() from any.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -63,7 +65,7 @@ enum class QueuedMessages : std::uint8_t {
 };
 
 // What the assistant says on its own. Plain text.
-struct AssistantTexts {
+struct LLMASSIST_API AssistantTexts {
   std::string welcome = "Hello! Ask me anything. Send /human at any time to talk to a person.";
   std::string review_notice =
       "Thanks, your question has been received. An operator is checking the answer; it will "
@@ -85,12 +87,12 @@ struct AssistantTexts {
 
 // At most `messages` messages from one user are answered within `per`; the rest are stored but
 // not answered. messages = 0: no limit.
-struct InboundRateLimit {
+struct LLMASSIST_API InboundRateLimit {
   int messages = 0;
   std::chrono::seconds per{60};
 };
 
-struct AssistantOptions {
+struct LLMASSIST_API AssistantOptions {
   ModerationPolicy policy = ModerationPolicy::kAuto;
   QueuedMessages queued = QueuedMessages::kAnswerEach;
   AssistantTexts texts;
@@ -147,7 +149,7 @@ struct AssistantOptions {
   std::shared_ptr<Scheduler> scheduler;  // default: one of its own
 };
 
-struct AssistantParts {
+struct LLMASSIST_API AssistantParts {
   std::shared_ptr<ChatTransport> transport;  // required
   std::shared_ptr<MessageStore> store;       // required
   std::shared_ptr<LlmProvider> llm;          // required
@@ -157,7 +159,7 @@ struct AssistantParts {
 };
 
 // Counters since start(), for logs and the statistics page.
-struct AssistantStats {
+struct LLMASSIST_API AssistantStats {
   std::int64_t inbound = 0;     // messages stored
   std::int64_t duplicates = 0;  // deliveries ignored as duplicates
   std::int64_t drafts = 0;      // drafts stored
@@ -168,7 +170,7 @@ struct AssistantStats {
   int sends_in_flight = 0;
 };
 
-class Assistant final {
+class LLMASSIST_API Assistant final {
  public:
   // Errors: kInvalidArgument for a missing part, or operator_chat_id without a moderation queue
   // or without operators.

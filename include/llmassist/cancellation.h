@@ -6,13 +6,15 @@
 // thread that calls cancel(), or inline in on_cancel() when the token is already cancelled.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 
 namespace llmassist {
 
-class CancelToken final {
+class LLMASSIST_API CancelToken final {
  public:
   // A fresh, uncancelled token. Tokens are shared: copy the shared_ptr, not the token.
   [[nodiscard]] static std::shared_ptr<CancelToken> create();

@@ -23,6 +23,8 @@
 // one transport thread at a time, in the channel's order.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <cstddef>
 #include <functional>
 #include <span>
@@ -43,7 +45,7 @@ enum class InboundKind : std::uint8_t {
   kUnblocked,      // ...and came back
 };
 
-struct InboundEvent {
+struct LLMASSIST_API InboundEvent {
   InboundKind kind = InboundKind::kMessage;
   std::string channel;           // the transport's channel name
   std::string dedup_key;         // unique per event on this channel ("telegram:812345")
@@ -70,7 +72,7 @@ struct InboundEvent {
 // What an InboundHandler did with the events it was given: the first `persisted` of them are
 // stored; when that is fewer than all, `status` says why the next one is not, and it and the
 // rest are to be offered again.
-struct InboundAck {
+struct LLMASSIST_API InboundAck {
   std::size_t persisted = 0;
   Status status;
 };
@@ -78,7 +80,7 @@ struct InboundAck {
 // Handles inbound events, in order: one, or several that arrived together.
 using InboundHandler = std::function<InboundAck(std::span<const InboundEvent>)>;
 
-struct Button {
+struct LLMASSIST_API Button {
   std::string text;
   std::string callback_data;  // at most 64 bytes on Telegram
 };
@@ -89,7 +91,7 @@ enum class TextFormat : std::uint8_t {
               // channel refuses the formatting
 };
 
-struct OutboundMessage {
+struct LLMASSIST_API OutboundMessage {
   std::string chat_external_id;
   std::string text;
   TextFormat format = TextFormat::kPlain;
@@ -98,7 +100,7 @@ struct OutboundMessage {
   std::string thread_id;                     // the forum topic to post in; empty: none
 };
 
-struct SentMessage {
+struct LLMASSIST_API SentMessage {
   // The channel's ids of what was sent: more than one when a long text was split.
   std::vector<std::string> message_ids;
 };
@@ -106,7 +108,7 @@ struct SentMessage {
 using SendCallback = std::function<void(Result<SentMessage>)>;
 using DoneCallback = std::function<void(Status)>;
 
-class ChatTransport {
+class LLMASSIST_API ChatTransport {
  public:
   ChatTransport() = default;
   virtual ~ChatTransport() = default;
@@ -137,6 +139,7 @@ class ChatTransport {
 };
 
 // Runs send() and waits for its result. Must not be called from the transport's own callbacks.
-[[nodiscard]] Result<SentMessage> send_sync(ChatTransport& transport, OutboundMessage message);
+[[nodiscard]] LLMASSIST_API Result<SentMessage> send_sync(ChatTransport& transport,
+                                                          OutboundMessage message);
 
 }  // namespace llmassist

@@ -4,13 +4,15 @@
 // Thread-safety: implementations must allow now() from many threads at once.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <memory>
 
 #include "llmassist/types.h"
 
 namespace llmassist {
 
-class Clock {
+class LLMASSIST_API Clock {
  public:
   Clock() = default;
   virtual ~Clock() = default;
@@ -22,6 +24,6 @@ class Clock {
 };
 
 // The wall clock (std::chrono::system_clock). Stateless; one instance may be shared freely.
-[[nodiscard]] std::shared_ptr<Clock> system_clock();
+[[nodiscard]] LLMASSIST_API std::shared_ptr<Clock> system_clock();
 
 }  // namespace llmassist

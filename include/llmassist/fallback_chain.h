@@ -25,6 +25,8 @@
 // Thread-safety: complete() and provider_stats() may be called from many threads at once.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -53,10 +55,10 @@ enum class FailureClass : std::uint8_t {
   kCancelled,
   kOther,
 };
-[[nodiscard]] std::string_view to_string(FailureClass c) noexcept;
-[[nodiscard]] FailureClass classify_failure(const Status& status) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(FailureClass c) noexcept;
+[[nodiscard]] LLMASSIST_API FailureClass classify_failure(const Status& status) noexcept;
 
-struct ProviderStats {
+struct LLMASSIST_API ProviderStats {
   std::string name;
   std::int64_t attempts = 0;
   std::int64_t successes = 0;
@@ -71,7 +73,7 @@ struct ProviderStats {
   std::string last_error;
 };
 
-struct FallbackChainOptions {
+struct LLMASSIST_API FallbackChainOptions {
   std::string name = "fallback";  // the chain's own name
   // Failures in a row that open a provider's circuit. Default 3.
   int failure_threshold = 3;
@@ -83,7 +85,7 @@ struct FallbackChainOptions {
   std::shared_ptr<Logger> logger;  // default: stderr_logger()
 };
 
-class FallbackChain : public LlmProvider {
+class LLMASSIST_API FallbackChain : public LlmProvider {
  public:
   // A snapshot of each provider's counters and state, in chain order.
   [[nodiscard]] virtual std::vector<ProviderStats> provider_stats() const = 0;
@@ -91,7 +93,7 @@ class FallbackChain : public LlmProvider {
 
 // Errors: kInvalidArgument for an empty list, a null provider, two providers of one name, or a
 // failure_threshold below 1.
-[[nodiscard]] Result<std::unique_ptr<FallbackChain>> make_fallback_chain(
+[[nodiscard]] LLMASSIST_API Result<std::unique_ptr<FallbackChain>> make_fallback_chain(
     std::vector<std::shared_ptr<LlmProvider>> providers, FallbackChainOptions options = {});
 
 }  // namespace llmassist

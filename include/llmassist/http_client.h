@@ -16,6 +16,8 @@
 // thread once that callback returns, completing what is left with kCancelled.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -34,10 +36,10 @@ namespace llmassist {
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 // The value of the first header named `name`, compared case-insensitively; empty when absent.
-[[nodiscard]] std::optional<std::string_view> find_header(const HttpHeaders& headers,
-                                                          std::string_view name) noexcept;
+[[nodiscard]] LLMASSIST_API std::optional<std::string_view> find_header(
+    const HttpHeaders& headers, std::string_view name) noexcept;
 
-struct HttpResponse {
+struct LLMASSIST_API HttpResponse {
   // The final HTTP status (interim 1xx responses are skipped).
   int status = 0;
   // The final response's headers.
@@ -55,7 +57,7 @@ struct HttpResponse {
   }
 };
 
-struct HttpRequest {
+struct LLMASSIST_API HttpRequest {
   // "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", ... Default: GET.
   std::string method = "GET";
   // An absolute http:// or https:// URL. Other schemes are refused with kInvalidArgument.
@@ -112,7 +114,7 @@ struct HttpRequest {
 // Messages name the request by its redacted URL only: never a query string or a header value.
 using HttpCallback = std::function<void(Result<HttpResponse>)>;
 
-class HttpClient {
+class LLMASSIST_API HttpClient {
  public:
   HttpClient() = default;
   virtual ~HttpClient() = default;
@@ -129,6 +131,6 @@ class HttpClient {
 
 // Sends `request` and blocks until its outcome. Must not be called on `client`'s I/O thread
 // (from inside one of its callbacks): it would wait for itself.
-[[nodiscard]] Result<HttpResponse> send_sync(HttpClient& client, HttpRequest request);
+[[nodiscard]] LLMASSIST_API Result<HttpResponse> send_sync(HttpClient& client, HttpRequest request);
 
 }  // namespace llmassist

@@ -23,6 +23,8 @@
 // with kCancelled before the destructor returns).
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -39,12 +41,12 @@ namespace llmassist {
 
 // One turn of the prompt. Only kSystem, kUser and kAssistant reach a model; an operator's
 // message is given to the model as kAssistant.
-struct ChatMessage {
+struct LLMASSIST_API ChatMessage {
   Role role = Role::kUser;
   std::string content;
 };
 
-struct CompletionRequest {
+struct LLMASSIST_API CompletionRequest {
   std::vector<ChatMessage> messages;
   std::optional<double> temperature;  // empty: the provider's configured default
   std::optional<int> max_tokens;      // empty: the provider's configured default
@@ -54,12 +56,12 @@ struct CompletionRequest {
   std::shared_ptr<CancelToken> cancel;  // optional
 };
 
-struct Usage {
+struct LLMASSIST_API Usage {
   int prompt_tokens = 0;
   int completion_tokens = 0;
 };
 
-struct Completion {
+struct LLMASSIST_API Completion {
   std::string text;       // the answer, reasoning removed
   std::string reasoning;  // the model's thinking, if it sent any; never shown to users
   std::string provider;   // the name of the provider that answered
@@ -73,7 +75,7 @@ struct Completion {
 using TokenCallback = std::function<bool(std::string_view delta)>;
 using CompletionCallback = std::function<void(Result<Completion>)>;
 
-class LlmProvider {
+class LLMASSIST_API LlmProvider {
  public:
   LlmProvider() = default;
   virtual ~LlmProvider() = default;
@@ -90,7 +92,8 @@ class LlmProvider {
 
 // Runs complete() and waits for it: for simple callers, tools and tests. Must not be called from
 // a provider's own callback.
-[[nodiscard]] Result<Completion> complete_sync(LlmProvider& provider, CompletionRequest request,
-                                               TokenCallback on_token = {});
+[[nodiscard]] LLMASSIST_API Result<Completion> complete_sync(LlmProvider& provider,
+                                                             CompletionRequest request,
+                                                             TokenCallback on_token = {});
 
 }  // namespace llmassist

@@ -7,6 +7,8 @@
 // Thread-safety: implementations must accept log() from many threads at once.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,9 +18,9 @@ namespace llmassist {
 
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
 
-[[nodiscard]] std::string_view to_string(LogLevel level) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(LogLevel level) noexcept;
 
-class Logger {
+class LLMASSIST_API Logger {
  public:
   Logger() = default;
   virtual ~Logger() = default;
@@ -33,14 +35,15 @@ class Logger {
 // line, forge the next one or drive a terminal: LF, CR and TAB as \n, \r, \t; the other C0
 // controls and DEL as \x1b and the like; C1 controls (U+0080..U+009F) as \u0085 and the like.
 // Everything else, other UTF-8 included, is kept as it is.
-[[nodiscard]] std::string escape_log_text(std::string_view text);
+[[nodiscard]] LLMASSIST_API std::string escape_log_text(std::string_view text);
 
 // Writes "2026-11-21T05:24:28.123Z WARN  store.sqlite: message" lines to standard error,
 // dropping those below `min_level`. One write per line, so lines from threads do not interleave.
 // The component and the message are written through escape_log_text(): one call, one line.
-[[nodiscard]] std::shared_ptr<Logger> stderr_logger(LogLevel min_level = LogLevel::kInfo);
+[[nodiscard]] LLMASSIST_API std::shared_ptr<Logger> stderr_logger(
+    LogLevel min_level = LogLevel::kInfo);
 
 // Discards everything.
-[[nodiscard]] std::shared_ptr<Logger> null_logger();
+[[nodiscard]] LLMASSIST_API std::shared_ptr<Logger> null_logger();
 
 }  // namespace llmassist

@@ -14,6 +14,8 @@
 // for the same chat.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <string>
 #include <vector>
 
@@ -23,7 +25,7 @@
 
 namespace llmassist {
 
-struct ContextRequest {
+struct LLMASSIST_API ContextRequest {
   ChatId chat_id = 0;
   SessionId session_id = 0;
   // The question being answered: messages after it are left out (they get replies of their
@@ -33,7 +35,7 @@ struct ContextRequest {
   std::string system_prompt;
 };
 
-struct Context {
+struct LLMASSIST_API Context {
   std::vector<ChatMessage> messages;
   int estimated_tokens = 0;
   int window_messages = 0;  // how many recent messages made it in
@@ -41,7 +43,7 @@ struct Context {
   int facts_recalled = 0;
 };
 
-class MemoryManager {
+class LLMASSIST_API MemoryManager {
  public:
   MemoryManager() = default;
   virtual ~MemoryManager() = default;

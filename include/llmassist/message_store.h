@@ -21,6 +21,8 @@
 // open the same database.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -35,7 +37,7 @@
 namespace llmassist {
 
 // What a channel tells us about a chat; upsert_chat() creates or refreshes it.
-struct ChatInfo {
+struct LLMASSIST_API ChatInfo {
   std::string channel;      // required: "telegram", "console", "api", ...
   std::string external_id;  // required: the channel's id for the chat
   std::string title;        // updated when not empty
@@ -43,7 +45,7 @@ struct ChatInfo {
 };
 
 // An inbound user message as the transport delivered it.
-struct InboundMessage {
+struct LLMASSIST_API InboundMessage {
   ChatId chat_id = 0;  // required; the message joins the chat's open session (one is opened)
   std::string text;
   std::string author;  // the user's display name
@@ -57,14 +59,14 @@ struct InboundMessage {
   bool open_reply = true;
 };
 
-struct InboundResult {
+struct LLMASSIST_API InboundResult {
   Message message;       // the stored message (the earlier one, for a duplicate)
   ReplyId reply_id = 0;  // the reply opened for it (the earlier one, for a duplicate); 0 if none
   bool duplicate = false;
 };
 
 // Any other message for the log: an operator's note, a system line, an imported dialog.
-struct NewMessage {
+struct LLMASSIST_API NewMessage {
   ChatId chat_id = 0;
   SessionId session_id = 0;  // 0: the chat's open session
   Role role = Role::kSystem;
@@ -75,20 +77,20 @@ struct NewMessage {
 
 // A page of a chat's log, newest first. Pass the smallest id of one page as `before_id` to get
 // the next.
-struct HistoryQuery {
+struct LLMASSIST_API HistoryQuery {
   MessageId before_id = 0;  // 0: from the newest
   int limit = 50;           // 1..1000
   std::string search;       // when not empty: only messages whose text contains it (no case)
 };
 
-struct ChatQuery {
+struct LLMASSIST_API ChatQuery {
   std::optional<ChatMode> mode;  // only chats in this mode
   std::string search;            // in title, username or external id (no case)
   ChatId before_id = 0;          // paging, newest chats first
   int limit = 50;                // 1..1000
 };
 
-struct NewReply {
+struct LLMASSIST_API NewReply {
   ChatId chat_id = 0;
   SessionId session_id = 0;   // 0: the chat's open session
   MessageId question_id = 0;  // the question it answers; 0 for an operator's own message
@@ -104,7 +106,7 @@ struct NewReply {
   std::string audit_action;
 };
 
-struct ReplyQuery {
+struct LLMASSIST_API ReplyQuery {
   std::optional<ReplyStatus> status;
   std::optional<ChatId> chat_id;
   bool oldest_first = true;  // pending drafts: oldest first; an admin's list: newest first
@@ -116,7 +118,7 @@ struct ReplyQuery {
 // Take replies to work on. A claim is a lease: the reply carries `claimed_by` and `lease_until`;
 // nobody else can claim it until the lease runs out or its holder releases it (a status change
 // releases it). A worker that dies mid-work leaves a lease that simply expires.
-struct ClaimRequest {
+struct LLMASSIST_API ClaimRequest {
   ReplyStatus status = ReplyStatus::kNew;  // claim replies in this status...
   std::optional<ReplyStatus> to;  // ...and move them to this one (kNew -> kGenerating); or keep
   std::string worker;             // required: "bot:host:pid", "operator:alice"
@@ -143,7 +145,7 @@ struct ClaimRequest {
 };
 
 // A compare-and-set change of one reply. Fields left empty are not changed.
-struct ReplyChange {
+struct LLMASSIST_API ReplyChange {
   ReplyStatus from = ReplyStatus::kNew;  // the status the caller saw; the change fails otherwise
   ReplyStatus to = ReplyStatus::kNew;
   std::optional<std::int64_t> expected_version;  // also require this version
@@ -172,20 +174,20 @@ struct ReplyChange {
 };
 
 // What transition_and_claim() did.
-struct ChangeAndClaims {
+struct LLMASSIST_API ChangeAndClaims {
   Reply reply;  // as stored after the change
   Chat chat;    // the reply's chat, read with the claims when one took something (else id 0)
   std::vector<std::vector<Reply>> claimed;  // what each claim took, in the order asked
 };
 
 // One step for transition_and_claim_each(): a change of reply `id` and the claims made with it.
-struct ReplyStep {
+struct LLMASSIST_API ReplyStep {
   ReplyId id = 0;
   ReplyChange change;
   std::vector<ClaimRequest> claims;
 };
 
-struct AuditQuery {
+struct LLMASSIST_API AuditQuery {
   std::optional<ReplyId> reply_id;
   std::optional<ChatId> chat_id;
   std::string actor;      // exact match when not empty
@@ -194,14 +196,14 @@ struct AuditQuery {
 };
 
 // Percentiles of a duration in milliseconds; empty when no sample fell in the range.
-struct LatencySummary {
+struct LLMASSIST_API LatencySummary {
   std::int64_t count = 0;
   std::optional<double> p50_ms;
   std::optional<double> p95_ms;
   std::optional<double> p99_ms;
 };
 
-struct DailyStats {
+struct LLMASSIST_API DailyStats {
   std::string day;            // "2026-11-21" (UTC)
   std::int64_t messages = 0;  // all roles
   std::int64_t user_messages = 0;
@@ -209,17 +211,17 @@ struct DailyStats {
   std::int64_t replies_sent = 0;
 };
 
-struct ProviderShare {
+struct LLMASSIST_API ProviderShare {
   std::string provider;
   std::int64_t replies = 0;
 };
 
-struct StatsQuery {
+struct LLMASSIST_API StatsQuery {
   Timestamp from{};  // inclusive; epoch (the default) means "from the beginning"
   Timestamp to{};    // exclusive; epoch (the default) means "until now"
 };
 
-struct Stats {
+struct LLMASSIST_API Stats {
   std::vector<DailyStats> days;  // oldest first; only days with activity
   // Replies created in the range, by current status (indexed by ReplyStatus).
   std::array<std::int64_t, 8> replies_by_status{};
@@ -236,7 +238,7 @@ struct Stats {
 };
 
 // What delete_older_than() and erase_chat() removed.
-struct ErasureCounts {
+struct LLMASSIST_API ErasureCounts {
   std::int64_t chats = 0;
   std::int64_t sessions = 0;
   std::int64_t messages = 0;
@@ -248,7 +250,7 @@ struct ErasureCounts {
   bool reclaimed = false;
 };
 
-class MessageStore {
+class LLMASSIST_API MessageStore {
  public:
   MessageStore() = default;
   virtual ~MessageStore() = default;
@@ -363,11 +365,11 @@ class MessageStore {
 
 // MessageStore::erase_chat(), then an audit event ("erase", by `actor`) that names only the
 // chat's number, so that the log shows who erased whom without keeping anything of them.
-[[nodiscard]] Result<ErasureCounts> erase_chat_data(MessageStore& store, ChatId chat,
-                                                    std::string_view actor);
+[[nodiscard]] LLMASSIST_API Result<ErasureCounts> erase_chat_data(MessageStore& store, ChatId chat,
+                                                                  std::string_view actor);
 
 // Convenience: one inbound message.
-[[nodiscard]] Result<InboundResult> append_inbound(MessageStore& store,
-                                                   const InboundMessage& message);
+[[nodiscard]] LLMASSIST_API Result<InboundResult> append_inbound(MessageStore& store,
+                                                                 const InboundMessage& message);
 
 }  // namespace llmassist

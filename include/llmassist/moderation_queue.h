@@ -17,6 +17,8 @@
 // Thread-safety: all methods may be called from many threads and processes at once.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -28,19 +30,19 @@
 namespace llmassist {
 
 // A draft with what an operator needs to judge it.
-struct PendingItem {
+struct LLMASSIST_API PendingItem {
   Reply reply;
   Chat chat;
   std::vector<Message> history;  // the chat's recent messages, oldest first
 };
 
-struct PendingQuery {
+struct LLMASSIST_API PendingQuery {
   int limit = 50;        // 1..1000
   int history = 10;      // messages of history per item, 0..100
   ReplyId after_id = 0;  // paging, oldest first
 };
 
-class ModerationQueue {
+class LLMASSIST_API ModerationQueue {
  public:
   ModerationQueue() = default;
   virtual ~ModerationQueue() = default;

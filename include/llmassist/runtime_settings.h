@@ -7,6 +7,8 @@
 // Thread-safety: free functions over a thread-safe MessageStore.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,19 +25,21 @@ enum class RuntimeSetting : std::uint8_t {
 };
 
 // The overrides in force; an empty field means "as configured".
-struct RuntimeSettings {
+struct LLMASSIST_API RuntimeSettings {
   std::optional<ModerationPolicy> policy;
   std::optional<std::string> system_prompt;
 };
 
-[[nodiscard]] Result<RuntimeSettings> read_runtime_settings(MessageStore& store);
+[[nodiscard]] LLMASSIST_API Result<RuntimeSettings> read_runtime_settings(MessageStore& store);
 
 // OK when `value` is one `setting` may take; kInvalidArgument saying why otherwise.
-[[nodiscard]] Status check_runtime_setting(RuntimeSetting setting, const std::string& value);
+[[nodiscard]] LLMASSIST_API Status check_runtime_setting(RuntimeSetting setting,
+                                                         const std::string& value);
 
 // Sets one override (or clears it, with std::nullopt) and records an audit event "settings" by
 // `actor` with the value before and after. kInvalidArgument for a value the setting cannot take.
-[[nodiscard]] Status set_runtime_setting(MessageStore& store, RuntimeSetting setting,
-                                         std::optional<std::string> value, std::string_view actor);
+[[nodiscard]] LLMASSIST_API Status set_runtime_setting(MessageStore& store, RuntimeSetting setting,
+                                                       std::optional<std::string> value,
+                                                       std::string_view actor);
 
 }  // namespace llmassist

@@ -6,13 +6,15 @@
 // Callbacks run one at a time on the scheduler's thread and must return quickly.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <functional>
 #include <memory>
 
 namespace llmassist {
 
-class Scheduler {
+class LLMASSIST_API Scheduler {
  public:
   Scheduler() = default;
   virtual ~Scheduler() = default;
@@ -26,6 +28,6 @@ class Scheduler {
 };
 
 // A scheduler with one thread of its own, started at once and joined by the destructor.
-[[nodiscard]] std::shared_ptr<Scheduler> make_thread_scheduler();
+[[nodiscard]] LLMASSIST_API std::shared_ptr<Scheduler> make_thread_scheduler();
 
 }  // namespace llmassist

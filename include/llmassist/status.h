@@ -8,6 +8,8 @@
 // Thread-safety: values; a const Status or Result may be read from many threads at once.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <cassert>
 #include <chrono>
 #include <cstdint>
@@ -65,11 +67,11 @@ enum class StatusCode : std::uint8_t {
 };
 
 // The code's name in lower snake case ("invalid_argument"), as used in logs and JSON errors.
-[[nodiscard]] std::string_view to_string(StatusCode code) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(StatusCode code) noexcept;
 
 // A success, or an error code with a human-readable message. The message never contains secrets:
 // whoever builds a Status from third-party text redacts it first.
-class [[nodiscard]] Status final {
+class [[nodiscard]] LLMASSIST_API Status final {
  public:
   Status() noexcept = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -152,7 +154,7 @@ inline Status unimplemented(std::string m) { return {StatusCode::kUnimplemented,
 namespace detail {
 // Called when a caller reads the value of a failed Result: a programming error. Prints the
 // status and aborts.
-[[noreturn]] void die_on_bad_result_access(const Status& status) noexcept;
+[[noreturn]] LLMASSIST_API void die_on_bad_result_access(const Status& status) noexcept;
 }  // namespace detail
 
 // A value of type T, or the Status that explains why there is none. Constructing a Result from

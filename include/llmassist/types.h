@@ -8,6 +8,8 @@
 // Thread-safety: values; no shared state.
 #pragma once
 
+#include "llmassist/export.h"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -29,18 +31,18 @@ using AuditId = std::int64_t;
 enum class Role : std::uint8_t { kUser, kAssistant, kOperator, kSystem };
 
 // "user", "assistant", "operator", "system".
-[[nodiscard]] std::string_view to_string(Role role) noexcept;
-[[nodiscard]] std::optional<Role> parse_role(std::string_view name) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(Role role) noexcept;
+[[nodiscard]] LLMASSIST_API std::optional<Role> parse_role(std::string_view name) noexcept;
 
 // Who answers a chat: the assistant (with or without moderation), or a human operator after a
 // handoff.
 enum class ChatMode : std::uint8_t { kBot, kOperator };
-[[nodiscard]] std::string_view to_string(ChatMode mode) noexcept;
-[[nodiscard]] std::optional<ChatMode> parse_chat_mode(std::string_view name) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(ChatMode mode) noexcept;
+[[nodiscard]] LLMASSIST_API std::optional<ChatMode> parse_chat_mode(std::string_view name) noexcept;
 
 // A conversation on one channel, identified there by `external_id` (a Telegram chat id as
 // decimal text, an e-mail address, "console").
-struct Chat {
+struct LLMASSIST_API Chat {
   ChatId id = 0;
   std::string channel;      // "telegram", "console", "api", ...
   std::string external_id;  // the channel's own id for the chat
@@ -54,7 +56,7 @@ struct Chat {
 
 // A stretch of a chat that the assistant remembers as one dialog. `/start` closes the open
 // session and opens a new one; the chat's full history still spans all of them.
-struct Session {
+struct LLMASSIST_API Session {
   SessionId id = 0;
   ChatId chat_id = 0;
   Timestamp started_at{};
@@ -65,7 +67,7 @@ struct Session {
 };
 
 // One entry of a chat's message log.
-struct Message {
+struct LLMASSIST_API Message {
   MessageId id = 0;
   ChatId chat_id = 0;
   SessionId session_id = 0;
@@ -106,17 +108,18 @@ enum class ReplyStatus : std::uint8_t {
 };
 
 // "new", "generating", "pending", "approved", "rejected", "sent", "failed", "cancelled".
-[[nodiscard]] std::string_view to_string(ReplyStatus status) noexcept;
-[[nodiscard]] std::optional<ReplyStatus> parse_reply_status(std::string_view name) noexcept;
+[[nodiscard]] LLMASSIST_API std::string_view to_string(ReplyStatus status) noexcept;
+[[nodiscard]] LLMASSIST_API std::optional<ReplyStatus> parse_reply_status(
+    std::string_view name) noexcept;
 
 // Whether a reply may move from `from` to `to`. Some statuses allow staying put so that a
 // worker can renew its lease or an operator can edit a pending draft without deciding yet:
 // generating, pending, approved and failed. sent and cancelled are final.
-[[nodiscard]] bool is_legal_transition(ReplyStatus from, ReplyStatus to) noexcept;
+[[nodiscard]] LLMASSIST_API bool is_legal_transition(ReplyStatus from, ReplyStatus to) noexcept;
 
 // The answer to one question (or to a batch of questions asked while the previous answer was in
 // flight: then `question_id` is the last of them).
-struct Reply {
+struct LLMASSIST_API Reply {
   ReplyId id = 0;
   ChatId chat_id = 0;
   SessionId session_id = 0;
@@ -148,7 +151,7 @@ struct Reply {
 
 // One decision or notable event, kept forever: who did what to which reply or chat, and the
 // text before and after.
-struct AuditEvent {
+struct LLMASSIST_API AuditEvent {
   AuditId id = 0;
   Timestamp at{};
   std::string actor;   // "operator:alice", "bot", "admin:root", "system"

@@ -1,6 +1,6 @@
 // The admin server: the routes of docs/rest-api.md over the store, the moderation queue and the
 // accounts; sign-in with throttling; the live event stream; /metrics; the page's assets.
-#include "llmassist/admin_server.h"
+#include "llmassist/admin/admin_server.h"
 
 #include <fmt/format.h>
 
@@ -15,8 +15,8 @@
 #include "admin/web_assets.h"
 #include "core/json_views.h"
 #include "core/listen_address.h"
+#include "llmassist/core/store_moderation_queue.h"
 #include "llmassist/runtime_settings.h"
-#include "llmassist/store_moderation_queue.h"
 #include "llmassist/version.h"
 
 namespace llmassist {

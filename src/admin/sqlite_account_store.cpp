@@ -6,7 +6,7 @@
 // SHA-256 of the secret, looked up by that digest (an index, not a comparison loop: the secrets
 // are 256 random bits, so a lookup reveals nothing an attacker could use). No secret reaches a
 // Status message or a log line.
-#include "llmassist/sqlite_account_store.h"
+#include "llmassist/admin/sqlite_account_store.h"
 
 #include <fmt/format.h>
 #include <sodium.h>
@@ -15,9 +15,9 @@
 #include <string_view>
 
 #include "core/utf8.h"
-#include "llmassist/store_moderation_queue.h"
-#include "store/sqlite_db.h"
-#include "store/sqlite_schema.h"
+#include "llmassist/core/store_moderation_queue.h"
+#include "sqlite/sqlite_db.h"
+#include "sqlite/sqlite_schema.h"
 
 namespace llmassist {
 namespace {

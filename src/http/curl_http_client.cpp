@@ -15,7 +15,7 @@
 // Secrets: every message names a request by its redacted URL; curl's error text, which can quote
 // a host, a URL or a proxy's user info, is used only with every known secret (the URL's user
 // info, query and masked path segments, long header values, the proxies' passwords) replaced.
-#include "llmassist/curl_http_client.h"
+#include "llmassist/http/curl_http_client.h"
 
 #include <curl/curl.h>
 #include <fmt/format.h>

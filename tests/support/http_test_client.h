@@ -10,7 +10,7 @@
 #include <string>
 #include <utility>
 
-#include "llmassist/curl_http_client.h"
+#include "llmassist/http/curl_http_client.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 

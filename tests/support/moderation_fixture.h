@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "llmassist/sqlite_store.h"
-#include "llmassist/store_moderation_queue.h"
+#include "llmassist/core/store_moderation_queue.h"
+#include "llmassist/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
 
 namespace llmassist::testing {

@@ -1,5 +1,5 @@
 // An outside program built against the installed llmassist package.
-#include <llmassist/sqlite_store.h>
+#include <llmassist/sqlite/sqlite_store.h>
 #include <llmassist/version.h>
 
 #include <cstdio>

@@ -1,0 +1,101 @@
+// The configuration of a bot (llmassist-bot, and the admin server beside it): one JSON file with
+// the sections `database`, `telegram`, `assistant`, `memory`, `providers` and `fallback`
+// (docs/configuration.md). Every field has a default, so an empty file — or none — is a working
+// bot on the console with the shipped knowledge base. Mistakes are reported by JSON path.
+//
+// Secrets come from the environment: BOT_TOKEN overrides telegram.token, and providers name the
+// variables of their keys (api_key_env).
+//
+// Thread-safety: functions without shared state.
+#pragma once
+
+#include "llmassist/export.h"
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llmassist/assistant.h"
+#include "llmassist/core/window_memory.h"
+#include "llmassist/status.h"
+
+namespace llmassist {
+
+// The `telegram` section, as docs/configuration.md lists it.
+struct LLMASSIST_API TelegramSection {
+  std::string token;             // from the file or BOT_TOKEN; empty: the bot runs on the console
+  std::string api_url;           // empty: https://api.telegram.org
+  std::string mode = "polling";  // "polling" or "webhook"
+  std::optional<int> polling_timeout_s;
+  std::vector<std::string> allowed_updates;       // empty: the transport's default
+  std::string webhook_listen = "127.0.0.1:8081";  // host:port the webhook server binds
+  std::string webhook_path = "/telegram/webhook";
+  std::string webhook_public_url;  // what Telegram calls; empty: set the webhook yourself
+  std::string webhook_secret;  // X-Telegram-Bot-Api-Secret-Token; from TELEGRAM_WEBHOOK_SECRET too
+  // A webhook without a secret of at least 16 characters is refused unless this is set (a
+  // local test setup). Default: false.
+  bool webhook_allow_no_secret = false;
+  // The webhook server's limits (webhook.max_connections, …); unset: the transport's defaults.
+  std::optional<unsigned> webhook_max_connections;
+  std::optional<unsigned> webhook_max_connections_per_address;
+  std::optional<int> webhook_connection_timeout_s;
+  std::optional<std::size_t> webhook_max_body_bytes;
+  std::optional<std::size_t> webhook_max_queued_updates;
+  std::optional<int> per_chat_interval_ms;
+  std::optional<int> global_per_second;
+  std::optional<bool> adaptive_pacing;     // pacing.adaptive
+  std::optional<int> adaptive_cooldown_s;  // pacing.adaptive_cooldown_s
+  std::optional<int> max_attempts;
+  std::optional<int> max_connections;
+  std::string proxy;    // the Bot API's proxy URL, or "direct"; empty: the environment's
+  std::string ca_file;  // CA certificates (PEM) to trust for the Bot API; empty: the system's
+};
+
+// The `admin` section: the bot serves the admin page and REST API in-process.
+struct LLMASSIST_API AdminSection {
+  std::string listen = "127.0.0.1:8080";  // host:port; only this machine by default
+  int session_hours = 12;                 // how long a browser stays signed in (1..720)
+  bool secure_cookie = false;             // behind an HTTPS proxy: the cookie's Secure flag
+  int threads = 4;                        // handler threads (AdminServerOptions::threads)
+  // AdminServerOptions::allowed_hosts, max_connections, max_connections_per_address and
+  // connection_timeout; 0 / empty: their defaults.
+  std::vector<std::string> allowed_hosts;
+  unsigned max_connections = 0;
+  unsigned max_connections_per_address = 0;
+  int connection_timeout_seconds = 0;
+  // Reverse proxies whose X-Forwarded-For is believed (AdminServerOptions::trusted_proxies).
+  std::vector<std::string> trusted_proxies;
+};
+
+struct LLMASSIST_API BotConfig {
+  std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
+  // "full" (default): every commit survives a power cut. "normal": a commit survives a crash of
+  // the process, the last ones may be lost on a power cut; several times faster on slow disks.
+  bool database_full_sync = true;
+  TelegramSection telegram;
+  AssistantOptions assistant;  // system prompt goes to the memory; the rest here
+  WindowMemoryOptions memory;
+  std::optional<AdminSection> admin;  // set when the file has an `admin` section
+  // The whole file's text: make_chain_from_config() reads its providers and fallback sections.
+  std::string providers_json = "{}";
+  std::string base_dir;  // the config file's folder: relative paths are taken from here
+};
+
+struct LLMASSIST_API BotConfigContext {
+  // Reads an environment variable; default: std::getenv.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+};
+
+// Parses a config text. `base_dir` resolves relative paths (system_prompt_file, database).
+[[nodiscard]] LLMASSIST_API Result<BotConfig> parse_bot_config(
+    std::string_view json_text, const std::string& base_dir, const BotConfigContext& context = {});
+
+// Reads and parses `path`; an empty path gives the defaults (with the environment applied).
+// kNotFound when the file cannot be read.
+[[nodiscard]] LLMASSIST_API Result<BotConfig> load_bot_config(const std::string& path,
+                                                              const BotConfigContext& context = {});
+
+}  // namespace llmassist

@@ -1,0 +1,57 @@
+// The knowledge-base provider: an LlmProvider that needs no network and no model. It answers
+// from a file of questions and answers, indexed in SQLite FTS5: the entry whose question best
+// covers the words of the user's last message wins, when it covers enough of them. Below the
+// threshold it fails with kNotFound (reason "no_answer"), so a FallbackChain moves on or the
+// pipeline reports that no answer was found.
+//
+// The file is Markdown or JSON (see docs/configuration.md):
+//
+//   ## How do I reset my password?          <- a question
+//   aka: I forgot my password                 <- other ways to ask it (optional, any number)
+//   Open Settings, then Security ...          <- the answer, up to the next "## " heading
+//
+//   [{"question": "...", "answer": "...", "aka": ["..."]}]   (or {"entries": [...]})
+//
+// Scoring: candidates come from FTS5 (BM25, Porter stemming, Unicode case folding); each is
+// scored by the share of the question's significant words it contains, each word weighted by
+// its rarity in the knowledge base (IDF), a word found only in the answer counting half. Common
+// English and Russian function words are ignored. The score is in [0, 1].
+//
+// Thread-safety: complete() may be called from many threads; it answers inline, on the calling
+// thread (a lookup takes microseconds).
+#pragma once
+
+#include "llmassist/export.h"
+
+#include <memory>
+#include <string>
+
+#include "llmassist/llm_provider.h"
+#include "llmassist/logger.h"
+#include "llmassist/status.h"
+
+namespace llmassist {
+
+struct LLMASSIST_API KnowledgeBaseOptions {
+  std::string name = "knowledge_base";  // the provider's name in results and statistics
+  // The knowledge base file (".json" is read as JSON, anything else as Markdown). Empty: use
+  // `text`, or the sample shipped with llmassist when that is empty too.
+  std::string path;
+  std::string text;           // the knowledge base itself, when no path is given
+  bool text_is_json = false;  // with `text`: JSON rather than Markdown
+  // The least score (0..1) an entry needs to be given as the answer. Default: 0.5, half of the
+  // question's weighted words.
+  double min_score = 0.5;
+  std::shared_ptr<Logger> logger;  // default: stderr_logger()
+};
+
+// Loads and indexes the knowledge base. Errors: kNotFound when the file is missing,
+// kInvalidArgument for a malformed file (with its line or JSON path) or one with no entries.
+[[nodiscard]] LLMASSIST_API Result<std::unique_ptr<LlmProvider>> make_knowledge_base_provider(
+    const KnowledgeBaseOptions& options);
+
+// The sample knowledge base shipped with llmassist (Markdown): questions about llmassist itself,
+// so that a bot started with nothing configured answers something useful.
+[[nodiscard]] LLMASSIST_API std::string_view sample_knowledge_base();
+
+}  // namespace llmassist

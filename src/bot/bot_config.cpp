@@ -1,0 +1,319 @@
+#include "llmassist/bot/bot_config.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bot/json_reader.h"
+#include "core/listen_address.h"
+#include "llmassist/telegram/telegram_transport.h"
+
+namespace llmassist {
+namespace {
+
+using detail::JsonObject;
+using nlohmann::json;
+
+std::optional<std::string> env(const BotConfigContext& ctx, const std::string& name) {
+  if (ctx.getenv) return ctx.getenv(name);
+  const char* v = std::getenv(name.c_str());
+  return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+}
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+  return p.string();
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found(fmt::format("cannot read {}", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Sets `field` from an optional string member.
+Status text(JsonObject& o, std::string_view key, std::string& field) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto v, o.string(key));
+  if (v) field = *v;
+  return Status();
+}
+
+Status read_admin(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.admin"));
+  AdminSection admin;
+  LLMASSIST_RETURN_IF_ERROR(text(a, "listen", admin.listen));
+  LLMASSIST_RETURN_IF_ERROR(detail::parse_listen_address(admin.listen, "$.admin.listen").status());
+  LLMASSIST_ASSIGN_OR_RETURN(auto hours, a.integer("session_hours", 1, 720));
+  if (hours) admin.session_hours = static_cast<int>(*hours);
+  LLMASSIST_ASSIGN_OR_RETURN(auto secure, a.boolean("secure_cookie"));
+  if (secure) admin.secure_cookie = *secure;
+  LLMASSIST_ASSIGN_OR_RETURN(auto threads, a.integer("threads", 2, 256));
+  if (threads) admin.threads = static_cast<int>(*threads);
+  LLMASSIST_ASSIGN_OR_RETURN(auto hosts, a.strings("allowed_hosts"));
+  if (hosts) admin.allowed_hosts = *hosts;
+  LLMASSIST_ASSIGN_OR_RETURN(auto connections, a.integer("max_connections", 1, 100000));
+  if (connections) admin.max_connections = static_cast<unsigned>(*connections);
+  LLMASSIST_ASSIGN_OR_RETURN(auto per_address, a.integer("max_connections_per_address", 1, 100000));
+  if (per_address) admin.max_connections_per_address = static_cast<unsigned>(*per_address);
+  LLMASSIST_ASSIGN_OR_RETURN(auto timeout, a.integer("connection_timeout_seconds", 1, 3600));
+  if (timeout) admin.connection_timeout_seconds = static_cast<int>(*timeout);
+  LLMASSIST_ASSIGN_OR_RETURN(auto proxies, a.strings("trusted_proxies"));
+  if (proxies) admin.trusted_proxies = *proxies;
+  LLMASSIST_RETURN_IF_ERROR(a.check_unknown());
+  c.admin = admin;
+  return Status();
+}
+
+Status read_telegram(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(j, "$.telegram"));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "token", c.telegram.token));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "api_url", c.telegram.api_url));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "proxy", c.telegram.proxy));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "ca_file", c.telegram.ca_file));
+  LLMASSIST_RETURN_IF_ERROR(text(t, "mode", c.telegram.mode));
+  if (c.telegram.mode != "polling" && c.telegram.mode != "webhook") {
+    return invalid_argument(
+        fmt::format("$.telegram.mode: \"{}\" is neither polling nor webhook", c.telegram.mode));
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto connections, t.integer("max_connections", 2, 1000));
+  if (connections) c.telegram.max_connections = static_cast<int>(*connections);
+  LLMASSIST_ASSIGN_OR_RETURN(const json* polling, t.object("polling"));
+  if (polling != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(*polling, "$.telegram.polling"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto timeout, p.integer("timeout_s", 0, 50));
+    if (timeout) c.telegram.polling_timeout_s = static_cast<int>(*timeout);
+    LLMASSIST_ASSIGN_OR_RETURN(auto kinds, p.strings("allowed_updates"));
+    if (kinds) c.telegram.allowed_updates = *kinds;
+    LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* pacing, t.object("pacing"));
+  if (pacing != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(*pacing, "$.telegram.pacing"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto interval, p.integer("per_chat_interval_ms", 0, 60000));
+    if (interval) c.telegram.per_chat_interval_ms = static_cast<int>(*interval);
+    LLMASSIST_ASSIGN_OR_RETURN(auto rate, p.integer("global_per_second", 0, 10000));
+    if (rate) c.telegram.global_per_second = static_cast<int>(*rate);
+    LLMASSIST_ASSIGN_OR_RETURN(c.telegram.adaptive_pacing, p.boolean("adaptive"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto cooldown, p.integer("adaptive_cooldown_s", 0, 86400));
+    if (cooldown) c.telegram.adaptive_cooldown_s = static_cast<int>(*cooldown);
+    LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* retry, t.object("retry"));
+  if (retry != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, JsonObject::of(*retry, "$.telegram.retry"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto attempts, r.integer("max_attempts", 1, 100));
+    if (attempts) c.telegram.max_attempts = static_cast<int>(*attempts);
+    LLMASSIST_RETURN_IF_ERROR(r.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* webhook, t.object("webhook"));
+  if (webhook != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto w, JsonObject::of(*webhook, "$.telegram.webhook"));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "listen", c.telegram.webhook_listen));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "path", c.telegram.webhook_path));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "public_url", c.telegram.webhook_public_url));
+    LLMASSIST_RETURN_IF_ERROR(text(w, "secret", c.telegram.webhook_secret));
+    LLMASSIST_ASSIGN_OR_RETURN(auto no_secret, w.boolean("allow_no_secret"));
+    if (no_secret) c.telegram.webhook_allow_no_secret = *no_secret;
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_connections, w.integer("max_connections", 1, 100000));
+    if (hook_connections) {
+      c.telegram.webhook_max_connections = static_cast<unsigned>(*hook_connections);
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_per_address,
+                               w.integer("max_connections_per_address", 1, 100000));
+    if (hook_per_address) {
+      c.telegram.webhook_max_connections_per_address = static_cast<unsigned>(*hook_per_address);
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_timeout, w.integer("connection_timeout_seconds", 1, 3600));
+    if (hook_timeout) c.telegram.webhook_connection_timeout_s = static_cast<int>(*hook_timeout);
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_body, w.integer("max_body_bytes", 1024, 64 << 20));
+    if (hook_body) c.telegram.webhook_max_body_bytes = static_cast<std::size_t>(*hook_body);
+    LLMASSIST_ASSIGN_OR_RETURN(auto hook_queued, w.integer("max_queued_updates", 1, 10000000));
+    if (hook_queued) {
+      c.telegram.webhook_max_queued_updates = static_cast<std::size_t>(*hook_queued);
+    }
+    LLMASSIST_RETURN_IF_ERROR(w.check_unknown());
+    LLMASSIST_RETURN_IF_ERROR(
+        detail::parse_listen_address(c.telegram.webhook_listen, "$.telegram.webhook.listen")
+            .status());
+  }
+  return t.check_unknown();
+}
+
+Status read_assistant(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.assistant"));
+  AssistantOptions& o = c.assistant;
+  LLMASSIST_RETURN_IF_ERROR(text(a, "system_prompt", c.memory.system_prompt));
+  LLMASSIST_ASSIGN_OR_RETURN(auto prompt_file, a.string("system_prompt_file"));
+  if (prompt_file) {
+    if (!c.memory.system_prompt.empty()) {
+      return invalid_argument("$.assistant: give system_prompt or system_prompt_file, not both");
+    }
+    auto prompt = read_file(resolve(c.base_dir, *prompt_file));
+    if (!prompt.ok()) return prompt.status().annotate("$.assistant.system_prompt_file");
+    c.memory.system_prompt = *prompt;
+  }
+  LLMASSIST_RETURN_IF_ERROR(text(a, "welcome", o.texts.welcome));
+  LLMASSIST_ASSIGN_OR_RETURN(auto moderation, a.string("moderation"));
+  if (moderation) {
+    if (*moderation == "auto") {
+      o.policy = ModerationPolicy::kAuto;
+    } else if (*moderation == "review") {
+      o.policy = ModerationPolicy::kReview;
+    } else {
+      return invalid_argument(
+          fmt::format("$.assistant.moderation: \"{}\" is neither auto nor review", *moderation));
+    }
+  }
+  if (a.has("operator_chat_id")) {
+    const json& id = j.at("operator_chat_id");
+    a.ignore("operator_chat_id");
+    if (id.is_number_integer()) {
+      o.operator_chat_id = std::to_string(id.get<std::int64_t>());
+    } else if (id.is_string()) {
+      o.operator_chat_id = id.get<std::string>();
+    } else {
+      return invalid_argument(fmt::format(
+          "$.assistant.operator_chat_id: expected a chat id (a number or a string), got {}",
+          detail::json_kind(id)));
+    }
+  }
+  if (a.has("operators")) {
+    const json& ids = j.at("operators");
+    a.ignore("operators");
+    const auto refused = [] {
+      return invalid_argument(
+          "$.assistant.operators: expected a list of Telegram user ids (numbers or strings)");
+    };
+    if (!ids.is_array()) return refused();
+    for (const json& id : ids) {
+      if (id.is_number_integer()) {
+        o.operators.push_back(std::to_string(id.get<std::int64_t>()));
+      } else if (id.is_string() && !id.get<std::string>().empty()) {
+        o.operators.push_back(id.get<std::string>());
+      } else {
+        return refused();
+      }
+    }
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* rate, a.object("rate_limit"));
+  if (rate != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, JsonObject::of(*rate, "$.assistant.rate_limit"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto messages, r.integer("messages", 0, 1000000));
+    if (messages) o.rate_limit.messages = static_cast<int>(*messages);
+    LLMASSIST_ASSIGN_OR_RETURN(auto per, r.integer("per_seconds", 1, 86400));
+    if (per) o.rate_limit.per = std::chrono::seconds(*per);
+    LLMASSIST_RETURN_IF_ERROR(r.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto queued, a.string("queued_messages"));
+  if (queued) {
+    if (*queued == "each") {
+      o.queued = QueuedMessages::kAnswerEach;
+    } else if (*queued == "together") {
+      o.queued = QueuedMessages::kAnswerTogether;
+    } else {
+      return invalid_argument(
+          fmt::format("$.assistant.queued_messages: \"{}\" is neither each nor together", *queued));
+    }
+  }
+  LLMASSIST_RETURN_IF_ERROR(text(a, "instance", o.instance));
+  LLMASSIST_ASSIGN_OR_RETURN(auto drafts, a.integer("max_concurrent_drafts", 1, 100000));
+  if (drafts) o.max_concurrent_drafts = static_cast<int>(*drafts);
+  LLMASSIST_ASSIGN_OR_RETURN(const json* texts, a.object("texts"));
+  if (texts != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(*texts, "$.assistant.texts"));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "review_notice", o.texts.review_notice));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "failure", o.texts.failure));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "handoff", o.texts.handoff));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "handback", o.texts.handback));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "already_human", o.texts.already_human));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "human_button", o.texts.human_button));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "slow_down", o.texts.slow_down));
+    LLMASSIST_RETURN_IF_ERROR(text(t, "not_operator", o.texts.not_operator));
+    LLMASSIST_RETURN_IF_ERROR(t.check_unknown());
+  }
+  return a.check_unknown();
+}
+
+Status read_memory(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto m, JsonObject::of(j, "$.memory"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto window, m.integer("window", 1, 200));
+  if (window) c.memory.window = static_cast<int>(*window);
+  LLMASSIST_ASSIGN_OR_RETURN(auto chars, m.integer("max_chars", 100, 10'000'000));
+  if (chars) c.memory.max_chars = static_cast<std::size_t>(*chars);
+  return m.check_unknown();
+}
+
+}  // namespace
+
+Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string& base_dir,
+                                   const BotConfigContext& context) {
+  BotConfig c;
+  c.base_dir = base_dir;
+  LLMASSIST_ASSIGN_OR_RETURN(
+      json doc, detail::parse_config_json(json_text.empty() ? std::string_view("{}") : json_text));
+  LLMASSIST_ASSIGN_OR_RETURN(auto root, JsonObject::of(doc, "$"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto database, root.string("database"));
+  if (database) {
+    std::string path = *database;
+    if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
+    if (path.rfind("postgres", 0) == 0) {
+      return invalid_argument("$.database: PostgreSQL is not supported by this build yet");
+    }
+    if (path.empty()) return invalid_argument("$.database: empty");
+    c.database = path;
+  }
+  c.database = resolve(base_dir, c.database);
+  LLMASSIST_ASSIGN_OR_RETURN(auto retention, root.integer("retention_days", 0, 100000));
+  if (retention) c.assistant.retention_days = static_cast<int>(*retention);
+  LLMASSIST_ASSIGN_OR_RETURN(auto sync, root.string("database_sync"));
+  if (sync) {
+    if (*sync != "full" && *sync != "normal") {
+      return invalid_argument(
+          fmt::format("$.database_sync: \"{}\" is neither full nor normal", *sync));
+    }
+    c.database_full_sync = *sync == "full";
+  }
+  for (const char* section : {"telegram", "assistant", "memory", "admin"}) {
+    LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
+    if (j == nullptr) continue;
+    const std::string name = section;
+    if (name == "telegram") LLMASSIST_RETURN_IF_ERROR(read_telegram(*j, c));
+    if (name == "assistant") LLMASSIST_RETURN_IF_ERROR(read_assistant(*j, c));
+    if (name == "memory") LLMASSIST_RETURN_IF_ERROR(read_memory(*j, c));
+    if (name == "admin") LLMASSIST_RETURN_IF_ERROR(read_admin(*j, c));
+  }
+  root.ignore("providers");  // read, with their own checks, by make_chain_from_config
+  root.ignore("fallback");
+  LLMASSIST_RETURN_IF_ERROR(root.check_unknown());
+  c.providers_json = doc.dump();
+  if (auto token = env(context, "BOT_TOKEN"); token && !token->empty()) c.telegram.token = *token;
+  if (auto secret = env(context, "TELEGRAM_WEBHOOK_SECRET"); secret && !secret->empty()) {
+    c.telegram.webhook_secret = *secret;
+  }
+  if (c.telegram.mode == "webhook" && !c.telegram.webhook_allow_no_secret &&
+      c.telegram.webhook_secret.size() < kMinWebhookSecret) {
+    return invalid_argument(fmt::format(
+        "$.telegram.webhook.secret: webhook mode needs a secret of at least {} characters (or "
+        "TELEGRAM_WEBHOOK_SECRET), so that nobody else can post updates to the bot; "
+        "allow_no_secret: true turns the check off for a local test setup",
+        kMinWebhookSecret));
+  }
+  return c;
+}
+
+Result<BotConfig> load_bot_config(const std::string& path, const BotConfigContext& context) {
+  if (path.empty()) return parse_bot_config("{}", "", context);
+  LLMASSIST_ASSIGN_OR_RETURN(auto text, read_file(path));
+  auto base = std::filesystem::absolute(path).parent_path().string();
+  auto parsed = parse_bot_config(text, base, context);
+  if (!parsed.ok()) return parsed.status().annotate(path);
+  return parsed;
+}
+
+}  // namespace llmassist

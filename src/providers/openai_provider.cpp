@@ -1,0 +1,233 @@
+// The OpenAI-compatible provider: chat completions, whole or streamed over SSE.
+#include "llmassist/providers/openai_provider.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "providers/model_exchange.h"
+
+namespace llmassist {
+namespace {
+
+using nlohmann::json;
+
+std::string string_or_empty(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// {"error": {"message": ..., "code": ..., "type": ...}}, {"error": "text"}, or {"message": ...}.
+std::pair<std::string, std::string> openai_error(const json& j) {
+  if (!j.is_object()) return {};
+  auto it = j.find("error");
+  if (it != j.end() && it->is_string()) return {it->get<std::string>(), ""};
+  const json& e = (it != j.end() && it->is_object()) ? *it : j;
+  std::string message = string_or_empty(e, "message");
+  std::string code;
+  if (auto c = e.find("code"); c != e.end()) {
+    code = c->is_string() ? c->get<std::string>() : c->is_number() ? c->dump() : "";
+  }
+  if (code.empty()) code = string_or_empty(e, "type");
+  // OpenRouter nests the upstream provider's words in metadata.raw.
+  if (auto meta = e.find("metadata"); meta != e.end() && meta->is_object()) {
+    const std::string raw = string_or_empty(*meta, "raw");
+    if (!raw.empty()) message += " (" + raw + ")";
+  }
+  return {message, code};
+}
+
+class OpenAiExchange final : public detail::ModelExchange {
+ public:
+  using ModelExchange::ModelExchange;
+
+ private:
+  bool on_stream_line(std::string_view line) override {
+    if (line.empty()) return dispatch();
+    if (line.front() == ':') return true;  // an SSE comment: keep-alive, "OPENROUTER PROCESSING"
+    if (line.rfind("data:", 0) == 0) {
+      line.remove_prefix(5);
+      if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+      if (!data_.empty()) data_ += '\n';
+      data_.append(line);
+    }
+    return true;  // event:, id:, retry: carry nothing we use
+  }
+
+  void on_stream_end(std::string_view rest) override {
+    if (!rest.empty()) on_stream_line(rest);
+    dispatch();
+  }
+
+  bool dispatch() {
+    if (data_.empty()) return true;
+    std::string data;
+    data.swap(data_);
+    if (data == "[DONE]") {
+      done_ = true;
+      return true;
+    }
+    json event = json::parse(data, nullptr, false);
+    if (event.is_discarded() || !event.is_object()) {
+      fail(invalid_argument(
+          fmt::format("{}: malformed stream event: {}", provider(), detail::clip(data, 120))));
+      return false;
+    }
+    if (event.contains("error")) {
+      auto [message, code] = openai_error(event);
+      HttpResponse as_http;
+      as_http.status = 500;
+      if (!code.empty() &&
+          std::all_of(code.begin(), code.end(),
+                      [](unsigned char ch) { return std::isdigit(ch) != 0; }) &&
+          code.size() == 3) {
+        as_http.status = std::stoi(code);
+      }
+      fail(detail::http_failure(provider(), as_http, "error in the stream: " + message, code));
+      return false;
+    }
+    return read_chunk(event);
+  }
+
+  bool read_chunk(const json& chunk) {
+    Completion& c = completion();
+    if (auto m = chunk.find("model"); m != chunk.end() && m->is_string()) c.model = *m;
+    read_usage(chunk);
+    auto choices = chunk.find("choices");
+    if (choices == chunk.end() || !choices->is_array() || choices->empty()) return true;
+    const json& choice = (*choices)[0];
+    if (!choice.is_object()) return true;
+    if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string()) {
+      c.finish_reason = *f;
+    }
+    auto delta = choice.find("delta");
+    if (delta == choice.end() || !delta->is_object()) return true;
+    for (const char* key : {"reasoning", "reasoning_content"}) {
+      const std::string r = string_or_empty(*delta, key);
+      if (!r.empty()) add_reasoning(r);
+    }
+    const std::string text = string_or_empty(*delta, "content");
+    return text.empty() || add_text(text);
+  }
+
+  void read_usage(const json& j) {
+    auto u = j.find("usage");
+    if (u == j.end() || !u->is_object()) return;
+    auto num = [&](const char* key) {
+      auto it = u->find(key);
+      return it != u->end() && it->is_number_integer() ? it->get<int>() : 0;
+    };
+    completion().usage.prompt_tokens = num("prompt_tokens");
+    completion().usage.completion_tokens = num("completion_tokens");
+  }
+
+  void on_full_body(std::string_view body) override {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      fail(invalid_argument(
+          fmt::format("{}: the response is not JSON: {}", provider(), detail::clip(body, 120))));
+      return;
+    }
+    if (j.contains("error")) {
+      auto [message, code] = openai_error(j);
+      fail(unavailable(fmt::format("{}: the server answered with an error: {}", provider(),
+                                   detail::clip(message))));
+      return;
+    }
+    auto choices = j.find("choices");
+    if (choices == j.end() || !choices->is_array() || choices->empty() ||
+        !(*choices)[0].is_object()) {
+      fail(invalid_argument(fmt::format("{}: the response has no choices", provider())));
+      return;
+    }
+    const json& choice = (*choices)[0];
+    Completion& c = completion();
+    if (auto m = j.find("model"); m != j.end() && m->is_string()) c.model = *m;
+    read_usage(j);
+    c.finish_reason = string_or_empty(choice, "finish_reason");
+    auto message = choice.find("message");
+    if (message == choice.end() || !message->is_object()) {
+      fail(invalid_argument(fmt::format("{}: the choice has no message", provider())));
+      return;
+    }
+    for (const char* key : {"reasoning", "reasoning_content"}) {
+      const std::string r = string_or_empty(*message, key);
+      if (!r.empty()) add_reasoning(r);
+    }
+    add_text(string_or_empty(*message, "content"));
+  }
+
+  std::pair<std::string, std::string> error_detail(std::string_view body) override {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded()) return {detail::clip(body, 200), ""};
+    return openai_error(j);
+  }
+
+  bool stream_complete() const override { return done_ || !completion().finish_reason.empty(); }
+
+  std::string data_;  // the data lines of the event being read
+  bool done_ = false;
+};
+
+class OpenAiProvider final : public LlmProvider {
+ public:
+  OpenAiProvider(OpenAiProviderOptions options, json extra, std::shared_ptr<HttpClient> http)
+      : options_(std::move(options)),
+        extra_(std::move(extra)),
+        target_(detail::target_for(options_.base_url + "/chat/completions", options_)),
+        http_(std::move(http)) {
+    if (!options_.api_key.empty()) {
+      target_.headers.emplace_back("Authorization", "Bearer " + options_.api_key);
+    }
+    for (const auto& h : options_.extra_headers) target_.headers.push_back(h);
+  }
+
+  std::string_view name() const override { return options_.name; }
+
+  void complete(CompletionRequest request, TokenCallback on_token,
+                CompletionCallback on_done) override {
+    const bool stream = static_cast<bool>(on_token);
+    json body = extra_.is_object() ? extra_ : json::object();
+    body["model"] = options_.model;
+    body["messages"] = detail::chat_messages(request.messages);
+    body["stream"] = stream;
+    if (stream) body["stream_options"] = {{"include_usage", true}};
+    if (auto t = request.temperature ? request.temperature : options_.temperature) {
+      body["temperature"] = *t;
+    }
+    if (auto n = request.max_tokens ? request.max_tokens : options_.max_tokens) {
+      body["max_tokens"] = *n;
+    }
+    const auto& stop = request.stop.empty() ? options_.stop : request.stop;
+    if (!stop.empty()) body["stop"] = stop;
+    detail::ExchangeTarget target = target_;
+    if (stream) target.headers.emplace_back("Accept", "text/event-stream");
+    if (request.timeout.count() > 0) target.total_timeout = request.timeout;
+    auto exchange =
+        std::make_shared<OpenAiExchange>(options_.name, std::move(on_token), std::move(on_done));
+    exchange->start(*http_, target, detail::dump_body(body), request.cancel);
+  }
+
+ private:
+  const OpenAiProviderOptions options_;
+  const json extra_;
+  detail::ExchangeTarget target_;
+  // Last member: destroyed first, completing requests in flight while the rest still exists.
+  const std::shared_ptr<HttpClient> http_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LlmProvider>> make_openai_provider(OpenAiProviderOptions options) {
+  LLMASSIST_RETURN_IF_ERROR(detail::check_endpoint(options.name, options.model, options.base_url));
+  LLMASSIST_ASSIGN_OR_RETURN(
+      json extra, detail::parse_object_option(options.name, "extra body", options.extra_body_json));
+  LLMASSIST_ASSIGN_OR_RETURN(auto http, detail::client_or_default(options.http, options.logger));
+  return std::unique_ptr<LlmProvider>(
+      new OpenAiProvider(std::move(options), std::move(extra), std::move(http)));
+}
+
+}  // namespace llmassist
