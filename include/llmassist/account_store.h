@@ -18,8 +18,6 @@
 // share one database (the bot serving the page, llmassist-admin adding a user).
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -27,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 

@@ -34,8 +34,6 @@
 // Thread-safety: start() and stop() from one thread; stats() from any.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -44,6 +42,7 @@
 
 #include "llmassist/chat_transport.h"
 #include "llmassist/clock.h"
+#include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"
 #include "llmassist/memory_manager.h"

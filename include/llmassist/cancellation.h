@@ -6,11 +6,11 @@
 // thread that calls cancel(), or inline in on_cancel() when the token is already cancelled.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <cstdint>
 #include <functional>
 #include <memory>
+
+#include "llmassist/export.h"
 
 namespace llmassist {
 

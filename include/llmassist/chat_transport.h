@@ -23,8 +23,6 @@
 // one transport thread at a time, in the channel's order.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <cstddef>
 #include <functional>
 #include <span>
@@ -32,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 

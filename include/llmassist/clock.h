@@ -4,10 +4,9 @@
 // Thread-safety: implementations must allow now() from many threads at once.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <memory>
 
+#include "llmassist/export.h"
 #include "llmassist/types.h"
 
 namespace llmassist {

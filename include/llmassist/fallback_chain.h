@@ -25,8 +25,6 @@
 // Thread-safety: complete() and provider_stats() may be called from many threads at once.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +34,7 @@
 #include <vector>
 
 #include "llmassist/clock.h"
+#include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"

@@ -16,8 +16,6 @@
 // thread once that callback returns, completing what is left with kCancelled.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -28,6 +26,7 @@
 #include <vector>
 
 #include "llmassist/cancellation.h"
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 
 namespace llmassist {

@@ -23,8 +23,6 @@
 // with kCancelled before the destructor returns).
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -34,6 +32,7 @@
 #include <vector>
 
 #include "llmassist/cancellation.h"
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 

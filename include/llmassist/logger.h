@@ -7,12 +7,12 @@
 // Thread-safety: implementations must accept log() from many threads at once.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "llmassist/export.h"
 
 namespace llmassist {
 

@@ -14,11 +14,10 @@
 // for the same chat.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <string>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"

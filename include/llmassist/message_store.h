@@ -21,8 +21,6 @@
 // open the same database.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -31,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 

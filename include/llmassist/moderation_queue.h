@@ -17,13 +17,12 @@
 // Thread-safety: all methods may be called from many threads and processes at once.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 

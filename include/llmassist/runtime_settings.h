@@ -7,13 +7,12 @@
 // Thread-safety: free functions over a thread-safe MessageStore.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "llmassist/assistant.h"
+#include "llmassist/export.h"
 #include "llmassist/message_store.h"
 #include "llmassist/status.h"
 

@@ -6,11 +6,11 @@
 // Callbacks run one at a time on the scheduler's thread and must return quickly.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <functional>
 #include <memory>
+
+#include "llmassist/export.h"
 
 namespace llmassist {
 

@@ -8,8 +8,6 @@
 // Thread-safety: values; a const Status or Result may be read from many threads at once.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <cassert>
 #include <chrono>
 #include <cstdint>
@@ -19,6 +17,8 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+
+#include "llmassist/export.h"
 
 namespace llmassist {
 

@@ -8,14 +8,14 @@
 // Thread-safety: values; no shared state.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "llmassist/export.h"
 
 namespace llmassist {
 

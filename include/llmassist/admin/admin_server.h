@@ -16,8 +16,6 @@
 // threads.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -28,6 +26,7 @@
 #include "llmassist/account_store.h"
 #include "llmassist/assistant.h"
 #include "llmassist/clock.h"
+#include "llmassist/export.h"
 #include "llmassist/fallback_chain.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"

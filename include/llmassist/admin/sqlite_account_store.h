@@ -18,8 +18,6 @@
 // may share the file.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -27,6 +25,7 @@
 
 #include "llmassist/account_store.h"
 #include "llmassist/clock.h"
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 #include "llmassist/sqlite/sqlite_store.h"
 #include "llmassist/status.h"

@@ -7,8 +7,6 @@
 // Thread-safety: start(), stop() and wait_idle() from one thread.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -18,6 +16,7 @@
 #include "llmassist/admin/admin_server.h"
 #include "llmassist/assistant.h"
 #include "llmassist/bot/bot_config.h"
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"
 

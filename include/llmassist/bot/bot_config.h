@@ -9,8 +9,6 @@
 // Thread-safety: functions without shared state.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -20,6 +18,7 @@
 
 #include "llmassist/assistant.h"
 #include "llmassist/core/window_memory.h"
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 
 namespace llmassist {

@@ -11,14 +11,13 @@
 // Thread-safety: functions without shared state.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "llmassist/export.h"
 #include "llmassist/fallback_chain.h"
 #include "llmassist/http_client.h"
 #include "llmassist/llm_provider.h"

@@ -5,13 +5,12 @@
 // Thread-safety: as ChatTransport. Sends complete inline.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "llmassist/chat_transport.h"
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 
 namespace llmassist {

@@ -17,11 +17,10 @@
 // Thread-safety: as LlmProvider. The decorator keeps the wrapped provider's name.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <memory>
 
+#include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/scheduler.h"
 #include "llmassist/status.h"

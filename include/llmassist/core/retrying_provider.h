@@ -9,12 +9,11 @@
 // Thread-safety: as LlmProvider. The decorator keeps the wrapped provider's name.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
 
+#include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/scheduler.h"
 

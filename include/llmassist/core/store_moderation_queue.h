@@ -19,14 +19,13 @@
 // at once (the store serializes what must be serialized).
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "llmassist/clock.h"
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 #include "llmassist/message_store.h"
 #include "llmassist/moderation_queue.h"

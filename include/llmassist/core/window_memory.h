@@ -7,11 +7,10 @@
 // Thread-safety: as MemoryManager.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <memory>
 #include <string>
 
+#include "llmassist/export.h"
 #include "llmassist/memory_manager.h"
 #include "llmassist/message_store.h"
 

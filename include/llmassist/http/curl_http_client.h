@@ -30,13 +30,12 @@
 // Thread-safety: as HttpClient.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
 
+#include "llmassist/export.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"

@@ -21,11 +21,10 @@
 // thread (a lookup takes microseconds).
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <memory>
 #include <string>
 
+#include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"

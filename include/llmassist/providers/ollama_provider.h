@@ -10,8 +10,6 @@
 // Thread-safety: as LlmProvider.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -19,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/http_client.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"

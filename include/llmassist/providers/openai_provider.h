@@ -16,8 +16,6 @@
 // Thread-safety: as LlmProvider.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -25,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/http_client.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"

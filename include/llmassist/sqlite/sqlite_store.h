@@ -4,13 +4,12 @@
 // Thread-safety: as MessageStore: every method from many threads at once.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "llmassist/clock.h"
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 #include "llmassist/message_store.h"
 #include "llmassist/status.h"

@@ -24,8 +24,6 @@
 // on the transport's own inbound thread.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +32,7 @@
 #include <vector>
 
 #include "llmassist/chat_transport.h"
+#include "llmassist/export.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "llmassist/scheduler.h"
