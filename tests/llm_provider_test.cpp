@@ -442,6 +442,58 @@ TEST_CASE("providers: an endless streamed answer is stopped at max_answer_bytes"
   }
 }
 
+// JSON holds no raw NUL byte; nlohmann's parser would take one for the end of the input and read
+// the object before it. An answer, a stream event or a stream line with a NUL is malformed.
+TEST_CASE("providers: an answer or a stream event with a NUL byte in it is malformed") {
+  using namespace std::string_literals;
+  const std::string openai_answer =
+      R"({"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},)"
+      R"("finish_reason":"stop"}]})"s +
+      "\0junk"s;
+  const std::string openai_stream =
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\0junk\n\n"
+      "data: [DONE]\n\n"s;
+  const std::string ollama_answer =
+      R"({"model":"m","message":{"role":"assistant","content":"Hi"},"done":true})"s + "\0junk"s;
+  const std::string ollama_stream =
+      R"({"model":"m","message":{"role":"assistant","content":"Hi"},"done":false})"s + "\0junk\n"s +
+      R"({"model":"m","message":{"role":"assistant","content":""},"done":true})"s + "\n"s;
+  for (Kind kind : {Kind::kOpenAi, Kind::kOllama}) {
+    for (bool streamed : {false, true}) {
+      CAPTURE(static_cast<int>(kind));
+      CAPTURE(streamed);
+      const std::string body = kind == Kind::kOpenAi ? (streamed ? openai_stream : openai_answer)
+                                                     : (streamed ? ollama_stream : ollama_answer);
+      const std::string type = !streamed               ? "application/json"
+                               : kind == Kind::kOpenAi ? "text/event-stream"
+                                                       : "application/x-ndjson";
+      RawHttpServer server;
+      server.start([&](RawConnection& conn) {
+        while (conn.read_request()) {
+          conn.write("HTTP/1.1 200 OK\r\nContent-Type: " + type +
+                     "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        }
+      });
+      std::unique_ptr<LlmProvider> p;
+      if (kind == Kind::kOpenAi) {
+        OpenAiProviderOptions o;
+        o.base_url = server.url("/v1");
+        o.model = "m";
+        o.logger = null_logger();
+        p = make_openai_provider(o).value();
+      } else {
+        OllamaProviderOptions o;
+        o.base_url = server.url();
+        o.model = "m";
+        o.logger = null_logger();
+        p = make_ollama_provider(o).value();
+      }
+      auto r = streamed ? stream(*p).result : complete_sync(*p, question());
+      CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    }
+  }
+}
+
 // The server read a completion on a kept-alive connection and closed it without a reply: the
 // HTTP client does not send a POST twice (reason not_resent), and the provider sends it once
 // more, on a fresh connection. Once: a second loss is the answer.

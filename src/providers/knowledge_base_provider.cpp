@@ -14,6 +14,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "core/json_text.h"
 #include "core/text.h"
 #include "providers/knowledge_base_format.h"
 #include "sqlite/sqlite_db.h"
@@ -84,6 +85,9 @@ Result<std::vector<Entry>> parse_knowledge_base_markdown(std::string_view text,
 Result<std::vector<Entry>> parse_knowledge_base_json(std::string_view text,
                                                      std::string_view origin) {
   nlohmann::json doc;
+  if (detail::holds_nul(text)) {
+    return invalid_argument(fmt::format("{}: not valid JSON: it holds a NUL byte", origin));
+  }
   try {
     doc = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

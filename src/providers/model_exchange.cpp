@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_text.h"
 #include "llmassist/http/curl_http_client.h"
 
 namespace llmassist::detail {
@@ -21,7 +22,7 @@ Status check_endpoint(std::string_view provider, std::string_view model, std::st
 Result<nlohmann::json> parse_object_option(std::string_view provider, std::string_view what,
                                            const std::string& text) {
   if (text.empty()) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto j = detail::parse_json_text(text);
   if (j.is_discarded() || !j.is_object()) {
     return invalid_argument(fmt::format("provider {}: {} must be a JSON object", provider, what));
   }

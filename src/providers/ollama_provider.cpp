@@ -1,5 +1,6 @@
 // The Ollama provider: /api/chat, whole or streamed as NDJSON.
 #include "llmassist/providers/ollama_provider.h"
+#include "core/json_text.h"
 
 #include <fmt/format.h>
 
@@ -19,7 +20,7 @@ class OllamaExchange final : public detail::ModelExchange {
  private:
   bool on_stream_line(std::string_view line) override {
     if (line.find_first_not_of(" \t") == std::string_view::npos) return true;
-    json j = json::parse(line, nullptr, false);
+    json j = detail::parse_json_text(line);
     if (j.is_discarded() || !j.is_object()) {
       fail(invalid_argument(
           fmt::format("{}: malformed stream line: {}", provider(), detail::clip(line, 120))));
@@ -33,7 +34,7 @@ class OllamaExchange final : public detail::ModelExchange {
   }
 
   void on_full_body(std::string_view body) override {
-    json j = json::parse(body, nullptr, false);
+    json j = detail::parse_json_text(body);
     if (j.is_discarded() || !j.is_object()) {
       fail(invalid_argument(
           fmt::format("{}: the response is not JSON: {}", provider(), detail::clip(body, 120))));
@@ -76,7 +77,7 @@ class OllamaExchange final : public detail::ModelExchange {
   }
 
   std::pair<std::string, std::string> error_detail(std::string_view body) override {
-    json j = json::parse(body, nullptr, false);
+    json j = detail::parse_json_text(body);
     if (!j.is_discarded() && j.is_object()) {
       if (auto e = j.find("error"); e != j.end() && e->is_string()) return {*e, ""};
     }

@@ -1,5 +1,6 @@
 // The OpenAI-compatible provider: chat completions, whole or streamed over SSE.
 #include "llmassist/providers/openai_provider.h"
+#include "core/json_text.h"
 
 #include <fmt/format.h>
 
@@ -70,7 +71,7 @@ class OpenAiExchange final : public detail::ModelExchange {
       done_ = true;
       return true;
     }
-    json event = json::parse(data, nullptr, false);
+    json event = detail::parse_json_text(data);
     if (event.is_discarded() || !event.is_object()) {
       fail(invalid_argument(
           fmt::format("{}: malformed stream event: {}", provider(), detail::clip(data, 120))));
@@ -125,7 +126,7 @@ class OpenAiExchange final : public detail::ModelExchange {
   }
 
   void on_full_body(std::string_view body) override {
-    json j = json::parse(body, nullptr, false);
+    json j = detail::parse_json_text(body);
     if (j.is_discarded() || !j.is_object()) {
       fail(invalid_argument(
           fmt::format("{}: the response is not JSON: {}", provider(), detail::clip(body, 120))));
@@ -161,7 +162,7 @@ class OpenAiExchange final : public detail::ModelExchange {
   }
 
   std::pair<std::string, std::string> error_detail(std::string_view body) override {
-    json j = json::parse(body, nullptr, false);
+    json j = detail::parse_json_text(body);
     if (j.is_discarded()) return {detail::clip(body, 200), ""};
     return openai_error(j);
   }

@@ -1,6 +1,7 @@
 // The Telegram Bot API transport: long polling or a webhook server for inbound updates, and a
 // paced, retrying queue per chat for everything sent.
 #include "llmassist/telegram/telegram_transport.h"
+#include "core/json_text.h"
 
 #include <fmt/format.h>
 #include <sys/socket.h>
@@ -794,7 +795,7 @@ class Core final : public std::enable_shared_from_this<Core> {
         return;
       }
     }
-    json update = json::parse(req.body, nullptr, false);
+    json update = detail::parse_json_text(req.body);
     if (update.is_discarded() || !update.is_object()) {
       log(LogLevel::kWarning, "webhook: a body that is not a JSON object was refused");
       json_error(res, 400, "the body is not a JSON object");
