@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llmassist/account_store.h"
+#include "llmassist/export.h"
 #include "llmassist/message_store.h"
 #include "llmassist/moderation_queue.h"
 #include "llmassist/types.h"
@@ -17,18 +18,18 @@
 namespace llmassist::detail {
 
 // "2026-11-21T07:51:11.123Z".
-[[nodiscard]] std::string iso(Timestamp t);
+[[nodiscard]] LLMASSIST_API std::string iso(Timestamp t);
 
-[[nodiscard]] nlohmann::json to_json(const Chat& chat);
-[[nodiscard]] nlohmann::json to_json(const Message& message);
-[[nodiscard]] nlohmann::json to_json(const Reply& reply);
-[[nodiscard]] nlohmann::json to_json(const PendingItem& item);
-[[nodiscard]] nlohmann::json to_json(const AuditEvent& event);
-[[nodiscard]] nlohmann::json to_json(const LatencySummary& latency);
-[[nodiscard]] nlohmann::json to_json(const Stats& stats);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const Chat& chat);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const Message& message);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const Reply& reply);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const PendingItem& item);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const AuditEvent& event);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const LatencySummary& latency);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const Stats& stats);
 // Accounts and tokens carry no secret: there is none in them to print.
-[[nodiscard]] nlohmann::json to_json(const Account& account);
-[[nodiscard]] nlohmann::json to_json(const ApiToken& token);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const Account& account);
+[[nodiscard]] LLMASSIST_API nlohmann::json to_json(const ApiToken& token);
 
 template <typename T>
 nlohmann::json to_json_array(const std::vector<T>& items) {

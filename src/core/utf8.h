@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "llmassist/export.h"
 #include "llmassist/status.h"
 
 namespace llmassist::detail {
@@ -13,7 +14,7 @@ namespace llmassist::detail {
 // One decoded character: its code point and its length in bytes. An invalid sequence (a stray
 // continuation byte, an overlong form, a surrogate, a truncated tail, a value past U+10FFFF)
 // decodes as one byte with `valid` false.
-struct Utf8Char {
+struct LLMASSIST_API Utf8Char {
   char32_t code_point = 0;
   std::size_t length = 1;
   bool valid = false;
@@ -69,6 +70,6 @@ struct Utf8Char {
 // OK when `text` is valid UTF-8 without control or layout-control characters: it prints as
 // itself. Otherwise kInvalidArgument: "<what> is not valid UTF-8" or "<what> contains a control
 // character".
-[[nodiscard]] Status check_printable(std::string_view text, std::string_view what);
+[[nodiscard]] LLMASSIST_API Status check_printable(std::string_view text, std::string_view what);
 
 }  // namespace llmassist::detail

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "http/route_pattern.h"
+#include "llmassist/export.h"
 #include "llmassist/http_client.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"
@@ -40,7 +41,7 @@ namespace llmassist::detail::http {
 
 struct Exchange;
 
-struct Request {
+struct LLMASSIST_API Request {
   std::string method;
   // The path, percent-decoded, without the query.
   std::string path;
@@ -64,7 +65,7 @@ struct Request {
 
 // A streamed response's body: bytes written here are sent to the client in order (chunked).
 // Thread-safe; never blocks.
-class Stream {
+class LLMASSIST_API Stream {
  public:
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -88,7 +89,7 @@ struct Response;
 
 // A response to be given later: complete() it once, from any thread. A Deferred dropped without
 // complete() answers 500. Thread-safe.
-class Deferred {
+class LLMASSIST_API Deferred {
  public:
   explicit Deferred(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
   ~Deferred();
@@ -108,7 +109,7 @@ class Deferred {
   bool completed_ = false;
 };
 
-struct Response {
+struct LLMASSIST_API Response {
   // 200 when a handler set content and left it as is.
   int status = -1;
   HttpHeaders headers;
@@ -133,7 +134,7 @@ struct Response {
 
 using Handler = std::function<void(const Request&, Response&)>;
 
-struct ServerOptions {
+struct LLMASSIST_API ServerOptions {
   // Worker threads that run handlers. Handlers that wait take a Deferred or a Stream instead
   // of blocking, so a few suffice.
   int threads = 4;
@@ -162,7 +163,7 @@ struct ServerOptions {
   std::shared_ptr<Logger> logger;  // default: stderr_logger()
 };
 
-class Server {
+class LLMASSIST_API Server {
  public:
   explicit Server(ServerOptions options);
   ~Server();  // stop()

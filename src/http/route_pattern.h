@@ -13,9 +13,11 @@
 #include <string_view>
 #include <vector>
 
+#include "llmassist/export.h"
+
 namespace llmassist::detail::http {
 
-class RoutePattern {
+class LLMASSIST_API RoutePattern {
  public:
   explicit RoutePattern(std::string_view pattern);
 

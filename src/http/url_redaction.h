@@ -7,11 +7,13 @@
 #include <string_view>
 #include <vector>
 
+#include "llmassist/export.h"
+
 namespace llmassist::detail {
 
 // An absolute URL, split (RFC 3986, the subset HTTP uses: scheme://[user[:password]@]host
 // [:port][/path][?query][#fragment]).
-struct ParsedUrl {
+struct LLMASSIST_API ParsedUrl {
   // False when the text is not such a URL; the other fields are then meaningless.
   bool valid = false;
   std::string scheme;  // in lower case
@@ -33,9 +35,9 @@ struct ParsedUrl {
 
 // Splits `url`. Refuses (valid = false) whitespace and control characters anywhere, an empty
 // host, and a port outside 1-65535.
-[[nodiscard]] ParsedUrl parse_url(std::string_view url);
+[[nodiscard]] LLMASSIST_API ParsedUrl parse_url(std::string_view url);
 
-struct RedactedUrl {
+struct LLMASSIST_API RedactedUrl {
   // False when the URL cannot be parsed (then `display` is a placeholder).
   bool valid = false;
   // The scheme in lower case ("https"); empty when invalid.
@@ -48,10 +50,11 @@ struct RedactedUrl {
   std::vector<std::string> secrets;
 };
 
-[[nodiscard]] RedactedUrl redact_url(std::string_view url);
-[[nodiscard]] RedactedUrl redact_url(const ParsedUrl& url);
+[[nodiscard]] LLMASSIST_API RedactedUrl redact_url(std::string_view url);
+[[nodiscard]] LLMASSIST_API RedactedUrl redact_url(const ParsedUrl& url);
 
 // True when `text` contains none of `secrets` (empty secrets are ignored).
-[[nodiscard]] bool free_of_secrets(std::string_view text, const std::vector<std::string>& secrets);
+[[nodiscard]] LLMASSIST_API bool free_of_secrets(std::string_view text,
+                                                 const std::vector<std::string>& secrets);
 
 }  // namespace llmassist::detail

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
@@ -36,24 +37,25 @@ inline Timestamp from_millis(std::int64_t ms) {
 
 // OK when `path` names a database file that connections and processes can share: not empty, not
 // an in-memory database. Otherwise kInvalidArgument naming `who` ("the SQLite store").
-Status check_database_path(std::string_view path, std::string_view who);
+LLMASSIST_API Status check_database_path(std::string_view path, std::string_view who);
 
 // Creates the database file `path`, empty, with mode 0600 (owner only) when it does not exist
 // yet: SQLite would make it 0644, and it gives the -wal and -shm files the database file's mode.
 // An existing file's mode is left alone; when every user may read it, `logger` is warned.
 // Errors: kUnavailable (kPermissionDenied) when the file cannot be made.
-Status create_private_file(const std::string& path, Logger& logger, std::string_view component);
+LLMASSIST_API Status create_private_file(const std::string& path, Logger& logger,
+                                         std::string_view component);
 
 // Whether every user of the machine may read the file at `path` (false when there is none).
-bool world_readable(const std::string& path);
+LLMASSIST_API bool world_readable(const std::string& path);
 
 // A Status for SQLite result `rc` on `db` while doing `what`.
-Status sqlite_status(int rc, sqlite3* db, std::string_view what);
+LLMASSIST_API Status sqlite_status(int rc, sqlite3* db, std::string_view what);
 
 class Connection;
 
 // A prepared statement borrowed from a connection's cache; reset and unbound when destroyed.
-class Statement {
+class LLMASSIST_API Statement {
  public:
   Statement(Connection& conn, sqlite3_stmt* stmt) : conn_(&conn), stmt_(stmt) {}
   Statement(Statement&& other) noexcept
@@ -108,7 +110,7 @@ class Statement {
   int bind_error_ = SQLITE_OK;
 };
 
-class Connection {
+class LLMASSIST_API Connection {
  public:
   // Opens `path` and applies the store's pragmas. Errors are mapped as for the store.
   static Result<std::unique_ptr<Connection>> open(const std::string& path,
@@ -148,7 +150,7 @@ class Connection {
 // A transaction on one connection: BEGIN IMMEDIATE for writers (takes the write lock up front,
 // so a writer never fails half-way on a lock upgrade), BEGIN DEFERRED for consistent reads.
 // Rolls back unless committed.
-class Transaction {
+class LLMASSIST_API Transaction {
  public:
   enum class Kind { kRead, kWrite };
   static Result<Transaction> begin(Connection& conn, Kind kind);
@@ -193,7 +195,7 @@ Result<T> single(Statement& stmt, Reader read, Missing&& missing) {
 }
 
 // Up to `max` connections to one database, opened lazily and handed out one thread at a time.
-class ConnectionPool {
+class LLMASSIST_API ConnectionPool {
  public:
   ConnectionPool(std::string path, std::chrono::milliseconds busy_timeout, bool full_sync, int max);
 
