@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 
+#include "bot/doctor.h"
 #include "llmassist/bot/bot.h"
 #include "llmassist/bot/bot_config.h"
 #include "support/temp_dir.h"

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "bot/doctor.h"
 #include "llmassist/admin/sqlite_account_store.h"
 #include "llmassist/bot/bot.h"
 #include "llmassist/bot/bot_config.h"

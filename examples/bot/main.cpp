@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include "bot/doctor.h"
 
 #include <atomic>
 #include <iostream>

@@ -1,8 +1,9 @@
 // Bot: a complete support bot assembled from a BotConfig — the SQLite store, the provider chain
 // (the shipped knowledge base when none is configured), the window memory, the moderation queue,
 // the transport (Telegram when a token is set, the console otherwise), the Assistant, and the
-// admin server when the config has an `admin` section. What
-// llmassist-bot runs; embed it to run the same bot inside another program.
+// admin server when the config has an `admin` section. What llmassist-bot runs; embed it to run
+// the same bot inside another program, or assemble one with parts of the program's own with
+// BotBuilder (builder.h).
 //
 // Thread-safety: start(), stop() and wait_idle() from one thread.
 #pragma once
@@ -11,7 +12,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "llmassist/admin/admin_server.h"
 #include "llmassist/assistant.h"
@@ -50,16 +50,10 @@ class LLMASSIST_API Bot final {
   [[nodiscard]] AssistantStats stats() const;
 
  private:
+  friend class BotBuilder;
   struct Parts;
   explicit Bot(std::unique_ptr<Parts> parts);
   std::unique_ptr<Parts> parts_;
-};
-
-// What `llmassist-bot doctor` reports: each check with a plain verdict.
-struct LLMASSIST_API DoctorCheck {
-  std::string what;  // "database", "provider openrouter", "telegram token"
-  bool ok = false;
-  std::string detail;  // what was found, or what is wrong and what to do
 };
 
 // The admin server over `config`'s database and providers, with its `admin` section (the
@@ -75,10 +69,5 @@ struct LLMASSIST_API DoctorCheck {
 // The accounts of `config`'s database (for llmassist-admin's user and token commands).
 [[nodiscard]] LLMASSIST_API Result<std::unique_ptr<AccountStore>> open_account_store(
     const BotConfig& config, std::shared_ptr<Logger> logger = {});
-
-// Checks the database, each provider (a one-word completion; a knowledge base is checked by
-// loading it) and the bot token (getMe). Takes up to `provider_timeout` per provider.
-[[nodiscard]] LLMASSIST_API std::vector<DoctorCheck> run_doctor(
-    const BotConfig& config, std::chrono::milliseconds provider_timeout = std::chrono::seconds(30));
 
 }  // namespace llmassist

@@ -1,0 +1,56 @@
+// Internal: the parts a bot is assembled from, each made from its section of a BotConfig. Shared
+// by the builder (builder.cpp), the config-level factories of bot.h and the doctor.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "llmassist/account_store.h"
+#include "llmassist/admin/admin_server.h"
+#include "llmassist/assistant.h"
+#include "llmassist/bot/bot_config.h"
+#include "llmassist/fallback_chain.h"
+#include "llmassist/logger.h"
+#include "llmassist/message_store.h"
+#include "llmassist/status.h"
+#include "llmassist/telegram/telegram_transport.h"
+
+namespace llmassist::detail {
+
+// The Telegram transport's options from the `telegram` section.
+Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
+                                                  std::shared_ptr<Logger> logger);
+
+// The SQLite store of `database`.
+Result<std::shared_ptr<MessageStore>> open_store(const BotConfig& config,
+                                                 std::shared_ptr<Logger> logger);
+
+// The chain of the `providers` and `fallback` sections.
+Result<std::shared_ptr<FallbackChain>> make_chain(const BotConfig& config,
+                                                  std::shared_ptr<Logger> logger);
+
+// What a bot and its admin server share over one database.
+struct SharedParts {
+  std::shared_ptr<MessageStore> store;
+  std::shared_ptr<LlmProvider> llm;
+  std::shared_ptr<FallbackChain> chain;  // `llm` when it is a chain; null otherwise
+  std::shared_ptr<MemoryManager> memory;
+  std::shared_ptr<ModerationQueue> moderation;
+};
+
+// `given` with every part it lacks made from `config`: the store of `database`, the chain of
+// `providers` (then also `chain`), the window memory of `memory` and the moderation queue.
+Result<SharedParts> complete_parts(const BotConfig& config, SharedParts given,
+                                   std::shared_ptr<Logger> logger);
+
+// The accounts of `database`.
+Result<std::unique_ptr<AccountStore>> open_accounts(const BotConfig& config,
+                                                    std::shared_ptr<Logger> logger);
+
+// The admin server of the `admin` section (its defaults when there is none) over `shared`.
+Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
+                                                    const SharedParts& shared,
+                                                    std::shared_ptr<Logger> logger,
+                                                    std::function<AssistantStats()> stats);
+
+}  // namespace llmassist::detail
