@@ -8,6 +8,7 @@
 
 #include "llmassist/sqlite/sqlite_store.h"
 #include "llmassist/testing/message_store_conformance.h"
+#include "support/memory_store.h"
 #include "support/temp_dir.h"
 
 namespace llmassist {
@@ -32,6 +33,12 @@ TEST_CASE("MessageStore conformance: the SQLite store") {
     options.clock = std::move(clock);
     options.sync = SqliteSync::kNormal;
     return open_sqlite_store(options);
+  });
+}
+
+TEST_CASE("MessageStore conformance: a store in memory, the lifecycle functions its only rules") {
+  run_suite([](std::shared_ptr<Clock> clock) -> Result<std::unique_ptr<MessageStore>> {
+    return testing::make_memory_store(std::move(clock));
   });
 }
 

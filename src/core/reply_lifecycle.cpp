@@ -194,8 +194,8 @@ Result<std::optional<Reply>> apply_release(const Reply& current, std::string_vie
                                            Timestamp now) {
   if (current.claimed_by.empty()) return std::optional<Reply>();
   if (current.claimed_by != worker) {
-    return aborted(fmt::format("reply {} is claimed by {}, not {}", current.id,
-                               current.claimed_by, worker));
+    return aborted(
+        fmt::format("reply {} is claimed by {}, not {}", current.id, current.claimed_by, worker));
   }
   Reply r = current;
   r.claimed_by.clear();

@@ -125,7 +125,8 @@ inline bool bring_to(CheckContext& t, Harness& h, ReplyId id, ReplyStatus target
 }
 
 // Whether two replies agree in everything the lifecycle decides.
-inline void same_reply(CheckContext& t, const Reply& want, const Reply& got, std::string_view what) {
+inline void same_reply(CheckContext& t, const Reply& want, const Reply& got,
+                       std::string_view what) {
   const std::string w(what);
   t.expect(got.status == want.status,
            w + ": status " + str(got.status) + ", expected " + str(want.status));
@@ -149,10 +150,10 @@ inline void same_reply(CheckContext& t, const Reply& want, const Reply& got, std
   t.expect(got.sent_at == want.sent_at, w + ": sent_at");
 }
 
-constexpr std::array<ReplyStatus, 8> kAll = {
-    ReplyStatus::kNew,      ReplyStatus::kGenerating, ReplyStatus::kPending,
-    ReplyStatus::kApproved, ReplyStatus::kRejected,   ReplyStatus::kSent,
-    ReplyStatus::kFailed,   ReplyStatus::kCancelled};
+constexpr std::array<ReplyStatus, 8> kAll = {ReplyStatus::kNew,      ReplyStatus::kGenerating,
+                                             ReplyStatus::kPending,  ReplyStatus::kApproved,
+                                             ReplyStatus::kRejected, ReplyStatus::kSent,
+                                             ReplyStatus::kFailed,   ReplyStatus::kCancelled};
 
 // ---- the checks ---------------------------------------------------------------------------
 
@@ -187,8 +188,7 @@ inline void chats_and_sessions(CheckContext& t, Harness& h) {
   t.expect_ok(h.store.set_session_summary(s2->id, "summary", 0), "set_session_summary");
   auto read = h.store.get_session(s2->id);
   t.expect(read.ok() && read->summary == "summary", "the summary was not stored");
-  t.expect_ok(h.store.set_chat_mode(c->id, ChatMode::kOperator, "operator:alice"),
-              "set_chat_mode");
+  t.expect_ok(h.store.set_chat_mode(c->id, ChatMode::kOperator, "operator:alice"), "set_chat_mode");
   t.expect_ok(h.store.set_chat_blocked(c->id, true), "set_chat_blocked");
   auto after = h.store.get_chat(c->id);
   if (t.expect_ok(after.status(), "get_chat")) {
@@ -280,9 +280,9 @@ inline void compare_and_set(CheckContext& t, Harness& h) {
   if (!c) return;
   const ReplyId id = ask(t, h, c->id);
   if (id == 0) return;
-  t.expect_code(h.store.transition_reply(id, move(ReplyStatus::kGenerating, ReplyStatus::kPending))
-                    .status(),
-                StatusCode::kAborted, "a change from a status the reply is not in");
+  t.expect_code(
+      h.store.transition_reply(id, move(ReplyStatus::kGenerating, ReplyStatus::kPending)).status(),
+      StatusCode::kAborted, "a change from a status the reply is not in");
   auto r = h.store.get_reply(id);
   if (!t.expect_ok(r.status(), "get_reply")) return;
   ReplyChange stale = move(ReplyStatus::kNew, ReplyStatus::kGenerating);
@@ -293,9 +293,10 @@ inline void compare_and_set(CheckContext& t, Harness& h) {
   t.expect_ok(h.store.transition_reply(id, stale).status(), "a change with the current version");
   t.expect_code(h.store.get_reply(987654321).status(), StatusCode::kNotFound,
                 "get_reply of an unknown id");
-  t.expect_code(h.store.transition_reply(987654321, move(ReplyStatus::kNew, ReplyStatus::kGenerating))
-                    .status(),
-                StatusCode::kNotFound, "transition_reply of an unknown id");
+  t.expect_code(
+      h.store.transition_reply(987654321, move(ReplyStatus::kNew, ReplyStatus::kGenerating))
+          .status(),
+      StatusCode::kNotFound, "transition_reply of an unknown id");
 }
 
 // Each change through the store gives what apply_reply_change() gives for it.
@@ -379,7 +380,8 @@ inline void lifecycle_rules(CheckContext& t, Harness& h) {
     if (!t.expect_ok(got.status(), what)) return;
     same_reply(t, want->reply, *got, what + " (as returned)");
     auto read = h.store.get_reply(id);
-    if (t.expect_ok(read.status(), "get_reply")) same_reply(t, want->reply, *read, what + " (read)");
+    if (t.expect_ok(read.status(), "get_reply"))
+      same_reply(t, want->reply, *read, what + " (read)");
   }
 }
 
@@ -413,9 +415,9 @@ inline void sent_joins_log(CheckContext& t, Harness& h) {
   t.expect(made->status == ReplyStatus::kApproved && made->final_text == own.final_text,
            "create_reply did not store an approved reply with its text");
   t.expect(made->decided_at.has_value(), "a reply created approved has no decided_at");
-  t.expect_ok(h.store.transition_reply(made->id, move(ReplyStatus::kApproved, ReplyStatus::kSent))
-                  .status(),
-              "sending the operator's reply");
+  t.expect_ok(
+      h.store.transition_reply(made->id, move(ReplyStatus::kApproved, ReplyStatus::kSent)).status(),
+      "sending the operator's reply");
   auto log2 = h.store.chat_history(c->id, {});
   if (t.expect_ok(log2.status(), "chat_history") && t.expect(!log2->empty(), "empty log")) {
     t.expect(log2->front().role == Role::kOperator && log2->front().author == "alice",
@@ -425,12 +427,13 @@ inline void sent_joins_log(CheckContext& t, Harness& h) {
   // Nothing to send: refused, nothing joins the log.
   const ReplyId empty = ask(t, h, c->id, "again");
   if (empty == 0 || !bring_to(t, h, empty, ReplyStatus::kGenerating)) return;
-  t.expect_ok(h.store.transition_reply(empty, move(ReplyStatus::kGenerating, ReplyStatus::kApproved))
-                  .status(),
-              "generating -> approved without a draft");
-  t.expect_code(h.store.transition_reply(empty, move(ReplyStatus::kApproved, ReplyStatus::kSent))
-                    .status(),
-                StatusCode::kFailedPrecondition, "sending a reply without text");
+  t.expect_ok(
+      h.store.transition_reply(empty, move(ReplyStatus::kGenerating, ReplyStatus::kApproved))
+          .status(),
+      "generating -> approved without a draft");
+  t.expect_code(
+      h.store.transition_reply(empty, move(ReplyStatus::kApproved, ReplyStatus::kSent)).status(),
+      StatusCode::kFailedPrecondition, "sending a reply without text");
   auto log3 = h.store.chat_history(c->id, {});
   t.expect(log3.ok() && log3->size() == 4, "a refused send wrote to the log");
 
