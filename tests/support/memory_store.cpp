@@ -190,8 +190,8 @@ class MemoryStore final : public MessageStore {
       LLMASSIST_ASSIGN_OR_RETURN(auto open, open_locked(m.chat_id));
       session = open.id;
     }
-    Message out = add_message_locked(m.chat_id, session, m.role, m.text, m.author,
-                                     clock_->now(), "", m.transport_message_id, 0);
+    Message out = add_message_locked(m.chat_id, session, m.role, m.text, m.author, clock_->now(),
+                                     "", m.transport_message_id, 0);
     changed_locked();
     return out;
   }
@@ -418,9 +418,9 @@ class MemoryStore final : public MessageStore {
     }
     LLMASSIST_ASSIGN_OR_RETURN(auto session, open_locked(m.chat_id));
     const Timestamp now = clock_->now();
-    out.message = add_message_locked(m.chat_id, session.id, Role::kUser, m.text, m.author,
-                                     m.sent_at.value_or(now), m.dedup_key,
-                                     m.transport_message_id, 0);
+    out.message =
+        add_message_locked(m.chat_id, session.id, Role::kUser, m.text, m.author,
+                           m.sent_at.value_or(now), m.dedup_key, m.transport_message_id, 0);
     if (m.open_reply) {
       NewReply n;
       n.chat_id = m.chat_id;
