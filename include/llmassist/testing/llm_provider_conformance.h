@@ -209,10 +209,9 @@ inline void failure(CheckContext& t, LlmProviderHarness& h, LlmBackend what, std
   if (!t.expect(!s.ok(), std::string(name) + ": the request succeeded")) return;
   if (!h.reports_backend_codes()) return;
   if (code) t.expect_code(s, *code, name);
-  const bool transient = s.code() == StatusCode::kUnavailable ||
-                         s.code() == StatusCode::kDeadlineExceeded ||
-                         (s.code() == StatusCode::kResourceExhausted &&
-                          s.reason() != "insufficient_quota");
+  const bool transient =
+      s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded ||
+      (s.code() == StatusCode::kResourceExhausted && s.reason() != "insufficient_quota");
   t.expect(transient == retryable,
            std::string(name) + (retryable ? ": not a retryable failure: " : ": retryable: ") +
                s.to_string());
