@@ -2,6 +2,16 @@
 // message log, replies with their status, audit events — and the coordination point between
 // processes (a bot and its operator tools share one store; with PostgreSQL, several bots do).
 //
+// What a store implements: the pure virtuals below (chats, sessions, the message log, replies,
+// claims, append_audit, wait_for_change) are what the pipeline needs to answer a user. The
+// business rules of a reply change (legal moves, timestamps, texts, the answer joining the log,
+// audit events, claims and leases) are not the store's: it calls the functions of
+// reply_lifecycle.h and persists what they return, so a custom store repeats none of them.
+// Batch calls (upsert_chats, dialog_window, transition_and_claim, transition_and_claim_each)
+// have correct defaults in terms of the others; optional capabilities (list_audit, stats,
+// settings, retention and erasure) default to kUnimplemented. The suite in
+// llmassist/testing/message_store_conformance.h checks a store against this contract.
+//
 // Contract:
 // - Durable: when a call returns OK, its effect survives a crash of the process.
 // - Atomic: each call is one transaction. Where a call writes several rows (an inbound message
@@ -330,16 +340,28 @@ class LLMASSIST_API MessageStore {
   virtual std::vector<Result<ChangeAndClaims>> transition_and_claim_each(
       std::span<const ReplyStep> steps);
 
-  // --- audit, statistics, settings ------------------------------------------------------------
+  // --- audit ---------------------------------------------------------------------------------
 
+  // Writes an event of its own (a setting changed, a chat erased). The events of reply changes
+  // are written by transition_reply() and create_reply(), as the lifecycle says.
   virtual Result<AuditEvent> append_audit(const AuditEvent& event) = 0;
-  virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) = 0;
-  virtual Result<Stats> stats(const StatsQuery& query) = 0;
 
-  // A small durable key-value table for components' state (a transport's cursor, settings).
-  // get_setting returns kNotFound when the key was never set.
-  virtual Result<std::string> get_setting(std::string_view key) = 0;
-  virtual Status put_setting(std::string_view key, std::string_view value) = 0;
+  // --- optional capabilities: defaults answer kUnimplemented -----------------------------------
+  //
+  // The pipeline answers users without these; the admin page, the operator tool and runtime
+  // settings use them, and say so clearly when a store lacks one.
+
+  // Reading the audit log, newest first. This default answers kUnimplemented.
+  virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query);
+  // The statistics of the admin page and /metrics. This default answers kUnimplemented.
+  virtual Result<Stats> stats(const StatsQuery& query);
+
+  // A small durable key-value table for components' state (runtime settings, what an operators'
+  // chat post is about). get_setting returns kNotFound when the key was never set. These
+  // defaults answer kUnimplemented: runtime settings then stay as configured (and cannot be
+  // changed), and replies in the operators' chat cannot be routed.
+  virtual Result<std::string> get_setting(std::string_view key);
+  virtual Status put_setting(std::string_view key, std::string_view value);
 
   // --- retention and erasure -------------------------------------------------------------------
 

@@ -464,7 +464,12 @@ struct AdminServer::Impl {
     StatsQuery q;
     q.from = from;
     q.to = to + std::chrono::hours(24);
-    LLMASSIST_ASSIGN_OR_RETURN(auto s, parts.store->stats(q));
+    auto stored = parts.store->stats(q);
+    if (!stored.ok() && stored.status().code() == StatusCode::kUnimplemented) {
+      return unimplemented("statistics: the message store keeps none (" +
+                           stored.status().message() + ")");
+    }
+    LLMASSIST_ASSIGN_OR_RETURN(auto s, std::move(stored));
     json body = to_json(s);
     body["from"] = day_of(from);
     body["to"] = day_of(to);
@@ -624,9 +629,11 @@ struct AdminServer::Impl {
   HandlerResult metrics(Call& c) {
     StatsQuery q;
     q.from = clock->now() - std::chrono::hours(24);
-    LLMASSIST_ASSIGN_OR_RETURN(auto s, parts.store->stats(q));
+    auto s = parts.store->stats(q);
+    // A store without statistics: the providers' and the assistant's figures still stand.
+    if (!s.ok() && s.status().code() != StatusCode::kUnimplemented) return s.status();
     MetricsInput in;
-    in.stats = &s;
+    if (s.ok()) in.stats = &*s;
     std::vector<ProviderStats> providers;
     if (parts.chain) {
       providers = parts.chain->provider_stats();

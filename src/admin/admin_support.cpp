@@ -111,33 +111,36 @@ std::string TrustedProxies::client(const std::string& peer, std::string_view for
 }
 
 std::string prometheus_text(const MetricsInput& in) {
-  const Stats& s = *in.stats;
   std::string out;
   const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
-  metric("llmassist_replies", "gauge", "Replies created in the last 24 hours, by status.");
-  for (std::size_t i = 0; i < s.replies_by_status.size(); ++i) {
-    out += fmt::format("llmassist_replies{{status=\"{}\"}} {}\n",
-                       to_string(static_cast<ReplyStatus>(i)), s.replies_by_status[i]);
-  }
-  metric("llmassist_decisions", "gauge", "Operators' decisions in the last 24 hours.");
-  out += fmt::format("llmassist_decisions{{decision=\"approve\"}} {}\n", s.approved);
-  out += fmt::format("llmassist_decisions{{decision=\"edit\"}} {}\n", s.edited);
-  out += fmt::format("llmassist_decisions{{decision=\"reject\"}} {}\n", s.rejected);
-  const auto summary = [&](std::string_view name, std::string_view help, const LatencySummary& l) {
-    metric(name, "summary", help);
-    const std::pair<const char*, std::optional<double>> qs[] = {
-        {"0.5", l.p50_ms}, {"0.95", l.p95_ms}, {"0.99", l.p99_ms}};
-    for (const auto& [quantile, value] : qs) {
-      if (value) out += fmt::format("{}{{quantile=\"{}\"}} {}\n", name, quantile, *value / 1000);
+  if (in.stats) {
+    const Stats& s = *in.stats;
+    metric("llmassist_replies", "gauge", "Replies created in the last 24 hours, by status.");
+    for (std::size_t i = 0; i < s.replies_by_status.size(); ++i) {
+      out += fmt::format("llmassist_replies{{status=\"{}\"}} {}\n",
+                         to_string(static_cast<ReplyStatus>(i)), s.replies_by_status[i]);
     }
-    out += fmt::format("{}_count {}\n", name, l.count);
-  };
-  summary("llmassist_response_seconds",
-          "Question stored to answer sent, answers of the last 24 hours.", s.response_time);
-  summary("llmassist_moderation_wait_seconds",
-          "Draft stored to an operator's decision, the last 24 hours.", s.moderation_wait);
+    metric("llmassist_decisions", "gauge", "Operators' decisions in the last 24 hours.");
+    out += fmt::format("llmassist_decisions{{decision=\"approve\"}} {}\n", s.approved);
+    out += fmt::format("llmassist_decisions{{decision=\"edit\"}} {}\n", s.edited);
+    out += fmt::format("llmassist_decisions{{decision=\"reject\"}} {}\n", s.rejected);
+    const auto summary = [&](std::string_view name, std::string_view help,
+                             const LatencySummary& l) {
+      metric(name, "summary", help);
+      const std::pair<const char*, std::optional<double>> qs[] = {
+          {"0.5", l.p50_ms}, {"0.95", l.p95_ms}, {"0.99", l.p99_ms}};
+      for (const auto& [quantile, value] : qs) {
+        if (value) out += fmt::format("{}{{quantile=\"{}\"}} {}\n", name, quantile, *value / 1000);
+      }
+      out += fmt::format("{}_count {}\n", name, l.count);
+    };
+    summary("llmassist_response_seconds",
+            "Question stored to answer sent, answers of the last 24 hours.", s.response_time);
+    summary("llmassist_moderation_wait_seconds",
+            "Draft stored to an operator's decision, the last 24 hours.", s.moderation_wait);
+  }
   if (in.providers) {
     const auto& providers = *in.providers;
     metric("llmassist_provider_attempts_total", "counter", "Requests sent to each provider.");

@@ -180,7 +180,7 @@ class EventHub {
 
 // What /metrics reports.
 struct MetricsInput {
-  const Stats* stats = nullptr;                           // of the last 24 hours; required
+  const Stats* stats = nullptr;  // of the last 24 hours; none when the store keeps no statistics
   const std::vector<ProviderStats>* providers = nullptr;  // when a chain is there
   std::optional<AssistantStats> assistant;                // when the server runs in the bot
   int event_streams = 0;

@@ -1240,7 +1240,10 @@ struct Assistant::Impl : std::enable_shared_from_this<Assistant::Impl> {
     if (e.kind != InboundKind::kMessage || e.reply_to_message_id.empty()) return Status();
     auto about = parts.store->get_setting(std::string(kPostKey) + e.reply_to_message_id);
     if (!about.ok()) {
-      return about.status().code() == StatusCode::kNotFound ? Status() : about.status();
+      // Not a post of ours, or a store that keeps no settings (nothing to route by).
+      const StatusCode code = about.status().code();
+      return code == StatusCode::kNotFound || code == StatusCode::kUnimplemented ? Status()
+                                                                                 : about.status();
     }
     const std::string who = operator_actor(e);
     const std::string text = detail::trimmed(e.text);

@@ -50,6 +50,22 @@ Result<ErasureCounts> MessageStore::erase_chat(ChatId) {
   return unimplemented("this store cannot erase a chat");
 }
 
+Result<std::vector<AuditEvent>> MessageStore::list_audit(const AuditQuery&) {
+  return unimplemented("this store cannot list its audit log");
+}
+
+Result<Stats> MessageStore::stats(const StatsQuery&) {
+  return unimplemented("this store keeps no statistics");
+}
+
+Result<std::string> MessageStore::get_setting(std::string_view) {
+  return unimplemented("this store keeps no settings");
+}
+
+Status MessageStore::put_setting(std::string_view, std::string_view) {
+  return unimplemented("this store keeps no settings");
+}
+
 Result<std::vector<Chat>> MessageStore::upsert_chats(std::span<const ChatInfo> infos) {
   std::vector<Chat> out;
   out.reserve(infos.size());

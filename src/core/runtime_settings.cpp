@@ -15,10 +15,11 @@ std::string_view name_of(RuntimeSetting s) {
   return s == RuntimeSetting::kPolicy ? "policy" : "system_prompt";
 }
 
-// The stored value; empty when never set or cleared.
+// The stored value; empty when never set or cleared, or when the store keeps no settings.
 Result<std::string> stored(MessageStore& store, RuntimeSetting s) {
   auto value = store.get_setting(key_of(s));
-  if (value.status().code() == StatusCode::kNotFound) return std::string();
+  const StatusCode code = value.status().code();
+  if (code == StatusCode::kNotFound || code == StatusCode::kUnimplemented) return std::string();
   return value;
 }
 

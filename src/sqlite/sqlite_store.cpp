@@ -23,6 +23,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "llmassist/reply_lifecycle.h"
 #include "sqlite/sqlite_db.h"
 #include "sqlite/sqlite_schema.h"
 
@@ -38,21 +39,10 @@ using detail::to_millis;
 using detail::Transaction;
 
 constexpr int kMaxPage = 1000;
-// A message or reply text larger than this is refused: no chat channel carries more, and a
-// runaway producer must not fill the disk one row at a time.
-constexpr std::size_t kMaxTextBytes = 1 << 20;
 
 Status check_limit(int limit) {
   if (limit < 1 || limit > kMaxPage) {
     return invalid_argument(fmt::format("limit must be between 1 and {}, got {}", kMaxPage, limit));
-  }
-  return Status();
-}
-
-Status check_text(std::string_view what, std::string_view text) {
-  if (text.size() > kMaxTextBytes) {
-    return invalid_argument(
-        fmt::format("{} is {} bytes, more than the {} allowed", what, text.size(), kMaxTextBytes));
   }
   return Status();
 }
@@ -350,7 +340,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Status set_session_summary(SessionId id, std::string_view summary, MessageId upto) override {
-    LLMASSIST_RETURN_IF_ERROR(check_text("the summary", summary));
+    LLMASSIST_RETURN_IF_ERROR(check_text_size("the summary", summary));
     return write_status([&](Connection& c) -> Status {
       auto s = c.prepare("UPDATE sessions SET summary = ?2, summary_upto = ?3 WHERE id = ?1");
       if (!s.ok()) return s.status();
@@ -366,7 +356,7 @@ class SqliteStore final : public MessageStore {
       std::span<const InboundMessage> messages) override {
     for (const auto& m : messages) {
       if (m.chat_id <= 0) return invalid_argument("an inbound message needs a chat id");
-      LLMASSIST_RETURN_IF_ERROR(check_text("the message text", m.text));
+      LLMASSIST_RETURN_IF_ERROR(check_text_size("the message text", m.text));
     }
     if (messages.empty()) return std::vector<InboundResult>{};
     return write<std::vector<InboundResult>>(
@@ -384,7 +374,7 @@ class SqliteStore final : public MessageStore {
 
   Result<Message> append_message(const NewMessage& m) override {
     if (m.chat_id <= 0) return invalid_argument("a message needs a chat id");
-    LLMASSIST_RETURN_IF_ERROR(check_text("the message text", m.text));
+    LLMASSIST_RETURN_IF_ERROR(check_text_size("the message text", m.text));
     return write<Message>([&](Connection& c) -> Result<Message> {
       SessionId session = m.session_id;
       if (session == 0) {
@@ -450,15 +440,7 @@ class SqliteStore final : public MessageStore {
   // ---- replies -----------------------------------------------------------------------------
 
   Result<Reply> create_reply(const NewReply& r) override {
-    if (r.chat_id <= 0) return invalid_argument("a reply needs a chat id");
-    if (r.status != ReplyStatus::kNew && r.status != ReplyStatus::kApproved) {
-      return invalid_argument(
-          fmt::format("a reply is created as new or approved, not {}", to_string(r.status)));
-    }
-    if (r.status == ReplyStatus::kApproved && r.final_text.empty()) {
-      return invalid_argument("an approved reply needs its text");
-    }
-    LLMASSIST_RETURN_IF_ERROR(check_text("the reply text", r.final_text));
+    LLMASSIST_RETURN_IF_ERROR(check_new_reply(r));
     return write<Reply>([&](Connection& c) -> Result<Reply> {
       SessionId session = r.session_id;
       if (session == 0) {
@@ -466,20 +448,12 @@ class SqliteStore final : public MessageStore {
         if (!open.ok()) return open.status();
         session = open->id;
       }
-      const std::int64_t now = now_ms();
-      auto id =
-          insert_reply(c, r.chat_id, session, r.question_id, r.status, r.final_text, r.author, now);
-      if (!id.ok()) return id.status();
-      if (!r.audit_action.empty()) {
-        AuditEvent e;
-        e.actor = r.actor;
-        e.action = r.audit_action;
-        e.reply_id = *id;
-        e.chat_id = r.chat_id;
-        e.after = r.final_text;
-        LLMASSIST_RETURN_IF_ERROR(insert_audit(c, e).status());
+      const Timestamp now = now_time();
+      LLMASSIST_ASSIGN_OR_RETURN(const ReplyId id, insert_reply(c, make_reply(r, session, now)));
+      if (auto e = make_reply_audit(r, id, now)) {
+        LLMASSIST_RETURN_IF_ERROR(insert_audit(c, *e).status());
       }
-      return get_reply_in(c, *id);
+      return get_reply_in(c, id);
     });
   }
 
@@ -508,7 +482,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<std::vector<Reply>> claim_replies(const ClaimRequest& q) override {
-    LLMASSIST_RETURN_IF_ERROR(check_claim(q));
+    LLMASSIST_RETURN_IF_ERROR(check_claim_request(q));
     if (!q.reply_id) {
       // Most looks at a queue find it empty: find out under a read transaction, which takes no
       // lock from writers, before taking the write lock. (One candidate says enough.)
@@ -524,31 +498,23 @@ class SqliteStore final : public MessageStore {
 
   Status release_claim(ReplyId id, std::string_view worker) override {
     return write_status([&](Connection& c) -> Status {
-      auto current = get_reply_in(c, id);
-      if (!current.ok()) return current.status();
-      if (current->claimed_by.empty()) return Status();
-      if (current->claimed_by != worker) {
-        return aborted(
-            fmt::format("reply {} is claimed by {}, not {}", id, current->claimed_by, worker));
-      }
-      auto s = c.prepare(
-          "UPDATE replies SET claimed_by = '', lease_until = NULL, updated_at = ?2, "
-          "version = version + 1 WHERE id = ?1");
-      if (!s.ok()) return s.status();
-      return s->bind(id, now_ms()).run();
+      LLMASSIST_ASSIGN_OR_RETURN(const Reply current, get_reply_in(c, id));
+      LLMASSIST_ASSIGN_OR_RETURN(auto released, apply_release(current, worker, now_time()));
+      if (!released) return Status();
+      return update_reply(c, *released, std::nullopt);
     });
   }
 
   Result<Reply> transition_reply(ReplyId id, const ReplyChange& ch) override {
-    LLMASSIST_RETURN_IF_ERROR(check_change(ch));
+    LLMASSIST_RETURN_IF_ERROR(check_reply_change(ch));
     return write<Reply>([&](Connection& c) { return transition_in(c, id, ch); });
   }
 
   // One transaction: the change, then each claim.
   Result<ChangeAndClaims> transition_and_claim(ReplyId id, const ReplyChange& ch,
                                                std::span<const ClaimRequest> claims) override {
-    LLMASSIST_RETURN_IF_ERROR(check_change(ch));
-    for (const ClaimRequest& q : claims) LLMASSIST_RETURN_IF_ERROR(check_claim(q));
+    LLMASSIST_RETURN_IF_ERROR(check_reply_change(ch));
+    for (const ClaimRequest& q : claims) LLMASSIST_RETURN_IF_ERROR(check_claim_request(q));
     return write<ChangeAndClaims>(
         [&](Connection& c) { return transition_and_claim_in(c, id, ch, claims); });
   }
@@ -562,9 +528,9 @@ class SqliteStore final : public MessageStore {
     queued.reserve(steps.size());
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const ReplyStep& step = steps[i];
-      Status checked = check_change(step.change);
+      Status checked = check_reply_change(step.change);
       for (const ClaimRequest& q : step.claims) {
-        if (checked.ok()) checked = check_claim(q);
+        if (checked.ok()) checked = check_claim_request(q);
       }
       if (!checked.ok()) {
         results[i].emplace(std::move(checked));
@@ -641,7 +607,7 @@ class SqliteStore final : public MessageStore {
 
   Status put_setting(std::string_view key, std::string_view value) override {
     if (key.empty()) return invalid_argument("a setting needs a key");
-    LLMASSIST_RETURN_IF_ERROR(check_text("the setting", value));
+    LLMASSIST_RETURN_IF_ERROR(check_text_size("the setting", value));
     return write_status([&](Connection& c) -> Status {
       auto s = c.prepare(
           "INSERT INTO settings (key, value) VALUES (?1, ?2) "
@@ -892,76 +858,35 @@ class SqliteStore final : public MessageStore {
   }
 
   std::int64_t now_ms() const { return to_millis(clock_->now()); }
-
-  static bool held_by_other(const Reply& r, std::string_view worker, std::int64_t now) {
-    return !r.claimed_by.empty() && r.claimed_by != worker && r.lease_until &&
-           to_millis(*r.lease_until) > now;
-  }
-
-  static Status check_change(const ReplyChange& ch) {
-    if (!is_legal_transition(ch.from, ch.to)) {
-      return failed_precondition(
-          fmt::format("a reply cannot move from {} to {}", to_string(ch.from), to_string(ch.to)));
-    }
-    for (const auto* text : {&ch.draft_text, &ch.final_text}) {
-      if (*text) LLMASSIST_RETURN_IF_ERROR(check_text("the reply text", **text));
-    }
-    return Status();
-  }
-
-  static Status check_claim(const ClaimRequest& q) {
-    if (q.worker.empty()) return invalid_argument("a claim needs a worker name");
-    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
-    if (q.lease <= std::chrono::milliseconds::zero()) {
-      return invalid_argument("a claim needs a positive lease");
-    }
-    const ReplyStatus to = q.to.value_or(q.status);
-    if (to != q.status && !is_legal_transition(q.status, to)) {
-      return failed_precondition(
-          fmt::format("a reply cannot move from {} to {}", to_string(q.status), to_string(to)));
-    }
-    return Status();
-  }
+  // The clock at the precision stored (whole milliseconds), for the lifecycle's functions.
+  Timestamp now_time() const { return detail::from_millis(now_ms()); }
 
   // ---- statements used inside transactions -------------------------------------------------
 
-  // Claims what `q` asks for (checked by check_claim()) and returns the replies as claimed.
+  // Claims what `q` asks for (checked by check_claim_request()) and returns the replies as
+  // claimed. claimable() finds, in SQL, the replies claim_is_open() and holds_back() admit.
   Result<std::vector<Reply>> claim_in(Connection& c, const ClaimRequest& q) {
-    const std::int64_t now = now_ms();
-    const ReplyStatus to = q.to.value_or(q.status);
-    std::vector<Reply> out;
+    const Timestamp now = now_time();
+    std::vector<Reply> found;
     if (q.reply_id) {
-      auto current = get_reply_in(c, *q.reply_id);
-      if (!current.ok()) return current.status();
-      if (current->status != q.status) {
-        return failed_precondition(fmt::format("reply {} is {}, not {}", current->id,
-                                               to_string(current->status), to_string(q.status)));
-      }
-      if (held_by_other(*current, q.worker, now)) {
-        return aborted(fmt::format(
-            "reply {} is claimed by {} until {:%H:%M:%S} UTC", current->id, current->claimed_by,
-            std::chrono::floor<std::chrono::seconds>(*current->lease_until)));
-      }
-      out.push_back(std::move(current).value());
+      LLMASSIST_ASSIGN_OR_RETURN(auto current, get_reply_in(c, *q.reply_id));
+      found.push_back(std::move(current));
     } else {
-      LLMASSIST_ASSIGN_OR_RETURN(out, claimable(c, q, now));
+      LLMASSIST_ASSIGN_OR_RETURN(found, claimable(c, q, to_millis(now)));
     }
     auto u = c.prepare(
         "UPDATE replies SET status = ?2, claimed_by = ?3, lease_until = ?4, updated_at = ?5, "
-        "version = version + 1, generation_attempts = generation_attempts + ?6 WHERE id = ?1");
+        "version = ?6, generation_attempts = ?7 WHERE id = ?1");
     if (!u.ok()) return u.status();
-    const int counts_generation = to == ReplyStatus::kGenerating ? 1 : 0;
-    for (Reply& r : out) {
-      const std::int64_t lease_until = now + q.lease.count();
-      LLMASSIST_RETURN_IF_ERROR(
-          u->bind(r.id, to_string(to), q.worker, lease_until, now, counts_generation).run());
-      // The row as the update left it, without reading it again.
-      r.status = to;
-      r.claimed_by = q.worker;
-      r.lease_until = detail::from_millis(lease_until);
-      r.updated_at = detail::from_millis(now);
-      ++r.version;
-      r.generation_attempts += counts_generation;
+    std::vector<Reply> out;
+    out.reserve(found.size());
+    for (const Reply& current : found) {
+      LLMASSIST_ASSIGN_OR_RETURN(Reply r, apply_claim(current, q, now));
+      LLMASSIST_RETURN_IF_ERROR(u->bind(r.id, to_string(r.status), r.claimed_by,
+                                        to_millis(*r.lease_until), to_millis(r.updated_at),
+                                        r.version, r.generation_attempts)
+                                    .run());
+      out.push_back(std::move(r));
     }
     return out;
   }
@@ -1082,18 +1007,18 @@ class SqliteStore final : public MessageStore {
     return c.last_insert_id();
   }
 
-  Result<ReplyId> insert_reply(Connection& c, ChatId chat, SessionId session, MessageId question,
-                               ReplyStatus status, std::string_view final_text,
-                               std::string_view author, std::int64_t now) {
+  Result<ReplyId> insert_reply(Connection& c, const Reply& r) {
     auto s = c.prepare(
         "INSERT INTO replies (chat_id, session_id, question_id, status, final_text, author, "
-        "created_at, updated_at, decided_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)");
+        "version, created_at, updated_at, decided_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     if (!s.ok()) return s.status();
     std::optional<std::int64_t> decided;
-    if (status == ReplyStatus::kApproved) decided = now;
-    LLMASSIST_RETURN_IF_ERROR(
-        s->bind(chat, session, question, to_string(status), final_text, author, now, decided)
-            .run());
+    if (r.decided_at) decided = to_millis(*r.decided_at);
+    LLMASSIST_RETURN_IF_ERROR(s->bind(r.chat_id, r.session_id, r.question_id, to_string(r.status),
+                                      r.final_text, r.author, r.version, to_millis(r.created_at),
+                                      to_millis(r.updated_at), decided)
+                                  .run());
     return c.last_insert_id();
   }
 
@@ -1159,7 +1084,10 @@ class SqliteStore final : public MessageStore {
     if (!id.ok()) return id.status();
     InboundResult out;
     if (m.open_reply) {
-      auto reply = insert_reply(c, m.chat_id, session->id, *id, ReplyStatus::kNew, "", "", now);
+      NewReply n;
+      n.chat_id = m.chat_id;
+      n.question_id = *id;
+      auto reply = insert_reply(c, make_reply(n, session->id, detail::from_millis(now)));
       if (!reply.ok()) return reply.status();
       out.reply_id = *reply;
     }
@@ -1186,116 +1114,46 @@ class SqliteStore final : public MessageStore {
     return out;
   }
 
+  // The lifecycle decides (reply_lifecycle.h); this persists what it returns.
   Result<Reply> transition_in(Connection& c, ReplyId id, const ReplyChange& ch) {
-    auto current = get_reply_in(c, id);
-    if (!current.ok()) return current.status();
-    const Reply& old = *current;
-    if (old.status != ch.from) {
-      return aborted(fmt::format("reply {} is {}, not {} as expected", id, to_string(old.status),
-                                 to_string(ch.from)));
+    LLMASSIST_ASSIGN_OR_RETURN(const Reply current, get_reply_in(c, id));
+    LLMASSIST_ASSIGN_OR_RETURN(ReplyUpdate update, apply_reply_change(current, ch, now_time()));
+    // The caller's next_attempt_at as stored: in whole milliseconds.
+    if (auto& next = update.reply.next_attempt_at) *next = detail::from_millis(to_millis(*next));
+    if (update.message) {
+      const ReplyLogEntry& m = *update.message;
+      LLMASSIST_RETURN_IF_ERROR(insert_message(c, m.chat_id, m.session_id, m.role, m.text, m.author,
+                                               to_millis(m.created_at), {}, m.transport_message_id,
+                                               m.reply_id)
+                                    .status());
     }
-    if (ch.expected_version && *ch.expected_version != old.version) {
-      return aborted(fmt::format("reply {} changed meanwhile (version {}, expected {})", id,
-                                 old.version, *ch.expected_version));
-    }
-    const std::int64_t now = now_ms();
-    if (!ch.actor.empty() && held_by_other(old, ch.actor, now)) {
-      return aborted(fmt::format("reply {} is claimed by {}", id, old.claimed_by));
-    }
+    LLMASSIST_RETURN_IF_ERROR(update_reply(c, update.reply, update.providers_tried));
+    if (update.audit) LLMASSIST_RETURN_IF_ERROR(insert_audit(c, *update.audit).status());
+    return std::move(update.reply);
+  }
 
-    Reply next = old;
-    next.status = ch.to;
-    if (ch.draft_text) next.draft_text = *ch.draft_text;
-    if (ch.final_text) next.final_text = *ch.final_text;
-    if (ch.author) next.author = *ch.author;
-    if (ch.provider) next.provider = *ch.provider;
-    if (ch.error) next.error = *ch.error;
-    if (ch.next_attempt_at) next.next_attempt_at = *ch.next_attempt_at;
-    if (ch.count_generation) ++next.generation_attempts;
-    if (ch.count_send) ++next.send_attempts;
-    std::optional<std::int64_t> lease;
-    if (old.lease_until) lease = to_millis(*old.lease_until);
-    std::string claimed_by = old.claimed_by;
-    if (!ch.keep_claim) {
-      claimed_by.clear();
-      lease.reset();
-    } else if (ch.extend_lease) {
-      lease = now + ch.extend_lease->count();
-    }
-    std::optional<std::int64_t> generated_at;
-    if (old.generated_at) generated_at = to_millis(*old.generated_at);
-    if (ch.draft_text) generated_at = now;
-    std::optional<std::int64_t> decided_at;
-    if (old.decided_at) decided_at = to_millis(*old.decided_at);
-    const bool decision =
-        (old.status == ReplyStatus::kPending || old.status == ReplyStatus::kFailed) &&
-        (ch.to == ReplyStatus::kApproved || ch.to == ReplyStatus::kRejected);
-    if (decision) decided_at = now;
-    if (ch.to == ReplyStatus::kApproved && next.final_text.empty()) {
-      next.final_text = next.draft_text;
-    }
-    if (ch.to == ReplyStatus::kRejected || ch.to == ReplyStatus::kGenerating) {
-      // A new draft is coming: the old text no longer stands as the answer.
-      next.final_text.clear();
-    }
-    std::optional<std::int64_t> sent_at;
-    if (old.sent_at) sent_at = to_millis(*old.sent_at);
-    std::optional<std::int64_t> next_attempt;
-    if (next.next_attempt_at) next_attempt = to_millis(*next.next_attempt_at);
-    if (old.status != ch.to && !ch.next_attempt_at) next_attempt.reset();
-
-    if (ch.to == ReplyStatus::kSent) {
-      if (next.final_text.empty()) {
-        return failed_precondition(fmt::format("reply {} has no text to send", id));
-      }
-      sent_at = now;
-      next.transport_message_id = ch.transport_message_id;
-      const Role role = next.author.empty() ? Role::kAssistant : Role::kOperator;
-      auto msg = insert_message(c, old.chat_id, old.session_id, role, next.final_text, next.author,
-                                now, {}, ch.transport_message_id, id);
-      if (!msg.ok()) return msg.status();
-    }
-
-    auto s = c.prepare(
+  // Writes every field of `r` over its row (providers_tried, which Reply does not carry, when
+  // given).
+  Status update_reply(Connection& c, const Reply& r, std::optional<int> providers_tried) {
+    static constexpr const char* kSql =
         "UPDATE replies SET status = ?2, draft_text = ?3, final_text = ?4, author = ?5, "
         "provider = ?6, providers_tried = coalesce(?7, providers_tried), error = ?8, "
-        "generation_attempts = ?9, send_attempts = ?10, version = version + 1, "
-        "claimed_by = ?11, lease_until = ?12, next_attempt_at = ?13, "
-        "transport_message_id = ?14, updated_at = ?15, generated_at = ?16, decided_at = ?17, "
-        "sent_at = ?18 WHERE id = ?1");
-    if (!s.ok()) return s.status();
-    LLMASSIST_RETURN_IF_ERROR(s->bind(id, to_string(next.status), next.draft_text, next.final_text,
-                                      next.author, next.provider, ch.providers_tried, next.error,
-                                      next.generation_attempts, next.send_attempts, claimed_by,
-                                      lease, next_attempt, next.transport_message_id, now,
-                                      generated_at, decided_at, sent_at)
-                                  .run());
-
-    if (!ch.audit_action.empty()) {
-      AuditEvent e;
-      e.actor = ch.actor.empty() ? "system" : ch.actor;
-      e.action = ch.audit_action;
-      e.reply_id = id;
-      e.chat_id = old.chat_id;
-      e.before = old.final_text.empty() ? old.draft_text : old.final_text;
-      e.after = next.final_text.empty() ? next.draft_text : next.final_text;
-      e.detail = ch.detail;
-      LLMASSIST_RETURN_IF_ERROR(insert_audit(c, e).status());
-    }
-    // The row as the update left it, without reading it again.
-    const auto time_of = [](std::optional<std::int64_t> ms) -> std::optional<Timestamp> {
-      if (!ms) return std::nullopt;
-      return detail::from_millis(*ms);
+        "generation_attempts = ?9, send_attempts = ?10, version = ?11, "
+        "claimed_by = ?12, lease_until = ?13, next_attempt_at = ?14, "
+        "transport_message_id = ?15, updated_at = ?16, generated_at = ?17, decided_at = ?18, "
+        "sent_at = ?19 WHERE id = ?1";
+    const auto ms = [](const std::optional<Timestamp>& t) -> std::optional<std::int64_t> {
+      if (!t) return std::nullopt;
+      return to_millis(*t);
     };
-    next.version = old.version + 1;
-    next.claimed_by = std::move(claimed_by);
-    next.lease_until = time_of(lease);
-    next.next_attempt_at = time_of(next_attempt);
-    next.updated_at = detail::from_millis(now);
-    next.generated_at = time_of(generated_at);
-    next.decided_at = time_of(decided_at);
-    next.sent_at = time_of(sent_at);
-    return next;
+    auto s = c.prepare(kSql);
+    if (!s.ok()) return s.status();
+    return s
+        ->bind(r.id, to_string(r.status), r.draft_text, r.final_text, r.author, r.provider,
+               providers_tried, r.error, r.generation_attempts, r.send_attempts, r.version,
+               r.claimed_by, ms(r.lease_until), ms(r.next_attempt_at), r.transport_message_id,
+               to_millis(r.updated_at), ms(r.generated_at), ms(r.decided_at), ms(r.sent_at))
+        .run();
   }
 
   Result<Stats> stats_in(Connection& c, std::int64_t from, std::int64_t to) {

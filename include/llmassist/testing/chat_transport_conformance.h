@@ -1,0 +1,190 @@
+// The ChatTransport conformance suite: what chat_transport.h promises, checked through the
+// public interface against a harness that can make the user write and read what the user got.
+//
+// The checks: start() twice is kFailedPrecondition; a user's message reaches the handler once,
+// its UTF-8 text intact, and is not offered again once acknowledged; send() calls `done`
+// exactly once and the user receives the text intact; buttons reach the user; send_typing()
+// calls `done` once; a send after stop() fails, once.
+//
+// Thread-safety: run one check at a time per factory unless its harnesses are independent.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "llmassist/chat_transport.h"
+#include "llmassist/testing/conformance.h"
+
+namespace llmassist::testing {
+
+// A transport under test and the user at its other end. Made anew for each check; the
+// transport is not started.
+class ChatTransportHarness {
+ public:
+  ChatTransportHarness() = default;
+  virtual ~ChatTransportHarness() = default;
+  ChatTransportHarness(const ChatTransportHarness&) = delete;
+  ChatTransportHarness& operator=(const ChatTransportHarness&) = delete;
+
+  virtual ChatTransport& transport() = 0;
+  // The chat's external id, as the transport names it in events and takes it in messages.
+  [[nodiscard]] virtual std::string chat() const = 0;
+  // Makes the user write `text` (one line, no newline).
+  virtual Status user_writes(const std::string& text) = 0;
+  // Everything the user has received so far, as text (messages and button labels).
+  virtual std::string received() = 0;
+};
+
+using ChatTransportFactory = std::function<Result<std::unique_ptr<ChatTransportHarness>>()>;
+
+namespace transport_checks {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kText = "Grüße — 日本語 — 🙂 <b>&amp;</b>";
+
+struct Inbox {
+  std::mutex mu;
+  std::vector<InboundEvent> events;
+  InboundHandler handler() {
+    return [this](std::span<const InboundEvent> batch) {
+      std::lock_guard lock(mu);
+      for (const auto& e : batch) events.push_back(e);
+      return InboundAck{batch.size(), Status()};
+    };
+  }
+  std::size_t size() {
+    std::lock_guard lock(mu);
+    return events.size();
+  }
+};
+
+inline bool started(CheckContext& t, ChatTransportHarness& h, Inbox& inbox) {
+  return t.expect_ok(h.transport().start(inbox.handler()), "start");
+}
+
+inline void start_twice(CheckContext& t, ChatTransportHarness& h) {
+  Inbox inbox;
+  if (!started(t, h, inbox)) return;
+  t.expect_code(h.transport().start(inbox.handler()), StatusCode::kFailedPrecondition,
+                "a second start()");
+  h.transport().stop();
+}
+
+inline void inbound_once(CheckContext& t, ChatTransportHarness& h) {
+  Inbox inbox;
+  if (!started(t, h, inbox)) return;
+  if (t.expect_ok(h.user_writes(kText), "the user writes")) {
+    if (t.expect(wait_until([&] { return inbox.size() > 0; }), "the message never arrived")) {
+      std::this_thread::sleep_for(200ms);
+      std::lock_guard lock(inbox.mu);
+      t.expect(inbox.events.size() == 1, "an acknowledged message was offered again");
+      const InboundEvent& e = inbox.events.front();
+      t.expect(e.kind == InboundKind::kMessage, "the event is not a message");
+      t.expect(e.text == kText, "the text arrived as '" + e.text + "'");
+      t.expect(e.chat_external_id == h.chat(), "the event names another chat");
+      t.expect(e.channel == h.transport().channel(), "the event names another channel");
+      t.expect(!e.dedup_key.empty(), "the event has no dedup key");
+    }
+  }
+  h.transport().stop();
+}
+
+inline void send_once(CheckContext& t, ChatTransportHarness& h) {
+  Inbox inbox;
+  if (!started(t, h, inbox)) return;
+  OutboundMessage m;
+  m.chat_external_id = h.chat();
+  m.text = kText;
+  m.buttons = {{{"Yes, ✓", "yes"}, {"No", "no"}}};
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto ok = std::make_shared<std::atomic<bool>>(false);
+  h.transport().send(m, [calls, ok](Result<SentMessage> r) {
+    *ok = r.ok() && !r->message_ids.empty();
+    ++*calls;
+  });
+  if (t.expect(wait_until([&] { return calls->load() > 0; }), "send() never called done")) {
+    t.expect(*ok, "send() failed or gave no message id");
+    t.expect(wait_until([&] { return h.received().find(kText) != std::string::npos; }),
+             "the user did not receive the text intact: '" + h.received() + "'");
+    t.expect(h.received().find("Yes, ✓") != std::string::npos, "the buttons did not arrive");
+    std::this_thread::sleep_for(100ms);
+    t.expect(calls->load() == 1, "send() called done more than once");
+  }
+  auto typing = std::make_shared<std::atomic<int>>(0);
+  h.transport().send_typing(h.chat(), [typing](Status) { ++*typing; });
+  t.expect(wait_until([&] { return typing->load() > 0; }), "send_typing() never called done");
+  std::this_thread::sleep_for(100ms);
+  t.expect(typing->load() == 1, "send_typing() called done more than once");
+  h.transport().stop();
+}
+
+inline void send_after_stop(CheckContext& t, ChatTransportHarness& h) {
+  Inbox inbox;
+  if (!started(t, h, inbox)) return;
+  h.transport().stop();
+  OutboundMessage m;
+  m.chat_external_id = h.chat();
+  m.text = "too late";
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto failed = std::make_shared<std::atomic<bool>>(false);
+  h.transport().send(m, [calls, failed](Result<SentMessage> r) {
+    *failed = !r.ok();
+    ++*calls;
+  });
+  if (t.expect(wait_until([&] { return calls->load() > 0; }), "a send after stop never ended")) {
+    t.expect(*failed, "a send after stop succeeded");
+    std::this_thread::sleep_for(100ms);
+    t.expect(calls->load() == 1, "a send after stop called done more than once");
+  }
+}
+
+inline const std::vector<NamedCheck<ChatTransportHarness>>& all() {
+  static const std::vector<NamedCheck<ChatTransportHarness>> checks = {
+      {"start twice is kFailedPrecondition", &start_twice},
+      {"a user's message arrives once, its UTF-8 intact", &inbound_once},
+      {"send and send_typing call done once; text and buttons reach the user", &send_once},
+      {"a send after stop fails, once", &send_after_stop},
+  };
+  return checks;
+}
+
+}  // namespace transport_checks
+
+inline std::vector<std::string> chat_transport_check_names() {
+  std::vector<std::string> out;
+  for (const auto& c : transport_checks::all()) out.emplace_back(c.name);
+  return out;
+}
+
+inline CheckResult run_chat_transport_check(std::string_view name,
+                                            const ChatTransportFactory& factory) {
+  CheckContext t;
+  for (const auto& check : transport_checks::all()) {
+    if (check.name != name) continue;
+    auto harness = factory();
+    if (!t.expect_ok(harness.status(), "the factory made no harness")) break;
+    check.run(t, **harness);
+    return t.result(std::string(name));
+  }
+  if (t.result("").passed) t.expect(false, "no such check");
+  return t.result(std::string(name));
+}
+
+inline std::vector<CheckResult> run_chat_transport_conformance(
+    const ChatTransportFactory& factory) {
+  std::vector<CheckResult> out;
+  for (const auto& name : chat_transport_check_names()) {
+    out.push_back(run_chat_transport_check(name, factory));
+  }
+  return out;
+}
+
+}  // namespace llmassist::testing

@@ -1,0 +1,112 @@
+// What the conformance suites (message_store_conformance.h, chat_transport_conformance.h,
+// llm_provider_conformance.h) share: a check's result, the context a check records its failures
+// in, and the runner. Header-only and tied to no test framework: a suite returns its results,
+// each with its name, and the caller reports them with whatever framework it uses (see
+// docs/testing-your-own.md).
+//
+// Thread-safety: a CheckContext belongs to one check; expect() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "llmassist/clock.h"
+#include "llmassist/status.h"
+
+namespace llmassist::testing {
+
+// The outcome of one named check.
+struct CheckResult {
+  std::string name;
+  bool passed = true;
+  // The check does not apply to this implementation (its harness said so); `message` says why.
+  bool skipped = false;
+  // Every failure, one per line (empty when passed), or why it was skipped.
+  std::string message;
+};
+
+// Where a check records what went wrong. A check goes on after a failed expect() unless the
+// failure makes the rest meaningless (then it returns).
+class CheckContext {
+ public:
+  // Records `what` as a failure unless `ok`; returns `ok`.
+  bool expect(bool ok, std::string_view what) {
+    if (!ok) {
+      std::lock_guard lock(mu_);
+      if (!failures_.empty()) failures_ += '\n';
+      failures_ += what;
+    }
+    return ok;
+  }
+  bool expect_ok(const Status& s, std::string_view what) {
+    return expect(s.ok(), std::string(what) + ": " + s.to_string());
+  }
+  bool expect_code(const Status& s, StatusCode code, std::string_view what) {
+    return expect(s.code() == code, std::string(what) + ": expected " +
+                                        std::string(to_string(code)) + ", got " + s.to_string());
+  }
+  // Marks the check as not applying (it should return right after).
+  void skip(std::string why) {
+    std::lock_guard lock(mu_);
+    skipped_ = true;
+    skip_reason_ = std::move(why);
+  }
+
+  [[nodiscard]] CheckResult result(std::string name) const {
+    std::lock_guard lock(mu_);
+    CheckResult r;
+    r.name = std::move(name);
+    r.passed = failures_.empty();
+    r.skipped = skipped_ && failures_.empty();
+    r.message = failures_.empty() ? skip_reason_ : failures_;
+    return r;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string failures_;
+  bool skipped_ = false;
+  std::string skip_reason_;
+};
+
+// Polls `done` every few milliseconds until it holds or `timeout` passes; returns whether it
+// held. For waiting on asynchronous work, never for judging speed: the timeouts are generous.
+inline bool wait_until(const std::function<bool()>& done,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+// A clock that stands still until advanced, for the checks of leases and backoff. Whole
+// milliseconds, so that a store that keeps milliseconds gives back what it was given.
+class SteppedClock final : public Clock {
+ public:
+  SteppedClock() : ms_(1'800'000'000'000) {}  // 2027-01-15, 08:00 UTC
+  [[nodiscard]] Timestamp now() const override {
+    return Timestamp(std::chrono::milliseconds(ms_.load()));
+  }
+  void advance(std::chrono::milliseconds d) { ms_ += d.count(); }
+
+ private:
+  std::atomic<std::int64_t> ms_;
+};
+
+// A named check of a harness type.
+template <typename Harness>
+struct NamedCheck {
+  std::string_view name;
+  void (*run)(CheckContext&, Harness&);
+};
+
+}  // namespace llmassist::testing

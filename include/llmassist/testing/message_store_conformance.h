@@ -1,0 +1,832 @@
+// The MessageStore conformance suite: what every store must do, checked through the public
+// interface only, so that a user's own store runs the same checks as the shipped ones.
+//
+//   auto results = llmassist::testing::run_message_store_conformance(
+//       [](std::shared_ptr<llmassist::Clock> clock) { return open_my_store(clock); });
+//   for (const auto& r : results) if (!r.passed) report(r.name, r.message);
+//
+// The factory makes a new, empty store for each check, reading its time from `clock` (the checks
+// move that clock to let leases and backoff run out; no check sleeps for them). Optional
+// capabilities (list_audit, stats, settings) a store answers kUnimplemented for are skipped, not
+// failed.
+//
+// The checks: the lifecycle through the store (every legal transition is applied, each illegal
+// one refused with kFailedPrecondition, a stale status or version refused with kAborted; the
+// stored reply — timestamps, texts, claim — is what apply_reply_change() says; the sent answer
+// joins the message log; the audit event is written), claims and leases, idempotent inbound,
+// sessions, the message log, transition_and_claim(_each), unknown ids, and wait_for_change()
+// waking on a write.
+//
+// Thread-safety: run one check at a time per factory unless its stores are independent.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "llmassist/message_store.h"
+#include "llmassist/reply_lifecycle.h"
+#include "llmassist/testing/conformance.h"
+
+namespace llmassist::testing {
+
+// Makes a new, empty store that reads its time from `clock`.
+using MessageStoreFactory =
+    std::function<Result<std::unique_ptr<MessageStore>>(std::shared_ptr<Clock> clock)>;
+
+namespace store_checks {
+
+using namespace std::chrono_literals;
+
+struct Harness {
+  MessageStore& store;
+  SteppedClock& clock;
+};
+
+inline std::string str(ReplyStatus s) { return std::string(to_string(s)); }
+
+// A chat on the "test" channel, its external id `name`.
+inline std::optional<Chat> chat(CheckContext& t, Harness& h, const std::string& name = "c1",
+                                const std::string& channel = "test") {
+  ChatInfo info;
+  info.channel = channel;
+  info.external_id = name;
+  info.title = "Title " + name;
+  auto c = h.store.upsert_chat(info);
+  if (!t.expect_ok(c.status(), "upsert_chat")) return std::nullopt;
+  return *c;
+}
+
+// A question in `chat` and its reply (status new).
+inline ReplyId ask(CheckContext& t, Harness& h, ChatId chat, const std::string& text = "hello",
+                   const std::string& dedup = "") {
+  InboundMessage m;
+  m.chat_id = chat;
+  m.text = text;
+  m.author = "Ann";
+  m.dedup_key = dedup;
+  auto r = append_inbound(h.store, m);
+  if (!t.expect_ok(r.status(), "append_inbound")) return 0;
+  t.expect(r->reply_id > 0, "append_inbound opened no reply");
+  return r->reply_id;
+}
+
+inline ReplyChange move(ReplyStatus from, ReplyStatus to) {
+  ReplyChange c;
+  c.from = from;
+  c.to = to;
+  return c;
+}
+
+// Brings a new reply to `target` by legal steps; false when a step failed.
+inline bool bring_to(CheckContext& t, Harness& h, ReplyId id, ReplyStatus target) {
+  using S = ReplyStatus;
+  std::vector<ReplyChange> path;
+  auto step = [&](S from, S to) { path.push_back(move(from, to)); };
+  switch (target) {
+    case S::kNew:
+      break;
+    case S::kGenerating:
+      step(S::kNew, S::kGenerating);
+      break;
+    case S::kPending:
+    case S::kApproved:
+    case S::kRejected:
+    case S::kSent:
+      step(S::kNew, S::kGenerating);
+      step(S::kGenerating, S::kPending);
+      path.back().draft_text = "a draft";
+      if (target == S::kApproved || target == S::kSent) step(S::kPending, S::kApproved);
+      if (target == S::kRejected) step(S::kPending, S::kRejected);
+      if (target == S::kSent) step(S::kApproved, S::kSent);
+      break;
+    case S::kFailed:
+      step(S::kNew, S::kGenerating);
+      step(S::kGenerating, S::kFailed);
+      path.back().error = "every provider failed";
+      break;
+    case S::kCancelled:
+      step(S::kNew, S::kCancelled);
+      break;
+  }
+  for (const ReplyChange& c : path) {
+    auto r = h.store.transition_reply(id, c);
+    if (!t.expect_ok(r.status(), "moving a reply from " + str(c.from) + " to " + str(c.to))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether two replies agree in everything the lifecycle decides.
+inline void same_reply(CheckContext& t, const Reply& want, const Reply& got,
+                       std::string_view what) {
+  const std::string w(what);
+  t.expect(got.status == want.status,
+           w + ": status " + str(got.status) + ", expected " + str(want.status));
+  t.expect(got.draft_text == want.draft_text, w + ": draft_text '" + got.draft_text + "'");
+  t.expect(got.final_text == want.final_text,
+           w + ": final_text '" + got.final_text + "', expected '" + want.final_text + "'");
+  t.expect(got.author == want.author, w + ": author");
+  t.expect(got.provider == want.provider, w + ": provider");
+  t.expect(got.error == want.error, w + ": error");
+  t.expect(got.generation_attempts == want.generation_attempts, w + ": generation_attempts");
+  t.expect(got.send_attempts == want.send_attempts, w + ": send_attempts");
+  t.expect(got.version == want.version, w + ": version " + std::to_string(got.version) +
+                                            ", expected " + std::to_string(want.version));
+  t.expect(got.claimed_by == want.claimed_by, w + ": claimed_by '" + got.claimed_by + "'");
+  t.expect(got.lease_until == want.lease_until, w + ": lease_until");
+  t.expect(got.next_attempt_at == want.next_attempt_at, w + ": next_attempt_at");
+  t.expect(got.transport_message_id == want.transport_message_id, w + ": transport_message_id");
+  t.expect(got.updated_at == want.updated_at, w + ": updated_at");
+  t.expect(got.generated_at == want.generated_at, w + ": generated_at");
+  t.expect(got.decided_at == want.decided_at, w + ": decided_at");
+  t.expect(got.sent_at == want.sent_at, w + ": sent_at");
+}
+
+constexpr std::array<ReplyStatus, 8> kAll = {ReplyStatus::kNew,      ReplyStatus::kGenerating,
+                                             ReplyStatus::kPending,  ReplyStatus::kApproved,
+                                             ReplyStatus::kRejected, ReplyStatus::kSent,
+                                             ReplyStatus::kFailed,   ReplyStatus::kCancelled};
+
+// ---- the checks ---------------------------------------------------------------------------
+
+inline void chats_and_sessions(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  t.expect(c->id > 0, "a chat gets a positive id");
+  auto again = h.store.upsert_chat({"test", "c1", "New title", ""});
+  if (t.expect_ok(again.status(), "upsert_chat again")) {
+    t.expect(again->id == c->id, "upsert_chat of a known chat made a new one");
+    t.expect(again->title == "New title", "upsert_chat did not refresh the title");
+  }
+  auto found = h.store.find_chat("test", "c1");
+  t.expect(found.ok() && found->id == c->id, "find_chat did not find the chat");
+  t.expect_code(h.store.find_chat("test", "nobody").status(), StatusCode::kNotFound,
+                "find_chat of an unknown chat");
+  t.expect_code(h.store.upsert_chat({"", "x", "", ""}).status(), StatusCode::kInvalidArgument,
+                "upsert_chat without a channel");
+
+  auto s1 = h.store.open_session(c->id);
+  auto s2 = h.store.open_session(c->id);
+  if (!t.expect_ok(s1.status(), "open_session") || !t.expect_ok(s2.status(), "open_session")) {
+    return;
+  }
+  t.expect(s1->id == s2->id, "open_session opened a second session");
+  auto s3 = h.store.restart_session(c->id);
+  if (t.expect_ok(s3.status(), "restart_session")) {
+    t.expect(s3->id != s1->id, "restart_session kept the old session");
+    auto old = h.store.get_session(s1->id);
+    t.expect(old.ok() && old->closed_at.has_value(), "restart_session left the old one open");
+  }
+  t.expect_ok(h.store.set_session_summary(s2->id, "summary", 0), "set_session_summary");
+  auto read = h.store.get_session(s2->id);
+  t.expect(read.ok() && read->summary == "summary", "the summary was not stored");
+  t.expect_ok(h.store.set_chat_mode(c->id, ChatMode::kOperator, "operator:alice"), "set_chat_mode");
+  t.expect_ok(h.store.set_chat_blocked(c->id, true), "set_chat_blocked");
+  auto after = h.store.get_chat(c->id);
+  if (t.expect_ok(after.status(), "get_chat")) {
+    t.expect(after->mode == ChatMode::kOperator, "the chat mode was not stored");
+    t.expect(after->blocked, "blocked was not stored");
+  }
+}
+
+inline void idempotent_inbound(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  InboundMessage m;
+  m.chat_id = c->id;
+  m.text = "Grüße, 世界 👋";
+  m.dedup_key = "test:1";
+  auto first = append_inbound(h.store, m);
+  if (!t.expect_ok(first.status(), "append_inbound")) return;
+  t.expect(!first->duplicate, "the first message was called a duplicate");
+  t.expect(first->message.text == m.text, "the text did not survive intact (UTF-8)");
+  t.expect(first->message.role == Role::kUser, "an inbound message is the user's");
+  auto second = append_inbound(h.store, m);
+  if (!t.expect_ok(second.status(), "append_inbound of a duplicate")) return;
+  t.expect(second->duplicate, "a second message with the same dedup_key was not a duplicate");
+  t.expect(second->message.id == first->message.id, "the duplicate names another message");
+  t.expect(second->reply_id == first->reply_id, "the duplicate names another reply");
+  auto history = h.store.chat_history(c->id, {});
+  t.expect(history.ok() && history->size() == 1, "a duplicate was stored again");
+  auto replies = h.store.list_replies({});
+  t.expect(replies.ok() && replies->size() == 1, "a duplicate opened a second reply");
+
+  InboundMessage quiet = m;
+  quiet.dedup_key = "test:2";
+  quiet.open_reply = false;
+  auto q = append_inbound(h.store, quiet);
+  t.expect(q.ok() && q->reply_id == 0, "open_reply = false opened a reply");
+  InboundMessage none;
+  none.text = "x";
+  t.expect_code(append_inbound(h.store, none).status(), StatusCode::kInvalidArgument,
+                "an inbound message without a chat");
+}
+
+inline void legal_transitions(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  int n = 0;
+  for (ReplyStatus from : kAll) {
+    for (ReplyStatus to : kAll) {
+      if (!is_legal_transition(from, to)) continue;
+      const ReplyId id = ask(t, h, c->id, "q" + std::to_string(++n));
+      if (id == 0 || !bring_to(t, h, id, from)) return;
+      auto before = h.store.get_reply(id);
+      if (!t.expect_ok(before.status(), "get_reply")) return;
+      ReplyChange ch = move(from, to);
+      if (to == ReplyStatus::kSent) ch.transport_message_id = "m1";
+      if (from == ReplyStatus::kFailed && to == ReplyStatus::kApproved) ch.final_text = "by hand";
+      auto r = h.store.transition_reply(id, ch);
+      const std::string what = str(from) + " -> " + str(to);
+      if (!t.expect_ok(r.status(), what)) continue;
+      t.expect(r->status == to, what + ": the stored status is " + str(r->status));
+      t.expect(r->version == before->version + 1, what + ": the version did not go up by one");
+    }
+  }
+}
+
+inline void illegal_transitions(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  int n = 0;
+  for (ReplyStatus from : kAll) {
+    const ReplyId id = ask(t, h, c->id, "q" + std::to_string(++n));
+    if (id == 0 || !bring_to(t, h, id, from)) return;
+    auto before = h.store.get_reply(id);
+    if (!t.expect_ok(before.status(), "get_reply")) return;
+    for (ReplyStatus to : kAll) {
+      if (is_legal_transition(from, to)) continue;
+      ReplyChange ch = move(from, to);
+      ch.final_text = "text";
+      t.expect_code(h.store.transition_reply(id, ch).status(), StatusCode::kFailedPrecondition,
+                    str(from) + " -> " + str(to));
+    }
+    auto after = h.store.get_reply(id);
+    t.expect(after.ok() && after->version == before->version && after->status == from,
+             "a refused change changed reply in " + str(from));
+  }
+}
+
+inline void compare_and_set(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0) return;
+  t.expect_code(
+      h.store.transition_reply(id, move(ReplyStatus::kGenerating, ReplyStatus::kPending)).status(),
+      StatusCode::kAborted, "a change from a status the reply is not in");
+  auto r = h.store.get_reply(id);
+  if (!t.expect_ok(r.status(), "get_reply")) return;
+  ReplyChange stale = move(ReplyStatus::kNew, ReplyStatus::kGenerating);
+  stale.expected_version = r->version + 7;
+  t.expect_code(h.store.transition_reply(id, stale).status(), StatusCode::kAborted,
+                "a change with a stale version");
+  stale.expected_version = r->version;
+  t.expect_ok(h.store.transition_reply(id, stale).status(), "a change with the current version");
+  t.expect_code(h.store.get_reply(987654321).status(), StatusCode::kNotFound,
+                "get_reply of an unknown id");
+  t.expect_code(
+      h.store.transition_reply(987654321, move(ReplyStatus::kNew, ReplyStatus::kGenerating))
+          .status(),
+      StatusCode::kNotFound, "transition_reply of an unknown id");
+}
+
+// Each change through the store gives what apply_reply_change() gives for it.
+inline void lifecycle_rules(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0) return;
+  using S = ReplyStatus;
+  std::vector<ReplyChange> script;
+  {
+    ReplyChange ch = move(S::kNew, S::kGenerating);
+    ch.keep_claim = true;
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kGenerating, S::kFailed);
+    ch.error = "timeout";
+    ch.count_generation = true;
+    ch.next_attempt_at = h.clock.now() + 30s;
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kFailed, S::kGenerating);
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kGenerating, S::kPending);
+    ch.draft_text = "Draft, ✓";
+    ch.provider = "primary";
+    ch.providers_tried = 2;
+    ch.error = "";
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kPending, S::kPending);
+    ch.draft_text = "Draft, edited";
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kPending, S::kRejected);
+    ch.actor = "operator:alice";
+    ch.audit_action = "reject";
+    ch.detail = "too curt";
+    script.push_back(ch);
+  }
+  script.push_back(move(S::kRejected, S::kGenerating));
+  {
+    ReplyChange ch = move(S::kGenerating, S::kPending);
+    ch.draft_text = "Second draft";
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kPending, S::kApproved);
+    ch.final_text = "Final answer";
+    ch.author = "alice";
+    ch.actor = "operator:alice";
+    ch.audit_action = "edit";
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kApproved, S::kApproved);
+    ch.count_send = true;
+    ch.error = "503";
+    ch.next_attempt_at = h.clock.now() + 1h;
+    script.push_back(ch);
+  }
+  {
+    ReplyChange ch = move(S::kApproved, S::kSent);
+    ch.transport_message_id = "msg-42";
+    script.push_back(ch);
+  }
+  for (const ReplyChange& ch : script) {
+    h.clock.advance(1500ms);
+    auto current = h.store.get_reply(id);
+    if (!t.expect_ok(current.status(), "get_reply")) return;
+    auto want = apply_reply_change(*current, ch, h.clock.now());
+    if (!t.expect_ok(want.status(), "apply_reply_change")) return;
+    auto got = h.store.transition_reply(id, ch);
+    const std::string what = str(ch.from) + " -> " + str(ch.to);
+    if (!t.expect_ok(got.status(), what)) return;
+    same_reply(t, want->reply, *got, what + " (as returned)");
+    auto read = h.store.get_reply(id);
+    if (t.expect_ok(read.status(), "get_reply"))
+      same_reply(t, want->reply, *read, what + " (read)");
+  }
+}
+
+inline void sent_joins_log(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0 || !bring_to(t, h, id, ReplyStatus::kApproved)) return;
+  ReplyChange ch = move(ReplyStatus::kApproved, ReplyStatus::kSent);
+  ch.transport_message_id = "msg-7";
+  auto sent = h.store.transition_reply(id, ch);
+  if (!t.expect_ok(sent.status(), "approved -> sent")) return;
+  auto log = h.store.chat_history(c->id, {});
+  if (!t.expect_ok(log.status(), "chat_history")) return;
+  if (!t.expect(log->size() == 2, "the log does not hold the question and the answer")) return;
+  const Message& answer = log->front();  // newest first
+  t.expect(answer.role == Role::kAssistant, "the answer is not the assistant's");
+  t.expect(answer.text == "a draft", "the answer's text is not the reply's final text");
+  t.expect(answer.reply_id == id, "the answer does not name its reply");
+  t.expect(answer.transport_message_id == "msg-7", "the answer lacks the channel's message id");
+  t.expect(answer.session_id == sent->session_id, "the answer is in another session");
+
+  // An operator's text: the operator's message.
+  NewReply own;
+  own.chat_id = c->id;
+  own.status = ReplyStatus::kApproved;
+  own.final_text = "From a human";
+  own.author = "alice";
+  auto made = h.store.create_reply(own);
+  if (!t.expect_ok(made.status(), "create_reply (approved)")) return;
+  t.expect(made->status == ReplyStatus::kApproved && made->final_text == own.final_text,
+           "create_reply did not store an approved reply with its text");
+  t.expect(made->decided_at.has_value(), "a reply created approved has no decided_at");
+  t.expect_ok(
+      h.store.transition_reply(made->id, move(ReplyStatus::kApproved, ReplyStatus::kSent)).status(),
+      "sending the operator's reply");
+  auto log2 = h.store.chat_history(c->id, {});
+  if (t.expect_ok(log2.status(), "chat_history") && t.expect(!log2->empty(), "empty log")) {
+    t.expect(log2->front().role == Role::kOperator && log2->front().author == "alice",
+             "an operator's answer is not the operator's message");
+  }
+
+  // Nothing to send: refused, nothing joins the log.
+  const ReplyId empty = ask(t, h, c->id, "again");
+  if (empty == 0 || !bring_to(t, h, empty, ReplyStatus::kGenerating)) return;
+  t.expect_ok(
+      h.store.transition_reply(empty, move(ReplyStatus::kGenerating, ReplyStatus::kApproved))
+          .status(),
+      "generating -> approved without a draft");
+  t.expect_code(
+      h.store.transition_reply(empty, move(ReplyStatus::kApproved, ReplyStatus::kSent)).status(),
+      StatusCode::kFailedPrecondition, "sending a reply without text");
+  auto log3 = h.store.chat_history(c->id, {});
+  t.expect(log3.ok() && log3->size() == 4, "a refused send wrote to the log");
+
+  NewReply bad;
+  bad.chat_id = c->id;
+  bad.status = ReplyStatus::kPending;
+  t.expect_code(h.store.create_reply(bad).status(), StatusCode::kInvalidArgument,
+                "create_reply in status pending");
+}
+
+inline void audit_events(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0 || !bring_to(t, h, id, ReplyStatus::kPending)) return;
+  auto probe = h.store.list_audit({});
+  if (probe.status().code() == StatusCode::kUnimplemented) {
+    t.skip("list_audit is not implemented (optional)");
+    return;
+  }
+  ReplyChange ch = move(ReplyStatus::kPending, ReplyStatus::kApproved);
+  ch.final_text = "Better";
+  ch.actor = "operator:alice";
+  ch.audit_action = "edit";
+  ch.detail = "tone";
+  if (!t.expect_ok(h.store.transition_reply(id, ch).status(), "pending -> approved")) return;
+  AuditQuery q;
+  q.reply_id = id;
+  auto events = h.store.list_audit(q);
+  if (!t.expect_ok(events.status(), "list_audit")) return;
+  if (!t.expect(events->size() == 1, "the change wrote no audit event (or several)")) return;
+  const AuditEvent& e = events->front();
+  t.expect(e.actor == "operator:alice" && e.action == "edit" && e.detail == "tone",
+           "the audit event lacks its actor, action or detail");
+  t.expect(e.before == "a draft" && e.after == "Better", "the audit event's texts are wrong");
+  t.expect(e.chat_id == c->id, "the audit event does not name the chat");
+  t.expect(e.at == h.clock.now(), "the audit event is not dated by the store's clock");
+  auto own = h.store.append_audit({0, {}, "admin:root", "settings", 0, 0, "", "", ""});
+  t.expect_ok(own.status(), "append_audit");
+}
+
+inline void claims_and_leases(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0) return;
+  ClaimRequest a;
+  a.status = ReplyStatus::kNew;
+  a.to = ReplyStatus::kGenerating;
+  a.worker = "worker:a";
+  a.lease = 10s;
+  auto got = h.store.claim_replies(a);
+  if (!t.expect_ok(got.status(), "claim_replies")) return;
+  if (!t.expect(got->size() == 1, "the claim took nothing")) return;
+  const Reply& r = got->front();
+  t.expect(r.status == ReplyStatus::kGenerating, "the claim did not move the reply");
+  t.expect(r.claimed_by == "worker:a", "the claim did not stamp the worker");
+  t.expect(r.lease_until == h.clock.now() + 10s, "the lease does not run from now");
+  t.expect(r.generation_attempts == 1, "a claim to generating did not count an attempt");
+
+  ClaimRequest b = a;
+  b.status = ReplyStatus::kGenerating;
+  b.to.reset();
+  b.worker = "worker:b";
+  auto none = h.store.claim_replies(b);
+  t.expect(none.ok() && none->empty(), "another worker took a reply under a lease");
+  b.reply_id = id;
+  t.expect_code(h.store.claim_replies(b).status(), StatusCode::kAborted,
+                "claiming by id a reply another holds");
+  t.expect_code(h.store.release_claim(id, "worker:b"), StatusCode::kAborted,
+                "release_claim by another worker");
+  ReplyChange held = move(ReplyStatus::kGenerating, ReplyStatus::kPending);
+  held.actor = "operator:bob";
+  t.expect_code(h.store.transition_reply(id, held).status(), StatusCode::kAborted,
+                "a change by another actor while the lease runs");
+
+  ClaimRequest own = b;
+  own.reply_id.reset();
+  own.worker = "worker:a";
+  own.retake_own = false;
+  auto mine = h.store.claim_replies(own);
+  t.expect(mine.ok() && mine->empty(), "retake_own = false handed a worker its own reply");
+  own.retake_own = true;
+  mine = h.store.claim_replies(own);
+  t.expect(mine.ok() && mine->size() == 1, "retake_own did not give a worker its own reply");
+
+  h.clock.advance(11s);
+  b.reply_id.reset();
+  auto after = h.store.claim_replies(b);
+  if (t.expect(after.ok() && after->size() == 1, "a reply whose lease ran out was not taken")) {
+    t.expect(after->front().claimed_by == "worker:b", "the new claim names the old worker");
+  }
+  t.expect_ok(h.store.release_claim(id, "worker:b"), "release_claim");
+  auto released = h.store.get_reply(id);
+  t.expect(released.ok() && released->claimed_by.empty() && !released->lease_until,
+           "release_claim left the claim");
+  t.expect(released.ok() && released->status == ReplyStatus::kGenerating,
+           "release_claim changed the status");
+
+  // A status change releases the claim; keep_claim with extend_lease renews it.
+  auto again = h.store.claim_replies(b);
+  if (!t.expect(again.ok() && again->size() == 1, "claim after release")) return;
+  ReplyChange renew = move(ReplyStatus::kGenerating, ReplyStatus::kGenerating);
+  renew.keep_claim = true;
+  renew.extend_lease = 60s;
+  auto renewed = h.store.transition_reply(id, renew);
+  if (t.expect_ok(renewed.status(), "renewing a lease")) {
+    t.expect(renewed->claimed_by == "worker:b" && renewed->lease_until == h.clock.now() + 60s,
+             "keep_claim with extend_lease did not renew the lease");
+  }
+  auto moved = h.store.transition_reply(id, move(ReplyStatus::kGenerating, ReplyStatus::kPending));
+  t.expect(moved.ok() && moved->claimed_by.empty() && !moved->lease_until,
+           "a status change kept the claim");
+
+  ClaimRequest bad = a;
+  bad.worker.clear();
+  t.expect_code(h.store.claim_replies(bad).status(), StatusCode::kInvalidArgument,
+                "a claim without a worker");
+  bad = a;
+  bad.to = ReplyStatus::kSent;
+  t.expect_code(h.store.claim_replies(bad).status(), StatusCode::kFailedPrecondition,
+                "a claim that moves new to sent");
+}
+
+inline void claim_order_and_filters(CheckContext& t, Harness& h) {
+  auto c1 = chat(t, h, "c1");
+  auto c2 = chat(t, h, "c2");
+  auto other = chat(t, h, "c3", "elsewhere");
+  if (!c1 || !c2 || !other) return;
+  const ReplyId a1 = ask(t, h, c1->id, "first");
+  const ReplyId a2 = ask(t, h, c1->id, "second");
+  const ReplyId b1 = ask(t, h, c2->id, "other chat");
+  const ReplyId x1 = ask(t, h, other->id, "other channel");
+  if (a1 == 0 || a2 == 0 || b1 == 0 || x1 == 0) return;
+  ClaimRequest q;
+  q.status = ReplyStatus::kNew;
+  q.to = ReplyStatus::kGenerating;
+  q.worker = "w";
+  q.limit = 10;
+  q.head_of_chat_only = true;
+  q.channel = "test";
+  auto got = h.store.claim_replies(q);
+  if (!t.expect_ok(got.status(), "claim_replies")) return;
+  std::vector<ReplyId> ids;
+  for (const Reply& r : *got) ids.push_back(r.id);
+  t.expect(ids == std::vector<ReplyId>{a1, b1},
+           "head_of_chat_only on channel test did not take exactly each chat's first reply, "
+           "oldest first");
+  // a1 approved: a2 is held back, unless past_approved.
+  ReplyChange draft = move(ReplyStatus::kGenerating, ReplyStatus::kApproved);
+  draft.draft_text = "answer";
+  t.expect_ok(h.store.transition_reply(a1, draft).status(), "generating -> approved");
+  q.chat_ids = {c1->id};
+  auto held = h.store.claim_replies(q);
+  t.expect(held.ok() && held->empty(), "an approved reply did not hold its chat's next back");
+  q.past_approved = true;
+  auto past = h.store.claim_replies(q);
+  t.expect(past.ok() && past->size() == 1 && past->front().id == a2,
+           "past_approved did not let the chat's next reply be claimed");
+
+  // due_only: a reply whose next attempt has not come waits.
+  ReplyChange later = move(ReplyStatus::kApproved, ReplyStatus::kApproved);
+  later.next_attempt_at = h.clock.now() + 5min;
+  t.expect_ok(h.store.transition_reply(a1, later).status(), "approved -> approved (backoff)");
+  ClaimRequest send;
+  send.status = ReplyStatus::kApproved;
+  send.worker = "outbox";
+  auto early = h.store.claim_replies(send);
+  t.expect(early.ok() && early->empty(), "due_only took a reply before its next attempt");
+  send.due_only = false;
+  auto anyway = h.store.claim_replies(send);
+  t.expect(anyway.ok() && anyway->size() == 1, "due_only = false did not take it");
+  h.clock.advance(6min);
+  send.due_only = true;
+  send.worker = "outbox";
+  auto due = h.store.claim_replies(send);
+  t.expect(due.ok() && due->size() == 1 && due->front().id == a1,
+           "a reply whose next attempt came was not taken");
+}
+
+inline void change_and_claim(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId first = ask(t, h, c->id, "one");
+  const ReplyId second = ask(t, h, c->id, "two");
+  if (first == 0 || second == 0 || !bring_to(t, h, first, ReplyStatus::kApproved)) return;
+  ClaimRequest next;
+  next.status = ReplyStatus::kNew;
+  next.to = ReplyStatus::kGenerating;
+  next.worker = "w";
+  next.head_of_chat_only = true;
+  next.chat_ids = {c->id};
+  ReplyChange sent = move(ReplyStatus::kApproved, ReplyStatus::kSent);
+  auto r = h.store.transition_and_claim(first, sent, std::span<const ClaimRequest>(&next, 1));
+  if (!t.expect_ok(r.status(), "transition_and_claim")) return;
+  t.expect(r->reply.status == ReplyStatus::kSent, "transition_and_claim did not apply the change");
+  t.expect(r->claimed.size() == 1 && r->claimed[0].size() == 1 && r->claimed[0][0].id == second,
+           "transition_and_claim did not claim the chat's next reply");
+  t.expect(r->chat.id == c->id, "transition_and_claim did not give the chat of what it took");
+
+  // A change that fails claims nothing.
+  const ReplyId third = ask(t, h, c->id, "three");
+  auto failed = h.store.transition_and_claim(first, sent, std::span<const ClaimRequest>(&next, 1));
+  t.expect_code(failed.status(), StatusCode::kAborted, "transition_and_claim of a stale change");
+  auto untouched = h.store.get_reply(third);
+  t.expect(untouched.ok() && untouched->status == ReplyStatus::kNew,
+           "a failed transition_and_claim claimed anyway");
+
+  std::vector<ReplyStep> steps(2);
+  steps[0].id = second;
+  steps[0].change = move(ReplyStatus::kGenerating, ReplyStatus::kPending);
+  steps[0].change.draft_text = "d";
+  steps[1].id = first;
+  steps[1].change = sent;  // stale: already sent
+  auto each = h.store.transition_and_claim_each(steps);
+  if (!t.expect(each.size() == 2, "transition_and_claim_each: one result per step")) return;
+  t.expect(each[0].ok() && each[0]->reply.status == ReplyStatus::kPending,
+           "transition_and_claim_each: the good step failed");
+  t.expect_code(each[1].status(), StatusCode::kAborted,
+                "transition_and_claim_each: the stale step");
+}
+
+inline void message_log(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  std::vector<MessageId> ids;
+  for (int i = 0; i < 5; ++i) {
+    NewMessage m;
+    m.chat_id = c->id;
+    m.role = i == 2 ? Role::kSystem : Role::kUser;
+    m.text = "line " + std::to_string(i);
+    auto stored = h.store.append_message(m);
+    if (!t.expect_ok(stored.status(), "append_message")) return;
+    ids.push_back(stored->id);
+    auto read = h.store.get_message(stored->id);
+    t.expect(read.ok() && read->text == m.text && read->role == m.role,
+             "get_message does not give back what was stored");
+  }
+  t.expect(ids[0] < ids[1] && ids[3] < ids[4], "message ids do not grow");
+  auto session = h.store.open_session(c->id);
+  if (!t.expect_ok(session.status(), "open_session")) return;
+  auto recent = h.store.recent_messages(session->id, 3);
+  if (t.expect_ok(recent.status(), "recent_messages") &&
+      t.expect(recent->size() == 3, "recent_messages: not the 3 asked")) {
+    t.expect(recent->front().text == "line 2" && recent->back().text == "line 4",
+             "recent_messages: not the last ones, oldest first");
+  }
+  auto window = h.store.dialog_window(session->id, 2, ids[3]);
+  if (t.expect_ok(window.status(), "dialog_window") &&
+      t.expect(window->size() == 2, "dialog_window: not the 2 asked")) {
+    t.expect(window->front().text == "line 1" && window->back().text == "line 3",
+             "dialog_window: not the messages up to `upto` without system lines");
+  }
+  HistoryQuery q;
+  q.limit = 2;
+  auto page1 = h.store.chat_history(c->id, q);
+  if (!t.expect_ok(page1.status(), "chat_history") ||
+      !t.expect(page1->size() == 2, "chat_history: not the page size")) {
+    return;
+  }
+  t.expect(page1->front().id == ids[4], "chat_history: not newest first");
+  q.before_id = page1->back().id;
+  auto page2 = h.store.chat_history(c->id, q);
+  t.expect(page2.ok() && page2->size() == 2 && page2->front().id == ids[2],
+           "chat_history: before_id does not give the next page");
+  HistoryQuery search;
+  search.search = "LINE 3";
+  auto found = h.store.chat_history(c->id, search);
+  t.expect(found.ok() && found->size() == 1 && found->front().id == ids[3],
+           "chat_history: search is not a case-blind substring match");
+}
+
+inline void wait_for_change_wakes(CheckContext& t, Harness& h) {
+  const std::uint64_t start = h.store.wait_for_change(0, 0ms);
+  const std::uint64_t idle = h.store.wait_for_change(start, 0ms);
+  t.expect(idle == start, "wait_for_change reported a change when nothing was written");
+  std::atomic<bool> returned{false};
+  std::uint64_t woke = start;
+  constexpr auto kTimeout = 30s;
+  std::thread waiter([&] {
+    woke = h.store.wait_for_change(start, kTimeout);
+    returned = true;
+  });
+  // Let the waiter block (if it has not, it sees the write at once: no harm).
+  std::this_thread::sleep_for(50ms);
+  const auto wrote = std::chrono::steady_clock::now();
+  auto c = chat(t, h, "woken");
+  waiter.join();
+  const auto waited = std::chrono::steady_clock::now() - wrote;
+  if (!c) return;
+  t.expect(returned && woke != start, "wait_for_change did not report the write");
+  t.expect(waited < kTimeout, "wait_for_change was not woken by the write (it timed out)");
+}
+
+inline void optional_settings(CheckContext& t, Harness& h) {
+  auto missing = h.store.get_setting("conformance.none");
+  if (missing.status().code() == StatusCode::kUnimplemented) {
+    t.skip("settings are not implemented (optional)");
+    return;
+  }
+  t.expect_code(missing.status(), StatusCode::kNotFound, "get_setting of a key never set");
+  t.expect_ok(h.store.put_setting("conformance.key", "värde"), "put_setting");
+  t.expect_ok(h.store.put_setting("conformance.key", "value 2"), "put_setting again");
+  auto read = h.store.get_setting("conformance.key");
+  t.expect(read.ok() && *read == "value 2", "get_setting does not give the latest value");
+}
+
+inline void optional_stats(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0 || !bring_to(t, h, id, ReplyStatus::kSent)) return;
+  auto s = h.store.stats({});
+  if (s.status().code() == StatusCode::kUnimplemented) {
+    t.skip("stats is not implemented (optional)");
+    return;
+  }
+  if (!t.expect_ok(s.status(), "stats")) return;
+  t.expect(s->replies_by_status[static_cast<std::size_t>(ReplyStatus::kSent)] == 1,
+           "stats: the sent reply is not counted");
+}
+
+inline void text_limits(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0 || !bring_to(t, h, id, ReplyStatus::kGenerating)) return;
+  ReplyChange huge = move(ReplyStatus::kGenerating, ReplyStatus::kPending);
+  huge.draft_text = std::string(kMaxReplyTextBytes + 1, 'x');
+  t.expect_code(h.store.transition_reply(id, huge).status(), StatusCode::kInvalidArgument,
+                "a draft larger than kMaxReplyTextBytes");
+  ReplyChange fine = move(ReplyStatus::kGenerating, ReplyStatus::kPending);
+  fine.draft_text = "naïve café — 日本語 — 🙂";
+  auto r = h.store.transition_reply(id, fine);
+  t.expect(r.ok() && r->draft_text == *fine.draft_text, "a UTF-8 draft did not survive intact");
+}
+
+inline const std::vector<NamedCheck<Harness>>& all() {
+  static const std::vector<NamedCheck<Harness>> checks = {
+      {"chats and sessions", &chats_and_sessions},
+      {"inbound is idempotent on the dedup key", &idempotent_inbound},
+      {"every legal transition is applied", &legal_transitions},
+      {"illegal transitions are refused with kFailedPrecondition", &illegal_transitions},
+      {"a stale status or version is refused with kAborted", &compare_and_set},
+      {"the stored reply is what apply_reply_change gives", &lifecycle_rules},
+      {"the sent answer joins the message log", &sent_joins_log},
+      {"a change with an audit action writes its event", &audit_events},
+      {"claims are leases", &claims_and_leases},
+      {"claims keep chat order, channel and backoff", &claim_order_and_filters},
+      {"transition_and_claim and its batch", &change_and_claim},
+      {"the message log", &message_log},
+      {"wait_for_change wakes on a write", &wait_for_change_wakes},
+      {"settings (optional)", &optional_settings},
+      {"statistics (optional)", &optional_stats},
+      {"text limits and UTF-8", &text_limits},
+  };
+  return checks;
+}
+
+}  // namespace store_checks
+
+// The names of the checks, in the order run_message_store_conformance() runs them.
+inline std::vector<std::string> message_store_check_names() {
+  std::vector<std::string> out;
+  for (const auto& c : store_checks::all()) out.emplace_back(c.name);
+  return out;
+}
+
+// Runs the check called `name` against a new store from `factory`.
+inline CheckResult run_message_store_check(std::string_view name,
+                                           const MessageStoreFactory& factory) {
+  CheckContext t;
+  for (const auto& check : store_checks::all()) {
+    if (check.name != name) continue;
+    auto clock = std::make_shared<SteppedClock>();
+    auto store = factory(clock);
+    if (!t.expect_ok(store.status(), "the factory made no store")) break;
+    if (!t.expect(*store != nullptr, "the factory made a null store")) break;
+    store_checks::Harness h{**store, *clock};
+    check.run(t, h);
+    return t.result(std::string(name));
+  }
+  if (t.result("").passed) t.expect(false, "no such check");
+  return t.result(std::string(name));
+}
+
+// Runs every check, each against a new store; one result per check, in order.
+inline std::vector<CheckResult> run_message_store_conformance(const MessageStoreFactory& factory) {
+  std::vector<CheckResult> out;
+  for (const auto& name : message_store_check_names()) {
+    out.push_back(run_message_store_check(name, factory));
+  }
+  return out;
+}
+
+}  // namespace llmassist::testing
