@@ -129,15 +129,13 @@ TEST_CASE("builder: a database that cannot be opened is the build's error") {
 #ifdef LLMASSIST_MINIMAL_BOT_BINARY
 TEST_CASE("examples: the minimal bot answers on the console with its own provider") {
   TempDir dir;
-  {
-    std::ofstream(dir.file("input.txt")) << "Where is my order?\nAnd my refund?\n";
-  }
+  { std::ofstream(dir.file("input.txt")) << "Where is my order?\nAnd my refund?\n"; }
   const std::string log = dir.file("out.log");
   // Run in the temporary folder (the bot stores in ./llmassist.db), standard input from the file.
-  const pid_t pid = llmassist::testing::spawn(
-      {"/bin/sh", "-c",
-       "cd \"$0\" && exec \"$1\" < input.txt", dir.path().string(), LLMASSIST_MINIMAL_BOT_BINARY},
-      log);
+  const pid_t pid =
+      llmassist::testing::spawn({"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" < input.txt",
+                                 dir.path().string(), LLMASSIST_MINIMAL_BOT_BINARY},
+                                log);
   REQUIRE(pid > 0);
   CHECK(llmassist::testing::wait_exit(pid) == 0);
   std::stringstream out;
@@ -148,9 +146,9 @@ TEST_CASE("examples: the minimal bot answers on the console with its own provide
   // Both questions and both answers are stored (the second question may come in before the first
   // answer goes out).
   const std::string history = console_history(*open_store(dir.file("llmassist.db")));
-  for (const char* line : {"user: Where is my order?\n", "user: And my refund?\n",
-                           "assistant: You asked: Where is my order?\n",
-                           "assistant: You asked: And my refund?\n"}) {
+  for (const char* line :
+       {"user: Where is my order?\n", "user: And my refund?\n",
+        "assistant: You asked: Where is my order?\n", "assistant: You asked: And my refund?\n"}) {
     CHECK(history.find(line) != std::string::npos);
   }
   CHECK(std::count(history.begin(), history.end(), '\n') == 4);

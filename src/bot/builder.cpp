@@ -95,9 +95,9 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
 
   if (config.admin) {
     Assistant* assistant = parts->assistant.get();
-    LLMASSIST_ASSIGN_OR_RETURN(parts->admin, detail::assemble_admin(config, shared, logger, [assistant] {
-                                 return assistant->stats();
-                               }));
+    LLMASSIST_ASSIGN_OR_RETURN(
+        parts->admin,
+        detail::assemble_admin(config, shared, logger, [assistant] { return assistant->stats(); }));
   }
   std::string providers;
   if (shared.chain) {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "core/json_text.h"
 #include "bot/bot_parts.h"
+#include "core/json_text.h"
 #include "llmassist/bot/bot.h"
 #include "llmassist/bot/provider_config.h"
 #include "llmassist/telegram/telegram_transport.h"

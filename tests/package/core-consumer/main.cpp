@@ -33,8 +33,8 @@ class Echo final : public llmassist::LlmProvider {
 int main() {
   llmassist::FallbackChainOptions options;
   options.logger = llmassist::null_logger();
-  auto echo = llmassist::make_concurrency_limited_provider(std::make_shared<Echo>(),
-                                                           {.max_in_flight = 4});
+  auto echo =
+      llmassist::make_concurrency_limited_provider(std::make_shared<Echo>(), {.max_in_flight = 4});
   if (!echo.ok()) return 1;
   auto chain = llmassist::make_fallback_chain(
       {std::make_shared<Down>(), std::shared_ptr<llmassist::LlmProvider>(std::move(*echo))},
@@ -47,7 +47,7 @@ int main() {
     std::fprintf(stderr, "%s\n", answer.status().to_string().c_str());
     return 1;
   }
-  std::printf("%s (from %s after %d providers)\n", answer->text.c_str(),
-              answer->provider.c_str(), answer->providers_tried);
+  std::printf("%s (from %s after %d providers)\n", answer->text.c_str(), answer->provider.c_str(),
+              answer->providers_tried);
   return 0;
 }
