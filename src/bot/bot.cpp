@@ -116,14 +116,19 @@ Result<SharedParts> open_shared(const BotConfig& config, std::shared_ptr<Logger>
 Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
                                                     const SharedParts& shared,
                                                     std::shared_ptr<Logger> logger,
-                                                    std::function<AssistantStats()> stats) {
+                                                    std::function<AssistantStats()> stats,
+                                                    std::shared_ptr<ApiTransport> api = nullptr) {
   AdminServerParts parts;
   parts.store = shared.store;
   parts.moderation = shared.moderation;
   LLMASSIST_ASSIGN_OR_RETURN(auto accounts, open_account_store(config, logger));
   parts.accounts = std::move(accounts);
-  parts.memory = shared.memory;
-  parts.llm = shared.chain;
+  // The bot's Assistant serves the API channel (`api`); llmassist-admin runs one of its own.
+  parts.api = std::move(api);
+  if (!parts.api) {
+    parts.memory = shared.memory;
+    parts.llm = shared.chain;
+  }
   parts.chain = shared.chain;
   parts.assistant_stats = std::move(stats);
   const AdminSection section = config.admin.value_or(AdminSection{});
@@ -197,13 +202,19 @@ Result<std::unique_ptr<Bot>> Bot::create(const BotConfig& config, BotOptions opt
   }
   AssistantOptions ao = config.assistant;
   ao.logger = logger;
+  // With the admin server in this process, the bot's Assistant serves its API channel too.
+  std::shared_ptr<ApiTransport> api;
+  if (config.admin) {
+    LLMASSIST_ASSIGN_OR_RETURN(api, make_api_transport({.store = shared.store, .logger = logger}));
+    ap.transports.push_back(api);
+  }
   LLMASSIST_ASSIGN_OR_RETURN(parts->assistant, Assistant::create(std::move(ap), ao));
 
   if (config.admin) {
     Assistant* assistant = parts->assistant.get();
-    LLMASSIST_ASSIGN_OR_RETURN(parts->admin, assemble_admin(config, shared, logger, [assistant] {
-                                 return assistant->stats();
-                               }));
+    LLMASSIST_ASSIGN_OR_RETURN(
+        parts->admin, assemble_admin(
+                          config, shared, logger, [assistant] { return assistant->stats(); }, api));
   }
   std::string providers;
   for (const auto& s : parts->chain->provider_stats()) {
