@@ -25,8 +25,10 @@
 #include "llmassist/core/window_memory.h"
 #include "llmassist/providers/openai_provider.h"
 #include "llmassist/runtime_settings.h"
+#include "llmassist/telegram/telegram_transport.h"
 #include "support/capturing_logger.h"
 #include "support/mock_llm_server.h"
+#include "support/mock_telegram_server.h"
 #include "support/moderation_fixture.h"
 
 namespace llmassist::testing {
@@ -631,6 +633,129 @@ TEST_CASE("admin server: /v1/chat/handle answers synchronously and /v1/chat/rese
     REQUIRE(pending["items"].size() == 1);
     CHECK(pending["items"][0]["reply"]["status"] == "failed");
   }
+}
+
+namespace {
+
+// An OpenAI provider against `llm`, answering "Answer to: <question>", and a window memory.
+void echoing_model(MockLlmServer& llm, AdminServerParts& parts,
+                   const std::shared_ptr<MessageStore>& store) {
+  MockLlmServer::Behavior echo;
+  echo.echo_question = true;
+  llm.set(echo);
+  OpenAiProviderOptions po;
+  po.name = "mock";
+  po.base_url = llm.openai_url();
+  po.model = "m";
+  po.logger = null_logger();
+  auto provider = make_openai_provider(po);
+  REQUIRE(provider.ok());
+  parts.llm = std::shared_ptr<LlmProvider>(std::move(provider).value());
+  auto memory = make_window_memory(store, {.system_prompt = "You are a test."});
+  REQUIRE(memory.ok());
+  parts.memory = std::move(memory).value();
+}
+
+// Waits until `predicate` holds.
+template <typename P>
+bool eventually(P predicate) {
+  for (int i = 0; i < 1000 && !predicate(); ++i) std::this_thread::sleep_for(10ms);
+  return predicate();
+}
+
+}  // namespace
+
+TEST_CASE("admin server: an API reply an operator rejects is drafted again and delivered") {
+  MockLlmServer llm;
+  AdminFixture f([&](AdminServerParts& parts, auto store) { echoing_model(llm, parts, store); },
+                 ModerationPolicy::kReview);
+  auto asked =
+      AdminFixture::body_of(f.call("POST", "/v1/chat/handle", f.operator_token,
+                                   json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "Refund?"}}));
+  REQUIRE(asked["status"] == "pending");
+  const ReplyId id = asked["reply_id"].get<ReplyId>();
+  REQUIRE(f.call("POST", "/api/replies/" + std::to_string(id) + "/reject", f.operator_token,
+                 json{{"reason", "too short"}})
+              ->status == 200);
+  // The Assistant serving the API channel drafts it again: a second request to the model.
+  REQUIRE(eventually([&] { return f.status_of(id) == ReplyStatus::kPending; }));
+  CHECK(llm.requests() == 2);
+  REQUIRE(
+      f.call("POST", "/api/replies/" + std::to_string(id) + "/approve", f.operator_token)->status ==
+      200);
+  REQUIRE(eventually([&] { return f.status_of(id) == ReplyStatus::kSent; }));
+  const Reply sent = f.store->get_reply(id).value();
+  CHECK(sent.final_text == "Answer to: Refund?");
+  CHECK(sent.transport_message_id == fmt::format("api:{}", id));
+}
+
+TEST_CASE("admin server: /create and /repeat on an API chat are drafted and delivered") {
+  MockLlmServer llm;
+  AdminFixture f([&](AdminServerParts& parts, auto store) { echoing_model(llm, parts, store); });
+  auto first = AdminFixture::body_of(
+      f.call("POST", "/v1/chat/handle", f.operator_token,
+             json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "What is llmassist?"}}));
+  REQUIRE(first["status"] == "sent");
+  const ChatId chat = f.store->find_chat("api", "c").value().id;
+
+  auto created = AdminFixture::body_of(f.call("POST", "/create", f.operator_token,
+                                              json{{"chat_id", chat}, {"text", "And the price?"}}));
+  const ReplyId made = created["reply"]["id"].get<ReplyId>();
+  REQUIRE(eventually([&] { return f.status_of(made) == ReplyStatus::kSent; }));
+  CHECK(f.store->get_reply(made).value().final_text == "Answer to: And the price?");
+
+  auto repeated = f.call("POST", "/repeat/" + std::to_string(made), f.operator_token);
+  REQUIRE(repeated->status == 201);
+  const ReplyId again = AdminFixture::body_of(repeated)["id"].get<ReplyId>();
+  REQUIRE(eventually([&] { return f.status_of(again) == ReplyStatus::kSent; }));
+  CHECK(f.store->get_reply(again).value().final_text == "Answer to: And the price?");
+  CHECK(llm.requests() == 3);
+}
+
+TEST_CASE("admin server: one Assistant answers a Telegram chat and an API chat at once") {
+  MockLlmServer llm;
+  MockTelegramServer telegram;
+  std::shared_ptr<ApiTransport> api;
+  AdminServerParts model;
+  AdminFixture f([&](AdminServerParts& parts, auto store) {
+    echoing_model(llm, model, store);
+    auto made = make_api_transport({.store = store, .logger = null_logger()});
+    REQUIRE(made.ok());
+    api = *made;
+    parts.api = api;
+  });
+  TelegramTransportOptions to;
+  to.token = telegram.token();
+  to.api_url = telegram.api_url();
+  to.polling.timeout = 1s;
+  to.pacing.per_chat_interval = 0ms;
+  to.pacing.global_per_second = 0;
+  to.logger = null_logger();
+  AssistantParts ap;
+  ap.transport = std::shared_ptr<ChatTransport>(make_telegram_transport(to).value().release());
+  ap.transports = {api};
+  ap.store = f.store;
+  ap.llm = model.llm;
+  ap.memory = model.memory;
+  AssistantOptions ao;
+  ao.texts.human_button.clear();
+  ao.logger = null_logger();
+  auto assistant = Assistant::create(std::move(ap), ao);
+  REQUIRE_MESSAGE(assistant.ok(), assistant.status().to_string());
+  REQUIRE((*assistant)->start().ok());
+
+  telegram.push_update(1, MockTelegramServer::text_update(1, "From Telegram?", 700));
+  auto answered = AdminFixture::body_of(
+      f.call("POST", "/v1/chat/handle", f.operator_token,
+             json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "From the API?"}}));
+  CHECK(answered["status"] == "sent");
+  CHECK(answered["answer"] == "Answer to: From the API?");
+  REQUIRE(telegram.wait_for_calls("sendMessage", 1));
+  CHECK(telegram.calls("sendMessage").front().params.value("text", "") ==
+        "Answer to: From Telegram?");
+  CHECK(f.store->find_chat("telegram", "700").ok());
+  CHECK(f.store->find_chat("api", "c").ok());
+  (*assistant)->stop(1s);
 }
 
 TEST_CASE("admin server: /v1/chat/handle without a model answers 503") {

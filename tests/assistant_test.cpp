@@ -2,6 +2,7 @@
 // knowledge-base provider (or an OpenAI-compatible one against the mock LLM server), the window
 // memory.
 #include <doctest/doctest.h>
+#include <httplib.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -393,42 +394,91 @@ TEST_CASE("assistant: a chat's next draft begins while its answer is on its way,
   bot.assistant->stop(1s);
 }
 
+// Holds the model's answers until release() (the mock lets requests go once two are in flight:
+// release() sends the second itself).
+struct HeldAnswer {
+  explicit HeldAnswer(llmassist::testing::MockLlmServer& llm) : llm_(llm) {
+    llmassist::testing::MockLlmServer::Behavior held;
+    held.tokens = {"answer"};
+    held.hold_until_in_flight = 2;
+    held.hold_timeout = 30s;
+    llm.set(held);
+  }
+  void release() {
+    std::string base = llm_.openai_url();
+    base.resize(base.size() - 3);  // without "/v1"
+    httplib::Client c(base);
+    c.set_read_timeout(30, 0);
+    const auto r =
+        c.Post("/v1/chat/completions",
+               R"({"model":"m","messages":[{"role":"user","content":"go"}]})", "application/json");
+    REQUIRE(r);
+  }
+
+ private:
+  llmassist::testing::MockLlmServer& llm_;
+};
+
 TEST_CASE("assistant: a slow draft shows the typing indicator until it is done, a quick one none") {
   llmassist::testing::MockLlmServer llm;
-  auto slow = answer_after(llm, 600ms);
+  HeldAnswer held(llm);
+  auto clock = std::make_shared<llmassist::testing::ManualMonotonicClock>();
   Bot bot;
   AssistantOptions o;
   o.texts.human_button.clear();
   o.typing_delay = 100ms;
   o.typing_interval = 150ms;
+  o.monotonic_clock = clock;
   bot.start(o, openai_provider(llm));
   bot.chat.say("first");
+  REQUIRE(bot.eventually([&] { return llm.requests() == 1; }));
+  // At 100 ms, 250 ms and 400 ms of the draft.
+  for (const auto& [step, typing] : {std::pair{100ms, 1}, {150ms, 2}, {150ms, 3}}) {
+    clock->advance(step);
+    REQUIRE(bot.eventually([&, typing = typing] { return bot.transport->typing() == typing; }));
+  }
+  held.release();
   bot.chat.expect("answer");
   const int while_drafting = bot.transport->typing();
   CHECK(while_drafting >= 2);  // at 100 ms, 250 ms, 400 ms...
   CHECK(while_drafting <= 4);
 
-  slow.delay = 0ms;
-  llm.set(slow);
+  llmassist::testing::MockLlmServer::Behavior quick;
+  quick.tokens = {"answer"};
+  llm.set(quick);
   bot.chat.say("second");
   bot.chat.expect("answer");
-  std::this_thread::sleep_for(400ms);  // several sweeps later
+  for (int i = 0; i < 8; ++i) clock->advance(50ms);  // several sweeps later
+  // The worker has gone through those wake-ups once it answered a question asked after them.
+  bot.chat.say("third");
+  bot.chat.expect("answer");
   CHECK(bot.transport->typing() == while_drafting);
 }
 
 TEST_CASE("assistant: a long draft's claim is renewed while the model thinks") {
   llmassist::testing::MockLlmServer llm;
-  answer_after(llm, 1500ms);
-  Bot bot;
+  HeldAnswer held(llm);
+  auto wall = std::make_shared<llmassist::testing::ManualClock>();
+  auto clock = std::make_shared<llmassist::testing::ManualMonotonicClock>();
+  Bot bot(wall);
   AssistantOptions o;
   o.texts.human_button.clear();
   o.lease_renewal = 100ms;  // a lease of 300 ms
+  o.monotonic_clock = clock;
   bot.start(o, openai_provider(llm));
   bot.chat.say("first");
   REQUIRE(bot.eventually([&] { return bot.replies(ReplyStatus::kGenerating).size() == 1; }));
+  REQUIRE(bot.eventually([&] { return llm.requests() == 1; }));
   const Reply first = bot.replies(ReplyStatus::kGenerating).front();
   REQUIRE(first.lease_until.has_value());
-  std::this_thread::sleep_for(800ms);  // the first lease ran out long ago
+  // 800 ms of thinking, in steps of a renewal: the first lease ran out long ago.
+  for (int i = 1; i <= 8; ++i) {
+    wall->advance(100ms);
+    clock->advance(100ms);
+    REQUIRE(bot.eventually([&] {
+      return *bot.store->get_reply(first.id).value().lease_until >= wall->now() + 300ms;
+    }));
+  }
   const Reply later = bot.store->get_reply(first.id).value();
   CHECK(later.status == ReplyStatus::kGenerating);
   CHECK(later.claimed_by == first.claimed_by);  // not taken again as stale
@@ -440,6 +490,7 @@ TEST_CASE("assistant: a long draft's claim is renewed while the model thinks") {
   stale.status = ReplyStatus::kGenerating;
   stale.worker = "someone else";
   CHECK(bot.store->claim_replies(stale).value().empty());
+  held.release();
   bot.chat.expect("answer");
 }
 

@@ -1,5 +1,6 @@
-// Assistant: the engine of an LLM-assisted support bot. It composes a ChatTransport, a
-// MessageStore, an LlmProvider (usually a FallbackChain), a MemoryManager and, for operators
+// Assistant: the engine of an LLM-assisted support bot. It composes one or more ChatTransports
+// (Telegram, the REST API's channel, ...: each chat is served by the transport of its channel),
+// a MessageStore, an LlmProvider (usually a FallbackChain), a MemoryManager and, for operators
 // working from a chat, a ModerationQueue, and runs the data flow of docs/architecture.md:
 //
 //   inbound ─▶ stored (idempotent) ─▶ draft by the LLM ─▶ auto: approved │ review: pending ─▶
@@ -22,11 +23,12 @@
 // a human" button (the chat switches to operator mode: the user's messages go to operators, and
 // their answers are relayed, marked as coming from a person), /bot (back to the assistant).
 //
-// The operators' chat (options.operator_chat_id): drafts are posted there with Approve / Edit /
-// Reject buttons and the user's question; handoff messages are forwarded there; an operator's
-// reply to such a post goes to that user (an edit of the draft, or a handoff answer). Posts,
-// buttons and replies from any other chat are never taken as operators' decisions, and in that
-// chat only the users listed in options.operators decide (as "telegram:<user id>").
+// The operators' chat (options.operator_chat_id, on the first transport's channel): drafts are
+// posted there with Approve / Edit / Reject buttons and the user's question; handoff messages are
+// forwarded there; an operator's reply to such a post goes to that user (an edit of the draft, or a
+// handoff answer). Posts, buttons and replies from any other chat are never taken as operators'
+// decisions, and in that chat only the users listed in options.operators decide (as "telegram:<user
+// id>").
 //
 // A user who writes faster than options.rate_limit has the extra messages stored, unanswered,
 // and is told once a window to slow down.
@@ -143,16 +145,22 @@ struct LLMASSIST_API AssistantOptions {
   std::chrono::milliseconds rescan_interval{std::chrono::milliseconds(500)};
   // Answers are Markdown from the model, rendered for the channel.
   TextFormat format = TextFormat::kMarkdown;
-  std::shared_ptr<Clock> clock;          // default: system_clock()
+  std::shared_ptr<Clock> clock;  // default: system_clock()
+  // Times the typing indicator, the claims' renewals, the rescans and the rate limit's windows;
+  // a test may drive it. Default: steady_monotonic_clock().
+  std::shared_ptr<MonotonicClock> monotonic_clock;
   std::shared_ptr<Logger> logger;        // default: stderr_logger()
   std::shared_ptr<Scheduler> scheduler;  // default: one of its own
 };
 
 struct LLMASSIST_API AssistantParts {
-  std::shared_ptr<ChatTransport> transport;  // required
-  std::shared_ptr<MessageStore> store;       // required
-  std::shared_ptr<LlmProvider> llm;          // required
-  std::shared_ptr<MemoryManager> memory;     // required
+  // The channels served: `transport` and `transports` together, at least one, each channel
+  // (ChatTransport::channel()) once. The operators' chat is on the first of them.
+  std::shared_ptr<ChatTransport> transport;
+  std::vector<std::shared_ptr<ChatTransport>> transports;
+  std::shared_ptr<MessageStore> store;    // required
+  std::shared_ptr<LlmProvider> llm;       // required
+  std::shared_ptr<MemoryManager> memory;  // required
   // Decisions taken from the operators' chat go through it; required with operator_chat_id.
   std::shared_ptr<ModerationQueue> moderation;
 };
@@ -171,16 +179,16 @@ struct LLMASSIST_API AssistantStats {
 
 class LLMASSIST_API Assistant final {
  public:
-  // Errors: kInvalidArgument for a missing part, or operator_chat_id without a moderation queue
-  // or without operators.
+  // Errors: kInvalidArgument for a missing part, two transports of one channel, or
+  // operator_chat_id without a moderation queue or without operators.
   [[nodiscard]] static Result<std::unique_ptr<Assistant>> create(AssistantParts parts,
                                                                  AssistantOptions options = {});
   ~Assistant();
   Assistant(const Assistant&) = delete;
   Assistant& operator=(const Assistant&) = delete;
 
-  // Recovers what a crash left behind, starts the worker and the transport. Returns the
-  // transport's error when it cannot start.
+  // Recovers what a crash left behind, starts the worker and the transports. Returns a
+  // transport's error when it cannot start (the others are stopped again).
   Status start();
   // Stops receiving, waits up to `grace` for drafts and sends in flight, then stops. Replies
   // not finished stay in the store and are taken up at the next start.

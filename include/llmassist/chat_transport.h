@@ -74,6 +74,9 @@ struct LLMASSIST_API InboundEvent {
 struct LLMASSIST_API InboundAck {
   std::size_t persisted = 0;
   Status status;
+  // For each persisted event, the reply it opened (0: none), when the handler tells (the
+  // Assistant does); empty otherwise.
+  std::vector<ReplyId> replies;
 };
 
 // Handles inbound events, in order: one, or several that arrived together.
@@ -97,6 +100,8 @@ struct LLMASSIST_API OutboundMessage {
   std::vector<std::vector<Button>> buttons;  // rows of inline buttons; empty: none
   std::string reply_to_message_id;           // quote this message, when not empty
   std::string thread_id;                     // the forum topic to post in; empty: none
+  // The stored reply this message delivers; 0 for anything else (a notice, an operators' post).
+  ReplyId reply_id = 0;
 };
 
 struct LLMASSIST_API SentMessage {

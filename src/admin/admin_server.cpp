@@ -44,10 +44,6 @@ constexpr std::string_view kCookie = "llmassist_session";
 // Behind https: a cookie only this host, over https, with Path=/, can set (RFC 6265bis).
 constexpr std::string_view kSecureCookie = "__Host-llmassist_session";
 constexpr std::string_view kApiChannel = "api";
-constexpr std::string_view kApiWorker = "admin";
-// The claim of a synchronous answer: kept from drafting to sent, so that the outbox (kApiWorker)
-// leaves the answer to the request that is returning it.
-constexpr std::string_view kHandleWorker = "admin:handle";
 
 HandlerResult ok(json body, int status = 200) {
   return std::optional<Reply200>(Reply200{std::move(body), status});
@@ -195,6 +191,10 @@ struct AdminServer::Impl {
   std::mutex queue_mu;
   json queue_snapshot;  // the last `queue` event's data
   std::mutex stop_mu;   // with stop_cv: the watcher's pauses end at stop()
+  // POST /v1/chat/handle's channel, and the server's own Assistant serving it (when no
+  // Assistant beside it does).
+  std::shared_ptr<ApiTransport> api;
+  std::unique_ptr<Assistant> own_assistant;
   std::condition_variable stop_cv;
 
   Impl(AdminServerParts p, AdminServerOptions o)
@@ -594,33 +594,8 @@ struct AdminServer::Impl {
         }
       }
       if (queue_changed) hub.publish("queue", snapshot);
-      if (dirty) {
-        hub.publish("change", {{"generation", generation}});
-        deliver_api_answers();
-      }
+      if (dirty) hub.publish("change", {{"generation", generation}});
       dirty = false;
-    }
-  }
-
-  // The API channel has no one to send to: its approved answers are delivered by being there
-  // for the caller to read (GET /api/replies/{id}).
-  void deliver_api_answers() {
-    ClaimRequest q;
-    q.status = ReplyStatus::kApproved;
-    q.worker = std::string(kApiWorker);
-    q.channel = std::string(kApiChannel);
-    q.limit = 100;
-    auto claimed = parts.store->claim_replies(q);
-    if (!claimed.ok()) return;
-    for (const Reply& r : *claimed) {
-      ReplyChange sent;
-      sent.from = ReplyStatus::kApproved;
-      sent.to = ReplyStatus::kSent;
-      sent.transport_message_id = fmt::format("api:{}", r.id);
-      auto done = parts.store->transition_reply(r.id, sent);
-      if (!done.ok()) {
-        log(LogLevel::kWarning, fmt::format("reply {}: {}", r.id, done.status().to_string()));
-      }
     }
   }
 
@@ -834,106 +809,33 @@ struct AdminServer::Impl {
     LLMASSIST_ASSIGN_OR_RETURN(auto user, id_text(c.body, "user_id"));
     LLMASSIST_ASSIGN_OR_RETURN(auto external, id_text(c.body, "chat_id"));
     LLMASSIST_ASSIGN_OR_RETURN(auto text, required_text(c.body, "text"));
-    if (!parts.llm || !parts.memory) {
-      return unavailable("no language model is configured for /v1/chat/handle");
-    }
-    LLMASSIST_ASSIGN_OR_RETURN(
-        auto found, parts.store->upsert_chat({std::string(kApiChannel), external, user, ""}));
-    InboundMessage m;
-    m.chat_id = found.id;
-    m.text = std::move(text);
-    m.author = user;
-    m.open_reply = found.mode == ChatMode::kBot;
-    LLMASSIST_ASSIGN_OR_RETURN(auto stored, append_inbound(*parts.store, m));
-    parts.memory->observe(stored.message);
-    if (stored.reply_id == 0) {
-      return ok({{"reply_id", nullptr}, {"status", "handoff"}, {"answer", ""}});
-    }
-    ClaimRequest q;
-    q.status = ReplyStatus::kNew;
-    q.to = ReplyStatus::kGenerating;
-    q.worker = std::string(kHandleWorker);
-    q.reply_id = stored.reply_id;
-    q.lease = options.handle_timeout + seconds(30);
-    LLMASSIST_RETURN_IF_ERROR(parts.store->claim_replies(q).status());
-
-    LLMASSIST_ASSIGN_OR_RETURN(auto overrides, read_runtime_settings(*parts.store));
-    ContextRequest cr;
-    cr.system_prompt = overrides.system_prompt.value_or("");
-    cr.chat_id = found.id;
-    cr.session_id = stored.message.session_id;
-    cr.upto_message_id = stored.message.id;
-    auto context = parts.memory->build_context(cr);
-    const bool review = overrides.policy.value_or(options.policy) == ModerationPolicy::kReview;
-    if (!context.ok())
-      return finish_handle(parts.store, logger, stored.reply_id, review, context.status());
-    // The model's answer comes on the provider's thread, later: no thread waits for it. The
-    // store's writes that follow run on the server's handler threads again.
+    if (!api) return unavailable("no language model is configured for /v1/chat/handle");
+    // The question is stored here; the answer comes when the Assistant serving the channel has
+    // drafted (and sent) it, on the transport's thread: no thread waits for it. The response is
+    // written on the server's handler threads again.
     auto deferred = c.res.defer();
-    CompletionRequest request;
-    request.messages = std::move(context->messages);
-    request.timeout = options.handle_timeout;
-    parts.llm->complete(
-        std::move(request), {},
-        [deferred, store = parts.store, log_to = logger, reply_id = stored.reply_id,
-         review](Result<Completion> answer) {
-          deferred->run([deferred, store, log_to, reply_id, review, answer = std::move(answer)] {
-            detail::http::Response res;
-            res.set_header("Cache-Control", "no-store");
-            HandlerResult done = finish_handle(store, log_to, reply_id, review, answer);
-            if (done.ok()) {
-              detail::write_json(res, (*done)->body, (*done)->status);
-            } else {
-              detail::write_error(res, done.status());
-            }
-            deferred->complete(std::move(res));
-          });
-        });
+    api->ask({std::move(user), std::move(external), std::move(text)},
+             [deferred](Result<ApiAnswer> answer) {
+               deferred->run([deferred, answer = std::move(answer)] {
+                 detail::http::Response res;
+                 res.set_header("Cache-Control", "no-store");
+                 if (!answer.ok()) {
+                   detail::write_error(res, answer.status());
+                 } else if (answer->reply_id == 0) {
+                   detail::write_json(
+                       res, {{"reply_id", nullptr}, {"status", "handoff"}, {"answer", ""}}, 200);
+                 } else {
+                   detail::write_json(res,
+                                      {{"reply_id", answer->reply_id},
+                                       {"status", to_string(answer->status)},
+                                       {"answer", answer->answer},
+                                       {"provider", answer->provider}},
+                                      200);
+                 }
+                 deferred->complete(std::move(res));
+               });
+             });
     return written();
-  }
-
-  // The end of POST /v1/chat/handle: the reply drafted (and sent, without review) from the
-  // model's answer, or failed. Only shared parts: it may run after the server stopped.
-  static HandlerResult finish_handle(const std::shared_ptr<MessageStore>& store,
-                                     const std::shared_ptr<Logger>& log_to, ReplyId reply_id,
-                                     bool review, const Result<Completion>& answer) {
-    if (!answer.ok()) {
-      ReplyChange failed;
-      failed.from = ReplyStatus::kGenerating;
-      failed.to = ReplyStatus::kFailed;
-      failed.error = answer.status().to_string();
-      failed.actor = std::string(kHandleWorker);
-      failed.audit_action = "fail";
-      failed.detail = answer.status().to_string();
-      if (auto marked = store->transition_reply(reply_id, failed); !marked.ok()) {
-        log_to->log(LogLevel::kWarning, kComponent,
-                    fmt::format("reply {}: {}", reply_id, marked.status().to_string()));
-      }
-      log_to->log(LogLevel::kWarning, kComponent,
-                  fmt::format("reply {}: no answer: {}", reply_id, answer.status().to_string()));
-      return unavailable(fmt::format(
-          "no provider could answer; reply {} is failed and waits for an operator", reply_id));
-    }
-    ReplyChange drafted;
-    drafted.from = ReplyStatus::kGenerating;
-    drafted.to = review ? ReplyStatus::kPending : ReplyStatus::kApproved;
-    drafted.draft_text = answer->text;
-    if (!review) drafted.final_text = answer->text;
-    drafted.provider = answer->provider;
-    drafted.providers_tried = answer->providers_tried;
-    drafted.keep_claim = !review;
-    LLMASSIST_ASSIGN_OR_RETURN(auto r, store->transition_reply(reply_id, drafted));
-    if (!review) {
-      ReplyChange sent;
-      sent.from = ReplyStatus::kApproved;
-      sent.to = ReplyStatus::kSent;
-      sent.transport_message_id = fmt::format("api:{}", r.id);
-      LLMASSIST_ASSIGN_OR_RETURN(r, store->transition_reply(r.id, sent));
-    }
-    return ok({{"reply_id", r.id},
-               {"status", to_string(r.status)},
-               {"answer", review ? "" : r.final_text},
-               {"provider", r.provider}});
   }
 
   HandlerResult reset(Call& c) {
@@ -1104,8 +1006,34 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerParts parts,
   if (options.threads < 2) return invalid_argument("admin server: threads must be 2 or more");
   auto proxies = detail::TrustedProxies::parse(options.trusted_proxies);
   if (!proxies.ok()) return proxies.status().annotate("admin server");
+  if (options.handle_timeout.count() <= 0) {
+    return invalid_argument("admin server: handle_timeout must be positive");
+  }
   auto impl = std::make_unique<Impl>(std::move(parts), std::move(options));
   impl->proxies = std::move(proxies).value();
+  impl->api = impl->parts.api;
+  if (!impl->api && impl->parts.llm && impl->parts.memory) {
+    // No Assistant beside the server: one of its own serves the API channel.
+    ApiTransportOptions to;
+    to.store = impl->parts.store;
+    to.timeout = impl->options.handle_timeout;
+    to.logger = impl->logger;
+    LLMASSIST_ASSIGN_OR_RETURN(impl->api, make_api_transport(std::move(to)));
+    AssistantParts ap;
+    ap.transport = impl->api;
+    ap.store = impl->parts.store;
+    ap.llm = impl->parts.llm;
+    ap.memory = impl->parts.memory;
+    AssistantOptions ao;
+    ao.policy = impl->options.policy;
+    ao.instance = "admin";
+    ao.texts.human_button.clear();  // the API shows no buttons
+    ao.clock = impl->clock;
+    ao.logger = impl->logger;
+    auto assistant = Assistant::create(std::move(ap), std::move(ao));
+    if (!assistant.ok()) return assistant.status().annotate("admin server");
+    impl->own_assistant = std::move(assistant).value();
+  }
   impl->host = std::move(address->host);
   impl->port = address->port;
   Impl* raw = impl.get();
@@ -1158,6 +1086,13 @@ Status AdminServer::start() {
     i.server.reset();
     return unavailable(fmt::format("admin server: {}", started.message()));
   }
+  if (i.own_assistant) {
+    if (Status started = i.own_assistant->start(); !started.ok()) {
+      i.server->stop();
+      i.server.reset();
+      return started.annotate("admin server");
+    }
+  }
   i.watcher = std::thread([&i] { i.watch(); });
   i.log(LogLevel::kInfo, fmt::format("serving the admin page and API on {}", url()));
   return Status();
@@ -1175,6 +1110,7 @@ void AdminServer::stop() {
   if (i.watcher.joinable()) i.watcher.join();
   i.server->stop();
   i.server.reset();
+  if (i.own_assistant) i.own_assistant->stop(std::chrono::seconds(5));
 }
 
 int AdminServer::port() const { return impl_->port; }

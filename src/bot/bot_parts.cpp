@@ -115,14 +115,19 @@ Result<std::unique_ptr<AccountStore>> open_accounts(const BotConfig& config,
 Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
                                                     const SharedParts& shared,
                                                     std::shared_ptr<Logger> logger,
-                                                    std::function<AssistantStats()> stats) {
+                                                    std::function<AssistantStats()> stats,
+                                                    std::shared_ptr<ApiTransport> api) {
   AdminServerParts parts;
   parts.store = shared.store;
   parts.moderation = shared.moderation;
   LLMASSIST_ASSIGN_OR_RETURN(auto accounts, open_accounts(config, logger));
   parts.accounts = std::move(accounts);
-  parts.memory = shared.memory;
-  parts.llm = shared.llm;
+  // The bot's Assistant serves the API channel (`api`); llmassist-admin runs one of its own.
+  parts.api = std::move(api);
+  if (!parts.api) {
+    parts.memory = shared.memory;
+    parts.llm = shared.llm;
+  }
   parts.chain = shared.chain;
   parts.assistant_stats = std::move(stats);
   const AdminSection section = config.admin.value_or(AdminSection{});

@@ -7,6 +7,7 @@
 
 #include "llmassist/account_store.h"
 #include "llmassist/admin/admin_server.h"
+#include "llmassist/admin/api_transport.h"
 #include "llmassist/assistant.h"
 #include "llmassist/bot/bot_config.h"
 #include "llmassist/fallback_chain.h"
@@ -48,9 +49,12 @@ Result<std::unique_ptr<AccountStore>> open_accounts(const BotConfig& config,
                                                     std::shared_ptr<Logger> logger);
 
 // The admin server of the `admin` section (its defaults when there is none) over `shared`.
+// `api`: the API channel's transport when an Assistant of the caller's serves it; without one,
+// the admin server runs an Assistant of its own for it.
 Result<std::unique_ptr<AdminServer>> assemble_admin(const BotConfig& config,
                                                     const SharedParts& shared,
                                                     std::shared_ptr<Logger> logger,
-                                                    std::function<AssistantStats()> stats);
+                                                    std::function<AssistantStats()> stats,
+                                                    std::shared_ptr<ApiTransport> api = nullptr);
 
 }  // namespace llmassist::detail

@@ -4,6 +4,7 @@
 
 #include "bot/bot_internal.h"
 #include "bot/bot_parts.h"
+#include "llmassist/admin/api_transport.h"
 #include "llmassist/console/console_transport.h"
 #include "llmassist/telegram/telegram_transport.h"
 
@@ -12,7 +13,7 @@ namespace llmassist {
 struct BotBuilder::Given {
   BotConfig config;
   detail::SharedParts parts;
-  std::shared_ptr<ChatTransport> transport;
+  std::vector<std::shared_ptr<ChatTransport>> transports;
   std::shared_ptr<Logger> logger;
   std::function<void()> on_console_end;
   bool built = false;
@@ -39,7 +40,7 @@ BotBuilder& BotBuilder::memory(std::shared_ptr<MemoryManager> memory) {
   return *this;
 }
 BotBuilder& BotBuilder::transport(std::shared_ptr<ChatTransport> transport) {
-  given_->transport = std::move(transport);
+  given_->transports.push_back(std::move(transport));
   return *this;
 }
 BotBuilder& BotBuilder::moderation(std::shared_ptr<ModerationQueue> moderation) {
@@ -74,9 +75,11 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   ap.memory = shared.memory;
   ap.moderation = shared.moderation;
   std::string transport;
-  if (given_->transport) {
-    ap.transport = std::move(given_->transport);
-    transport = std::string(ap.transport->channel());
+  if (!given_->transports.empty()) {
+    for (auto& t : given_->transports) {
+      transport += (transport.empty() ? "" : " + ") + std::string(t->channel());
+    }
+    ap.transports = std::move(given_->transports);
   } else if (config.telegram.token.empty()) {
     ConsoleTransportOptions co;
     co.on_end = std::move(given_->on_console_end);
@@ -91,13 +94,19 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   }
   AssistantOptions ao = config.assistant;
   ao.logger = logger;
+  // With the admin server in this process, the bot's Assistant serves its API channel too.
+  std::shared_ptr<ApiTransport> api;
+  if (config.admin) {
+    LLMASSIST_ASSIGN_OR_RETURN(api, make_api_transport({.store = shared.store, .logger = logger}));
+    ap.transports.push_back(api);
+  }
   LLMASSIST_ASSIGN_OR_RETURN(parts->assistant, Assistant::create(std::move(ap), ao));
 
   if (config.admin) {
     Assistant* assistant = parts->assistant.get();
     LLMASSIST_ASSIGN_OR_RETURN(
-        parts->admin,
-        detail::assemble_admin(config, shared, logger, [assistant] { return assistant->stats(); }));
+        parts->admin, detail::assemble_admin(
+                          config, shared, logger, [assistant] { return assistant->stats(); }, api));
   }
   std::string providers;
   if (shared.chain) {

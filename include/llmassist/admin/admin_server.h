@@ -6,6 +6,7 @@
 //
 // Contract:
 // - Decisions only write to the store; the bot's outbox delivers them (as with the operator CLI).
+//   The API channel's chats are served by an Assistant like any other (see AdminServerParts::api).
 // - Every route checks who is asking (a session cookie with a CSRF token for changes, or a Bearer
 //   API token) and the account's role; every decision's audit event names the account.
 // - Bad requests get a 4xx with a JSON error body and change nothing; secrets (passwords, tokens,
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "llmassist/account_store.h"
+#include "llmassist/admin/api_transport.h"
 #include "llmassist/assistant.h"
 #include "llmassist/clock.h"
 #include "llmassist/export.h"
@@ -76,12 +78,13 @@ struct LLMASSIST_API AdminServerOptions {
   // the listen address's host:port, and for a loopback address also localhost, 127.0.0.1 and
   // [::1] with that port; for a wildcard address (0.0.0.0, ::) any Host, with a warning.
   std::vector<std::string> allowed_hosts;
-  // The deployment's configured policy, for POST /v1/chat/handle and GET /api/settings (a
-  // runtime override in the store wins). Default: auto.
+  // The deployment's configured policy, for GET /api/settings and the server's own Assistant
+  // (a runtime override in the store wins). Default: auto.
   ModerationPolicy policy = ModerationPolicy::kAuto;
   // The configured system prompt, shown by GET /api/settings when no override is set.
   std::string system_prompt;
-  // How long POST /v1/chat/handle waits for the model. Default 60 s.
+  // How long POST /v1/chat/handle waits for the answer (or the draft, in review policy); then
+  // 504, and the reply goes on. Default 60 s.
   std::chrono::milliseconds handle_timeout{std::chrono::seconds(60)};
   // Failed sign-ins tolerated for one account from one client address before each further
   // attempt of that account from that address must wait, 1 s doubling up to 5 minutes. An
@@ -96,8 +99,12 @@ struct LLMASSIST_API AdminServerParts {
   std::shared_ptr<MessageStore> store;          // required
   std::shared_ptr<ModerationQueue> moderation;  // required, over the same store
   std::shared_ptr<AccountStore> accounts;       // required
-  // Answers POST /v1/chat/handle, with `memory` building its context. Without them that route
-  // answers 503.
+  // POST /v1/chat/handle asks through the API channel of an Assistant. `api`: the channel of
+  // one running beside the server (llmassist-bot with an `admin` section serves it with its
+  // own); the server runs none. Without it, `llm` and `memory`: the server runs an Assistant of
+  // its own over them that serves the API channel only (instance "admin", started and stopped
+  // with the server: llmassist-admin). With neither, that route answers 503.
+  std::shared_ptr<ApiTransport> api;
   std::shared_ptr<LlmProvider> llm;
   std::shared_ptr<MemoryManager> memory;
   // The providers' counters, for /metrics and /health (when the server runs beside a chain).

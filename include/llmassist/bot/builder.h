@@ -6,7 +6,8 @@
 //   provider    provider()     `providers` and `fallback` (the chain; the shipped knowledge base
 //                              when none is configured)
 //   memory      memory()       `memory` (the window memory over the store)
-//   transport   transport()    `telegram` (Telegram when a token is set, the console otherwise)
+//   transports  transport()    `telegram` (Telegram when a token is set, the console otherwise);
+//                              each call adds a channel, and one Assistant serves them all
 //   moderation  moderation()   the moderation queue over the store
 //
 // The admin server (with an `admin` section) serves the same parts. A provider of a type of the
@@ -48,6 +49,9 @@ class LLMASSIST_API BotBuilder final {
   // provider statistics and health then show its providers).
   BotBuilder& provider(std::shared_ptr<LlmProvider> provider);
   BotBuilder& memory(std::shared_ptr<MemoryManager> memory);
+  // A channel to serve; called again, another (one transport per channel). The first replaces
+  // the config's Telegram or console transport. With an `admin` section the API channel of
+  // /v1/chat/handle is served besides.
   BotBuilder& transport(std::shared_ptr<ChatTransport> transport);
   BotBuilder& moderation(std::shared_ptr<ModerationQueue> moderation);
   BotBuilder& logger(std::shared_ptr<Logger> logger);  // default: stderr_logger()
