@@ -30,13 +30,12 @@
 // Thread-safety: pure functions; no state.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "llmassist/export.h"
 #include "llmassist/message_store.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"

@@ -20,14 +20,13 @@
 // Thread-safety: every method from any thread; the handler is called from one at a time.
 #pragma once
 
-#include "llmassist/export.h"
-
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "llmassist/chat_transport.h"
+#include "llmassist/export.h"
 #include "llmassist/logger.h"
 #include "llmassist/message_store.h"
 #include "llmassist/status.h"
