@@ -3,8 +3,11 @@
 // concurrency-limited providers (each around an OpenAI provider over the mock), and the
 // knowledge-base provider, which answers from its own data at once: it cannot be made to fail
 // with an HTTP status, to hang or to answer a given text, so those checks are skipped for it.
-// The fallback chain reports its providers' failures in codes of its own (fallback_chain.h);
-// it and the retrying provider do not cancel requests in flight when destroyed (below).
+// The fallback chain reports its providers' failures in codes of its own (fallback_chain.h).
+// The OpenAI and Ollama providers run it with an HTTP client of their own and over a client
+// shared with a second provider (as llmassist-bot's config shares one among a chain's
+// providers), and the chain over two such providers: destroying a provider must end what it has
+// in flight whoever owns the client.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -12,6 +15,7 @@
 #include "llmassist/core/limited_provider.h"
 #include "llmassist/core/retrying_provider.h"
 #include "llmassist/fallback_chain.h"
+#include "llmassist/http/curl_http_client.h"
 #include "llmassist/providers/knowledge_base_provider.h"
 #include "llmassist/providers/ollama_provider.h"
 #include "llmassist/providers/openai_provider.h"
@@ -24,7 +28,16 @@ namespace {
 using testing::LlmBackend;
 using testing::MockLlmServer;
 
-enum class Kind { kOpenAi, kOllama, kChain, kRetrying, kLimited };
+enum class Kind {
+  kOpenAi,
+  kOllama,
+  kOpenAiShared,  // over a client shared with an Ollama provider, which lives on
+  kOllamaShared,  // over a client shared with an OpenAI provider, which lives on
+  kChain,
+  kChainShared,  // an OpenAI and an Ollama provider over one client
+  kRetrying,
+  kLimited,
+};
 
 // Splits `text` into pieces of a few bytes, at UTF-8 character boundaries.
 std::vector<std::string> pieces(const std::string& text) {
@@ -45,56 +58,69 @@ std::vector<std::string> pieces(const std::string& text) {
 class MockBackedHarness final : public testing::LlmProviderHarness {
  public:
   explicit MockBackedHarness(Kind kind) : kind_(kind) {
-    // Each provider with an HTTP client of its own: destroying a provider cancels what is in
-    // flight by destroying its client. (With a client shared among providers, requests in flight
-    // run on to their end or the client's destruction.)
-    std::shared_ptr<LlmProvider> inner;
-    if (kind == Kind::kOllama) {
-      OllamaProviderOptions o;
-      o.base_url = server_.ollama_url();
-      o.model = "qwen3:1.7b";
+    const bool shared =
+        kind == Kind::kOpenAiShared || kind == Kind::kOllamaShared || kind == Kind::kChainShared;
+    if (shared) {
+      CurlHttpClientOptions o;
       o.logger = null_logger();
-      inner = make_ollama_provider(o).value();
-    } else {
-      OpenAiProviderOptions o;
-      o.base_url = server_.openai_url();
-      o.model = "mock-model";
-      o.api_key = "sk-conformance";
-      o.logger = null_logger();
-      inner = make_openai_provider(o).value();
+      http_ = std::shared_ptr<HttpClient>(make_curl_http_client(o).value());
     }
+    // Without a shared client, each provider makes one of its own.
+    std::shared_ptr<LlmProvider> openai = openai_provider();
+    std::shared_ptr<LlmProvider> ollama = ollama_provider();
     switch (kind) {
       case Kind::kOpenAi:
+        provider_ = std::move(openai);
+        break;
       case Kind::kOllama:
-        provider_ = std::move(inner);
+        provider_ = std::move(ollama);
+        break;
+      case Kind::kOpenAiShared:
+        provider_ = std::move(openai);
+        bystander_ = std::move(ollama);
+        break;
+      case Kind::kOllamaShared:
+        provider_ = std::move(ollama);
+        bystander_ = std::move(openai);
         break;
       case Kind::kChain: {
         FallbackChainOptions o;
         o.logger = null_logger();
-        provider_ = make_fallback_chain({inner}, o).value();
+        provider_ = make_fallback_chain({openai}, o).value();
+        break;
+      }
+      case Kind::kChainShared: {
+        FallbackChainOptions o;
+        o.logger = null_logger();
+        provider_ = make_fallback_chain({openai, ollama}, o).value();
         break;
       }
       case Kind::kRetrying: {
         RetryOptions o;
         o.max_retries = 1;
         o.base_delay = std::chrono::milliseconds(10);
-        provider_ = make_retrying_provider(inner, o);
+        provider_ = make_retrying_provider(openai, o);
         break;
       }
       case Kind::kLimited: {
         ConcurrencyLimitOptions o;
         o.max_in_flight = 2;
-        provider_ = make_concurrency_limited_provider(inner, o).value();
+        provider_ = make_concurrency_limited_provider(openai, o).value();
         break;
       }
     }
   }
 
-  ~MockBackedHarness() override { destroy_provider(); }
+  ~MockBackedHarness() override {
+    destroy_provider();
+    bystander_.reset();
+  }
 
   LlmProvider& provider() override { return *provider_; }
   // The chain sums its providers' failures up in codes of its own (fallback_chain.h).
-  [[nodiscard]] bool reports_backend_codes() const override { return kind_ != Kind::kChain; }
+  [[nodiscard]] bool reports_backend_codes() const override {
+    return kind_ != Kind::kChain && kind_ != Kind::kChainShared;
+  }
 
   bool set_backend(LlmBackend what, const std::string& answer) override {
     MockLlmServer::Behavior b;
@@ -119,13 +145,34 @@ class MockBackedHarness final : public testing::LlmProviderHarness {
     return true;
   }
 
-  // The only owner: a wrapper owns what it wraps alone.
+  // The only owner: a wrapper owns what it wraps alone. The bystander and a shared client live
+  // on.
   void destroy_provider() override { provider_.reset(); }
 
  private:
+  std::shared_ptr<LlmProvider> openai_provider() {
+    OpenAiProviderOptions o;
+    o.base_url = server_.openai_url();
+    o.model = "mock-model";
+    o.api_key = "sk-conformance";
+    o.logger = null_logger();
+    o.http = http_;
+    return make_openai_provider(o).value();
+  }
+  std::shared_ptr<LlmProvider> ollama_provider() {
+    OllamaProviderOptions o;
+    o.base_url = server_.ollama_url();
+    o.model = "qwen3:1.7b";
+    o.logger = null_logger();
+    o.http = http_;
+    return make_ollama_provider(o).value();
+  }
+
   const Kind kind_;
   MockLlmServer server_;
-  std::shared_ptr<LlmProvider> provider_;  // what the checks call
+  std::shared_ptr<HttpClient> http_;        // shared by the providers; null: each has its own
+  std::shared_ptr<LlmProvider> bystander_;  // the other provider on a shared client
+  std::shared_ptr<LlmProvider> provider_;   // what the checks call
 };
 
 class KnowledgeBaseHarness final : public testing::LlmProviderHarness {
@@ -148,22 +195,12 @@ class KnowledgeBaseHarness final : public testing::LlmProviderHarness {
   std::unique_ptr<LlmProvider> provider_;
 };
 
-constexpr const char* kDestroy = "destroying the provider with requests in flight is safe";
-
-// `departs`: a check this implementation is known to fail, and why; it must still fail (so that
-// a fix shows here and the entry goes).
-void run_suite(const testing::LlmProviderFactory& factory, const char* departs = nullptr,
-               const char* why = nullptr) {
+void run_suite(const testing::LlmProviderFactory& factory) {
   for (const std::string& name : testing::llm_provider_check_names()) {
     SUBCASE(name.c_str()) {
       const testing::CheckResult r = testing::run_llm_provider_check(name, factory);
       if (r.skipped) MESSAGE(name << ": skipped: " << r.message);
-      if (departs != nullptr && name == departs) {
-        MESSAGE(name << ": a known departure from llm_provider.h: " << why);
-        CHECK_FALSE_MESSAGE(r.passed, name << " passes now: drop it from the known departures");
-      } else {
-        CHECK_MESSAGE(r.passed, name << ":\n" << r.message);
-      }
+      CHECK_MESSAGE(r.passed, name << ":\n" << r.message);
     }
   }
 }
@@ -176,15 +213,18 @@ testing::LlmProviderFactory over_mock(Kind kind) {
 
 TEST_CASE("LlmProvider conformance: the OpenAI provider") { run_suite(over_mock(Kind::kOpenAi)); }
 TEST_CASE("LlmProvider conformance: the Ollama provider") { run_suite(over_mock(Kind::kOllama)); }
-// Their requests in flight hold the chain's (the retrier's) core and the providers inside:
-// destroying the decorator cancels nothing, the requests run on to their own end.
-TEST_CASE("LlmProvider conformance: the fallback chain") {
-  run_suite(over_mock(Kind::kChain), kDestroy,
-            "requests in flight keep the chain's providers alive and run to their own end");
+TEST_CASE("LlmProvider conformance: the OpenAI provider over a shared HTTP client") {
+  run_suite(over_mock(Kind::kOpenAiShared));
+}
+TEST_CASE("LlmProvider conformance: the Ollama provider over a shared HTTP client") {
+  run_suite(over_mock(Kind::kOllamaShared));
+}
+TEST_CASE("LlmProvider conformance: the fallback chain") { run_suite(over_mock(Kind::kChain)); }
+TEST_CASE("LlmProvider conformance: the fallback chain of two providers over one HTTP client") {
+  run_suite(over_mock(Kind::kChainShared));
 }
 TEST_CASE("LlmProvider conformance: the retrying provider") {
-  run_suite(over_mock(Kind::kRetrying), kDestroy,
-            "requests in flight keep the wrapped provider alive and run to their own end");
+  run_suite(over_mock(Kind::kRetrying));
 }
 TEST_CASE("LlmProvider conformance: the concurrency-limited provider") {
   run_suite(over_mock(Kind::kLimited));

@@ -102,6 +102,15 @@ class ApiTransportImpl final : public ApiTransport {
   }
 
   void send(OutboundMessage message, SendCallback done) override {
+    bool running = false;
+    {
+      std::lock_guard lock(mu_);
+      running = running_;
+    }
+    if (!running) {
+      done(cancelled("the API transport is stopped"));
+      return;
+    }
     SentMessage sent;
     if (message.reply_id != 0) sent.message_ids.push_back(fmt::format("api:{}", message.reply_id));
     done(std::move(sent));

@@ -7,6 +7,9 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <string>
+
+#include "core/in_flight.h"
 
 namespace llmassist {
 
@@ -80,7 +83,8 @@ bool counts_against_health(FailureClass c) {
 }
 
 // The chain's state and logic, shared with the completion callbacks so that a request in flight
-// never touches a destroyed chain.
+// never touches a destroyed chain. The providers are held here only: close() lets go of them, so
+// that destroying the chain destroys those it owns alone.
 class Core : public std::enable_shared_from_this<Core> {
  public:
   Core(std::vector<std::shared_ptr<LlmProvider>> providers, FallbackChainOptions options)
@@ -88,21 +92,37 @@ class Core : public std::enable_shared_from_this<Core> {
         clock_(options_.clock ? options_.clock : system_clock()),
         logger_(options_.logger ? options_.logger : stderr_logger()),
         providers_(std::move(providers)),
+        count_(providers_.size()),
         health_(providers_.size()) {
     for (std::size_t i = 0; i < providers_.size(); ++i) {
-      health_[i].stats.name = std::string(providers_[i]->name());
+      names_.emplace_back(providers_[i]->name());
+      health_[i].stats.name = names_.back();
     }
   }
 
   const std::string& name() const { return options_.name; }
 
   void complete(CompletionRequest request, TokenCallback on_token, CompletionCallback on_done) {
+    auto call =
+        in_flight_->start(std::move(on_token), std::move(on_done), request.cancel, options_.name);
+    if (!call) return;
     auto attempt = std::make_shared<Attempt>();
     attempt->request = std::move(request);
-    attempt->on_token = std::move(on_token);
-    attempt->on_done = std::move(on_done);
+    attempt->request.cancel = call->cancel();
+    attempt->call = std::move(call);
     attempt->started = std::chrono::steady_clock::now();
     next(attempt, 0);
+  }
+
+  // Ends every request in flight with kCancelled, then lets go of the providers.
+  void close() {
+    in_flight_->close(options_.name);
+    std::vector<std::shared_ptr<LlmProvider>> providers;
+    {
+      std::lock_guard lock(mu_);
+      providers.swap(providers_);
+    }
+    providers.clear();
   }
 
   std::vector<ProviderStats> provider_stats() const {
@@ -128,9 +148,8 @@ class Core : public std::enable_shared_from_this<Core> {
     bool probing = false;          // a half-open probe is in flight
   };
   struct Attempt {
-    CompletionRequest request;
-    TokenCallback on_token;
-    CompletionCallback on_done;
+    CompletionRequest request;  // its cancel: the call's token
+    std::shared_ptr<detail::InFlightCall> call;
     std::chrono::steady_clock::time_point started;
     std::vector<std::string> errors;
     std::vector<FailureClass> classes;
@@ -168,15 +187,15 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   void next(const std::shared_ptr<Attempt>& attempt, std::size_t index) {
-    for (; index < providers_.size(); ++index) {
-      if (attempt->request.cancel && attempt->request.cancel->cancelled()) {
+    for (; index < count_; ++index) {
+      if (attempt->request.cancel->cancelled()) {
         finish_failed(attempt, cancelled("the request was cancelled"));
         return;
       }
       std::string why;
       const Gate g = gate(index, why);
       if (g == Gate::kSkip) {
-        attempt->errors.push_back(fmt::format("{}: {}", providers_[index]->name(), why));
+        attempt->errors.push_back(fmt::format("{}: {}", names_[index], why));
         continue;
       }
       run(attempt, index);
@@ -187,20 +206,26 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void run(const std::shared_ptr<Attempt>& attempt, std::size_t index) {
     ++attempt->tried;
+    std::shared_ptr<LlmProvider> provider;
     {
       std::lock_guard lock(mu_);
       ++health_[index].stats.attempts;
+      if (index < providers_.size()) provider = providers_[index];
+    }
+    if (!provider) {  // closed
+      finish_failed(attempt, cancelled(options_.name + ": the chain was destroyed"));
+      return;
     }
     TokenCallback forward;
-    if (attempt->on_token) {
+    if (attempt->call->streams()) {
       forward = [attempt](std::string_view delta) {
         attempt->streamed = true;
-        return attempt->on_token(delta);
+        return attempt->call->token(delta);
       };
     }
     const auto provider_start = std::chrono::steady_clock::now();
     // The callback may run inline, or after the chain is gone: it keeps the core alive.
-    providers_[index]->complete(
+    provider->complete(
         attempt->request, std::move(forward),
         [self = shared_from_this(), attempt, index, provider_start](Result<Completion> result) {
           self->on_result(attempt, index, provider_start, std::move(result));
@@ -215,18 +240,16 @@ class Core : public std::enable_shared_from_this<Core> {
       if (result.ok()) {
         record_success(index, latency);
         result->providers_tried = attempt->tried;
-        if (result->provider.empty()) {
-          result->provider = std::string(providers_[index]->name());
-        }
+        if (result->provider.empty()) result->provider = names_[index];
         result->latency = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - attempt->started);
-        attempt->on_done(std::move(result));
+        attempt->call->done(std::move(result));
         return;
       }
       const Status failure = result.status();
       const FailureClass cls = classify_failure(failure);
       record_failure(index, failure, cls);
-      const std::string_view name = providers_[index]->name();
+      const std::string_view name = names_[index];
       attempt->errors.push_back(describe(name, failure));
       attempt->classes.push_back(cls);
       if (cls == FailureClass::kCancelled) {
@@ -240,10 +263,11 @@ class Core : public std::enable_shared_from_this<Core> {
                                    .with_reason("stream_broken"));
         return;
       }
-      if (index + 1 < providers_.size()) {
+      if (attempt->call->ended()) return;  // ended by close()
+      if (index + 1 < count_) {
         logger_->log(LogLevel::kWarning, "llm.fallback",
                      fmt::format("{} failed ({}), trying {}: {}", name, to_string(cls),
-                                 providers_[index + 1]->name(), failure.message()));
+                                 names_[index + 1], failure.message()));
       }
       next(attempt, index + 1);
     }
@@ -300,7 +324,7 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   void finish_failed(const std::shared_ptr<Attempt>& attempt, Status status) {
-    attempt->on_done(std::move(status));
+    attempt->call->done(std::move(status));
   }
 
   void finish_all_failed(const std::shared_ptr<Attempt>& attempt) {
@@ -316,23 +340,28 @@ class Core : public std::enable_shared_from_this<Core> {
           not_found(fmt::format("no provider had an answer: {}", list)).with_reason("no_answer"));
       return;
     }
-    finish_failed(attempt,
-                  unavailable(fmt::format("all {} providers failed: {}", providers_.size(), list))
-                      .with_reason("all_providers_failed"));
+    finish_failed(attempt, unavailable(fmt::format("all {} providers failed: {}", count_, list))
+                               .with_reason("all_providers_failed"));
   }
 
   const FallbackChainOptions options_;
   const std::shared_ptr<Clock> clock_;
   const std::shared_ptr<Logger> logger_;
-  const std::vector<std::shared_ptr<LlmProvider>> providers_;
   mutable std::mutex mu_;
-  std::vector<Health> health_;  // guarded by mu_
+  std::vector<std::shared_ptr<LlmProvider>> providers_;  // guarded by mu_; emptied by close()
+  const std::size_t count_;                              // how many providers the chain has
+  std::vector<std::string> names_;                       // theirs, in order; set in construction
+  std::vector<Health> health_;                           // guarded by mu_
+  const std::shared_ptr<detail::InFlightSet> in_flight_ = detail::InFlightSet::create();
 };
 
 class Chain final : public FallbackChain {
  public:
   Chain(std::vector<std::shared_ptr<LlmProvider>> providers, FallbackChainOptions options)
       : core_(std::make_shared<Core>(std::move(providers), std::move(options))) {}
+  ~Chain() override { core_->close(); }
+  Chain(const Chain&) = delete;
+  Chain& operator=(const Chain&) = delete;
 
   std::string_view name() const override { return core_->name(); }
   void complete(CompletionRequest request, TokenCallback on_token,

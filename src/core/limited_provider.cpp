@@ -8,6 +8,8 @@
 #include <optional>
 #include <utility>
 
+#include "core/in_flight.h"
+
 namespace llmassist {
 namespace {
 
@@ -33,6 +35,14 @@ class Core : public std::enable_shared_from_this<Core> {
   };
 
   void submit(CompletionRequest request, TokenCallback on_token, CompletionCallback on_done) {
+    // Queued or passed on, the request ends through its call: close() ends it with kCancelled
+    // even when the wrapped provider, shared with others, lives on.
+    auto call = calls_->start(std::move(on_token), std::move(on_done), request.cancel, name_);
+    if (!call) return;
+    request.cancel = call->cancel();
+    on_token = nullptr;
+    if (call->streams()) on_token = [call](std::string_view delta) { return call->token(delta); };
+    on_done = [call](Result<Completion> r) { call->done(std::move(r)); };
     auto w = std::make_shared<Waiting>();
     w->request = std::move(request);
     w->on_token = std::move(on_token);
@@ -89,8 +99,9 @@ class Core : public std::enable_shared_from_this<Core> {
     }
   }
 
-  // Ends every queued request with kCancelled and lets go of the wrapped provider.
+  // Ends every request, queued or passed on, with kCancelled and lets go of the wrapped provider.
   void close() {
+    calls_->close(name_);
     std::list<std::shared_ptr<Waiting>> left;
     std::shared_ptr<LlmProvider> inner;
     {
@@ -211,6 +222,8 @@ class Core : public std::enable_shared_from_this<Core> {
   int in_flight_ = 0;                          // guarded by mu_
   bool dispatching_ = false;                   // guarded by mu_
   bool closed_ = false;                        // guarded by mu_
+  // Every request accepted and not yet ended, queued or passed on.
+  const std::shared_ptr<detail::InFlightSet> calls_ = detail::InFlightSet::create();
 };
 
 class LimitedProvider final : public LlmProvider {

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <mutex>
 #include <random>
+#include <string>
+
+#include "core/in_flight.h"
 
 namespace llmassist {
 
@@ -24,41 +27,74 @@ bool is_retryable(const Status& s) noexcept {
 
 namespace {
 
+// The decorator's state, shared with the callbacks of requests in flight (which hold it, not
+// the provider). The wrapped provider is held here only: close() lets go of it, so that the
+// decorator's destruction destroys it when it is the last owner.
 class Core : public std::enable_shared_from_this<Core> {
  public:
   Core(std::shared_ptr<LlmProvider> inner, RetryOptions options)
-      : inner_(std::move(inner)),
+      : name_(inner->name()),
+        inner_(std::move(inner)),
         options_(std::move(options)),
         scheduler_(options_.scheduler ? options_.scheduler : make_thread_scheduler()),
         rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
 
-  std::string_view name() const { return inner_->name(); }
+  std::string_view name() const { return name_; }
 
   struct Attempt {
-    CompletionRequest request;
-    TokenCallback on_token;
-    CompletionCallback on_done;
+    CompletionRequest request;  // its cancel: the call's token
+    std::shared_ptr<detail::InFlightCall> call;
     int retries = 0;
     std::atomic<bool> streamed{false};
-    std::atomic<bool> finished{false};
     std::uint64_t cancel_id = 0;
   };
 
+  void submit(CompletionRequest request, TokenCallback on_token, CompletionCallback on_done) {
+    auto call = in_flight_->start(std::move(on_token), std::move(on_done), request.cancel, name_);
+    if (!call) return;
+    auto a = std::make_shared<Attempt>();
+    a->request = std::move(request);
+    a->request.cancel = call->cancel();
+    a->call = std::move(call);
+    start(a);
+  }
+
+  // Ends every request in flight with kCancelled, then lets go of the wrapped provider.
+  void close() {
+    in_flight_->close(name_);
+    std::shared_ptr<LlmProvider> inner;
+    {
+      std::lock_guard lock(mu_);
+      inner.swap(inner_);
+    }
+    inner.reset();
+  }
+
+ private:
   void start(const std::shared_ptr<Attempt>& a) {
+    std::shared_ptr<LlmProvider> inner;
+    {
+      std::lock_guard lock(mu_);
+      inner = inner_;
+    }
+    if (!inner) {
+      finish(a, cancelled(name_ + ": the provider was destroyed"));
+      return;
+    }
     TokenCallback forward;
-    if (a->on_token) {
+    if (a->call->streams()) {
       forward = [a](std::string_view delta) {
         a->streamed = true;
-        return a->on_token(delta);
+        return a->call->token(delta);
       };
     }
-    inner_->complete(
+    inner->complete(
         a->request, std::move(forward),
         [self = shared_from_this(), a](Result<Completion> r) { self->on_result(a, std::move(r)); });
   }
 
- private:
   void on_result(const std::shared_ptr<Attempt>& a, Result<Completion> r) {
+    if (a->call->ended()) return;  // ended by close() or a cancel while waiting
     if (r.ok() || a->streamed || a->retries >= options_.max_retries || !is_retryable(r.status())) {
       finish(a, std::move(r));
       return;
@@ -71,15 +107,14 @@ class Core : public std::enable_shared_from_this<Core> {
     auto delay = backoff(a->retries);
     if (failure.retry_after()) delay = std::max(delay, *failure.retry_after());
     ++a->retries;
-    if (a->request.cancel) {
-      // A cancel during the wait ends the request at once, not when the timer fires.
-      a->cancel_id = a->request.cancel->on_cancel([self = shared_from_this(), a] {
-        self->finish(a, cancelled("the request was cancelled while waiting to retry"));
-      });
-    }
+    // A cancel during the wait (the caller's, or the provider's destruction) ends the request at
+    // once, not when the timer fires.
+    a->cancel_id = a->request.cancel->on_cancel([self = shared_from_this(), a] {
+      self->finish(a, cancelled("the request was cancelled while waiting to retry"));
+    });
     scheduler_->schedule(delay, [self = shared_from_this(), a] {
-      if (a->request.cancel) a->request.cancel->remove(a->cancel_id);
-      if (a->finished) return;
+      a->request.cancel->remove(a->cancel_id);
+      if (a->call->ended()) return;
       self->start(a);
     });
   }
@@ -96,14 +131,16 @@ class Core : public std::enable_shared_from_this<Core> {
     return std::chrono::milliseconds(static_cast<std::int64_t>(capped * factor));
   }
 
-  void finish(const std::shared_ptr<Attempt>& a, Result<Completion> r) {
-    if (a->finished.exchange(true)) return;
-    a->on_done(std::move(r));
+  static void finish(const std::shared_ptr<Attempt>& a, Result<Completion> r) {
+    a->call->done(std::move(r));
   }
 
-  const std::shared_ptr<LlmProvider> inner_;
+  const std::string name_;
+  std::mutex mu_;
+  std::shared_ptr<LlmProvider> inner_;  // guarded by mu_; reset by close()
   const RetryOptions options_;
   const std::shared_ptr<Scheduler> scheduler_;
+  const std::shared_ptr<detail::InFlightSet> in_flight_ = detail::InFlightSet::create();
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
 };
@@ -112,16 +149,15 @@ class RetryingProvider final : public LlmProvider {
  public:
   RetryingProvider(std::shared_ptr<LlmProvider> inner, RetryOptions options)
       : core_(std::make_shared<Core>(std::move(inner), std::move(options))) {}
+  ~RetryingProvider() override { core_->close(); }
+  RetryingProvider(const RetryingProvider&) = delete;
+  RetryingProvider& operator=(const RetryingProvider&) = delete;
 
   std::string_view name() const override { return core_->name(); }
 
   void complete(CompletionRequest request, TokenCallback on_token,
                 CompletionCallback on_done) override {
-    auto a = std::make_shared<Core::Attempt>();
-    a->request = std::move(request);
-    a->on_token = std::move(on_token);
-    a->on_done = std::move(on_done);
-    core_->start(a);
+    core_->submit(std::move(request), std::move(on_token), std::move(on_done));
   }
 
  private:

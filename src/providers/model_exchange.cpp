@@ -139,7 +139,8 @@ void ModelExchange::fail(Status status) {
 void ModelExchange::finish(Result<HttpResponse> result) {
   std::optional<HttpRequest> again = std::move(resend_);
   resend_.reset();
-  if (again && !failure_ && !caller_stopped_ && !result.ok() &&
+  const bool withdrawn = again && again->cancel && again->cancel->cancelled();
+  if (again && !withdrawn && !failure_ && !caller_stopped_ && !result.ok() &&
       result.status().reason() == "not_resent" && status_ == 0 && completion_.text.empty()) {
     send(*std::move(again));
     return;

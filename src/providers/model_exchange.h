@@ -3,8 +3,8 @@
 // streamed line reads, how a whole body reads, how an error body reads.
 //
 // Ownership: an exchange is shared by the HTTP callbacks; it holds no reference to the provider
-// or its HttpClient, so the provider may be destroyed while requests are in flight (its client
-// then completes them with kCancelled).
+// or its HttpClient, so the provider may be destroyed while requests are in flight (the provider
+// ends them with kCancelled through its InFlightSet, core/in_flight.h, and cancels their token).
 #pragma once
 
 #include <chrono>

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/in_flight.h"
 #include "providers/model_exchange.h"
 
 namespace llmassist {
@@ -97,6 +98,12 @@ class OllamaProvider final : public LlmProvider {
         target_(detail::target_for(options_.base_url + "/api/chat", options_)),
         http_(std::move(http)) {}
 
+  // Ends what is in flight with kCancelled, whether the HTTP client is this provider's alone or
+  // shared with others.
+  ~OllamaProvider() override { in_flight_->close(options_.name); }
+  OllamaProvider(const OllamaProvider&) = delete;
+  OllamaProvider& operator=(const OllamaProvider&) = delete;
+
   std::string_view name() const override { return options_.name; }
 
   void complete(CompletionRequest request, TokenCallback on_token,
@@ -122,16 +129,24 @@ class OllamaProvider final : public LlmProvider {
     if (!options_.keep_alive.empty()) body["keep_alive"] = options_.keep_alive;
     detail::ExchangeTarget target = target_;
     if (request.timeout.count() > 0) target.total_timeout = request.timeout;
-    auto exchange =
-        std::make_shared<OllamaExchange>(options_.name, std::move(on_token), std::move(on_done));
-    exchange->start(*http_, target, detail::dump_body(body), request.cancel);
+    auto call =
+        in_flight_->start(std::move(on_token), std::move(on_done), request.cancel, options_.name);
+    if (!call) return;
+    TokenCallback tokens;
+    if (call->streams()) tokens = [call](std::string_view delta) { return call->token(delta); };
+    auto exchange = std::make_shared<OllamaExchange>(
+        options_.name, std::move(tokens),
+        [call](Result<Completion> result) { call->done(std::move(result)); });
+    exchange->start(*http_, target, detail::dump_body(body), call->cancel());
   }
 
  private:
   const OllamaProviderOptions options_;
   const json extra_;
   const detail::ExchangeTarget target_;
-  // Last member: destroyed first, completing requests in flight while the rest still exists.
+  const std::shared_ptr<detail::InFlightSet> in_flight_ = detail::InFlightSet::create();
+  // Last member: destroyed first; a client of this provider's alone ends the transfers the
+  // destructor cancelled while the rest still exists.
   const std::shared_ptr<HttpClient> http_;
 };
 

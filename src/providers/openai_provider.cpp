@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/in_flight.h"
 #include "providers/model_exchange.h"
 
 namespace llmassist {
@@ -186,6 +187,12 @@ class OpenAiProvider final : public LlmProvider {
     for (const auto& h : options_.extra_headers) target_.headers.push_back(h);
   }
 
+  // Ends what is in flight with kCancelled, whether the HTTP client is this provider's alone or
+  // shared with others.
+  ~OpenAiProvider() override { in_flight_->close(options_.name); }
+  OpenAiProvider(const OpenAiProvider&) = delete;
+  OpenAiProvider& operator=(const OpenAiProvider&) = delete;
+
   std::string_view name() const override { return options_.name; }
 
   void complete(CompletionRequest request, TokenCallback on_token,
@@ -207,16 +214,24 @@ class OpenAiProvider final : public LlmProvider {
     detail::ExchangeTarget target = target_;
     if (stream) target.headers.emplace_back("Accept", "text/event-stream");
     if (request.timeout.count() > 0) target.total_timeout = request.timeout;
-    auto exchange =
-        std::make_shared<OpenAiExchange>(options_.name, std::move(on_token), std::move(on_done));
-    exchange->start(*http_, target, detail::dump_body(body), request.cancel);
+    auto call =
+        in_flight_->start(std::move(on_token), std::move(on_done), request.cancel, options_.name);
+    if (!call) return;
+    TokenCallback tokens;
+    if (call->streams()) tokens = [call](std::string_view delta) { return call->token(delta); };
+    auto exchange = std::make_shared<OpenAiExchange>(
+        options_.name, std::move(tokens),
+        [call](Result<Completion> result) { call->done(std::move(result)); });
+    exchange->start(*http_, target, detail::dump_body(body), call->cancel());
   }
 
  private:
   const OpenAiProviderOptions options_;
   const json extra_;
   detail::ExchangeTarget target_;
-  // Last member: destroyed first, completing requests in flight while the rest still exists.
+  const std::shared_ptr<detail::InFlightSet> in_flight_ = detail::InFlightSet::create();
+  // Last member: destroyed first; a client of this provider's alone ends the transfers the
+  // destructor cancelled while the rest still exists.
   const std::shared_ptr<HttpClient> http_;
 };
 

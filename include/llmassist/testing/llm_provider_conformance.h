@@ -12,7 +12,8 @@
 // on_token returning false and a cancelled token each give kCancelled, once; a request's timeout
 // gives kDeadlineExceeded; a 503 is kUnavailable and a 429 kResourceExhausted (both retryable),
 // a 400 a failure not to retry; many requests at once are each answered once; destroying the
-// provider with requests in flight calls each on_done with kCancelled before it returns.
+// provider with requests in flight calls each on_done with kCancelled before it returns, also
+// from inside one of its callbacks, and while on_token runs on another thread.
 //
 // Thread-safety: run one check at a time per factory unless its harnesses are independent.
 #pragma once
@@ -257,6 +258,95 @@ inline void destroy_in_flight(CheckContext& t, LlmProviderHarness& h) {
   }
 }
 
+// Destroys the provider from inside a request's on_done, on the provider's callback thread:
+// another request in flight still ends with kCancelled before the destructor returns.
+inline void destroy_from_callback(CheckContext& t, LlmProviderHarness& h) {
+  if (!stage(t, h, LlmBackend::kHang, "", "hang")) return;
+  struct State {
+    std::atomic<bool> destroyed{false};
+    std::atomic<int> other_calls_then{-1};
+  };
+  auto state = std::make_shared<State>();
+  auto other = std::make_shared<Outcome>();
+  start(h, request(h), other, true);
+  auto first = std::make_shared<Outcome>();
+  CompletionRequest r = request(h);
+  r.cancel = CancelToken::create();
+  auto token = r.cancel;
+  LlmProviderHarness* harness = &h;
+  h.provider().complete(std::move(r), {}, [first, other, state, harness](Result<Completion> res) {
+    {
+      std::lock_guard lock(first->mu);
+      if (!first->result) first->result.emplace(std::move(res));
+      ++first->calls;
+    }
+    if (first->calls.load() != 1) return;
+    harness->destroy_provider();
+    state->other_calls_then = other->calls.load();
+    state->destroyed = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  token->cancel();
+  if (!t.expect(wait_until([&] { return state->destroyed.load(); }, 20s),
+                "destroying the provider inside on_done did not return")) {
+    return;
+  }
+  t.expect_code(status_of(*first), StatusCode::kCancelled, "the cancelled request");
+  t.expect(state->other_calls_then.load() == 1,
+           "destroying the provider inside on_done: the other request's on_done was called " +
+               std::to_string(state->other_calls_then.load()) +
+               " times before the destructor returned");
+  t.expect_code(status_of(*other), StatusCode::kCancelled, "a request in flight at destruction");
+  std::this_thread::sleep_for(100ms);
+  t.expect(first->calls.load() == 1 && other->calls.load() == 1,
+           "destroying the provider inside on_done: an on_done was called again");
+}
+
+// Destroys the provider while on_token runs on the provider's thread: the destructor waits for
+// it, then the request ends once, and no token follows its on_done.
+inline void destroy_during_token(CheckContext& t, LlmProviderHarness& h) {
+  if (!stage(t, h, LlmBackend::kAnswer, kAnswerText, "answer")) return;
+  struct State {
+    std::atomic<bool> in_token{false};
+    std::atomic<bool> token_after_done{false};
+    std::atomic<int> done_calls{0};
+    std::mutex mu;
+    Status status;
+  };
+  auto state = std::make_shared<State>();
+  h.provider().complete(
+      request(h),
+      [state](std::string_view) {
+        if (state->done_calls.load() > 0) state->token_after_done = true;
+        if (!state->in_token.exchange(true)) std::this_thread::sleep_for(200ms);
+        return true;
+      },
+      [state](Result<Completion> res) {
+        {
+          std::lock_guard lock(state->mu);
+          state->status = res.status();
+        }
+        ++state->done_calls;
+      });
+  if (!wait_until([&] { return state->in_token.load() || state->done_calls.load() > 0; }, 20s)) {
+    t.expect(false, "the streamed request neither streamed nor ended");
+    return;
+  }
+  const bool ended_before = state->done_calls.load() > 0;
+  h.destroy_provider();
+  t.expect(state->done_calls.load() == 1,
+           "destroying the provider while on_token ran: on_done was called " +
+               std::to_string(state->done_calls.load()) + " times before the destructor returned");
+  std::this_thread::sleep_for(100ms);
+  t.expect(state->done_calls.load() == 1, "on_done was called again after the destructor");
+  t.expect(!state->token_after_done.load(), "on_token was called after on_done");
+  if (!ended_before) {
+    std::lock_guard lock(state->mu);
+    t.expect(state->status.ok() || state->status.code() == StatusCode::kCancelled,
+             "a request streaming at destruction ended with " + state->status.to_string());
+  }
+}
+
 inline const std::vector<NamedCheck<LlmProviderHarness>>& all() {
   static const std::vector<NamedCheck<LlmProviderHarness>> checks = {
       {"on_done is called exactly once", &answers_once},
@@ -269,6 +359,8 @@ inline const std::vector<NamedCheck<LlmProviderHarness>>& all() {
       {"a 400 is a failure not to retry", &bad_request},
       {"many requests at once are each answered once", &many_at_once},
       {"destroying the provider with requests in flight is safe", &destroy_in_flight},
+      {"destroying the provider inside a callback ends the others, once", &destroy_from_callback},
+      {"destroying the provider while on_token runs is safe", &destroy_during_token},
   };
   return checks;
 }
