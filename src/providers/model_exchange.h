@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/in_flight.h"
 #include "llmassist/http_client.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"
@@ -133,5 +134,23 @@ class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
   // False, and the exchange failed, when `more` bytes would take the answer past the limit.
   bool room_for(std::size_t more);
 };
+
+// Starts an `Exchange` (a ModelExchange of the provider's wire format) for one request, as a
+// call of the provider's `in_flight` set: the caller's callbacks are the call's, so that
+// destroying the provider ends it with kCancelled (in_flight.h).
+template <typename Exchange>
+void start_exchange(InFlightSet& in_flight, std::string_view provider, HttpClient& http,
+                    const ExchangeTarget& target, std::string body,
+                    const std::shared_ptr<CancelToken>& caller_cancel, TokenCallback on_token,
+                    CompletionCallback on_done) {
+  auto call = in_flight.start(std::move(on_token), std::move(on_done), caller_cancel, provider);
+  if (!call) return;
+  TokenCallback tokens;
+  if (call->streams()) tokens = [call](std::string_view delta) { return call->token(delta); };
+  auto exchange = std::make_shared<Exchange>(
+      std::string(provider), std::move(tokens),
+      [call](Result<Completion> result) { call->done(std::move(result)); });
+  exchange->start(http, target, std::move(body), call->cancel());
+}
 
 }  // namespace llmassist::detail

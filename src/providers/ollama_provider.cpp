@@ -129,15 +129,9 @@ class OllamaProvider final : public LlmProvider {
     if (!options_.keep_alive.empty()) body["keep_alive"] = options_.keep_alive;
     detail::ExchangeTarget target = target_;
     if (request.timeout.count() > 0) target.total_timeout = request.timeout;
-    auto call =
-        in_flight_->start(std::move(on_token), std::move(on_done), request.cancel, options_.name);
-    if (!call) return;
-    TokenCallback tokens;
-    if (call->streams()) tokens = [call](std::string_view delta) { return call->token(delta); };
-    auto exchange = std::make_shared<OllamaExchange>(
-        options_.name, std::move(tokens),
-        [call](Result<Completion> result) { call->done(std::move(result)); });
-    exchange->start(*http_, target, detail::dump_body(body), call->cancel());
+    detail::start_exchange<OllamaExchange>(*in_flight_, options_.name, *http_, target,
+                                           detail::dump_body(body), request.cancel,
+                                           std::move(on_token), std::move(on_done));
   }
 
  private:

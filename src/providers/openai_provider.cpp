@@ -214,15 +214,9 @@ class OpenAiProvider final : public LlmProvider {
     detail::ExchangeTarget target = target_;
     if (stream) target.headers.emplace_back("Accept", "text/event-stream");
     if (request.timeout.count() > 0) target.total_timeout = request.timeout;
-    auto call =
-        in_flight_->start(std::move(on_token), std::move(on_done), request.cancel, options_.name);
-    if (!call) return;
-    TokenCallback tokens;
-    if (call->streams()) tokens = [call](std::string_view delta) { return call->token(delta); };
-    auto exchange = std::make_shared<OpenAiExchange>(
-        options_.name, std::move(tokens),
-        [call](Result<Completion> result) { call->done(std::move(result)); });
-    exchange->start(*http_, target, detail::dump_body(body), call->cancel());
+    detail::start_exchange<OpenAiExchange>(*in_flight_, options_.name, *http_, target,
+                                           detail::dump_body(body), request.cancel,
+                                           std::move(on_token), std::move(on_done));
   }
 
  private:

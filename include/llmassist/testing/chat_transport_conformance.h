@@ -264,32 +264,19 @@ inline const std::vector<NamedCheck<ChatTransportHarness>>& all() {
 }  // namespace transport_checks
 
 inline std::vector<std::string> chat_transport_check_names() {
-  std::vector<std::string> out;
-  for (const auto& c : transport_checks::all()) out.emplace_back(c.name);
-  return out;
+  return check_names(transport_checks::all());
 }
 
 inline CheckResult run_chat_transport_check(std::string_view name,
                                             const ChatTransportFactory& factory) {
-  CheckContext t;
-  for (const auto& check : transport_checks::all()) {
-    if (check.name != name) continue;
-    auto harness = factory();
-    if (!t.expect_ok(harness.status(), "the factory made no harness")) break;
-    check.run(t, **harness);
-    return t.result(std::string(name));
-  }
-  if (t.result("").passed) t.expect(false, "no such check");
-  return t.result(std::string(name));
+  return run_factory_check(transport_checks::all(), name, factory);
 }
 
 inline std::vector<CheckResult> run_chat_transport_conformance(
     const ChatTransportFactory& factory) {
-  std::vector<CheckResult> out;
-  for (const auto& name : chat_transport_check_names()) {
-    out.push_back(run_chat_transport_check(name, factory));
-  }
-  return out;
+  return run_every_check(transport_checks::all(), [&](std::string_view name) {
+    return run_chat_transport_check(name, factory);
+  });
 }
 
 }  // namespace llmassist::testing

@@ -109,4 +109,46 @@ struct NamedCheck {
   void (*run)(CheckContext&, Harness&);
 };
 
+// The names of `checks`, in order.
+template <typename Harness>
+std::vector<std::string> check_names(const std::vector<NamedCheck<Harness>>& checks) {
+  std::vector<std::string> out;
+  for (const auto& c : checks) out.emplace_back(c.name);
+  return out;
+}
+
+// Runs the check of `checks` called `name`. `with_harness(t, run)` makes the harness (failing
+// `t` when it cannot) and calls run(harness).
+template <typename Harness, typename WithHarness>
+CheckResult run_named_check(const std::vector<NamedCheck<Harness>>& checks, std::string_view name,
+                            const WithHarness& with_harness) {
+  CheckContext t;
+  for (const auto& check : checks) {
+    if (check.name != name) continue;
+    with_harness(t, [&](Harness& h) { check.run(t, h); });
+    return t.result(std::string(name));
+  }
+  t.expect(false, "no such check");
+  return t.result(std::string(name));
+}
+
+// run_named_check() with a harness from `factory()`, a Result<std::unique_ptr<Harness>>.
+template <typename Harness, typename Factory>
+CheckResult run_factory_check(const std::vector<NamedCheck<Harness>>& checks, std::string_view name,
+                              const Factory& factory) {
+  return run_named_check(checks, name, [&](CheckContext& t, const auto& run) {
+    auto harness = factory();
+    if (t.expect_ok(harness.status(), "the factory made no harness")) run(**harness);
+  });
+}
+
+// Every check of `checks`, in order, each run by `run_one(name)`.
+template <typename Harness, typename RunOne>
+std::vector<CheckResult> run_every_check(const std::vector<NamedCheck<Harness>>& checks,
+                                         const RunOne& run_one) {
+  std::vector<CheckResult> out;
+  for (const auto& c : checks) out.push_back(run_one(c.name));
+  return out;
+}
+
 }  // namespace llmassist::testing

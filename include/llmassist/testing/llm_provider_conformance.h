@@ -368,31 +368,18 @@ inline const std::vector<NamedCheck<LlmProviderHarness>>& all() {
 }  // namespace provider_checks
 
 inline std::vector<std::string> llm_provider_check_names() {
-  std::vector<std::string> out;
-  for (const auto& c : provider_checks::all()) out.emplace_back(c.name);
-  return out;
+  return check_names(provider_checks::all());
 }
 
 inline CheckResult run_llm_provider_check(std::string_view name,
                                           const LlmProviderFactory& factory) {
-  CheckContext t;
-  for (const auto& check : provider_checks::all()) {
-    if (check.name != name) continue;
-    auto harness = factory();
-    if (!t.expect_ok(harness.status(), "the factory made no harness")) break;
-    check.run(t, **harness);
-    return t.result(std::string(name));
-  }
-  if (t.result("").passed) t.expect(false, "no such check");
-  return t.result(std::string(name));
+  return run_factory_check(provider_checks::all(), name, factory);
 }
 
 inline std::vector<CheckResult> run_llm_provider_conformance(const LlmProviderFactory& factory) {
-  std::vector<CheckResult> out;
-  for (const auto& name : llm_provider_check_names()) {
-    out.push_back(run_llm_provider_check(name, factory));
-  }
-  return out;
+  return run_every_check(provider_checks::all(), [&](std::string_view name) {
+    return run_llm_provider_check(name, factory);
+  });
 }
 
 }  // namespace llmassist::testing

@@ -797,36 +797,27 @@ inline const std::vector<NamedCheck<Harness>>& all() {
 
 // The names of the checks, in the order run_message_store_conformance() runs them.
 inline std::vector<std::string> message_store_check_names() {
-  std::vector<std::string> out;
-  for (const auto& c : store_checks::all()) out.emplace_back(c.name);
-  return out;
+  return check_names(store_checks::all());
 }
 
 // Runs the check called `name` against a new store from `factory`.
 inline CheckResult run_message_store_check(std::string_view name,
                                            const MessageStoreFactory& factory) {
-  CheckContext t;
-  for (const auto& check : store_checks::all()) {
-    if (check.name != name) continue;
+  return run_named_check(store_checks::all(), name, [&](CheckContext& t, const auto& run) {
     auto clock = std::make_shared<SteppedClock>();
     auto store = factory(clock);
-    if (!t.expect_ok(store.status(), "the factory made no store")) break;
-    if (!t.expect(*store != nullptr, "the factory made a null store")) break;
+    if (!t.expect_ok(store.status(), "the factory made no store")) return;
+    if (!t.expect(*store != nullptr, "the factory made a null store")) return;
     store_checks::Harness h{**store, *clock};
-    check.run(t, h);
-    return t.result(std::string(name));
-  }
-  if (t.result("").passed) t.expect(false, "no such check");
-  return t.result(std::string(name));
+    run(h);
+  });
 }
 
 // Runs every check, each against a new store; one result per check, in order.
 inline std::vector<CheckResult> run_message_store_conformance(const MessageStoreFactory& factory) {
-  std::vector<CheckResult> out;
-  for (const auto& name : message_store_check_names()) {
-    out.push_back(run_message_store_check(name, factory));
-  }
-  return out;
+  return run_every_check(store_checks::all(), [&](std::string_view name) {
+    return run_message_store_check(name, factory);
+  });
 }
 
 }  // namespace llmassist::testing
