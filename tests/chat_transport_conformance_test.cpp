@@ -18,6 +18,7 @@
 #include "llmassist/console/console_transport.h"
 #include "llmassist/telegram/telegram_transport.h"
 #include "llmassist/testing/chat_transport_conformance.h"
+#include "support/free_port.h"
 #include "support/memory_store.h"
 #include "support/mock_telegram_server.h"
 
@@ -75,20 +76,6 @@ class ConsoleHarness final : public testing::ChatTransportHarness {
   std::string seen_;
 };
 
-// A loopback port that was free a moment ago, for the webhook server to listen on.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // The user is Ann in chat 1001 of the mock Bot API server; what she receives is what the bot
 // sent there (texts and button labels). On a webhook, the mock posts what she does as Telegram
 // does: again and again, until the webhook answers 200.
@@ -106,7 +93,7 @@ class TelegramHarness final : public testing::ChatTransportHarness {
     o.retry.max_backoff = std::chrono::milliseconds(200);
     o.logger = null_logger();
     if (mode == TelegramMode::kWebhook) {
-      o.webhook.port = free_port();
+      o.webhook.port = testing::free_port();
       o.webhook.path = "/tg/hook";
       o.webhook.public_url = "http://127.0.0.1:" + std::to_string(o.webhook.port) + "/tg/hook";
       o.webhook.secret_token = "conformance-secret";

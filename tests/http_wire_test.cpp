@@ -34,6 +34,7 @@
 #include "llmassist/logger.h"
 #include "support/capturing_logger.h"
 #include "support/child_process.h"
+#include "support/free_port.h"
 #include "support/http_test_client.h"
 #include "support/raw_http_server.h"
 #include "support/socks5_server.h"
@@ -42,6 +43,7 @@
 
 using namespace llmassist;
 using llmassist::testing::fetch;
+using llmassist::testing::free_port;
 using llmassist::testing::make_test_client;
 using llmassist::testing::Pending;
 using llmassist::testing::RawConnection;
@@ -1243,18 +1245,6 @@ TEST_CASE(
 }
 
 // --- HTTP/2 ---
-
-namespace {
-
-// A free loopback port (bound, then released: the server about to start takes it).
-int free_port() {
-  RawHttpServer probe;
-  const int port = probe.port();
-  probe.stop();
-  return port;
-}
-
-}  // namespace
 
 TEST_CASE("http client: HTTP/2 over TLS, concurrent requests multiplexed on one connection") {
   const char* nghttpd = "/usr/sbin/nghttpd";

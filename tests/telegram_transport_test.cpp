@@ -20,11 +20,13 @@
 #include "llmassist/telegram/telegram_transport.h"
 #include "support/capturing_logger.h"
 #include "support/child_process.h"
+#include "support/free_port.h"
 #include "support/mock_telegram_server.h"
 #include "telegram/telegram_format.h"
 
 using namespace llmassist;
 using namespace std::chrono_literals;
+using llmassist::testing::free_port;
 using llmassist::testing::MockTelegramServer;
 using Failure = MockTelegramServer::Failure;
 using nlohmann::json;
@@ -148,20 +150,6 @@ std::string payload(const std::string& file, std::int64_t update_id) {
   json j = json::parse(s.str());
   j["update_id"] = update_id;
   return j.dump();
-}
-
-// A loopback port that was free a moment ago, for the webhook server to listen on.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // The offsets of the getUpdates calls the mock saw, in order.
