@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "llmassist/export.h"
+#include "llmassist/memory_records.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 
@@ -253,6 +254,8 @@ struct LLMASSIST_API ErasureCounts {
   std::int64_t messages = 0;
   std::int64_t replies = 0;
   std::int64_t audit_events = 0;
+  // The memory's records about it: summary versions, recall items and background jobs.
+  std::int64_t memory_records = 0;
   // The deleted text is gone from the database's files too (overwritten, the write-ahead log
   // emptied), not only from its tables. False when another connection's open read kept the log
   // from being emptied: a later erasure or checkpoint finishes it.
@@ -375,6 +378,64 @@ class LLMASSIST_API MessageStore {
   // and the operators' chat posts that point at it; the deleted text is overwritten in the
   // files. kNotFound for an unknown chat. This default answers kUnimplemented.
   virtual Result<ErasureCounts> erase_chat(ChatId chat);
+
+  // --- memory: summaries, background jobs, the recall index (memory_records.h) ---------------
+  //
+  // What the progressive summary and semantic recall keep. Optional: these defaults answer
+  // kUnimplemented, and a memory that needs them says so when it is made. erase_chat() and
+  // delete_older_than() cover these records too.
+
+  // The session's messages after message `after` (0: from its first), oldest first, at most
+  // `limit` (1..1000), without the bot's system lines: what a summary job condenses. This default
+  // pages chat_history().
+  virtual Result<std::vector<Message>> messages_after(SessionId session, MessageId after,
+                                                      int limit);
+  // Stores a new summary version (see NewSessionSummary: compare-and-set on the version, the job
+  // finished with it) and makes it the session's summary (Session::summary). kNotFound for an
+  // unknown session, kInvalidArgument for an empty content.
+  virtual Result<SessionSummary> add_session_summary(const NewSessionSummary& summary);
+  // The newest version; kNotFound when the session has none.
+  virtual Result<SessionSummary> latest_session_summary(SessionId session);
+  // Every version, oldest first.
+  virtual Result<std::vector<SessionSummary>> list_session_summaries(SessionId session);
+
+  // Queues a job; when an unfinished job has the same key, returns that one instead.
+  virtual Result<MemoryJob> enqueue_job(const NewMemoryJob& job);
+  // Claims up to `limit` due jobs (not done, next_attempt_at come, no lease or one run out),
+  // oldest due first, counting an attempt on each. Two workers never both hold one job.
+  virtual Result<std::vector<MemoryJob>> claim_jobs(const JobClaim& claim);
+  // kAborted when `worker` does not hold the job (its lease ran out and another took it).
+  virtual Status extend_job_lease(JobId id, std::string_view worker,
+                                  std::chrono::milliseconds lease);
+  virtual Status finish_job(JobId id, std::string_view worker);
+  virtual Status retry_job(JobId id, std::string_view worker, const JobRetry& retry);
+  virtual Result<MemoryJob> get_job(JobId id);
+  // Jobs of `kind` (empty: any), newest first; done ones only when `include_done`.
+  virtual Result<std::vector<MemoryJob>> list_jobs(std::string_view kind, bool include_done,
+                                                   int limit);
+
+  // Adds items to the recall index in one transaction; an item whose key its chat already has is
+  // skipped. kInvalidArgument for an item without chat, kind or key.
+  virtual Status add_recall_items(std::span<const RecallItem> items);
+  // BM25 over the items' terms, within one chat, best first; an empty list when nothing matches.
+  virtual Result<std::vector<RecallHit>> search_recall_terms(const TermQuery& query);
+  // Cosine similarity over the chat's vectors of the query's model, most similar first.
+  virtual Result<std::vector<RecallHit>> search_recall_vectors(const VectorQuery& query);
+  // Items with no vector of `model` yet, oldest first: the embedder's backlog.
+  virtual Result<std::vector<RecallItem>> recall_items_without_vector(std::string_view model,
+                                                                      int limit);
+  // Stores vectors of `model` for items, in one transaction; unknown ids are skipped.
+  virtual Status set_recall_vectors(
+      std::span<const std::pair<RecallItemId, std::vector<float>>> vectors, std::string_view model);
+  // How many recall items the chat has (all chats: 0).
+  virtual Result<std::int64_t> count_recall_items(ChatId chat);
+
+  // A cache of embeddings by (model, digest of the text): the knowledge base's passages are
+  // embedded once, not at every start. One entry per digest, empty when not cached.
+  virtual Result<std::vector<std::vector<float>>> cached_embeddings(
+      std::string_view model, std::span<const std::string> digests);
+  virtual Status cache_embeddings(
+      std::string_view model, std::span<const std::pair<std::string, std::vector<float>>> entries);
 
   // --- change notification --------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 
 #include "core/await_result.h"
 #include "llmassist/chat_transport.h"
+#include "llmassist/embedding_provider.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/message_store.h"
 
@@ -66,6 +67,88 @@ Status MessageStore::put_setting(std::string_view, std::string_view) {
   return unimplemented("this store keeps no settings");
 }
 
+Result<std::vector<Message>> MessageStore::messages_after(SessionId session, MessageId after,
+                                                          int limit) {
+  if (limit < 1 || limit > 1000) return invalid_argument("limit must be 1..1000");
+  LLMASSIST_ASSIGN_OR_RETURN(Session s, get_session(session));
+  // Pages the chat's history back to `after`, then keeps this session's dialog, oldest first.
+  std::vector<Message> newest_first;
+  HistoryQuery q;
+  q.limit = 1000;
+  while (true) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto page, chat_history(s.chat_id, q));
+    bool reached = page.empty();
+    for (auto& m : page) {
+      if (m.id <= after) {
+        reached = true;
+        break;
+      }
+      if (m.session_id == session && m.role != Role::kSystem) newest_first.push_back(std::move(m));
+    }
+    if (reached || static_cast<int>(page.size()) < q.limit) break;
+    q.before_id = page.back().id;
+  }
+  std::vector<Message> out(newest_first.rbegin(), newest_first.rend());
+  if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
+  return out;
+}
+
+namespace {
+constexpr const char* kNoMemory = "this store keeps no memory records";
+}  // namespace
+
+Result<SessionSummary> MessageStore::add_session_summary(const NewSessionSummary&) {
+  return unimplemented(kNoMemory);
+}
+Result<SessionSummary> MessageStore::latest_session_summary(SessionId) {
+  return unimplemented(kNoMemory);
+}
+Result<std::vector<SessionSummary>> MessageStore::list_session_summaries(SessionId) {
+  return unimplemented(kNoMemory);
+}
+Result<MemoryJob> MessageStore::enqueue_job(const NewMemoryJob&) {
+  return unimplemented(kNoMemory);
+}
+Result<std::vector<MemoryJob>> MessageStore::claim_jobs(const JobClaim&) {
+  return unimplemented(kNoMemory);
+}
+Status MessageStore::extend_job_lease(JobId, std::string_view, std::chrono::milliseconds) {
+  return unimplemented(kNoMemory);
+}
+Status MessageStore::finish_job(JobId, std::string_view) { return unimplemented(kNoMemory); }
+Status MessageStore::retry_job(JobId, std::string_view, const JobRetry&) {
+  return unimplemented(kNoMemory);
+}
+Result<MemoryJob> MessageStore::get_job(JobId) { return unimplemented(kNoMemory); }
+Result<std::vector<MemoryJob>> MessageStore::list_jobs(std::string_view, bool, int) {
+  return unimplemented(kNoMemory);
+}
+Status MessageStore::add_recall_items(std::span<const RecallItem>) {
+  return unimplemented(kNoMemory);
+}
+Result<std::vector<RecallHit>> MessageStore::search_recall_terms(const TermQuery&) {
+  return unimplemented(kNoMemory);
+}
+Result<std::vector<RecallHit>> MessageStore::search_recall_vectors(const VectorQuery&) {
+  return unimplemented(kNoMemory);
+}
+Result<std::vector<RecallItem>> MessageStore::recall_items_without_vector(std::string_view, int) {
+  return unimplemented(kNoMemory);
+}
+Status MessageStore::set_recall_vectors(
+    std::span<const std::pair<RecallItemId, std::vector<float>>>, std::string_view) {
+  return unimplemented(kNoMemory);
+}
+Result<std::int64_t> MessageStore::count_recall_items(ChatId) { return unimplemented(kNoMemory); }
+Result<std::vector<std::vector<float>>> MessageStore::cached_embeddings(
+    std::string_view, std::span<const std::string>) {
+  return unimplemented(kNoMemory);
+}
+Status MessageStore::cache_embeddings(std::string_view,
+                                      std::span<const std::pair<std::string, std::vector<float>>>) {
+  return unimplemented(kNoMemory);
+}
+
 Result<std::vector<Chat>> MessageStore::upsert_chats(std::span<const ChatInfo> infos) {
   std::vector<Chat> out;
   out.reserve(infos.size());
@@ -103,6 +186,11 @@ Result<Completion> complete_sync(LlmProvider& provider, CompletionRequest reques
   return detail::await_result<Completion>([&](CompletionCallback done) {
     provider.complete(std::move(request), std::move(on_token), std::move(done));
   });
+}
+
+Result<Embeddings> embed_sync(EmbeddingProvider& provider, EmbeddingRequest request) {
+  return detail::await_result<Embeddings>(
+      [&](EmbeddingCallback done) { provider.embed(std::move(request), std::move(done)); });
 }
 
 Result<SentMessage> send_sync(ChatTransport& transport, OutboundMessage message) {
