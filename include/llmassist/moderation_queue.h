@@ -62,7 +62,9 @@ class LLMASSIST_API ModerationQueue {
   virtual Result<Reply> approve(ReplyId id, std::string_view operator_name) = 0;
   // `text` goes out instead of the draft (or instead of nothing, for a failed reply).
   virtual Result<Reply> edit(ReplyId id, std::string_view operator_name, std::string text) = 0;
-  // The draft is discarded and a new one generated; `reason` goes to the audit log.
+  // The draft is discarded and a new one generated; `reason` goes to the audit log and, with the
+  // rejected draft, into the new draft's prompt (Reply::error keeps it meanwhile), so that the
+  // model answers differently.
   virtual Result<Reply> reject(ReplyId id, std::string_view operator_name, std::string reason) = 0;
 };
 

@@ -153,6 +153,8 @@ class StoreModerationQueue final : public ModerationQueue {
     const std::string actor = operator_actor(operator_name);
     LLMASSIST_ASSIGN_OR_RETURN(auto reply, decidable(id, actor));
     ReplyChange change = decision(reply, ReplyStatus::kRejected, actor, "reject");
+    // Kept with the reply (as why its last draft failed) for the redraft's prompt.
+    change.error = reason;
     change.detail = std::move(reason);
     return decide(id, change, operator_name);
   }

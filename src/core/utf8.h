@@ -54,6 +54,13 @@ struct LLMASSIST_API Utf8Char {
   return {cp, length, true};
 }
 
+// The characters (code points) of `text`; an invalid byte counts as one.
+[[nodiscard]] inline std::size_t utf8_length(std::string_view text) noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < text.size(); i += decode_utf8(text, i).length) ++n;
+  return n;
+}
+
 // C0 controls, DEL and C1 controls: the characters a terminal may act on instead of printing.
 [[nodiscard]] constexpr bool is_control(char32_t c) noexcept {
   return c < 0x20 || (c >= 0x7f && c <= 0x9f);

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include "core/prompt_parts.h"
+#include "core/utf8.h"
+
 namespace llmassist {
 namespace {
 
@@ -20,10 +23,12 @@ class WindowMemory final : public MemoryManager {
     for (const auto& m : recent) dialog.push_back(&m);
     // Drop the oldest until the dialog fits the budget; the question itself always stays.
     std::size_t chars = 0;
-    for (const auto* m : dialog) chars += m->text.size();
+    for (const auto* m : dialog) chars += detail::utf8_length(m->text);
+    std::size_t dropped = 0;
     while (dialog.size() > 1 && chars > options_.max_chars) {
-      chars -= dialog.front()->text.size();
+      chars -= detail::utf8_length(dialog.front()->text);
       dialog.erase(dialog.begin());
+      ++dropped;
     }
     Context out;
     const std::string& system =
@@ -31,8 +36,9 @@ class WindowMemory final : public MemoryManager {
     if (!system.empty()) out.messages.push_back({Role::kSystem, system});
     for (const auto* m : dialog) out.messages.push_back({m->role, m->text});
     out.window_messages = static_cast<int>(dialog.size());
-    std::size_t total = system.size() + chars;
-    out.estimated_tokens = static_cast<int>(total / 4 + 4 * out.messages.size());
+    if (auto redraft = detail::redraft_instruction(request)) out.messages.push_back(*redraft);
+    if (dropped > 0) out.dropped.push_back(fmt::format("{} oldest messages", dropped));
+    out.estimated_tokens = detail::estimate_prompt_tokens(out.messages);
     return out;
   }
 

@@ -19,8 +19,9 @@ namespace llmassist {
 struct LLMASSIST_API WindowMemoryOptions {
   std::string system_prompt;  // the assistant's role; may be empty
   int window = 8;             // messages of the session, at most (1..200). Default 8.
-  // The most characters of dialog (the system prompt not counted) to put in the prompt; older
-  // messages are dropped first, the question never. Default 24,000 (about 6,000 tokens).
+  // The most characters (not bytes) of dialog (the system prompt not counted) to put in the
+  // prompt; older messages are dropped first, the question never. Default 24,000 (about 6,000
+  // tokens).
   std::size_t max_chars = 24000;
 };
 

@@ -69,8 +69,26 @@ void Drafting::draft(Reply reply, const Chat* known) {
   cr.chat_id = reply.chat_id;
   cr.session_id = reply.session_id;
   cr.upto_message_id = upto;
-  auto context = ctx.parts.memory->build_context(cr);
+  // A draft kept from before is a rejected one (a rejection keeps it, with the reason in
+  // `error`): the model is told, so that it answers differently.
+  if (!reply.draft_text.empty()) {
+    cr.rejected_draft = reply.draft_text;
+    cr.rejection_reason = reply.error;
+  }
+  ctx.parts.memory->build_context_async(cr, [self = core_.shared_from_this(), reply, chat = *chat,
+                                             token](Result<llmassist::Context> context) {
+    self->drafting.ask(reply, chat, std::move(context), token);
+  });
+}
+
+void Drafting::ask(const Reply& reply, const Chat& chat, Result<llmassist::Context> context,
+                   const std::shared_ptr<CancelToken>& token) {
+  const Context& ctx = core_.ctx;
   if (ctx.failed(context, "building the prompt")) {
+    give_back(reply);
+    return;
+  }
+  if (token->cancelled()) {  // stopping while the prompt was built
     give_back(reply);
     return;
   }
@@ -79,9 +97,10 @@ void Drafting::draft(Reply reply, const Chat* known) {
     std::lock_guard lock(mu_);
     Record& d = drafting_[reply.id];
     d.answered = answered;
-    d.transport = ctx.transport_for(chat->channel);
-    d.external_id = chat->external_id;
+    d.transport = ctx.transport_for(chat.channel);
+    d.external_id = chat.external_id;
     d.actor = reply.claimed_by;
+    d.memory_used = memory_used_json(*context);
     const auto now = ctx.monotonic->now();
     d.next_typing = now + ctx.options.typing_delay;
     d.next_renewal = now + ctx.options.lease_renewal;
@@ -91,8 +110,12 @@ void Drafting::draft(Reply reply, const Chat* known) {
   request.cancel = token;
   ctx.parts.llm->complete(
       std::move(request), {},
-      [self = core_.shared_from_this(), reply, answered, chat = *chat](Result<Completion> result) {
+      [self = core_.shared_from_this(), reply, answered, chat,
+       estimated = context->estimated_tokens](Result<Completion> result) {
         *answered = true;
+        if (result.ok() && result->usage.prompt_tokens > 0) {
+          self->ctx.parts.memory->observe_prompt_usage(estimated, result->usage.prompt_tokens);
+        }
         self->writer.completed(
             {.reply = reply, .drafted = std::move(result), .sent = std::nullopt, .chat = chat});
       });
@@ -216,6 +239,15 @@ bool Drafting::draft_step(const Reply& reply, const Result<Completion>& result,
   change.provider = result->provider;
   change.providers_tried = result->providers_tried;
   change.actor = reply.claimed_by;
+  {
+    // The memory that went into it, for the operators (an audit event in the same commit).
+    std::lock_guard lock(mu_);
+    auto it = drafting_.find(reply.id);
+    if (it != drafting_.end() && !it->second.memory_used.empty()) {
+      change.audit_action = "draft";
+      change.detail = it->second.memory_used;
+    }
+  }
   return true;
 }
 

@@ -49,6 +49,9 @@ class Drafting {
   void cancel_all();
 
  private:
+  // The prompt is built: asks the model (or gives the reply back when it could not be built).
+  void ask(const Reply& reply, const Chat& chat, Result<llmassist::Context> context,
+           const std::shared_ptr<CancelToken>& token);
   // kAnswerTogether: the later questions of the chat, still `new`, are answered by this reply.
   MessageId merge_queued(const Reply& reply);
   void fail(const Reply& reply, const Status& why);
@@ -62,6 +65,7 @@ class Drafting {
     ChatTransport* transport = nullptr;           // the chat's
     std::string external_id;                      // the chat, in the transport's terms
     std::string actor;                            // the claim to renew
+    std::string memory_used;  // memory_used_json() of its context, for the draft's audit event
     MonotonicClock::time_point next_typing;
     MonotonicClock::time_point next_renewal;
   };

@@ -101,7 +101,7 @@ Status OperatorsChat::on_callback(const InboundEvent& e) {
       s = decided(ctx.parts.moderation->approve(id, who));
       notice = s.ok() ? "Approved" : s.message();
     } else if (action == "reject") {
-      s = decided(ctx.parts.moderation->reject(id, who, "rejected in the operators' chat"));
+      s = decided(ctx.parts.moderation->reject(id, who, ""));
       notice = s.ok() ? "Rejected: a new draft is coming" : s.message();
     } else if (action == "edit") {
       notice = "Reply to the draft message with the text to send instead.";
