@@ -241,11 +241,54 @@ Status read_assistant(const json& j, BotConfig& c) {
 }
 
 Status read_memory(const json& j, BotConfig& c) {
+  MemorySection& o = c.memory;
   LLMASSIST_ASSIGN_OR_RETURN(auto m, JsonObject::of(j, "$.memory"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto type, m.string("type"));
+  if (type) {
+    if (*type != "semantic" && *type != "window") {
+      return invalid_argument(
+          fmt::format("$.memory.type: \"{}\" is neither semantic nor window", *type));
+    }
+    o.type = *type;
+  }
   LLMASSIST_ASSIGN_OR_RETURN(auto window, m.integer("window", 1, 200));
-  if (window) c.memory.window = static_cast<int>(*window);
+  if (window) o.window = static_cast<int>(*window);
   LLMASSIST_ASSIGN_OR_RETURN(auto chars, m.integer("max_chars", 100, 10'000'000));
-  if (chars) c.memory.max_chars = static_cast<std::size_t>(*chars);
+  if (chars) o.max_chars = static_cast<std::size_t>(*chars);
+  LLMASSIST_ASSIGN_OR_RETURN(auto budget, m.integer("budget_tokens", 200, 1'000'000));
+  if (budget) o.budget_tokens = static_cast<int>(*budget);
+  LLMASSIST_ASSIGN_OR_RETURN(const json* summary, m.object("summary"));
+  if (summary != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto s, JsonObject::of(*summary, "$.memory.summary"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto enabled, s.boolean("enabled"));
+    if (enabled) o.summary = *enabled;
+    LLMASSIST_ASSIGN_OR_RETURN(auto threshold, s.integer("threshold", 2, 10000));
+    if (threshold) o.summary_threshold = static_cast<int>(*threshold);
+    LLMASSIST_ASSIGN_OR_RETURN(auto chunk, s.integer("chunk", 1, 1000));
+    if (chunk) o.summary_chunk = static_cast<int>(*chunk);
+    LLMASSIST_ASSIGN_OR_RETURN(const json* providers, s.array("providers"));
+    LLMASSIST_ASSIGN_OR_RETURN(const json* fallback, s.object("fallback"));
+    if (providers != nullptr) {
+      json chain = json::object();
+      chain["providers"] = *providers;
+      if (fallback != nullptr) chain["fallback"] = *fallback;
+      o.summary_providers_json = chain.dump();
+    }
+    LLMASSIST_RETURN_IF_ERROR(s.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* recall, m.object("recall"));
+  if (recall != nullptr) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto r, JsonObject::of(*recall, "$.memory.recall"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto enabled, r.boolean("enabled"));
+    if (enabled) o.recall = *enabled;
+    LLMASSIST_ASSIGN_OR_RETURN(auto top_k, r.integer("top_k", 0, 50));
+    if (top_k) o.recall_top_k = static_cast<int>(*top_k);
+    LLMASSIST_ASSIGN_OR_RETURN(auto wait, r.integer("embed_wait_ms", 0, 60'000));
+    if (wait) o.embed_wait_ms = static_cast<int>(*wait);
+    LLMASSIST_RETURN_IF_ERROR(r.check_unknown());
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(const json* embeddings, m.object("embeddings"));
+  if (embeddings != nullptr) o.embeddings_json = embeddings->dump();
   return m.check_unknown();
 }
 

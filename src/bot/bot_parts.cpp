@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/listen_address.h"
 #include "llmassist/admin/sqlite_account_store.h"
 #include "llmassist/bot/provider_config.h"
 #include "llmassist/core/store_moderation_queue.h"
 #include "llmassist/core/window_memory.h"
+#include "llmassist/memory/semantic_memory.h"
 #include "llmassist/sqlite/sqlite_store.h"
 
 namespace llmassist::detail {
@@ -79,6 +82,75 @@ Result<std::shared_ptr<FallbackChain>> make_chain(const BotConfig& config,
   return std::shared_ptr<FallbackChain>(std::move(chain));
 }
 
+namespace {
+
+// The summariser's chain: memory.summary.providers, or else the bot's providers without the
+// knowledge base (which would answer a summary request with an FAQ entry). Null when none is
+// left: no summaries.
+Result<std::shared_ptr<LlmProvider>> summariser(const BotConfig& config, const SharedParts& parts,
+                                                std::shared_ptr<Logger> logger) {
+  ProviderConfigContext pc;
+  pc.base_dir = config.base_dir;
+  pc.logger = logger;
+  std::string chain_json = config.memory.summary_providers_json;
+  if (chain_json.empty()) {
+    if (!parts.chain || config.providers_json.empty()) return parts.llm;  // a caller's model
+    auto doc = nlohmann::json::parse(config.providers_json, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("providers") ||
+        !doc["providers"].is_array()) {
+      return std::shared_ptr<LlmProvider>();
+    }
+    nlohmann::json kept = nlohmann::json::array();
+    for (const auto& p : doc["providers"]) {
+      if (!p.is_object() || p.value("type", "") != "knowledge_base") kept.push_back(p);
+    }
+    if (kept.empty()) return std::shared_ptr<LlmProvider>();
+    doc["providers"] = kept;
+    chain_json = doc.dump();
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto chain, make_chain_from_config(chain_json, pc));
+  return std::shared_ptr<LlmProvider>(std::move(chain));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<MemoryManager>> make_memory(const BotConfig& config,
+                                                   const SharedParts& parts,
+                                                   std::shared_ptr<Logger> logger) {
+  const MemorySection& m = config.memory;
+  WindowMemoryOptions wo;
+  wo.system_prompt = m.system_prompt;
+  wo.window = m.window;
+  wo.max_chars = m.max_chars;
+  if (m.type == "window") {
+    LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(parts.store, wo));
+    return std::shared_ptr<MemoryManager>(std::move(memory));
+  }
+  SemanticMemoryOptions so;
+  so.system_prompt = m.system_prompt;
+  so.window = m.window;
+  so.budget_tokens = m.budget_tokens;
+  so.summary.threshold = m.summary_threshold;
+  so.summary.chunk = m.summary_chunk;
+  if (m.summary) {
+    LLMASSIST_ASSIGN_OR_RETURN(so.summary.llm, summariser(config, parts, logger));
+  }
+  so.recall.enabled = m.recall;
+  so.recall.top_k = m.recall_top_k;
+  so.recall.embed_wait = std::chrono::milliseconds(m.embed_wait_ms);
+  so.logger = logger;
+  auto memory = make_semantic_memory(parts.store, so);
+  if (!memory.ok() && memory.status().code() == StatusCode::kFailedPrecondition) {
+    // A store of the caller's that keeps no memory records: the window memory still works.
+    logger->log(LogLevel::kWarning, "memory",
+                memory.status().message() + "; the window memory is used");
+    LLMASSIST_ASSIGN_OR_RETURN(auto window, make_window_memory(parts.store, wo));
+    return std::shared_ptr<MemoryManager>(std::move(window));
+  }
+  if (!memory.ok()) return memory.status();
+  return std::shared_ptr<MemoryManager>(std::move(memory).value());
+}
+
 Result<SharedParts> complete_parts(const BotConfig& config, SharedParts given,
                                    std::shared_ptr<Logger> logger) {
   SharedParts s = std::move(given);
@@ -92,8 +164,7 @@ Result<SharedParts> complete_parts(const BotConfig& config, SharedParts given,
     s.chain = std::dynamic_pointer_cast<FallbackChain>(s.llm);
   }
   if (!s.memory) {
-    LLMASSIST_ASSIGN_OR_RETURN(auto memory, make_window_memory(s.store, config.memory));
-    s.memory = std::move(memory);
+    LLMASSIST_ASSIGN_OR_RETURN(s.memory, make_memory(config, s, logger));
   }
   if (!s.moderation) {
     ModerationQueueOptions mo;

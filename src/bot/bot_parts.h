@@ -39,6 +39,13 @@ struct SharedParts {
   std::shared_ptr<ModerationQueue> moderation;
 };
 
+// The memory of the `memory` section over `parts.store`: the semantic memory (its summariser
+// the chain of memory.summary.providers, or the bot's without the knowledge base), or the window
+// memory when asked for or when the store keeps no memory records.
+Result<std::shared_ptr<MemoryManager>> make_memory(const BotConfig& config,
+                                                   const SharedParts& parts,
+                                                   std::shared_ptr<Logger> logger);
+
 // `given` with every part it lacks made from `config`: the store of `database`, the chain of
 // `providers` (then also `chain`), the window memory of `memory` and the moderation queue.
 Result<SharedParts> complete_parts(const BotConfig& config, SharedParts given,

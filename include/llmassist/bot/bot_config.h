@@ -69,6 +69,26 @@ struct LLMASSIST_API AdminSection {
   std::vector<std::string> trusted_proxies;
 };
 
+// The `memory` section (docs/configuration.md).
+struct LLMASSIST_API MemorySection {
+  std::string system_prompt;      // from assistant.system_prompt / system_prompt_file
+  std::string type = "semantic";  // "semantic" (summary, recall, knowledge) or "window"
+  int window = 8;                 // recent messages of the session (1..200)
+  std::size_t max_chars = 24000;  // the window memory's budget, in characters
+  int budget_tokens = 6000;       // the semantic memory's budget, in estimated tokens
+  bool summary = true;            // memory.summary.enabled
+  int summary_threshold = 24;
+  int summary_chunk = 200;
+  // memory.summary.providers as {"providers": [...], "fallback": {...}}: a chain of its own for
+  // the summariser (a cheaper model); empty: the bot's chain.
+  std::string summary_providers_json;
+  bool recall = true;  // memory.recall.enabled
+  int recall_top_k = 5;
+  // memory.embeddings, the object's JSON text; empty: no embedder (recall by words alone).
+  std::string embeddings_json;
+  int embed_wait_ms = 1500;  // memory.recall.embed_wait_ms
+};
+
 struct LLMASSIST_API BotConfig {
   std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
   // "full" (default): every commit survives a power cut. "normal": a commit survives a crash of
@@ -76,7 +96,7 @@ struct LLMASSIST_API BotConfig {
   bool database_full_sync = true;
   TelegramSection telegram;
   AssistantOptions assistant;  // system prompt goes to the memory; the rest here
-  WindowMemoryOptions memory;
+  MemorySection memory;
   std::optional<AdminSection> admin;  // set when the file has an `admin` section
   // The whole file's text: make_chain_from_config() reads its providers and fallback sections.
   std::string providers_json = "{}";
