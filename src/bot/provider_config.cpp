@@ -322,7 +322,7 @@ Result<std::shared_ptr<EmbeddingProvider>> make_embedding_provider_from_config(
   LLMASSIST_ASSIGN_OR_RETURN(auto type, p.string("type", true));
   LLMASSIST_ASSIGN_OR_RETURN(auto name, p.string("name"));
   const std::string provider_name = name && !name->empty() ? *name : *type;
-  std::unique_ptr<EmbeddingProvider> made;
+  Result<std::unique_ptr<EmbeddingProvider>> made = internal_error("not made");
   if (*type == "openai") {
     OpenAiEmbeddingOptions o;
     o.name = provider_name;
@@ -332,7 +332,7 @@ Result<std::shared_ptr<EmbeddingProvider>> make_embedding_provider_from_config(
     LLMASSIST_ASSIGN_OR_RETURN(auto dimensions, p.integer("dimensions", 1, 1 << 16));
     if (dimensions) o.dimensions = static_cast<int>(*dimensions);
     LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
-    LLMASSIST_ASSIGN_OR_RETURN(made, make_openai_embedding_provider(std::move(o)));
+    made = make_openai_embedding_provider(std::move(o));
   } else if (*type == "ollama") {
     OllamaEmbeddingOptions o;
     o.name = provider_name;
@@ -342,13 +342,15 @@ Result<std::shared_ptr<EmbeddingProvider>> make_embedding_provider_from_config(
     LLMASSIST_ASSIGN_OR_RETURN(auto keep_alive, p.string("keep_alive"));
     if (keep_alive) o.keep_alive = *keep_alive;
     LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
-    LLMASSIST_ASSIGN_OR_RETURN(made, make_ollama_embedding_provider(std::move(o)));
+    made = make_ollama_embedding_provider(std::move(o));
   } else {
     return invalid_argument(
         fmt::format("{}: unknown embeddings type \"{}\" (expected openai or ollama)",
                     p.path_of("type"), *type));
   }
-  return std::shared_ptr<EmbeddingProvider>(std::move(made));
+  // What the factory refuses (a base_url that is not http) is named by the object's path.
+  if (!made.ok()) return made.status().annotate(p.path());
+  return std::shared_ptr<EmbeddingProvider>(std::move(made).value());
 }
 
 Result<std::unique_ptr<FallbackChain>> make_chain_from_config(
