@@ -1,6 +1,7 @@
 // The configuration readers (src/bot/): the input is a config file's text, read by
 // parse_config_json, parse_bot_config (include/llmassist/bot/bot_config.h) and
-// make_chain_from_config (include/llmassist/bot/provider_config.h), the providers built over an
+// make_chain_from_config and make_embedding_provider_from_config (the whole text taken for an
+// embeddings object; include/llmassist/bot/provider_config.h), the providers built over an
 // HttpClient and a Scheduler that do nothing. Nothing may crash or throw; every refusal is
 // kInvalidArgument naming a place in the file ("$..."), or kNotFound for a file it names; and
 // the config text parse_bot_config keeps reads back the same.
@@ -95,5 +96,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   chain_context.logger = llmassist::null_logger();
   auto chain = llmassist::make_chain_from_config(text, chain_context);
   if (!chain.ok()) check_refusal(chain.status());
+  auto embedder =
+      llmassist::make_embedding_provider_from_config(text, "$.memory.embeddings", chain_context);
+  if (!embedder.ok()) {
+    check_refusal(embedder.status());
+    require(embedder.status().message().rfind("$.memory.embeddings", 0) == 0,
+            "an embeddings object refused without its path in front");
+    require(embedder.status().message().find("fuzz-secret") == std::string::npos,
+            "a key in an error message");
+  }
   return 0;
 }

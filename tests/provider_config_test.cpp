@@ -1,11 +1,12 @@
 // Building the provider chain from JSON: every provider type, the fallback section, and the
-// errors a user sees for a wrong file.
+// errors a user sees for a wrong file; and an embedding provider from its embeddings object.
 #include <doctest/doctest.h>
 
 #include <fstream>
 #include <map>
 
 #include "llmassist/bot/provider_config.h"
+#include "llmassist/providers/embedding_providers.h"
 #include "support/mock_llm_server.h"
 #include "support/temp_dir.h"
 
@@ -222,4 +223,112 @@ TEST_CASE("config: a provider type of the program's own, registered from C++") {
   CHECK(register_provider_type("prefix_test", factory).code() == StatusCode::kAlreadyExists);
   CHECK(register_provider_type("", factory).code() == StatusCode::kInvalidArgument);
   CHECK(register_provider_type("other", {}).code() == StatusCode::kInvalidArgument);
+}
+
+// ---- an embeddings object (make_embedding_provider_from_config)
+// -----------------------------------------------------------------------
+
+namespace {
+
+constexpr const char* kKey = "sk-SECRET-embed-123";
+constexpr const char* kPath = "$.memory.embeddings";
+
+Status config_error(const std::string& json, std::map<std::string, std::string> env = {}) {
+  return make_embedding_provider_from_config(json, kPath, context(std::move(env))).status();
+}
+
+EmbeddingRequest texts(std::vector<std::string> inputs) {
+  EmbeddingRequest r;
+  r.inputs = std::move(inputs);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("embeddings config: an OpenAI-compatible provider, its key from the environment") {
+  MockLlmServer server;
+  const std::string config =
+      R"({"type": "openai", "name": "embedder", "base_url": ")" + server.openai_url() + R"(",
+      "model": "text-embedding-3-small", "api_key_env": "EMBED_KEY", "dimensions": 32,
+      "max_batch": 16, "max_response_bytes": 1000000,
+      "headers": {"X-Title": "shop bot"}, "timeouts": {"connect_ms": 2000, "total_ms": 30000},
+      "proxy": "", "ca_file": ""})";
+  auto p = make_embedding_provider_from_config(config, kPath, context({{"EMBED_KEY", kKey}}));
+  REQUIRE_MESSAGE(p.ok(), p.status().to_string());
+  CHECK((*p)->name() == "embedder");
+  CHECK((*p)->model() == "text-embedding-3-small");
+  CHECK((*p)->max_batch() == 16);
+  auto r = embed_sync(**p, texts({"hello there"}));
+  REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  CHECK(r->vectors[0].size() == 32);
+  CHECK(server.last_header("Authorization") == std::string("Bearer ") + kKey);
+  CHECK(server.last_header("X-Title") == "shop bot");
+  CHECK(server.last_body()["dimensions"] == 32);
+}
+
+TEST_CASE("embeddings config: an Ollama provider with its own keys and the defaults") {
+  MockLlmServer server;
+  const std::string config = R"({"type": "ollama", "base_url": ")" + server.ollama_url() +
+                             R"(", "model": "bge-m3", "truncate": true, "keep_alive": "-1"})";
+  auto p = make_embedding_provider_from_config(config, kPath, context());
+  REQUIRE_MESSAGE(p.ok(), p.status().to_string());
+  CHECK((*p)->name() == "ollama");  // the type, when no name is given
+  CHECK((*p)->max_batch() == OllamaEmbeddingOptions{}.max_batch);
+  REQUIRE(embed_sync(**p, texts({"привет"})).ok());
+  CHECK(server.last_body()["truncate"] == true);
+  CHECK(server.last_body()["keep_alive"] == "-1");
+  CHECK(server.last_body()["model"] == "bge-m3");
+}
+
+TEST_CASE("embeddings config: mistakes are reported with their JSON path") {
+  CHECK(config_error(R"({"type": "openai", "model": 5})").message() ==
+        "$.memory.embeddings.model: expected a string, got an integer");
+  CHECK(config_error(R"({"type": "openai"})").message() == "$.memory.embeddings.model: required");
+  CHECK(config_error(R"({"model": "m"})").message() == "$.memory.embeddings.type: required");
+  CHECK(config_error(R"({"type": "cohere", "model": "m"})").message() ==
+        "$.memory.embeddings.type: unknown embeddings type \"cohere\" (expected openai or ollama)");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "modle": "x"})").message() ==
+        "$.memory.embeddings.modle: unknown key");
+  // Keys of the other type, and of the LLM providers, are unknown here.
+  CHECK(config_error(R"({"type": "ollama", "model": "m", "dimensions": 8})").message() ==
+        "$.memory.embeddings.dimensions: unknown key");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "truncate": true})").message() ==
+        "$.memory.embeddings.truncate: unknown key");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "temperature": 0.1})").message() ==
+        "$.memory.embeddings.temperature: unknown key");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "timeouts": {"idle_ms": 5}})").message() ==
+        "$.memory.embeddings.timeouts.idle_ms: unknown key");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "max_batch": 0})")
+            .message()
+            .find("$.memory.embeddings.max_batch: 0 is out of range") == 0);
+  CHECK(config_error(R"({"type": "openai", "model": "m", "dimensions": "64"})").message() ==
+        "$.memory.embeddings.dimensions: expected an integer, got a string");
+  CHECK(config_error(R"({"type": "ollama", "model": "m", "truncate": "yes"})").message() ==
+        "$.memory.embeddings.truncate: expected true or false, got a string");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "headers": {"X": 1}})").message() ==
+        "$.memory.embeddings.headers.X: expected a string, got an integer");
+  CHECK(config_error(R"({"type": "openai", "model": "m", "base_url": "ftp://x"})").message() ==
+        "$.memory.embeddings: provider openai: base_url must start with http:// or https://");
+  CHECK(config_error(R"(["openai"])").message() ==
+        "$.memory.embeddings: expected an object, got a list");
+  Status bad = config_error(R"({"type": )");
+  CHECK(bad.code() == StatusCode::kInvalidArgument);
+  CHECK(bad.message().find("$.memory.embeddings: ") == 0);
+  CHECK(bad.message().find("not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("embeddings config: the key never lives in the file; a missing variable is named") {
+  Status s = config_error(R"({"type": "openai", "model": "m", "api_key": "sk-in-file-123"})");
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK(s.message().find("$.memory.embeddings.api_key: ") == 0);
+  CHECK(s.message().find("api_key_env") != std::string::npos);
+  CHECK(s.message().find("sk-in-file-123") == std::string::npos);
+  s = config_error(R"({"type": "openai", "name": "embedder", "model": "m",
+                       "api_key_env": "EMBED_KEY"})");
+  CHECK(s.message() ==
+        "$.memory.embeddings.api_key_env: provider embedder takes its key from the environment "
+        "variable EMBED_KEY, which is not set");
+  // Ollama takes no key.
+  CHECK(config_error(R"({"type": "ollama", "model": "m", "api_key_env": "K"})", {{"K", "v"}})
+            .message() == "$.memory.embeddings.api_key_env: unknown key");
 }

@@ -7,10 +7,15 @@
 //   failure (codes as for LlmProvider: kUnavailable for network errors and 5xx,
 //   kResourceExhausted for 429 with retry_after() when the server said, kUnauthenticated /
 //   kPermissionDenied for a bad key, kDeadlineExceeded for timeouts, kInvalidArgument for a
-//   malformed server answer or a request it refused, kCancelled).
+//   malformed server answer — not JSON, a vector too many or too few, ragged lengths, a value
+//   that is not a finite number — or a request it refused, kCancelled).
 // - Vectors are as the model gives them; callers that compare by cosine normalise them.
-// - Callbacks run on the provider's I/O thread: they must return quickly and must not block on
-//   another request of the same provider.
+// - A request with no inputs, or with more than max_batch(), is kInvalidArgument; it is never
+//   sent.
+// - Callbacks run on the provider's I/O thread, or inline on the calling thread when the answer
+//   is at hand at once (a request refused before it is sent, a provider that computes in
+//   process): callers must not hold a lock that their callbacks take. Callbacks must return
+//   quickly and must not block on another request of the same provider.
 //
 // Thread-safety: embed() may be called from many threads at once. The provider must outlive
 // every request it has accepted; destroying it cancels those still in flight (their on_done runs

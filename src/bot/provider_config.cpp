@@ -17,6 +17,7 @@
 #include "llmassist/core/limited_provider.h"
 #include "llmassist/core/retrying_provider.h"
 #include "llmassist/http/curl_http_client.h"
+#include "llmassist/providers/embedding_providers.h"
 #include "llmassist/providers/knowledge_base_provider.h"
 #include "llmassist/providers/ollama_provider.h"
 #include "llmassist/providers/openai_provider.h"
@@ -65,7 +66,8 @@ struct Deps {
 
 constexpr std::int64_t kMaxMs = 24LL * 3600 * 1000;
 
-// "timeouts": {"connect_ms", "first_byte_ms", "total_ms", "idle_ms"}.
+// "timeouts": {"connect_ms", "first_byte_ms", "total_ms", "idle_ms"}, each key only for options
+// that have its timeout (an embedding provider's: connect and total).
 template <typename Options>
 Status read_timeouts(JsonObject& p, Options& o) {
   LLMASSIST_ASSIGN_OR_RETURN(const json* t, p.object("timeouts"));
@@ -77,9 +79,13 @@ Status read_timeouts(JsonObject& p, Options& o) {
     return Status();
   };
   LLMASSIST_RETURN_IF_ERROR(set("connect_ms", o.connect_timeout));
-  LLMASSIST_RETURN_IF_ERROR(set("first_byte_ms", o.first_byte_timeout));
+  if constexpr (requires { o.first_byte_timeout; }) {
+    LLMASSIST_RETURN_IF_ERROR(set("first_byte_ms", o.first_byte_timeout));
+  }
   LLMASSIST_RETURN_IF_ERROR(set("total_ms", o.total_timeout));
-  LLMASSIST_RETURN_IF_ERROR(set("idle_ms", o.idle_timeout));
+  if constexpr (requires { o.idle_timeout; }) {
+    LLMASSIST_RETURN_IF_ERROR(set("idle_ms", o.idle_timeout));
+  }
   return obj.check_unknown();
 }
 
@@ -124,6 +130,20 @@ Result<std::string> read_key(JsonObject& p, const ProviderConfigContext& ctx,
   return *value;
 }
 
+// "headers": {"Name": "value", ...}, added to every request.
+Status read_headers(JsonObject& p, HttpHeaders& out) {
+  LLMASSIST_ASSIGN_OR_RETURN(const json* headers, p.object("headers"));
+  if (headers == nullptr) return Status();
+  for (auto it = headers->begin(); it != headers->end(); ++it) {
+    if (!it->is_string()) {
+      return invalid_argument(fmt::format("{}.{}: expected a string, got {}", p.path_of("headers"),
+                                          it.key(), detail::json_kind(*it)));
+    }
+    out.emplace_back(it.key(), it->get<std::string>());
+  }
+  return Status();
+}
+
 Result<std::shared_ptr<LlmProvider>> make_openai(JsonObject& p, const std::string& name,
                                                  Deps& deps) {
   OpenAiProviderOptions o;
@@ -131,17 +151,7 @@ Result<std::shared_ptr<LlmProvider>> make_openai(JsonObject& p, const std::strin
   o.logger = deps.ctx.logger;
   LLMASSIST_RETURN_IF_ERROR(read_http_common(p, o));
   LLMASSIST_ASSIGN_OR_RETURN(o.api_key, read_key(p, deps.ctx, name));
-  LLMASSIST_ASSIGN_OR_RETURN(const json* headers, p.object("headers"));
-  if (headers != nullptr) {
-    for (auto it = headers->begin(); it != headers->end(); ++it) {
-      if (!it->is_string()) {
-        return invalid_argument(fmt::format("{}.{}: expected a string, got {}",
-                                            p.path_of("headers"), it.key(),
-                                            detail::json_kind(*it)));
-      }
-      o.extra_headers.emplace_back(it.key(), it->get<std::string>());
-    }
-  }
+  LLMASSIST_RETURN_IF_ERROR(read_headers(p, o.extra_headers));
   LLMASSIST_ASSIGN_OR_RETURN(const json* extra, p.object("extra_body"));
   if (extra != nullptr) o.extra_body_json = extra->dump();
   LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client(p));
@@ -281,7 +291,67 @@ Result<std::shared_ptr<LlmProvider>> make_one(const json& item, std::string path
   return provider;
 }
 
+// The fields both embedding provider types share.
+template <typename Options>
+Status read_embedding_common(JsonObject& p, Options& o, Deps& deps) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto url, p.string("base_url"));
+  if (url) o.base_url = *url;
+  LLMASSIST_ASSIGN_OR_RETURN(auto model, p.string("model", true));
+  o.model = *model;
+  LLMASSIST_ASSIGN_OR_RETURN(auto max_batch, p.integer("max_batch", 1, 2048));
+  if (max_batch) o.max_batch = static_cast<int>(*max_batch);
+  LLMASSIST_ASSIGN_OR_RETURN(auto response_bytes,
+                             p.integer("max_response_bytes", 0, std::int64_t{1} << 30));
+  if (response_bytes) o.max_response_bytes = static_cast<std::size_t>(*response_bytes);
+  LLMASSIST_RETURN_IF_ERROR(read_headers(p, o.extra_headers));
+  LLMASSIST_RETURN_IF_ERROR(read_timeouts(p, o));
+  LLMASSIST_ASSIGN_OR_RETURN(o.http, deps.client(p));
+  return Status();
+}
+
 }  // namespace
+
+Result<std::shared_ptr<EmbeddingProvider>> make_embedding_provider_from_config(
+    std::string_view json_object_text, std::string_view json_path,
+    const ProviderConfigContext& context) {
+  const std::string path = json_path.empty() ? std::string("$") : std::string(json_path);
+  auto doc = detail::parse_config_json(json_object_text);
+  if (!doc.ok()) return doc.status().annotate(path);
+  LLMASSIST_ASSIGN_OR_RETURN(auto p, JsonObject::of(*doc, path));
+  Deps deps{context, context.http, context.scheduler};
+  LLMASSIST_ASSIGN_OR_RETURN(auto type, p.string("type", true));
+  LLMASSIST_ASSIGN_OR_RETURN(auto name, p.string("name"));
+  const std::string provider_name = name && !name->empty() ? *name : *type;
+  Result<std::unique_ptr<EmbeddingProvider>> made = internal_error("not made");
+  if (*type == "openai") {
+    OpenAiEmbeddingOptions o;
+    o.name = provider_name;
+    o.logger = context.logger;
+    LLMASSIST_RETURN_IF_ERROR(read_embedding_common(p, o, deps));
+    LLMASSIST_ASSIGN_OR_RETURN(o.api_key, read_key(p, context, provider_name));
+    LLMASSIST_ASSIGN_OR_RETURN(auto dimensions, p.integer("dimensions", 1, 1 << 16));
+    if (dimensions) o.dimensions = static_cast<int>(*dimensions);
+    LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+    made = make_openai_embedding_provider(std::move(o));
+  } else if (*type == "ollama") {
+    OllamaEmbeddingOptions o;
+    o.name = provider_name;
+    o.logger = context.logger;
+    LLMASSIST_RETURN_IF_ERROR(read_embedding_common(p, o, deps));
+    LLMASSIST_ASSIGN_OR_RETURN(o.truncate, p.boolean("truncate"));
+    LLMASSIST_ASSIGN_OR_RETURN(auto keep_alive, p.string("keep_alive"));
+    if (keep_alive) o.keep_alive = *keep_alive;
+    LLMASSIST_RETURN_IF_ERROR(p.check_unknown());
+    made = make_ollama_embedding_provider(std::move(o));
+  } else {
+    return invalid_argument(
+        fmt::format("{}: unknown embeddings type \"{}\" (expected openai or ollama)",
+                    p.path_of("type"), *type));
+  }
+  // What the factory refuses (a base_url that is not http) is named by the object's path.
+  if (!made.ok()) return made.status().annotate(p.path());
+  return std::shared_ptr<EmbeddingProvider>(std::move(made).value());
+}
 
 Result<std::unique_ptr<FallbackChain>> make_chain_from_config(
     std::string_view json_text, const ProviderConfigContext& context) {

@@ -12,6 +12,10 @@
 // Ownership: the calls hold the set; the HTTP callbacks, timers and wrapped requests hold the
 // calls: none of them refers to the provider, which may be gone when they run.
 //
+// The set is a template of what a request gives back: InFlightSet is the one of completions
+// (LlmProvider), EmbeddingInFlightSet the one of embeddings (EmbeddingProvider, whose calls
+// stream nothing: their token callback is empty).
+//
 // Thread-safety: all methods may be called from any thread. The cost per request is one CancelToken
 // and two insertions under one mutex; per token, one lock and unlock of it.
 #pragma once
@@ -26,22 +30,28 @@
 #include <vector>
 
 #include "llmassist/cancellation.h"
+#include "llmassist/embedding_provider.h"
 #include "llmassist/llm_provider.h"
 
 namespace llmassist::detail {
 
-class InFlightSet;
+template <typename Value>
+class BasicInFlightSet;
 
-class InFlightCall {
+template <typename Value>
+class BasicInFlightCall {
  public:
-  InFlightCall(std::shared_ptr<InFlightSet> set, TokenCallback on_token, CompletionCallback on_done)
+  using Done = std::function<void(Result<Value>)>;
+  using Set = BasicInFlightSet<Value>;
+
+  BasicInFlightCall(std::shared_ptr<Set> set, TokenCallback on_token, Done on_done)
       : set_(std::move(set)),
         on_token_(std::move(on_token)),
         on_done_(std::move(on_done)),
         cancel_(CancelToken::create()) {}
-  inline ~InFlightCall();
-  InFlightCall(const InFlightCall&) = delete;
-  InFlightCall& operator=(const InFlightCall&) = delete;
+  inline ~BasicInFlightCall();
+  BasicInFlightCall(const BasicInFlightCall&) = delete;
+  BasicInFlightCall& operator=(const BasicInFlightCall&) = delete;
 
   // The token to pass down: cancelled with the caller's, and when the provider is destroyed.
   [[nodiscard]] const std::shared_ptr<CancelToken>& cancel() const { return cancel_; }
@@ -54,14 +64,14 @@ class InFlightCall {
   inline bool token(std::string_view delta);
   // Calls the caller's on_done with `result` unless it was called already; returns whether this
   // call made it.
-  inline bool done(Result<Completion> result);
+  inline bool done(Result<Value> result);
 
  private:
-  friend class InFlightSet;
+  friend Set;
 
-  const std::shared_ptr<InFlightSet> set_;
+  const std::shared_ptr<Set> set_;
   const TokenCallback on_token_;
-  CompletionCallback on_done_;
+  Done on_done_;
   const std::shared_ptr<CancelToken> cancel_;
   std::shared_ptr<CancelToken> caller_cancel_;  // set by start() before the call is shared
   std::uint64_t caller_cancel_id_ = 0;          // likewise
@@ -72,19 +82,22 @@ class InFlightCall {
   std::thread::id in_done_;   // the thread running on_done, if one does
 };
 
-class InFlightSet : public std::enable_shared_from_this<InFlightSet> {
+template <typename Value>
+class BasicInFlightSet : public std::enable_shared_from_this<BasicInFlightSet<Value>> {
  public:
-  [[nodiscard]] static std::shared_ptr<InFlightSet> create() {
-    return std::shared_ptr<InFlightSet>(new InFlightSet());
+  using Call = BasicInFlightCall<Value>;
+
+  [[nodiscard]] static std::shared_ptr<BasicInFlightSet> create() {
+    return std::shared_ptr<BasicInFlightSet>(new BasicInFlightSet());
   }
 
   // Opens a call for a request whose caller gave these callbacks and `caller_cancel` (may be
   // null). Null when the set is closed: then on_done has run with kCancelled, inline.
-  std::shared_ptr<InFlightCall> start(TokenCallback on_token, CompletionCallback on_done,
-                                      const std::shared_ptr<CancelToken>& caller_cancel,
-                                      std::string_view provider) {
+  std::shared_ptr<Call> start(TokenCallback on_token, typename Call::Done on_done,
+                              const std::shared_ptr<CancelToken>& caller_cancel,
+                              std::string_view provider) {
     auto call =
-        std::make_shared<InFlightCall>(shared_from_this(), std::move(on_token), std::move(on_done));
+        std::make_shared<Call>(this->shared_from_this(), std::move(on_token), std::move(on_done));
     if (caller_cancel) {
       call->caller_cancel_ = caller_cancel;
       // Runs inline when the caller's token is cancelled already.
@@ -114,7 +127,7 @@ class InFlightSet : public std::enable_shared_from_this<InFlightSet> {
   // Ends every open call with kCancelled, and refuses new ones; returns when each on_done has run
   // (but one running on this thread: close() was called from inside it).
   void close(std::string_view provider) {
-    std::vector<std::shared_ptr<InFlightCall>> open;
+    std::vector<std::shared_ptr<Call>> open;
     {
       std::lock_guard lock(mu_);
       closed_ = true;
@@ -137,17 +150,18 @@ class InFlightSet : public std::enable_shared_from_this<InFlightSet> {
   }
 
  private:
-  friend class InFlightCall;
-  InFlightSet() = default;
+  friend Call;
+  BasicInFlightSet() = default;
 
   std::mutex mu_;
   std::condition_variable cv_;
   // Guarded by mu_: the open calls.
-  std::unordered_map<InFlightCall*, std::weak_ptr<InFlightCall>> calls_;
+  std::unordered_map<Call*, std::weak_ptr<Call>> calls_;
   bool closed_ = false;  // guarded by mu_
 };
 
-InFlightCall::~InFlightCall() {
+template <typename Value>
+BasicInFlightCall<Value>::~BasicInFlightCall() {
   if (caller_cancel_ && caller_cancel_id_ != 0) caller_cancel_->remove(caller_cancel_id_);
   // A request dropped without its on_done (against the contract of what ran it) leaves the set.
   std::lock_guard lock(set_->mu_);
@@ -157,12 +171,14 @@ InFlightCall::~InFlightCall() {
   }
 }
 
-bool InFlightCall::ended() const {
+template <typename Value>
+bool BasicInFlightCall<Value>::ended() const {
   std::lock_guard lock(set_->mu_);
   return ended_;
 }
 
-bool InFlightCall::token(std::string_view delta) {
+template <typename Value>
+bool BasicInFlightCall<Value>::token(std::string_view delta) {
   const auto me = std::this_thread::get_id();
   {
     std::lock_guard lock(set_->mu_);
@@ -176,7 +192,8 @@ bool InFlightCall::token(std::string_view delta) {
   return go_on && !ended_;
 }
 
-bool InFlightCall::done(Result<Completion> result) {
+template <typename Value>
+bool BasicInFlightCall<Value>::done(Result<Value> result) {
   const auto me = std::this_thread::get_id();
   {
     std::unique_lock lock(set_->mu_);
@@ -187,7 +204,7 @@ bool InFlightCall::done(Result<Completion> result) {
     set_->cv_.wait(lock, [&] { return in_token_ == std::thread::id() || in_token_ == me; });
     in_done_ = me;
   }
-  CompletionCallback on_done = std::move(on_done_);
+  Done on_done = std::move(on_done_);
   on_done(std::move(result));
   // What the caller's callback holds goes before close() may return.
   on_done = nullptr;
@@ -200,5 +217,9 @@ bool InFlightCall::done(Result<Completion> result) {
   set_->cv_.notify_all();
   return true;
 }
+
+using InFlightCall = BasicInFlightCall<Completion>;
+using InFlightSet = BasicInFlightSet<Completion>;
+using EmbeddingInFlightSet = BasicInFlightSet<Embeddings>;
 
 }  // namespace llmassist::detail

@@ -54,8 +54,8 @@ namespace {
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
 }
 
-void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::string body,
-                          std::shared_ptr<CancelToken> cancel) {
+HttpRequest post_request(const ExchangeTarget& target, std::string body,
+                         std::shared_ptr<CancelToken> cancel) {
   HttpRequest request;
   request.method = "POST";
   request.url = target.url;
@@ -67,6 +67,16 @@ void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::s
   request.total_timeout = target.total_timeout;
   request.idle_timeout = target.idle_timeout;
   request.cancel = std::move(cancel);
+  return request;
+}
+
+bool lost_unsent(const Result<HttpResponse>& result) {
+  return !result.ok() && result.status().reason() == "not_resent";
+}
+
+void ModelExchange::start(HttpClient& http, const ExchangeTarget& target, std::string body,
+                          std::shared_ptr<CancelToken> cancel) {
+  HttpRequest request = post_request(target, std::move(body), std::move(cancel));
   max_answer_bytes_ = target.max_answer_bytes;
   http_ = &http;
   // Kept without the callbacks (they hold this exchange): no cycle through it.
@@ -140,8 +150,8 @@ void ModelExchange::finish(Result<HttpResponse> result) {
   std::optional<HttpRequest> again = std::move(resend_);
   resend_.reset();
   const bool withdrawn = again && again->cancel && again->cancel->cancelled();
-  if (again && !withdrawn && !failure_ && !caller_stopped_ && !result.ok() &&
-      result.status().reason() == "not_resent" && status_ == 0 && completion_.text.empty()) {
+  if (again && !withdrawn && !failure_ && !caller_stopped_ && lost_unsent(result) && status_ == 0 &&
+      completion_.text.empty()) {
     send(*std::move(again));
     return;
   }

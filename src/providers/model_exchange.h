@@ -68,6 +68,15 @@ ExchangeTarget target_for(std::string url, const Options& o) {
   return t;
 }
 
+// The POST of `body` (JSON) to the target, with its headers and timeouts; no callbacks attached.
+[[nodiscard]] HttpRequest post_request(const ExchangeTarget& target, std::string body,
+                                       std::shared_ptr<CancelToken> cancel);
+
+// Whether `result` is a request that a kept-alive connection lost after it was written, and that
+// the HTTP client therefore did not send again (reason "not_resent"). A model API request has no
+// effect but its cost: the providers send such a request once more, once, on a fresh connection.
+[[nodiscard]] bool lost_unsent(const Result<HttpResponse>& result);
+
 class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
  public:
   ModelExchange(std::string provider, TokenCallback on_token, CompletionCallback on_done)

@@ -78,11 +78,7 @@ class OllamaExchange final : public detail::ModelExchange {
   }
 
   std::pair<std::string, std::string> error_detail(std::string_view body) override {
-    json j = detail::parse_json_text(body);
-    if (!j.is_discarded() && j.is_object()) {
-      if (auto e = j.find("error"); e != j.end() && e->is_string()) return {*e, ""};
-    }
-    return {detail::clip(body, 200), ""};
+    return detail::ollama_error_detail(body);
   }
 
   bool stream_complete() const override { return done_; }

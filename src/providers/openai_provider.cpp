@@ -17,30 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string string_or_empty(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-// {"error": {"message": ..., "code": ..., "type": ...}}, {"error": "text"}, or {"message": ...}.
-std::pair<std::string, std::string> openai_error(const json& j) {
-  if (!j.is_object()) return {};
-  auto it = j.find("error");
-  if (it != j.end() && it->is_string()) return {it->get<std::string>(), ""};
-  const json& e = (it != j.end() && it->is_object()) ? *it : j;
-  std::string message = string_or_empty(e, "message");
-  std::string code;
-  if (auto c = e.find("code"); c != e.end()) {
-    code = c->is_string() ? c->get<std::string>() : c->is_number() ? c->dump() : "";
-  }
-  if (code.empty()) code = string_or_empty(e, "type");
-  // OpenRouter nests the upstream provider's words in metadata.raw.
-  if (auto meta = e.find("metadata"); meta != e.end() && meta->is_object()) {
-    const std::string raw = string_or_empty(*meta, "raw");
-    if (!raw.empty()) message += " (" + raw + ")";
-  }
-  return {message, code};
-}
+using detail::string_or_empty;
 
 class OpenAiExchange final : public detail::ModelExchange {
  public:
@@ -79,7 +56,7 @@ class OpenAiExchange final : public detail::ModelExchange {
       return false;
     }
     if (event.contains("error")) {
-      auto [message, code] = openai_error(event);
+      auto [message, code] = detail::openai_error(event);
       HttpResponse as_http;
       as_http.status = 500;
       if (!code.empty() &&
@@ -134,7 +111,7 @@ class OpenAiExchange final : public detail::ModelExchange {
       return;
     }
     if (j.contains("error")) {
-      auto [message, code] = openai_error(j);
+      auto [message, code] = detail::openai_error(j);
       fail(unavailable(fmt::format("{}: the server answered with an error: {}", provider(),
                                    detail::clip(message))));
       return;
@@ -163,9 +140,7 @@ class OpenAiExchange final : public detail::ModelExchange {
   }
 
   std::pair<std::string, std::string> error_detail(std::string_view body) override {
-    json j = detail::parse_json_text(body);
-    if (j.is_discarded()) return {detail::clip(body, 200), ""};
-    return openai_error(j);
+    return detail::openai_error_detail(body);
   }
 
   bool stream_complete() const override { return done_ || !completion().finish_reason.empty(); }

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <ctime>
 
+#include "core/json_text.h"
+
 namespace llmassist::detail {
 
 std::string_view model_role(Role role) {
@@ -53,6 +55,44 @@ std::optional<std::chrono::milliseconds> retry_after(const HttpResponse& respons
   const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
       when - std::chrono::system_clock::now());
   return std::max(delay, std::chrono::milliseconds(0));
+}
+
+std::string string_or_empty(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::pair<std::string, std::string> openai_error(const nlohmann::json& j) {
+  if (!j.is_object()) return {};
+  auto it = j.find("error");
+  if (it != j.end() && it->is_string()) return {it->get<std::string>(), ""};
+  const nlohmann::json& e = (it != j.end() && it->is_object()) ? *it : j;
+  std::string message = string_or_empty(e, "message");
+  std::string code;
+  if (auto c = e.find("code"); c != e.end()) {
+    code = c->is_string() ? c->get<std::string>() : c->is_number() ? c->dump() : "";
+  }
+  if (code.empty()) code = string_or_empty(e, "type");
+  // OpenRouter nests the upstream provider's words in metadata.raw.
+  if (auto meta = e.find("metadata"); meta != e.end() && meta->is_object()) {
+    const std::string raw = string_or_empty(*meta, "raw");
+    if (!raw.empty()) message += " (" + raw + ")";
+  }
+  return {message, code};
+}
+
+std::pair<std::string, std::string> openai_error_detail(std::string_view body) {
+  nlohmann::json j = parse_json_text(body);
+  if (j.is_discarded()) return {clip(body, 200), ""};
+  return openai_error(j);
+}
+
+std::pair<std::string, std::string> ollama_error_detail(std::string_view body) {
+  nlohmann::json j = parse_json_text(body);
+  if (!j.is_discarded() && j.is_object()) {
+    if (auto e = j.find("error"); e != j.end() && e->is_string()) return {*e, ""};
+  }
+  return {clip(body, 200), ""};
 }
 
 std::string clip(std::string_view text, std::size_t max) {

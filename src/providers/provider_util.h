@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,17 @@ std::optional<std::chrono::milliseconds> retry_after(const HttpResponse& respons
 //   other 4xx kInvalidArgument. 429 and 503 carry retry_after() when the server sent one.
 Status http_failure(std::string_view provider, const HttpResponse& response,
                     std::string_view detail, std::string_view error_code);
+
+// j[key] when it is a string, else "".
+std::string string_or_empty(const nlohmann::json& j, const char* key);
+
+// The server's message and machine code in an OpenAI-style error: {"error": {"message", "code",
+// "type"}} (OpenRouter's metadata.raw appended), {"error": "text"}, or {"message": ...}.
+std::pair<std::string, std::string> openai_error(const nlohmann::json& j);
+// openai_error() of an error body; a body that is not JSON is quoted (clipped) as the message.
+std::pair<std::string, std::string> openai_error_detail(std::string_view body);
+// Ollama's {"error": "text"} of an error body; anything else is quoted (clipped) as the message.
+std::pair<std::string, std::string> ollama_error_detail(std::string_view body);
 
 // Keeps at most `max` bytes of a server's text for an error message, on a UTF-8 boundary.
 std::string clip(std::string_view text, std::size_t max = 300);

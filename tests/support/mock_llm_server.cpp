@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
 #include <memory>
 
 namespace llmassist::testing {
@@ -15,6 +19,12 @@ MockLlmServer::MockLlmServer() {
                     });
   http_.http().Post("/api/chat", [this](const httplib::Request& req, httplib::Response& res) {
     counted([&] { serve_ollama(req, res); });
+  });
+  http_.http().Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
+    counted([&] { serve_embeddings(req, res, true); });
+  });
+  http_.http().Post("/api/embed", [this](const httplib::Request& req, httplib::Response& res) {
+    counted([&] { serve_embeddings(req, res, false); });
   });
   http_.start();
 }
@@ -58,6 +68,17 @@ json MockLlmServer::last_body() const {
   return last_body_;
 }
 
+std::vector<json> MockLlmServer::bodies(const std::string& path) const {
+  std::lock_guard lock(mu_);
+  auto it = bodies_.find(path);
+  return it == bodies_.end() ? std::vector<json>() : it->second;
+}
+
+void MockLlmServer::clear_bodies() {
+  std::lock_guard lock(mu_);
+  bodies_.clear();
+}
+
 std::string MockLlmServer::last_header(const std::string& name) const {
   std::lock_guard lock(mu_);
   auto it = last_headers_.find(name);
@@ -77,6 +98,7 @@ MockLlmServer::Behavior MockLlmServer::take() {
 
 void MockLlmServer::record(const httplib::Request& req, json body) {
   std::lock_guard lock(mu_);
+  bodies_[req.path].push_back(body);
   last_body_ = std::move(body);
   last_headers_ = req.headers;
 }
@@ -315,6 +337,116 @@ void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response&
         sink.done();
         return true;
       });
+}
+
+std::vector<float> MockLlmServer::bag_of_words(std::string_view text, int dims) {
+  std::vector<float> v(static_cast<std::size_t>(std::max(dims, 1)), 0.0F);
+  auto word_byte = [](unsigned char c) { return c >= 0x80 || std::isalnum(c) != 0; };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (!word_byte(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    std::uint32_t hash = 2166136261U;
+    for (; i < text.size() && word_byte(static_cast<unsigned char>(text[i])); ++i) {
+      const auto c = static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(text[i])));
+      hash = (hash ^ c) * 16777619U;
+    }
+    v[hash % v.size()] += 1.0F;
+  }
+  double norm = 0;
+  for (float x : v) norm += static_cast<double>(x) * x;
+  if (norm > 0) {
+    for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  }
+  return v;
+}
+
+namespace {
+
+// The words of `text`, as bag_of_words() counts them: the mock's token count.
+int word_count(std::string_view text) {
+  int words = 0;
+  bool in_word = false;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    const bool w = c >= 0x80 || std::isalnum(c) != 0;
+    if (w && !in_word) ++words;
+    in_word = w;
+  }
+  return words;
+}
+
+}  // namespace
+
+void MockLlmServer::serve_embeddings(const httplib::Request& req, httplib::Response& res,
+                                     bool openai) {
+  const Behavior b = take();
+  json body = json::parse(req.body, nullptr, false);
+  record(req, body);
+  if (!prelude(b)) return;
+  if (b.status != 200) {
+    set_error(res, b, openai);
+    return;
+  }
+  if (b.malformed) {
+    res.set_content(openai ? "{\"data\": [{\"embedding\": [0.1, " : "{\"embeddings\": [[",
+                    "application/json");
+    return;
+  }
+  // The real servers take one string or a list of them.
+  std::vector<std::string> inputs;
+  const json input = body.is_object() && body.contains("input") ? body["input"] : json();
+  if (input.is_string()) {
+    inputs.push_back(input.get<std::string>());
+  } else if (input.is_array()) {
+    for (const auto& i : input) {
+      if (i.is_string()) inputs.push_back(i.get<std::string>());
+    }
+  }
+  if (inputs.empty()) {
+    res.status = 400;
+    res.set_content(openai ? R"({"error": {"message": "'input' is required", "code": null}})"
+                           : R"({"error": "input is required"})",
+                    "application/json");
+    return;
+  }
+  const std::string model = body.is_object() ? body.value("model", "mock-embed") : "mock-embed";
+  int dims = b.embedding_dims;
+  if (openai && body.is_object() && body.contains("dimensions") &&
+      body["dimensions"].is_number_integer()) {
+    dims = body["dimensions"].get<int>();
+  }
+  int tokens = 0;
+  for (const auto& text : inputs) tokens += word_count(text);
+  const int count = std::max(0, static_cast<int>(inputs.size()) + b.extra_vectors);
+  std::vector<json> vectors;
+  for (int i = 0; i < count; ++i) {
+    const std::string& text = inputs[static_cast<std::size_t>(i) % inputs.size()];
+    json v = json::array();
+    for (float x : bag_of_words(text, dims)) v.push_back(static_cast<double>(x));
+    vectors.push_back(std::move(v));
+  }
+  json answer;
+  if (openai) {
+    json data = json::array();
+    for (int i = 0; i < count; ++i) {
+      data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", vectors[i]}});
+    }
+    if (b.reversed_order) std::reverse(data.begin(), data.end());
+    answer = {{"object", "list"},
+              {"data", std::move(data)},
+              {"model", model},
+              {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+  } else {
+    answer = {{"model", model},
+              {"embeddings", std::move(vectors)},
+              {"total_duration", 14143917},
+              {"load_duration", 1019500},
+              {"prompt_eval_count", tokens}};
+  }
+  res.set_content(answer.dump(), "application/json");
 }
 
 }  // namespace llmassist::testing

@@ -1,18 +1,24 @@
 // A mock LLM server on loopback that speaks the real wire formats: OpenAI chat completions
 // (POST /v1/chat/completions, JSON or server-sent events) and Ollama (POST /api/chat, JSON or
-// NDJSON). Tests switch its behaviour between requests: status codes with Retry-After, latency,
-// hangs, slow tokens, a stream cut in the middle, malformed JSON, an empty choice list, an error
-// event mid-stream, thinking text.
+// NDJSON), and their embeddings (POST /v1/embeddings, POST /api/embed). Tests switch its
+// behaviour between requests: status codes with Retry-After, latency, hangs, slow tokens, a
+// stream cut in the middle, malformed JSON, an empty choice list, an error event mid-stream,
+// thinking text, a wrong number of vectors.
+//
+// Its embeddings are a hashed bag of words (bag_of_words()): deterministic, and texts that share
+// words are near each other, so that tests can reason about similarity.
 //
 // Thread-safety: every method from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/mock_http_server.h"
@@ -50,7 +56,19 @@ class MockLlmServer {
     // Streams: `tokens` again and again, never ending the answer (until the client goes away,
     // the server stops, or a bound of 100,000 tokens).
     bool endless = false;
+    // Embeddings: the length of the vectors when the request names no "dimensions" (OpenAI);
+    // answer this many vectors more than inputs (< 0: fewer); OpenAI: list "data" in reverse
+    // order (each item keeps its "index").
+    int embedding_dims = 64;
+    int extra_vectors = 0;
+    bool reversed_order = false;
   };
+
+  // The mock's embedding of `text`: its words (runs of ASCII letters and digits, lower-cased, and
+  // of bytes >= 0x80, so that Cyrillic words stay whole; all else separates) each hashed (FNV-1a,
+  // 32 bits) into one of `dims` buckets, +1 per word, the vector then L2-normalised. A text
+  // without words gives the zero vector.
+  [[nodiscard]] static std::vector<float> bag_of_words(std::string_view text, int dims = 64);
 
   MockLlmServer();
   ~MockLlmServer();
@@ -69,6 +87,10 @@ class MockLlmServer {
   [[nodiscard]] int in_flight() const { return in_flight_.load(); }
   [[nodiscard]] int max_in_flight() const { return max_in_flight_.load(); }
   [[nodiscard]] nlohmann::json last_body() const;
+  // Every request body received at `path` ("/v1/embeddings", "/api/chat"), in order (a body
+  // that is not JSON as a discarded value).
+  [[nodiscard]] std::vector<nlohmann::json> bodies(const std::string& path) const;
+  void clear_bodies();
   [[nodiscard]] std::string last_header(const std::string& name) const;
   [[nodiscard]] MockHttpServer& http() { return http_; }
 
@@ -76,6 +98,7 @@ class MockLlmServer {
   Behavior take();  // the behaviour for the request being served
   void serve_openai(const httplib::Request& req, httplib::Response& res);
   void serve_ollama(const httplib::Request& req, httplib::Response& res);
+  void serve_embeddings(const httplib::Request& req, httplib::Response& res, bool openai);
   bool prelude(const Behavior& b);  // delay / hang; false when the server is stopping
   void record(const httplib::Request& req, nlohmann::json body);
   // Runs a handler, counted in in_flight().
@@ -91,6 +114,7 @@ class MockLlmServer {
   std::atomic<int> max_in_flight_{0};
   std::atomic<int> hold_target_{0};  // the behaviours' hold_until_in_flight, for waking them
   nlohmann::json last_body_;
+  std::map<std::string, std::vector<nlohmann::json>> bodies_;
   httplib::Headers last_headers_;
 };
 

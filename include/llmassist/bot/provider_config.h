@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "llmassist/embedding_provider.h"
 #include "llmassist/export.h"
 #include "llmassist/fallback_chain.h"
 #include "llmassist/http_client.h"
@@ -47,6 +48,27 @@ struct LLMASSIST_API ProviderConfigContext {
 // folder. kNotFound when the file cannot be read.
 [[nodiscard]] LLMASSIST_API Result<std::unique_ptr<FallbackChain>> make_chain_from_config_file(
     const std::string& path, ProviderConfigContext context = {});
+
+// ---- an embedding provider ---------------------------------------------------------------------
+
+// Builds the embedding provider one embeddings object describes (the bot's `memory.embeddings`),
+// given as the JSON text of that object; `json_path` is its place in the file
+// ("$.memory.embeddings"; empty: "$"), which every error names:
+// "$.memory.embeddings.model: expected a string, got an integer". Keys (docs/configuration.md):
+//   type         "openai" or "ollama"; required
+//   name         default: the type
+//   base_url     default: the provider's (OpenAiEmbeddingOptions, OllamaEmbeddingOptions)
+//   model        required
+//   max_batch    inputs per request, 1..2048
+//   max_response_bytes, headers, proxy, ca_file, timeouts {connect_ms, total_ms}
+//   openai only: api_key_env (the variable that holds the key; "api_key" is refused),
+//                dimensions
+//   ollama only: truncate (a boolean), keep_alive
+// Unknown keys are errors. The context's http client, when set, is used for the requests (and
+// "proxy" and "ca_file" are then the client's business); its scheduler and clock are not used.
+[[nodiscard]] LLMASSIST_API Result<std::shared_ptr<EmbeddingProvider>>
+make_embedding_provider_from_config(std::string_view json_object_text, std::string_view json_path,
+                                    const ProviderConfigContext& context = {});
 
 // ---- provider types of a program's own ---------------------------------------------------------
 
