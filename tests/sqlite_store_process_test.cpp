@@ -226,3 +226,145 @@ TEST_CASE("sqlite store, processes: a writer killed with SIGKILL loses nothing i
   CHECK(messages == stats->replies_by_status[static_cast<int>(ReplyStatus::kNew)]);
   CHECK(messages >= static_cast<std::int64_t>(acknowledged.size()));
 }
+
+namespace {
+
+std::unique_ptr<MessageStore> open_store_at(const std::string& path, std::shared_ptr<Clock> clock) {
+  SqliteStoreOptions options;
+  options.path = path;
+  options.logger = null_logger();
+  options.busy_timeout = 20s;
+  options.clock = std::move(clock);
+  auto store = open_sqlite_store(options);
+  if (!store.ok()) return nullptr;
+  return std::move(store).value();
+}
+
+NewMemoryJob embed_job(int i) {
+  NewMemoryJob j;
+  j.kind = "embed";
+  j.key = "embed:" + std::to_string(i);
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "sqlite store, processes: memory jobs claimed by several processes at once are never "
+    "held by two") {
+  TempDir dir;
+  const std::string path = dir.file("jobs.db");
+  constexpr int kJobs = 300;
+  {
+    auto store = open_store(path);
+    REQUIRE(store);
+    for (int i = 0; i < kJobs; ++i) REQUIRE(store->enqueue_job(embed_job(i)).ok());
+  }
+  constexpr int kWorkers = 3;
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::vector<pid_t> pids;
+  for (int w = 0; w < kWorkers; ++w) {
+    pids.push_back(spawn([&, w] {
+      ::close(fds[0]);
+      auto store = open_store(path);
+      if (!store) return false;
+      JobClaim claim;
+      claim.worker = "process-" + std::to_string(w);
+      claim.limit = 3;
+      while (true) {
+        auto claimed = store->claim_jobs(claim);
+        if (!claimed.ok()) return false;
+        if (claimed->empty()) return true;
+        for (const MemoryJob& j : *claimed) {
+          // Reported while held: a second holder would report it too.
+          const std::int64_t id = j.id;
+          if (::write(fds[1], &id, sizeof id) != sizeof id) return false;
+          if (!store->finish_job(j.id, claim.worker).ok()) return false;
+        }
+      }
+    }));
+  }
+  ::close(fds[1]);
+  std::vector<std::int64_t> ids;
+  std::int64_t id = 0;
+  while (::read(fds[0], &id, sizeof id) == sizeof id) ids.push_back(id);
+  ::close(fds[0]);
+  for (pid_t pid : pids) CHECK(wait_exit(pid) == 0);
+  const std::set<std::int64_t> unique(ids.begin(), ids.end());
+  CHECK(ids.size() == kJobs);
+  CHECK(unique.size() == kJobs);
+  auto store = open_store(path);
+  REQUIRE(store);
+  CHECK(store->list_jobs("embed", false, 1000)->empty());
+  auto done = store->list_jobs("embed", true, 1000);
+  REQUIRE(done.ok());
+  REQUIRE(done->size() == kJobs);
+  for (const MemoryJob& j : *done) {
+    CHECK(j.attempts == 1);
+    CHECK(j.done_at.has_value());
+  }
+}
+
+TEST_CASE(
+    "sqlite store, processes: a job held by a process killed with SIGKILL is taken again "
+    "after its lease and finished once") {
+  TempDir dir;
+  const std::string path = dir.file("killed-job.db");
+  // Both processes read one stepped clock's start; the parent moves its own past the lease.
+  auto clock = std::make_shared<llmassist::testing::ManualClock>();
+  JobId job_id = 0;
+  {
+    auto store = open_store_at(path, clock);
+    REQUIRE(store);
+    auto queued = store->enqueue_job(embed_job(1));
+    REQUIRE(queued.ok());
+    job_id = queued->id;
+  }
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = spawn([&] {
+    ::close(fds[0]);
+    auto store = open_store_at(path, std::make_shared<llmassist::testing::ManualClock>());
+    if (!store) return false;
+    JobClaim claim;
+    claim.worker = "doomed";
+    claim.lease = 60s;
+    auto claimed = store->claim_jobs(claim);
+    if (!claimed.ok() || claimed->size() != 1) return false;
+    const std::int64_t id = claimed->front().id;
+    if (::write(fds[1], &id, sizeof id) != sizeof id) return false;
+    while (true) ::pause();  // holds the job until killed
+  });
+  ::close(fds[1]);
+  std::int64_t held = 0;
+  REQUIRE(::read(fds[0], &held, sizeof held) == sizeof held);
+  ::close(fds[0]);
+  CHECK(held == job_id);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  CHECK(wait_exit(pid) == 128 + SIGKILL);
+
+  CHECK(integrity(path) == "ok");
+  auto store = open_store_at(path, clock);
+  REQUIRE(store);
+  JobClaim claim;
+  claim.worker = "survivor";
+  auto early = store->claim_jobs(claim);
+  REQUIRE(early.ok());
+  CHECK(early->empty());  // the dead process's lease still runs
+  clock->advance(61s);
+  auto taken = store->claim_jobs(claim);
+  REQUIRE(taken.ok());
+  REQUIRE(taken->size() == 1);
+  CHECK(taken->front().id == job_id);
+  CHECK(taken->front().attempts == 2);
+  CHECK(store->finish_job(job_id, "doomed").code() == StatusCode::kAborted);
+  CHECK(store->finish_job(job_id, "survivor").ok());
+  CHECK(store->finish_job(job_id, "survivor").code() == StatusCode::kAborted);
+  clock->advance(1h);
+  CHECK(store->claim_jobs(claim)->empty());
+  auto job = store->get_job(job_id);
+  REQUIRE(job.ok());
+  CHECK(job->done_at.has_value());
+  CHECK(job->attempts == 2);
+}

@@ -3,12 +3,17 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <limits>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "llmassist/sqlite/sqlite_store.h"
+#include "sqlite/sqlite_db.h"
+#include "sqlite/sqlite_schema.h"
 #include "support/temp_dir.h"
 
 using namespace llmassist;
@@ -1176,4 +1181,270 @@ TEST_CASE("sqlite store: a read-only database file is reported, not crashed on")
   options.logger = null_logger();
   auto r = open_sqlite_store(options);
   CHECK_FALSE(r.ok());
+}
+
+// ---- the memory's records -----------------------------------------------------------------
+
+namespace {
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The first column of the first row of `sql` on the file, as text.
+std::string query_text(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE_MESSAGE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK,
+                  sqlite3_errmsg(db));
+  std::string out;
+  if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+    out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+RecallItem item(ChatId chat, const std::string& key, const std::string& terms,
+                MessageId message = 0) {
+  RecallItem r;
+  r.chat_id = chat;
+  r.kind = "message";
+  r.key = key;
+  r.message_id = message;
+  r.text = "text " + key;
+  r.terms = terms;
+  return r;
+}
+
+std::vector<std::string> hit_keys(const Result<std::vector<RecallHit>>& hits) {
+  REQUIRE_MESSAGE(hits.ok(), hits.status().to_string());
+  std::vector<std::string> out;
+  for (const RecallHit& h : *hits) out.push_back(h.item.key);
+  return out;
+}
+
+Result<std::vector<RecallHit>> search(MessageStore& store, ChatId chat,
+                                      std::vector<std::string> terms) {
+  TermQuery q;
+  q.chat_id = chat;
+  q.terms = std::move(terms);
+  return store.search_recall_terms(q);
+}
+
+}  // namespace
+
+TEST_CASE("sqlite store: hostile recall terms are words like any other, never FTS5 syntax") {
+  Fixture f;
+  const Chat mine = f.chat("1");
+  const Chat theirs = f.chat("2");
+  // Terms that would be operators, quotes, column filters or another chat's tokens if they
+  // reached the query syntax.
+  const std::vector<std::string> hostile = {"\"",        "\"\"",
+                                            "a\"b",      "*",
+                                            "pre*",      "NEAR",
+                                            "near(a b)", "OR",
+                                            "AND",       "NOT",
+                                            "(",         ")",
+                                            "^x",        "-x",
+                                            "tokens:x",  "{tokens}:y",
+                                            "x:y",       "c2_secret",
+                                            "_",         "__",
+                                            "'",         "a'b",
+                                            "\\",        "заказ*",
+                                            "\"заказ\"", std::string("nul\0byte", 8),
+                                            ";DROP",     "+",
+                                            "日本",      "ÿ"};
+  std::vector<RecallItem> items;
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    items.push_back(item(mine.id, "m" + std::to_string(i), hostile[i]));
+  }
+  items.push_back(item(theirs.id, "theirs", "secret x y near or and not заказ"));
+  REQUIRE(f.store->add_recall_items(items).ok());
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    CAPTURE(hostile[i]);
+    auto hits = search(*f.store, mine.id, {hostile[i]});
+    // Each finds its own item: the one whose terms are exactly that word.
+    auto keys = hit_keys(hits);
+    CHECK(std::find(keys.begin(), keys.end(), "m" + std::to_string(i)) != keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "theirs") == keys.end());
+  }
+  // Every hostile word at once, in one query: still only this chat's items.
+  TermQuery every;
+  every.chat_id = mine.id;
+  every.terms = hostile;
+  every.limit = 1000;
+  auto all = hit_keys(f.store->search_recall_terms(every));
+  CHECK(all.size() == hostile.size());
+  // The other chat, searched with words that name this chat's tokens, finds only its own.
+  auto other = hit_keys(search(*f.store, theirs.id, {"c1_NEAR", "NEAR", "\"", "x", "*"}));
+  CHECK(other == std::vector<std::string>{"theirs"});
+  CHECK(hit_keys(search(*f.store, theirs.id, {"c1_m0", "OR", "AND"})) ==
+        std::vector<std::string>{"theirs"});  // "or" and "and" are its words
+  // Words are split at white space, so a term is a word and " " is none.
+  CHECK(hit_keys(search(*f.store, mine.id, {" ", "\t\n"})).empty());
+  CHECK(search(*f.store, mine.id, std::vector<std::string>(1025, "x")).status().code() ==
+        StatusCode::kInvalidArgument);
+}
+
+TEST_CASE(
+    "sqlite store: a version-2 database file is migrated to the memory's schema, its data "
+    "kept") {
+  TempDir dir;
+  const std::string path = dir.file("v2.db");
+  {
+    auto conn = detail::Connection::open(path, 5s, false);
+    REQUIRE(conn.ok());
+    REQUIRE(detail::migrate_sqlite_schema(**conn, 2).ok());
+    REQUIRE((*conn)
+                ->exec("INSERT INTO chats (id, channel, external_id, title, created_at, "
+                       "updated_at) VALUES (7, 'telegram', '42', 'Ann', 1, 1);"
+                       "INSERT INTO sessions (id, chat_id, started_at, summary) "
+                       "VALUES (3, 7, 1, 'an old summary');"
+                       "INSERT INTO messages (id, chat_id, session_id, role, text, created_at) "
+                       "VALUES (11, 7, 3, 'user', 'Где мой заказ?', 2);")
+                .ok());
+  }
+  CHECK(query_text(path, "PRAGMA user_version") == "2");
+  SqliteStoreOptions options;
+  options.path = path;
+  options.logger = null_logger();
+  auto store = open_sqlite_store(options);
+  REQUIRE_MESSAGE(store.ok(), store.status().to_string());
+  CHECK(query_text(path, "PRAGMA user_version") == std::to_string(kSqliteSchemaVersion));
+  auto chat = (*store)->find_chat("telegram", "42");
+  REQUIRE(chat.ok());
+  CHECK(chat->id == 7);
+  auto session = (*store)->get_session(3);
+  REQUIRE(session.ok());
+  CHECK(session->summary == "an old summary");
+  auto after = (*store)->messages_after(3, 0, 10);
+  REQUIRE(after.ok());
+  REQUIRE(after->size() == 1);
+  CHECK(after->front().text == "Где мой заказ?");
+  // The new tables work on the migrated file.
+  NewSessionSummary n;
+  n.session_id = 3;
+  n.content = "a first version";
+  n.last_message_id = 11;
+  auto v1 = (*store)->add_session_summary(n);
+  REQUIRE_MESSAGE(v1.ok(), v1.status().to_string());
+  CHECK(v1->version == 1);
+  CHECK((*store)->get_session(3)->summary == "a first version");
+  RecallItem r = item(7, "message:11", "заказ", 11);
+  REQUIRE((*store)->add_recall_items(std::span<const RecallItem>(&r, 1)).ok());
+  CHECK(hit_keys(search(**store, 7, {"заказ"})) == std::vector<std::string>{"message:11"});
+}
+
+TEST_CASE("sqlite store: an erased chat's recall terms are gone from the FTS index and the files") {
+  Fixture f;
+  const Chat gone = f.chat("100");
+  const Chat kept = f.chat("200");
+  auto asked = f.ask(gone.id, "паспорт AB9981");
+  const std::string path = f.dir.file("store.db");
+  std::vector<RecallItem> items = {
+      item(gone.id, "message:1", "паспортнойномер ab9981zz", asked.message.id),
+      item(kept.id, "message:2", "соседскийвопрос")};
+  items[0].text = "my passport AB9981ZZ";
+  REQUIRE(f.store->add_recall_items(items).ok());
+  // Many more items, so that the index has segments the erased tokens' segment merges with.
+  for (int round = 0; round < 20; ++round) {
+    std::vector<RecallItem> more;
+    for (int i = 0; i < 50; ++i) {
+      more.push_back(item(kept.id, "fact:" + std::to_string(round * 50 + i),
+                          "слово" + std::to_string(i) + " общее"));
+    }
+    REQUIRE(f.store->add_recall_items(more).ok());
+  }
+  const std::string token = "c" + std::to_string(gone.id) + "_ab9981zz";
+  auto bytes = [&] { return file_bytes(path) + file_bytes(path + "-wal"); };
+  REQUIRE(bytes().find(token) != std::string::npos);  // the index holds the token before
+  REQUIRE(bytes().find("AB9981ZZ") != std::string::npos);
+
+  auto erased = f.store->erase_chat(gone.id);
+  REQUIRE_MESSAGE(erased.ok(), erased.status().to_string());
+  CHECK(erased->memory_records == 1);
+  CHECK(erased->reclaimed);
+  CHECK(query_text(path, "SELECT count(*) FROM recall_fts WHERE recall_fts MATCH '\"" + token +
+                             "\"'") == "0");
+  CHECK(query_text(path, "SELECT count(*) FROM recall_items WHERE chat_id = " +
+                             std::to_string(gone.id)) == "0");
+  const std::string after = bytes();
+  CHECK(after.find(token) == std::string::npos);
+  CHECK(after.find("ab9981zz") == std::string::npos);
+  CHECK(after.find("AB9981ZZ") == std::string::npos);
+  CHECK(after.find("паспортнойномер") == std::string::npos);
+  CHECK(after.find("соседскийвопрос") != std::string::npos);  // the search is honest
+  CHECK(hit_keys(search(*f.store, kept.id, {"соседскийвопрос"})) ==
+        std::vector<std::string>{"message:2"});
+  CHECK(query_text(path,
+                   "INSERT INTO recall_fts (recall_fts) VALUES ('integrity-check') "
+                   "RETURNING 'ok'") == "ok");
+}
+
+TEST_CASE("sqlite store: a damaged stored vector is data loss, never read past its end") {
+  Fixture f;
+  const Chat c = f.chat();
+  RecallItem r = item(c.id, "k", "x");
+  r.vector = {1.0F, 2.0F};
+  r.vector_model = "m";
+  REQUIRE(f.store->add_recall_items(std::span<const RecallItem>(&r, 1)).ok());
+  const std::string path = f.dir.file("store.db");
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE recall_items SET vector = x'00000000000000'", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db,
+                         "INSERT INTO embedding_cache (model, digest, vector, created_at) "
+                         "VALUES ('m', 'd', x'0102', 0)",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  VectorQuery q;
+  q.chat_id = c.id;
+  q.vector = {1.0F, 0.0F};
+  q.model = "m";
+  auto hits = f.store->search_recall_vectors(q);
+  CHECK(hits.status().code() == StatusCode::kDataLoss);
+  CHECK(hits.status().message().find("7 bytes") != std::string::npos);
+  CHECK(search(*f.store, c.id, {"x"}).status().code() == StatusCode::kDataLoss);
+  const std::vector<std::string> digests = {"d"};
+  CHECK(f.store->cached_embeddings("m", digests).status().code() == StatusCode::kDataLoss);
+  // Vectors that could not be searched are refused on the way in.
+  std::vector<std::pair<RecallItemId, std::vector<float>>> bad = {
+      {1, {1.0F, std::numeric_limits<float>::quiet_NaN()}}};
+  CHECK(f.store->set_recall_vectors(bad, "m").code() == StatusCode::kInvalidArgument);
+  q.vector = {0.0F, 0.0F};
+  CHECK(f.store->search_recall_vectors(q).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("sqlite store: the memory's writes wake a worker waiting for a change") {
+  Fixture f;
+  const auto g0 = f.store->wait_for_change(0, 0ms);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    NewMemoryJob j;
+    j.kind = "embed";
+    j.key = "embed:1";
+    REQUIRE(f.store->enqueue_job(j).ok());
+  });
+  const auto g1 = f.store->wait_for_change(g0, 30s);
+  writer.join();
+  CHECK(g1 != g0);
+  auto claimed = f.store->claim_jobs({.worker = "w"});
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  const auto g2 = f.store->wait_for_change(g1, 0ms);
+  CHECK(g2 != g1);  // the claim was a write
+  // A claim that finds nothing writes nothing, and wakes nobody.
+  REQUIRE(f.store->claim_jobs({.worker = "w2"})->empty());
+  CHECK(f.store->wait_for_change(g2, 0ms) == g2);
+  REQUIRE(f.store->finish_job(claimed->front().id, "w").ok());
+  CHECK(f.store->wait_for_change(g2, 0ms) != g2);
 }

@@ -396,15 +396,21 @@ class LLMASSIST_API MessageStore {
   virtual Result<SessionSummary> add_session_summary(const NewSessionSummary& summary);
   // The newest version; kNotFound when the session has none.
   virtual Result<SessionSummary> latest_session_summary(SessionId session);
-  // Every version, oldest first.
+  // Every version, oldest first (empty when the session has none, or is unknown).
   virtual Result<std::vector<SessionSummary>> list_session_summaries(SessionId session);
 
-  // Queues a job; when an unfinished job has the same key, returns that one instead.
+  // Queues a job; when an unfinished job has the same key, returns that one instead (even one a
+  // worker holds now: work noticed while a job runs is queued again once it is done).
+  // kInvalidArgument without a kind or a key.
   virtual Result<MemoryJob> enqueue_job(const NewMemoryJob& job);
   // Claims up to `limit` due jobs (not done, next_attempt_at come, no lease or one run out),
   // oldest due first, counting an attempt on each. Two workers never both hold one job.
+  // kInvalidArgument without a worker, for a limit outside 1..100 or a lease that is not
+  // positive.
   virtual Result<std::vector<MemoryJob>> claim_jobs(const JobClaim& claim);
-  // kAborted when `worker` does not hold the job (its lease ran out and another took it).
+  // kAborted when `worker` does not hold the job (its lease ran out and another took it, or it is
+  // done); a worker whose lease ran out while nobody took the job still holds it. kNotFound for
+  // an unknown id. retry_job() releases the claim (see JobRetry).
   virtual Status extend_job_lease(JobId id, std::string_view worker,
                                   std::chrono::milliseconds lease);
   virtual Status finish_job(JobId id, std::string_view worker);
@@ -417,17 +423,24 @@ class LLMASSIST_API MessageStore {
   // Adds items to the recall index in one transaction; an item whose key its chat already has is
   // skipped. kInvalidArgument for an item without chat, kind or key.
   virtual Status add_recall_items(std::span<const RecallItem> items);
-  // BM25 over the items' terms, within one chat, best first; an empty list when nothing matches.
+  // BM25 over the items' terms, within one chat, best first; an empty list when nothing matches
+  // (or no term is given). Terms are matched as whole words, whatever characters they hold
+  // (they are never query syntax); at most 1024 (kInvalidArgument beyond).
   virtual Result<std::vector<RecallHit>> search_recall_terms(const TermQuery& query);
-  // Cosine similarity over the chat's vectors of the query's model, most similar first.
+  // Cosine similarity over the chat's vectors of the query's model, most similar first; a
+  // stored vector of another length than the query's is skipped. kInvalidArgument for an empty
+  // or all-zero query vector, a value that is not finite, or no model.
   virtual Result<std::vector<RecallHit>> search_recall_vectors(const VectorQuery& query);
-  // Items with no vector of `model` yet, oldest first: the embedder's backlog.
+  // Items with no vector of `model` yet: the embedder's backlog. Those never embedded come first,
+  // oldest first, then those with a vector of another model.
   virtual Result<std::vector<RecallItem>> recall_items_without_vector(std::string_view model,
                                                                       int limit);
-  // Stores vectors of `model` for items, in one transaction; unknown ids are skipped.
+  // Stores vectors of `model` for items, in one transaction (replacing what they had); unknown
+  // ids are skipped. kInvalidArgument for an empty vector or one with a value that is not
+  // finite.
   virtual Status set_recall_vectors(
       std::span<const std::pair<RecallItemId, std::vector<float>>> vectors, std::string_view model);
-  // How many recall items the chat has (all chats: 0).
+  // How many recall items the chat has; chat 0: all chats together.
   virtual Result<std::int64_t> count_recall_items(ChatId chat);
 
   // A cache of embeddings by (model, digest of the text): the knowledge base's passages are

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -106,6 +107,48 @@ void Statement::bind_one(int index, std::string_view value) {
 void Statement::bind_one(int index, std::nullopt_t) {
   const int rc = sqlite3_bind_null(stmt_, index);
   if (rc != SQLITE_OK) bind_error_ = rc;
+}
+
+namespace {
+
+// float32 values as stored: little-endian whatever the machine.
+std::uint32_t swap_bytes(std::uint32_t v) {
+  return ((v & 0xffU) << 24) | ((v & 0xff00U) << 8) | ((v >> 8) & 0xff00U) | (v >> 24);
+}
+constexpr bool kLittleEndian = std::endian::native == std::endian::little;
+
+}  // namespace
+
+void Statement::bind_one(int index, std::span<const float> values) {
+  if (values.empty()) return bind_one(index, std::nullopt);
+  int rc = SQLITE_OK;
+  if constexpr (kLittleEndian) {
+    rc = sqlite3_bind_blob64(stmt_, index, values.data(), values.size_bytes(), SQLITE_TRANSIENT);
+  } else {
+    std::vector<std::uint32_t> swapped(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      swapped[i] = swap_bytes(std::bit_cast<std::uint32_t>(values[i]));
+    }
+    rc = sqlite3_bind_blob64(stmt_, index, swapped.data(), values.size_bytes(), SQLITE_TRANSIENT);
+  }
+  if (rc != SQLITE_OK) bind_error_ = rc;
+}
+
+Result<std::vector<float>> Statement::floats(int col) const {
+  if (is_null(col)) return std::vector<float>{};
+  const void* p = sqlite3_column_blob(stmt_, col);
+  const auto bytes = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col));
+  if (bytes % sizeof(float) != 0) {
+    return data_loss(fmt::format(
+        "database {}: a stored vector has {} bytes, not a whole number of float32 values",
+        conn_->path(), bytes));
+  }
+  std::vector<float> out(bytes / sizeof(float));
+  if (bytes != 0) std::memcpy(out.data(), p, bytes);
+  if constexpr (!kLittleEndian) {
+    for (float& f : out) f = std::bit_cast<float>(swap_bytes(std::bit_cast<std::uint32_t>(f)));
+  }
+  return out;
 }
 
 Result<bool> Statement::step() {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -82,6 +83,11 @@ class LLMASSIST_API Statement {
   void bind_one(int index, const std::string& value) { bind_one(index, std::string_view(value)); }
   void bind_one(int index, const char* value) { bind_one(index, std::string_view(value)); }
   void bind_one(int index, std::nullopt_t);
+  // A vector as a BLOB of little-endian float32 values (an empty one binds NULL).
+  void bind_one(int index, std::span<const float> values);
+  void bind_one(int index, const std::vector<float>& values) {
+    bind_one(index, std::span<const float>(values));
+  }
   template <typename T>
   void bind_one(int index, const std::optional<T>& value) {
     if (value) {
@@ -103,6 +109,9 @@ class LLMASSIST_API Statement {
   [[nodiscard]] std::optional<std::int64_t> opt_int64(int col) const;
   [[nodiscard]] std::optional<Timestamp> opt_time(int col) const;
   [[nodiscard]] Timestamp time(int col) const { return from_millis(int64(col)); }
+  // A BLOB bound by bind_one(std::span<const float>): empty for NULL; kDataLoss when its size is
+  // not a whole number of float32 values.
+  [[nodiscard]] Result<std::vector<float>> floats(int col) const;
 
  private:
   Connection* conn_;

@@ -10,7 +10,7 @@ namespace {
 
 // Migration N brings the schema from version N to N + 1. Never edit a released migration: add
 // a new one. Times are milliseconds since the Unix epoch, UTC.
-constexpr std::array<std::string_view, 2> kMigrations = {
+constexpr std::array<std::string_view, 3> kMigrations = {
     R"sql(
 CREATE TABLE chats (
   id          INTEGER PRIMARY KEY,
@@ -104,6 +104,70 @@ CREATE TABLE settings (
     // unfinished one is a few index seeks however long the chat's history is.
     R"sql(
 CREATE INDEX replies_by_chat_status ON replies(chat_id, status, id);
+)sql",
+    // The memory's records (memory_records.h): summary versions, background jobs, the recall
+    // index with its per-chat full-text index, and the embedding cache.
+    R"sql(
+CREATE TABLE session_summaries (
+  id              INTEGER PRIMARY KEY,
+  session_id      INTEGER NOT NULL REFERENCES sessions(id),
+  chat_id         INTEGER NOT NULL REFERENCES chats(id),
+  version         INTEGER NOT NULL,
+  content         TEXT    NOT NULL,
+  last_message_id INTEGER NOT NULL DEFAULT 0,
+  created_at      INTEGER NOT NULL,
+  UNIQUE (session_id, version)
+);
+CREATE INDEX session_summaries_by_chat ON session_summaries(chat_id);
+CREATE TABLE memory_jobs (
+  id              INTEGER PRIMARY KEY,
+  kind            TEXT    NOT NULL,
+  key             TEXT    NOT NULL,
+  chat_id         INTEGER NOT NULL DEFAULT 0,
+  payload         TEXT    NOT NULL DEFAULT '',
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  claimed_by      TEXT    NOT NULL DEFAULT '',
+  lease_until     INTEGER,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT    NOT NULL DEFAULT '',
+  created_at      INTEGER NOT NULL,
+  done_at         INTEGER
+);
+-- At most one unfinished job per key; the claim reads unfinished jobs by due time.
+CREATE UNIQUE INDEX memory_jobs_open_key ON memory_jobs(key) WHERE done_at IS NULL;
+CREATE INDEX memory_jobs_due ON memory_jobs(next_attempt_at, id) WHERE done_at IS NULL;
+CREATE INDEX memory_jobs_by_chat ON memory_jobs(chat_id);
+CREATE INDEX memory_jobs_by_kind ON memory_jobs(kind, id);
+CREATE INDEX memory_jobs_done ON memory_jobs(done_at) WHERE done_at IS NOT NULL;
+-- vector: little-endian float32 values, NULL until embedded (vector_model then '').
+CREATE TABLE recall_items (
+  id           INTEGER PRIMARY KEY,
+  chat_id      INTEGER NOT NULL REFERENCES chats(id),
+  session_id   INTEGER NOT NULL DEFAULT 0,
+  kind         TEXT    NOT NULL,
+  key          TEXT    NOT NULL,
+  message_id   INTEGER NOT NULL DEFAULT 0,
+  text         TEXT    NOT NULL DEFAULT '',
+  terms        TEXT    NOT NULL DEFAULT '',
+  vector       BLOB,
+  vector_model TEXT    NOT NULL DEFAULT '',
+  created_at   INTEGER NOT NULL,
+  UNIQUE (chat_id, key)
+);
+CREATE INDEX recall_items_by_chat_model ON recall_items(chat_id, vector_model);
+CREATE INDEX recall_items_by_model ON recall_items(vector_model, id);
+CREATE INDEX recall_items_by_message ON recall_items(message_id);
+-- The full-text index of recall_items.terms, rowid = recall_items.id. Contentless: it keeps
+-- no copy of the terms. Each token is the chat's prefix and one term ("c42_заказ"), so that a
+-- search reads only its chat's postings.
+CREATE VIRTUAL TABLE recall_fts USING fts5(tokens, content = '', tokenize = "ascii tokenchars '_'");
+CREATE TABLE embedding_cache (
+  model      TEXT    NOT NULL,
+  digest     TEXT    NOT NULL,
+  vector     BLOB    NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (model, digest)
+);
 )sql",
 };
 

@@ -155,6 +155,189 @@ AuditEvent read_audit(const Statement& s) {
   return e;
 }
 
+constexpr const char* kSummaryColumns =
+    "id, session_id, chat_id, version, content, last_message_id, created_at";
+SessionSummary read_summary(const Statement& s) {
+  SessionSummary x;
+  x.id = s.int64(0);
+  x.session_id = s.int64(1);
+  x.chat_id = s.int64(2);
+  x.version = static_cast<int>(s.int64(3));
+  x.content = s.text(4);
+  x.last_message_id = s.int64(5);
+  x.created_at = s.time(6);
+  return x;
+}
+
+constexpr const char* kJobColumns =
+    "id, kind, key, chat_id, payload, attempts, claimed_by, lease_until, next_attempt_at, "
+    "last_error, created_at, done_at";
+MemoryJob read_job(const Statement& s) {
+  MemoryJob j;
+  j.id = s.int64(0);
+  j.kind = s.text(1);
+  j.key = s.text(2);
+  j.chat_id = s.int64(3);
+  j.payload = s.text(4);
+  j.attempts = static_cast<int>(s.int64(5));
+  j.claimed_by = s.text(6);
+  j.lease_until = s.opt_time(7);
+  j.next_attempt_at = s.time(8);
+  j.last_error = s.text(9);
+  j.created_at = s.time(10);
+  j.done_at = s.opt_time(11);
+  return j;
+}
+
+// Column 8 is the vector, which may be damaged: the reader returns a Result.
+constexpr const char* kRecallColumns =
+    "id, chat_id, session_id, kind, key, message_id, text, terms, vector, vector_model, "
+    "created_at";
+Result<RecallItem> read_recall(const Statement& s) {
+  RecallItem r;
+  r.id = s.int64(0);
+  r.chat_id = s.int64(1);
+  r.session_id = s.int64(2);
+  r.kind = s.text(3);
+  r.key = s.text(4);
+  r.message_id = s.int64(5);
+  r.text = s.text(6);
+  r.terms = s.text(7);
+  LLMASSIST_ASSIGN_OR_RETURN(r.vector, s.floats(8));
+  r.vector_model = s.text(9);
+  r.created_at = s.time(10);
+  return r;
+}
+
+// collect() for a reader that can fail.
+template <typename T, typename Reader>
+Result<std::vector<T>> collect_checked(Statement& stmt, Reader read) {
+  std::vector<T> out;
+  while (true) {
+    auto row = stmt.step();
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    LLMASSIST_ASSIGN_OR_RETURN(T value, read(stmt));
+    out.push_back(std::move(value));
+  }
+}
+
+// ---- the recall index's full-text tokens ---------------------------------------------------
+//
+// Each term of an item becomes one token of the FTS5 table, prefixed with the item's chat:
+// "c42_" and the term with every byte that is not a token character of the ascii tokenizer
+// (ASCII letters and digits; every non-ASCII byte is one) written as "_" and two hex digits
+// ("_" itself too). The encoding is injective and leaves nothing for the tokenizer to split or
+// for the query syntax to read as an operator, so a chat's query names only its own tokens.
+
+constexpr std::size_t kMaxQueryTerms = 1024;
+
+bool token_byte(unsigned char b) {
+  return b >= 0x80 || (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z');
+}
+
+void append_token(std::string& out, ChatId chat, std::string_view term) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += 'c';
+  out += std::to_string(chat);
+  out += '_';
+  for (char ch : term) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (token_byte(b) && ch != '_') {
+      out += ch;
+    } else {
+      out += '_';
+      out += kHex[b >> 4];
+      out += kHex[b & 0xf];
+    }
+  }
+}
+
+bool ascii_space(char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+// The words of `terms`, split at ASCII white space.
+std::vector<std::string_view> split_terms(std::string_view terms) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < terms.size()) {
+    while (i < terms.size() && ascii_space(terms[i])) ++i;
+    const std::size_t start = i;
+    while (i < terms.size() && !ascii_space(terms[i])) ++i;
+    if (i > start) out.push_back(terms.substr(start, i - start));
+  }
+  return out;
+}
+
+// What the FTS5 table indexes for an item: its tokens, separated by spaces. Empty when the item
+// has no terms (it then has no row there). The same text must be given to delete the row.
+std::string fts_document(ChatId chat, std::string_view terms) {
+  std::string out;
+  for (std::string_view term : split_terms(terms)) {
+    if (!out.empty()) out += ' ';
+    append_token(out, chat, term);
+  }
+  return out;
+}
+
+// An FTS5 query matching the chat's items that have any of `terms`: each token quoted as a
+// string (its quotes doubled, though the encoding leaves none), joined by OR. Empty when there
+// is no term.
+std::string fts_query(ChatId chat, std::span<const std::string> terms) {
+  std::vector<std::string> tokens;
+  for (const std::string& term : terms) {
+    for (std::string_view word : split_terms(term)) {
+      std::string token;
+      append_token(token, chat, word);
+      tokens.push_back(std::move(token));
+    }
+  }
+  std::sort(tokens.begin(), tokens.end());
+  tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  std::string out;
+  for (const std::string& token : tokens) {
+    if (!out.empty()) out += " OR ";
+    out += '"';
+    for (char ch : token) {
+      if (ch == '"') out += '"';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out;
+}
+
+// kInvalidArgument unless `v` is a usable vector: not empty, every value finite.
+Status check_vector(std::span<const float> v, std::string_view what) {
+  if (v.empty()) return invalid_argument(fmt::format("{} is empty", what));
+  for (float x : v) {
+    if (!std::isfinite(x))
+      return invalid_argument(fmt::format("{} has a value that is not finite", what));
+  }
+  return Status();
+}
+
+double norm(std::span<const float> v) {
+  double sum = 0;
+  for (float x : v) sum += static_cast<double>(x) * x;
+  return std::sqrt(sum);
+}
+
+// The cosine similarity of `a` and `b` (same length), given |a|; nullopt for a zero vector.
+std::optional<double> cosine(std::span<const float> a, double norm_a, std::span<const float> b) {
+  double dot = 0;
+  double bb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    dot += static_cast<double>(a[i]) * b[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  if (norm_a == 0 || bb == 0) return std::nullopt;
+  const double score = dot / (norm_a * std::sqrt(bb));
+  if (!std::isfinite(score)) return std::nullopt;
+  return score;
+}
+
 // Nearest-rank percentile of sorted samples.
 std::optional<double> percentile(const std::vector<std::int64_t>& sorted, double p) {
   if (sorted.empty()) return std::nullopt;
@@ -629,17 +812,34 @@ class SqliteStore final : public MessageStore {
                   "DELETE FROM replies WHERE created_at < ?1 AND status IN ('sent', 'failed', "
                   "'cancelled')",
                   at));
+      // The recall items of the messages about to go (before them: the index finds them).
+      bool indexed = false;
+      LLMASSIST_RETURN_IF_ERROR(delete_recall_items(
+          c, n.memory_records, indexed,
+          "SELECT id, chat_id, terms FROM recall_items WHERE message_id IN (SELECT id FROM "
+          "messages WHERE created_at < ?1 AND id NOT IN (SELECT question_id FROM replies))",
+          at));
       LLMASSIST_RETURN_IF_ERROR(deleted(c, n.messages,
                                         "DELETE FROM messages WHERE created_at < ?1 AND id NOT IN "
                                         "(SELECT question_id FROM replies)",
                                         at));
       LLMASSIST_RETURN_IF_ERROR(deleted(c, n.audit_events, "DELETE FROM audit WHERE at < ?1", at));
+      // The closed sessions left empty, with their summary versions.
+      static constexpr std::string_view kEmptySessions =
+          "closed_at IS NOT NULL AND closed_at < ?1 "
+          "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = sessions.id) "
+          "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.session_id = sessions.id)";
+      static const std::string kSummaries = fmt::format(
+          "DELETE FROM session_summaries WHERE session_id IN (SELECT id FROM sessions WHERE {})",
+          kEmptySessions);
+      static const std::string kSessions =
+          fmt::format("DELETE FROM sessions WHERE {}", kEmptySessions);
+      LLMASSIST_RETURN_IF_ERROR(deleted(c, n.memory_records, kSummaries, at));
+      LLMASSIST_RETURN_IF_ERROR(deleted(c, n.sessions, kSessions, at));
       LLMASSIST_RETURN_IF_ERROR(
-          deleted(c, n.sessions,
-                  "DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ?1 "
-                  "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = sessions.id) "
-                  "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.session_id = sessions.id)",
-                  at));
+          deleted(c, n.memory_records,
+                  "DELETE FROM memory_jobs WHERE done_at IS NOT NULL AND done_at < ?1", at));
+      if (indexed) LLMASSIST_RETURN_IF_ERROR(purge_deleted_tokens(c));
       return n;
     });
     if (!counts.ok()) return counts;
@@ -663,6 +863,16 @@ class SqliteStore final : public MessageStore {
                   "DELETE FROM audit WHERE chat_id = ?1 OR actor = 'user:' || ?2 OR reply_id IN "
                   "(SELECT id FROM replies WHERE chat_id = ?1)",
                   chat, external));
+      // The memory's records: summary versions, recall items (and their index rows), jobs.
+      bool indexed = false;
+      LLMASSIST_RETURN_IF_ERROR(delete_recall_items(
+          c, n.memory_records, indexed,
+          "SELECT id, chat_id, terms FROM recall_items WHERE chat_id = ?1", chat));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.memory_records, "DELETE FROM session_summaries WHERE chat_id = ?1", chat));
+      LLMASSIST_RETURN_IF_ERROR(
+          deleted(c, n.memory_records, "DELETE FROM memory_jobs WHERE chat_id = ?1", chat));
+      if (indexed) LLMASSIST_RETURN_IF_ERROR(purge_deleted_tokens(c));
       LLMASSIST_RETURN_IF_ERROR(
           deleted(c, n.replies, "DELETE FROM replies WHERE chat_id = ?1", chat));
       LLMASSIST_RETURN_IF_ERROR(
@@ -675,6 +885,419 @@ class SqliteStore final : public MessageStore {
     if (!counts.ok()) return counts;
     counts->reclaimed = reclaim();
     return counts;
+  }
+
+  // ---- memory: summaries, background jobs, the recall index --------------------------------
+
+  Result<std::vector<Message>> messages_after(SessionId session, MessageId after,
+                                              int limit) override {
+    LLMASSIST_RETURN_IF_ERROR(check_limit(limit));
+    return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
+      LLMASSIST_RETURN_IF_ERROR(session_chat_in(c, session).status());
+      static const std::string sql = fmt::format(
+          "SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 AND role <> 'system' "
+          "ORDER BY id LIMIT ?3",
+          kMessageColumns);
+      auto s = c.prepare(sql);
+      if (!s.ok()) return s.status();
+      s->bind(session, after, limit);
+      return collect<Message>(*s, read_message);
+    });
+  }
+
+  Result<SessionSummary> add_session_summary(const NewSessionSummary& n) override {
+    if (n.content.empty()) return invalid_argument("a session summary needs a content");
+    LLMASSIST_RETURN_IF_ERROR(check_text_size("the summary", n.content));
+    if (n.expected_version < 0) return invalid_argument("expected_version must not be negative");
+    if (n.job_id != 0 && n.worker.empty()) {
+      return invalid_argument("a summary that finishes a job needs the job's worker");
+    }
+    return write<SessionSummary>([&](Connection& c) -> Result<SessionSummary> {
+      LLMASSIST_ASSIGN_OR_RETURN(const ChatId chat, session_chat_in(c, n.session_id));
+      if (n.job_id != 0) LLMASSIST_RETURN_IF_ERROR(held_job_in(c, n.job_id, n.worker).status());
+      auto v = c.prepare(
+          "SELECT coalesce(max(version), 0) FROM session_summaries WHERE session_id = ?1");
+      if (!v.ok()) return v.status();
+      v->bind(n.session_id);
+      LLMASSIST_ASSIGN_OR_RETURN(
+          const std::int64_t current,
+          single<std::int64_t>(
+              *v, [](const Statement& st) { return st.int64(0); }, "no row"));
+      if (current != n.expected_version) {
+        return aborted(fmt::format(
+            "the summary of session {} is at version {}, not {}: another writer added one",
+            n.session_id, current, n.expected_version));
+      }
+      SessionSummary out;
+      out.session_id = n.session_id;
+      out.chat_id = chat;
+      out.version = n.expected_version + 1;
+      out.content = n.content;
+      out.last_message_id = n.last_message_id;
+      out.created_at = now_time();
+      auto ins = c.prepare(
+          "INSERT INTO session_summaries (session_id, chat_id, version, content, "
+          "last_message_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      if (!ins.ok()) return ins.status();
+      LLMASSIST_RETURN_IF_ERROR(ins->bind(out.session_id, chat, out.version, out.content,
+                                          out.last_message_id, to_millis(out.created_at))
+                                    .run());
+      out.id = c.last_insert_id();
+      auto up = c.prepare("UPDATE sessions SET summary = ?2, summary_upto = ?3 WHERE id = ?1");
+      if (!up.ok()) return up.status();
+      LLMASSIST_RETURN_IF_ERROR(up->bind(n.session_id, n.content, n.last_message_id).run());
+      if (n.job_id != 0) LLMASSIST_RETURN_IF_ERROR(finish_job_in(c, n.job_id, std::nullopt));
+      return out;
+    });
+  }
+
+  Result<SessionSummary> latest_session_summary(SessionId session) override {
+    return read<SessionSummary>([&](Connection& c) -> Result<SessionSummary> {
+      static const std::string sql = fmt::format(
+          "SELECT {} FROM session_summaries WHERE session_id = ?1 ORDER BY version DESC LIMIT 1",
+          kSummaryColumns);
+      auto s = c.prepare(sql);
+      if (!s.ok()) return s.status();
+      s->bind(session);
+      return single<SessionSummary>(
+          *s, read_summary, [&] { return fmt::format("session {} has no summary", session); });
+    });
+  }
+
+  Result<std::vector<SessionSummary>> list_session_summaries(SessionId session) override {
+    return read<std::vector<SessionSummary>>(
+        [&](Connection& c) -> Result<std::vector<SessionSummary>> {
+          static const std::string sql =
+              fmt::format("SELECT {} FROM session_summaries WHERE session_id = ?1 ORDER BY version",
+                          kSummaryColumns);
+          auto s = c.prepare(sql);
+          if (!s.ok()) return s.status();
+          s->bind(session);
+          return collect<SessionSummary>(*s, read_summary);
+        });
+  }
+
+  Result<MemoryJob> enqueue_job(const NewMemoryJob& job) override {
+    if (job.kind.empty() || job.key.empty())
+      return invalid_argument("a job needs a kind and a key");
+    if (job.chat_id < 0) return invalid_argument("a job's chat id must not be negative");
+    LLMASSIST_RETURN_IF_ERROR(check_text_size("the job's payload", job.payload));
+    return write<MemoryJob>([&](Connection& c) -> Result<MemoryJob> {
+      static const std::string find =
+          fmt::format("SELECT {} FROM memory_jobs WHERE key = ?1 AND done_at IS NULL", kJobColumns);
+      auto s = c.prepare(find);
+      if (!s.ok()) return s.status();
+      s->bind(job.key);
+      auto row = s->step();
+      if (!row.ok()) return row.status();
+      if (*row) return read_job(*s);
+      const std::int64_t now = now_ms();
+      const std::int64_t due = job.not_before ? to_millis(*job.not_before) : now;
+      auto ins = c.prepare(
+          "INSERT INTO memory_jobs (kind, key, chat_id, payload, next_attempt_at, created_at) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      if (!ins.ok()) return ins.status();
+      LLMASSIST_RETURN_IF_ERROR(
+          ins->bind(job.kind, job.key, job.chat_id, job.payload, due, now).run());
+      return get_job_in(c, c.last_insert_id());
+    });
+  }
+
+  Result<std::vector<MemoryJob>> claim_jobs(const JobClaim& claim) override {
+    if (claim.worker.empty()) return invalid_argument("a job claim needs a worker");
+    if (claim.limit < 1 || claim.limit > 100) {
+      return invalid_argument(
+          fmt::format("a job claim's limit must be between 1 and 100, got {}", claim.limit));
+    }
+    if (claim.lease <= std::chrono::milliseconds::zero()) {
+      return invalid_argument("a job claim needs a positive lease");
+    }
+    // Most looks find nothing due: a read, which takes no lock from writers, says so first.
+    JobClaim probe = claim;
+    probe.limit = 1;
+    LLMASSIST_ASSIGN_OR_RETURN(auto due, read<std::vector<MemoryJob>>([&](Connection& c) {
+                                 return claimable_jobs(c, probe, now_ms());
+                               }));
+    if (due.empty()) return std::vector<MemoryJob>{};
+    return write<std::vector<MemoryJob>>([&](Connection& c) -> Result<std::vector<MemoryJob>> {
+      const std::int64_t now = now_ms();
+      LLMASSIST_ASSIGN_OR_RETURN(auto jobs, claimable_jobs(c, claim, now));
+      auto u = c.prepare(
+          "UPDATE memory_jobs SET attempts = attempts + 1, claimed_by = ?2, lease_until = ?3 "
+          "WHERE id = ?1");
+      if (!u.ok()) return u.status();
+      const std::int64_t until = now + claim.lease.count();
+      for (MemoryJob& j : jobs) {
+        LLMASSIST_RETURN_IF_ERROR(u->bind(j.id, claim.worker, until).run());
+        ++j.attempts;
+        j.claimed_by = claim.worker;
+        j.lease_until = detail::from_millis(until);
+      }
+      return jobs;
+    });
+  }
+
+  Status extend_job_lease(JobId id, std::string_view worker,
+                          std::chrono::milliseconds lease) override {
+    if (lease <= std::chrono::milliseconds::zero()) {
+      return invalid_argument("a job's lease must be positive");
+    }
+    return write_status([&](Connection& c) -> Status {
+      LLMASSIST_RETURN_IF_ERROR(held_job_in(c, id, worker).status());
+      auto u = c.prepare("UPDATE memory_jobs SET lease_until = ?2 WHERE id = ?1");
+      if (!u.ok()) return u.status();
+      return u->bind(id, now_ms() + lease.count()).run();
+    });
+  }
+
+  Status finish_job(JobId id, std::string_view worker) override {
+    return write_status([&](Connection& c) -> Status {
+      LLMASSIST_RETURN_IF_ERROR(held_job_in(c, id, worker).status());
+      return finish_job_in(c, id, std::nullopt);
+    });
+  }
+
+  Status retry_job(JobId id, std::string_view worker, const JobRetry& retry) override {
+    LLMASSIST_RETURN_IF_ERROR(check_text_size("the job's error", retry.error));
+    return write_status([&](Connection& c) -> Status {
+      LLMASSIST_RETURN_IF_ERROR(held_job_in(c, id, worker).status());
+      if (retry.give_up) return finish_job_in(c, id, retry.error);
+      auto u = c.prepare(
+          "UPDATE memory_jobs SET claimed_by = '', lease_until = NULL, next_attempt_at = ?2, "
+          "last_error = ?3 WHERE id = ?1");
+      if (!u.ok()) return u.status();
+      return u->bind(id, to_millis(retry.next_attempt_at), retry.error).run();
+    });
+  }
+
+  Result<MemoryJob> get_job(JobId id) override {
+    return read<MemoryJob>([&](Connection& c) { return get_job_in(c, id); });
+  }
+
+  Result<std::vector<MemoryJob>> list_jobs(std::string_view kind, bool include_done,
+                                           int limit) override {
+    LLMASSIST_RETURN_IF_ERROR(check_limit(limit));
+    return read<std::vector<MemoryJob>>([&](Connection& c) -> Result<std::vector<MemoryJob>> {
+      static const std::string sql = fmt::format(
+          "SELECT {} FROM memory_jobs WHERE (?1 = '' OR kind = ?1) "
+          "AND (?2 = 1 OR done_at IS NULL) ORDER BY id DESC LIMIT ?3",
+          kJobColumns);
+      auto s = c.prepare(sql);
+      if (!s.ok()) return s.status();
+      s->bind(kind, include_done ? 1 : 0, limit);
+      return collect<MemoryJob>(*s, read_job);
+    });
+  }
+
+  Status add_recall_items(std::span<const RecallItem> items) override {
+    for (const RecallItem& item : items) {
+      if (item.chat_id <= 0 || item.kind.empty() || item.key.empty()) {
+        return invalid_argument("a recall item needs a chat, a kind and a key");
+      }
+      LLMASSIST_RETURN_IF_ERROR(check_text_size("the recall item's text", item.text));
+      LLMASSIST_RETURN_IF_ERROR(check_text_size("the recall item's terms", item.terms));
+      if (!item.vector.empty()) {
+        LLMASSIST_RETURN_IF_ERROR(check_vector(item.vector, "the recall item's vector"));
+        if (item.vector_model.empty()) {
+          return invalid_argument("a recall item with a vector needs its vector_model");
+        }
+      }
+    }
+    if (items.empty()) return Status();
+    return write_status([&](Connection& c) -> Status {
+      auto ins = c.prepare(
+          "INSERT INTO recall_items (chat_id, session_id, kind, key, message_id, text, terms, "
+          "vector, vector_model, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+          "ON CONFLICT (chat_id, key) DO NOTHING");
+      if (!ins.ok()) return ins.status();
+      auto fts = c.prepare("INSERT INTO recall_fts (rowid, tokens) VALUES (?1, ?2)");
+      if (!fts.ok()) return fts.status();
+      const std::int64_t now = now_ms();
+      for (const RecallItem& item : items) {
+        const std::int64_t at = item.created_at == Timestamp{} ? now : to_millis(item.created_at);
+        const std::string_view model = item.vector.empty() ? "" : item.vector_model;
+        LLMASSIST_RETURN_IF_ERROR(ins->bind(item.chat_id, item.session_id, item.kind, item.key,
+                                            item.message_id, item.text, item.terms, item.vector,
+                                            model, at)
+                                      .run());
+        if (c.changes() == 0) continue;  // the chat has the key: already indexed
+        const std::string document = fts_document(item.chat_id, item.terms);
+        if (document.empty()) continue;
+        LLMASSIST_RETURN_IF_ERROR(fts->bind(c.last_insert_id(), document).run());
+      }
+      return Status();
+    });
+  }
+
+  Result<std::vector<RecallHit>> search_recall_terms(const TermQuery& q) override {
+    if (q.chat_id <= 0) return invalid_argument("a recall search needs a chat");
+    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
+    if (q.terms.size() > kMaxQueryTerms) {
+      return invalid_argument(fmt::format("a recall search takes at most {} terms, got {}",
+                                          kMaxQueryTerms, q.terms.size()));
+    }
+    const std::string match = fts_query(q.chat_id, q.terms);
+    if (match.empty()) return std::vector<RecallHit>{};
+    return read<std::vector<RecallHit>>([&](Connection& c) -> Result<std::vector<RecallHit>> {
+      // The chat_id test is a second fence: the tokens already name the chat.
+      static const std::string sql = fmt::format(
+          "SELECT {}, -bm25(recall_fts) FROM recall_fts JOIN recall_items i "
+          "ON i.id = recall_fts.rowid WHERE recall_fts MATCH ?1 AND i.chat_id = ?2 "
+          "AND (?3 = 0 OR i.message_id < ?3) ORDER BY bm25(recall_fts), i.id DESC LIMIT ?4",
+          prefixed_recall_columns("i."));
+      auto s = c.prepare(sql);
+      if (!s.ok()) return s.status();
+      s->bind(match, q.chat_id, q.before_message_id, q.limit);
+      return collect_checked<RecallHit>(*s, [](const Statement& st) -> Result<RecallHit> {
+        RecallHit hit;
+        LLMASSIST_ASSIGN_OR_RETURN(hit.item, read_recall(st));
+        hit.score = st.real(11);
+        return hit;
+      });
+    });
+  }
+
+  Result<std::vector<RecallHit>> search_recall_vectors(const VectorQuery& q) override {
+    if (q.chat_id <= 0) return invalid_argument("a recall search needs a chat");
+    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
+    LLMASSIST_RETURN_IF_ERROR(check_vector(q.vector, "the query vector"));
+    if (q.model.empty()) return invalid_argument("a vector search needs the vectors' model");
+    const double query_norm = norm(q.vector);
+    if (query_norm == 0) return invalid_argument("the query vector is all zeros");
+    return read<std::vector<RecallHit>>([&](Connection& c) -> Result<std::vector<RecallHit>> {
+      auto s = c.prepare(
+          "SELECT id, vector FROM recall_items WHERE chat_id = ?1 AND vector_model = ?2 "
+          "AND (?3 = 0 OR message_id < ?3)");
+      if (!s.ok()) return s.status();
+      s->bind(q.chat_id, q.model, q.before_message_id);
+      std::vector<std::pair<double, RecallItemId>> scored;
+      while (true) {
+        auto row = s->step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        LLMASSIST_ASSIGN_OR_RETURN(const std::vector<float> v, s->floats(1));
+        if (v.size() != q.vector.size()) continue;  // made with another dimension
+        if (auto score = cosine(q.vector, query_norm, v)) scored.emplace_back(*score, s->int64(0));
+      }
+      // Most similar first; of equals, the newer.
+      const auto better = [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second > b.second;
+      };
+      const std::size_t k = std::min(scored.size(), static_cast<std::size_t>(q.limit));
+      std::partial_sort(scored.begin(), scored.begin() + static_cast<long>(k), scored.end(),
+                        better);
+      std::vector<RecallHit> out;
+      out.reserve(k);
+      for (std::size_t i = 0; i < k; ++i) {
+        RecallHit hit;
+        LLMASSIST_ASSIGN_OR_RETURN(hit.item, get_recall_in(c, scored[i].second));
+        hit.score = scored[i].first;
+        out.push_back(std::move(hit));
+      }
+      return out;
+    });
+  }
+
+  Result<std::vector<RecallItem>> recall_items_without_vector(std::string_view model,
+                                                              int limit) override {
+    if (model.empty()) return invalid_argument("the backlog of which model: none given");
+    LLMASSIST_RETURN_IF_ERROR(check_limit(limit));
+    return read<std::vector<RecallItem>>([&](Connection& c) -> Result<std::vector<RecallItem>> {
+      // Three ranges of the (vector_model, id) index: never embedded, then the models that sort
+      // before `model` and after it. Each is read in order, so a backlog of nothing costs three
+      // seeks however many items have their vector.
+      static const std::array<std::string, 3> kSql = {
+          fmt::format("SELECT {} FROM recall_items WHERE vector_model = '' ORDER BY id LIMIT ?2",
+                      kRecallColumns),
+          fmt::format("SELECT {} FROM recall_items WHERE vector_model > '' AND vector_model < ?1 "
+                      "ORDER BY vector_model, id LIMIT ?2",
+                      kRecallColumns),
+          fmt::format("SELECT {} FROM recall_items WHERE vector_model > ?1 "
+                      "ORDER BY vector_model, id LIMIT ?2",
+                      kRecallColumns)};
+      std::vector<RecallItem> out;
+      for (const std::string& sql : kSql) {
+        const int left = limit - static_cast<int>(out.size());
+        if (left == 0) break;
+        auto s = c.prepare(sql);
+        if (!s.ok()) return s.status();
+        s->bind(model, left);
+        LLMASSIST_ASSIGN_OR_RETURN(auto rows, collect_checked<RecallItem>(*s, read_recall));
+        for (RecallItem& r : rows) out.push_back(std::move(r));
+      }
+      return out;
+    });
+  }
+
+  Status set_recall_vectors(std::span<const std::pair<RecallItemId, std::vector<float>>> vectors,
+                            std::string_view model) override {
+    if (model.empty()) return invalid_argument("recall vectors need their model");
+    for (const auto& [id, v] : vectors) {
+      LLMASSIST_RETURN_IF_ERROR(check_vector(v, fmt::format("the vector of recall item {}", id)));
+    }
+    if (vectors.empty()) return Status();
+    return write_status([&](Connection& c) -> Status {
+      auto u = c.prepare("UPDATE recall_items SET vector = ?2, vector_model = ?3 WHERE id = ?1");
+      if (!u.ok()) return u.status();
+      for (const auto& [id, v] : vectors) LLMASSIST_RETURN_IF_ERROR(u->bind(id, v, model).run());
+      return Status();
+    });
+  }
+
+  Result<std::int64_t> count_recall_items(ChatId chat) override {
+    return read<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+      auto s = c.prepare("SELECT count(*) FROM recall_items WHERE ?1 = 0 OR chat_id = ?1");
+      if (!s.ok()) return s.status();
+      s->bind(chat);
+      return single<std::int64_t>(
+          *s, [](const Statement& st) { return st.int64(0); }, "no row");
+    });
+  }
+
+  Result<std::vector<std::vector<float>>> cached_embeddings(
+      std::string_view model, std::span<const std::string> digests) override {
+    return read<std::vector<std::vector<float>>>(
+        [&](Connection& c) -> Result<std::vector<std::vector<float>>> {
+          auto s = c.prepare("SELECT vector FROM embedding_cache WHERE model = ?1 AND digest = ?2");
+          if (!s.ok()) return s.status();
+          std::vector<std::vector<float>> out;
+          out.reserve(digests.size());
+          for (const std::string& digest : digests) {
+            s->bind(model, digest);
+            auto row = s->step();
+            if (!row.ok()) return row.status();
+            if (!*row) {
+              out.emplace_back();
+              continue;
+            }
+            LLMASSIST_ASSIGN_OR_RETURN(auto v, s->floats(0));
+            out.push_back(std::move(v));
+          }
+          return out;
+        });
+  }
+
+  Status cache_embeddings(
+      std::string_view model,
+      std::span<const std::pair<std::string, std::vector<float>>> entries) override {
+    if (model.empty()) return invalid_argument("cached embeddings need their model");
+    for (const auto& [digest, v] : entries) {
+      if (digest.empty()) return invalid_argument("a cached embedding needs a digest");
+      LLMASSIST_RETURN_IF_ERROR(check_vector(v, "a cached embedding"));
+    }
+    if (entries.empty()) return Status();
+    return write_status([&](Connection& c) -> Status {
+      auto s = c.prepare(
+          "INSERT INTO embedding_cache (model, digest, vector, created_at) "
+          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (model, digest) DO UPDATE SET "
+          "vector = excluded.vector, created_at = excluded.created_at");
+      if (!s.ok()) return s.status();
+      const std::int64_t now = now_ms();
+      for (const auto& [digest, v] : entries) {
+        LLMASSIST_RETURN_IF_ERROR(s->bind(model, digest, v, now).run());
+      }
+      return Status();
+    });
   }
 
   // ---- change notification -----------------------------------------------------------------
@@ -949,6 +1572,150 @@ class SqliteStore final : public MessageStore {
       out.erase(out.begin() + q.limit, out.end());
     }
     return out;
+  }
+
+  // ---- the memory's statements inside transactions -----------------------------------------
+
+  // The chat of session `id`; kNotFound when there is none.
+  Result<ChatId> session_chat_in(Connection& c, SessionId id) {
+    auto s = c.prepare("SELECT chat_id FROM sessions WHERE id = ?1");
+    if (!s.ok()) return s.status();
+    s->bind(id);
+    return single<ChatId>(
+        *s, [](const Statement& st) { return st.int64(0); },
+        [&] { return fmt::format("no session {}", id); });
+  }
+
+  Result<MemoryJob> get_job_in(Connection& c, JobId id) {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM memory_jobs WHERE id = ?1", kJobColumns);
+    auto s = c.prepare(sql);
+    if (!s.ok()) return s.status();
+    s->bind(id);
+    return single<MemoryJob>(*s, read_job, [&] { return fmt::format("no job {}", id); });
+  }
+
+  // The job, when `worker` holds it (its claim, even one whose lease ran out while nobody took
+  // it); kAborted when it is done or someone else's or nobody's.
+  Result<MemoryJob> held_job_in(Connection& c, JobId id, std::string_view worker) {
+    if (worker.empty()) return invalid_argument("which worker holds the job: none given");
+    LLMASSIST_ASSIGN_OR_RETURN(MemoryJob job, get_job_in(c, id));
+    if (job.done_at) return aborted(fmt::format("job {} is already done", id));
+    if (job.claimed_by != worker) {
+      return aborted(job.claimed_by.empty()
+                         ? fmt::format("job {} is not claimed by {}: nobody holds it", id, worker)
+                         : fmt::format("job {} is held by {}, not {}", id, job.claimed_by, worker));
+    }
+    return job;
+  }
+
+  // Marks the job done and releases its claim; `error`, when given, is kept as last_error.
+  Status finish_job_in(Connection& c, JobId id, std::optional<std::string_view> error) {
+    auto u = c.prepare(
+        "UPDATE memory_jobs SET done_at = ?2, claimed_by = '', lease_until = NULL, "
+        "last_error = coalesce(?3, last_error) WHERE id = ?1");
+    if (!u.ok()) return u.status();
+    return u->bind(id, now_ms(), error).run();
+  }
+
+  // The jobs `claim` may take now, oldest due first: one query per kind on the due index.
+  Result<std::vector<MemoryJob>> claimable_jobs(Connection& c, const JobClaim& claim,
+                                                std::int64_t now) {
+    static const std::string sql = fmt::format(
+        "SELECT {} FROM memory_jobs WHERE done_at IS NULL AND next_attempt_at <= ?1 "
+        "AND (?2 = '' OR kind = ?2) AND (claimed_by = '' OR coalesce(lease_until, 0) <= ?1) "
+        "ORDER BY next_attempt_at, id LIMIT ?3",
+        kJobColumns);
+    auto s = c.prepare(sql);
+    if (!s.ok()) return s.status();
+    static const std::vector<std::string> kAny = {""};
+    const auto& kinds = claim.kinds.empty() ? kAny : claim.kinds;
+    std::vector<MemoryJob> out;
+    for (const std::string& kind : kinds) {
+      s->bind(now, kind, claim.limit);
+      LLMASSIST_ASSIGN_OR_RETURN(auto rows, collect<MemoryJob>(*s, read_job));
+      for (MemoryJob& j : rows) out.push_back(std::move(j));
+    }
+    if (kinds.size() > 1) {
+      const auto earlier = [](const MemoryJob& a, const MemoryJob& b) {
+        return a.next_attempt_at != b.next_attempt_at ? a.next_attempt_at < b.next_attempt_at
+                                                      : a.id < b.id;
+      };
+      const auto same = [](const MemoryJob& a, const MemoryJob& b) { return a.id == b.id; };
+      std::sort(out.begin(), out.end(), earlier);
+      out.erase(std::unique(out.begin(), out.end(), same), out.end());
+      if (out.size() > static_cast<std::size_t>(claim.limit)) {
+        out.erase(out.begin() + claim.limit, out.end());
+      }
+    }
+    return out;
+  }
+
+  static std::string prefixed_recall_columns(std::string_view prefix) {
+    std::string out;
+    for (std::string_view column : split_terms(kRecallColumns)) {
+      if (!out.empty()) out += ' ';
+      out += prefix;
+      out += column;
+    }
+    return out;
+  }
+
+  Result<RecallItem> get_recall_in(Connection& c, RecallItemId id) {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM recall_items WHERE id = ?1", kRecallColumns);
+    auto s = c.prepare(sql);
+    if (!s.ok()) return s.status();
+    s->bind(id);
+    auto row = s->step();
+    if (!row.ok()) return row.status();
+    if (!*row) return not_found(fmt::format("no recall item {}", id));
+    return read_recall(*s);
+  }
+
+  // Deletes the recall items `select_sql` names (it yields id, chat_id, terms) and their rows of
+  // the full-text index; adds them to `count`, and sets `indexed` when an index row went.
+  template <typename... Args>
+  static Status delete_recall_items(Connection& c, std::int64_t& count, bool& indexed,
+                                    std::string_view select_sql, const Args&... args) {
+    struct Doomed {
+      RecallItemId id;
+      std::string document;
+    };
+    std::vector<Doomed> doomed;
+    {
+      auto s = c.prepare(select_sql);
+      if (!s.ok()) return s.status();
+      s->bind(args...);
+      LLMASSIST_ASSIGN_OR_RETURN(
+          doomed, collect<Doomed>(*s, [](const Statement& st) {
+            return Doomed{st.int64(0), fts_document(st.int64(1), st.text(2))};
+          }));
+    }
+    if (doomed.empty()) return Status();
+    // A contentless FTS5 table forgets a row when told the text it indexed.
+    auto fts =
+        c.prepare("INSERT INTO recall_fts (recall_fts, rowid, tokens) VALUES ('delete', ?1, ?2)");
+    if (!fts.ok()) return fts.status();
+    auto del = c.prepare("DELETE FROM recall_items WHERE id = ?1");
+    if (!del.ok()) return del.status();
+    for (const Doomed& d : doomed) {
+      if (!d.document.empty()) {
+        LLMASSIST_RETURN_IF_ERROR(fts->bind(d.id, d.document).run());
+        indexed = true;
+      }
+      LLMASSIST_RETURN_IF_ERROR(del->bind(d.id).run());
+      count += c.changes();
+    }
+    return Status();
+  }
+
+  // After rows left the full-text index: FTS5 deletes by adding markers, and the deleted tokens
+  // stay in the older segments until those are merged. Merging every segment into one drops
+  // them, and secure_delete zeroes the pages the old segments freed. Its cost is that of the
+  // whole index, not of the chat (SQLite 3.42's secure-delete option would make it the chat's).
+  static Status purge_deleted_tokens(Connection& c) {
+    return c.run("INSERT INTO recall_fts (recall_fts) VALUES ('optimize')");
   }
 
   Result<Chat> get_chat_in(Connection& c, ChatId id) {

@@ -7,21 +7,24 @@
 //
 // The factory makes a new, empty store for each check, reading its time from `clock` (the checks
 // move that clock to let leases and backoff run out; no check sleeps for them). Optional
-// capabilities (list_audit, stats, settings) a store answers kUnimplemented for are skipped, not
-// failed.
+// capabilities (list_audit, stats, settings, the memory's records) a store answers
+// kUnimplemented for are skipped, not failed.
 //
 // The checks: the lifecycle through the store (every legal transition is applied, each illegal
 // one refused with kFailedPrecondition, a stale status or version refused with kAborted; the
 // stored reply — timestamps, texts, claim — is what apply_reply_change() says; the sent answer
 // joins the message log; the audit event is written), claims and leases, idempotent inbound,
-// sessions, the message log, transition_and_claim(_each), unknown ids, and wait_for_change()
-// waking on a write.
+// sessions, the message log, transition_and_claim(_each), unknown ids, wait_for_change()
+// waking on a write, and the memory's records (summary versions and their compare-and-set, jobs
+// and their leases, the recall index and the embedding cache, their erasure), which are
+// optional: a store that answers kUnimplemented for them is skipped.
 //
 // Thread-safety: run one check at a time per factory unless its stores are independent.
 #pragma once
 
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -771,6 +774,578 @@ inline void text_limits(CheckContext& t, Harness& h) {
   t.expect(r.ok() && r->draft_text == *fine.draft_text, "a UTF-8 draft did not survive intact");
 }
 
+// ---- the memory's records (optional) -------------------------------------------------------
+
+// Marks the check skipped when the store keeps no memory records (`s` is kUnimplemented).
+inline bool no_memory(CheckContext& t, const Status& s) {
+  if (s.code() != StatusCode::kUnimplemented) return false;
+  t.skip("memory records are not implemented (optional)");
+  return true;
+}
+
+// A message in `chat`'s open session, for the memory's records to point at.
+inline MessageId say(CheckContext& t, Harness& h, ChatId chat, const std::string& text,
+                     Role role = Role::kUser) {
+  NewMessage m;
+  m.chat_id = chat;
+  m.role = role;
+  m.text = text;
+  auto stored = h.store.append_message(m);
+  if (!t.expect_ok(stored.status(), "append_message")) return 0;
+  return stored->id;
+}
+
+inline RecallItem recall(ChatId chat, const std::string& key, const std::string& terms,
+                         MessageId message = 0) {
+  RecallItem item;
+  item.chat_id = chat;
+  item.kind = "message";
+  item.key = key;
+  item.message_id = message;
+  item.text = "text of " + key;
+  item.terms = terms;
+  return item;
+}
+
+// The keys of `hits`, in order.
+inline std::vector<std::string> keys(const std::vector<RecallHit>& hits) {
+  std::vector<std::string> out;
+  for (const RecallHit& hit : hits) out.push_back(hit.item.key);
+  return out;
+}
+
+inline Result<std::vector<RecallHit>> find_terms(Harness& h, ChatId chat,
+                                                 std::vector<std::string> terms,
+                                                 MessageId before = 0) {
+  TermQuery q;
+  q.chat_id = chat;
+  q.terms = std::move(terms);
+  q.before_message_id = before;
+  return h.store.search_recall_terms(q);
+}
+
+inline void messages_after(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const MessageId first = say(t, h, c->id, "one");
+  say(t, h, c->id, "a system line", Role::kSystem);
+  const MessageId second = say(t, h, c->id, "two", Role::kAssistant);
+  const MessageId third = say(t, h, c->id, "three");
+  auto session = h.store.open_session(c->id);
+  if (first == 0 || third == 0 || !t.expect_ok(session.status(), "open_session")) return;
+  auto next = h.store.restart_session(c->id);
+  if (!t.expect_ok(next.status(), "restart_session")) return;
+  say(t, h, c->id, "in the next session");
+  auto all = h.store.messages_after(session->id, 0, 10);
+  if (t.expect_ok(all.status(), "messages_after")) {
+    std::vector<MessageId> ids;
+    for (const Message& m : *all) ids.push_back(m.id);
+    t.expect(ids == std::vector<MessageId>{first, second, third},
+             "messages_after(0) is not the session's dialog without system lines, oldest first");
+  }
+  auto later = h.store.messages_after(session->id, first, 1);
+  t.expect(later.ok() && later->size() == 1 && later->front().id == second,
+           "messages_after(first, limit 1) is not the next message of the dialog");
+  t.expect_code(h.store.messages_after(session->id, 0, 0).status(), StatusCode::kInvalidArgument,
+                "messages_after with limit 0");
+  t.expect_code(h.store.messages_after(987654321, 0, 10).status(), StatusCode::kNotFound,
+                "messages_after of an unknown session");
+}
+
+inline void summary_versions(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  auto session = h.store.open_session(c->id);
+  if (!t.expect_ok(session.status(), "open_session")) return;
+  auto none = h.store.latest_session_summary(session->id);
+  if (no_memory(t, none.status())) return;
+  t.expect_code(none.status(), StatusCode::kNotFound, "latest_session_summary before any");
+  const MessageId upto = say(t, h, c->id, "what the summary covers");
+  NewSessionSummary n;
+  n.session_id = session->id;
+  n.content = "Ann asked about her order — заказ 42";
+  n.last_message_id = upto;
+  auto v1 = h.store.add_session_summary(n);
+  if (!t.expect_ok(v1.status(), "add_session_summary (version 1)")) return;
+  t.expect(v1->version == 1 && v1->chat_id == c->id && v1->session_id == session->id &&
+               v1->content == n.content && v1->last_message_id == upto && v1->id > 0,
+           "the first summary is not version 1 with what was given");
+  t.expect_code(h.store.add_session_summary(n).status(), StatusCode::kAborted,
+                "a summary built on version 0 when version 1 exists");
+  n.expected_version = 1;
+  n.content = "version two";
+  auto v2 = h.store.add_session_summary(n);
+  if (!t.expect_ok(v2.status(), "add_session_summary (version 2)")) return;
+  t.expect(v2->version == 2, "the second summary is not version 2");
+  auto latest = h.store.latest_session_summary(session->id);
+  t.expect(latest.ok() && latest->version == 2 && latest->content == "version two",
+           "latest_session_summary is not the newest version");
+  auto listed = h.store.list_session_summaries(session->id);
+  t.expect(listed.ok() && listed->size() == 2 && listed->front().version == 1 &&
+               listed->back().version == 2 && listed->front().content.ends_with("заказ 42"),
+           "list_session_summaries is not every version, oldest first, intact");
+  auto read = h.store.get_session(session->id);
+  t.expect(read.ok() && read->summary == "version two" && read->summary_upto == upto,
+           "Session::summary does not show the newest version");
+  n.content.clear();
+  n.expected_version = 2;
+  t.expect_code(h.store.add_session_summary(n).status(), StatusCode::kInvalidArgument,
+                "a summary without content");
+  n.content = "x";
+  n.session_id = 987654321;
+  n.expected_version = 0;
+  t.expect_code(h.store.add_session_summary(n).status(), StatusCode::kNotFound,
+                "a summary of an unknown session");
+}
+
+inline NewMemoryJob job(const std::string& key, const std::string& kind = "summary",
+                        ChatId chat = 0) {
+  NewMemoryJob j;
+  j.kind = kind;
+  j.key = key;
+  j.chat_id = chat;
+  j.payload = R"({"session": 1})";
+  return j;
+}
+
+inline JobClaim claim_of(const std::string& worker, int limit = 10,
+                         std::chrono::milliseconds lease = 10s) {
+  JobClaim q;
+  q.worker = worker;
+  q.limit = limit;
+  q.lease = lease;
+  return q;
+}
+
+inline void summary_finishes_job(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  auto session = h.store.open_session(c->id);
+  if (!t.expect_ok(session.status(), "open_session")) return;
+  auto queued =
+      h.store.enqueue_job(job("summary:" + std::to_string(session->id), "summary", c->id));
+  if (no_memory(t, queued.status())) return;
+  if (!t.expect_ok(queued.status(), "enqueue_job")) return;
+  auto claimed = h.store.claim_jobs(claim_of("worker:a"));
+  if (!t.expect(claimed.ok() && claimed->size() == 1, "the job was not claimed")) return;
+  NewSessionSummary n;
+  n.session_id = session->id;
+  n.content = "a summary";
+  n.job_id = queued->id;
+  n.worker = "worker:b";
+  t.expect_code(h.store.add_session_summary(n).status(), StatusCode::kAborted,
+                "a summary finishing a job its worker does not hold");
+  t.expect_code(h.store.latest_session_summary(session->id).status(), StatusCode::kNotFound,
+                "a refused summary was written anyway");
+  n.worker = "worker:a";
+  auto added = h.store.add_session_summary(n);
+  if (!t.expect_ok(added.status(), "add_session_summary finishing the job")) return;
+  auto done = h.store.get_job(queued->id);
+  if (t.expect_ok(done.status(), "get_job")) {
+    t.expect(done->done_at.has_value() && done->claimed_by.empty(),
+             "the summary did not finish its job");
+  }
+  n.expected_version = 1;
+  t.expect_code(h.store.add_session_summary(n).status(), StatusCode::kAborted,
+                "a second summary finishing a job already done");
+}
+
+inline void jobs_dedup_and_claims(CheckContext& t, Harness& h) {
+  auto a = h.store.enqueue_job(job("summary:1"));
+  if (no_memory(t, a.status())) return;
+  if (!t.expect_ok(a.status(), "enqueue_job")) return;
+  t.expect(a->id > 0 && a->kind == "summary" && a->key == "summary:1" && !a->done_at &&
+               a->attempts == 0 && a->claimed_by.empty() && a->next_attempt_at == h.clock.now(),
+           "a new job is not stored as given, due now");
+  h.clock.advance(1s);
+  auto again = h.store.enqueue_job(job("summary:1"));
+  t.expect(again.ok() && again->id == a->id, "a second job with an unfinished key was queued");
+  auto embed = h.store.enqueue_job(job("embed:1", "embed"));
+  NewMemoryJob later = job("summary:later");
+  later.not_before = h.clock.now() + 1min;
+  auto delayed = h.store.enqueue_job(later);
+  if (!t.expect_ok(embed.status(), "enqueue_job") ||
+      !t.expect_ok(delayed.status(), "enqueue_job (not before)")) {
+    return;
+  }
+  t.expect_code(h.store.enqueue_job(job("")).status(), StatusCode::kInvalidArgument,
+                "a job without a key");
+
+  JobClaim embeds = claim_of("worker:e");
+  embeds.kinds = {"embed"};
+  auto e = h.store.claim_jobs(embeds);
+  t.expect(e.ok() && e->size() == 1 && e->front().id == embed->id,
+           "a claim of kind embed did not take exactly the embed job");
+  t.expect_ok(h.store.finish_job(embed->id, "worker:e"), "finish_job");
+  auto got = h.store.claim_jobs(claim_of("worker:a"));
+  if (!t.expect_ok(got.status(), "claim_jobs")) return;
+  if (t.expect(got->size() == 1 && got->front().id == a->id,
+               "a claim did not take exactly the one due job that nobody holds")) {
+    t.expect(got->front().claimed_by == "worker:a" && got->front().attempts == 1 &&
+                 got->front().lease_until == h.clock.now() + 10s,
+             "a claimed job does not carry its worker, attempt and lease");
+  }
+  auto stored = h.store.get_job(a->id);
+  t.expect(stored.ok() && stored->claimed_by == "worker:a" && stored->attempts == 1,
+           "the claim was not stored");
+  auto none = h.store.claim_jobs(claim_of("worker:b"));
+  t.expect(none.ok() && none->empty(), "a held job was handed to a second worker");
+  t.expect_code(h.store.finish_job(a->id, "worker:b"), StatusCode::kAborted,
+                "finish_job by a worker that does not hold the job");
+  t.expect_ok(h.store.finish_job(a->id, "worker:a"), "finish_job");
+  t.expect_code(h.store.finish_job(a->id, "worker:a"), StatusCode::kAborted,
+                "finish_job of a job already done");
+  auto fresh = h.store.enqueue_job(job("summary:1"));
+  t.expect(fresh.ok() && fresh->id != a->id, "a finished job's key did not take a new job");
+
+  h.clock.advance(2min);
+  auto due = h.store.claim_jobs(claim_of("worker:c"));
+  if (t.expect_ok(due.status(), "claim_jobs")) {
+    std::vector<JobId> ids;
+    for (const MemoryJob& j : *due) ids.push_back(j.id);
+    // The new job has been due since it was queued, the delayed one only since a minute later.
+    t.expect(ids == std::vector<JobId>{fresh->id, delayed->id},
+             "claim_jobs did not take the due jobs oldest due first");
+  }
+  auto open = h.store.list_jobs("summary", false, 100);
+  t.expect(open.ok() && open->size() == 2, "list_jobs without done ones");
+  auto every = h.store.list_jobs("", true, 100);
+  t.expect(every.ok() && every->size() == 4 && every->front().id > every->back().id,
+           "list_jobs with done ones, newest first");
+  t.expect_code(h.store.get_job(987654321).status(), StatusCode::kNotFound, "get_job unknown");
+  t.expect_code(h.store.claim_jobs(claim_of("")).status(), StatusCode::kInvalidArgument,
+                "a job claim without a worker");
+}
+
+inline void job_leases(CheckContext& t, Harness& h) {
+  auto a = h.store.enqueue_job(job("embed:7", "embed"));
+  if (no_memory(t, a.status())) return;
+  if (!t.expect_ok(a.status(), "enqueue_job")) return;
+  auto first = h.store.claim_jobs(claim_of("worker:a", 1, 10s));
+  if (!t.expect(first.ok() && first->size() == 1, "the job was not claimed")) return;
+  h.clock.advance(5s);
+  auto early = h.store.claim_jobs(claim_of("worker:b"));
+  t.expect(early.ok() && early->empty(), "a job was retaken before its lease ran out");
+  t.expect_ok(h.store.extend_job_lease(a->id, "worker:a", 10s), "extend_job_lease");
+  t.expect_code(h.store.extend_job_lease(a->id, "worker:b", 10s), StatusCode::kAborted,
+                "extend_job_lease by a worker that does not hold the job");
+  h.clock.advance(8s);  // 13 s after the claim: the first lease would have run out
+  auto extended = h.store.claim_jobs(claim_of("worker:b"));
+  t.expect(extended.ok() && extended->empty(), "an extended lease did not keep the job");
+  h.clock.advance(3s);
+  auto taken = h.store.claim_jobs(claim_of("worker:b"));
+  if (t.expect(taken.ok() && taken->size() == 1, "a job whose lease ran out was not retaken")) {
+    t.expect(taken->front().claimed_by == "worker:b" && taken->front().attempts == 2,
+             "the retaken job does not name its new worker and its second attempt");
+  }
+  t.expect_code(h.store.finish_job(a->id, "worker:a"), StatusCode::kAborted,
+                "finish_job by the worker whose lease ran out and was retaken");
+  t.expect_code(h.store.extend_job_lease(a->id, "worker:a", 10s), StatusCode::kAborted,
+                "extend_job_lease by the worker whose job was retaken");
+  t.expect_ok(h.store.finish_job(a->id, "worker:b"), "finish_job by the new holder");
+  h.clock.advance(1h);
+  auto after = h.store.claim_jobs(claim_of("worker:c"));
+  t.expect(after.ok() && after->empty(), "a finished job was claimed again");
+}
+
+inline void job_retries(CheckContext& t, Harness& h) {
+  auto a = h.store.enqueue_job(job("embed:9", "embed"));
+  if (no_memory(t, a.status())) return;
+  if (!t.expect_ok(a.status(), "enqueue_job")) return;
+  auto got = h.store.claim_jobs(claim_of("worker:a"));
+  if (!t.expect(got.ok() && got->size() == 1, "the job was not claimed")) return;
+  JobRetry retry;
+  retry.error = "the embedding server answered 503";
+  retry.next_attempt_at = h.clock.now() + 1min;
+  t.expect_code(h.store.retry_job(a->id, "worker:b", retry), StatusCode::kAborted,
+                "retry_job by a worker that does not hold the job");
+  t.expect_ok(h.store.retry_job(a->id, "worker:a", retry), "retry_job");
+  auto stored = h.store.get_job(a->id);
+  if (t.expect_ok(stored.status(), "get_job")) {
+    t.expect(stored->claimed_by.empty() && !stored->lease_until && !stored->done_at &&
+                 stored->last_error == retry.error &&
+                 stored->next_attempt_at == retry.next_attempt_at,
+             "retry_job did not release the job with its error and next attempt");
+  }
+  auto early = h.store.claim_jobs(claim_of("worker:b"));
+  t.expect(early.ok() && early->empty(), "a job was claimed before its next attempt");
+  h.clock.advance(61s);
+  auto second = h.store.claim_jobs(claim_of("worker:b"));
+  if (!t.expect(second.ok() && second->size() == 1 && second->front().attempts == 2,
+                "a job was not claimed again when its next attempt came")) {
+    return;
+  }
+  JobRetry give_up;
+  give_up.error = "the text cannot be embedded";
+  give_up.give_up = true;
+  t.expect_ok(h.store.retry_job(a->id, "worker:b", give_up), "retry_job giving up");
+  auto gone = h.store.get_job(a->id);
+  t.expect(gone.ok() && gone->done_at.has_value() && gone->last_error == give_up.error &&
+               gone->claimed_by.empty(),
+           "a job given up is not done with its error kept");
+  h.clock.advance(1h);
+  auto never = h.store.claim_jobs(claim_of("worker:c"));
+  t.expect(never.ok() && never->empty(), "a job given up was claimed again");
+  auto requeued = h.store.enqueue_job(job("embed:9", "embed"));
+  t.expect(requeued.ok() && requeued->id != a->id, "a job given up kept its key from a new one");
+}
+
+inline void recall_terms(CheckContext& t, Harness& h) {
+  auto c1 = chat(t, h, "c1");
+  auto c2 = chat(t, h, "c2");
+  if (!c1 || !c2) return;
+  const MessageId m1 = say(t, h, c1->id, "заказ заказ");
+  const MessageId m2 = say(t, h, c1->id, "заказ доставк");
+  const MessageId m3 = say(t, h, c1->id, "возврат");
+  const MessageId m4 = say(t, h, c1->id, "привет");
+  const MessageId other = say(t, h, c2->id, "заказ возврат");
+  std::vector<RecallItem> items = {recall(c1->id, "message:1", "заказ заказ", m1),
+                                   recall(c1->id, "message:2", "заказ доставк", m2),
+                                   recall(c1->id, "message:3", "возврат сегодн", m3),
+                                   recall(c1->id, "message:4", "привет мир", m4),
+                                   recall(c2->id, "message:5", "заказ возврат", other)};
+  // More items with the common word, so that it is the common one in the chat.
+  for (int i = 0; i < 6; ++i) {
+    items.push_back(
+        recall(c1->id, "fact:" + std::to_string(i), "заказ номер " + std::to_string(i), m4));
+  }
+  const Status added = h.store.add_recall_items(items);
+  if (no_memory(t, added)) return;
+  if (!t.expect_ok(added, "add_recall_items")) return;
+  auto count = h.store.count_recall_items(c1->id);
+  t.expect(count.ok() && *count == 10, "count_recall_items of the chat");
+  // The same key again: nothing added, nothing changed.
+  RecallItem dup = recall(c1->id, "message:1", "другое", m1);
+  t.expect_ok(h.store.add_recall_items(std::span<const RecallItem>(&dup, 1)),
+              "add_recall_items with a key the chat has");
+  count = h.store.count_recall_items(c1->id);
+  t.expect(count.ok() && *count == 10, "an item with a key the chat has was added again");
+  auto all = h.store.count_recall_items(0);
+  t.expect(all.ok() && *all == 11, "count_recall_items of all chats");
+
+  auto hits = find_terms(h, c1->id, {"заказ"});
+  if (t.expect_ok(hits.status(), "search_recall_terms")) {
+    t.expect(hits->size() == 8, "a search did not find each of the chat's items with the term");
+    for (const RecallHit& hit : *hits) {
+      t.expect(hit.item.chat_id == c1->id, "a search returned another chat's item");
+    }
+    t.expect(!hits->empty() && hits->front().item.key == "message:1" &&
+                 hits->front().item.text == "text of message:1" &&
+                 hits->front().item.message_id == m1,
+             "the item with the term twice does not rank first, as stored");
+    for (std::size_t i = 1; i < hits->size(); ++i) {
+      t.expect((*hits)[i - 1].score >= (*hits)[i].score, "hits are not best first");
+    }
+  }
+  auto rare = find_terms(h, c1->id, {"заказ", "возврат"});
+  t.expect(rare.ok() && !rare->empty() && rare->front().item.key == "message:3",
+           "the item with the chat's rare word does not rank above those with its common one");
+  auto none = find_terms(h, c2->id, {"доставк", "привет"});
+  t.expect(none.ok() && none->empty(), "a search found another chat's items");
+  auto theirs = find_terms(h, c2->id, {"заказ"});
+  t.expect(theirs.ok() && keys(*theirs) == std::vector<std::string>{"message:5"},
+           "the other chat's search is not exactly its own item");
+  auto before = find_terms(h, c1->id, {"заказ"}, m2);
+  t.expect(before.ok() && keys(*before) == std::vector<std::string>{"message:1"},
+           "before_message_id did not keep only the items from earlier messages");
+  TermQuery limited;
+  limited.chat_id = c1->id;
+  limited.terms = {"заказ"};
+  limited.limit = 3;
+  auto three = h.store.search_recall_terms(limited);
+  t.expect(three.ok() && three->size() == 3, "search_recall_terms did not keep to its limit");
+  auto nothing = find_terms(h, c1->id, {});
+  t.expect(nothing.ok() && nothing->empty(), "a search without terms found something");
+  auto unknown = find_terms(h, c1->id, {"несуществующ"});
+  t.expect(unknown.ok() && unknown->empty(), "a search for an absent word found something");
+  RecallItem bad = recall(0, "k", "x");
+  t.expect_code(h.store.add_recall_items(std::span<const RecallItem>(&bad, 1)),
+                StatusCode::kInvalidArgument, "a recall item without a chat");
+}
+
+inline RecallItem with_vector(RecallItem item, std::vector<float> v, std::string model = "m1") {
+  item.vector = std::move(v);
+  item.vector_model = std::move(model);
+  return item;
+}
+
+inline void recall_vectors(CheckContext& t, Harness& h) {
+  auto c1 = chat(t, h, "c1");
+  auto c2 = chat(t, h, "c2");
+  if (!c1 || !c2) return;
+  const MessageId m1 = say(t, h, c1->id, "one");
+  const MessageId m2 = say(t, h, c1->id, "two");
+  std::vector<RecallItem> items = {
+      with_vector(recall(c1->id, "near", "", m1), {1.0F, 0.1F, 0.0F}),
+      with_vector(recall(c1->id, "far", "", m2), {0.0F, 1.0F, 0.0F}),
+      with_vector(recall(c1->id, "middle", "", m2), {1.0F, 1.0F, 0.0F}),
+      with_vector(recall(c1->id, "other model", "", m1), {1.0F, 0.0F, 0.0F}, "m2"),
+      with_vector(recall(c1->id, "other length", "", m1), {1.0F, 0.0F}),
+      with_vector(recall(c2->id, "other chat", "", m1), {1.0F, 0.0F, 0.0F})};
+  const Status added = h.store.add_recall_items(items);
+  if (no_memory(t, added)) return;
+  if (!t.expect_ok(added, "add_recall_items with vectors")) return;
+  VectorQuery q;
+  q.chat_id = c1->id;
+  q.vector = {2.0F, 0.0F, 0.0F};
+  q.model = "m1";
+  auto hits = h.store.search_recall_vectors(q);
+  if (t.expect_ok(hits.status(), "search_recall_vectors")) {
+    t.expect(keys(*hits) == std::vector<std::string>{"near", "middle", "far"},
+             "vector search is not the chat's vectors of the model, most similar first");
+    if (hits->size() == 3) {
+      t.expect(
+          std::abs(hits->at(1).score - std::sqrt(0.5)) < 1e-5 && std::abs(hits->at(2).score) < 1e-5,
+          "the scores are not the cosine similarities");
+      t.expect(
+          hits->front().item.vector == items[0].vector && hits->front().item.vector_model == "m1",
+          "a hit does not carry its vector as stored");
+    }
+  }
+  q.limit = 1;
+  auto one = h.store.search_recall_vectors(q);
+  t.expect(one.ok() && keys(*one) == std::vector<std::string>{"near"}, "limit 1");
+  q.limit = 20;
+  q.before_message_id = m2;
+  auto before = h.store.search_recall_vectors(q);
+  t.expect(before.ok() && keys(*before) == std::vector<std::string>{"near"},
+           "before_message_id in a vector search");
+  q.before_message_id = 0;
+  q.model = "m2";
+  auto m2hits = h.store.search_recall_vectors(q);
+  t.expect(m2hits.ok() && keys(*m2hits) == std::vector<std::string>{"other model"},
+           "the model filter of a vector search");
+  q.chat_id = c2->id;
+  q.model = "m1";
+  auto theirs = h.store.search_recall_vectors(q);
+  t.expect(theirs.ok() && keys(*theirs) == std::vector<std::string>{"other chat"},
+           "a vector search found another chat's items");
+  q.vector.clear();
+  t.expect_code(h.store.search_recall_vectors(q).status(), StatusCode::kInvalidArgument,
+                "a vector search without a vector");
+}
+
+inline void recall_backlog_and_cache(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  std::vector<RecallItem> items = {recall(c->id, "a", "x"), recall(c->id, "b", "y"),
+                                   recall(c->id, "c", "z")};
+  const Status added = h.store.add_recall_items(items);
+  if (no_memory(t, added)) return;
+  if (!t.expect_ok(added, "add_recall_items")) return;
+  auto backlog = h.store.recall_items_without_vector("m1", 10);
+  if (!t.expect_ok(backlog.status(), "recall_items_without_vector")) return;
+  std::vector<std::string> waiting;
+  for (const RecallItem& item : *backlog) waiting.push_back(item.key);
+  t.expect(waiting == std::vector<std::string>{"a", "b", "c"},
+           "the backlog is not every item without a vector, oldest first");
+  if (backlog->size() != 3) return;
+  std::vector<std::pair<RecallItemId, std::vector<float>>> vectors = {
+      {backlog->at(0).id, {0.5F, 0.25F}}, {backlog->at(1).id, {1.0F, 0.0F}}, {987654321, {1.0F}}};
+  t.expect_ok(h.store.set_recall_vectors(vectors, "m1"), "set_recall_vectors (an unknown id too)");
+  auto rest = h.store.recall_items_without_vector("m1", 10);
+  t.expect(rest.ok() && rest->size() == 1 && rest->front().key == "c",
+           "set_recall_vectors did not take the items out of the backlog");
+  auto limited = h.store.recall_items_without_vector("m2", 2);
+  t.expect(limited.ok() && limited->size() == 2, "the backlog of another model, limit 2");
+  auto all_m2 = h.store.recall_items_without_vector("m2", 10);
+  t.expect(all_m2.ok() && all_m2->size() == 3, "vectors of m1 count as missing for m2");
+  VectorQuery q;
+  q.chat_id = c->id;
+  q.vector = {1.0F, 0.0F};
+  q.model = "m1";
+  auto hits = h.store.search_recall_vectors(q);
+  t.expect(hits.ok() && keys(*hits) == std::vector<std::string>{"b", "a"},
+           "the vectors set later are not searched");
+
+  const std::vector<std::string> digests = {"d1", "d2"};
+  auto empty = h.store.cached_embeddings("m1", digests);
+  if (t.expect_ok(empty.status(), "cached_embeddings")) {
+    t.expect(empty->size() == 2 && empty->at(0).empty() && empty->at(1).empty(),
+             "cached_embeddings found what was never cached");
+  }
+  std::vector<std::pair<std::string, std::vector<float>>> entries = {{"d1", {0.125F, -2.5F, 3.0F}}};
+  t.expect_ok(h.store.cache_embeddings("m1", entries), "cache_embeddings");
+  auto cached = h.store.cached_embeddings("m1", digests);
+  t.expect(cached.ok() && cached->size() == 2 && cached->at(0) == entries[0].second &&
+               cached->at(1).empty(),
+           "cached_embeddings does not give back what was cached, one entry per digest");
+  auto other = h.store.cached_embeddings("m2", digests);
+  t.expect(other.ok() && other->size() == 2 && other->at(0).empty(),
+           "a cached embedding was found under another model");
+}
+
+inline void memory_erasure(CheckContext& t, Harness& h) {
+  auto gone = chat(t, h, "gone");
+  auto kept = chat(t, h, "kept");
+  if (!gone || !kept) return;
+  auto gone_session = h.store.open_session(gone->id);
+  auto kept_session = h.store.open_session(kept->id);
+  if (!t.expect_ok(gone_session.status(), "open_session") ||
+      !t.expect_ok(kept_session.status(), "open_session")) {
+    return;
+  }
+  const MessageId gm = say(t, h, gone->id, "my secret");
+  const MessageId km = say(t, h, kept->id, "my question");
+  NewSessionSummary s;
+  s.session_id = gone_session->id;
+  s.content = "summary of the secret";
+  if (no_memory(t, h.store.add_session_summary(s).status())) return;
+  s.session_id = kept_session->id;
+  t.expect_ok(h.store.add_session_summary(s).status(), "add_session_summary");
+  t.expect_ok(h.store.enqueue_job(job("summary:gone", "summary", gone->id)).status(), "enqueue");
+  t.expect_ok(h.store.enqueue_job(job("summary:kept", "summary", kept->id)).status(), "enqueue");
+  std::vector<RecallItem> items = {
+      with_vector(recall(gone->id, "g1", "секрет паспорт", gm), {1.0F, 0.0F}),
+      recall(gone->id, "g2", "секрет", gm),
+      with_vector(recall(kept->id, "k1", "секрет вопрос", km), {1.0F, 0.0F})};
+  t.expect_ok(h.store.add_recall_items(items), "add_recall_items");
+  auto erased = h.store.erase_chat(gone->id);
+  if (erased.status().code() == StatusCode::kUnimplemented) {
+    t.skip("erase_chat is not implemented (optional)");
+    return;
+  }
+  if (!t.expect_ok(erased.status(), "erase_chat")) return;
+  t.expect(erased->memory_records == 4,
+           "erase_chat did not count the summary, the job and the two recall items as memory "
+           "records (" +
+               std::to_string(erased->memory_records) + ")");
+  auto count = h.store.count_recall_items(gone->id);
+  t.expect(count.ok() && *count == 0, "the erased chat's recall items are left");
+  auto found = find_terms(h, gone->id, {"секрет"});
+  t.expect(found.ok() && found->empty(), "a search still finds the erased chat's items");
+  VectorQuery vq;
+  vq.chat_id = gone->id;
+  vq.vector = {1.0F, 0.0F};
+  vq.model = "m1";
+  auto near = h.store.search_recall_vectors(vq);
+  t.expect(near.ok() && near->empty(), "a vector search still finds the erased chat's items");
+  t.expect_code(h.store.latest_session_summary(gone_session->id).status(), StatusCode::kNotFound,
+                "the erased chat's summary is left");
+  auto jobs = h.store.list_jobs("", true, 100);
+  t.expect(jobs.ok() && jobs->size() == 1 && jobs->front().chat_id == kept->id,
+           "the erased chat's job is left, or the other's went with it");
+  auto theirs = find_terms(h, kept->id, {"секрет"});
+  t.expect(theirs.ok() && keys(*theirs) == std::vector<std::string>{"k1"},
+           "erasing a chat touched another chat's recall items");
+  t.expect(h.store.latest_session_summary(kept_session->id).ok(),
+           "erasing a chat touched another chat's summary");
+
+  // Retention: the recall items of deleted messages go; those of kept messages stay.
+  h.clock.advance(24h);
+  const MessageId fresh = say(t, h, kept->id, "a newer question");
+  RecallItem newer = recall(kept->id, "k2", "вопрос нов", fresh);
+  t.expect_ok(h.store.add_recall_items(std::span<const RecallItem>(&newer, 1)), "add_recall_items");
+  auto retained = h.store.delete_older_than(h.clock.now() - 1h);
+  if (retained.status().code() == StatusCode::kUnimplemented) return;
+  if (!t.expect_ok(retained.status(), "delete_older_than")) return;
+  t.expect(retained->memory_records >= 1, "delete_older_than counted no memory record");
+  auto left = find_terms(h, kept->id, {"вопрос"});
+  t.expect(left.ok() && keys(*left) == std::vector<std::string>{"k2"},
+           "delete_older_than did not remove the recall items of the messages it deleted, or "
+           "removed the others");
+}
+
 inline const std::vector<NamedCheck<Harness>>& all() {
   static const std::vector<NamedCheck<Harness>> checks = {
       {"chats and sessions", &chats_and_sessions},
@@ -789,6 +1364,18 @@ inline const std::vector<NamedCheck<Harness>>& all() {
       {"settings (optional)", &optional_settings},
       {"statistics (optional)", &optional_stats},
       {"text limits and UTF-8", &text_limits},
+      {"messages after a watermark", &messages_after},
+      {"memory: summary versions and their compare-and-set (optional)", &summary_versions},
+      {"memory: a summary finishes its job (optional)", &summary_finishes_job},
+      {"memory: jobs are deduplicated by key, claims never shared (optional)",
+       &jobs_dedup_and_claims},
+      {"memory: job leases run out and are retaken (optional)", &job_leases},
+      {"memory: job retry, backoff and giving up (optional)", &job_retries},
+      {"memory: recall by terms, within one chat, BM25 first (optional)", &recall_terms},
+      {"memory: recall by vectors, cosine, of one model and chat (optional)", &recall_vectors},
+      {"memory: the embedder's backlog and the embedding cache (optional)",
+       &recall_backlog_and_cache},
+      {"memory: erasure and retention cover the memory's records (optional)", &memory_erasure},
   };
   return checks;
 }
