@@ -138,6 +138,14 @@ Result<std::shared_ptr<MemoryManager>> make_memory(const BotConfig& config,
   so.recall.enabled = m.recall;
   so.recall.top_k = m.recall_top_k;
   so.recall.embed_wait = std::chrono::milliseconds(m.embed_wait_ms);
+  if (!m.embeddings_json.empty()) {
+    ProviderConfigContext pc;
+    pc.base_dir = config.base_dir;
+    pc.logger = logger;
+    LLMASSIST_ASSIGN_OR_RETURN(
+        so.recall.embedder,
+        make_embedding_provider_from_config(m.embeddings_json, "$.memory.embeddings", pc));
+  }
   so.logger = logger;
   auto memory = make_semantic_memory(parts.store, so);
   if (!memory.ok() && memory.status().code() == StatusCode::kFailedPrecondition) {
