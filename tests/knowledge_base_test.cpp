@@ -2,6 +2,8 @@
 // Russian, hybrid fusion with a deterministic test embedder, HNSW against exact search, reloads
 // of files changed on disk, and the embedding cache.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <openssl/sha.h>
 
 #include <atomic>
 #include <chrono>
@@ -472,6 +474,18 @@ TEST_CASE("knowledge passages: an unchanged passage is never embedded twice") {
     REQUIRE(eventually([&] { return vectors_ready(*kb); }));
     CHECK(first_embedder->inputs.load() == 5);
   }
+  // The cache's key: the model and the SHA-256 (hex) of the passage as embedded, its heading
+  // path, a blank line, its text.
+  const std::string embedded = "Billing › Invoices\n\nInvoices are sent by e-mail every month.";
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(embedded.data()), embedded.size(), digest);
+  std::string hex;
+  for (unsigned char b : digest) hex += fmt::format("{:02x}", b);
+  const std::vector<std::string> keys = {hex};
+  auto cached = store->cached_embeddings("bag-of-words", keys);
+  REQUIRE(cached.ok());
+  REQUIRE(cached->size() == 1);
+  CHECK((*cached)[0].size() == 4096);
   // A new knowledge base over the same cache (a restart): nothing to embed.
   auto second_embedder = std::make_shared<BagOfWordsEmbedder>();
   o.embedder = second_embedder;

@@ -186,17 +186,6 @@ Result<Document> read_source(const KnowledgeSource& source, std::size_t max_char
   return doc;
 }
 
-// An FTS5 string token: the term in double quotes, inner quotes doubled.
-std::string fts_token(std::string_view term) {
-  std::string out = "\"";
-  for (char c : term) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 Result<std::shared_ptr<Index>> build_index(const KnowledgeOptions& options, std::uint64_t id) {
   std::vector<Document> docs;
   if (options.sources.empty()) {
@@ -366,8 +355,7 @@ class KnowledgeBaseImpl final : public KnowledgeBase {
     const auto terms = detail::analyze_terms(text, {.unique = true, .max_terms = 32});
     std::vector<std::size_t> out;
     if (terms.empty()) return out;
-    std::string any;
-    for (const auto& t : terms) any += (any.empty() ? "" : " OR ") + fts_token(t);
+    const std::string any = detail::fts_any_of(terms);
     std::vector<std::size_t> rows;
     {
       std::lock_guard lock(index.db_mu);

@@ -25,17 +25,6 @@ using Entry = detail::KnowledgeBaseEntry;
 
 namespace {
 
-// An FTS5 string token: the word in double quotes, inner quotes doubled.
-std::string fts_token(std::string_view word) {
-  std::string out = "\"";
-  for (char c : word) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 class KnowledgeBaseProvider final : public LlmProvider {
  public:
   KnowledgeBaseProvider(KnowledgeBaseOptions options, std::unique_ptr<Connection> db,
@@ -85,8 +74,7 @@ class KnowledgeBaseProvider final : public LlmProvider {
     if (words.empty()) return none();
 
     std::lock_guard lock(mu_);
-    std::string any;
-    for (const auto& w : words) any += (any.empty() ? "" : " OR ") + fts_token(w);
+    const std::string any = detail::fts_any_of(words);
     auto candidates =
         db_->prepare("SELECT rowid FROM kb WHERE kb MATCH ?1 ORDER BY bm25(kb, 4.0, 1.0) LIMIT 20");
     if (!candidates.ok()) return candidates.status();
@@ -106,7 +94,7 @@ class KnowledgeBaseProvider final : public LlmProvider {
     std::vector<double> score(rows.size(), 0.0);
     double total = 0.0;
     for (const auto& w : words) {
-      const std::string token = fts_token(w);
+      const std::string token = detail::fts_term(w);
       auto in_question = matching(fmt::format("question : {}", token));
       if (!in_question.ok()) return in_question.status();
       auto in_answer = matching(fmt::format("answer : {}", token));
