@@ -1,4 +1,4 @@
-// The knowledge-base file readers (src/providers/knowledge_base_format.h): the input is read as the
+// The knowledge-base file readers (src/memory/knowledge_base_format.h): the input is read as the
 // Markdown format and as the JSON format. Nothing may crash or throw; a refusal is
 // kInvalidArgument naming the file; every entry read has a question and a trimmed, non-empty
 // answer; the Markdown reader makes at most one entry per "## " heading.
@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz_support.h"
-#include "providers/knowledge_base_format.h"
+#include "memory/knowledge_base_format.h"
 
 namespace {
 

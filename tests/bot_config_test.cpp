@@ -116,6 +116,62 @@ TEST_CASE("bot config: the admin section, absent by default") {
                   .ok());
 }
 
+TEST_CASE("bot config: the knowledge section, sources relative to the file") {
+  auto defaults = parse_bot_config("{}", "/etc/bot", env());
+  REQUIRE(defaults.ok());
+  CHECK(defaults->knowledge.sources.empty());
+  CHECK(defaults->knowledge.sample);
+  CHECK(defaults->knowledge.top_k == 3);
+  CHECK(defaults->knowledge.max_passage_chars == 1200);
+  CHECK(defaults->knowledge.reload_interval == std::chrono::seconds(3));
+
+  auto c = parse_bot_config(R"({"knowledge": {
+      "sources": ["docs/guide.md", {"path": "/srv/faq.json"}, {"path": "notes", "format": "text"}],
+      "top_k": 5, "max_passage_chars": 800, "reload_interval_s": 0}})",
+                            "/etc/bot", env());
+  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  const auto& k = c->knowledge;
+  REQUIRE(k.sources.size() == 3);
+  CHECK(k.sources[0].path == "/etc/bot/docs/guide.md");
+  CHECK(k.sources[0].format.empty());
+  CHECK(k.sources[1].path == "/srv/faq.json");
+  CHECK(k.sources[2].path == "/etc/bot/notes");
+  CHECK(k.sources[2].format == "text");
+  CHECK(k.top_k == 5);
+  CHECK(k.max_passage_chars == 800);
+  CHECK(k.reload_interval == std::chrono::milliseconds(0));
+  CHECK_FALSE(k.sample);  // sources given: no sample
+  CHECK_FALSE(parse_bot_config(R"({"knowledge": {"sample": false}})", "", env())->knowledge.sample);
+
+  auto error = [&](const char* text) {
+    auto r = parse_bot_config(text, "", env());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    return r.status().message();
+  };
+  CHECK(error(R"({"knowledge": {"sources": ["a.md", 7]}})").find("$.knowledge.sources[1]") !=
+        std::string::npos);
+  CHECK(error(R"({"knowledge": {"sources": [{"path": "a", "format": "pdf"}]}})")
+            .find("$.knowledge.sources[0].format") != std::string::npos);
+  CHECK(error(R"({"knowledge": {"sources": [{"format": "text"}]}})")
+            .find("$.knowledge.sources[0].path") != std::string::npos);
+  CHECK(error(R"({"knowledge": {"sources": [{"path": "a", "fromat": "text"}]}})")
+            .find("$.knowledge.sources[0].fromat") != std::string::npos);
+  CHECK(error(R"({"knowledge": {"sources": [""]}})").find("$.knowledge.sources[0]") !=
+        std::string::npos);
+  CHECK(error(R"({"knowledge": {"top_k": 0}})").find("$.knowledge.top_k") != std::string::npos);
+  CHECK(
+      error(R"({"knowledge": {"max_passage_chars": 10}})").find("$.knowledge.max_passage_chars") !=
+      std::string::npos);
+  CHECK(
+      error(R"({"knowledge": {"reload_interval_s": -1}})").find("$.knowledge.reload_interval_s") !=
+      std::string::npos);
+  CHECK(
+      error(R"({"knowledge": {"sources": ["a.md"], "sample": true}})").find("$.knowledge.sample") !=
+      std::string::npos);
+  CHECK(error(R"({"knowledge": {"top-k": 3}})").find("$.knowledge.top-k") != std::string::npos);
+}
+
 TEST_CASE("bot doctor: an admin section with no admin account is reported") {
   llmassist::testing::TempDir dir;
   auto c = parse_bot_config(R"({"admin": {"listen": "127.0.0.1:0"}})", dir.path().string(), env());

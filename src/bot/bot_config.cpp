@@ -292,6 +292,66 @@ Status read_memory(const json& j, BotConfig& c) {
   return m.check_unknown();
 }
 
+// One of knowledge.sources: a path, or {"path", "format"}.
+Result<KnowledgeSource> read_source(const json& item, const std::string& path,
+                                    const std::string& base_dir) {
+  KnowledgeSource source;
+  if (item.is_string()) {
+    source.path = item.get<std::string>();
+  } else {
+    LLMASSIST_ASSIGN_OR_RETURN(auto o, JsonObject::of(item, path));
+    LLMASSIST_ASSIGN_OR_RETURN(auto file, o.string("path", true));
+    source.path = *file;
+    LLMASSIST_ASSIGN_OR_RETURN(auto format, o.string("format"));
+    if (format) {
+      if (*format != "markdown" && *format != "text" && *format != "faq" && !format->empty()) {
+        return invalid_argument(fmt::format("{}: \"{}\" is none of markdown, text and faq",
+                                            o.path_of("format"), *format));
+      }
+      source.format = *format;
+    }
+    LLMASSIST_RETURN_IF_ERROR(o.check_unknown());
+  }
+  if (source.path.empty()) return invalid_argument(path + ": an empty path");
+  source.path = resolve(base_dir, source.path);
+  return source;
+}
+
+Status read_knowledge(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto k, JsonObject::of(j, "$.knowledge"));
+  KnowledgeSection& s = c.knowledge;
+  LLMASSIST_ASSIGN_OR_RETURN(const json* sources, k.array("sources"));
+  if (sources != nullptr) {
+    for (std::size_t i = 0; i < sources->size(); ++i) {
+      const std::string at = fmt::format("{}[{}]", k.path_of("sources"), i);
+      const json& item = (*sources)[i];
+      if (!item.is_string() && !item.is_object()) {
+        return invalid_argument(
+            fmt::format("{}: expected a path or {{\"path\", \"format\"}}, got {}", at,
+                        detail::json_kind(item)));
+      }
+      LLMASSIST_ASSIGN_OR_RETURN(auto source, read_source(item, at, c.base_dir));
+      s.sources.push_back(std::move(source));
+    }
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto top_k, k.integer("top_k", 1, 50));
+  if (top_k) s.top_k = static_cast<int>(*top_k);
+  LLMASSIST_ASSIGN_OR_RETURN(auto chars, k.integer("max_passage_chars", 100, 100'000));
+  if (chars) s.max_passage_chars = static_cast<std::size_t>(*chars);
+  LLMASSIST_ASSIGN_OR_RETURN(auto reload, k.integer("reload_interval_s", 0, 86'400));
+  if (reload) s.reload_interval = std::chrono::seconds(*reload);
+  LLMASSIST_ASSIGN_OR_RETURN(auto sample, k.boolean("sample"));
+  s.sample = s.sources.empty();
+  if (sample) {
+    if (*sample && !s.sources.empty()) {
+      return invalid_argument(
+          "$.knowledge.sample: the sample is used only when no sources are given");
+    }
+    s.sample = *sample;
+  }
+  return k.check_unknown();
+}
+
 }  // namespace
 
 Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string& base_dir,
@@ -322,13 +382,14 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
     }
     c.database_full_sync = *sync == "full";
   }
-  for (const char* section : {"telegram", "assistant", "memory", "admin"}) {
+  for (const char* section : {"telegram", "assistant", "memory", "knowledge", "admin"}) {
     LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
     if (j == nullptr) continue;
     const std::string name = section;
     if (name == "telegram") LLMASSIST_RETURN_IF_ERROR(read_telegram(*j, c));
     if (name == "assistant") LLMASSIST_RETURN_IF_ERROR(read_assistant(*j, c));
     if (name == "memory") LLMASSIST_RETURN_IF_ERROR(read_memory(*j, c));
+    if (name == "knowledge") LLMASSIST_RETURN_IF_ERROR(read_knowledge(*j, c));
     if (name == "admin") LLMASSIST_RETURN_IF_ERROR(read_admin(*j, c));
   }
   root.ignore("providers");  // read, with their own checks, by make_chain_from_config

@@ -162,4 +162,23 @@ std::string analyzed_text(std::string_view text) {
   return out;
 }
 
+std::string fts_term(std::string_view term) {
+  std::string out = "\"";
+  for (char c : term) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string fts_any_of(const std::vector<std::string>& terms) {
+  std::string out;
+  for (const auto& t : terms) {
+    if (!out.empty()) out += " OR ";
+    out += fts_term(t);
+  }
+  return out;
+}
+
 }  // namespace llmassist::detail

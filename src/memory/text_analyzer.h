@@ -30,6 +30,13 @@ struct AnalyzeOptions {
 // The same terms joined by single spaces: the form the store's full-text index keeps.
 [[nodiscard]] LLMASSIST_API std::string analyzed_text(std::string_view text);
 
+// A term as an FTS5 string ("term", inner quotes doubled): searched as a word, never as FTS5
+// syntax, whatever it holds.
+[[nodiscard]] LLMASSIST_API std::string fts_term(std::string_view term);
+
+// The FTS5 query matching any of `terms` ("a" OR "b" ...); empty for no terms.
+[[nodiscard]] LLMASSIST_API std::string fts_any_of(const std::vector<std::string>& terms);
+
 // A word case folded as analyze_terms() folds it, not stemmed.
 [[nodiscard]] LLMASSIST_API std::string fold_case(std::string_view word);
 

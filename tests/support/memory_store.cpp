@@ -5,7 +5,10 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "llmassist/reply_lifecycle.h"
 
@@ -465,6 +468,29 @@ class MemoryStore final : public MessageStore {
     return out;
   }
 
+  // The embedding cache (MessageStore::cached_embeddings), keyed by (model, digest).
+ public:
+  Result<std::vector<std::vector<float>>> cached_embeddings(
+      std::string_view model, std::span<const std::string> digests) override {
+    std::lock_guard lock(mu_);
+    std::vector<std::vector<float>> out;
+    for (const auto& d : digests) {
+      const auto it = embeddings_.find({std::string(model), d});
+      out.push_back(it == embeddings_.end() ? std::vector<float>{} : it->second);
+    }
+    return out;
+  }
+  Status cache_embeddings(
+      std::string_view model,
+      std::span<const std::pair<std::string, std::vector<float>>> entries) override {
+    std::lock_guard lock(mu_);
+    for (const auto& [digest, vector] : entries) {
+      embeddings_[{std::string(model), digest}] = vector;
+    }
+    return Status();
+  }
+
+ private:
   const std::shared_ptr<Clock> clock_;
   std::mutex mu_;
   std::condition_variable changed_;
@@ -474,6 +500,7 @@ class MemoryStore final : public MessageStore {
   std::map<MessageId, Message> messages_;
   std::map<ReplyId, Reply> replies_;
   std::vector<AuditEvent> audit_;
+  std::map<std::pair<std::string, std::string>, std::vector<float>> embeddings_;
 };
 
 }  // namespace

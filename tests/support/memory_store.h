@@ -1,7 +1,7 @@
 // A MessageStore in memory, written against the pure virtuals and the lifecycle functions
 // (llmassist/reply_lifecycle.h) only: the proof that a custom store repeats none of the rules.
-// It keeps no statistics or settings (their kUnimplemented defaults stand) and is durable only as
-// long as the object lives.
+// It keeps no statistics, settings or memory records (their kUnimplemented defaults stand) but
+// the embedding cache, and is durable only as long as the object lives.
 //
 // Thread-safety: every method from any thread (one mutex).
 #pragma once

@@ -1,5 +1,6 @@
 // The configuration of a bot (llmassist-bot, and the admin server beside it): one JSON file with
-// the sections `database`, `telegram`, `assistant`, `memory`, `providers` and `fallback`
+// the sections `database`, `telegram`, `assistant`, `memory`, `knowledge`, `providers` and
+// `fallback`
 // (docs/configuration.md). Every field has a default, so an empty file — or none — is a working
 // bot on the console with the shipped knowledge base. Mistakes are reported by JSON path.
 //
@@ -9,6 +10,7 @@
 // Thread-safety: functions without shared state.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -19,6 +21,7 @@
 #include "llmassist/assistant.h"
 #include "llmassist/core/window_memory.h"
 #include "llmassist/export.h"
+#include "llmassist/memory/knowledge_base.h"
 #include "llmassist/status.h"
 
 namespace llmassist {
@@ -89,6 +92,20 @@ struct LLMASSIST_API MemorySection {
   int embed_wait_ms = 1500;  // memory.recall.embed_wait_ms
 };
 
+// The `knowledge` section: the documents whose passages ground the assistant's answers
+// (llmassist/memory/knowledge_base.h).
+struct LLMASSIST_API KnowledgeSection {
+  // knowledge.sources: files, resolved against the config file's folder; a format of "" is told
+  // by the extension. Default: none.
+  std::vector<KnowledgeSource> sources;
+  int top_k = 3;                                    // passages per question (1..50)
+  std::size_t max_passage_chars = 1200;             // KnowledgeOptions::max_passage_chars
+  std::chrono::milliseconds reload_interval{3000};  // knowledge.reload_interval_s; 0: never
+  // knowledge.sample: index the sample shipped with llmassist (English and Russian). Default:
+  // true when there are no sources; with sources it cannot be set (the sample stands in for them).
+  bool sample = true;
+};
+
 struct LLMASSIST_API BotConfig {
   std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
   // "full" (default): every commit survives a power cut. "normal": a commit survives a crash of
@@ -98,6 +115,7 @@ struct LLMASSIST_API BotConfig {
   AssistantOptions assistant;  // system prompt goes to the memory; the rest here
   MemorySection memory;
   std::optional<AdminSection> admin;  // set when the file has an `admin` section
+  KnowledgeSection knowledge;
   // The whole file's text: make_chain_from_config() reads its providers and fallback sections.
   std::string providers_json = "{}";
   std::string base_dir;  // the config file's folder: relative paths are taken from here

@@ -12,10 +12,11 @@
 //
 //   [{"question": "...", "answer": "...", "aka": ["..."]}]   (or {"entries": [...]})
 //
-// Scoring: candidates come from FTS5 (BM25, Porter stemming, Unicode case folding); each is
-// scored by the share of the question's significant words it contains, each word weighted by
-// its rarity in the knowledge base (IDF), a word found only in the answer counting half. Common
-// English and Russian function words are ignored. The score is in [0, 1].
+// Scoring: questions and entries are analyzed alike (Unicode case folding, English and Russian
+// function words dropped, Snowball stemming: "заказы" and "заказа" are one term, as are "orders"
+// and "ordered"); candidates come from FTS5 (BM25) over those terms; each is scored by the share
+// of the question's terms it contains, each term weighted by its rarity in the knowledge base
+// (IDF), a term found only in the answer counting half. The score is in [0, 1].
 //
 // Thread-safety: complete() may be called from many threads; it answers inline, on the calling
 // thread (a lookup takes microseconds).
@@ -27,6 +28,7 @@
 #include "llmassist/export.h"
 #include "llmassist/llm_provider.h"
 #include "llmassist/logger.h"
+#include "llmassist/memory/sample_knowledge_base.h"
 #include "llmassist/status.h"
 
 namespace llmassist {
@@ -34,7 +36,8 @@ namespace llmassist {
 struct LLMASSIST_API KnowledgeBaseOptions {
   std::string name = "knowledge_base";  // the provider's name in results and statistics
   // The knowledge base file (".json" is read as JSON, anything else as Markdown). Empty: use
-  // `text`, or the sample shipped with llmassist when that is empty too.
+  // `text`, or, when that is empty too, the sample shipped with llmassist in English and Russian
+  // (llmassist/memory/sample_knowledge_base.h).
   std::string path;
   std::string text;           // the knowledge base itself, when no path is given
   bool text_is_json = false;  // with `text`: JSON rather than Markdown
@@ -48,9 +51,5 @@ struct LLMASSIST_API KnowledgeBaseOptions {
 // kInvalidArgument for a malformed file (with its line or JSON path) or one with no entries.
 [[nodiscard]] LLMASSIST_API Result<std::unique_ptr<LlmProvider>> make_knowledge_base_provider(
     const KnowledgeBaseOptions& options);
-
-// The sample knowledge base shipped with llmassist (Markdown): questions about llmassist itself,
-// so that a bot started with nothing configured answers something useful.
-[[nodiscard]] LLMASSIST_API std::string_view sample_knowledge_base();
 
 }  // namespace llmassist
