@@ -100,6 +100,7 @@ void Statement::bind_one(int index, double value) {
   if (rc != SQLITE_OK) bind_error_ = rc;
 }
 void Statement::bind_one(int index, std::string_view value) {
+  if (value.data() == nullptr) value = "";  // an empty view is text, not NULL
   const int rc =
       sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) bind_error_ = rc;

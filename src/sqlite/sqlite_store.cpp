@@ -1115,7 +1115,8 @@ class SqliteStore final : public MessageStore {
       const std::int64_t now = now_ms();
       for (const RecallItem& item : items) {
         const std::int64_t at = item.created_at == Timestamp{} ? now : to_millis(item.created_at);
-        const std::string_view model = item.vector.empty() ? "" : item.vector_model;
+        const std::string_view model =
+            item.vector.empty() ? std::string_view("") : std::string_view(item.vector_model);
         LLMASSIST_RETURN_IF_ERROR(ins->bind(item.chat_id, item.session_id, item.kind, item.key,
                                             item.message_id, item.text, item.terms, item.vector,
                                             model, at)
