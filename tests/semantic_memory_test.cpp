@@ -39,8 +39,9 @@ struct Fixture {
   }
 
   // A user message in the chat's open session, told to the memory as the assistant does.
-  Message say(SemanticMemory& memory, ChatId chat, const std::string& text,
-              Role role = Role::kUser) {
+  // `observe` false: stored only (the memory is told later, or never).
+  Message say(SemanticMemory& memory, ChatId chat, const std::string& text, Role role = Role::kUser,
+              bool observe = true) {
     Message m;
     if (role == Role::kUser) {
       InboundMessage in;
@@ -55,7 +56,7 @@ struct Fixture {
       nm.text = text;
       m = store->append_message(nm).value();
     }
-    memory.observe(m);
+    if (observe) memory.observe(m);
     return m;
   }
 
@@ -141,11 +142,14 @@ TEST_CASE("semantic memory: a summary job condenses the session and later prompt
   o.poll_interval = 1h;  // the test runs the jobs itself
   auto memory = make_semantic_memory(f.store, o).value();
   const ChatId c = f.chat("400");
+  // The dialog is stored first and the memory told of its last question only, so that the job
+  // (whichever thread runs it) sees all of it.
   Message last;
   for (int i = 0; i < 4; ++i) {
-    last = f.say(*memory, c, "I want a refund, message " + std::to_string(i));
+    last = f.say(*memory, c, "I want a refund, message " + std::to_string(i), Role::kUser, false);
     f.say(*memory, c, "Let me check", Role::kAssistant);
   }
+  memory->observe(last);
   // The job runs here or on the memory's own job thread, whichever claims it first.
   memory->run_due_jobs();
   auto summary = f.store->latest_session_summary(last.session_id);
