@@ -113,7 +113,7 @@ void Statement::bind_one(int index, std::nullopt_t) {
 namespace {
 
 // float32 values as stored: little-endian whatever the machine.
-std::uint32_t swap_bytes(std::uint32_t v) {
+[[maybe_unused]] std::uint32_t swap_bytes(std::uint32_t v) {
   return ((v & 0xffU) << 24) | ((v & 0xff00U) << 8) | ((v >> 8) & 0xff00U) | (v >> 24);
 }
 constexpr bool kLittleEndian = std::endian::native == std::endian::little;
