@@ -142,6 +142,11 @@ TEST_CASE("bot config: the knowledge section, sources relative to the file") {
   CHECK(k.reload_interval == std::chrono::milliseconds(0));
   CHECK_FALSE(k.sample);  // sources given: no sample
   CHECK_FALSE(parse_bot_config(R"({"knowledge": {"sample": false}})", "", env())->knowledge.sample);
+  // A bot with models of its own leaves llmassist's FAQ out of its prompts unless asked for.
+  const std::string models = R"("providers": [{"type": "openai", "model": "m"}])";
+  CHECK_FALSE(parse_bot_config("{" + models + "}", "", env())->knowledge.sample);
+  CHECK(parse_bot_config("{" + models + R"(, "knowledge": {"sample": true}})", "", env())
+            ->knowledge.sample);
 
   auto error = [&](const char* text) {
     auto r = parse_bot_config(text, "", env());

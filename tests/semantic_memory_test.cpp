@@ -6,9 +6,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
+#include "llmassist/memory/knowledge_base.h"
 #include "llmassist/providers/embedding_providers.h"
 #include "llmassist/providers/openai_provider.h"
 #include "llmassist/sqlite/sqlite_store.h"
@@ -296,6 +298,112 @@ TEST_CASE("semantic memory: with an embedder, vectors are stored and recall is h
   CHECK(got->recalled.front().text == "my favourite colour is teal");
   // Both searches found it: its fused score is above what one list alone can give.
   CHECK(got->recalled.front().score > 1.0 / 61 + 1e-9);
+}
+
+namespace {
+
+Result<Context> build_async(SemanticMemory& memory, const Message& q) {
+  Result<Context> got = internal_error("not called");
+  std::atomic<bool> done{false};
+  ContextRequest r;
+  r.chat_id = q.chat_id;
+  r.session_id = q.session_id;
+  r.upto_message_id = q.id;
+  memory.build_context_async(r, [&](Result<Context> ctx) {
+    got = std::move(ctx);
+    done = true;
+  });
+  for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(10ms);
+  if (!done) return deadline_exceeded("build_context_async did not answer in 10 s");
+  return got;
+}
+
+// How many embedding requests asked for `text`.
+std::size_t embeddings_of(const MockLlmServer& server, const std::string& text) {
+  std::size_t n = 0;
+  for (const auto& body : server.bodies("/v1/embeddings")) {
+    const auto& input = body.at("input");
+    for (const auto& item : input.is_array() ? input : nlohmann::json::array({input})) {
+      if (item == text) ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("semantic memory: knowledge passages with their source join the prompt") {
+  Fixture f;
+  MockLlmServer server;
+  OpenAiEmbeddingOptions eo;
+  eo.base_url = server.openai_url();
+  eo.model = "bag-of-words";
+  eo.logger = null_logger();
+  auto embedder =
+      std::shared_ptr<EmbeddingProvider>(make_openai_embedding_provider(eo).value().release());
+  const std::string file = f.dir.file("billing.md");
+  std::ofstream(file) << "# Billing\n\n## Refunds\n\nA refund reaches the card within five "
+                         "working days after the parcel is back.\n\n## Invoices\n\nInvoices are "
+                         "sent by e-mail on the first day of the month.\n\n## Возврат денег\n\n"
+                         "Деньги за заказ возвращаются на карту в течение пяти рабочих дней.\n";
+  KnowledgeOptions ko;
+  ko.sources = {{file, ""}};
+  ko.use_sample = false;
+  ko.embedder = embedder;
+  ko.cache = f.store;
+  ko.reload_interval = 0ms;
+  ko.logger = null_logger();
+  auto kb = std::shared_ptr<KnowledgeBase>(make_knowledge_base(ko).value().release());
+  for (int i = 0; i < 500 && kb->stats().vectors_ready < kb->stats().passages; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(kb->stats().vectors_ready == kb->stats().passages);
+
+  SemanticMemoryOptions o = quiet();
+  o.recall.embedder = embedder;
+  o.knowledge = kb;
+  o.knowledge_top_k = 2;
+  auto memory = make_semantic_memory(f.store, o).value();
+  const ChatId c = f.chat("900");
+  const Message first = f.say(*memory, c, "hello there");
+  (void)f.context(*memory, first);  // the chat's catch-up indexing runs once, here
+  REQUIRE(memory->flush(10s));
+
+  SUBCASE("asked in English, with the question's vector shared") {
+    const std::string text = "How long does a refund take?";
+    const Message q = f.say(*memory, c, text, Role::kUser, false);
+    server.clear_bodies();
+    auto got = build_async(*memory, q);
+    REQUIRE(got.ok());
+    REQUIRE(!got->passages.empty());
+    CHECK(got->passages.front().source == "billing.md");
+    CHECK(got->passages.front().heading == "Billing › Refunds");
+    CHECK(prompt_text(*got).find("[billing.md — Billing › Refunds]") != std::string::npos);
+    CHECK(prompt_text(*got).find("five working days") != std::string::npos);
+    // One request for the question, shared by recall and the knowledge base.
+    CHECK(embeddings_of(server, text) == 1);
+    // The memory used, as the operators see it.
+    CHECK(memory_used_json(*got).find("\"source\":\"billing.md\"") != std::string::npos);
+
+    // build_context() never waits for a model: the same passages by words, no request.
+    server.clear_bodies();
+    const Context sync = f.context(*memory, q);
+    REQUIRE(!sync.passages.empty());
+    CHECK(sync.passages.front().heading == "Billing › Refunds");
+    CHECK(embeddings_of(server, text) == 0);
+  }
+  SUBCASE("asked in Russian, in another inflection") {
+    const Message q = f.say(*memory, c, "Когда мне вернут деньги за заказ?", Role::kUser, false);
+    const Context got = f.context(*memory, q);
+    REQUIRE(!got.passages.empty());
+    CHECK(got.passages.front().heading == "Billing › Возврат денег");
+  }
+  SUBCASE("an unrelated question gets no passage") {
+    const Message q = f.say(*memory, c, "What is the weather like in Rome?", Role::kUser, false);
+    const Context got = f.context(*memory, q);
+    CHECK(got.passages.empty());
+    CHECK(prompt_text(got).find("billing.md") == std::string::npos);
+  }
 }
 
 TEST_CASE("semantic memory: bad options and a store without memory records are refused") {

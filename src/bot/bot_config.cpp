@@ -341,7 +341,7 @@ Status read_knowledge(const json& j, BotConfig& c) {
   LLMASSIST_ASSIGN_OR_RETURN(auto reload, k.integer("reload_interval_s", 0, 86'400));
   if (reload) s.reload_interval = std::chrono::seconds(*reload);
   LLMASSIST_ASSIGN_OR_RETURN(auto sample, k.boolean("sample"));
-  s.sample = s.sources.empty();
+  if (!s.sources.empty()) s.sample = false;
   if (sample) {
     if (*sample && !s.sources.empty()) {
       return invalid_argument(
@@ -382,6 +382,9 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
     }
     c.database_full_sync = *sync == "full";
   }
+  // The sample documents stand in for the operator's only while nothing is configured: a bot
+  // with models of its own does not get llmassist's FAQ in its prompts unless asked for.
+  c.knowledge.sample = !doc.contains("providers");
   for (const char* section : {"telegram", "assistant", "memory", "knowledge", "admin"}) {
     LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
     if (j == nullptr) continue;

@@ -9,6 +9,7 @@
 #include "llmassist/bot/provider_config.h"
 #include "llmassist/core/store_moderation_queue.h"
 #include "llmassist/core/window_memory.h"
+#include "llmassist/memory/knowledge_base.h"
 #include "llmassist/memory/semantic_memory.h"
 #include "llmassist/sqlite/sqlite_store.h"
 
@@ -112,6 +113,24 @@ Result<std::shared_ptr<LlmProvider>> summariser(const BotConfig& config, const S
   return std::shared_ptr<LlmProvider>(std::move(chain));
 }
 
+// The knowledge base over the recall embedder (one model: the question is embedded once for
+// both), its vectors cached in the store.
+Result<std::shared_ptr<KnowledgeBase>> make_knowledge(const KnowledgeSection& k,
+                                                      std::shared_ptr<EmbeddingProvider> embedder,
+                                                      const SharedParts& parts,
+                                                      std::shared_ptr<Logger> logger) {
+  KnowledgeOptions o;
+  o.sources = k.sources;
+  o.use_sample = k.sample;
+  o.max_passage_chars = k.max_passage_chars;
+  o.reload_interval = k.reload_interval;
+  o.embedder = std::move(embedder);
+  o.cache = parts.store;
+  o.logger = std::move(logger);
+  LLMASSIST_ASSIGN_OR_RETURN(auto kb, make_knowledge_base(std::move(o)));
+  return std::shared_ptr<KnowledgeBase>(std::move(kb));
+}
+
 }  // namespace
 
 Result<std::shared_ptr<MemoryManager>> make_memory(const BotConfig& config,
@@ -145,6 +164,11 @@ Result<std::shared_ptr<MemoryManager>> make_memory(const BotConfig& config,
     LLMASSIST_ASSIGN_OR_RETURN(
         so.recall.embedder,
         make_embedding_provider_from_config(m.embeddings_json, "$.memory.embeddings", pc));
+  }
+  if (!config.knowledge.sources.empty() || config.knowledge.sample) {
+    LLMASSIST_ASSIGN_OR_RETURN(so.knowledge,
+                               make_knowledge(config.knowledge, so.recall.embedder, parts, logger));
+    so.knowledge_top_k = config.knowledge.top_k;
   }
   so.logger = logger;
   auto memory = make_semantic_memory(parts.store, so);

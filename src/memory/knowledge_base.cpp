@@ -284,8 +284,9 @@ class KnowledgeBaseImpl final : public KnowledgeBase {
     std::vector<std::size_t> by_vector;
     if (vectors) {
       std::vector<float> q = query.vector;
-      if (q.empty() && options_.embedder && !query.text.empty()) {
-        auto e = embed_sync(*options_.embedder, EmbeddingRequest{{query.text}, {}, {}});
+      if (q.empty() && query.embed && options_.embedder && !query.text.empty()) {
+        auto e =
+            embed_sync(*options_.embedder, EmbeddingRequest{{query.text}, query.embed_timeout, {}});
         if (e.ok() && e->vectors.size() == 1) {
           q = std::move(e->vectors[0]);
         } else {

@@ -25,6 +25,7 @@
 #include "core/prompt_parts.h"
 #include "core/text.h"
 #include "core/utf8.h"
+#include "llmassist/memory/knowledge_base.h"
 #include "memory/summary_text.h"
 #include "memory/text_analyzer.h"
 
@@ -158,6 +159,14 @@ class SemanticMemoryImpl final : public SemanticMemory {
   void build_context_async(const ContextRequest& request, ContextCallback done) override {
     const auto& embedder = options_.recall.embedder;
     if (!embedder || !options_.recall.enabled) {
+      if (options_.knowledge && !options_.knowledge->embedding_model().empty()) {
+        // The knowledge base embeds the question itself, a request: not on the caller's thread.
+        auto shared = std::make_shared<ContextCallback>(std::move(done));
+        const bool taken =
+            context_thread_.post([this, request, shared] { (*shared)(build(request, {}, true)); });
+        if (!taken) (*shared)(cancelled("the memory is stopping"));
+        return;
+      }
       done(build(request, {}));
       return;
     }
@@ -189,7 +198,7 @@ class SemanticMemoryImpl final : public SemanticMemory {
             // Off the embedder's I/O thread: building reads the store.
             const bool posted =
                 context_thread_.post([this, request, shared_done, vector = std::move(vector)] {
-                  (*shared_done)(build(request, vector));
+                  (*shared_done)(build(request, vector, true));
                 });
             if (!posted) (*shared_done)(cancelled("the memory is stopping"));
             std::lock_guard lock(mu_);
@@ -271,7 +280,48 @@ class SemanticMemoryImpl final : public SemanticMemory {
     return window.back().text;
   }
 
-  Result<Context> build(const ContextRequest& request, const std::vector<float>& vector) {
+  // The knowledge base's passages for the question. `vector` (the recall embedder's) is shared
+  // when both use the same model. A failed search is logged and leaves the passages out: the
+  // documents inform an answer, they never stop one.
+  std::vector<UsedPassage> knowledge_passages(const std::string& question,
+                                              const std::vector<float>& vector, bool may_embed) {
+    const auto& kb = options_.knowledge;
+    if (!kb || options_.knowledge_top_k <= 0) return {};
+    KnowledgeQuery query;
+    query.text = cut_chars(question, 2000);
+    query.top_k = options_.knowledge_top_k;
+    if (!vector.empty() && shares_vectors_with_knowledge()) query.vector = vector;
+    query.embed = may_embed && !shares_vectors_with_knowledge();
+    query.embed_timeout = options_.recall.embed_wait;
+    auto found = kb->search(query);
+    if (!found.ok() && !query.vector.empty()) {
+      query.vector.clear();  // e.g. another dimension after a model change: by itself
+      found = kb->search(query);
+    }
+    if (!found.ok()) {
+      log(LogLevel::kWarning, "searching the knowledge base failed, answering without it: " +
+                                  found.status().to_string());
+      return {};
+    }
+    std::vector<UsedPassage> out;
+    out.reserve(found->size());
+    for (auto& p : *found) {
+      out.push_back({std::move(p.source), std::move(p.heading), std::move(p.text), p.score});
+    }
+    return out;
+  }
+
+  bool shares_vectors_with_knowledge() const {
+    const auto& embedder = options_.recall.embedder;
+    return options_.knowledge && embedder && options_.recall.enabled &&
+           !options_.knowledge->embedding_model().empty() &&
+           options_.knowledge->embedding_model() == embedder->model();
+  }
+
+  // `may_embed`: whether the knowledge base may embed the question itself (not in
+  // build_context(), which never waits for a model).
+  Result<Context> build(const ContextRequest& request, const std::vector<float>& vector,
+                        bool may_embed = false) {
     LLMASSIST_ASSIGN_OR_RETURN(
         auto window,
         store_->dialog_window(request.session_id, options_.window, request.upto_message_id));
@@ -291,7 +341,9 @@ class SemanticMemoryImpl final : public SemanticMemory {
       const MessageId before = window.front().id;
       LLMASSIST_ASSIGN_OR_RETURN(recalled, recall(request, question, vector, before));
     }
-    std::vector<UsedPassage> passages;  // the knowledge base joins here
+    std::vector<UsedPassage> passages = question.empty()
+                                            ? std::vector<UsedPassage>{}
+                                            : knowledge_passages(question, vector, may_embed);
 
     Context out;
     const std::string& system =

@@ -102,7 +102,8 @@ struct LLMASSIST_API KnowledgeSection {
   std::size_t max_passage_chars = 1200;             // KnowledgeOptions::max_passage_chars
   std::chrono::milliseconds reload_interval{3000};  // knowledge.reload_interval_s; 0: never
   // knowledge.sample: index the sample shipped with llmassist (English and Russian). Default:
-  // true when there are no sources; with sources it cannot be set (the sample stands in for them).
+  // true when the file names neither sources nor providers (the embedded defaults); with sources
+  // it cannot be set (the sample stands in for them).
   bool sample = true;
 };
 

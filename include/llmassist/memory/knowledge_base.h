@@ -90,6 +90,11 @@ struct LLMASSIST_API KnowledgeQuery {
   // embeds `text` itself when its vectors are ready (one request to the embedder, on the calling
   // thread, which must then not be one of the embedder's callbacks).
   std::vector<float> vector;
+  // With no `vector`: whether the knowledge base may embed `text` itself. false: the term ranking
+  // alone, no request. Default: true.
+  bool embed = true;
+  // How long that request may take; zero: the embedder's own timeout. Default: zero.
+  std::chrono::milliseconds embed_timeout{0};
 };
 
 struct LLMASSIST_API KnowledgePassage {

@@ -86,8 +86,11 @@ struct LLMASSIST_API SemanticMemoryOptions {
   int budget_tokens = 6000;   // the whole prompt, estimated (200..1,000,000)
   SummaryOptions summary;
   RecallOptions recall;
-  // The company's documents; null: none. Searched with the question (and its vector when the
-  // knowledge base's embedding model is the recall embedder's).
+  // The company's documents; null: none. Searched with the question: with its vector when the
+  // knowledge base's embedding model is the recall embedder's (one request for both); else the
+  // knowledge base embeds it itself in build_context_async() (waiting at most
+  // recall.embed_wait), while build_context() searches by words alone. A failed search is
+  // logged and leaves the passages out.
   std::shared_ptr<KnowledgeBase> knowledge;
   int knowledge_top_k = 3;  // passages in a prompt at most (0..20)
   // The name of this memory's job claims; empty: "memory:<host>:<pid>".
