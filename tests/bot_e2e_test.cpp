@@ -72,6 +72,35 @@ struct World {
 
   pid_t start_bot() { return spawn({LLMASSIST_BOT_BINARY, "--config", config}, log); }
 
+  // Merges `patch` into the config file (JSON merge patch), before the bot starts.
+  void configure(const nlohmann::json& patch) {
+    nlohmann::json c;
+    std::ifstream(config) >> c;
+    c.merge_patch(patch);
+    std::ofstream(config) << c.dump(2);
+  }
+
+  // Asks in `chat` and waits until the bot answered (or 20 s passed: false).
+  bool ask(std::int64_t chat, const std::string& text) {
+    const std::size_t before = sent_to(chat).size();
+    telegram.push_update(next_update, MockTelegramServer::text_update(next_update, text, chat));
+    ++next_update;
+    return eventually([&] { return sent_to(chat).size() > before; });
+  }
+
+  // The prompt the model got for the question `text` (its messages' contents), or "" if none.
+  std::string prompt_for(const std::string& text) const {
+    for (const auto& body : llm.bodies("/v1/chat/completions")) {
+      const auto& messages = body.at("messages");
+      if (messages.empty() || messages.back().value("content", "") != text) continue;
+      std::string all;
+      for (const auto& m : messages) all += m.value("content", "") + "\n";
+      return all;
+    }
+    return {};
+  }
+  std::int64_t next_update = 1;
+
   std::string bot_log() const {
     std::ifstream in(log);
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -436,4 +465,107 @@ TEST_CASE("bot e2e: killed with SIGKILL at random moments, every question gets o
   CHECK(repeats <= kills * kChats);
 }
 
+TEST_CASE(
+    "bot e2e memory: a fact from 60 messages earlier is in the prompt, after /start too, never in "
+    "another user's") {
+  World w;
+  pid_t bot = w.start_bot();
+  Reaper reaper{bot};
+  constexpr std::int64_t kAnn = 4242;
+  constexpr std::int64_t kBob = 4343;
+  REQUIRE_MESSAGE(w.ask(kAnn, "My order number is 58213 and it goes to Kazan."), w.bot_log());
+  for (int i = 0; i < 30; ++i) {  // 60 messages: 30 questions, 30 answers
+    REQUIRE_MESSAGE(w.ask(kAnn, "Tell me something about topic " + std::to_string(i)), w.bot_log());
+  }
+  const std::string question = "Which city does my order go to?";
+  REQUIRE(w.ask(kAnn, question));
+  const std::string prompt = w.prompt_for(question);
+  REQUIRE(!prompt.empty());
+  CHECK(prompt.find("58213 and it goes to Kazan") != std::string::npos);
+
+  // A new session: the fact is recalled from the earlier one.
+  REQUIRE(w.ask(kAnn, "/start"));
+  const std::string again = "What was my order number again?";
+  REQUIRE(w.ask(kAnn, again));
+  CHECK(w.prompt_for(again).find("58213") != std::string::npos);
+
+  // Another user asks the same: Ann's order is not in his prompt.
+  const std::string bob_question = "Which city does my order go to, please?";
+  REQUIRE(w.ask(kBob, "Hello, I have an order too."));
+  REQUIRE(w.ask(kBob, bob_question));
+  const std::string bob_prompt = w.prompt_for(bob_question);
+  REQUIRE(!bob_prompt.empty());
+  CHECK(bob_prompt.find("58213") == std::string::npos);
+  CHECK(bob_prompt.find("Kazan") == std::string::npos);
+  ::kill(bot, SIGTERM);
+  CHECK(wait_exit(bot) == 0);
+  bot = 0;
+}
+
+TEST_CASE(
+    "bot e2e memory: a summary job survives SIGKILL, completes once, and later prompts carry "
+    "it") {
+  World w;
+  MockLlmServer summariser;  // the cheaper model of memory.summary.providers
+  MockLlmServer::Behavior summary;
+  summary.tokens = {"SUMMARY-42: the user plans a trip to Lisbon in May."};
+  summariser.set(summary);
+  MockLlmServer::Behavior hang;
+  hang.hang = true;
+  summariser.set_next(hang);  // the first run is in flight when the bot is killed
+  w.configure({{"memory",
+                {{"summary",
+                  {{"threshold", 6},
+                   {"timeout_s", 5},
+                   {"lease_s", 6},
+                   {"providers", nlohmann::json::array({{{"type", "openai"},
+                                                         {"name", "summariser"},
+                                                         {"base_url", summariser.openai_url()},
+                                                         {"model", "small"},
+                                                         {"retries", 0}}})}}}}}});
+  pid_t bot = w.start_bot();
+  Reaper reaper{bot};
+  constexpr std::int64_t kChat = 77;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE_MESSAGE(w.ask(kChat, "Planning message " + std::to_string(i)), w.bot_log());
+  }
+  REQUIRE_MESSAGE(eventually([&] { return summariser.requests() >= 1; }), w.bot_log());
+  ::kill(bot, SIGKILL);
+  wait_exit(bot);
+
+  // While the bot is down a question waits at Telegram; the restarted bot answers it and, once
+  // the dead process's lease ran out, runs the summary job again.
+  const std::size_t before = w.sent_to(kChat).size();
+  w.telegram.push_update(w.next_update, MockTelegramServer::text_update(w.next_update,
+                                                                        "Still "
+                                                                        "there?",
+                                                                        kChat));
+  ++w.next_update;
+  bot = w.start_bot();
+  REQUIRE_MESSAGE(eventually([&] { return w.sent_to(kChat).size() > before; }), w.bot_log());
+  auto store = w.store();
+  const ChatId chat = store->find_chat("telegram", std::to_string(kChat)).value().id;
+  const auto history = store->chat_history(chat, {}).value();
+  const SessionId session = history.front().session_id;
+  REQUIRE_MESSAGE(eventually([&] { return store->latest_session_summary(session).ok(); }, 30s),
+                  w.bot_log());
+  CHECK(store->latest_session_summary(session)->content.find("SUMMARY-42") != std::string::npos);
+
+  // A later prompt carries it.
+  const std::string question = "What was I planning?";
+  REQUIRE(w.ask(kChat, question));
+  CHECK(w.prompt_for(question).find("SUMMARY-42") != std::string::npos);
+  ::kill(bot, SIGTERM);
+  CHECK(wait_exit(bot) == 0);
+  bot = 0;
+
+  // Nothing lost, and the job done once: one version, two runs (the killed one and its retry).
+  const auto all = store->chat_history(chat, {}).value();
+  CHECK(all.size() == 2 * 7);  // 7 questions, 7 answers
+  CHECK(store->list_session_summaries(session)->size() == 1);
+  const auto jobs = store->list_jobs("summary", true, 10).value();
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs.front().done_at.has_value());
+  CHECK(summariser.requests() == 2);
+}
 #endif

@@ -266,6 +266,16 @@ Status read_memory(const json& j, BotConfig& c) {
     if (threshold) o.summary_threshold = static_cast<int>(*threshold);
     LLMASSIST_ASSIGN_OR_RETURN(auto chunk, s.integer("chunk", 1, 1000));
     if (chunk) o.summary_chunk = static_cast<int>(*chunk);
+    LLMASSIST_ASSIGN_OR_RETURN(auto timeout, s.integer("timeout_s", 1, 3600));
+    if (timeout) o.summary_timeout_s = static_cast<int>(*timeout);
+    LLMASSIST_ASSIGN_OR_RETURN(auto lease, s.integer("lease_s", 2, 86'400));
+    if (lease) o.summary_lease_s = static_cast<int>(*lease);
+    if (o.summary_lease_s <= o.summary_timeout_s) {
+      return invalid_argument(fmt::format(
+          "$.memory.summary.lease_s: {} s is not more than timeout_s ({} s): another process "
+          "could take a job whose run is still going",
+          o.summary_lease_s, o.summary_timeout_s));
+    }
     LLMASSIST_ASSIGN_OR_RETURN(const json* providers, s.array("providers"));
     LLMASSIST_ASSIGN_OR_RETURN(const json* fallback, s.object("fallback"));
     if (providers != nullptr) {

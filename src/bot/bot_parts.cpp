@@ -151,6 +151,8 @@ Result<std::shared_ptr<MemoryManager>> make_memory(const BotConfig& config,
   so.budget_tokens = m.budget_tokens;
   so.summary.threshold = m.summary_threshold;
   so.summary.chunk = m.summary_chunk;
+  so.summary.timeout = std::chrono::seconds(m.summary_timeout_s);
+  so.summary.lease = std::chrono::seconds(m.summary_lease_s);
   if (m.summary) {
     LLMASSIST_ASSIGN_OR_RETURN(so.summary.llm, summariser(config, parts, logger));
   }

@@ -82,6 +82,8 @@ struct LLMASSIST_API MemorySection {
   bool summary = true;            // memory.summary.enabled
   int summary_threshold = 24;
   int summary_chunk = 200;
+  int summary_timeout_s = 90;  // memory.summary.timeout_s: one summariser request
+  int summary_lease_s = 180;   // memory.summary.lease_s: a job's claim; more than the timeout
   // memory.summary.providers as {"providers": [...], "fallback": {...}}: a chain of its own for
   // the summariser (a cheaper model); empty: the bot's chain.
   std::string summary_providers_json;
