@@ -91,6 +91,34 @@ SemanticMemoryOptions quiet(SemanticMemoryOptions o = {}) {
   return o;
 }
 
+Result<Context> build_async(SemanticMemory& memory, const Message& q) {
+  Result<Context> got = internal_error("not called");
+  std::atomic<bool> done{false};
+  ContextRequest r;
+  r.chat_id = q.chat_id;
+  r.session_id = q.session_id;
+  r.upto_message_id = q.id;
+  memory.build_context_async(r, [&](Result<Context> ctx) {
+    got = std::move(ctx);
+    done = true;
+  });
+  for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(10ms);
+  if (!done) return deadline_exceeded("build_context_async did not answer in 10 s");
+  return got;
+}
+
+// How many embedding requests asked for `text`.
+std::size_t embeddings_of(const MockLlmServer& server, const std::string& text) {
+  std::size_t n = 0;
+  for (const auto& body : server.bodies("/v1/embeddings")) {
+    const auto& input = body.at("input");
+    for (const auto& item : input.is_array() ? input : nlohmann::json::array({input})) {
+      if (item == text) ++n;
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 TEST_CASE("semantic memory: a fact from 60 messages ago is recalled, in its own chat only") {
@@ -281,56 +309,13 @@ TEST_CASE("semantic memory: with an embedder, vectors are stored and recall is h
   REQUIRE(memory->flush(10s));
   CHECK(memory->stats().embedded >= 11);
   const Message q = f.say(*memory, c, "favourite colour teal?");
-  Result<Context> got = internal_error("not called");
-  std::atomic<bool> done{false};
-  ContextRequest r;
-  r.chat_id = c;
-  r.session_id = q.session_id;
-  r.upto_message_id = q.id;
-  memory->build_context_async(r, [&](Result<Context> ctx) {
-    got = std::move(ctx);
-    done = true;
-  });
-  for (int i = 0; i < 500 && !done; ++i) std::this_thread::sleep_for(10ms);
-  REQUIRE(done.load());
+  auto got = build_async(*memory, q);
   REQUIRE(got.ok());
   REQUIRE(!got->recalled.empty());
   CHECK(got->recalled.front().text == "my favourite colour is teal");
   // Both searches found it: its fused score is above what one list alone can give.
   CHECK(got->recalled.front().score > 1.0 / 61 + 1e-9);
 }
-
-namespace {
-
-Result<Context> build_async(SemanticMemory& memory, const Message& q) {
-  Result<Context> got = internal_error("not called");
-  std::atomic<bool> done{false};
-  ContextRequest r;
-  r.chat_id = q.chat_id;
-  r.session_id = q.session_id;
-  r.upto_message_id = q.id;
-  memory.build_context_async(r, [&](Result<Context> ctx) {
-    got = std::move(ctx);
-    done = true;
-  });
-  for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(10ms);
-  if (!done) return deadline_exceeded("build_context_async did not answer in 10 s");
-  return got;
-}
-
-// How many embedding requests asked for `text`.
-std::size_t embeddings_of(const MockLlmServer& server, const std::string& text) {
-  std::size_t n = 0;
-  for (const auto& body : server.bodies("/v1/embeddings")) {
-    const auto& input = body.at("input");
-    for (const auto& item : input.is_array() ? input : nlohmann::json::array({input})) {
-      if (item == text) ++n;
-    }
-  }
-  return n;
-}
-
-}  // namespace
 
 TEST_CASE("semantic memory: knowledge passages with their source join the prompt") {
   Fixture f;

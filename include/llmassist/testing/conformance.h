@@ -1,8 +1,8 @@
 // What the conformance suites (message_store_conformance.h, chat_transport_conformance.h,
-// llm_provider_conformance.h) share: a check's result, the context a check records its failures
-// in, and the runner. Header-only and tied to no test framework: a suite returns its results,
-// each with its name, and the caller reports them with whatever framework it uses (see
-// docs/testing-your-own.md).
+// llm_provider_conformance.h, embedding_provider_conformance.h) share: a check's result, the
+// context a check records its failures in, and the runner. Header-only and tied to no test
+// framework: a suite returns its results, each with its name, and the caller reports them with
+// whatever framework it uses (see docs/testing-your-own.md).
 //
 // Thread-safety: a CheckContext belongs to one check; expect() may be called from any thread.
 #pragma once
@@ -11,12 +11,15 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "llmassist/cancellation.h"
 #include "llmassist/clock.h"
 #include "llmassist/status.h"
 
@@ -86,6 +89,96 @@ inline bool wait_until(const std::function<bool()>& done,
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return true;
+}
+
+// One asynchronous request's end, as the provider checks see it: the first result, and how many
+// times on_done was called.
+template <typename T>
+struct RequestOutcome {
+  std::mutex mu;
+  std::optional<Result<T>> result;
+  std::atomic<int> calls{0};
+
+  // on_done's body: keeps the first result, counts every call.
+  void record(Result<T> r) {
+    std::lock_guard lock(mu);
+    if (!result) result.emplace(std::move(r));
+    ++calls;
+  }
+  Status status() {
+    std::lock_guard lock(mu);
+    return result ? result->status() : Status();
+  }
+};
+
+// Waits for on_done, then `grace` more to catch a second call.
+template <typename Outcome>
+bool finished_once(CheckContext& t, Outcome& out, std::string_view what,
+                   std::chrono::milliseconds grace) {
+  if (!t.expect(wait_until([&] { return out.calls.load() > 0; }, std::chrono::seconds(20)),
+                std::string(what) + ": on_done was not called")) {
+    return false;
+  }
+  std::this_thread::sleep_for(grace);
+  return t.expect(out.calls.load() == 1, std::string(what) + ": on_done was called " +
+                                             std::to_string(out.calls.load()) + " times");
+}
+
+// After a provider was destroyed: each request of `outs`, in flight then, ended exactly once
+// before the destructor returned, with kCancelled.
+template <typename Outcome>
+void expect_ended_by_destruction(CheckContext& t,
+                                 const std::vector<std::shared_ptr<Outcome>>& outs) {
+  for (const auto& out : outs) {
+    t.expect(out->calls.load() == 1, "destroying the provider: on_done was called " +
+                                         std::to_string(out->calls.load()) +
+                                         " times before the destructor returned");
+    t.expect_code(out->status(), StatusCode::kCancelled, "a request in flight at destruction");
+  }
+}
+
+// The check that destroys a provider from inside a request's on_done, on the provider's
+// callback thread: another request in flight still ends with kCancelled before the destructor
+// returns, and no on_done is called twice. `start_other(out)` starts a request that hangs;
+// `start_first(cancel, on_done)` one that hangs until `cancel` fires, ending with on_done;
+// `destroy()` destroys the provider.
+template <typename T, typename Outcome>
+void check_destroy_from_callback(
+    CheckContext& t, const std::function<void(std::shared_ptr<Outcome>)>& start_other,
+    const std::function<void(std::shared_ptr<CancelToken>, std::function<void(Result<T>)>)>&
+        start_first,
+    const std::function<void()>& destroy) {
+  struct State {
+    std::atomic<bool> destroyed{false};
+    std::atomic<int> other_calls_then{-1};
+  };
+  auto state = std::make_shared<State>();
+  auto other = std::make_shared<Outcome>();
+  start_other(other);
+  auto first = std::make_shared<Outcome>();
+  auto token = CancelToken::create();
+  start_first(token, [first, other, state, destroy](Result<T> res) {
+    first->record(std::move(res));
+    if (first->calls.load() != 1) return;
+    destroy();
+    state->other_calls_then = other->calls.load();
+    state->destroyed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  token->cancel();
+  if (!t.expect(wait_until([&] { return state->destroyed.load(); }, std::chrono::seconds(20)),
+                "destroying the provider inside on_done did not return")) {
+    return;
+  }
+  t.expect_code(first->status(), StatusCode::kCancelled, "the cancelled request");
+  t.expect(state->other_calls_then.load() == 1,
+           "destroying the provider inside on_done: the other request's on_done was called " +
+               std::to_string(state->other_calls_then.load()) +
+               " times before the destructor returned");
+  t.expect_code(other->status(), StatusCode::kCancelled, "a request in flight at destruction");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  t.expect(first->calls.load() == 1 && other->calls.load() == 1,
+           "destroying the provider inside on_done: an on_done was called again");
 }
 
 // A clock that stands still until advanced, for the checks of leases and backoff. Whole

@@ -80,11 +80,7 @@ inline std::vector<std::string> texts() {
 }
 
 // One request's outcome, counted.
-struct Outcome {
-  std::mutex mu;
-  std::optional<Result<Embeddings>> result;
-  std::atomic<int> calls{0};
-};
+struct Outcome : RequestOutcome<Embeddings> {};
 
 inline EmbeddingRequest request(std::vector<std::string> inputs = texts()) {
   EmbeddingRequest r;
@@ -93,28 +89,15 @@ inline EmbeddingRequest request(std::vector<std::string> inputs = texts()) {
 }
 
 inline void start(EmbeddingProviderHarness& h, EmbeddingRequest r, std::shared_ptr<Outcome> out) {
-  h.provider().embed(std::move(r), [out](Result<Embeddings> result) {
-    std::lock_guard lock(out->mu);
-    if (!out->result) out->result.emplace(std::move(result));
-    ++out->calls;
-  });
+  h.provider().embed(std::move(r),
+                     [out](Result<Embeddings> result) { out->record(std::move(result)); });
 }
 
-// Waits for on_done, then a little more to catch a second call.
 inline bool finished_once(CheckContext& t, Outcome& out, std::string_view what) {
-  if (!t.expect(wait_until([&] { return out.calls.load() > 0; }, 20s),
-                std::string(what) + ": on_done was not called")) {
-    return false;
-  }
-  std::this_thread::sleep_for(50ms);
-  return t.expect(out.calls.load() == 1, std::string(what) + ": on_done was called " +
-                                             std::to_string(out.calls.load()) + " times");
+  return testing::finished_once(t, out, what, 50ms);
 }
 
-inline Status status_of(Outcome& out) {
-  std::lock_guard lock(out.mu);
-  return out.result ? out.result->status() : Status();
-}
+inline Status status_of(Outcome& out) { return out.status(); }
 
 // Runs one request to its end; the result, or a failure recorded in `t` (then empty).
 inline std::optional<Result<Embeddings>> run(CheckContext& t, EmbeddingProviderHarness& h,
@@ -284,56 +267,21 @@ inline void destroy_in_flight(CheckContext& t, EmbeddingProviderHarness& h) {
   }
   std::this_thread::sleep_for(50ms);
   h.destroy_provider();
-  for (auto& out : outs) {
-    t.expect(out->calls.load() == 1, "destroying the provider: on_done was called " +
-                                         std::to_string(out->calls.load()) +
-                                         " times before the destructor returned");
-    t.expect_code(status_of(*out), StatusCode::kCancelled, "a request in flight at destruction");
-  }
+  expect_ended_by_destruction(t, outs);
 }
 
 // Destroys the provider from inside a request's on_done, on the provider's callback thread:
 // another request in flight still ends with kCancelled before the destructor returns.
 inline void destroy_from_callback(CheckContext& t, EmbeddingProviderHarness& h) {
   if (!stage(t, h, EmbeddingBackend::kHang, "hang")) return;
-  struct State {
-    std::atomic<bool> destroyed{false};
-    std::atomic<int> other_calls_then{-1};
-  };
-  auto state = std::make_shared<State>();
-  auto other = std::make_shared<Outcome>();
-  start(h, request(), other);
-  auto first = std::make_shared<Outcome>();
-  EmbeddingRequest r = request();
-  r.cancel = CancelToken::create();
-  auto token = r.cancel;
-  EmbeddingProviderHarness* harness = &h;
-  h.provider().embed(std::move(r), [first, other, state, harness](Result<Embeddings> res) {
-    {
-      std::lock_guard lock(first->mu);
-      if (!first->result) first->result.emplace(std::move(res));
-      ++first->calls;
-    }
-    if (first->calls.load() != 1) return;
-    harness->destroy_provider();
-    state->other_calls_then = other->calls.load();
-    state->destroyed = true;
-  });
-  std::this_thread::sleep_for(50ms);
-  token->cancel();
-  if (!t.expect(wait_until([&] { return state->destroyed.load(); }, 20s),
-                "destroying the provider inside on_done did not return")) {
-    return;
-  }
-  t.expect_code(status_of(*first), StatusCode::kCancelled, "the cancelled request");
-  t.expect(state->other_calls_then.load() == 1,
-           "destroying the provider inside on_done: the other request's on_done was called " +
-               std::to_string(state->other_calls_then.load()) +
-               " times before the destructor returned");
-  t.expect_code(status_of(*other), StatusCode::kCancelled, "a request in flight at destruction");
-  std::this_thread::sleep_for(100ms);
-  t.expect(first->calls.load() == 1 && other->calls.load() == 1,
-           "destroying the provider inside on_done: an on_done was called again");
+  check_destroy_from_callback<Embeddings, Outcome>(
+      t, [&](std::shared_ptr<Outcome> out) { start(h, request(), std::move(out)); },
+      [&](std::shared_ptr<CancelToken> cancel, std::function<void(Result<Embeddings>)> done) {
+        EmbeddingRequest r = request();
+        r.cancel = std::move(cancel);
+        h.provider().embed(std::move(r), std::move(done));
+      },
+      [&h] { h.destroy_provider(); });
 }
 
 inline const std::vector<NamedCheck<EmbeddingProviderHarness>>& all() {
