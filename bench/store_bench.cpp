@@ -13,7 +13,6 @@
 //    skewed 20,000-word vocabulary and a D-dimensional vector (default 384): the time to index
 //    them, then p50/p99 of search_recall_terms (4 terms) and search_recall_vectors (top 20) in
 //    random chats, the embedder's empty-backlog probe, and erasing one chat.
-#include <llmassist/sqlite/sqlite_store.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,31 +25,24 @@
 #include <string>
 #include <vector>
 
+#include "llmassist/sqlite/sqlite_store.h"
+#include "support/bench_stats.h"
+
 using namespace llmassist;
-using Steady = std::chrono::steady_clock;
+using bench::micros_since;
+using bench::open_store_or_die;
+using bench::percentiles;
+using bench::print_latency;
+using bench::seconds_since;
+using bench::Steady;
+using bench::unit_vector;
 
 namespace {
-
-std::unique_ptr<MessageStore> open_or_die(const std::string& path, SqliteSync sync) {
-  SqliteStoreOptions options;
-  options.path = path;
-  options.sync = sync;
-  auto store = open_sqlite_store(options);
-  if (!store.ok()) {
-    std::fprintf(stderr, "cannot open %s: %s\n", path.c_str(), store.status().to_string().c_str());
-    std::exit(1);
-  }
-  return std::move(store).value();
-}
-
-double seconds_since(Steady::time_point start) {
-  return std::chrono::duration<double>(Steady::now() - start).count();
-}
 
 void insert_rate(const std::string& dir, SqliteSync sync, int batch, int total) {
   const std::string path = dir + "/insert-" + std::to_string(static_cast<int>(sync)) + "-" +
                            std::to_string(batch) + ".db";
-  auto store = open_or_die(path, sync);
+  auto store = open_store_or_die(path, sync);
   auto chat = store->upsert_chat({"bench", "1", "", ""});
   std::vector<InboundMessage> messages(static_cast<std::size_t>(batch));
   int key = 0;
@@ -72,27 +64,6 @@ void insert_rate(const std::string& dir, SqliteSync sync, int batch, int total) 
               sync == SqliteSync::kFull ? "FULL" : "NORMAL", batch, total / s, total, s);
 }
 
-struct Percentiles {
-  double p50, p99, max;
-};
-Percentiles percentiles(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  auto at = [&](double p) {
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
-  };
-  return {at(0.50), at(0.99), v.back()};
-}
-
-double micros_since(Steady::time_point start) {
-  return std::chrono::duration<double, std::micro>(Steady::now() - start).count();
-}
-
-void print_latency(const char* what, const std::vector<double>& us) {
-  const auto p = percentiles(us);
-  std::printf("%s: p50 %.1f us, p99 %.1f us, max %.1f us (%zu queries)\n", what, p.p50, p.p99,
-              p.max, us.size());
-}
-
 // A word of a skewed vocabulary: low ranks are common, as in speech.
 std::string word(std::mt19937& rng) {
   static const std::vector<std::string> kStems = {"заказ", "достав", "оплат",  "возврат",
@@ -102,20 +73,8 @@ std::string word(std::mt19937& rng) {
   return kStems[static_cast<std::size_t>(rank) % kStems.size()] + std::to_string(rank);
 }
 
-std::vector<float> unit_vector(std::mt19937& rng, int dim) {
-  std::normal_distribution<float> normal;
-  std::vector<float> v(static_cast<std::size_t>(dim));
-  double sum = 0;
-  for (float& x : v) {
-    x = normal(rng);
-    sum += static_cast<double>(x) * x;
-  }
-  for (float& x : v) x = static_cast<float>(x / std::sqrt(sum));
-  return v;
-}
-
 int recall_bench(const std::string& dir, int total, int chat_count, int dim) {
-  auto store = open_or_die(dir + "/recall.db", SqliteSync::kNormal);
+  auto store = open_store_or_die(dir + "/recall.db", SqliteSync::kNormal);
   std::vector<ChatId> chats;
   for (int c = 0; c < chat_count; ++c) {
     chats.push_back(store->upsert_chat({"bench", "chat-" + std::to_string(c), "", ""})->id);
@@ -252,7 +211,7 @@ int main(int argc, char** argv) {
   // A store with total_messages in 10,000 chats, filled in batches.
   constexpr int kChats = 10000;
   const std::string path = dir + "/window.db";
-  auto store = open_or_die(path, SqliteSync::kNormal);
+  auto store = open_store_or_die(path, SqliteSync::kNormal);
   std::vector<ChatId> chats;
   std::vector<SessionId> sessions;
   for (int c = 0; c < kChats; ++c) {
