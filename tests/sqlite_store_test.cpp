@@ -1341,6 +1341,43 @@ TEST_CASE(
   CHECK(hit_keys(search(**store, 7, {"заказ"})) == std::vector<std::string>{"message:11"});
 }
 
+TEST_CASE("sqlite store: in a long chat a recall search ranks its rarer terms' items") {
+  Fixture f;
+  const Chat c = f.chat("1");
+  // 3,000 items say "order"; six also say "kazan", one says only "kazan".
+  std::vector<RecallItem> items;
+  for (int i = 0; i < 3000; ++i) {
+    items.push_back(
+        item(c.id, "o" + std::to_string(i), i % 500 == 0 ? "order kazan" : "order", i + 1));
+  }
+  items.push_back(item(c.id, "k", "kazan", 3001));
+  REQUIRE(f.store->add_recall_items(items).ok());
+  TermQuery q;
+  q.chat_id = c.id;
+  q.terms = {"order", "kazan"};
+  q.limit = 10;
+  // "order" matches too many to rank: the items with "kazan" are the answer, best first.
+  auto keys = hit_keys(f.store->search_recall_terms(q));
+  REQUIRE(keys.size() == 7);
+  CHECK(std::find(keys.begin(), keys.end(), "k") != keys.end());
+  for (const auto& key : keys) CHECK((key == "k" || std::stoi(key.substr(1)) % 500 == 0));
+  // The rarest term always stays: "order" alone still finds its items.
+  q.terms = {"order"};
+  CHECK(hit_keys(f.store->search_recall_terms(q)).size() == 10);
+
+  // When the best ranked are all in the window (from before_message_id on), the search goes
+  // on to the older ones.
+  q.terms = {"order", "kazan"};
+  q.limit = 3;
+  q.before_message_id = 2000;  // leaves out "k" and o2000, o2500
+  keys = hit_keys(f.store->search_recall_terms(q));
+  CHECK(keys == std::vector<std::string>{"o1500", "o1000", "o500"});
+  q.terms = {"order"};
+  q.before_message_id = 5;  // the 3,000 items' newest 2,996 are in the window
+  keys = hit_keys(f.store->search_recall_terms(q));
+  CHECK(keys == std::vector<std::string>{"o3", "o2", "o1"});
+}
+
 TEST_CASE("sqlite store: an erased chat's recall terms are gone from the FTS index and the files") {
   Fixture f;
   const Chat gone = f.chat("100");

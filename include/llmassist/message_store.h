@@ -425,7 +425,9 @@ class LLMASSIST_API MessageStore {
   virtual Status add_recall_items(std::span<const RecallItem> items);
   // BM25 over the items' terms, within one chat, best first; an empty list when nothing matches
   // (or no term is given). Terms are matched as whole words, whatever characters they hold
-  // (they are never query syntax); at most 1024 (kInvalidArgument beyond).
+  // (they are never query syntax); at most 1024 (kInvalidArgument beyond). A store may leave out
+  // of the search the query's terms that very many of the chat's items have (they weigh least
+  // in BM25), so that a long chat costs what its rarer terms' items cost.
   virtual Result<std::vector<RecallHit>> search_recall_terms(const TermQuery& query);
   // Cosine similarity over the chat's vectors of the query's model, most similar first; a
   // stored vector of another length than the query's is skipped. kInvalidArgument for an empty

@@ -10,7 +10,7 @@ namespace {
 
 // Migration N brings the schema from version N to N + 1. Never edit a released migration: add
 // a new one. Times are milliseconds since the Unix epoch, UTC.
-constexpr std::array<std::string_view, 3> kMigrations = {
+constexpr std::array<std::string_view, 4> kMigrations = {
     R"sql(
 CREATE TABLE chats (
   id          INTEGER PRIMARY KEY,
@@ -168,6 +168,11 @@ CREATE TABLE embedding_cache (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (model, digest)
 );
+)sql",
+    // 3 -> 4: how many items of a chat hold each token, read before a search (which leaves out
+    // the tokens most of a long chat's items have).
+    R"sql(
+CREATE VIRTUAL TABLE recall_vocab USING fts5vocab(recall_fts, row);
 )sql",
 };
 

@@ -281,20 +281,28 @@ std::string fts_document(ChatId chat, std::string_view terms) {
   return out;
 }
 
-// An FTS5 query matching the chat's items that have any of `terms`: each token quoted as a
-// string (its quotes doubled, though the encoding leaves none), joined by OR. Empty when there
-// is no term.
-std::string fts_query(ChatId chat, std::span<const std::string> terms) {
+// The chat's tokens of `terms`, sorted, each once, their ASCII letters in lower case as the
+// ascii tokenizer indexes them (so that recall_vocab knows them).
+std::vector<std::string> fts_tokens(ChatId chat, std::span<const std::string> terms) {
   std::vector<std::string> tokens;
   for (const std::string& term : terms) {
     for (std::string_view word : split_terms(term)) {
       std::string token;
       append_token(token, chat, word);
+      for (char& ch : token) {
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+      }
       tokens.push_back(std::move(token));
     }
   }
   std::sort(tokens.begin(), tokens.end());
   tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  return tokens;
+}
+
+// An FTS5 query matching the items that have any of `tokens`: each quoted as a string (its
+// quotes doubled, though the encoding leaves none), joined by OR. Empty when there is none.
+std::string fts_query(const std::vector<std::string>& tokens) {
   std::string out;
   for (const std::string& token : tokens) {
     if (!out.empty()) out += " OR ";
@@ -306,6 +314,36 @@ std::string fts_query(ChatId chat, std::span<const std::string> terms) {
     out += '"';
   }
   return out;
+}
+
+// A search reads the postings of its tokens and ranks every item they match; in a long chat a
+// common term ("order" in a shop's support chat) matches thousands. So the tokens no item has
+// are dropped, and the commonest ones while the others match more than this many items: the
+// rarest token always stays. The commonest terms weigh least in BM25, and the items that have
+// them with a rarer term are still found by it.
+constexpr std::int64_t kMaxRankedMatches = 1500;
+
+Status keep_rarer_tokens(Connection& c, std::vector<std::string>& tokens) {
+  if (tokens.size() < 2) return Status();
+  auto s = c.prepare("SELECT doc FROM recall_vocab WHERE term = ?1");
+  if (!s.ok()) return s.status();
+  std::vector<std::pair<std::int64_t, std::string>> by_count;
+  for (std::string& token : tokens) {
+    s->bind(token);
+    auto row = s->step();
+    if (!row.ok()) return row.status();
+    const std::int64_t docs = *row ? s->int64(0) : 0;
+    if (docs > 0) by_count.emplace_back(docs, std::move(token));
+  }
+  std::sort(by_count.begin(), by_count.end());
+  tokens.clear();
+  std::int64_t matches = 0;
+  for (auto& [docs, token] : by_count) {
+    if (!tokens.empty() && matches + docs > kMaxRankedMatches) break;
+    matches += docs;
+    tokens.push_back(std::move(token));
+  }
+  return Status();
 }
 
 // kInvalidArgument unless `v` is a usable vector: not empty, every value finite.
@@ -1137,24 +1175,36 @@ class SqliteStore final : public MessageStore {
       return invalid_argument(fmt::format("a recall search takes at most {} terms, got {}",
                                           kMaxQueryTerms, q.terms.size()));
     }
-    const std::string match = fts_query(q.chat_id, q.terms);
-    if (match.empty()) return std::vector<RecallHit>{};
+    std::vector<std::string> tokens = fts_tokens(q.chat_id, q.terms);
+    if (tokens.empty()) return std::vector<RecallHit>{};
     return read<std::vector<RecallHit>>([&](Connection& c) -> Result<std::vector<RecallHit>> {
-      // The chat_id test is a second fence: the tokens already name the chat.
+      LLMASSIST_RETURN_IF_ERROR(keep_rarer_tokens(c, tokens));
+      if (tokens.empty()) return std::vector<RecallHit>{};
+      const std::string match = fts_query(tokens);
+      // FTS5 ranks its matches alone, then only the best rows are read. The chat_id test is a
+      // second fence: the tokens already name the chat. Items from `before_message_id` on (the
+      // window) are left out after the ranking: when they took places of the best, the search
+      // runs again over every match.
       static const std::string sql = fmt::format(
-          "SELECT {}, -bm25(recall_fts) FROM recall_fts JOIN recall_items i "
-          "ON i.id = recall_fts.rowid WHERE recall_fts MATCH ?1 AND i.chat_id = ?2 "
-          "AND (?3 = 0 OR i.message_id < ?3) ORDER BY bm25(recall_fts), i.id DESC LIMIT ?4",
+          "SELECT {}, s.score FROM (SELECT rowid AS id, -bm25(recall_fts) AS score "
+          "FROM recall_fts WHERE recall_fts MATCH ?1 ORDER BY bm25(recall_fts), rowid DESC "
+          "LIMIT ?4) s JOIN recall_items i ON i.id = s.id WHERE i.chat_id = ?2 "
+          "AND (?3 = 0 OR i.message_id < ?3) ORDER BY s.score DESC, i.id DESC LIMIT ?5",
           prefixed_recall_columns("i."));
       auto s = c.prepare(sql);
       if (!s.ok()) return s.status();
-      s->bind(match, q.chat_id, q.before_message_id, q.limit);
-      return collect_checked<RecallHit>(*s, [](const Statement& st) -> Result<RecallHit> {
-        RecallHit hit;
-        LLMASSIST_ASSIGN_OR_RETURN(hit.item, read_recall(st));
-        hit.score = st.real(11);
-        return hit;
-      });
+      const auto run = [&](std::int64_t ranked) -> Result<std::vector<RecallHit>> {
+        s->bind(match, q.chat_id, q.before_message_id, ranked, q.limit);
+        return collect_checked<RecallHit>(*s, [](const Statement& st) -> Result<RecallHit> {
+          RecallHit hit;
+          LLMASSIST_ASSIGN_OR_RETURN(hit.item, read_recall(st));
+          hit.score = st.real(11);
+          return hit;
+        });
+      };
+      LLMASSIST_ASSIGN_OR_RETURN(auto hits, run(static_cast<std::int64_t>(q.limit) + 64));
+      if (static_cast<int>(hits.size()) < q.limit) return run(-1);
+      return hits;
     });
   }
 
