@@ -1,5 +1,6 @@
 // Test fixture: a SQLite store in a temporary folder on a manual clock, a ModerationQueue over
-// it, and helpers that put replies where an operator finds them (pending, failed).
+// it, and helpers that put replies where an operator finds them (pending, with the memory its
+// draft used, failed).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "llmassist/core/store_moderation_queue.h"
+#include "llmassist/memory_manager.h"
 #include "llmassist/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
 
@@ -74,6 +76,26 @@ struct QueueFixture {
     ch.to = ReplyStatus::kPending;
     ch.draft_text = draft;
     ch.provider = "mock";
+    auto r = store->transition_reply(id, ch);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return id;
+  }
+
+  // A question whose draft waits for an operator, stored as the Assistant stores one: with an
+  // audit event "draft" whose detail is memory_used_json(`memory`), in the same commit.
+  ReplyId pending_with_memory(ChatId chat_id, const std::string& question, const std::string& draft,
+                              const Context& memory) {
+    const ReplyId id = ask(chat_id, question);
+    generating(id);
+    ReplyChange ch;
+    ch.from = ReplyStatus::kGenerating;
+    ch.to = ReplyStatus::kPending;
+    ch.draft_text = draft;
+    ch.provider = "mock";
+    ch.actor = "bot:test";
+    ch.audit_action = "draft";
+    ch.detail = memory_used_json(memory);
+    REQUIRE(!ch.detail.empty());
     auto r = store->transition_reply(id, ch);
     REQUIRE_MESSAGE(r.ok(), r.status().to_string());
     return id;
