@@ -1,7 +1,8 @@
 // The admin page in a real browser: a Bot in review policy against the mock Telegram and LLM
 // servers, the AdminServer over the bot's database, and tests/web/admin_page.mjs driving Debian's
 // Chromium through it (sign in, approve, edit, reject, the live queue, text shown as text, the
-// dashboard's charts). Afterwards the mock Telegram server must have received what was decided.
+// memory a draft was written with, the dashboard's charts). Afterwards the mock Telegram server
+// must have received what was decided.
 //
 // It needs node, Chromium and tests/web/node_modules (`npm ci --prefix tests/web`); without them
 // it says what is missing and passes, unless LLMASSIST_REQUIRE_BROWSER=1 (CI) makes that a
@@ -21,6 +22,7 @@
 #include "llmassist/bot/bot.h"
 #include "llmassist/bot/bot_config.h"
 #include "llmassist/core/store_moderation_queue.h"
+#include "llmassist/memory_manager.h"
 #include "llmassist/sqlite/sqlite_store.h"
 #include "support/child_process.h"
 #include "support/mock_llm_server.h"
@@ -98,6 +100,12 @@ std::unique_ptr<AccountStore> open_account_store(const std::string& db) {
   REQUIRE_MESSAGE(accounts.ok(), accounts.status().to_string());
   return std::move(accounts).value();
 }
+
+// What a semantic memory put into the prompt of kWaiting's draft: an earlier message of the
+// user's (with markup, which must show as text) and a knowledge passage.
+const std::string kRecalled = "I moved to Zürich last month; <i>Switzerland</i> is home now.";
+const std::string kPassageSource = "shipping.md";
+const std::string kPassageHeading = "Shipping › Switzerland";
 
 // Two weeks of earlier conversations, written with a clock set to each day before the bot
 // starts, so that the statistics have days to draw.
@@ -310,6 +318,31 @@ TEST_CASE("admin page: an operator moderates in Chromium and the decisions reach
       MockTelegramServer::text_update(w.next_update, "/human", 5007, {"Noah", "Schmidt", ""}));
   ++w.next_update;
 
+  // The memory Lucas's draft was written with, stored as the Assistant stores it with a draft
+  // (an audit event "draft" whose detail is memory_used_json()): the bot's own memory has
+  // nothing to recall in these new chats.
+  const auto waiting = w.reply_of(kWaiting.chat);
+  REQUIRE(waiting.has_value());
+  REQUIRE(waiting->status == ReplyStatus::kPending);
+  Context used;
+  used.summary_version = 2;
+  used.estimated_tokens = 640;
+  used.window_messages = 4;
+  used.recalled.push_back({"message", 1, 1, 1, kRecalled, 0.032});
+  used.passages.push_back({kPassageSource, kPassageHeading,
+                           "We ship to Switzerland with Swiss Post. Customs fees are included in "
+                           "the price shown at checkout.",
+                           0.61});
+  used.dropped = {"1 recalled item"};
+  ReplyChange remembered;
+  remembered.from = ReplyStatus::kPending;
+  remembered.to = ReplyStatus::kPending;
+  remembered.expected_version = waiting->version;
+  remembered.actor = "bot";
+  remembered.audit_action = "draft";
+  remembered.detail = memory_used_json(used);
+  REQUIRE(w.store->transition_reply(waiting->id, remembered).ok());
+
   const std::string log = w.dir.file("browser.log");
   const char* screenshots = std::getenv("SCREENSHOT_DIR");
   const pid_t browser = llmassist::testing::spawn(
@@ -317,7 +350,9 @@ TEST_CASE("admin page: an operator moderates in Chromium and the decisions reach
       {"ADMIN_URL=" + w.admin_url + "/", "ADMIN_NAME=alice", "ADMIN_PASSWORD=" + kPassword,
        "VIEWER_NAME=victor", "VIEWER_PASSWORD=" + kPassword, "APPROVE_QUESTION=" + kApprove.text,
        "EDIT_QUESTION=" + kEdit.text, "EDIT_TEXT=" + kEditText, "REJECT_QUESTION=" + kReject.text,
-       "LITERAL_TEXT=" + kLiteral.text, "CHROMIUM=" + tools.chromium,
+       "LITERAL_TEXT=" + kLiteral.text, "MEMORY_QUESTION=" + kWaiting.text,
+       "RECALLED_TEXT=" + kRecalled, "PASSAGE_SOURCE=" + kPassageSource + " › " + kPassageHeading,
+       "CHROMIUM=" + tools.chromium,
        std::string("SCREENSHOT_DIR=") + (screenshots ? screenshots : "")});
   REQUIRE(browser > 0);
   const int exit_code = llmassist::testing::wait_exit(browser);

@@ -689,6 +689,132 @@ TEST_CASE("admin server: an API reply an operator rejects is drafted again and d
   CHECK(sent.transport_message_id == fmt::format("api:{}", id));
 }
 
+namespace {
+
+// A window memory that, while `recall` is set, adds what a semantic memory would have put into
+// the prompt: a summary, a recalled message, a knowledge passage, and what the budget dropped.
+class RecallingMemory final : public MemoryManager {
+ public:
+  explicit RecallingMemory(std::shared_ptr<MemoryManager> window) : window_(std::move(window)) {}
+
+  Result<Context> build_context(const ContextRequest& request) override {
+    auto context = window_->build_context(request);
+    if (!context.ok() || !recall.load()) return context;
+    context->summary_version = 3;
+    context->recalled.push_back(
+        {"message", 11, 7, 2, "Я живу в Казани, заказ 10452 <b>срочный</b>", 0.031});
+    context->passages.push_back(
+        {"shipping.md", "Shipping › Russia", "Parcels to Russia take 7–10 working days.", 0.5});
+    context->dropped.push_back("2 recalled items");
+    return context;
+  }
+  void observe(const Message& message) override { window_->observe(message); }
+
+  std::atomic<bool> recall{true};
+
+ private:
+  const std::shared_ptr<MemoryManager> window_;
+};
+
+}  // namespace
+
+TEST_CASE("admin server: a reply shows the memory its current draft was written with") {
+  MockLlmServer llm;
+  RecallingMemory* memory = nullptr;
+  AdminFixture f(
+      [&](AdminServerParts& parts, auto store) {
+        echoing_model(llm, parts, store);
+        auto recalling = std::make_shared<RecallingMemory>(parts.memory);
+        memory = recalling.get();
+        parts.memory = std::move(recalling);
+      },
+      ModerationPolicy::kReview);
+  auto asked = AdminFixture::body_of(
+      f.call("POST", "/v1/chat/handle", f.operator_token,
+             json{{"user_id", "u"}, {"chat_id", "c"}, {"text", "Когда придёт мой заказ?"}}));
+  REQUIRE(asked["status"] == "pending");
+  const ReplyId id = asked["reply_id"].get<ReplyId>();
+  const std::string path = "/api/replies/" + std::to_string(id);
+
+  const json one = AdminFixture::body_of(f.call("GET", path, f.viewer_token));
+  CHECK(one["reply"]["id"] == id);
+  const json& used = one["memory"];
+  REQUIRE_MESSAGE(used.is_object(), one.dump());
+  CHECK(used["summary_version"] == 3);
+  CHECK(used["estimated_tokens"].get<int>() > 0);
+  CHECK(used["window_messages"].get<int>() >= 1);
+  REQUIRE(used["recalled"].size() == 1);
+  CHECK(used["recalled"][0]["kind"] == "message");
+  CHECK(used["recalled"][0]["text"] == "Я живу в Казани, заказ 10452 <b>срочный</b>");
+  CHECK(used["recalled"][0]["score"].get<double>() == doctest::Approx(0.031));
+  REQUIRE(used["passages"].size() == 1);
+  CHECK(used["passages"][0]["source"] == "shipping.md");
+  CHECK(used["passages"][0]["heading"] == "Shipping › Russia");
+  CHECK(used["dropped"] == json::array({"2 recalled items"}));
+  // The lists stay as they were: one audit read per reply would make them slow.
+  const json queue = AdminFixture::body_of(f.call("GET", "/api/queue", f.viewer_token));
+  REQUIRE(queue["items"].size() == 1);
+  CHECK(!queue["items"][0].contains("memory"));
+  const json listed = AdminFixture::body_of(f.call("GET", "/api/replies", f.viewer_token));
+  REQUIRE(listed["items"].size() == 1);
+  CHECK(!listed["items"][0].contains("memory"));
+
+  const auto redrafted = [&](int attempts) {
+    return eventually([&] {
+      const Reply r = f.store->get_reply(id).value();
+      return r.status == ReplyStatus::kPending && r.generation_attempts == attempts;
+    });
+  };
+  // Rejected and drafted again from the window alone: the first draft's memory is not the new
+  // draft's.
+  memory->recall = false;
+  REQUIRE(f.call("POST", path + "/reject", f.operator_token, json{{"reason", "no"}})->status ==
+          200);
+  REQUIRE(redrafted(2));
+  CHECK(AdminFixture::body_of(f.call("GET", path, f.viewer_token))["memory"].is_null());
+  // And once more with memory: the newest draft's event.
+  memory->recall = true;
+  REQUIRE(f.call("POST", path + "/reject", f.operator_token)->status == 200);
+  REQUIRE(redrafted(3));
+  const json third = AdminFixture::body_of(f.call("GET", path, f.viewer_token));
+  REQUIRE(third["memory"].is_object());
+  CHECK(third["memory"]["passages"][0]["source"] == "shipping.md");
+}
+
+TEST_CASE("admin server: a draft's memory record that does not parse reads as none, logged once") {
+  auto logger = std::make_shared<CapturingLogger>();
+  AdminFixture f({}, ModerationPolicy::kAuto, 64,
+                 [&](AdminServerOptions& o) { o.logger = logger; });
+  const ChatId chat = f.chat("300", "Ann").id;
+  const ReplyId plain = f.pending(chat, "q1", "a draft from the window alone");
+  CHECK(AdminFixture::body_of(
+            f.call("GET", "/api/replies/" + std::to_string(plain), f.viewer_token))["memory"]
+            .is_null());
+
+  const ReplyId id = f.pending(chat, "q2", "draft");
+  for (const std::string detail : {"{\"summary_version\": 1, \"recalled\": [", "[1, 2]"}) {
+    ReplyChange ch;
+    ch.from = ReplyStatus::kPending;
+    ch.to = ReplyStatus::kPending;
+    ch.actor = "bot:test";
+    ch.audit_action = "draft";
+    ch.detail = detail;
+    REQUIRE(f.store->transition_reply(id, ch).ok());
+    for (int i = 0; i < 2; ++i) {
+      auto got = f.call("GET", "/api/replies/" + std::to_string(id), f.viewer_token);
+      REQUIRE(got->status == 200);
+      const json body = AdminFixture::body_of(got);
+      CHECK(body["memory"].is_null());
+      CHECK(body["reply"]["draft_text"] == "draft");
+    }
+  }
+  std::size_t logged = 0;
+  for (const auto& line : logger->lines()) {
+    if (line.find("is not a JSON object") != std::string::npos) ++logged;
+  }
+  CHECK(logged == 2);  // once for each of the two events, though each was read twice
+}
+
 TEST_CASE("admin server: /create and /repeat on an API chat are drafted and delivered") {
   MockLlmServer llm;
   AdminFixture f([&](AdminServerParts& parts, auto store) { echoing_model(llm, parts, store); });

@@ -158,6 +158,98 @@ TEST_CASE("operator console: show") {
   CHECK(f.run({"show", "1", "2"}).code == 2);
 }
 
+TEST_CASE("operator console: show tells what memory went into the draft") {
+  ConsoleFixture f;
+  const Chat a = f.chat("1", "Ann");
+  Context used;
+  used.summary_version = 4;
+  used.estimated_tokens = 812;
+  used.window_messages = 6;
+  used.recalled.push_back({"message", 11, 7, 2, "Я живу в Казани,\nзаказ 10452", 0.0312});
+  used.recalled.push_back({"fact", 12, 0, 2, "Prefers e-mail \x1b[31m", 0.0161});
+  used.passages.push_back(
+      {"shipping.md", "Shipping › Russia", "Parcels to Russia take 7–10 days.", 0.5});
+  used.dropped = {"2 recalled items", "3 oldest messages"};
+  const ReplyId id = f.pending_with_memory(a.id, "Когда придёт заказ?", "Через неделю.", used);
+
+  auto o = f.run({"show", std::to_string(id)});
+  REQUIRE(o.code == 0);
+  CHECK(terminal_clean(o.out));
+  const auto draft = o.out.find("  draft: Через неделю.");
+  const auto section =
+      o.out.find("  memory used: summary version 4 · 6 recent message(s) · about 812 tokens\n");
+  REQUIRE(draft != std::string::npos);
+  REQUIRE(section != std::string::npos);
+  CHECK(draft < section);
+  // One recalled item a line: its newline and escape sequence shown, not acted on.
+  CHECK(contains(o.out, "    recalled message (0.031): Я живу в Казани,\\nзаказ 10452\n"));
+  CHECK(contains(o.out, "    recalled fact (0.016): Prefers e-mail \\x1b[31m\n"));
+  CHECK(contains(o.out, "    passage: shipping.md › Shipping › Russia (0.500)\n"));
+  CHECK(contains(o.out, "    dropped for the token budget: 2 recalled items, 3 oldest messages\n"));
+
+  auto j = f.run({"show", std::to_string(id), "--json"});
+  REQUIRE(j.code == 0);
+  const auto parsed = nlohmann::json::parse(j.out);
+  CHECK(parsed["reply"]["id"] == id);
+  CHECK(parsed["memory"]["summary_version"] == 4);
+  REQUIRE(parsed["memory"]["recalled"].size() == 2);
+  CHECK(parsed["memory"]["recalled"][0]["text"] == "Я живу в Казани,\nзаказ 10452");
+  CHECK(parsed["memory"]["passages"][0]["source"] == "shipping.md");
+  CHECK(parsed["memory"]["dropped"].size() == 2);
+
+  SUBCASE("a draft from the recent window alone") {
+    const ReplyId plain = f.pending(a.id, "And the price?", "Ten euros.");
+    auto shown = f.run({"show", std::to_string(plain)});
+    REQUIRE(shown.code == 0);
+    CHECK(contains(shown.out, "  memory used: no memory beyond the recent window\n"));
+    auto as_json = f.run({"show", std::to_string(plain), "--json"});
+    const auto body = nlohmann::json::parse(as_json.out);
+    REQUIRE(body.contains("memory"));
+    CHECK(body["memory"].is_null());
+  }
+  SUBCASE("rejected: the draft that follows is not shown with the old draft's memory") {
+    REQUIRE(f.run({"reject", std::to_string(id), "too short"}).code == 0);
+    ClaimRequest take;
+    take.status = ReplyStatus::kRejected;
+    take.to = ReplyStatus::kGenerating;
+    take.worker = "bot:test";
+    take.reply_id = id;
+    REQUIRE(f.store->claim_replies(take).value().size() == 1);
+    ReplyChange again;
+    again.from = ReplyStatus::kGenerating;
+    again.to = ReplyStatus::kPending;
+    again.draft_text = "Через 7–10 дней.";
+    REQUIRE(f.store->transition_reply(id, again).ok());
+    auto shown = f.run({"show", std::to_string(id)});
+    CHECK(contains(shown.out, "  memory used: no memory beyond the recent window\n"));
+    CHECK(!contains(shown.out, "recalled"));
+  }
+  SUBCASE("a record that does not parse, or fields of the wrong type") {
+    ReplyChange odd;
+    odd.from = ReplyStatus::kPending;
+    odd.to = ReplyStatus::kPending;
+    odd.audit_action = "draft";
+    odd.detail = R"({"summary_version": "four", "recalled": [{"text": 5}, 3], "passages": {}})";
+    REQUIRE(f.store->transition_reply(id, odd).ok());
+    auto lenient = f.run({"show", std::to_string(id)});
+    REQUIRE(lenient.code == 0);
+    CHECK(contains(lenient.out, "  memory used: no summary · 0 recent message(s)"));
+    CHECK(contains(lenient.out, "    recalled item (0.000): \n"));
+    CHECK(!contains(lenient.out, "passage:"));
+
+    odd.detail = "{\"summary_version\": 4, \"recalled\": [";
+    const auto stored = f.store->transition_reply(id, odd);
+    REQUIRE(stored.ok());
+    auto broken = f.run({"show", std::to_string(id)});
+    REQUIRE(broken.code == 0);
+    CHECK(contains(broken.out, "  memory used: its record (audit event #"));
+    CHECK(contains(broken.out, ") cannot be read\n"));
+    auto as_json = f.run({"show", std::to_string(id), "--json"});
+    REQUIRE(as_json.code == 0);
+    CHECK(nlohmann::json::parse(as_json.out)["memory"].is_null());
+  }
+}
+
 TEST_CASE("operator console: approve, edit, reject") {
   ConsoleFixture f;
   const Chat a = f.chat("1");

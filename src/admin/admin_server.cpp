@@ -8,11 +8,13 @@
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "admin/admin_support.h"
 #include "admin/api_router.h"
 #include "admin/web_assets.h"
+#include "core/draft_memory.h"
 #include "core/json_views.h"
 #include "core/listen_address.h"
 #include "llmassist/core/store_moderation_queue.h"
@@ -191,6 +193,8 @@ struct AdminServer::Impl {
   std::mutex queue_mu;
   json queue_snapshot;  // the last `queue` event's data
   std::mutex stop_mu;   // with stop_cv: the watcher's pauses end at stop()
+  std::mutex unreadable_mu;
+  std::set<AuditId> unreadable_logged;  // "draft" events whose detail was logged as unreadable
   // POST /v1/chat/handle's channel, and the server's own Assistant serving it (when no
   // Assistant beside it does).
   std::shared_ptr<ApiTransport> api;
@@ -311,7 +315,24 @@ struct AdminServer::Impl {
     LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
     LLMASSIST_ASSIGN_OR_RETURN(auto history, c.int_query("history", 20, 0, 100));
     LLMASSIST_ASSIGN_OR_RETURN(auto item, parts.moderation->get(id, static_cast<int>(history)));
-    return ok(to_json(item));
+    json body = to_json(item);
+    LLMASSIST_ASSIGN_OR_RETURN(auto used, detail::draft_memory(*parts.store, id));
+    if (used.unreadable != 0) log_unreadable(id, used.unreadable);
+    body["memory"] = std::move(used.memory);
+    return ok(std::move(body));
+  }
+
+  // Once per event: the page may ask for the reply again and again.
+  void log_unreadable(ReplyId reply, AuditId event) {
+    {
+      std::lock_guard lock(unreadable_mu);
+      if (unreadable_logged.size() >= 4096) unreadable_logged.clear();
+      if (!unreadable_logged.insert(event).second) return;
+    }
+    log(LogLevel::kWarning,
+        fmt::format("reply {}: the memory of its draft (audit event {}) is not a JSON object; "
+                    "shown as none",
+                    reply, event));
   }
 
   HandlerResult claim(Call& c) {
@@ -905,8 +926,9 @@ struct AdminServer::Impl {
          cursor,
          {"status", "string", false, "only this status"},
          {"chat_id", "integer", false, "only this chat"}});
-    add("GET", "/api/replies/{id}", A::kViewer, "A reply with its chat and history", &Impl::reply,
-        {}, {{"history", "integer", false, "messages of history, 0..100"}});
+    add("GET", "/api/replies/{id}", A::kViewer,
+        "A reply with its chat, history and its draft's memory", &Impl::reply, {},
+        {{"history", "integer", false, "messages of history, 0..100"}});
     add("POST", "/api/replies/{id}/claim", A::kOperator, "Hold a draft", &Impl::claim,
         {{"minutes", "integer", false, "how long, 1..60 (default 5)"}});
     add("DELETE", "/api/replies/{id}/claim", A::kOperator, "Give a claim up", &Impl::release);

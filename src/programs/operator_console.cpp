@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/draft_memory.h"
 #include "core/json_views.h"
 #include "core/text.h"
 #include "core/utf8.h"
@@ -44,7 +45,8 @@ constexpr std::string_view kHelp = R"(Commands (ID is a reply's number, CHAT_ID 
                                       to answer by hand), oldest first, with the chat's last
                                       messages (default: 20 drafts, 3 messages)
   next [--history N]                  the oldest draft awaiting a decision, in full
-  show ID [--history N]               one reply in full: its chat, history, draft, status
+  show ID [--history N]               one reply in full: its chat, history, draft (with the
+                                      memory it was written with), status
   approve ID                          the draft goes out as it is
   edit ID TEXT...                     TEXT goes out instead of the draft (or answers a failed
   edit ID --file F | edit ID -          reply by hand); from a file, or from standard input
@@ -107,6 +109,66 @@ std::string message_line(const Message& m) {
   std::string who(to_string(m.role));
   if (!m.author.empty()) who += " " + line(m.author);
   return fmt::format("[{}] {}: {}", utc(m.created_at, false), who, block(m.text, "    "));
+}
+
+// Fields of a draft's memory record, read leniently: a field missing or of another type reads as
+// empty (the record comes from the store, and nlohmann's value() would throw on a wrong type).
+std::string text_field(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+double number_field(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+const json& array_field(const json& j, const char* key) {
+  static const json kEmpty = json::array();
+  const auto it = j.find(key);
+  return it != j.end() && it->is_array() ? *it : kEmpty;
+}
+
+// The "memory used" section of `show`: what went into the draft, one item a line.
+void print_memory(std::ostream& out, const detail::DraftMemory& used) {
+  if (used.unreadable != 0) {
+    out << fmt::format("  memory used: its record (audit event #{}) cannot be read\n",
+                       used.unreadable);
+    return;
+  }
+  if (!used.memory.is_object()) {
+    out << "  memory used: no memory beyond the recent window\n";
+    return;
+  }
+  const json& m = used.memory;
+  const auto summary = static_cast<long long>(number_field(m, "summary_version"));
+  out << "  memory used: "
+      << (summary > 0 ? fmt::format("summary version {}", summary) : std::string("no summary"))
+      << fmt::format(" · {} recent message(s) · about {} tokens\n",
+                     static_cast<long long>(number_field(m, "window_messages")),
+                     static_cast<long long>(number_field(m, "estimated_tokens")));
+  for (const json& r : array_field(m, "recalled")) {
+    if (!r.is_object()) continue;
+    std::string kind = text_field(r, "kind");
+    if (kind.empty()) kind = "item";
+    out << fmt::format("    recalled {} ({:.3f}): {}\n", line(kind), number_field(r, "score"),
+                       line(text_field(r, "text")));
+  }
+  for (const json& p : array_field(m, "passages")) {
+    if (!p.is_object()) continue;
+    out << "    passage: " << line(text_field(p, "source"));
+    if (const std::string heading = text_field(p, "heading"); !heading.empty()) {
+      out << " › " << line(heading);
+    }
+    out << fmt::format(" ({:.3f})\n", number_field(p, "score"));
+  }
+  std::string dropped;
+  for (const json& d : array_field(m, "dropped")) {
+    if (!d.is_string()) continue;
+    if (!dropped.empty()) dropped += ", ";
+    dropped += line(d.get<std::string>());
+  }
+  if (!dropped.empty()) out << "    dropped for the token budget: " << dropped << "\n";
 }
 
 // ---- command lines ----------------------------------------------------------------------------
@@ -327,7 +389,9 @@ class OperatorConsole::Impl {
 
   // ---- drafts ----
 
-  void print_item(std::ostream& out, const PendingItem& item, bool full) {
+  // `memory`, when given, is printed after the draft.
+  void print_item(std::ostream& out, const PendingItem& item, bool full,
+                  const detail::DraftMemory* memory = nullptr) {
     const Reply& r = item.reply;
     out << fmt::format("#{} {} · {} · {}\n", r.id, to_string(r.status), chat_label(item.chat),
                        age(r.generated_at.value_or(r.created_at), clock_->now()));
@@ -348,7 +412,10 @@ class OperatorConsole::Impl {
       out << "  " << mark << message_line(m) << "\n";
     }
     if (!r.error.empty()) out << "  error: " << block(r.error, "    ") << "\n";
-    if (!r.draft_text.empty()) out << "  draft: " << block(r.draft_text, "    ") << "\n";
+    if (!r.draft_text.empty()) {
+      out << "  draft: " << block(r.draft_text, "    ") << "\n";
+      if (memory != nullptr) print_memory(out, *memory);
+    }
     if (!r.final_text.empty() && (full || r.final_text != r.draft_text)) {
       out << "  final";
       if (!r.author.empty()) out << " (by " << line(r.author) << ")";
@@ -411,10 +478,15 @@ class OperatorConsole::Impl {
     if (!history) return usage(err, "--history is 0..100");
     auto item = queue_->get(*id, *history);
     if (!item.ok()) return fail(err, item.status());
-    if (json_)
-      print_json(out, to_json(*item));
-    else
-      print_item(out, *item, true);
+    auto used = detail::draft_memory(*store_, *id);
+    if (!used.ok()) return fail(err, used.status());
+    if (json_) {
+      json shown = to_json(*item);
+      shown["memory"] = used->memory;
+      print_json(out, shown);
+    } else {
+      print_item(out, *item, true, &*used);
+    }
     return kOk;
   }
 

@@ -1,5 +1,6 @@
 // Test fixture: a SQLite store in a temporary folder on a manual clock, a ModerationQueue over
-// it, and helpers that put replies where an operator finds them (pending, failed).
+// it, and helpers that put replies where an operator finds them (pending, with the memory its
+// draft used, failed).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "llmassist/core/store_moderation_queue.h"
+#include "llmassist/memory_manager.h"
 #include "llmassist/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
 
@@ -67,16 +69,14 @@ struct QueueFixture {
 
   // A question whose draft waits for an operator.
   ReplyId pending(ChatId chat_id, const std::string& question, const std::string& draft) {
-    const ReplyId id = ask(chat_id, question);
-    generating(id);
-    ReplyChange ch;
-    ch.from = ReplyStatus::kGenerating;
-    ch.to = ReplyStatus::kPending;
-    ch.draft_text = draft;
-    ch.provider = "mock";
-    auto r = store->transition_reply(id, ch);
-    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-    return id;
+    return drafted(chat_id, question, draft, nullptr);
+  }
+
+  // A question whose draft waits for an operator, stored as the Assistant stores one: with an
+  // audit event "draft" whose detail is memory_used_json(`memory`), in the same commit.
+  ReplyId pending_with_memory(ChatId chat_id, const std::string& question, const std::string& draft,
+                              const Context& memory) {
+    return drafted(chat_id, question, draft, &memory);
   }
 
   // A question no provider could answer.
@@ -104,6 +104,27 @@ struct QueueFixture {
     auto events = store->list_audit(q);
     REQUIRE(events.ok());
     return *events;
+  }
+
+ private:
+  ReplyId drafted(ChatId chat_id, const std::string& question, const std::string& draft,
+                  const Context* memory) {
+    const ReplyId id = ask(chat_id, question);
+    generating(id);
+    ReplyChange ch;
+    ch.from = ReplyStatus::kGenerating;
+    ch.to = ReplyStatus::kPending;
+    ch.draft_text = draft;
+    ch.provider = "mock";
+    if (memory != nullptr) {
+      ch.actor = "bot:test";
+      ch.audit_action = "draft";
+      ch.detail = memory_used_json(*memory);
+      REQUIRE(!ch.detail.empty());
+    }
+    auto r = store->transition_reply(id, ch);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    return id;
   }
 };
 

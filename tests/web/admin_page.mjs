@@ -8,6 +8,8 @@
 //   LITERAL_TEXT='<img src=x onerror=alert(1)>' node tests/web/admin_page.mjs
 //
 // Optional: VIEWER_NAME and VIEWER_PASSWORD (a viewer must see no decision buttons),
+// MEMORY_QUESTION, RECALLED_TEXT and PASSAGE_SOURCE (the draft answering that question was
+// written with that recalled text and that passage, "source › heading", which the page must show),
 // SCREENSHOT_DIR (admin-queue.png and admin-dashboard.png, 1280x800), CHROMIUM (default
 // /usr/bin/chromium). Exits 0 when every step passed, 1 with the failing step's message otherwise.
 import assert from 'node:assert/strict';
@@ -30,6 +32,8 @@ const config = {
   editText: env('EDIT_TEXT'),
   reject: env('REJECT_QUESTION'),
   literal: env('LITERAL_TEXT'),
+  memory: process.env.MEMORY_QUESTION
+    ? {question: process.env.MEMORY_QUESTION, recalled: env('RECALLED_TEXT'), passage: env('PASSAGE_SOURCE')} : null,
   viewer: process.env.VIEWER_NAME ? {name: process.env.VIEWER_NAME, password: env('VIEWER_PASSWORD')} : null,
   screenshots: process.env.SCREENSHOT_DIR || '',
   chromium: env('CHROMIUM', '/usr/bin/chromium'),
@@ -100,6 +104,21 @@ const steps = [
     const shown = await page.locator('#queue-detail .msg.question .msg-text').textContent();
     assert.equal(shown, config.literal);
     assert.equal(await page.locator('main img').count(), 0, 'an <img> element was created from user text');
+  }],
+
+  ['shows the memory a draft was written with, as text', async (page) => {
+    // A draft from the recent window alone says so.
+    await openDraft(page, config.approve);
+    await page.locator('#memory-block', {hasText: 'No memory beyond the recent window'}).waitFor(WAIT);
+    if (!config.memory) return;
+    await openDraft(page, config.memory.question);
+    const block = page.locator('#memory-block');
+    const recalled = block.locator('.recalled li', {hasText: config.memory.recalled});
+    await recalled.waitFor(WAIT);
+    assert.equal(await recalled.locator('.memory-text').textContent(), config.memory.recalled);
+    assert.equal(await block.locator('.passages .memory-source').first().textContent(), config.memory.passage);
+    assert.equal(await page.locator('#memory-block i, #memory-block b, #memory-block img').count(), 0,
+                 'an element was created from a recalled text');
   }],
 
   ['takes a screenshot of the queue', async (page) => {

@@ -25,6 +25,8 @@
     chatsCursor: null,
     auditCursor: null,
     charts: [],
+    memory: new Map(),    // memoryKey(reply) → what memory went into that draft (null: none)
+    memoryLoading: new Set(),  // the keys being fetched
   };
 
   const ROLE_RANK = {viewer: 0, operator: 1, admin: 2};
@@ -388,7 +390,88 @@
              reply.generation_attempts > 1 ? ` · attempt ${reply.generation_attempts}` : '')),
         reply.status === 'failed' && reply.error ? el('p', {className: 'error-text'}, reply.error) : null,
         holder ? el('p', {className: 'claim-note'}, `${holder} is deciding this one.`) : null,
-        draftBody(reply)));
+        draftBody(reply)),
+      memoryBlock(reply));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The memory a draft was written with (GET /api/replies/{id}: "memory"), fetched once per draft:
+  // a redraft has a new generated_at, and so a key of its own.
+
+  const memoryKey = (reply) => `${reply.id}@${reply.generated_at}`;
+
+  function memoryBlock(reply) {
+    if (!reply.draft_text || !reply.generated_at) return null;
+    const key = memoryKey(reply);
+    const block = el('section', {id: 'memory-block', className: 'memory', 'aria-label': 'Memory used', dataset: {key}});
+    if (state.memory.has(key)) {
+      fillMemory(block, state.memory.get(key));
+    } else {
+      replace(block, el('h3', {}, 'Memory used'), el('p', {className: 'muted'}, 'Loading…'));
+      loadMemory(reply.id, key);
+    }
+    return block;
+  }
+
+  async function loadMemory(id, key) {
+    if (state.memoryLoading.has(key)) return;
+    state.memoryLoading.add(key);
+    let memory;
+    try {
+      memory = (await api('GET', `/api/replies/${id}${query({history: 0})}`)).memory ?? null;
+    } catch (error) {
+      if (error.status === 401) return;
+      memory = {unavailable: true};
+    } finally {
+      state.memoryLoading.delete(key);
+    }
+    if (state.memory.size >= 200) state.memory.clear();
+    if (!memory?.unavailable) state.memory.set(key, memory);
+    const block = $('memory-block');
+    if (block && block.dataset.key === key) fillMemory(block, memory);
+  }
+
+  // The first `limit` characters (not UTF-16 units) of `text`, with "…" when cut.
+  function excerpt(text, limit) {
+    const chars = Array.from(text || '');
+    return chars.length > limit ? `${chars.slice(0, limit).join('').trimEnd()}…` : chars.join('');
+  }
+
+  const score = (value) => (typeof value === 'number' ? value.toFixed(3) : '');
+  const arrayOf = (value) => (Array.isArray(value) ? value : []);
+
+  // Every text here may be a user's words: only text nodes (el()), never markup.
+  function fillMemory(block, memory) {
+    const title = el('h3', {}, 'Memory used');
+    if (memory?.unavailable) {
+      replace(block, title, el('p', {className: 'muted'}, 'What memory went into this draft cannot be loaded now.'));
+      return;
+    }
+    if (!memory || typeof memory !== 'object') {
+      replace(block, title, el('p', {className: 'muted'}, 'No memory beyond the recent window.'));
+      return;
+    }
+    const facts = [];
+    facts.push(memory.summary_version > 0 ? `summary version ${memory.summary_version}` : 'no summary');
+    if (typeof memory.window_messages === 'number') facts.push(`${memory.window_messages} recent messages`);
+    if (typeof memory.estimated_tokens === 'number') facts.push(`about ${memory.estimated_tokens} tokens`);
+    const recalled = arrayOf(memory.recalled).filter((r) => r && typeof r === 'object');
+    const passages = arrayOf(memory.passages).filter((p) => p && typeof p === 'object');
+    const dropped = arrayOf(memory.dropped).filter((d) => typeof d === 'string');
+    replace(block,
+      el('div', {className: 'memory-head'}, title, el('span', {className: 'muted'}, facts.join(' · '))),
+      recalled.length ? el('h4', {}, 'Recalled') : null,
+      recalled.length ? el('ul', {className: 'memory-list recalled'}, recalled.map((r) =>
+        el('li', {},
+          el('span', {className: 'memory-text'}, String(r.text ?? '')),
+          el('span', {className: 'memory-meta'}, [r.kind, score(r.score)].filter(Boolean).join(' · '))))) : null,
+      passages.length ? el('h4', {}, 'Knowledge') : null,
+      passages.length ? el('ul', {className: 'memory-list passages'}, passages.map((p) =>
+        el('li', {},
+          el('span', {className: 'memory-source'}, [p.source, p.heading].filter(Boolean).map(String).join(' › ')),
+          el('span', {className: 'memory-meta'}, score(p.score)),
+          p.text ? el('span', {className: 'memory-text excerpt'}, excerpt(String(p.text), 160)) : null))) : null,
+      dropped.length ? el('p', {className: 'memory-dropped muted'}, `Left out for the token budget: ${dropped.join(', ')}.`) : null);
   }
 
   function draftBody(reply) {
