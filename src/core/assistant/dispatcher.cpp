@@ -104,11 +104,9 @@ void Dispatcher::run() {
         }
         return these;
       };
-      auto these = with(kDraftWork);
-      // Questions stored here are drafted with the settings as they are now: an admin's
-      // change (from the admin server in this process) holds for the next question asked.
-      if (!these.empty()) {
-        refresh_settings();
+      // Drafting reads the settings after each claim (claim_and_draft()): an admin's change
+      // holds for the next question asked.
+      if (auto these = with(kDraftWork); !these.empty()) {
         core_.drafting.claim_and_draft(ReplyStatus::kNew, ctx.worker, these);
       }
       if (auto redraft = with(kRedraftWork); !redraft.empty()) {

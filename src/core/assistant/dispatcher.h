@@ -40,7 +40,7 @@ class Dispatcher {
   void stop();
   [[nodiscard]] bool running() const { return pump_.joinable(); }
 
-  // The runtime settings, from the store.
+  // Takes up the runtime settings from the store. Any thread.
   void refresh_settings();
 
   // A draft (a send) of `chat` begins, or ends: when its end was not `continued` by a claim of

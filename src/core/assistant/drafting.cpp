@@ -22,6 +22,9 @@ void Drafting::claim_and_draft(ReplyStatus from, const std::string& who,
         ctx.parts.store->claim_replies(draft_claim(from, who, chats, limit, true, channel));
     if (ctx.failed(claimed, "claiming replies to draft")) continue;
     if (static_cast<int>(claimed->size()) == limit) core_.dispatcher.starve(kDraftWork);
+    // The settings as they are now, read after the claim: an admin's change written before a
+    // question was stored holds for its draft.
+    if (!claimed->empty()) core_.dispatcher.refresh_settings();
     for (auto& reply : *claimed) draft(std::move(reply));
   }
 }
