@@ -85,6 +85,15 @@ std::shared_ptr<LlmProvider> summariser(MockLlmServer& llm) {
   return std::shared_ptr<LlmProvider>(make_openai_provider(po).value().release());
 }
 
+// The mock's bag-of-words embeddings over loopback, as an OpenAI-compatible embedder.
+std::shared_ptr<EmbeddingProvider> bag_of_words_embedder(MockLlmServer& server) {
+  OpenAiEmbeddingOptions eo;
+  eo.base_url = server.openai_url();
+  eo.model = "bag-of-words";
+  eo.logger = null_logger();
+  return std::shared_ptr<EmbeddingProvider>(make_openai_embedding_provider(eo).value().release());
+}
+
 SemanticMemoryOptions quiet(SemanticMemoryOptions o = {}) {
   o.logger = null_logger();
   o.system_prompt = "You are the support assistant.";
@@ -295,13 +304,8 @@ TEST_CASE("semantic memory: a redraft carries the rejected draft and the operato
 TEST_CASE("semantic memory: with an embedder, vectors are stored and recall is hybrid") {
   Fixture f;
   MockLlmServer server;
-  OpenAiEmbeddingOptions eo;
-  eo.base_url = server.openai_url();
-  eo.model = "bag-of-words";
-  eo.logger = null_logger();
   SemanticMemoryOptions o = quiet();
-  o.recall.embedder =
-      std::shared_ptr<EmbeddingProvider>(make_openai_embedding_provider(eo).value().release());
+  o.recall.embedder = bag_of_words_embedder(server);
   auto memory = make_semantic_memory(f.store, o).value();
   const ChatId c = f.chat("800");
   f.say(*memory, c, "my favourite colour is teal");
@@ -320,12 +324,7 @@ TEST_CASE("semantic memory: with an embedder, vectors are stored and recall is h
 TEST_CASE("semantic memory: knowledge passages with their source join the prompt") {
   Fixture f;
   MockLlmServer server;
-  OpenAiEmbeddingOptions eo;
-  eo.base_url = server.openai_url();
-  eo.model = "bag-of-words";
-  eo.logger = null_logger();
-  auto embedder =
-      std::shared_ptr<EmbeddingProvider>(make_openai_embedding_provider(eo).value().release());
+  auto embedder = bag_of_words_embedder(server);
   const std::string file = f.dir.file("billing.md");
   std::ofstream(file) << "# Billing\n\n## Refunds\n\nA refund reaches the card within five "
                          "working days after the parcel is back.\n\n## Invoices\n\nInvoices are "
