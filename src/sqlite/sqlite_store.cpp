@@ -323,8 +323,8 @@ std::string fts_query(const std::vector<std::string>& tokens) {
 // them with a rarer term are still found by it.
 constexpr std::int64_t kMaxRankedMatches = 1500;
 
-Status keep_rarer_tokens(Connection& c, std::vector<std::string>& tokens) {
-  if (tokens.size() < 2) return Status();
+// Returns how many items the kept tokens match at most (the sum of their counts).
+Result<std::int64_t> keep_rarer_tokens(Connection& c, std::vector<std::string>& tokens) {
   auto s = c.prepare("SELECT doc FROM recall_vocab WHERE term = ?1");
   if (!s.ok()) return s.status();
   std::vector<std::pair<std::int64_t, std::string>> by_count;
@@ -343,7 +343,7 @@ Status keep_rarer_tokens(Connection& c, std::vector<std::string>& tokens) {
     matches += docs;
     tokens.push_back(std::move(token));
   }
-  return Status();
+  return matches;
 }
 
 // kInvalidArgument unless `v` is a usable vector: not empty, every value finite.
@@ -1178,7 +1178,7 @@ class SqliteStore final : public MessageStore {
     std::vector<std::string> tokens = fts_tokens(q.chat_id, q.terms);
     if (tokens.empty()) return std::vector<RecallHit>{};
     return read<std::vector<RecallHit>>([&](Connection& c) -> Result<std::vector<RecallHit>> {
-      LLMASSIST_RETURN_IF_ERROR(keep_rarer_tokens(c, tokens));
+      LLMASSIST_ASSIGN_OR_RETURN(const std::int64_t matches, keep_rarer_tokens(c, tokens));
       if (tokens.empty()) return std::vector<RecallHit>{};
       const std::string match = fts_query(tokens);
       // FTS5 ranks its matches alone, then only the best rows are read. The chat_id test is a
@@ -1202,8 +1202,9 @@ class SqliteStore final : public MessageStore {
           return hit;
         });
       };
-      LLMASSIST_ASSIGN_OR_RETURN(auto hits, run(static_cast<std::int64_t>(q.limit) + 64));
-      if (static_cast<int>(hits.size()) < q.limit) return run(-1);
+      const std::int64_t ranked = static_cast<std::int64_t>(q.limit) + 64;
+      LLMASSIST_ASSIGN_OR_RETURN(auto hits, run(ranked));
+      if (static_cast<int>(hits.size()) < q.limit && matches > ranked) return run(-1);
       return hits;
     });
   }
