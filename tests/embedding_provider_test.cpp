@@ -19,6 +19,7 @@
 
 using namespace llmassist;
 using namespace std::chrono_literals;
+using llmassist::testing::json_response;
 using llmassist::testing::MockLlmServer;
 using llmassist::testing::RawConnection;
 using llmassist::testing::RawHttpServer;
@@ -395,8 +396,7 @@ TEST_CASE("embeddings: answers out of shape are refused") {
     RawHttpServer server;
     server.start([&](RawConnection& conn) {
       while (conn.read_request()) {
-        conn.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                   std::to_string(c.body.size()) + "\r\n\r\n" + c.body);
+        conn.write(json_response(c.body));
       }
     });
     auto p = make(c.kind, c.kind == Kind::kOpenAi ? server.url("/v1") : server.url());
@@ -453,9 +453,7 @@ TEST_CASE("embeddings: many requests in flight at once over one client") {
 // provider sends it once more, on a fresh connection.
 TEST_CASE("embeddings: a request lost by a kept-alive connection is sent once more") {
   const std::string answer = R"({"data":[{"embedding":[0.6,0.8],"index":0}],"model":"m"})";
-  const std::string reply =
-      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-      std::to_string(answer.size()) + "\r\n\r\n" + answer;
+  const std::string reply = json_response(answer);
   RawHttpServer server;
   server.start([&](RawConnection& conn) {
     if (conn.index() == 0) {

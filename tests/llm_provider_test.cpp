@@ -17,6 +17,7 @@
 
 using namespace llmassist;
 using namespace std::chrono_literals;
+using llmassist::testing::json_response;
 using llmassist::testing::MockLlmServer;
 using llmassist::testing::RawConnection;
 using llmassist::testing::RawHttpServer;
@@ -504,10 +505,7 @@ TEST_CASE("providers: a completion lost by a kept-alive connection is sent once 
   const std::string answer =
       R"({"id":"c1","object":"chat.completion","model":"mock-model","choices":[{"index":0,)"
       R"("message":{"role":"assistant","content":"Hello again"},"finish_reason":"stop"}]})";
-  const std::string reply =
-      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-      "Content-Length: " +
-      std::to_string(answer.size()) + "\r\n\r\n" + answer;
+  const std::string reply = json_response(answer);
   RawHttpServer server;
   server.start([&](RawConnection& conn) {
     if (conn.index() == 0) {

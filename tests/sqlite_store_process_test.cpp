@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <random>
 #include <set>
 #include <string>
@@ -55,6 +56,31 @@ int wait_exit(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+// Runs `work(w, report)` in `workers` child processes at once: each reports the ids it claimed
+// with report(id) (false when the pipe broke) and returns whether it ended well, which each
+// child's exit status is checked for. Every id reported, in the order read.
+std::vector<std::int64_t> ids_from_processes(
+    int workers, const std::function<bool(int, const std::function<bool(std::int64_t)>&)>& work) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::vector<pid_t> pids;
+  for (int w = 0; w < workers; ++w) {
+    pids.push_back(spawn([&, w] {
+      ::close(fds[0]);
+      return work(w, [&](std::int64_t id) {
+        return ::write(fds[1], &id, sizeof id) == static_cast<ssize_t>(sizeof id);
+      });
+    }));
+  }
+  ::close(fds[1]);
+  std::vector<std::int64_t> ids;
+  std::int64_t id = 0;
+  while (::read(fds[0], &id, sizeof id) == sizeof id) ids.push_back(id);
+  ::close(fds[0]);
+  for (pid_t pid : pids) CHECK(wait_exit(pid) == 0);
+  return ids;
 }
 
 std::string integrity(const std::string& path) {
@@ -109,36 +135,23 @@ TEST_CASE("sqlite store, processes: writers and claimers in several processes sh
 
   // Now several processes claim the replies; each must be claimed exactly once. Each child
   // writes the ids it claimed to a pipe.
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  pids.clear();
-  for (int w = 0; w < kWriters; ++w) {
-    pids.push_back(spawn([&, w] {
-      ::close(fds[0]);
-      auto child = open_store(path);
-      if (!child) return false;
-      ClaimRequest q;
-      q.status = ReplyStatus::kNew;
-      q.to = ReplyStatus::kGenerating;
-      q.worker = "process-" + std::to_string(w);
-      q.limit = 2;
-      while (true) {
-        auto claimed = child->claim_replies(q);
-        if (!claimed.ok()) return false;
-        if (claimed->empty()) return true;
-        for (auto& r : *claimed) {
-          const std::int64_t id = r.id;
-          if (::write(fds[1], &id, sizeof id) != sizeof id) return false;
-        }
+  const auto ids = ids_from_processes(kWriters, [&](int w, const auto& report) {
+    auto child = open_store(path);
+    if (!child) return false;
+    ClaimRequest q;
+    q.status = ReplyStatus::kNew;
+    q.to = ReplyStatus::kGenerating;
+    q.worker = "process-" + std::to_string(w);
+    q.limit = 2;
+    while (true) {
+      auto claimed = child->claim_replies(q);
+      if (!claimed.ok()) return false;
+      if (claimed->empty()) return true;
+      for (auto& r : *claimed) {
+        if (!report(r.id)) return false;
       }
-    }));
-  }
-  ::close(fds[1]);
-  std::vector<std::int64_t> ids;
-  std::int64_t id = 0;
-  while (::read(fds[0], &id, sizeof id) == sizeof id) ids.push_back(id);
-  ::close(fds[0]);
-  for (pid_t pid : pids) CHECK(wait_exit(pid) == 0);
+    }
+  });
   std::set<std::int64_t> unique(ids.begin(), ids.end());
   CHECK(ids.size() == kPerWriter);
   CHECK(unique.size() == kPerWriter);
@@ -261,36 +274,23 @@ TEST_CASE(
     for (int i = 0; i < kJobs; ++i) REQUIRE(store->enqueue_job(embed_job(i)).ok());
   }
   constexpr int kWorkers = 3;
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  std::vector<pid_t> pids;
-  for (int w = 0; w < kWorkers; ++w) {
-    pids.push_back(spawn([&, w] {
-      ::close(fds[0]);
-      auto store = open_store(path);
-      if (!store) return false;
-      JobClaim claim;
-      claim.worker = "process-" + std::to_string(w);
-      claim.limit = 3;
-      while (true) {
-        auto claimed = store->claim_jobs(claim);
-        if (!claimed.ok()) return false;
-        if (claimed->empty()) return true;
-        for (const MemoryJob& j : *claimed) {
-          // Reported while held: a second holder would report it too.
-          const std::int64_t id = j.id;
-          if (::write(fds[1], &id, sizeof id) != sizeof id) return false;
-          if (!store->finish_job(j.id, claim.worker).ok()) return false;
-        }
+  const auto ids = ids_from_processes(kWorkers, [&](int w, const auto& report) {
+    auto store = open_store(path);
+    if (!store) return false;
+    JobClaim claim;
+    claim.worker = "process-" + std::to_string(w);
+    claim.limit = 3;
+    while (true) {
+      auto claimed = store->claim_jobs(claim);
+      if (!claimed.ok()) return false;
+      if (claimed->empty()) return true;
+      for (const MemoryJob& j : *claimed) {
+        // Reported while held: a second holder would report it too.
+        if (!report(j.id)) return false;
+        if (!store->finish_job(j.id, claim.worker).ok()) return false;
       }
-    }));
-  }
-  ::close(fds[1]);
-  std::vector<std::int64_t> ids;
-  std::int64_t id = 0;
-  while (::read(fds[0], &id, sizeof id) == sizeof id) ids.push_back(id);
-  ::close(fds[0]);
-  for (pid_t pid : pids) CHECK(wait_exit(pid) == 0);
+    }
+  });
   const std::set<std::int64_t> unique(ids.begin(), ids.end());
   CHECK(ids.size() == kJobs);
   CHECK(unique.size() == kJobs);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "llmassist/sqlite/sqlite_store.h"
+#include "llmassist/testing/message_store_conformance.h"
 #include "sqlite/sqlite_db.h"
 #include "sqlite/sqlite_schema.h"
 #include "support/temp_dir.h"
@@ -1210,16 +1211,10 @@ std::string query_text(const std::string& path, const std::string& sql) {
   return out;
 }
 
+// A recall item of the kind "message", as the conformance checks make them.
 RecallItem item(ChatId chat, const std::string& key, const std::string& terms,
                 MessageId message = 0) {
-  RecallItem r;
-  r.chat_id = chat;
-  r.kind = "message";
-  r.key = key;
-  r.message_id = message;
-  r.text = "text " + key;
-  r.terms = terms;
-  return r;
+  return llmassist::testing::store_checks::recall(chat, key, terms, message);
 }
 
 std::vector<std::string> hit_keys(const Result<std::vector<RecallHit>>& hits) {

@@ -60,6 +60,12 @@ struct RawRequest {
 class RawHttpServer;
 
 // The server's side of one accepted connection. Every wait ends early when the server stops.
+// A whole "200 OK" response with a JSON body and its Content-Length.
+inline std::string json_response(std::string_view body) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
 class RawConnection {
  public:
   RawConnection(const RawConnection&) = delete;
