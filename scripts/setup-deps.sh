@@ -24,6 +24,11 @@ packages=(
   libssl-dev libcurl4-openssl-dev libcpp-httplib-dev libsodium-dev libmicrohttpd-dev libjs-chart.js nghttp2-server
   libstemmer-dev libhnswlib-dev libmd-dev
   python3-dev pybind11-dev
+  # libpq: the PostgreSQL stores. The server and psql: the tests' own server
+  # (tests/support/postgres_server.sh, a cluster in the build folder on a port of its own). The
+  # package's install may also make and start Debian's cluster on port 5432; nothing of ours
+  # uses it.
+  libpq-dev postgresql-15 postgresql-client-15
 )
 if [ $browser -eq 1 ]; then
   # fonts-liberation is only recommended by chromium: without a font, pages render no text.
