@@ -79,6 +79,8 @@ class Params {
   }
 
   int size() const { return static_cast<int>(values_.size()); }
+  // Whether a text value holds a NUL byte: libpq would cut it there, so exec() refuses it.
+  bool has_nul() const { return has_nul_; }
   // For PQexecPrepared: pointers into this object, valid while it lives unchanged.
   std::vector<const char*> pointers() const;
   const std::vector<int>& lengths() const { return lengths_; }
@@ -88,6 +90,7 @@ class Params {
   std::vector<std::optional<std::string>> values_;
   std::vector<int> lengths_;
   std::vector<int> formats_;
+  bool has_nul_ = false;
 };
 
 // The rows of one statement's result.
@@ -106,7 +109,7 @@ class Rows {
   std::int64_t affected() const;
 
   bool null(int row, int col) const;
-  std::string text(int row, int col) const;  // "" for NULL
+  std::string text(int row, int col) const;    // "" for NULL
   std::int64_t int64(int row, int col) const;  // 0 for NULL
   double real(int row, int col) const;         // 0 for NULL
   bool boolean(int row, int col) const;        // false for NULL
@@ -134,10 +137,6 @@ struct ConnectSettings {
 // it carries a password, or the schema name is not [A-Za-z_][A-Za-z0-9_]*.
 Result<ConnectSettings> connect_settings(const PostgresConnectOptions& options);
 
-// Whether a failed call may be run again in a new transaction: a serialization failure, a
-// deadlock, a connection lost (or a server shutting down) before the commit.
-bool retryable(const Status& status);
-
 class Connection {
  public:
   // Connects, sets the session's search_path to the schema (created by the migration) and
@@ -159,6 +158,9 @@ class Connection {
 
   // False once the connection is lost: the pool drops it.
   bool usable() const;
+  // The SQLSTATE of the last statement that failed since the last BEGIN ("" when none did).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+  void clear_error() { last_sqlstate_.clear(); }
   // The server process's id (for logs and tests).
   int backend_pid() const;
   pg_conn* handle() { return conn_; }
@@ -169,6 +171,7 @@ class Connection {
 
   pg_conn* conn_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name
+  std::string last_sqlstate_;
 };
 
 // Connections to one database, made as needed up to a limit, a broken one replaced.
@@ -197,9 +200,13 @@ class Pool {
   // kUnavailable when none can be had before `deadline`.
   Result<Lease> acquire(std::chrono::steady_clock::time_point deadline);
 
-  // Runs `body` in a transaction (READ COMMITTED; read only when `read_only`) and commits it.
-  // When it fails with a retryable status, it runs again, with a short growing pause, until
-  // retry_for has passed since the first try. `body` must have no effect outside the database
+  // Runs `body` in a transaction (READ COMMITTED) and commits it; with `read_only`, runs its
+  // statements outside a transaction (each on its own snapshot, as READ COMMITTED gives).
+  // When it fails before its commit because the connection was lost (the server restarting) or
+  // PostgreSQL chose it as a deadlock's or serialization failure's victim, it runs again on
+  // another connection, with a short growing pause, until retry_for has passed since the first
+  // try. A connection lost during the COMMIT itself is kUnavailable, never run again: the
+  // change may have been stored. `body` must have no effect outside the database
   // that a second run would repeat.
   template <typename T, typename Body>
   Result<T> transaction(bool read_only, Body&& body) {

@@ -23,6 +23,8 @@
 #include <thread>
 #include <type_traits>
 
+#include "core/store_rows.h"
+#include "core/store_support.h"
 #include "llmassist/reply_lifecycle.h"
 #include "sqlite/sqlite_db.h"
 #include "sqlite/sqlite_schema.h"
@@ -30,184 +32,55 @@
 namespace llmassist {
 namespace {
 
+using detail::check_limit;
 using detail::collect;
 using detail::Connection;
 using detail::ConnectionPool;
+using detail::like_pattern;
 using detail::single;
+using detail::split_terms;
 using detail::Statement;
 using detail::to_millis;
 using detail::Transaction;
-
-constexpr int kMaxPage = 1000;
-
-Status check_limit(int limit) {
-  if (limit < 1 || limit > kMaxPage) {
-    return invalid_argument(fmt::format("limit must be between 1 and {}, got {}", kMaxPage, limit));
-  }
-  return Status();
-}
-
-// "%" and "_" in user search text are literals, not wildcards.
-std::string like_pattern(std::string_view search) {
-  std::string out = "%";
-  for (char c : search) {
-    if (c == '%' || c == '_' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '%';
-  return out;
-}
 
 // ---- row readers: each matches the column list beside it ----------------------------------
 
 constexpr const char* kChatColumns =
     "id, channel, external_id, title, username, mode, blocked, created_at, updated_at";
-Chat read_chat(const Statement& s) {
-  Chat c;
-  c.id = s.int64(0);
-  c.channel = s.text(1);
-  c.external_id = s.text(2);
-  c.title = s.text(3);
-  c.username = s.text(4);
-  c.mode = parse_chat_mode(s.text(5)).value_or(ChatMode::kBot);
-  c.blocked = s.int64(6) != 0;
-  c.created_at = s.time(7);
-  c.updated_at = s.time(8);
-  return c;
-}
+Chat read_chat(const Statement& s) { return detail::read_chat_row(s); }
 
 constexpr const char* kSessionColumns = "id, chat_id, started_at, closed_at, summary, summary_upto";
-Session read_session(const Statement& s) {
-  Session x;
-  x.id = s.int64(0);
-  x.chat_id = s.int64(1);
-  x.started_at = s.time(2);
-  x.closed_at = s.opt_time(3);
-  x.summary = s.text(4);
-  x.summary_upto = s.int64(5);
-  return x;
-}
+Session read_session(const Statement& s) { return detail::read_session_row(s); }
 
 constexpr const char* kMessageColumns =
     "id, chat_id, session_id, role, text, author, created_at, coalesce(dedup_key, ''), "
     "transport_message_id, reply_id";
-Message read_message(const Statement& s) {
-  Message m;
-  m.id = s.int64(0);
-  m.chat_id = s.int64(1);
-  m.session_id = s.int64(2);
-  m.role = parse_role(s.text(3)).value_or(Role::kSystem);
-  m.text = s.text(4);
-  m.author = s.text(5);
-  m.created_at = s.time(6);
-  m.dedup_key = s.text(7);
-  m.transport_message_id = s.text(8);
-  m.reply_id = s.int64(9);
-  return m;
-}
+Message read_message(const Statement& s) { return detail::read_message_row(s); }
 
 constexpr const char* kReplyColumns =
     "id, chat_id, session_id, question_id, status, draft_text, final_text, author, provider, "
     "providers_tried, error, generation_attempts, send_attempts, version, claimed_by, "
     "lease_until, next_attempt_at, transport_message_id, created_at, updated_at, generated_at, "
     "decided_at, sent_at";
-Reply read_reply(const Statement& s) {
-  Reply r;
-  r.id = s.int64(0);
-  r.chat_id = s.int64(1);
-  r.session_id = s.int64(2);
-  r.question_id = s.int64(3);
-  r.status = parse_reply_status(s.text(4)).value_or(ReplyStatus::kFailed);
-  r.draft_text = s.text(5);
-  r.final_text = s.text(6);
-  r.author = s.text(7);
-  r.provider = s.text(8);
-  // column 9, providers_tried, feeds the statistics only
-  r.error = s.text(10);
-  r.generation_attempts = static_cast<int>(s.int64(11));
-  r.send_attempts = static_cast<int>(s.int64(12));
-  r.version = s.int64(13);
-  r.claimed_by = s.text(14);
-  r.lease_until = s.opt_time(15);
-  r.next_attempt_at = s.opt_time(16);
-  r.transport_message_id = s.text(17);
-  r.created_at = s.time(18);
-  r.updated_at = s.time(19);
-  r.generated_at = s.opt_time(20);
-  r.decided_at = s.opt_time(21);
-  r.sent_at = s.opt_time(22);
-  return r;
-}
+Reply read_reply(const Statement& s) { return detail::read_reply_row(s); }
 
 constexpr const char* kAuditColumns =
     "id, at, actor, action, reply_id, chat_id, before, after, detail";
-AuditEvent read_audit(const Statement& s) {
-  AuditEvent e;
-  e.id = s.int64(0);
-  e.at = s.time(1);
-  e.actor = s.text(2);
-  e.action = s.text(3);
-  e.reply_id = s.int64(4);
-  e.chat_id = s.int64(5);
-  e.before = s.text(6);
-  e.after = s.text(7);
-  e.detail = s.text(8);
-  return e;
-}
+AuditEvent read_audit(const Statement& s) { return detail::read_audit_row(s); }
 
 constexpr const char* kSummaryColumns =
     "id, session_id, chat_id, version, content, last_message_id, created_at";
-SessionSummary read_summary(const Statement& s) {
-  SessionSummary x;
-  x.id = s.int64(0);
-  x.session_id = s.int64(1);
-  x.chat_id = s.int64(2);
-  x.version = static_cast<int>(s.int64(3));
-  x.content = s.text(4);
-  x.last_message_id = s.int64(5);
-  x.created_at = s.time(6);
-  return x;
-}
+SessionSummary read_summary(const Statement& s) { return detail::read_summary_row(s); }
 
 constexpr const char* kJobColumns =
     "id, kind, key, chat_id, payload, attempts, claimed_by, lease_until, next_attempt_at, "
     "last_error, created_at, done_at";
-MemoryJob read_job(const Statement& s) {
-  MemoryJob j;
-  j.id = s.int64(0);
-  j.kind = s.text(1);
-  j.key = s.text(2);
-  j.chat_id = s.int64(3);
-  j.payload = s.text(4);
-  j.attempts = static_cast<int>(s.int64(5));
-  j.claimed_by = s.text(6);
-  j.lease_until = s.opt_time(7);
-  j.next_attempt_at = s.time(8);
-  j.last_error = s.text(9);
-  j.created_at = s.time(10);
-  j.done_at = s.opt_time(11);
-  return j;
-}
+MemoryJob read_job(const Statement& s) { return detail::read_job_row(s); }
 
-// Column 8 is the vector, which may be damaged: the reader returns a Result.
 constexpr const char* kRecallColumns =
     "id, chat_id, session_id, kind, key, message_id, text, terms, vector, vector_model, "
     "created_at";
-Result<RecallItem> read_recall(const Statement& s) {
-  RecallItem r;
-  r.id = s.int64(0);
-  r.chat_id = s.int64(1);
-  r.session_id = s.int64(2);
-  r.kind = s.text(3);
-  r.key = s.text(4);
-  r.message_id = s.int64(5);
-  r.text = s.text(6);
-  r.terms = s.text(7);
-  LLMASSIST_ASSIGN_OR_RETURN(r.vector, s.floats(8));
-  r.vector_model = s.text(9);
-  r.created_at = s.time(10);
-  return r;
-}
+Result<RecallItem> read_recall(const Statement& s) { return detail::read_recall_row(s); }
 
 // collect() for a reader that can fail.
 template <typename T, typename Reader>
@@ -230,8 +103,6 @@ Result<std::vector<T>> collect_checked(Statement& stmt, Reader read) {
 // ("_" itself too). The encoding is injective and leaves nothing for the tokenizer to split or
 // for the query syntax to read as an operator, so a chat's query names only its own tokens.
 
-constexpr std::size_t kMaxQueryTerms = 1024;
-
 bool token_byte(unsigned char b) {
   return b >= 0x80 || (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z');
 }
@@ -251,23 +122,6 @@ void append_token(std::string& out, ChatId chat, std::string_view term) {
       out += kHex[b & 0xf];
     }
   }
-}
-
-bool ascii_space(char ch) {
-  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
-// The words of `terms`, split at ASCII white space.
-std::vector<std::string_view> split_terms(std::string_view terms) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < terms.size()) {
-    while (i < terms.size() && ascii_space(terms[i])) ++i;
-    const std::size_t start = i;
-    while (i < terms.size() && !ascii_space(terms[i])) ++i;
-    if (i > start) out.push_back(terms.substr(start, i - start));
-  }
-  return out;
 }
 
 // What the FTS5 table indexes for an item: its tokens, separated by spaces. Empty when the item
@@ -346,54 +200,6 @@ Result<std::int64_t> keep_rarer_tokens(Connection& c, std::vector<std::string>& 
   return matches;
 }
 
-// kInvalidArgument unless `v` is a usable vector: not empty, every value finite.
-Status check_vector(std::span<const float> v, std::string_view what) {
-  if (v.empty()) return invalid_argument(fmt::format("{} is empty", what));
-  for (float x : v) {
-    if (!std::isfinite(x))
-      return invalid_argument(fmt::format("{} has a value that is not finite", what));
-  }
-  return Status();
-}
-
-double norm(std::span<const float> v) {
-  double sum = 0;
-  for (float x : v) sum += static_cast<double>(x) * x;
-  return std::sqrt(sum);
-}
-
-// The cosine similarity of `a` and `b` (same length), given |a|; nullopt for a zero vector.
-std::optional<double> cosine(std::span<const float> a, double norm_a, std::span<const float> b) {
-  double dot = 0;
-  double bb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    dot += static_cast<double>(a[i]) * b[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  if (norm_a == 0 || bb == 0) return std::nullopt;
-  const double score = dot / (norm_a * std::sqrt(bb));
-  if (!std::isfinite(score)) return std::nullopt;
-  return score;
-}
-
-// Nearest-rank percentile of sorted samples.
-std::optional<double> percentile(const std::vector<std::int64_t>& sorted, double p) {
-  if (sorted.empty()) return std::nullopt;
-  const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  const std::size_t index = rank == 0 ? 0 : std::min(rank - 1, sorted.size() - 1);
-  return static_cast<double>(sorted[index]);
-}
-
-LatencySummary summarize(std::vector<std::int64_t> samples) {
-  std::sort(samples.begin(), samples.end());
-  LatencySummary out;
-  out.count = static_cast<std::int64_t>(samples.size());
-  out.p50_ms = percentile(samples, 0.50);
-  out.p95_ms = percentile(samples, 0.95);
-  out.p99_ms = percentile(samples, 0.99);
-  return out;
-}
-
 class SqliteStore final : public MessageStore {
  public:
   SqliteStore(const SqliteStoreOptions& options, std::unique_ptr<Connection> first,
@@ -417,11 +223,7 @@ class SqliteStore final : public MessageStore {
 
   Result<std::vector<Chat>> upsert_chats(std::span<const ChatInfo> infos) override {
     if (infos.empty()) return std::vector<Chat>{};
-    for (const ChatInfo& info : infos) {
-      if (info.channel.empty() || info.external_id.empty()) {
-        return invalid_argument("a chat needs a channel and an external id");
-      }
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_chat_infos(infos));
     // Most calls find the chats as they are (every inbound message upserts its chat): a read,
     // which costs no commit.
     std::vector<std::optional<Chat>> known(infos.size());
@@ -575,10 +377,7 @@ class SqliteStore final : public MessageStore {
 
   Result<std::vector<InboundResult>> append_inbound(
       std::span<const InboundMessage> messages) override {
-    for (const auto& m : messages) {
-      if (m.chat_id <= 0) return invalid_argument("an inbound message needs a chat id");
-      LLMASSIST_RETURN_IF_ERROR(check_text_size("the message text", m.text));
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_inbound(messages));
     if (messages.empty()) return std::vector<InboundResult>{};
     return write<std::vector<InboundResult>>(
         [&](Connection& c) -> Result<std::vector<InboundResult>> {
@@ -594,8 +393,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<Message> append_message(const NewMessage& m) override {
-    if (m.chat_id <= 0) return invalid_argument("a message needs a chat id");
-    LLMASSIST_RETURN_IF_ERROR(check_text_size("the message text", m.text));
+    LLMASSIST_RETURN_IF_ERROR(detail::check_new_message(m));
     return write<Message>([&](Connection& c) -> Result<Message> {
       SessionId session = m.session_id;
       if (session == 0) {
@@ -782,9 +580,7 @@ class SqliteStore final : public MessageStore {
   // ---- audit, statistics, settings ---------------------------------------------------------
 
   Result<AuditEvent> append_audit(const AuditEvent& event) override {
-    if (event.actor.empty() || event.action.empty()) {
-      return invalid_argument("an audit event needs an actor and an action");
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_audit_event(event));
     return write<AuditEvent>([&](Connection& c) -> Result<AuditEvent> {
       auto id = insert_audit(c, event);
       if (!id.ok()) return id.status();
@@ -810,9 +606,8 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<Stats> stats(const StatsQuery& q) override {
-    const std::int64_t from = to_millis(q.from);
-    const std::int64_t to = q.to == Timestamp{} ? now_ms() + 1 : to_millis(q.to);
-    if (to <= from) return invalid_argument("the statistics range ends before it starts");
+    LLMASSIST_ASSIGN_OR_RETURN(const auto range, detail::stats_range(q, now_ms()));
+    const auto [from, to] = range;
     return read<Stats>([&](Connection& c) { return stats_in(c, from, to); });
   }
 
@@ -827,8 +622,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Status put_setting(std::string_view key, std::string_view value) override {
-    if (key.empty()) return invalid_argument("a setting needs a key");
-    LLMASSIST_RETURN_IF_ERROR(check_text_size("the setting", value));
+    LLMASSIST_RETURN_IF_ERROR(detail::check_setting(key, value));
     return write_status([&](Connection& c) -> Status {
       auto s = c.prepare(
           "INSERT INTO settings (key, value) VALUES (?1, ?2) "
@@ -944,12 +738,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<SessionSummary> add_session_summary(const NewSessionSummary& n) override {
-    if (n.content.empty()) return invalid_argument("a session summary needs a content");
-    LLMASSIST_RETURN_IF_ERROR(check_text_size("the summary", n.content));
-    if (n.expected_version < 0) return invalid_argument("expected_version must not be negative");
-    if (n.job_id != 0 && n.worker.empty()) {
-      return invalid_argument("a summary that finishes a job needs the job's worker");
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_new_summary(n));
     return write<SessionSummary>([&](Connection& c) -> Result<SessionSummary> {
       LLMASSIST_ASSIGN_OR_RETURN(const ChatId chat, session_chat_in(c, n.session_id));
       if (n.job_id != 0) LLMASSIST_RETURN_IF_ERROR(held_job_in(c, n.job_id, n.worker).status());
@@ -1016,10 +805,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<MemoryJob> enqueue_job(const NewMemoryJob& job) override {
-    if (job.kind.empty() || job.key.empty())
-      return invalid_argument("a job needs a kind and a key");
-    if (job.chat_id < 0) return invalid_argument("a job's chat id must not be negative");
-    LLMASSIST_RETURN_IF_ERROR(check_text_size("the job's payload", job.payload));
+    LLMASSIST_RETURN_IF_ERROR(detail::check_new_job(job));
     return write<MemoryJob>([&](Connection& c) -> Result<MemoryJob> {
       static const std::string find =
           fmt::format("SELECT {} FROM memory_jobs WHERE key = ?1 AND done_at IS NULL", kJobColumns);
@@ -1042,14 +828,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<std::vector<MemoryJob>> claim_jobs(const JobClaim& claim) override {
-    if (claim.worker.empty()) return invalid_argument("a job claim needs a worker");
-    if (claim.limit < 1 || claim.limit > 100) {
-      return invalid_argument(
-          fmt::format("a job claim's limit must be between 1 and 100, got {}", claim.limit));
-    }
-    if (claim.lease <= std::chrono::milliseconds::zero()) {
-      return invalid_argument("a job claim needs a positive lease");
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_job_claim(claim));
     // Most looks find nothing due: a read, which takes no lock from writers, says so first.
     JobClaim probe = claim;
     probe.limit = 1;
@@ -1077,9 +856,7 @@ class SqliteStore final : public MessageStore {
 
   Status extend_job_lease(JobId id, std::string_view worker,
                           std::chrono::milliseconds lease) override {
-    if (lease <= std::chrono::milliseconds::zero()) {
-      return invalid_argument("a job's lease must be positive");
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_job_lease(lease));
     return write_status([&](Connection& c) -> Status {
       LLMASSIST_RETURN_IF_ERROR(held_job_in(c, id, worker).status());
       auto u = c.prepare("UPDATE memory_jobs SET lease_until = ?2 WHERE id = ?1");
@@ -1128,19 +905,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Status add_recall_items(std::span<const RecallItem> items) override {
-    for (const RecallItem& item : items) {
-      if (item.chat_id <= 0 || item.kind.empty() || item.key.empty()) {
-        return invalid_argument("a recall item needs a chat, a kind and a key");
-      }
-      LLMASSIST_RETURN_IF_ERROR(check_text_size("the recall item's text", item.text));
-      LLMASSIST_RETURN_IF_ERROR(check_text_size("the recall item's terms", item.terms));
-      if (!item.vector.empty()) {
-        LLMASSIST_RETURN_IF_ERROR(check_vector(item.vector, "the recall item's vector"));
-        if (item.vector_model.empty()) {
-          return invalid_argument("a recall item with a vector needs its vector_model");
-        }
-      }
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_recall_items(items));
     if (items.empty()) return Status();
     return write_status([&](Connection& c) -> Status {
       auto ins = c.prepare(
@@ -1169,12 +934,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<std::vector<RecallHit>> search_recall_terms(const TermQuery& q) override {
-    if (q.chat_id <= 0) return invalid_argument("a recall search needs a chat");
-    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
-    if (q.terms.size() > kMaxQueryTerms) {
-      return invalid_argument(fmt::format("a recall search takes at most {} terms, got {}",
-                                          kMaxQueryTerms, q.terms.size()));
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_term_query(q));
     std::vector<std::string> tokens = fts_tokens(q.chat_id, q.terms);
     if (tokens.empty()) return std::vector<RecallHit>{};
     return read<std::vector<RecallHit>>([&](Connection& c) -> Result<std::vector<RecallHit>> {
@@ -1210,12 +970,7 @@ class SqliteStore final : public MessageStore {
   }
 
   Result<std::vector<RecallHit>> search_recall_vectors(const VectorQuery& q) override {
-    if (q.chat_id <= 0) return invalid_argument("a recall search needs a chat");
-    LLMASSIST_RETURN_IF_ERROR(check_limit(q.limit));
-    LLMASSIST_RETURN_IF_ERROR(check_vector(q.vector, "the query vector"));
-    if (q.model.empty()) return invalid_argument("a vector search needs the vectors' model");
-    const double query_norm = norm(q.vector);
-    if (query_norm == 0) return invalid_argument("the query vector is all zeros");
+    LLMASSIST_ASSIGN_OR_RETURN(const double query_norm, detail::check_vector_query(q));
     return read<std::vector<RecallHit>>([&](Connection& c) -> Result<std::vector<RecallHit>> {
       auto s = c.prepare(
           "SELECT id, vector FROM recall_items WHERE chat_id = ?1 AND vector_model = ?2 "
@@ -1229,7 +984,8 @@ class SqliteStore final : public MessageStore {
         if (!*row) break;
         LLMASSIST_ASSIGN_OR_RETURN(const std::vector<float> v, s->floats(1));
         if (v.size() != q.vector.size()) continue;  // made with another dimension
-        if (auto score = cosine(q.vector, query_norm, v)) scored.emplace_back(*score, s->int64(0));
+        if (auto score = detail::cosine_similarity(q.vector, query_norm, v))
+          scored.emplace_back(*score, s->int64(0));
       }
       // Most similar first; of equals, the newer.
       const auto better = [](const auto& a, const auto& b) {
@@ -1283,10 +1039,7 @@ class SqliteStore final : public MessageStore {
 
   Status set_recall_vectors(std::span<const std::pair<RecallItemId, std::vector<float>>> vectors,
                             std::string_view model) override {
-    if (model.empty()) return invalid_argument("recall vectors need their model");
-    for (const auto& [id, v] : vectors) {
-      LLMASSIST_RETURN_IF_ERROR(check_vector(v, fmt::format("the vector of recall item {}", id)));
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_recall_vectors(vectors, model));
     if (vectors.empty()) return Status();
     return write_status([&](Connection& c) -> Status {
       auto u = c.prepare("UPDATE recall_items SET vector = ?2, vector_model = ?3 WHERE id = ?1");
@@ -1332,11 +1085,7 @@ class SqliteStore final : public MessageStore {
   Status cache_embeddings(
       std::string_view model,
       std::span<const std::pair<std::string, std::vector<float>>> entries) override {
-    if (model.empty()) return invalid_argument("cached embeddings need their model");
-    for (const auto& [digest, v] : entries) {
-      if (digest.empty()) return invalid_argument("a cached embedding needs a digest");
-      LLMASSIST_RETURN_IF_ERROR(check_vector(v, "a cached embedding"));
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_cached_embeddings(model, entries));
     if (entries.empty()) return Status();
     return write_status([&](Connection& c) -> Status {
       auto s = c.prepare(
@@ -1652,12 +1401,7 @@ class SqliteStore final : public MessageStore {
   Result<MemoryJob> held_job_in(Connection& c, JobId id, std::string_view worker) {
     if (worker.empty()) return invalid_argument("which worker holds the job: none given");
     LLMASSIST_ASSIGN_OR_RETURN(MemoryJob job, get_job_in(c, id));
-    if (job.done_at) return aborted(fmt::format("job {} is already done", id));
-    if (job.claimed_by != worker) {
-      return aborted(job.claimed_by.empty()
-                         ? fmt::format("job {} is not claimed by {}: nobody holds it", id, worker)
-                         : fmt::format("job {} is held by {}, not {}", id, job.claimed_by, worker));
-    }
+    LLMASSIST_RETURN_IF_ERROR(detail::check_job_held(job, worker));
     return job;
   }
 
@@ -2038,12 +1782,12 @@ class SqliteStore final : public MessageStore {
         "SELECT r.sent_at - m.created_at FROM replies r JOIN messages m ON m.id = r.question_id "
         "WHERE r.sent_at >= ?1 AND r.sent_at < ?2");
     if (!response.ok()) return response.status();
-    out.response_time = summarize(std::move(response).value());
+    out.response_time = detail::summarize_latencies(std::move(response).value());
     auto wait = durations(
         "SELECT decided_at - generated_at FROM replies WHERE decided_at >= ?1 "
         "AND decided_at < ?2 AND generated_at IS NOT NULL AND decided_at >= generated_at");
     if (!wait.ok()) return wait.status();
-    out.moderation_wait = summarize(std::move(wait).value());
+    out.moderation_wait = detail::summarize_latencies(std::move(wait).value());
     {
       auto s = c.prepare(
           "SELECT action, count(*) FROM audit WHERE at >= ?1 AND at < ?2 "
