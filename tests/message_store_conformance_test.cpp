@@ -8,6 +8,7 @@
 
 #include "llmassist/sqlite/sqlite_store.h"
 #include "llmassist/testing/message_store_conformance.h"
+#include "support/conformance_subcases.h"
 #include "support/memory_store.h"
 #include "support/temp_dir.h"
 
@@ -15,13 +16,9 @@ namespace llmassist {
 namespace {
 
 void run_suite(const testing::MessageStoreFactory& factory) {
-  for (const std::string& name : testing::message_store_check_names()) {
-    SUBCASE(name.c_str()) {
-      const testing::CheckResult r = testing::run_message_store_check(name, factory);
-      if (r.skipped) MESSAGE(name << ": skipped: " << r.message);
-      CHECK_MESSAGE(r.passed, name << ":\n" << r.message);
-    }
-  }
+  testing::run_checks_as_subcases(testing::message_store_check_names(), [&](const std::string& n) {
+    return testing::run_message_store_check(n, factory);
+  });
 }
 
 TEST_CASE("MessageStore conformance: the SQLite store") {

@@ -9,12 +9,11 @@
 #include "llmassist/admin/sqlite_account_store.h"
 
 #include <fmt/format.h>
-#include <sodium.h>
 
 #include <array>
 #include <string_view>
 
-#include "core/utf8.h"
+#include "admin/account_rules.h"
 #include "llmassist/core/store_moderation_queue.h"
 #include "sqlite/sqlite_db.h"
 #include "sqlite/sqlite_schema.h"
@@ -25,6 +24,8 @@ namespace {
 using detail::collect;
 using detail::Connection;
 using detail::ConnectionPool;
+using detail::digest_of;
+using detail::PasswordHasher;
 using detail::single;
 using detail::Statement;
 using detail::to_millis;
@@ -77,87 +78,8 @@ constexpr detail::SchemaDefinition kAccountSchema{
         "DELETE FROM account_schema; INSERT INTO account_schema (version) VALUES ({})",
 };
 
-constexpr std::size_t kMinPasswordBytes = 10;
-constexpr std::size_t kMaxPasswordBytes = 1024;
-constexpr std::size_t kMaxLabelBytes = 200;
-constexpr std::size_t kSecretBytes = 32;
-constexpr std::string_view kTokenPrefix = "lla_";
-// A token's last_used is written at most this often: a script calling the API in a loop must
-// not cost a write per request.
-constexpr std::int64_t kLastUsedResolutionMs = 60'000;
-constexpr auto kMaxSessionLifetime = std::chrono::days(366);
 // Connections for concurrent readers; writers take turns on SQLite's lock.
 constexpr int kMaxConnections = 4;
-
-// One message for an unknown name, a wrong password and a disabled account alike.
-constexpr std::string_view kWrongCredentials = "wrong name or password";
-constexpr std::string_view kBadToken = "unknown or revoked API token";
-constexpr std::string_view kBadSession = "unknown or expired session";
-
-constexpr auto kBase64Variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
-constexpr std::size_t kSecretChars = sodium_base64_ENCODED_LEN(kSecretBytes, kBase64Variant) - 1;
-
-// 32 random bytes as base64url without padding: 43 characters.
-std::string random_secret() {
-  std::array<unsigned char, kSecretBytes> bytes{};
-  randombytes_buf(bytes.data(), bytes.size());
-  std::array<char, kSecretChars + 1> text{};
-  sodium_bin2base64(text.data(), text.size(), bytes.data(), bytes.size(), kBase64Variant);
-  std::string out(text.data(), kSecretChars);
-  sodium_memzero(bytes.data(), bytes.size());
-  sodium_memzero(text.data(), text.size());
-  return out;
-}
-
-// The hex SHA-256 of a secret: what the tables keep of it.
-std::string digest_of(std::string_view secret) {
-  std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
-  crypto_hash_sha256(digest.data(), reinterpret_cast<const unsigned char*>(secret.data()),
-                     secret.size());
-  std::array<char, crypto_hash_sha256_BYTES * 2 + 1> hex{};
-  sodium_bin2hex(hex.data(), hex.size(), digest.data(), digest.size());
-  return std::string(hex.data(), hex.size() - 1);
-}
-
-// The argon2id string of `password` at the options' limits.
-Result<std::string> hash_password(std::string_view password,
-                                  const SqliteAccountStoreOptions& options) {
-  std::array<char, crypto_pwhash_STRBYTES> out{};
-  if (crypto_pwhash_str_alg(out.data(), password.data(), password.size(), options.password_ops,
-                            options.password_memory, crypto_pwhash_ALG_ARGON2ID13) != 0) {
-    // libsodium fails here only when it cannot allocate the memory.
-    return resource_exhausted(
-        fmt::format("not enough memory to hash a password ({} bytes)", options.password_memory));
-  }
-  return std::string(out.data());
-}
-
-Status check_password(std::string_view password) {
-  if (password.size() < kMinPasswordBytes || password.size() > kMaxPasswordBytes) {
-    return invalid_argument(fmt::format("a password must be {} to {} bytes long", kMinPasswordBytes,
-                                        kMaxPasswordBytes));
-  }
-  return Status();
-}
-
-Status check_role(AccountRole role) {
-  if (!parse_account_role(to_string(role))) {
-    return invalid_argument("the role must be viewer, operator or admin");
-  }
-  return Status();
-}
-
-Status check_label(std::string_view label) {
-  if (label.size() > kMaxLabelBytes) {
-    return invalid_argument(fmt::format("a token's label is {} bytes, more than the {} allowed",
-                                        label.size(), kMaxLabelBytes));
-  }
-  return detail::check_printable(label, "a token's label");
-}
-
-Status no_account(std::string_view name) {
-  return not_found(fmt::format("no account named {}", name));
-}
 
 // ---- row readers: each matches the column list beside it ----------------------------------
 
@@ -188,23 +110,15 @@ ApiToken read_token(const Statement& s) {
   return t;
 }
 
-// An account with one more column: its password hash, or a token's or session's own fields.
-template <typename Extra>
-struct AccountWith {
-  Account account;
-  Extra extra;
-};
-
 class SqliteAccountStore final : public AccountStore {
  public:
   SqliteAccountStore(const SqliteAccountStoreOptions& options, std::unique_ptr<Connection> first,
-                     std::string dummy_hash)
-      : options_(options),
-        clock_(options.clock ? options.clock : system_clock()),
+                     PasswordHasher hasher)
+      : clock_(options.clock ? options.clock : system_clock()),
         logger_(options.logger ? options.logger : stderr_logger()),
         pool_(options.path, options.busy_timeout, options.sync == SqliteSync::kFull,
               kMaxConnections),
-        dummy_hash_(std::move(dummy_hash)) {
+        hasher_(std::move(hasher)) {
     pool_.adopt(std::move(first));
   }
 
@@ -212,14 +126,8 @@ class SqliteAccountStore final : public AccountStore {
 
   Result<Account> create_account(std::string_view name, std::string_view password,
                                  AccountRole role) override {
-    LLMASSIST_RETURN_IF_ERROR(check_operator_name(name));
-    if (operator_actor(name) != "operator:" + std::string(name)) {
-      return invalid_argument(fmt::format(
-          "account name \"{}\" would read as a Telegram operator's id; choose another", name));
-    }
-    LLMASSIST_RETURN_IF_ERROR(check_password(password));
-    LLMASSIST_RETURN_IF_ERROR(check_role(role));
-    LLMASSIST_ASSIGN_OR_RETURN(std::string hash, hash_password(password, options_));
+    LLMASSIST_ASSIGN_OR_RETURN(std::string hash,
+                               detail::new_account_hash(hasher_, name, password, role));
     return write<Account>([&](Connection& c) -> Result<Account> {
       Account a;
       a.name = std::string(name);
@@ -232,7 +140,7 @@ class SqliteAccountStore final : public AccountStore {
       LLMASSIST_RETURN_IF_ERROR(
           s->bind(name, to_string(role), hash, to_millis(a.created_at)).run());
       if (c.changes() == 0) {
-        return already_exists(fmt::format("an account named {} exists already", name));
+        return detail::name_taken(name);
       }
       a.id = c.last_insert_id();
       return a;
@@ -254,8 +162,8 @@ class SqliteAccountStore final : public AccountStore {
 
   Status set_password(std::string_view name, std::string_view password) override {
     LLMASSIST_RETURN_IF_ERROR(check_operator_name(name));
-    LLMASSIST_RETURN_IF_ERROR(check_password(password));
-    LLMASSIST_ASSIGN_OR_RETURN(std::string hash, hash_password(password, options_));
+    LLMASSIST_RETURN_IF_ERROR(detail::check_password(password));
+    LLMASSIST_ASSIGN_OR_RETURN(std::string hash, hasher_.hash(password));
     return write_status([&](Connection& c) -> Status {
       LLMASSIST_ASSIGN_OR_RETURN(Account a, account_in(c, name));
       auto s = c.prepare("UPDATE accounts SET password_hash = ?2 WHERE id = ?1");
@@ -267,12 +175,12 @@ class SqliteAccountStore final : public AccountStore {
 
   Status set_role(std::string_view name, AccountRole role) override {
     LLMASSIST_RETURN_IF_ERROR(check_operator_name(name));
-    LLMASSIST_RETURN_IF_ERROR(check_role(role));
+    LLMASSIST_RETURN_IF_ERROR(detail::check_role(role));
     return write_status([&](Connection& c) -> Status {
       auto s = c.prepare("UPDATE accounts SET role = ?2 WHERE name = ?1");
       if (!s.ok()) return s.status();
       LLMASSIST_RETURN_IF_ERROR(s->bind(name, to_string(role)).run());
-      return c.changes() == 0 ? no_account(name) : Status();
+      return c.changes() == 0 ? detail::no_account(name) : Status();
     });
   }
 
@@ -302,63 +210,38 @@ class SqliteAccountStore final : public AccountStore {
   }
 
   Result<Account> verify_password(std::string_view name, std::string_view password) override {
-    // A password no account can have is refused before hashing, alike for every name: nothing
-    // is learnt about which names exist, and a megabyte "password" costs no hashing.
-    if (!check_password(password).ok()) return unauthenticated(std::string(kWrongCredentials));
-    auto found = read<std::optional<AccountWith<std::string>>>(
-        [&](Connection& c) -> Result<std::optional<AccountWith<std::string>>> {
-          auto s = c.prepare(fmt::format(
-              "SELECT {}, a.password_hash FROM accounts a WHERE a.name = ?1", kAccountColumns));
-          if (!s.ok()) return s.status();
-          auto row = s->bind(name).step();
-          if (!row.ok()) return row.status();
-          if (!*row) return std::optional<AccountWith<std::string>>();
-          return std::optional<AccountWith<std::string>>(
-              {read_account(*s), s->text(kAccountColumnCount)});
+    using Found = std::optional<detail::StoredPassword>;
+    return detail::sign_in(
+        hasher_, password, clock_->now(), *logger_,
+        [&] {
+          return read<Found>([&](Connection& c) -> Result<Found> {
+            auto s = c.prepare(fmt::format(
+                "SELECT {}, a.password_hash FROM accounts a WHERE a.name = ?1", kAccountColumns));
+            if (!s.ok()) return s.status();
+            auto row = s->bind(name).step();
+            if (!row.ok()) return row.status();
+            if (!*row) return Found();
+            return Found({read_account(*s), s->text(kAccountColumnCount)});
+          });
+        },
+        [&](std::int64_t id, Timestamp now, const std::optional<std::string>& rehashed,
+            const std::string& verified_hash) {
+          return write_status([&](Connection& c) -> Status {
+            auto s = c.prepare(
+                "UPDATE accounts SET last_sign_in = ?2, password_hash = CASE WHEN ?3 IS NOT NULL "
+                "AND password_hash = ?4 THEN ?3 ELSE password_hash END WHERE id = ?1");
+            if (!s.ok()) return s.status();
+            return s->bind(id, to_millis(now), rehashed, verified_hash).run();
+          });
         });
-    if (!found.ok()) return found.status();
-    // An unknown name costs one verification too, against a hash made with the same limits.
-    const std::string& hash = *found ? (*found)->extra : dummy_hash_;
-    const bool match =
-        crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
-    if (!*found || !match || (*found)->account.disabled) {
-      return unauthenticated(std::string(kWrongCredentials));
-    }
-    Account account = std::move((*found)->account);
-    std::optional<std::string> rehashed;
-    if (crypto_pwhash_str_needs_rehash(hash.c_str(), options_.password_ops,
-                                       options_.password_memory) != 0) {
-      auto fresh = hash_password(password, options_);
-      if (fresh.ok()) rehashed = std::move(fresh).value();
-    }
-    const Timestamp now = clock_->now();
-    LLMASSIST_RETURN_IF_ERROR(write_status([&](Connection& c) -> Status {
-      // The new hash replaces the one verified only: a password changed meanwhile stands.
-      auto s = c.prepare(
-          "UPDATE accounts SET last_sign_in = ?2, password_hash = CASE WHEN ?3 IS NOT NULL AND "
-          "password_hash = ?4 THEN ?3 ELSE password_hash END WHERE id = ?1");
-      if (!s.ok()) return s.status();
-      return s->bind(account.id, to_millis(now), rehashed, hash).run();
-    }));
-    if (rehashed) {
-      logger_->log(LogLevel::kInfo, "admin.accounts",
-                   fmt::format("rehashed the password of account \"{}\" with the current limits",
-                               account.name));
-    }
-    account.last_sign_in = now;
-    return account;
   }
 
   // ---- API tokens --------------------------------------------------------------------------
 
   Result<NewApiToken> create_token(std::string_view account, std::string_view label) override {
     LLMASSIST_RETURN_IF_ERROR(check_operator_name(account));
-    LLMASSIST_RETURN_IF_ERROR(check_label(label));
-    NewApiToken made;
-    made.secret = std::string(kTokenPrefix) + random_secret();
-    made.token.account = std::string(account);
-    made.token.label = std::string(label);
-    made.token.created_at = clock_->now();
+    LLMASSIST_RETURN_IF_ERROR(detail::check_label(label));
+    NewApiToken made = detail::new_api_token(account, label, clock_->now());
     auto id = write<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
       LLMASSIST_ASSIGN_OR_RETURN(Account a, enabled_account_in(c, account));
       auto s = c.prepare(
@@ -394,63 +277,40 @@ class SqliteAccountStore final : public AccountStore {
           c.prepare("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1");
       if (!s.ok()) return s.status();
       LLMASSIST_RETURN_IF_ERROR(s->bind(id, now_ms()).run());
-      return c.changes() == 0 ? not_found(fmt::format("no API token {}", id)) : Status();
+      return c.changes() == 0 ? detail::no_token(id) : Status();
     });
   }
 
   Result<Account> authenticate_token(std::string_view secret) override {
-    if (!secret.starts_with(kTokenPrefix) || secret.size() != kTokenPrefix.size() + kSecretChars) {
-      return unauthenticated(std::string(kBadToken));
-    }
-    struct Use {
-      std::int64_t token_id = 0;
-      std::optional<std::int64_t> last_used;
-      bool revoked = false;
-    };
-    auto found = read<AccountWith<Use>>([&](Connection& c) -> Result<AccountWith<Use>> {
-      auto s = c.prepare(
-          fmt::format("SELECT {}, t.id, t.last_used, t.revoked_at IS NOT NULL FROM api_tokens t "
-                      "JOIN accounts a ON a.id = t.account_id WHERE t.digest = ?1",
-                      kAccountColumns));
-      if (!s.ok()) return s.status();
-      s->bind(digest_of(secret));
-      return single<AccountWith<Use>>(
-          *s,
-          [](const Statement& r) {
-            constexpr int n = kAccountColumnCount;
-            return AccountWith<Use>{read_account(r),
-                                    {r.int64(n), r.opt_int64(n + 1), r.int64(n + 2) != 0}};
-          },
-          kBadToken);
-    });
-    if (!found.ok()) {
-      if (found.status().code() == StatusCode::kNotFound) {
-        return unauthenticated(std::string(kBadToken));
-      }
-      return found.status();
-    }
-    if (found->extra.revoked) return unauthenticated(std::string(kBadToken));
-    if (found->account.disabled) {
-      return unauthenticated("the API token's account is disabled");
-    }
-    const std::int64_t now = now_ms();
-    if (!found->extra.last_used || now - *found->extra.last_used >= kLastUsedResolutionMs) {
-      Status recorded = write_status([&](Connection& c) -> Status {
-        auto s = c.prepare(
-            "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1 AND "
-            "(last_used IS NULL OR last_used <= ?2 - ?3)");
-        if (!s.ok()) return s.status();
-        return s->bind(found->extra.token_id, now, kLastUsedResolutionMs).run();
-      });
-      // The caller is authenticated all the same: a busy database costs the record, not the
-      // request.
-      if (!recorded.ok()) {
-        logger_->log(LogLevel::kWarning, "admin.accounts",
-                     fmt::format("cannot record the use of API token {}: {}", found->extra.token_id,
-                                 recorded.to_string()));
-      }
-    }
-    return std::move(found->account);
+    return detail::authenticate_by_token(
+        secret, now_ms(), *logger_,
+        [&](const std::string& digest) {
+          return read<detail::StoredToken>([&](Connection& c) -> Result<detail::StoredToken> {
+            auto s = c.prepare(fmt::format(
+                "SELECT {}, t.id, t.last_used, t.revoked_at IS NOT NULL FROM api_tokens t "
+                "JOIN accounts a ON a.id = t.account_id WHERE t.digest = ?1",
+                kAccountColumns));
+            if (!s.ok()) return s.status();
+            s->bind(digest);
+            return single<detail::StoredToken>(
+                *s,
+                [](const Statement& r) {
+                  constexpr int n = kAccountColumnCount;
+                  return detail::StoredToken{read_account(r), r.int64(n), r.opt_int64(n + 1),
+                                             r.int64(n + 2) != 0};
+                },
+                detail::kBadToken);
+          });
+        },
+        [&](std::int64_t id, std::int64_t now) {
+          return write_status([&](Connection& c) -> Status {
+            auto s = c.prepare(
+                "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1 AND "
+                "(last_used IS NULL OR last_used <= ?2 - ?3)");
+            if (!s.ok()) return s.status();
+            return s->bind(id, now, detail::kLastUsedResolutionMs).run();
+          });
+        });
   }
 
   // ---- web sessions ------------------------------------------------------------------------
@@ -458,14 +318,9 @@ class SqliteAccountStore final : public AccountStore {
   Result<WebSession> create_session(std::string_view account,
                                     std::chrono::seconds lifetime) override {
     LLMASSIST_RETURN_IF_ERROR(check_operator_name(account));
-    if (lifetime <= std::chrono::seconds(0) || lifetime > kMaxSessionLifetime) {
-      return invalid_argument("a session's lifetime must be between 1 second and 366 days");
-    }
-    WebSession session;
-    session.secret = random_secret();
-    session.csrf_token = random_secret();
     const std::int64_t now = now_ms();
-    session.expires_at = detail::from_millis(now) + lifetime;
+    LLMASSIST_ASSIGN_OR_RETURN(WebSession session,
+                               detail::new_web_session(detail::from_millis(now), lifetime));
     auto a = write<Account>([&](Connection& c) -> Result<Account> {
       LLMASSIST_ASSIGN_OR_RETURN(Account found, enabled_account_in(c, account));
       // Expired sessions are swept here, where sessions are made, so that the table stays the
@@ -488,41 +343,29 @@ class SqliteAccountStore final : public AccountStore {
   }
 
   Result<WebSession> find_session(std::string_view secret) override {
-    if (secret.size() != kSecretChars) return unauthenticated(std::string(kBadSession));
-    const std::string digest = digest_of(secret);
-    auto found = read<WebSession>([&](Connection& c) -> Result<WebSession> {
-      auto s =
-          c.prepare(fmt::format("SELECT {}, s.csrf_token, s.expires_at FROM web_sessions s "
-                                "JOIN accounts a ON a.id = s.account_id WHERE s.digest = ?1",
-                                kAccountColumns));
-      if (!s.ok()) return s.status();
-      s->bind(digest);
-      return single<WebSession>(
-          *s,
-          [](const Statement& r) {
-            WebSession w;
-            w.account = read_account(r);
-            w.csrf_token = r.text(kAccountColumnCount);
-            w.expires_at = r.time(kAccountColumnCount + 1);
-            return w;
-          },
-          kBadSession);
-    });
-    if (!found.ok()) {
-      if (found.status().code() == StatusCode::kNotFound) {
-        return unauthenticated(std::string(kBadSession));
-      }
-      return found.status();
-    }
-    if (to_millis(found->expires_at) <= now_ms()) {
-      if (Status s = end_session(secret); !s.ok()) {
-        logger_->log(LogLevel::kWarning, "admin.accounts",
-                     "cannot delete an expired session: " + s.to_string());
-      }
-      return unauthenticated(std::string(kBadSession));
-    }
-    if (found->account.disabled) return unauthenticated(std::string(kBadSession));
-    return found;
+    return detail::find_live_session(
+        secret, now_ms(), *logger_,
+        [&](const std::string& digest) {
+          return read<WebSession>([&](Connection& c) -> Result<WebSession> {
+            auto s =
+                c.prepare(fmt::format("SELECT {}, s.csrf_token, s.expires_at FROM web_sessions s "
+                                      "JOIN accounts a ON a.id = s.account_id WHERE s.digest = ?1",
+                                      kAccountColumns));
+            if (!s.ok()) return s.status();
+            s->bind(digest);
+            return single<WebSession>(
+                *s,
+                [](const Statement& r) {
+                  WebSession w;
+                  w.account = read_account(r);
+                  w.csrf_token = r.text(kAccountColumnCount);
+                  w.expires_at = r.time(kAccountColumnCount + 1);
+                  return w;
+                },
+                detail::kBadSession);
+          });
+        },
+        [&] { return end_session(secret); });
   }
 
   Status end_session(std::string_view secret) override {
@@ -555,13 +398,14 @@ class SqliteAccountStore final : public AccountStore {
     if (!s.ok()) return s.status();
     s->bind(name);
     auto found = single<Account>(*s, read_account, "");
-    if (!found.ok() && found.status().code() == StatusCode::kNotFound) return no_account(name);
+    if (!found.ok() && found.status().code() == StatusCode::kNotFound)
+      return detail::no_account(name);
     return found;
   }
 
   static Result<Account> enabled_account_in(Connection& c, std::string_view name) {
     LLMASSIST_ASSIGN_OR_RETURN(Account a, account_in(c, name));
-    if (a.disabled) return failed_precondition(fmt::format("account {} is disabled", name));
+    if (a.disabled) return detail::account_disabled(name);
     return a;
   }
 
@@ -571,13 +415,10 @@ class SqliteAccountStore final : public AccountStore {
     return s->bind(account_id).run();
   }
 
-  const SqliteAccountStoreOptions options_;
   const std::shared_ptr<Clock> clock_;
   const std::shared_ptr<Logger> logger_;
   ConnectionPool pool_;
-  // What verify_password() checks an unknown name's password against, so that it takes as long
-  // as a known name's: the hash of a random secret nobody knows.
-  const std::string dummy_hash_;
+  const PasswordHasher hasher_;
 };
 
 }  // namespace
@@ -585,32 +426,17 @@ class SqliteAccountStore final : public AccountStore {
 Result<std::unique_ptr<AccountStore>> open_sqlite_account_store(
     const SqliteAccountStoreOptions& options) {
   LLMASSIST_RETURN_IF_ERROR(detail::check_database_path(options.path, "the account store"));
-  if (options.password_ops < crypto_pwhash_argon2id_OPSLIMIT_MIN ||
-      options.password_ops > crypto_pwhash_argon2id_OPSLIMIT_MAX) {
-    return invalid_argument(fmt::format("password_ops must be between {} and {}",
-                                        crypto_pwhash_argon2id_OPSLIMIT_MIN,
-                                        crypto_pwhash_argon2id_OPSLIMIT_MAX));
-  }
-  if (options.password_memory < crypto_pwhash_argon2id_MEMLIMIT_MIN ||
-      options.password_memory > crypto_pwhash_argon2id_MEMLIMIT_MAX) {
-    return invalid_argument(fmt::format("password_memory must be between {} and {} bytes",
-                                        crypto_pwhash_argon2id_MEMLIMIT_MIN,
-                                        crypto_pwhash_argon2id_MEMLIMIT_MAX));
-  }
-  // Thread-safe, and idempotent: every store calls it.
-  if (sodium_init() < 0) return internal_error("libsodium cannot be initialised");
+  LLMASSIST_ASSIGN_OR_RETURN(
+      PasswordHasher hasher,
+      PasswordHasher::make({.ops = options.password_ops, .memory = options.password_memory}));
   LLMASSIST_RETURN_IF_ERROR(detail::create_private_file(
-      options.path, *(options.logger ? options.logger : stderr_logger()), "admin.accounts"));
+      options.path, *(options.logger ? options.logger : stderr_logger()), detail::kAccountsLog));
   auto first =
       Connection::open(options.path, options.busy_timeout, options.sync == SqliteSync::kFull);
   if (!first.ok()) return first.status();
   LLMASSIST_RETURN_IF_ERROR(detail::migrate_schema(**first, kAccountSchema, kAccountSchemaVersion));
-  std::string dummy_password = random_secret();
-  auto dummy_hash = hash_password(dummy_password, options);
-  sodium_memzero(dummy_password.data(), dummy_password.size());
-  if (!dummy_hash.ok()) return dummy_hash.status();
   return std::unique_ptr<AccountStore>(
-      new SqliteAccountStore(options, std::move(first).value(), std::move(dummy_hash).value()));
+      new SqliteAccountStore(options, std::move(first).value(), std::move(hasher)));
 }
 
 }  // namespace llmassist

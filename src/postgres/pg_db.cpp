@@ -474,6 +474,73 @@ Status Connection::script(std::string_view sql) {
   return s;
 }
 
+Status Connection::copy_begin(std::string_view sql) {
+  PGresult* result = PQexec(conn_, std::string(sql).c_str());
+  const ExecStatusType st = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  Status s;
+  if (st != PGRES_COPY_IN) s = status_of(result, sql);
+  if (result) PQclear(result);
+  return s;
+}
+
+Status Connection::copy_put(std::string_view data) {
+  if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
+    return status_of(nullptr, "COPY");
+  }
+  return Status();
+}
+
+Result<std::int64_t> Connection::copy_end() {
+  if (PQputCopyEnd(conn_, nullptr) != 1) return status_of(nullptr, "COPY");
+  Status s;
+  std::int64_t rows = 0;
+  while (PGresult* result = PQgetResult(conn_)) {
+    if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+      if (s.ok()) s = status_of(result, "COPY");
+    } else {
+      rows += Rows(result).affected();
+      continue;  // the Rows freed it
+    }
+    PQclear(result);
+  }
+  if (!s.ok()) return s;
+  return rows;
+}
+
+void copy_field(std::string& row, const std::optional<std::string_view>& value, bool bytea) {
+  if (!value) {
+    row += "\\N";
+    return;
+  }
+  if (bytea) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    row += "\\\\x";
+    for (unsigned char b : *value) {
+      row += kHex[b >> 4];
+      row += kHex[b & 0xf];
+    }
+    return;
+  }
+  for (char ch : *value) {
+    switch (ch) {
+      case '\\':
+        row += "\\\\";
+        break;
+      case '\t':
+        row += "\\t";
+        break;
+      case '\n':
+        row += "\\n";
+        break;
+      case '\r':
+        row += "\\r";
+        break;
+      default:
+        row += ch;
+    }
+  }
+}
+
 // ---- Pool ----------------------------------------------------------------------------------
 
 Pool::Pool(ConnectSettings settings, int max_connections, std::shared_ptr<Logger> logger,

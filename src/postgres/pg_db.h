@@ -156,6 +156,12 @@ class Connection {
   // Runs several statements without parameters (a migration, BEGIN, COMMIT).
   Status script(std::string_view sql);
 
+  // COPY ... FROM STDIN: copy_begin() with the statement, copy_put() with rows in COPY's text
+  // format (copy_field() writes a field), copy_end() to finish; the rows affected are returned.
+  Status copy_begin(std::string_view sql);
+  Status copy_put(std::string_view data);
+  Result<std::int64_t> copy_end();
+
   // False once the connection is lost: the pool drops it.
   bool usable() const;
   // The SQLSTATE of the last statement that failed since the last BEGIN ("" when none did).
@@ -290,6 +296,10 @@ class Listener {
   int wake_fds_[2] = {-1, -1};  // a pipe that interrupts the listening thread's poll()
   std::thread thread_;
 };
+
+// Appends `value` to `row` as a field of COPY's text format: NULL as \N, backslash, tab,
+// newline and carriage return escaped. `bytea`: the value is raw bytes, written in hex.
+void copy_field(std::string& row, const std::optional<std::string_view>& value, bool bytea = false);
 
 // kInvalidArgument when `text` cannot be stored in a text column: a NUL byte or invalid UTF-8.
 Status check_text(std::string_view what, std::string_view text);

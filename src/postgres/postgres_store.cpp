@@ -24,6 +24,7 @@
 #include "core/store_support.h"
 #include "llmassist/reply_lifecycle.h"
 #include "postgres/pg_db.h"
+#include "postgres/recall_terms.h"
 
 namespace llmassist {
 namespace {
@@ -32,9 +33,11 @@ using detail::check_limit;
 using detail::like_pattern;
 using detail::split_terms;
 using detail::pg::Connection;
+using detail::pg::fold_ascii;
 using detail::pg::from_millis;
 using detail::pg::Params;
 using detail::pg::Rows;
+using detail::pg::term_frequencies;
 using detail::pg::to_millis;
 
 // Migration N brings the schema from version N to N + 1. Never edit a released migration: add
@@ -311,30 +314,6 @@ std::string id_array(std::span<const std::int64_t> ids) {
     out += std::to_string(ids[i]);
   }
   return out + "}";
-}
-
-// ---- the recall index's terms -------------------------------------------------------------
-//
-// As the SQLite store's FTS5 table does: each whitespace-separated word of `terms` is one term,
-// its ASCII letters in lower case (the query's too), other bytes as they are.
-
-std::string fold_ascii(std::string_view word) {
-  std::string out(word);
-  for (char& ch : out) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return out;
-}
-
-// The item's terms and how often each occurs, sorted; `length` gets the number of words.
-std::map<std::string, int> term_frequencies(std::string_view terms, int& length) {
-  std::map<std::string, int> out;
-  length = 0;
-  for (std::string_view word : split_terms(terms)) {
-    ++out[fold_ascii(word)];
-    ++length;
-  }
-  return out;
 }
 
 // A search reads the postings of its terms and ranks every item they match: the commonest terms

@@ -179,6 +179,13 @@ std::string Statement::text(int col) const {
                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+int Statement::type(int col) const { return sqlite3_column_type(stmt_, col); }
+std::string_view Statement::bytes(int col) const {
+  const void* data = sqlite3_column_blob(stmt_, col);
+  const int size = sqlite3_column_bytes(stmt_, col);
+  if (data == nullptr || size <= 0) return {};
+  return std::string_view(static_cast<const char*>(data), static_cast<std::size_t>(size));
+}
 std::optional<std::int64_t> Statement::opt_int64(int col) const {
   if (is_null(col)) return std::nullopt;
   return int64(col);

@@ -106,6 +106,10 @@ class LLMASSIST_API Statement {
   [[nodiscard]] double real(int col) const;
   [[nodiscard]] std::string text(int col) const;
   [[nodiscard]] bool is_null(int col) const;
+  // The column's type as stored (SQLITE_INTEGER, SQLITE_TEXT, ...), and the bytes of a TEXT or
+  // BLOB value (valid until the next step).
+  [[nodiscard]] int type(int col) const;
+  [[nodiscard]] std::string_view bytes(int col) const;
   [[nodiscard]] std::optional<std::int64_t> opt_int64(int col) const;
   [[nodiscard]] std::optional<Timestamp> opt_time(int col) const;
   [[nodiscard]] Timestamp time(int col) const { return from_millis(int64(col)); }

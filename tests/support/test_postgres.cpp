@@ -1,12 +1,14 @@
 #include "support/test_postgres.h"
 
 #include <doctest/doctest.h>
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -55,6 +57,23 @@ PostgresConnectOptions TestPostgres::connect_options(std::string schema) const {
   options.password = password;
   options.schema = std::move(schema);
   return options;
+}
+
+std::string TestPostgres::sql(const std::string& schema, const std::string& sql) const {
+  const char* keys[] = {"dbname", "password", "options", nullptr};
+  const std::string options = "-csearch_path=" + schema;
+  const char* values[] = {url.c_str(), password.c_str(), options.c_str(), nullptr};
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdbParams(keys, values, 1), &PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) FAIL("connecting: " << PQerrorMessage(conn.get()));
+  std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn.get(), sql.c_str()), &PQclear);
+  const ExecStatusType status = PQresultStatus(result.get());
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    FAIL(sql << ": " << PQerrorMessage(conn.get()));
+  }
+  if (status == PGRES_TUPLES_OK && PQntuples(result.get()) > 0) {
+    return PQgetvalue(result.get(), 0, 0);
+  }
+  return "";
 }
 
 Status TestPostgres::restart_server() const {

@@ -28,6 +28,10 @@ struct TestPostgres {
   [[nodiscard]] std::string fresh_schema() const;
   // url, password and `schema` filled in; the other fields at their defaults.
   [[nodiscard]] PostgresConnectOptions connect_options(std::string schema) const;
+  // Runs `sql` (statements without parameters) in `schema` over a connection of its own, as a
+  // database administrator would; the first row's first value when it returns rows, else "".
+  // FAILs the calling test with the server's error.
+  std::string sql(const std::string& schema, const std::string& sql) const;
   // Restarts the server on the same port (a fast shutdown: open connections break) and returns
   // once it accepts connections again. The script's output is in dir/script.log.
   [[nodiscard]] Status restart_server() const;

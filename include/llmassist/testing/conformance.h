@@ -235,6 +235,21 @@ CheckResult run_factory_check(const std::vector<NamedCheck<Harness>>& checks, st
   });
 }
 
+// run_named_check() for the store suites: a new SteppedClock, a store from `factory(clock)` (a
+// Result<std::unique_ptr<Store>>; `t` fails when it makes none) and Harness{store, clock}.
+template <typename Harness, typename Factory>
+CheckResult run_clocked_store_check(const std::vector<NamedCheck<Harness>>& checks,
+                                    std::string_view name, const Factory& factory) {
+  return run_named_check(checks, name, [&](CheckContext& t, const auto& run) {
+    auto clock = std::make_shared<SteppedClock>();
+    auto store = factory(clock);
+    if (!t.expect_ok(store.status(), "the factory made no store")) return;
+    if (!t.expect(*store != nullptr, "the factory made a null store")) return;
+    Harness h{**store, *clock};
+    run(h);
+  });
+}
+
 // Every check of `checks`, in order, each run by `run_one(name)`.
 template <typename Harness, typename RunOne>
 std::vector<CheckResult> run_every_check(const std::vector<NamedCheck<Harness>>& checks,

@@ -1390,14 +1390,7 @@ inline std::vector<std::string> message_store_check_names() {
 // Runs the check called `name` against a new store from `factory`.
 inline CheckResult run_message_store_check(std::string_view name,
                                            const MessageStoreFactory& factory) {
-  return run_named_check(store_checks::all(), name, [&](CheckContext& t, const auto& run) {
-    auto clock = std::make_shared<SteppedClock>();
-    auto store = factory(clock);
-    if (!t.expect_ok(store.status(), "the factory made no store")) return;
-    if (!t.expect(*store != nullptr, "the factory made a null store")) return;
-    store_checks::Harness h{**store, *clock};
-    run(h);
-  });
+  return run_clocked_store_check(store_checks::all(), name, factory);
 }
 
 // Runs every check, each against a new store; one result per check, in order.

@@ -1,0 +1,311 @@
+// The PostgreSQL MessageStore against the tests' server (support/test_postgres.h): the
+// MessageStore conformance suite, each check in a schema of its own, and what only a shared
+// server shows — stores in several places at once (several processes are several store
+// objects, each with its pool and its listening connection), migrations that run once, change
+// notification across stores, secrets kept out of errors, and a server restart in the middle
+// of a burst of writes.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llmassist/postgres/postgres_store.h"
+#include "llmassist/testing/message_store_conformance.h"
+#include "support/capturing_logger.h"
+#include "support/conformance_subcases.h"
+#include "support/test_postgres.h"
+
+namespace llmassist {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::test_postgres;
+
+std::unique_ptr<MessageStore> open_store(const std::string& schema,
+                                         std::shared_ptr<Logger> logger = nullptr) {
+  PostgresStoreOptions o;
+  o.connect = test_postgres().connect_options(schema);
+  if (logger) o.connect.logger = std::move(logger);
+  auto store = open_postgres_store(o);
+  REQUIRE_MESSAGE(store.ok(), store.status().to_string());
+  return std::move(store).value();
+}
+
+ChatId new_chat(MessageStore& store, const std::string& name) {
+  auto chat = store.upsert_chat({"test", name, "Title " + name, ""});
+  REQUIRE_MESSAGE(chat.ok(), chat.status().to_string());
+  return chat->id;
+}
+
+ReplyId ask(MessageStore& store, ChatId chat, const std::string& text,
+            const std::string& dedup = "") {
+  InboundMessage m;
+  m.chat_id = chat;
+  m.text = text;
+  m.dedup_key = dedup;
+  auto r = append_inbound(store, m);
+  REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  return r->reply_id;
+}
+
+TEST_CASE("MessageStore conformance: the PostgreSQL store") {
+  testing::run_checks_as_subcases(
+      testing::message_store_check_names(), [](const std::string& name) {
+        return testing::run_message_store_check(
+            name, [](std::shared_ptr<Clock> clock) -> Result<std::unique_ptr<MessageStore>> {
+              PostgresStoreOptions o;
+              o.connect = test_postgres().connect_options(test_postgres().fresh_schema());
+              o.connect.clock = std::move(clock);
+              return open_postgres_store(o);
+            });
+      });
+}
+
+TEST_CASE("PostgreSQL store: stores opened at once migrate once, and share what they write") {
+  const std::string schema = test_postgres().fresh_schema();
+  std::vector<std::unique_ptr<MessageStore>> stores(6);
+  std::vector<std::thread> threads;
+  std::vector<Status> opened(stores.size());
+  for (std::size_t i = 0; i < stores.size(); ++i) {
+    threads.emplace_back([&, i] {
+      PostgresStoreOptions o;
+      o.connect = test_postgres().connect_options(schema);
+      auto s = open_postgres_store(o);
+      opened[i] = s.status();
+      if (s.ok()) stores[i] = std::move(s).value();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& s : opened) REQUIRE_MESSAGE(s.ok(), s.to_string());
+  const ChatId chat = new_chat(*stores[0], "shared");
+  auto seen = stores[5]->get_chat(chat);
+  REQUIRE(seen.ok());
+  CHECK(seen->external_id == "shared");
+}
+
+TEST_CASE("PostgreSQL store: a newer schema is refused, naming both versions") {
+  const std::string schema = test_postgres().fresh_schema();
+  auto store = open_store(schema);
+  REQUIRE(store->put_setting("k", "v").ok());
+  store.reset();
+  // What a later build's migration leaves: a higher version.
+  test_postgres().sql(schema,
+                      "UPDATE llmassist_schema SET version = version + 1 "
+                      "WHERE component = 'store'");
+  PostgresStoreOptions o;
+  o.connect = test_postgres().connect_options(schema);
+  auto refused = open_postgres_store(o);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(refused.status().message().find("version " + std::to_string(kPostgresSchemaVersion + 1)) !=
+        std::string::npos);
+  CHECK(refused.status().message().find(std::to_string(kPostgresSchemaVersion)) !=
+        std::string::npos);
+}
+
+TEST_CASE("PostgreSQL store: a wrong password is kUnauthenticated, and no error shows it") {
+  auto logger = std::make_shared<testing::CapturingLogger>();
+  PostgresStoreOptions o;
+  o.connect = test_postgres().connect_options(test_postgres().fresh_schema());
+  o.connect.password = "not-the-password-5f1c2e";
+  o.connect.logger = logger;
+  auto refused = open_postgres_store(o);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == StatusCode::kUnauthenticated);
+  CHECK(refused.status().message().find("not-the-password-5f1c2e") == std::string::npos);
+  CHECK_FALSE(logger->contains("not-the-password-5f1c2e"));
+
+  PostgresStoreOptions in_url = o;
+  in_url.connect.password.clear();
+  in_url.connect.url = "postgresql://llmassist:secret-in-url@127.0.0.1:1/llmassist";
+  auto no = open_postgres_store(in_url);
+  REQUIRE_FALSE(no.ok());
+  CHECK(no.status().code() == StatusCode::kInvalidArgument);
+  CHECK(no.status().message().find("secret-in-url") == std::string::npos);
+  CHECK(describe_postgres_url("postgresql://u:secret-in-url@db.example:5433/x?sslmode=require") ==
+        "postgresql://u@db.example:5433/x?password=***&sslmode=require");
+}
+
+TEST_CASE("PostgreSQL store: text PostgreSQL cannot hold is refused, not cut short") {
+  auto store = open_store(test_postgres().fresh_schema());
+  const ChatId chat = new_chat(*store, "c");
+  InboundMessage m;
+  m.chat_id = chat;
+  m.text = std::string("before\0after", 12);
+  auto nul = append_inbound(*store, m);
+  CHECK(nul.status().code() == StatusCode::kInvalidArgument);
+  m.text = "bad \xff byte";
+  auto invalid = append_inbound(*store, m);
+  CHECK(invalid.status().code() == StatusCode::kInvalidArgument);
+  HistoryQuery q;
+  auto history = store->chat_history(chat, q);
+  REQUIRE(history.ok());
+  CHECK(history->empty());
+  // The store goes on serving.
+  CHECK(ask(*store, chat, "fine") > 0);
+}
+
+TEST_CASE("PostgreSQL store: wait_for_change wakes on another store's commit") {
+  const std::string schema = test_postgres().fresh_schema();
+  auto a = open_store(schema);
+  auto b = open_store(schema);
+  const ChatId chat = new_chat(*a, "c");
+  const std::uint64_t seen = b->wait_for_change(0, 0ms);
+  std::atomic<std::uint64_t> woke{0};
+  std::thread waiter([&] { woke = b->wait_for_change(seen, 30s); });
+  std::this_thread::sleep_for(100ms);  // the waiter is asleep (or about to be): either way
+  ask(*a, chat, "wake up");
+  waiter.join();
+  CHECK(woke.load() != seen);
+}
+
+TEST_CASE("PostgreSQL store: workers in several places never claim one reply twice") {
+  const std::string schema = test_postgres().fresh_schema();
+  constexpr int kStores = 3;
+  constexpr int kReplies = 300;
+  std::vector<std::unique_ptr<MessageStore>> stores;
+  for (int i = 0; i < kStores; ++i) stores.push_back(open_store(schema));
+  std::vector<ChatId> chats;
+  for (int i = 0; i < 30; ++i) chats.push_back(new_chat(*stores[0], "c" + std::to_string(i)));
+  for (int i = 0; i < kReplies; ++i) {
+    ask(*stores[static_cast<std::size_t>(i % kStores)], chats[static_cast<std::size_t>(i % 30)],
+        "q" + std::to_string(i));
+  }
+  std::mutex mu;
+  std::map<ReplyId, std::string> claimed_by;
+  std::vector<std::string> doubles;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kStores * 2; ++w) {
+    workers.emplace_back([&, w] {
+      MessageStore& store = *stores[static_cast<std::size_t>(w % kStores)];
+      const std::string worker = "worker" + std::to_string(w);
+      while (true) {
+        ClaimRequest q;
+        q.status = ReplyStatus::kNew;
+        q.to = ReplyStatus::kGenerating;
+        q.worker = worker;
+        q.limit = 3;
+        auto got = store.claim_replies(q);
+        REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+        if (got->empty()) return;
+        std::lock_guard lock(mu);
+        for (const Reply& r : *got) {
+          if (!claimed_by.emplace(r.id, worker).second) doubles.push_back(worker);
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  CHECK(doubles.empty());
+  CHECK(claimed_by.size() == static_cast<std::size_t>(kReplies));
+}
+
+TEST_CASE("PostgreSQL store: a chat's replies come in order when questions arrive everywhere") {
+  // Questions of one chat stored by several stores at once, and a worker that takes only each
+  // chat's head: it must never be handed a reply while an older one of its chat waits.
+  const std::string schema = test_postgres().fresh_schema();
+  std::vector<std::unique_ptr<MessageStore>> stores;
+  for (int i = 0; i < 3; ++i) stores.push_back(open_store(schema));
+  const ChatId chat = new_chat(*stores[0], "busy");
+  std::atomic<bool> writing{true};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 40; ++i) ask(*stores[static_cast<std::size_t>(w)], chat, "q");
+    });
+  }
+  std::vector<ReplyId> order;
+  std::thread worker([&] {
+    while (writing || order.size() < 120) {
+      ClaimRequest q;
+      q.status = ReplyStatus::kNew;
+      q.to = ReplyStatus::kGenerating;
+      q.worker = "head-taker";
+      q.head_of_chat_only = true;
+      q.limit = 5;
+      auto got = stores[1]->claim_replies(q);
+      REQUIRE(got.ok());
+      for (const Reply& r : *got) {
+        order.push_back(r.id);
+        ReplyChange done;
+        done.from = ReplyStatus::kGenerating;
+        done.to = ReplyStatus::kCancelled;
+        REQUIRE(stores[2]->transition_reply(r.id, done).ok());
+      }
+      if (got->empty()) std::this_thread::sleep_for(1ms);
+    }
+  });
+  for (auto& t : writers) t.join();
+  writing = false;
+  worker.join();
+  REQUIRE(order.size() == 120);
+  CHECK(std::is_sorted(order.begin(), order.end()));
+}
+
+// Last: CTest runs the tests named "server restart" after all others, one at a time.
+TEST_CASE("PostgreSQL store: a server restart in the middle of a burst loses nothing") {
+  auto logger = std::make_shared<testing::CapturingLogger>();
+  const std::string schema = test_postgres().fresh_schema();
+  auto store = open_store(schema, logger);
+  constexpr int kChats = 10;
+  constexpr int kPerWriter = 60;
+  std::vector<ChatId> chats;
+  for (int i = 0; i < kChats; ++i) chats.push_back(new_chat(*store, "c" + std::to_string(i)));
+  std::mutex mu;
+  std::set<std::string> acknowledged;  // dedup keys whose append_inbound returned OK
+  std::atomic<int> failed{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kPerWriter; ++i) {
+        InboundMessage m;
+        m.chat_id = chats[static_cast<std::size_t>((w * kPerWriter + i) % kChats)];
+        m.text = "burst";
+        m.dedup_key = "w" + std::to_string(w) + ":" + std::to_string(i);
+        auto r = append_inbound(*store, m);
+        if (r.ok()) {
+          std::lock_guard lock(mu);
+          acknowledged.insert(m.dedup_key);
+        } else {
+          ++failed;  // the commit's outcome unknown: the caller would deliver it again
+        }
+        std::this_thread::sleep_for(2ms);
+      }
+    });
+  }
+  std::this_thread::sleep_for(80ms);
+  REQUIRE(test_postgres().restart_server().ok());
+  for (auto& t : writers) t.join();
+  // Every acknowledged message is stored, once; the others may be, or may not.
+  std::set<std::string> stored;
+  for (ChatId chat : chats) {
+    HistoryQuery q;
+    q.limit = 1000;
+    auto history = store->chat_history(chat, q);
+    REQUIRE_MESSAGE(history.ok(), history.status().to_string());
+    for (const Message& m : *history) CHECK(stored.insert(m.dedup_key).second);
+  }
+  for (const std::string& key : acknowledged) CHECK_MESSAGE(stored.count(key) == 1, key);
+  MESSAGE(acknowledged.size() << " acknowledged, " << failed.load() << " failed, " << stored.size()
+                              << " stored");
+  CHECK(failed.load() <= 4);  // at most the commits in flight when the server went down
+  CHECK(logger->contains("tried again"));
+  // The store goes on serving, and its listener is back: once it has settled (a reconnection
+  // raises the generation too), another store's write wakes it.
+  std::uint64_t seen = store->wait_for_change(0, 0ms);
+  for (std::uint64_t now = 0; (now = store->wait_for_change(seen, 500ms)) != seen;) seen = now;
+  auto other = open_store(schema);
+  ask(*other, chats[0], "after the restart");
+  CHECK(store->wait_for_change(seen, 10s) != seen);
+}
+
+}  // namespace
+}  // namespace llmassist
