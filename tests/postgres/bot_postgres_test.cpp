@@ -1,7 +1,10 @@
 // The bot's parts on a PostgreSQL database, as a deployment configures them: the config's URL
-// and password variable, the doctor, and llmassist-operator and llmassist-admin run as processes
-// with --db URL --db-password-env NAME.
+// and password variable, the doctor, llmassist-bot answering over it, and llmassist-operator and
+// llmassist-admin run as processes with --db URL --db-password-env NAME.
 #include <doctest/doctest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <iterator>
@@ -14,6 +17,8 @@
 #include "llmassist/bot/bot_config.h"
 #include "llmassist/postgres/postgres_store.h"
 #include "support/child_process.h"
+#include "support/mock_llm_server.h"
+#include "support/mock_telegram_server.h"
 #include "support/moderation_fixture.h"
 #include "support/temp_dir.h"
 #include "support/test_postgres.h"
@@ -91,12 +96,69 @@ TEST_CASE("bot doctor on PostgreSQL: connects, shows the URL and never the passw
   CHECK(refused.detail.find(pg.password) == std::string::npos);
 }
 
+// The environment of a program run on the tests' server: the password in kPasswordVariable.
+std::vector<std::string> password_environment() {
+  return {std::string(kPasswordVariable) + "=" + test_postgres().password};
+}
+
+#ifdef LLMASSIST_BOT_BINARY
+
+TEST_CASE(
+    "llmassist-bot on PostgreSQL: a question from Telegram is answered, both in the database") {
+  auto& pg = test_postgres();
+  const std::string schema = pg.fresh_schema();
+  MockTelegramServer telegram;
+  MockLlmServer llm;
+  MockLlmServer::Behavior echo;
+  echo.echo_question = true;
+  llm.set(echo);
+  TempDir dir;
+  const nlohmann::json config = {
+      {"database", pg.url},
+      {"database_password_env", kPasswordVariable},
+      {"database_schema", schema},
+      {"telegram", telegram.bot_config_section()},
+      {"assistant", {{"texts", {{"human_button", ""}}}}},
+      {"providers", nlohmann::json::array({{{"type", "openai"},
+                                            {"name", "mock"},
+                                            {"base_url", llm.openai_url()},
+                                            {"model", "mock-model"},
+                                            {"retries", 0}}})}};
+  std::ofstream(dir.file("bot.json")) << config.dump(2);
+  const pid_t bot = spawn({LLMASSIST_BOT_BINARY, "--config", dir.file("bot.json")},
+                          dir.file("bot.log"), password_environment());
+  REQUIRE(bot > 0);
+  telegram.push_update(1, MockTelegramServer::text_update(1, "Where is my parcel?"));
+  const bool answered = telegram.wait_for_calls("sendMessage", 1, std::chrono::seconds(20));
+  ::kill(bot, SIGTERM);
+  CHECK(wait_exit(bot) == 0);
+  const std::string log = read_all(dir.file("bot.log"));
+  REQUIRE_MESSAGE(answered, log);
+  CHECK(telegram.calls("sendMessage").front().params.value("text", "") ==
+        "Answer to: Where is my parcel?");
+  CHECK(log.find(pg.password) == std::string::npos);
+
+  PostgresStoreOptions options;
+  options.connect = pg.connect_options(schema);
+  options.connect.logger = null_logger();
+  auto store = open_postgres_store(options);
+  REQUIRE_MESSAGE(store.ok(), store.status().to_string());
+  auto chat = (*store)->find_chat("telegram", "1001");
+  REQUIRE_MESSAGE(chat.ok(), chat.status().to_string());
+  auto history = (*store)->chat_history(chat->id, {});
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 2);  // newest first
+  CHECK(history->front().text == "Answer to: Where is my parcel?");
+  CHECK(history->back().text == "Where is my parcel?");
+}
+
+#endif  // LLMASSIST_BOT_BINARY
+
 #if defined(LLMASSIST_OPERATOR_BINARY) && defined(LLMASSIST_ADMIN_BINARY)
 
 // Runs a program with the password in kPasswordVariable; its exit code, and its output in `log`.
 int run(std::vector<std::string> args, const std::string& log) {
-  return wait_exit(
-      spawn(args, log, {std::string(kPasswordVariable) + "=" + test_postgres().password}));
+  return wait_exit(spawn(args, log, password_environment()));
 }
 
 TEST_CASE("llmassist-operator and llmassist-admin on PostgreSQL: --db URL --db-password-env NAME") {
