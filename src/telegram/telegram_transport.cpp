@@ -587,7 +587,14 @@ class Core final : public std::enable_shared_from_this<Core> {
     std::vector<PolledUpdate> updates;
     std::optional<std::int64_t> max_update_id;
   };
-  using InboundJob = std::variant<PollBatch, InboundEvent>;
+  // An update POSTed to the webhook, its request held open until the handler has returned.
+  struct WebhookUpdate {
+    InboundEvent event;
+    std::shared_ptr<detail::http::Deferred> reply;
+  };
+  using InboundJob = std::variant<PollBatch, WebhookUpdate>;
+  // Webhook updates handed to the handler in one call at most.
+  static constexpr std::size_t kMaxWebhookBatch = 64;
 
   void poll() {
     {
@@ -688,43 +695,58 @@ class Core final : public std::enable_shared_from_this<Core> {
     return ack;
   }
 
-  // Waits `delay` or until stop(); false when stopping.
-  bool pause(milliseconds delay) {
-    std::unique_lock lock(mu_);
-    return !inbound_cv_.wait_for(lock, delay, [&] { return stopping_; });
-  }
-
   void inbound_loop() {
     int failures = 0;
     for (;;) {
-      InboundJob job;
+      std::optional<PollBatch> batch;
       {
         std::unique_lock lock(mu_);
         inbound_cv_.wait(lock, [&] { return stopping_ || !inbound_.empty(); });
         if (stopping_) return;
-        job = inbound_.front();
-      }
-      if (auto* batch = std::get_if<PollBatch>(&job)) {
-        {
-          std::lock_guard lock(mu_);
+        if (auto* polled = std::get_if<PollBatch>(&inbound_.front())) {
+          batch = std::move(*polled);
           inbound_.pop_front();
         }
+      }
+      if (batch) {
         failures = deliver_batch(*batch, failures);
-        continue;
+      } else {
+        deliver_webhook_updates();
       }
-      const auto& event = std::get<InboundEvent>(job);
-      const Status s = call_handler(std::span<const InboundEvent>(&event, 1)).status;
-      if (s.ok()) {
-        failures = 0;
-        std::lock_guard lock(mu_);
+    }
+  }
+
+  // Hands the webhook updates at the head of the queue to the handler together, then answers
+  // each request: 200 for those it took, 503 for the rest (Telegram sends them again).
+  void deliver_webhook_updates() {
+    std::vector<WebhookUpdate> run;
+    {
+      std::lock_guard lock(mu_);
+      while (!inbound_.empty() && run.size() < kMaxWebhookBatch) {
+        auto* update = std::get_if<WebhookUpdate>(&inbound_.front());
+        if (update == nullptr) break;
+        run.push_back(std::move(*update));
         inbound_.pop_front();
-        continue;
       }
-      const milliseconds delay = backoff(options_.retry, ++failures);
+    }
+    std::vector<InboundEvent> events;
+    events.reserve(run.size());
+    for (const WebhookUpdate& u : run) events.push_back(u.event);
+    const InboundAck ack = call_handler(events);
+    if (!ack.status.ok()) {
       log(LogLevel::kWarning,
-          fmt::format("the handler refused {} ({}); it is offered again in {} ms", event.dedup_key,
-                      s.to_string(), delay.count()));
-      if (!pause(delay)) return;
+          fmt::format("the handler refused {} ({}); Telegram is asked to send it again",
+                      events[ack.persisted].dedup_key, ack.status.to_string()));
+    }
+    for (std::size_t i = 0; i < run.size(); ++i) {
+      detail::http::Response res;
+      if (i < ack.persisted) {
+        res.status = 200;
+        res.set_content("{}", "application/json");
+      } else {
+        json_error(res, 503, "not stored, retry later");
+      }
+      run[i].reply->complete(std::move(res));
     }
   }
 
@@ -820,11 +842,9 @@ class Core final : public std::enable_shared_from_this<Core> {
         json_error(res, 503, "busy, retry later");
         return;
       }
-      inbound_.emplace_back(std::move(parsed->event));
+      inbound_.emplace_back(WebhookUpdate{std::move(parsed->event), res.defer()});
     }
     inbound_cv_.notify_all();
-    res.status = 200;
-    res.set_content("{}", "application/json");
   }
 
   void stop_webhook() {

@@ -5,8 +5,10 @@
 // Telegram's order. With polling, an update is confirmed (the getUpdates offset moves past it)
 // only once the handler returned OK for it; updates that cannot be parsed are logged and
 // confirmed at once. A handler failure stops the batch there: after a backoff the same update is
-// delivered again. With a webhook the transport answers Telegram 200 at once and keeps the
-// update queued in memory until the handler accepts it (Telegram would not send it again).
+// delivered again. With a webhook the transport answers Telegram's request only once the
+// handler has returned for its update: 200 when it took it (stored: a crash after that loses
+// nothing), 503 when it refused it, so that Telegram sends it again later — to this process or,
+// behind a load balancer, to another. Updates that arrive together go to the handler together.
 //
 // Sending: every call is asynchronous and goes through one queue per chat, so the messages,
 // edits and drafts for one chat go out in the order they were asked for, at most one per
@@ -79,8 +81,8 @@ struct LLMASSIST_API TelegramWebhookOptions {
   bool allow_no_secret = false;
   // A larger request body is refused with 413. Default: 1 MiB.
   std::size_t max_body_bytes = std::size_t{1} << 20;
-  // Updates accepted but not yet taken by the handler. Beyond this the webhook answers 503 and
-  // Telegram delivers the update again later. Default: 10 000.
+  // Updates received but not yet taken by the handler (each holds its request open). Beyond
+  // this the webhook answers 503 and Telegram delivers the update again later. Default: 10 000.
   std::size_t max_queued_updates = 10000;
   // Connections open at once, in total and from one address (Telegram opens up to
   // max_connections, at most 100, from its servers); more are closed as they arrive. Defaults
