@@ -228,7 +228,7 @@ Result<SharedParts> complete_parts(const BotConfig& config, SharedParts given,
 Result<std::unique_ptr<AccountStore>> open_accounts(const BotConfig& config,
                                                     std::shared_ptr<Logger> logger) {
   if (is_postgres_url(config.database)) {
-    return unimplemented("the PostgreSQL account store is not in this build yet");
+    return open_postgres_account_store({.connect = postgres_of(config, logger)});
   }
   SqliteAccountStoreOptions options;
   options.logger = std::move(logger);

@@ -47,13 +47,16 @@ BotConfig postgres_config(const std::string& schema, const std::string& password
   return *config;
 }
 
-DoctorCheck database_check(const BotConfig& config) {
+// The doctor's check `what` ("database", "admin page").
+DoctorCheck doctor_check(const BotConfig& config, const std::string& what) {
   for (const auto& check : run_doctor(config, std::chrono::seconds(5))) {
-    if (check.what == "database") return check;
+    if (check.what == what) return check;
   }
-  FAIL("the doctor made no database check");
+  FAIL("the doctor made no check " << what);
   return {};
 }
+
+DoctorCheck database_check(const BotConfig& config) { return doctor_check(config, "database"); }
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path);
@@ -207,6 +210,38 @@ TEST_CASE("llmassist-operator and llmassist-admin on PostgreSQL: --db URL --db-p
   CHECK_MESSAGE(run(erase, dir.file("erase.log")) == 0, read_all(dir.file("erase.log")));
   CHECK(!f.store->get_chat(ann.id).ok());
   CHECK(read_all(dir.file("erase.log")).find(pg.password) == std::string::npos);
+}
+
+TEST_CASE("accounts on PostgreSQL: the doctor finds the admin that llmassist-admin lists") {
+  auto& pg = test_postgres();
+  const std::string schema = pg.fresh_schema();
+  BotConfig config = postgres_config(schema, pg.password);
+  config.admin.emplace();
+  config.admin->listen = "127.0.0.1:0";
+  const DoctorCheck before = doctor_check(config, "admin page");
+  CHECK(!before.ok);
+  CHECK(before.detail.find("user add") != std::string::npos);
+
+  auto accounts = open_account_store(config, null_logger());
+  REQUIRE_MESSAGE(accounts.ok(), accounts.status().to_string());
+  REQUIRE((*accounts)->create_account("alice", "a long password", AccountRole::kAdmin).ok());
+  const DoctorCheck after = doctor_check(config, "admin page");
+  CHECK_MESSAGE(after.ok, after.detail);
+
+  TempDir dir;
+  const std::vector<std::string> list = {LLMASSIST_ADMIN_BINARY,
+                                         "--db",
+                                         pg.url,
+                                         "--db-password-env",
+                                         kPasswordVariable,
+                                         "--db-schema",
+                                         schema,
+                                         "user",
+                                         "list"};
+  CHECK(run(list, dir.file("list.log")) == 0);
+  const std::string listed = read_all(dir.file("list.log"));
+  CHECK_MESSAGE(listed.find("alice  admin") != std::string::npos, listed);
+  CHECK(listed.find(pg.password) == std::string::npos);
 }
 
 #endif  // LLMASSIST_OPERATOR_BINARY && LLMASSIST_ADMIN_BINARY
