@@ -242,7 +242,8 @@ TEST_CASE("bot config: PostgreSQL mistakes name the setting, never the password"
   };
   for (const char* text :
        {R"({"database": "postgresql://bot:pg-secret-17@db1/llmassist"})",
-        R"({"database": "postgresql://bot@db1/llmassist?password=pg-secret-17"})"}) {
+        R"({"database": "postgresql://bot@db1/llmassist?password=pg-secret-17"})",
+        R"({"database": "postgresql://bot@db1/llmassist?sslpassword=pg-secret-17"})"}) {
     CAPTURE(text);
     const Status s = e(text);
     CHECK(s.code() == StatusCode::kInvalidArgument);

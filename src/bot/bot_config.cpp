@@ -52,10 +52,12 @@ Status check_postgres_url(const std::string& url, std::string_view at) {
                     "postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full)",
                     at));
   }
+  // The server's password, or the passphrase of the client's TLS key.
   bool password = false;
   for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-    password = password ||
-               (std::string_view(o->keyword) == "password" && o->val != nullptr && *o->val != '\0');
+    const std::string_view key = o->keyword;
+    password = password || ((key == "password" || key == "sslpassword") && o->val != nullptr &&
+                            *o->val != '\0');
   }
   PQconninfoFree(options);
   if (password) {
