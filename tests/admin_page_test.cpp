@@ -193,11 +193,7 @@ struct World {
     seed_earlier_days(db);
     const nlohmann::json config = {
         {"database", db},
-        {"telegram",
-         {{"token", telegram.token()},
-          {"api_url", telegram.api_url()},
-          {"polling", {{"timeout_s", 1}}},
-          {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
+        {"telegram", telegram.bot_config_section()},
         {"assistant", {{"moderation", "review"}, {"texts", {{"human_button", ""}}}}},
         {"admin", {{"listen", "127.0.0.1:0"}}},
         {"providers", nlohmann::json::array({{{"type", "openai"},

@@ -51,11 +51,7 @@ struct World {
     config = dir.file("bot.json");
     nlohmann::json c = {
         {"database", db},
-        {"telegram",
-         {{"token", telegram.token()},
-          {"api_url", telegram.api_url()},
-          {"polling", {{"timeout_s", 1}}},
-          {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}}},
+        {"telegram", telegram.bot_config_section()},
         {"assistant", {{"moderation", moderation}, {"texts", {{"human_button", ""}}}}},
         {"providers", nlohmann::json::array({{{"type", "openai"},
                                               {"name", "mock"},

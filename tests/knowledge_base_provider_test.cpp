@@ -199,11 +199,11 @@ TEST_CASE("knowledge base: with nothing configured, each language is answered in
     REQUIRE_MESSAGE(ru.ok(), ru.status().to_string());
     CHECK(ru->text.rfind(pair.russian_answer, 0) == 0);
   }
-  // The sample says PostgreSQL is planned, not there, in both languages.
-  CHECK(sample_knowledge_base().find("PostgreSQL, for several bot processes") !=
+  // The sample tells how to use PostgreSQL, in both languages.
+  CHECK(sample_knowledge_base().find("use PostgreSQL: set `database` to its URL") !=
         std::string_view::npos);
-  CHECK(sample_knowledge_base().find("not supported yet") != std::string_view::npos);
-  CHECK(sample_knowledge_base_ru().find("запланирована, но пока её нет") != std::string_view::npos);
+  CHECK(sample_knowledge_base_ru().find("есть PostgreSQL: укажите в\n`database` её адрес") !=
+        std::string_view::npos);
 }
 
 TEST_CASE("knowledge base: Russian questions match inflected forms of the entry's words") {

@@ -1,11 +1,13 @@
 // llmassist-admin: the admin page and REST API over the database of a running bot (the bot
 // delivers what operators decide here), and the accounts that may sign in to it.
 #include <llmassist/bot/bot.h>
+#include <llmassist/postgres/postgres_store.h>
 #include <signal.h>
 #include <unistd.h>
 #include "programs/account_commands.h"
 
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,15 +16,23 @@ namespace {
 constexpr const char* kUsage =
     R"(llmassist-admin — the operators' web page and REST API for an llmassist bot
 
-Usage: llmassist-admin [--config FILE] [--db FILE] [--listen HOST:PORT] [serve]
-       llmassist-admin [--config FILE] [--db FILE] user|token COMMAND [ARGS...]
-       llmassist-admin [--config FILE] [--db FILE] erase-user CHANNEL:ID | erase-chat CHAT
+Usage: llmassist-admin [--config FILE] [--db DB] [--listen HOST:PORT] [serve]
+       llmassist-admin [--config FILE] [--db DB] user|token COMMAND [ARGS...]
+       llmassist-admin [--config FILE] [--db DB] erase-user CHANNEL:ID | erase-chat CHAT
 
-  --config FILE       the bot's config file: its database, providers, policy and `admin`
-                      section (default: none, so the database llmassist.db)
-  --db FILE           the database, instead of the config's
-  --listen HOST:PORT  where to serve (default: the config's admin.listen, else 127.0.0.1:8080)
-  --help              this text
+  --config FILE          the bot's config file: its database, providers, policy and `admin`
+                         section (default: none, so the database llmassist.db)
+  --db DB                the database, instead of the config's: a SQLite file, or a
+                         PostgreSQL URL (postgresql://USER@HOST:PORT/DATABASE?sslmode=...)
+                         without a password in it
+  --db-password-env NAME the environment variable that holds the PostgreSQL password
+                         (default: the config's database_password_env, else none: libpq's
+                         own ways, such as ~/.pgpass)
+  --db-schema NAME       the PostgreSQL schema of the bot's tables (default: the config's
+                         database_schema, else public)
+  --listen HOST:PORT     where to serve (default: the config's admin.listen, else
+                         127.0.0.1:8080)
+  --help                 this text
 
 `serve` (the default) runs the page and the API until SIGINT or SIGTERM. Decisions taken there
 are written to the database; the running bot delivers them. Create the first admin first:
@@ -35,6 +45,8 @@ are written to the database; the running bot delivers them. Create the first adm
 
 int main(int argc, char** argv) {
   std::string config_path, db, listen;
+  std::optional<std::string> password_env;
+  std::string schema;
   std::vector<std::string> command;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -47,6 +59,10 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg == "--db" && i + 1 < argc) {
       db = argv[++i];
+    } else if (arg == "--db-password-env" && i + 1 < argc) {
+      password_env = argv[++i];
+    } else if (arg == "--db-schema" && i + 1 < argc) {
+      schema = argv[++i];
     } else if (arg == "--listen" && i + 1 < argc) {
       listen = argv[++i];
     } else if (arg.starts_with("-")) {
@@ -61,7 +77,18 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << config.status().message() << "\n";
     return 1;
   }
-  if (!db.empty()) config->database = db;
+  if (!db.empty() || password_env) {
+    // The config's password variable goes with another PostgreSQL URL, not with a file.
+    const std::string database = db.empty() ? config->database : db;
+    const std::string kept =
+        llmassist::is_postgres_url(database) ? config->database_password_env : "";
+    auto set = llmassist::set_bot_database(*config, database, password_env.value_or(kept));
+    if (!set.ok()) {
+      std::cerr << "usage error: " << set.message() << "\n";
+      return 2;
+    }
+  }
+  if (!schema.empty()) config->database_schema = schema;  // the store checks the name
   if (!listen.empty()) {
     if (!config->admin) config->admin.emplace();
     config->admin->listen = listen;

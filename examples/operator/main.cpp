@@ -1,8 +1,9 @@
 // llmassist-operator: the operators' terminal client. Works on the database of a running bot
 // (another process): decisions and operator messages are written into the store, and the bot's
 // outbox delivers them. One-shot subcommands for scripts, or a prompt loop.
+#include <llmassist/bot/bot.h>
 #include <llmassist/core/store_moderation_queue.h>
-#include <llmassist/sqlite/sqlite_store.h>
+#include <llmassist/postgres/postgres_store.h>
 #include <unistd.h>
 #include "programs/operator_console.h"
 
@@ -17,13 +18,19 @@ namespace {
 constexpr const char* kUsage =
     R"(llmassist-operator — moderate an llmassist bot's answers from the terminal
 
-Usage: llmassist-operator [--db FILE] [--operator NAME] [--json] [COMMAND [ARGS...]]
-       llmassist-operator [--db FILE] [--operator NAME] [interactive]
+Usage: llmassist-operator [--db DB] [--operator NAME] [--json] [COMMAND [ARGS...]]
+       llmassist-operator [--db DB] [--operator NAME] [interactive]
 
-  --db FILE        the bot's database (default: llmassist.db); it must exist
-  --operator NAME  who decides (default: $USER); recorded in the audit log
-  --json           print list and show commands as JSON (also per command)
-  --help           this text
+  --db DB                the bot's database (default: llmassist.db): a SQLite file, which
+                         must exist, or a PostgreSQL URL
+                         (postgresql://USER@HOST:PORT/DATABASE?sslmode=...) without a
+                         password in it
+  --db-password-env NAME the environment variable that holds the PostgreSQL password
+                         (default: none: libpq's own ways, such as ~/.pgpass)
+  --db-schema NAME       the PostgreSQL schema of the bot's tables (default: public)
+  --operator NAME        who decides (default: $USER); recorded in the audit log
+  --json                 print list and show commands as JSON (also per command)
+  --help                 this text
 
 Without a command (or with `interactive`), reads commands line by line: at a terminal with a
 prompt, from a pipe without one. The text of edit, reject and reply is the rest of the line;
@@ -37,6 +44,8 @@ Exit status: 0 done, 1 the command failed (the reason is on standard error), 2 b
 
 int main(int argc, char** argv) {
   std::string db = "llmassist.db";
+  std::string password_env;
+  std::string schema;
   const char* user = std::getenv("USER");
   std::string name = user != nullptr ? user : "";
   bool json = false;
@@ -50,6 +59,10 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--db" && i + 1 < argc) {
       db = argv[++i];
+    } else if (arg == "--db-password-env" && i + 1 < argc) {
+      password_env = argv[++i];
+    } else if (arg == "--db-schema" && i + 1 < argc) {
+      schema = argv[++i];
     } else if (arg == "--operator" && i + 1 < argc) {
       name = argv[++i];
     } else if (arg == "--json") {
@@ -70,17 +83,23 @@ int main(int argc, char** argv) {
     std::cerr << "usage error: " << llmassist::escape_for_terminal(valid.message(), false) << "\n";
     return 2;
   }
-  // An operator tool never creates a database: a mistyped path would show an empty queue.
+  llmassist::BotConfig config;  // its database settings only
+  if (auto set = llmassist::set_bot_database(config, db, password_env); !set.ok()) {
+    std::cerr << "usage error: " << llmassist::escape_for_terminal(set.message(), false) << "\n";
+    return 2;
+  }
+  if (!schema.empty()) config.database_schema = schema;  // the store checks the name
+  // An operator tool never creates a database file: a mistyped path would show an empty queue.
   std::error_code ec;
-  if (!std::filesystem::exists(db, ec)) {
-    std::cerr << "error: no database at " << db << " (pass the bot's database with --db FILE)\n";
+  if (!llmassist::is_postgres_url(config.database) &&
+      !std::filesystem::exists(config.database, ec)) {
+    std::cerr << "error: no database at " << llmassist::escape_for_terminal(config.database, false)
+              << " (pass the bot's database with --db FILE)\n";
     return 1;
   }
 
-  llmassist::SqliteStoreOptions store_options;
-  store_options.path = db;
-  store_options.logger = llmassist::stderr_logger(llmassist::LogLevel::kWarning);
-  auto opened = llmassist::open_sqlite_store(store_options);
+  auto opened = llmassist::open_message_store(
+      config, llmassist::stderr_logger(llmassist::LogLevel::kWarning));
   if (!opened.ok()) {
     std::cerr << "error: cannot open the database: " << opened.status().to_string() << "\n";
     return 1;

@@ -1,7 +1,9 @@
 #include "llmassist/bot/bot_config.h"
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +11,7 @@
 
 #include "bot/json_reader.h"
 #include "core/listen_address.h"
+#include "llmassist/postgres/postgres_store.h"
 #include "llmassist/telegram/telegram_transport.h"
 
 namespace llmassist {
@@ -35,6 +38,120 @@ Result<std::string> read_file(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// A PostgreSQL URL as `database` takes it: one libpq can read, without a password (that comes
+// from the environment, never from a file that backups and support tickets carry along).
+Status check_postgres_url(const std::string& url, std::string_view at) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);  // libpq's message may quote the URL, a password in it too
+    return invalid_argument(
+        fmt::format("{}: libpq cannot read this PostgreSQL URL (the form is "
+                    "postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full)",
+                    at));
+  }
+  // The server's password, or the passphrase of the client's TLS key.
+  bool password = false;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    const std::string_view key = o->keyword;
+    password = password || ((key == "password" || key == "sslpassword") && o->val != nullptr &&
+                            *o->val != '\0');
+  }
+  PQconninfoFree(options);
+  if (password) {
+    return invalid_argument(fmt::format(
+        "{}: the URL holds a password; put the password in an environment variable and name "
+        "the variable in database_password_env (--db-password-env on a command line)",
+        at));
+  }
+  return ok_status();
+}
+
+// The database `database` names, as the `database` key and --db take it: a PostgreSQL URL with
+// its password from the variable `password_env`, or a SQLite file ("sqlite:" stripped, resolved
+// against `base_dir`). `at` and `env_at` name the two settings in errors.
+Status set_database(BotConfig& c, std::string database, const std::string& base_dir,
+                    std::string_view password_env, std::string_view at, std::string_view env_at,
+                    const BotConfigContext& context) {
+  c.database_password_env = password_env;
+  c.database_password.clear();
+  if (is_postgres_url(database)) {
+    LLMASSIST_RETURN_IF_ERROR(check_postgres_url(database, at));
+    c.database = std::move(database);
+    if (password_env.empty()) return ok_status();
+    auto password = env(context, std::string(password_env));
+    if (!password || password->empty()) {
+      return invalid_argument(fmt::format("{}: the environment variable {} is {}", env_at,
+                                          password_env, password ? "empty" : "not set"));
+    }
+    c.database_password = std::move(*password);
+    return ok_status();
+  }
+  if (database.starts_with("postgres:") || database.starts_with("postgresql:")) {
+    return invalid_argument(
+        fmt::format("{}: a PostgreSQL URL begins with postgresql:// (or postgres://)", at));
+  }
+  if (!password_env.empty()) {
+    return invalid_argument(fmt::format(
+        "{}: a password is for a PostgreSQL database (postgresql://...), and {} is a SQLite file",
+        env_at, at));
+  }
+  if (database.starts_with("sqlite:")) database = database.substr(7);
+  if (database.empty()) return invalid_argument(fmt::format("{}: empty", at));
+  c.database = resolve(base_dir, database);
+  return ok_status();
+}
+
+// PostgreSQL's unquoted identifiers, as the stores take schema names.
+bool schema_name(std::string_view name) {
+  auto letter = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+  };
+  if (name.empty() || !letter(name.front())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char ch) { return letter(ch) || (ch >= '0' && ch <= '9'); });
+}
+
+Status read_database(JsonObject& root, BotConfig& c, const std::string& base_dir,
+                     const BotConfigContext& context) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto database, root.string("database"));
+  LLMASSIST_ASSIGN_OR_RETURN(auto password_env, root.string("database_password_env"));
+  if (password_env && password_env->empty()) {
+    return invalid_argument("$.database_password_env: empty (leave it out for no password)");
+  }
+  LLMASSIST_RETURN_IF_ERROR(set_database(c, database.value_or(c.database), base_dir,
+                                         password_env.value_or(""), "$.database",
+                                         "$.database_password_env", context));
+  const bool postgres = is_postgres_url(c.database);
+  LLMASSIST_ASSIGN_OR_RETURN(auto schema, root.string("database_schema"));
+  if (schema) {
+    if (!postgres) {
+      return invalid_argument("$.database_schema: a schema is for a PostgreSQL database");
+    }
+    if (!schema_name(*schema)) {
+      return invalid_argument(
+          fmt::format("$.database_schema: \"{}\" is not a schema name (letters, digits and _, "
+                      "not beginning with a digit)",
+                      *schema));
+    }
+    c.database_schema = *schema;
+  }
+  LLMASSIST_ASSIGN_OR_RETURN(auto sync, root.string("database_sync"));
+  if (sync) {
+    if (postgres) {
+      return invalid_argument(
+          "$.database_sync: SQLite's setting; a PostgreSQL server's commits are as durable as "
+          "its own settings make them (synchronous_commit)");
+    }
+    if (*sync != "full" && *sync != "normal") {
+      return invalid_argument(
+          fmt::format("$.database_sync: \"{}\" is neither full nor normal", *sync));
+    }
+    c.database_full_sync = *sync == "full";
+  }
+  return ok_status();
 }
 
 // Sets `field` from an optional string member.
@@ -371,27 +488,9 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
   LLMASSIST_ASSIGN_OR_RETURN(
       json doc, detail::parse_config_json(json_text.empty() ? std::string_view("{}") : json_text));
   LLMASSIST_ASSIGN_OR_RETURN(auto root, JsonObject::of(doc, "$"));
-  LLMASSIST_ASSIGN_OR_RETURN(auto database, root.string("database"));
-  if (database) {
-    std::string path = *database;
-    if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
-    if (path.rfind("postgres", 0) == 0) {
-      return invalid_argument("$.database: PostgreSQL is not supported by this build yet");
-    }
-    if (path.empty()) return invalid_argument("$.database: empty");
-    c.database = path;
-  }
-  c.database = resolve(base_dir, c.database);
+  LLMASSIST_RETURN_IF_ERROR(read_database(root, c, base_dir, context));
   LLMASSIST_ASSIGN_OR_RETURN(auto retention, root.integer("retention_days", 0, 100000));
   if (retention) c.assistant.retention_days = static_cast<int>(*retention);
-  LLMASSIST_ASSIGN_OR_RETURN(auto sync, root.string("database_sync"));
-  if (sync) {
-    if (*sync != "full" && *sync != "normal") {
-      return invalid_argument(
-          fmt::format("$.database_sync: \"{}\" is neither full nor normal", *sync));
-    }
-    c.database_full_sync = *sync == "full";
-  }
   // The sample documents stand in for the operator's only while nothing is configured: a bot
   // with models of its own does not get llmassist's FAQ in its prompts unless asked for.
   c.knowledge.sample = !doc.contains("providers");
@@ -431,6 +530,17 @@ Result<BotConfig> load_bot_config(const std::string& path, const BotConfigContex
   auto parsed = parse_bot_config(text, base, context);
   if (!parsed.ok()) return parsed.status().annotate(path);
   return parsed;
+}
+
+Status set_bot_database(BotConfig& config, std::string_view database, std::string_view password_env,
+                        const BotConfigContext& context) {
+  return set_database(config, std::string(database), "", password_env, "--db", "--db-password-env",
+                      context);
+}
+
+std::string describe_bot_database(const BotConfig& config) {
+  return is_postgres_url(config.database) ? describe_postgres_url(config.database)
+                                          : config.database;
 }
 
 }  // namespace llmassist

@@ -11,6 +11,7 @@
 #include "llmassist/core/window_memory.h"
 #include "llmassist/memory/knowledge_base.h"
 #include "llmassist/memory/semantic_memory.h"
+#include "llmassist/postgres/postgres_store.h"
 #include "llmassist/sqlite/sqlite_store.h"
 
 namespace llmassist::detail {
@@ -19,6 +20,17 @@ namespace {
 
 SqliteSync sync_of(const BotConfig& config) {
   return config.database_full_sync ? SqliteSync::kFull : SqliteSync::kNormal;
+}
+
+// How the stores of a PostgreSQL `database` connect: the URL, the password read from
+// database_password_env, the schema.
+PostgresConnectOptions postgres_of(const BotConfig& config, std::shared_ptr<Logger> logger) {
+  PostgresConnectOptions options;
+  options.url = config.database;
+  options.password = config.database_password;
+  options.schema = config.database_schema;
+  options.logger = std::move(logger);
+  return options;
 }
 
 }  // namespace
@@ -66,6 +78,11 @@ Result<TelegramTransportOptions> telegram_options(const TelegramSection& t,
 
 Result<std::shared_ptr<MessageStore>> open_store(const BotConfig& config,
                                                  std::shared_ptr<Logger> logger) {
+  if (is_postgres_url(config.database)) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto store,
+                               open_postgres_store({.connect = postgres_of(config, logger)}));
+    return std::shared_ptr<MessageStore>(std::move(store));
+  }
   SqliteStoreOptions so;
   so.path = config.database;
   so.sync = sync_of(config);
@@ -210,6 +227,9 @@ Result<SharedParts> complete_parts(const BotConfig& config, SharedParts given,
 
 Result<std::unique_ptr<AccountStore>> open_accounts(const BotConfig& config,
                                                     std::shared_ptr<Logger> logger) {
+  if (is_postgres_url(config.database)) {
+    return open_postgres_account_store({.connect = postgres_of(config, logger)});
+  }
   SqliteAccountStoreOptions options;
   options.logger = std::move(logger);
   options.path = config.database;

@@ -64,7 +64,8 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   const BotConfig& config = given_->config;
   auto logger = given_->logger ? given_->logger : stderr_logger();
   auto parts = std::make_unique<Bot::Parts>();
-  const std::string database = given_->parts.store ? "the program's own store" : config.database;
+  const std::string database =
+      given_->parts.store ? "the program's own store" : describe_bot_database(config);
   LLMASSIST_ASSIGN_OR_RETURN(const detail::SharedParts shared,
                              detail::complete_parts(config, std::move(given_->parts), logger));
   parts->store = shared.store;

@@ -9,6 +9,7 @@
 #include "core/json_text.h"
 #include "llmassist/bot/bot.h"
 #include "llmassist/bot/provider_config.h"
+#include "llmassist/postgres/postgres_store.h"
 #include "llmassist/telegram/telegram_transport.h"
 #include "sqlite/sqlite_db.h"
 
@@ -19,11 +20,15 @@ std::vector<DoctorCheck> run_doctor(const BotConfig& config,
   std::vector<DoctorCheck> out;
   auto quiet = null_logger();
   {
+    const bool postgres = is_postgres_url(config.database);
     auto store = detail::open_store(config, quiet);
-    out.push_back(
-        {"database", store.ok(),
-         store.ok() ? config.database + ": opened, schema up to date" : store.status().message()});
-    if (detail::world_readable(config.database)) {
+    // A PostgreSQL URL is shown without its secrets; the store's errors carry it so too.
+    out.push_back({"database", store.ok(),
+                   !store.ok() ? store.status().message()
+                   : postgres  ? fmt::format("{} (schema {}): connected, schema up to date",
+                                             describe_bot_database(config), config.database_schema)
+                               : config.database + ": opened, schema up to date"});
+    if (!postgres && detail::world_readable(config.database)) {
       out.push_back({"database file", false,
                      config.database + " may be read by every user of this machine: chmod 600 "
                                        "it"});

@@ -65,6 +65,14 @@ class MockTelegramServer {
   // The API root to give the transport ("http://127.0.0.1:<port>").
   [[nodiscard]] std::string api_url() const { return http_.url(); }
   [[nodiscard]] const std::string& token() const { return token_; }
+  // The `telegram` section of a bot config on this server: polling with a short timeout, no
+  // pacing (the tests' messages go out at once).
+  [[nodiscard]] nlohmann::json bot_config_section() const {
+    return {{"token", token()},
+            {"api_url", api_url()},
+            {"polling", {{"timeout_s", 1}}},
+            {"pacing", {{"per_chat_interval_ms", 0}, {"global_per_second", 0}}}};
+  }
 
   // Queues an Update (raw JSON text, served as is: it may be garbage) for getUpdates and the
   // webhook. `update_id` orders it and decides its confirmation.

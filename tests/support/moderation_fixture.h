@@ -1,6 +1,6 @@
-// Test fixture: a SQLite store in a temporary folder on a manual clock, a ModerationQueue over
-// it, and helpers that put replies where an operator finds them (pending, with the memory its
-// draft used, failed).
+// Test fixture: a SQLite store in a temporary folder on a manual clock (or a store of the
+// caller's on that clock), a ModerationQueue over it, and helpers that put replies where an
+// operator finds them (pending, with the memory its draft used, failed).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -31,10 +31,13 @@ struct QueueFixture {
     auto opened = open_sqlite_store(options);
     REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
     store = std::move(opened).value();
-    ModerationQueueOptions q;
-    q.clock = clock;
-    q.logger = null_logger();
-    queue = make_moderation_queue(store, q);
+    make_queue();
+  }
+
+  // Over `given`, which was opened on `given_clock`.
+  QueueFixture(std::shared_ptr<MessageStore> given, std::shared_ptr<ManualClock> given_clock)
+      : clock(std::move(given_clock)), store(std::move(given)) {
+    make_queue();
   }
 
   Chat chat(const std::string& external, const std::string& title = "") {
@@ -107,6 +110,13 @@ struct QueueFixture {
   }
 
  private:
+  void make_queue() {
+    ModerationQueueOptions q;
+    q.clock = clock;
+    q.logger = null_logger();
+    queue = make_moderation_queue(store, q);
+  }
+
   ReplyId drafted(ChatId chat_id, const std::string& question, const std::string& draft,
                   const Context* memory) {
     const ReplyId id = ask(chat_id, question);

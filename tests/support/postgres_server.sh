@@ -14,7 +14,8 @@
 # user), on 127.0.0.1 only at a port that was free, its unix socket in DIR, fsync and
 # synchronous_commit at their defaults (on: the benchmarks measure with them). Connections over
 # TCP need the password (scram-sha-256); the unix socket, reachable only through DIR (mode 0700),
-# is trusted, for this script's own administration.
+# is trusted, for this script's own administration. As root, if `postgres` cannot reach DIR, the
+# server's own files are in a folder in /tmp that DIR/server points to.
 #
 # What it leaves in DIR: url (postgresql://llmassist@127.0.0.1:PORT/llmassist, no password),
 # password (mode 0600), log (the server's log), data/ (the cluster).
@@ -29,8 +30,6 @@ command="$1"
 case "$command" in start | stop | restart | status) ;; *) usage ;; esac
 mkdir -p "$2"
 dir="$(cd "$2" && pwd)"
-data="$dir/data"
-log="$dir/log"
 
 fail() {
   echo "postgres_server.sh: $*" >&2
@@ -47,21 +46,35 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/pg_ctl" ]; then
   fail "no PostgreSQL server found in /usr/lib/postgresql/*/bin (scripts/setup-deps.sh installs postgresql-15), or set PG_BINDIR"
 fi
 
+# The server's own files (data/, log, the socket) are in `home`: DIR itself, or, when the server
+# runs as `postgres` and cannot reach DIR (a folder above it, such as /root, is closed to other
+# users), a folder in /tmp that DIR/server points to.
+home="$dir"
 # The server refuses to run as root: as root, every server command runs as `postgres`.
 run_as_server=()
 if [ "$(id -u)" -eq 0 ]; then
   id postgres >/dev/null 2>&1 || fail "running as root, but there is no user postgres to run the server as"
   run_as_server=(runuser -u postgres --)
   chown postgres: "$dir"
-  touch "$log"
-  chown postgres: "$log"
-  runuser -u postgres -- test -x "$dir" ||
-    fail "the user postgres cannot reach $dir: a folder above it is closed to other users"
+  if ! runuser -u postgres -- test -x "$dir"; then
+    if [ ! -d "$dir/server/." ]; then  # missing, or its folder was cleaned from /tmp
+      rm -f "$dir/server"
+      ln -s "$(mktemp -d /tmp/llmassist-postgres.XXXXXX)" "$dir/server"
+    fi
+    home="$(readlink -f "$dir/server")"
+    chown postgres: "$home"
+    chmod 0700 "$home"
+    ln -sfn "$home/log" "$dir/log"
+  fi
+  touch "$home/log"
+  chown postgres: "$home/log"
 fi
 chmod 0700 "$dir"
+data="$home/data"
+log="$home/log"
 # Whatever PG* variables the caller has (a PGHOST, a PGPASSWORD) are not for this server.
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^PG' || true)
-cd "$dir"
+cd "$home"
 
 server() { "${run_as_server[@]}" "$@"; }
 # The lock's descriptor stays here: a server that inherited it would hold the lock for its life.
@@ -88,7 +101,7 @@ write_settings() {
   server tee "$data/postgresql.llmassist.conf" >/dev/null <<EOF
 listen_addresses = '127.0.0.1'
 port = $(free_port)
-unix_socket_directories = '$dir'
+unix_socket_directories = '$home'
 password_encryption = 'scram-sha-256'
 # The stores' pools (8 connections each) of many tests running at once.
 max_connections = 300
@@ -111,7 +124,7 @@ EOF
 }
 
 psql_admin() {
-  server "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(port)" -U postgres -d postgres "$@"
+  server "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$home" -p "$(port)" -U postgres -d postgres "$@"
 }
 
 # A new role and database: each start from stopped gives the tests an empty database. The

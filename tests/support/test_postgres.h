@@ -6,6 +6,7 @@
 //
 // A test whose name contains "server restart" may call restart_server(): CTest runs such tests
 // after all the others, one at a time (tests/CMakeLists.txt), so no other test sees the restart.
+// No test name may hold a ';': CTest would split it into two names that match no test.
 //
 // Thread-safety: test_postgres() and its members from any thread; restart_server() breaks every
 // open connection of every test process.

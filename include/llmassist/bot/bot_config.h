@@ -4,8 +4,9 @@
 // (docs/configuration.md). Every field has a default, so an empty file — or none — is a working
 // bot on the console with the shipped knowledge base. Mistakes are reported by JSON path.
 //
-// Secrets come from the environment: BOT_TOKEN overrides telegram.token, and providers name the
-// variables of their keys (api_key_env).
+// Secrets come from the environment: BOT_TOKEN overrides telegram.token, providers name the
+// variables of their keys (api_key_env), and a PostgreSQL database the variable of its password
+// (database_password_env).
 //
 // Thread-safety: functions without shared state.
 #pragma once
@@ -110,10 +111,21 @@ struct LLMASSIST_API KnowledgeSection {
 };
 
 struct LLMASSIST_API BotConfig {
-  std::string database = "llmassist.db";  // a file path, or "sqlite:PATH"
-  // "full" (default): every commit survives a power cut. "normal": a commit survives a crash of
-  // the process, the last ones may be lost on a power cut; several times faster on slow disks.
+  // The SQLite file (a path; "sqlite:PATH" in the file), or a PostgreSQL URL
+  // ("postgresql://user@host:5432/db?sslmode=verify-full", is_postgres_url(); never with a
+  // password in it).
+  std::string database = "llmassist.db";
+  // SQLite: "full" (default): every commit survives a power cut. "normal": a commit survives a
+  // crash of the process, the last ones may be lost on a power cut; several times faster on slow
+  // disks.
   bool database_full_sync = true;
+  // PostgreSQL: the environment variable that holds the password (database_password_env; ""
+  // none: libpq's own ways, such as ~/.pgpass or a client certificate) and the password read from
+  // it when the config was read. The password goes to libpq only.
+  std::string database_password_env;
+  std::string database_password;
+  // PostgreSQL: the schema of the tables (database_schema), created when missing.
+  std::string database_schema = "public";
   TelegramSection telegram;
   AssistantOptions assistant;  // system prompt goes to the memory; the rest here
   MemorySection memory;
@@ -132,6 +144,19 @@ struct LLMASSIST_API BotConfigContext {
 // Parses a config text. `base_dir` resolves relative paths (system_prompt_file, database).
 [[nodiscard]] LLMASSIST_API Result<BotConfig> parse_bot_config(
     std::string_view json_text, const std::string& base_dir, const BotConfigContext& context = {});
+
+// Points `config` at `database` as the keys `database` and `database_password_env` would, for a
+// command line's --db and --db-password-env: a relative path is taken from the current folder,
+// and the password is read from the variable `password_env` ("" none) for a PostgreSQL URL only.
+// kInvalidArgument with what to do (a password inside the URL, a variable that is not set);
+// never with the password in it.
+[[nodiscard]] LLMASSIST_API Status set_bot_database(BotConfig& config, std::string_view database,
+                                                    std::string_view password_env,
+                                                    const BotConfigContext& context = {});
+
+// `config.database` fit for a log line or a page: a PostgreSQL URL without its secrets
+// (describe_postgres_url()), a file's path as it is.
+[[nodiscard]] LLMASSIST_API std::string describe_bot_database(const BotConfig& config);
 
 // Reads and parses `path`; an empty path gives the defaults (with the environment applied).
 // kNotFound when the file cannot be read.
