@@ -21,6 +21,7 @@
 #include "support/mock_llm_server.h"
 #include "support/mock_telegram_server.h"
 #include "support/temp_dir.h"
+#include "support/wire_answers.h"
 
 #if defined(LLMASSIST_BOT_BINARY) && defined(LLMASSIST_OPERATOR_BINARY)
 
@@ -31,6 +32,7 @@ using llmassist::testing::MockLlmServer;
 using llmassist::testing::MockTelegramServer;
 using llmassist::testing::spawn;
 using llmassist::testing::wait_exit;
+using llmassist::testing::without_adjacent_repeats;
 
 namespace {
 
@@ -441,15 +443,7 @@ TEST_CASE("bot e2e: killed with SIGKILL at random moments, every question gets o
   // after the restart (at-least-once delivery); count such repeats.
   int repeats = 0;
   for (int c = 0; c < kChats; ++c) {
-    auto texts = w.sent_to(5000 + c);
-    std::vector<std::string> unique;
-    for (const auto& t : texts) {
-      if (!unique.empty() && unique.back() == t) {
-        ++repeats;
-        continue;
-      }
-      unique.push_back(t);
-    }
+    const auto unique = without_adjacent_repeats(w.sent_to(5000 + c), repeats);
     REQUIRE(unique.size() == static_cast<std::size_t>(kPerChat));
     for (int round = 0; round < kPerChat; ++round) {
       CHECK(unique[round] == "Answer to: q-" + std::to_string(c) + "-" + std::to_string(round));

@@ -112,9 +112,7 @@ TEST_CASE(
   const std::string schema = pg.fresh_schema();
   MockTelegramServer telegram;
   MockLlmServer llm;
-  MockLlmServer::Behavior echo;
-  echo.echo_question = true;
-  llm.set(echo);
+  llm.set(MockLlmServer::echoing());
   TempDir dir;
   const nlohmann::json config = {
       {"database", pg.url},

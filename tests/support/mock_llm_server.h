@@ -70,6 +70,14 @@ class MockLlmServer {
   // without words gives the zero vector.
   [[nodiscard]] static std::vector<float> bag_of_words(std::string_view text, int dims = 64);
 
+  // Answers "Answer to: <question>" after `delay` (Behavior::echo_question).
+  [[nodiscard]] static Behavior echoing(std::chrono::milliseconds delay = {}) {
+    Behavior b;
+    b.echo_question = true;
+    b.delay = delay;
+    return b;
+  }
+
   MockLlmServer();
   ~MockLlmServer();
 

@@ -32,8 +32,8 @@ MockTelegramServer::Failure MockTelegramServer::Failure::conflict() {
 MockTelegramServer::MockTelegramServer(std::string token, MockHttpServer::Options http_options)
     : token_(std::move(token)), http_(std::move(http_options)) {
   auto handler = [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); };
-  http_.http().Post(R"(/bot([^/]+)/([A-Za-z]+))", handler);
-  http_.http().Get(R"(/bot([^/]+)/([A-Za-z]+))", handler);
+  http_.http().Post(R"((?:/([^/]+))?/bot([^/]+)/([A-Za-z]+))", handler);
+  http_.http().Get(R"((?:/([^/]+))?/bot([^/]+)/([A-Za-z]+))", handler);
   http_.start();
 }
 
@@ -152,10 +152,10 @@ std::optional<MockTelegramServer::Failure> MockTelegramServer::take_failure(
 }
 
 void MockTelegramServer::record(const std::string& method, const json& params, int status,
-                                std::chrono::steady_clock::time_point at) {
+                                std::chrono::steady_clock::time_point at, std::string via) {
   {
     std::lock_guard lock(mu_);
-    calls_.push_back({method, params, at, status});
+    calls_.push_back({method, params, at, status, std::move(via)});
   }
   http_.notify();
 }
@@ -184,8 +184,9 @@ json message_object(std::int64_t id, const json& chat_id, const std::string& tex
 
 void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& res) {
   const auto at = std::chrono::steady_clock::now();
-  const std::string token = req.matches[1];
-  const std::string method = req.matches[2];
+  const std::string via = req.matches[1];
+  const std::string token = req.matches[2];
+  const std::string method = req.matches[3];
   json params = json::object();
   if (!req.body.empty()) {
     params = json::parse(req.body, nullptr, false);
@@ -194,12 +195,12 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
   for (const auto& [key, value] : req.params) params[key] = value;
 
   if (token != token_) {
-    record(method, params, 401, at);
+    record(method, params, 401, at, via);
     answer(res, 401, {{"ok", false}, {"error_code", 401}, {"description", "Unauthorized"}});
     return;
   }
   if (auto failure = take_failure(method)) {
-    record(method, params, failure->code, at);
+    record(method, params, failure->code, at, via);
     answer(res, failure->code, error_body(*failure));
     return;
   }
@@ -269,7 +270,7 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
     status = 404;
     result = {{"ok", false}, {"error_code", 404}, {"description", "Not Found"}};
   }
-  record(method, params, status, at);
+  record(method, params, status, at, via);
   if (status == 200) {
     answer(res, 200, {{"ok", true}, {"result", result}});
   } else {

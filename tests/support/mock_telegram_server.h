@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/mock_http_server.h"
@@ -41,6 +42,9 @@ class MockTelegramServer {
     nlohmann::json params;                     // the JSON body (or form fields), parsed
     std::chrono::steady_clock::time_point at;  // when the request arrived
     int status = 200;                          // the HTTP status answered
+    // The path's first segment before /bot<token>, when the client's API root had one
+    // (api_url("/bot-1")), else empty: several clients of one mock told apart.
+    std::string via;
   };
 
   // How a call fails instead of succeeding.
@@ -62,8 +66,9 @@ class MockTelegramServer {
   MockTelegramServer(const MockTelegramServer&) = delete;
   MockTelegramServer& operator=(const MockTelegramServer&) = delete;
 
-  // The API root to give the transport ("http://127.0.0.1:<port>").
-  [[nodiscard]] std::string api_url() const { return http_.url(); }
+  // The API root to give the transport ("http://127.0.0.1:<port>"); with `via` ("/name", one
+  // segment) the calls through it are recorded with Call::via "name".
+  [[nodiscard]] std::string api_url(std::string_view via = "") const { return http_.url(via); }
   [[nodiscard]] const std::string& token() const { return token_; }
   // The `telegram` section of a bot config on this server: polling with a short timeout, no
   // pacing (the tests' messages go out at once).
@@ -135,7 +140,7 @@ class MockTelegramServer {
                    std::chrono::steady_clock::time_point at);
   std::optional<Failure> take_failure(const std::string& method);
   void record(const std::string& method, const nlohmann::json& params, int status,
-              std::chrono::steady_clock::time_point at);
+              std::chrono::steady_clock::time_point at, std::string via = {});
 
   const std::string token_;
   MockHttpServer http_;
