@@ -669,7 +669,24 @@ class PostgresStore final : public MessageStore {
         if (checked[i].ok()) checked[i] = check_claim_request(q);
       }
     }
+    std::vector<std::int64_t> ids;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      if (checked[i].ok()) ids.push_back(steps[i].id);
+    }
+    const Params of_ids(id_array(ids));
     Status committed = write_status([&](Connection& c) -> Status {
+      // The steps' chats' rows are locked first, in one order, as append_inbound() locks its
+      // chats: a step that adds an answer to its chat's log takes a share lock on the chat's row
+      // (the foreign key), and steps taking those in the order they came would wait in a circle
+      // with an inbound batch of the same chats. PostgreSQL would break the circle after its
+      // deadlock_timeout by failing one step (its savepoint rolled back, not tried again).
+      LLMASSIST_ASSIGN_OR_RETURN(
+          Rows chats,
+          c.exec("SELECT DISTINCT chat_id FROM replies WHERE id = ANY($1::bigint[]) ORDER BY 1",
+                 of_ids));
+      for (int i = 0; i < chats.size(); ++i) {
+        LLMASSIST_RETURN_IF_ERROR(lock_chat_in(c, chats.int64(i, 0)).status());
+      }
       bool any = false;
       for (std::size_t i = 0; i < steps.size(); ++i) {
         if (!checked[i].ok()) {

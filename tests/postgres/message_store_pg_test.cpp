@@ -250,6 +250,57 @@ TEST_CASE("PostgreSQL store: a chat's replies come in order when questions arriv
   CHECK(std::is_sorted(order.begin(), order.end()));
 }
 
+TEST_CASE(
+    "PostgreSQL store: answers sent to many chats in one commit and a batch of their questions "
+    "never deadlock") {
+  // The completion writer commits the answers of many chats in one transition_and_claim_each()
+  // (each answer joins its chat's log: a share lock on the chat's row), in the order they came
+  // back, while the inbound side stores the same chats' next questions in one append_inbound()
+  // (the chats' rows locked in id order). PostgreSQL breaks a circle of the two with its
+  // deadlock detector (a second later), and the store tries the victim again, saying so.
+  const std::string schema = test_postgres().fresh_schema();
+  auto writer_log = std::make_shared<testing::CapturingLogger>();
+  auto inbound_log = std::make_shared<testing::CapturingLogger>();
+  auto writer = open_store(schema, writer_log);
+  auto inbound = open_store(schema, inbound_log);
+  constexpr int kChats = 20;
+  constexpr int kRounds = 10;
+  std::vector<ChatId> chats;
+  for (int i = 0; i < kChats; ++i) chats.push_back(new_chat(*writer, "c" + std::to_string(i)));
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<ReplyStep> steps;
+    for (auto chat = chats.rbegin(); chat != chats.rend(); ++chat) {  // the highest id first
+      NewReply answer;
+      answer.chat_id = *chat;
+      answer.status = ReplyStatus::kApproved;
+      answer.final_text = "an answer";
+      answer.author = "alice";
+      auto created = writer->create_reply(answer);
+      REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+      ReplyStep step;
+      step.id = created->id;
+      step.change.from = ReplyStatus::kApproved;
+      step.change.to = ReplyStatus::kSent;
+      steps.push_back(std::move(step));
+    }
+    std::vector<InboundMessage> questions;
+    for (ChatId chat : chats) {
+      InboundMessage m;
+      m.chat_id = chat;
+      m.text = "next question";
+      questions.push_back(std::move(m));
+    }
+    std::thread asking([&] { CHECK(inbound->append_inbound(questions).ok()); });
+    for (const auto& result : writer->transition_and_claim_each(steps)) {
+      CHECK_MESSAGE(result.ok(), result.status().to_string());
+    }
+    asking.join();
+  }
+  for (const auto& log : {writer_log, inbound_log}) {
+    CHECK_FALSE(log->contains("deadlock"));
+  }
+}
+
 // Last: CTest runs the tests named "server restart" after all others, one at a time.
 TEST_CASE("PostgreSQL store: a server restart in the middle of a burst loses nothing") {
   auto logger = std::make_shared<testing::CapturingLogger>();
