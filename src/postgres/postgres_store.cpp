@@ -1025,6 +1025,16 @@ class PostgresStore final : public MessageStore {
     LLMASSIST_RETURN_IF_ERROR(detail::check_recall_items(items));
     if (items.empty()) return Status();
     return write_status([&](Connection& c) -> Status {
+      // The items' chats' rows first, in id order, with the share lock that their foreign keys
+      // take anyway: taken item by item, in the items' order, they waited in a circle with a
+      // writer locking the same chats in id order (an inbound batch, answers of many chats),
+      // until PostgreSQL's deadlock detector failed one of the two a second later.
+      std::set<ChatId> chats;
+      for (const RecallItem& item : items) chats.insert(item.chat_id);
+      for (ChatId chat : chats) {
+        LLMASSIST_RETURN_IF_ERROR(
+            c.exec("SELECT 1 FROM chats WHERE id = $1 FOR KEY SHARE", Params(chat)).status());
+      }
       const std::int64_t now = now_ms();
       // What the index gains, per chat and term: applied in one sorted pass at the end, so that
       // writers of the same chat lock its vocabulary rows in the same order.

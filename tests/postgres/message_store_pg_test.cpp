@@ -251,18 +251,22 @@ TEST_CASE("PostgreSQL store: a chat's replies come in order when questions arriv
 }
 
 TEST_CASE(
-    "PostgreSQL store: answers sent to many chats in one commit and a batch of their questions "
-    "never deadlock") {
+    "PostgreSQL store: answers and recall items of many chats in one commit each, and a batch of "
+    "their questions, never deadlock") {
   // The completion writer commits the answers of many chats in one transition_and_claim_each()
   // (each answer joins its chat's log: a share lock on the chat's row), in the order they came
-  // back, while the inbound side stores the same chats' next questions in one append_inbound()
-  // (the chats' rows locked in id order). PostgreSQL breaks a circle of the two with its
-  // deadlock detector (a second later), and the store tries the victim again, saying so.
+  // back, and the memory indexes messages of many chats in one add_recall_items() (the same
+  // share locks), while the inbound side stores the same chats' next questions in one
+  // append_inbound() (the chats' rows locked in id order). PostgreSQL breaks a circle of them
+  // with its deadlock detector (a second later) and the store says so: it tries a transaction
+  // again, or fails the step it was in.
   const std::string schema = test_postgres().fresh_schema();
   auto writer_log = std::make_shared<testing::CapturingLogger>();
   auto inbound_log = std::make_shared<testing::CapturingLogger>();
+  auto memory_log = std::make_shared<testing::CapturingLogger>();
   auto writer = open_store(schema, writer_log);
   auto inbound = open_store(schema, inbound_log);
+  auto memory = open_store(schema, memory_log);
   constexpr int kChats = 20;
   constexpr int kRounds = 10;
   std::vector<ChatId> chats;
@@ -290,13 +294,25 @@ TEST_CASE(
       m.text = "next question";
       questions.push_back(std::move(m));
     }
+    std::vector<RecallItem> items;
+    for (auto chat = chats.rbegin(); chat != chats.rend(); ++chat) {
+      RecallItem item;
+      item.chat_id = *chat;
+      item.kind = "message";
+      item.key = "message:" + std::to_string(round);
+      item.text = "an answer";
+      item.terms = "answer";
+      items.push_back(std::move(item));
+    }
     std::thread asking([&] { CHECK(inbound->append_inbound(questions).ok()); });
+    std::thread indexing([&] { CHECK(memory->add_recall_items(items).ok()); });
     for (const auto& result : writer->transition_and_claim_each(steps)) {
       CHECK_MESSAGE(result.ok(), result.status().to_string());
     }
     asking.join();
+    indexing.join();
   }
-  for (const auto& log : {writer_log, inbound_log}) {
+  for (const auto& log : {writer_log, inbound_log, memory_log}) {
     CHECK_FALSE(log->contains("deadlock"));
   }
 }
