@@ -865,13 +865,20 @@ class PostgresStore final : public MessageStore {
   Result<SessionSummary> add_session_summary(const NewSessionSummary& n) override {
     LLMASSIST_RETURN_IF_ERROR(detail::check_new_summary(n));
     return write<SessionSummary>([&](Connection& c) -> Result<SessionSummary> {
-      // The session's row, locked: two summarisers of one session take turns here, and the
-      // second finds the version the first added.
       LLMASSIST_ASSIGN_OR_RETURN(
-          Rows session,
-          c.exec("SELECT chat_id FROM sessions WHERE id = $1 FOR UPDATE", Params(n.session_id)));
+          Rows session, c.exec("SELECT chat_id FROM sessions WHERE id = $1", Params(n.session_id)));
       if (session.empty()) return not_found(fmt::format("no session {}", n.session_id));
       const ChatId chat = session.int64(0, 0);
+      // The chat's row before the session's, with the share lock the summary's foreign key
+      // takes anyway, in the order of the writers that add messages (the chat locked, then the
+      // message's session): the other way round the two waited in a circle until PostgreSQL's
+      // deadlock detector failed one a second later.
+      LLMASSIST_RETURN_IF_ERROR(
+          c.exec("SELECT 1 FROM chats WHERE id = $1 FOR KEY SHARE", Params(chat)).status());
+      // The session's row, locked: two summarisers of one session take turns here, and the
+      // second finds the version the first added.
+      LLMASSIST_RETURN_IF_ERROR(
+          c.exec("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", Params(n.session_id)).status());
       if (n.job_id != 0) LLMASSIST_RETURN_IF_ERROR(held_job_in(c, n.job_id, n.worker).status());
       LLMASSIST_ASSIGN_OR_RETURN(Rows v,
                                  c.exec("SELECT coalesce(max(version), 0) FROM session_summaries "

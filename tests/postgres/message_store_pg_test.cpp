@@ -251,13 +251,14 @@ TEST_CASE("PostgreSQL store: a chat's replies come in order when questions arriv
 }
 
 TEST_CASE(
-    "PostgreSQL store: answers and recall items of many chats in one commit each, and a batch of "
-    "their questions, never deadlock") {
+    "PostgreSQL store: answers and recall items of many chats in one commit each, summaries, "
+    "and a batch of their questions never deadlock") {
   // The completion writer commits the answers of many chats in one transition_and_claim_each()
   // (each answer joins its chat's log: a share lock on the chat's row), in the order they came
   // back, and the memory indexes messages of many chats in one add_recall_items() (the same
   // share locks), while the inbound side stores the same chats' next questions in one
-  // append_inbound() (the chats' rows locked in id order). PostgreSQL breaks a circle of them
+  // append_inbound() (the chats' rows locked in id order), and summaries of their sessions are
+  // added (a session's row locked, a share lock on its chat's). PostgreSQL breaks a circle of them
   // with its deadlock detector (a second later) and the store says so: it tries a transaction
   // again, or fails the step it was in.
   const std::string schema = test_postgres().fresh_schema();
@@ -271,6 +272,17 @@ TEST_CASE(
   constexpr int kRounds = 10;
   std::vector<ChatId> chats;
   for (int i = 0; i < kChats; ++i) chats.push_back(new_chat(*writer, "c" + std::to_string(i)));
+  std::vector<SessionId> sessions;
+  for (ChatId chat : chats) {
+    InboundMessage first;
+    first.chat_id = chat;
+    first.text = "hello";
+    auto r = append_inbound(*writer, first);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    sessions.push_back(r->message.session_id);
+  }
+  auto summaries_log = std::make_shared<testing::CapturingLogger>();
+  auto summaries = open_store(schema, summaries_log);
   for (int round = 0; round < kRounds; ++round) {
     std::vector<ReplyStep> steps;
     for (auto chat = chats.rbegin(); chat != chats.rend(); ++chat) {  // the highest id first
@@ -306,13 +318,23 @@ TEST_CASE(
     }
     std::thread asking([&] { CHECK(inbound->append_inbound(questions).ok()); });
     std::thread indexing([&] { CHECK(memory->add_recall_items(items).ok()); });
+    std::thread summarising([&] {
+      for (auto session = sessions.rbegin(); session != sessions.rend(); ++session) {
+        NewSessionSummary summary;
+        summary.session_id = *session;
+        summary.content = "they asked again";
+        summary.expected_version = round;
+        CHECK(summaries->add_session_summary(summary).ok());
+      }
+    });
     for (const auto& result : writer->transition_and_claim_each(steps)) {
       CHECK_MESSAGE(result.ok(), result.status().to_string());
     }
     asking.join();
     indexing.join();
+    summarising.join();
   }
-  for (const auto& log : {writer_log, inbound_log, memory_log}) {
+  for (const auto& log : {writer_log, inbound_log, memory_log, summaries_log}) {
     CHECK_FALSE(log->contains("deadlock"));
   }
 }
