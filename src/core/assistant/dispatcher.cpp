@@ -10,6 +10,7 @@ namespace llmassist::detail::assistant {
 
 void Dispatcher::start() {
   pump_ = std::thread([self = core_.shared_from_this()] { self->dispatcher.run(); });
+  watcher_ = std::thread([self = core_.shared_from_this()] { self->dispatcher.watch(); });
 }
 
 void Dispatcher::stop() {
@@ -19,10 +20,33 @@ void Dispatcher::stop() {
   }
   wake_.notify_all();
   if (pump_.joinable()) pump_.join();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+// The store's change notification (LISTEN/NOTIFY on PostgreSQL, the file's data version on
+// SQLite) wakes the worker for a look at the whole store: another process's decision or reply
+// is taken up at once, not at the next rescan.
+void Dispatcher::watch() {
+  MessageStore& store = *core_.ctx.parts.store;
+  std::uint64_t seen = store.wait_for_change(0, std::chrono::milliseconds(0));
+  while (!core_.ctx.stopping.load()) {
+    const std::uint64_t now = store.wait_for_change(seen, kWatchSlice);
+    if (now == seen) continue;
+    seen = now;
+    {
+      std::lock_guard lock(mu_);
+      store_changed_ = true;
+      woken_ = true;
+    }
+    wake_.notify_all();
+  }
 }
 
 void Dispatcher::refresh_settings() {
   const Context& ctx = core_.ctx;
+  // One refresh at a time, each reading after the one before it applied: a read made before an
+  // admin's change must not be applied after a read made since.
+  std::lock_guard one_at_a_time(settings_mu_);
   auto settings = read_runtime_settings(*ctx.parts.store);
   if (ctx.failed(settings, "reading the runtime settings")) return;
   const ModerationPolicy now = settings->policy.value_or(ctx.options.policy);
@@ -40,6 +64,7 @@ void Dispatcher::refresh_settings() {
 void Dispatcher::run() {
   Context& ctx = core_.ctx;
   auto last_scan = MonotonicClock::time_point{};
+  bool change_seen = false;  // the store changed since the last look at all of it
   while (true) {
     std::map<ChatId, unsigned> chats;
     unsigned any_chat = 0;  // work to claim over all chats
@@ -48,11 +73,13 @@ void Dispatcher::run() {
     {
       std::unique_lock lock(mu_);
       auto deadline = last_scan + ctx.options.rescan_interval;
+      if (change_seen) deadline = std::min(deadline, last_scan + kChangeScanGap);
       if (next_sweep_) deadline = std::min(deadline, *next_sweep_);
       ctx.monotonic->wait_until(wake_, lock, deadline,
                                 [&] { return woken_ || ctx.stopping.load(); });
       if (ctx.stopping.load()) return;
       woken_ = false;
+      change_seen = change_seen || std::exchange(store_changed_, false);
       now = ctx.monotonic->now();
       if (next_sweep_ && now >= *next_sweep_) {
         sweep = true;
@@ -79,8 +106,10 @@ void Dispatcher::run() {
       if (drafts_ > 0 && !next_sweep_ && !ctx.stopping.load()) next_sweep_ = now + sweep_period();
     }
     recover_stale(now);
-    if (now - last_scan >= ctx.options.rescan_interval) {
+    if (now - last_scan >= ctx.options.rescan_interval ||
+        (change_seen && now - last_scan >= kChangeScanGap)) {
       last_scan = now;
+      change_seen = false;
       refresh_settings();
       core_.drafting.start_drafts({});
       core_.outbox.start_sends({});

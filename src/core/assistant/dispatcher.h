@@ -1,8 +1,10 @@
 // The Assistant's worker: the one thread that claims work from the store and hands it to the
 // drafting and the outbox, and the board of what is in flight that it decides by (drafts and
 // sends per chat, the free slots, the chats this process touched). Woken by every write of this
-// process that gives a chat work; looks at the whole store every rescan_interval, for other
-// processes' decisions and retries that came due; runs the drafting's sweep (typing, claims'
+// process that gives a chat work; looks at the whole store when the store says it changed (a
+// watching thread waits on MessageStore::wait_for_change(): other processes' decisions and
+// questions), at most every kChangeScanGap, and every rescan_interval in any case (retries that
+// came due); runs the drafting's sweep (typing, claims'
 // renewals) while drafts are in the making. Times everything on the injected MonotonicClock.
 //
 // Thread-safety: the board's methods from any thread; start() and stop() from one.
@@ -74,6 +76,7 @@ class Dispatcher {
 
  private:
   void run();
+  void watch();
   void recover_stale(MonotonicClock::time_point now);
   // Under mu_: one more (`by` = 1) or one less (-1) of a chat's drafts or sends in flight; when
   // the last one ends, the work deferred to it goes back to the worker. True when woken.
@@ -87,8 +90,9 @@ class Dispatcher {
   std::condition_variable wake_;     // the worker waits on it
   std::condition_variable settled_;  // drafts or sends finished
   bool woken_ = false;
-  int drafts_ = 0;             // in flight
-  std::set<ReplyId> sending_;  // in flight
+  bool store_changed_ = false;  // the watcher saw a change the worker has not looked at
+  int drafts_ = 0;              // in flight
+  std::set<ReplyId> sending_;   // in flight
   // Chats with work this process caused.
   std::map<ChatId, unsigned> touched_;
   // Chats with a draft or a send of this process in flight: a claim of their next one finds
@@ -102,6 +106,13 @@ class Dispatcher {
   unsigned unblocked_ = 0;
   // The drafting's next sweep, while drafts are in flight.
   std::optional<MonotonicClock::time_point> next_sweep_;
+  std::thread watcher_;
+  std::mutex settings_mu_;  // held by refresh_settings()
+  // A change seen makes a look at the whole store at most this often (a busy store changes all
+  // the time; most changes are this process's own, already handed to the worker).
+  static constexpr std::chrono::milliseconds kChangeScanGap{50};
+  // How long one wait of the watcher lasts: the watcher sees a stop within it.
+  static constexpr std::chrono::milliseconds kWatchSlice{200};
   AssistantStats counters_;
   std::thread pump_;
   MonotonicClock::time_point last_recovery_{};
