@@ -566,14 +566,25 @@ Pool::Lease::~Lease() {
 void Pool::give_back(std::unique_ptr<Connection> conn) {
   // A connection inside a transaction (a caller that failed between BEGIN and the end) or a
   // broken one is not handed out again.
-  const bool keep = conn->usable() && PQtransactionStatus(conn->handle()) == PQTRANS_IDLE;
-  std::lock_guard lock(mu_);
-  if (keep) {
-    idle_.push_back(std::move(conn));
-  } else {
-    --open_;
+  const bool broken = !conn->usable();
+  const bool keep = !broken && PQtransactionStatus(conn->handle()) == PQTRANS_IDLE;
+  std::vector<std::unique_ptr<Connection>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    if (keep) {
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;
+    }
+    // A lost connection most often means the server restarted or failed over: the idle ones
+    // are lost too, though they do not know it yet. They are made again as needed, instead of
+    // each costing a failed call and a pause first.
+    if (broken) {
+      open_ -= static_cast<int>(idle_.size());
+      dropped.swap(idle_);
+    }
   }
-  freed_.notify_one();
+  freed_.notify_all();
 }
 
 Result<Pool::Lease> Pool::acquire(std::chrono::steady_clock::time_point deadline) {
