@@ -679,7 +679,12 @@ class PostgresStore final : public MessageStore {
         LLMASSIST_RETURN_IF_ERROR(c.script("SAVEPOINT step"));
         const ReplyStep& st = steps[i];
         results[i].emplace(transition_and_claim_in(c, st.id, st.change, st.claims));
-        if (!results[i]->ok() && !c.usable()) return results[i]->status();
+        // A lost connection, a deadlock or a serialization failure is the transaction's, not
+        // the step's: all of it is run again (nothing of it was committed).
+        const std::string& state = c.last_sqlstate();
+        if (!results[i]->ok() && (!c.usable() || state == "40P01" || state == "40001")) {
+          return results[i]->status();
+        }
         LLMASSIST_RETURN_IF_ERROR(
             c.script(results[i]->ok() ? "RELEASE SAVEPOINT step"
                                       : "ROLLBACK TO SAVEPOINT step; RELEASE SAVEPOINT step"));
