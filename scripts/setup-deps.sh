@@ -22,7 +22,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libsqlite3-dev libfmt-dev nlohmann-json3-dev doctest-dev
   libssl-dev libcurl4-openssl-dev libcpp-httplib-dev libsodium-dev libmicrohttpd-dev libjs-chart.js nghttp2-server
-  libstemmer-dev libhnswlib-dev libmd-dev
+  libstemmer-dev libhnswlib-dev libmd-dev openssl
   python3-dev pybind11-dev
   # libpq: the PostgreSQL stores. The server and psql: the tests' own server
   # (tests/support/postgres_server.sh, a cluster in the build folder on a port of its own). The

@@ -1,5 +1,6 @@
 // The bot's configuration file: defaults, every section, the environment, and mistakes.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -32,7 +33,22 @@ TEST_CASE("bot config: nothing configured is a console bot with defaults") {
   CHECK(c->database_full_sync);
   CHECK(c->assistant.policy == ModerationPolicy::kAuto);
   CHECK(c->memory.window == 8);
+  CHECK_FALSE(c->instance_given);
+  CHECK(bot_instance(*c) == "bot");
   CHECK(parse_bot_config("", "", env()).ok());
+}
+
+TEST_CASE("bot config: on PostgreSQL the default instance is the host's, a named one stays") {
+  char host[256] = {};
+  REQUIRE(gethostname(host, sizeof host - 1) == 0);
+  auto pg = parse_bot_config(R"({"database": "postgresql://u@db/x"})", "", env());
+  REQUIRE_MESSAGE(pg.ok(), pg.status().to_string());
+  CHECK(bot_instance(*pg) == std::string("bot@") + host);
+  auto named = parse_bot_config(
+      R"({"database": "postgresql://u@db/x", "assistant": {"instance": "bot-a"}})", "", env());
+  REQUIRE(named.ok());
+  CHECK(named->instance_given);
+  CHECK(bot_instance(*named) == "bot-a");
 }
 
 TEST_CASE("bot config: every section is read, paths relative to the file") {
@@ -83,6 +99,7 @@ TEST_CASE("bot config: every section is read, paths relative to the file") {
   CHECK(c->assistant.operator_chat_id == "-100123");
   CHECK(c->assistant.queued == QueuedMessages::kAnswerTogether);
   CHECK(c->assistant.instance == "acme-1");
+  CHECK(c->instance_given);
   CHECK(c->assistant.texts.failure == "Sorry!");
   CHECK(c->assistant.texts.human_button == "A person, please");
   CHECK(c->providers_json.find("knowledge_base") != std::string::npos);

@@ -221,6 +221,41 @@ TEST_CASE("semantic memory: a summary job condenses the session and later prompt
   CHECK(memory->stats().summaries == 1);
 }
 
+TEST_CASE("semantic memory: a job another process queues is run on the store's change") {
+  Fixture f;
+  MockLlmServer llm;
+  MockLlmServer::Behavior b;
+  b.tokens = {"Bob asks about delivery.\n"};
+  llm.set(b);
+  SemanticMemoryOptions o = quiet();
+  o.summary.llm = summariser(llm);
+  o.summary.threshold = 2;
+  o.poll_interval = 1h;  // no look at the store but on its change notification
+  auto memory = make_semantic_memory(f.store, o).value();
+  const ChatId c = f.chat("500");
+  Message last;
+  for (int i = 0; i < 3; ++i) last = f.say(*memory, c, "Where is my parcel?", Role::kUser, false);
+  // Another process (a store of its own on the same file) queues the job; this memory was told
+  // of nothing.
+  SqliteStoreOptions so;
+  so.path = f.dir.file("memory.db");
+  so.logger = null_logger();
+  auto other = open_sqlite_store(so).value();
+  NewMemoryJob job;
+  job.kind = "summary";
+  job.key = "summary:" + std::to_string(last.session_id);
+  job.chat_id = c;
+  job.payload = nlohmann::json{{"session", last.session_id}}.dump();
+  REQUIRE(other->enqueue_job(job).ok());
+  auto summary = f.store->latest_session_summary(last.session_id);
+  for (int i = 0; i < 1000 && !summary.ok(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    summary = f.store->latest_session_summary(last.session_id);
+  }
+  REQUIRE(summary.ok());
+  CHECK(summary->content == "Bob asks about delivery.");
+}
+
 TEST_CASE("semantic memory: a failed summary is retried with backoff, then succeeds once") {
   Fixture f;
   MockLlmServer llm;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/utf8.h"
 #include "telegram/telegram_format.h"
 
 using namespace llmassist;
@@ -749,4 +750,17 @@ TEST_CASE("telegram: long Markdown splits into parts that each render within the
   }
   CHECK(saw_reopened);
   CHECK(split_markdown("").empty());
+}
+
+TEST_CASE("storable text: broken UTF-8 and NUL become U+FFFD, valid text stays as it is") {
+  using llmassist::detail::storable_text;
+  const std::string valid = "naïve café — Привет 🙂\ttab";
+  CHECK(storable_text(valid) == valid);
+  CHECK(storable_text(std::string("a\0b", 3)) ==
+        "a\xEF\xBF\xBD"
+        "b");
+  CHECK(storable_text("bad \xff byte") == "bad \xEF\xBF\xBD byte");
+  CHECK(storable_text("cut \xD0") == "cut \xEF\xBF\xBD");  // a truncated sequence
+  CHECK(storable_text("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+  CHECK(storable_text("") == "");
 }

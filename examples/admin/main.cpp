@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 #include "programs/account_commands.h"
+#include "programs/migrate_command.h"
 
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -19,6 +21,7 @@ constexpr const char* kUsage =
 Usage: llmassist-admin [--config FILE] [--db DB] [--listen HOST:PORT] [serve]
        llmassist-admin [--config FILE] [--db DB] user|token COMMAND [ARGS...]
        llmassist-admin [--config FILE] [--db DB] erase-user CHANNEL:ID | erase-chat CHAT
+       llmassist-admin migrate --from sqlite:PATH --to postgresql://... [OPTIONS]
 
   --config FILE          the bot's config file: its database, providers, policy and `admin`
                          section (default: none, so the database llmassist.db)
@@ -53,7 +56,8 @@ int main(int argc, char** argv) {
     if (!command.empty()) {
       command.push_back(arg);
     } else if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage << llmassist::account_commands_help();
+      std::cout << kUsage << llmassist::account_commands_help()
+                << llmassist::migrate_command_help();
       return 0;
     } else if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
@@ -71,6 +75,12 @@ int main(int argc, char** argv) {
     } else {
       command.push_back(arg);
     }
+  }
+  if (!command.empty() && command.front() == "migrate") {
+    return llmassist::run_migrate_command(command, std::cout, std::cerr, [](const std::string& n) {
+      const char* v = std::getenv(n.c_str());
+      return v ? std::optional<std::string>(v) : std::nullopt;
+    });
   }
   auto config = llmassist::load_bot_config(config_path);
   if (!config.ok()) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -339,6 +340,7 @@ Status read_assistant(const json& j, BotConfig& c) {
     }
   }
   LLMASSIST_RETURN_IF_ERROR(text(a, "instance", o.instance));
+  c.instance_given = a.has("instance");
   LLMASSIST_ASSIGN_OR_RETURN(auto drafts, a.integer("max_concurrent_drafts", 1, 100000));
   if (drafts) o.max_concurrent_drafts = static_cast<int>(*drafts);
   LLMASSIST_ASSIGN_OR_RETURN(const json* texts, a.object("texts"));
@@ -480,6 +482,13 @@ Status read_knowledge(const json& j, BotConfig& c) {
 }
 
 }  // namespace
+
+std::string bot_instance(const BotConfig& config) {
+  if (config.instance_given || !is_postgres_url(config.database)) return config.assistant.instance;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "bot@localhost";
+  return std::string("bot@") + host;
+}
 
 Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string& base_dir,
                                    const BotConfigContext& context) {

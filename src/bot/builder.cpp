@@ -9,7 +9,6 @@
 #include "llmassist/telegram/telegram_transport.h"
 
 namespace llmassist {
-
 struct BotBuilder::Given {
   BotConfig config;
   detail::SharedParts parts;
@@ -95,6 +94,7 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   }
   AssistantOptions ao = config.assistant;
   ao.logger = logger;
+  ao.instance = bot_instance(config);
   // With the admin server in this process, the bot's Assistant serves its API channel too.
   std::shared_ptr<ApiTransport> api;
   if (config.admin) {

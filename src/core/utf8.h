@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "llmassist/export.h"
@@ -78,5 +79,10 @@ struct LLMASSIST_API Utf8Char {
 // itself. Otherwise kInvalidArgument: "<what> is not valid UTF-8" or "<what> contains a control
 // character".
 [[nodiscard]] LLMASSIST_API Status check_printable(std::string_view text, std::string_view what);
+
+// `text` with every invalid sequence (one byte at a time) and every NUL character replaced by
+// U+FFFD: what every store can hold (PostgreSQL's text takes neither), for text from outside
+// that must be stored whatever it holds (a user's message).
+[[nodiscard]] LLMASSIST_API std::string storable_text(std::string_view text);
 
 }  // namespace llmassist::detail

@@ -132,7 +132,10 @@ class SemanticMemoryImpl final : public SemanticMemory {
         worker_(options_.worker.empty() ? default_worker() : options_.worker),
         clock_(options_.clock ? options_.clock : system_clock()) {
     indexer_ = std::thread([this] { index_loop(); });
-    if (options_.summary.llm) jobs_ = std::thread([this] { job_loop(); });
+    if (options_.summary.llm) {
+      jobs_ = std::thread([this] { job_loop(); });
+      watcher_ = std::thread([this] { watch_store(); });
+    }
   }
 
   ~SemanticMemoryImpl() override {
@@ -144,6 +147,7 @@ class SemanticMemoryImpl final : public SemanticMemory {
     cv_.notify_all();
     if (indexer_.joinable()) indexer_.join();
     if (jobs_.joinable()) jobs_.join();
+    if (watcher_.joinable()) watcher_.join();
     context_thread_.stop();
     // The embedder answers a cancelled request soon; its callback must not outlive us.
     std::unique_lock lock(mu_);
@@ -677,14 +681,42 @@ class SemanticMemoryImpl final : public SemanticMemory {
 
   // --- summaries -------------------------------------------------------------------------------
 
+  // Looks for due jobs when observe() marked sessions, when the store changed (another process
+  // queued a job, or gave one up: at most every kChangeLookGap), and every poll_interval.
   void job_loop() {
     while (!stopping()) {
       check_sessions();
+      const auto looked = std::chrono::steady_clock::now();
       while (!stopping() && run_one_job()) {
       }
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, options_.poll_interval,
-                   [&] { return stopping_ || !sessions_to_check_.empty(); });
+      const auto deadline = looked + options_.poll_interval;
+      while (!stopping_ && sessions_to_check_.empty()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) break;
+        if (store_changed_) {
+          if (now >= looked + kChangeLookGap) break;
+          cv_.wait_until(lock, std::min(deadline, looked + kChangeLookGap));
+        } else {
+          cv_.wait_until(lock, deadline);
+        }
+      }
+      store_changed_ = false;
+    }
+  }
+
+  // The store's change notification (LISTEN/NOTIFY on PostgreSQL), for the job thread.
+  void watch_store() {
+    std::uint64_t seen = store_->wait_for_change(0, std::chrono::milliseconds(0));
+    while (!stopping()) {
+      const std::uint64_t now = store_->wait_for_change(seen, std::chrono::milliseconds(200));
+      if (now == seen) continue;
+      seen = now;
+      {
+        std::lock_guard lock(mu_);
+        store_changed_ = true;
+      }
+      cv_.notify_all();
     }
   }
 
@@ -891,8 +923,14 @@ class SemanticMemoryImpl final : public SemanticMemory {
   mutable std::mutex stats_mu_;
   SemanticMemoryStats stats_;  // guarded by stats_mu_
 
+  // A change of the store wakes the job thread at most this often (most changes are this
+  // process's own).
+  static constexpr std::chrono::milliseconds kChangeLookGap{50};
+  bool store_changed_ = false;  // guarded by mu_: the watcher saw a change since the last look
+
   std::thread indexer_;
   std::thread jobs_;
+  std::thread watcher_;  // with a summariser: waits on the store's change notification
   TaskThread context_thread_;
 };
 

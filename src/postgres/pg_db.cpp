@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <set>
 
 #include "core/utf8.h"
 
@@ -329,8 +330,7 @@ Result<ConnectSettings> connect_settings(const PostgresConnectOptions& options) 
   ParsedOptions parsed;
   LLMASSIST_RETURN_IF_ERROR(parse_conninfo(options.url, parsed));
   ConnectSettings out;
-  bool timeout_given = false;
-  bool name_given = false;
+  std::set<std::string> given;
   for (PQconninfoOption* o = parsed.options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
     const std::string_view key = o->keyword;
@@ -339,16 +339,23 @@ Result<ConnectSettings> connect_settings(const PostgresConnectOptions& options) 
           "the PostgreSQL URL carries a password: give it apart (the configuration's "
           "database_password_env names an environment variable that holds it)");
     }
-    if (key == "connect_timeout") timeout_given = true;
-    if (key == "application_name") name_given = true;
+    given.insert(o->keyword);
     out.params.emplace_back(o->keyword, o->val);
   }
-  if (!timeout_given) {
-    const auto seconds = std::max<std::int64_t>(
-        1, std::chrono::ceil<std::chrono::seconds>(options.connect_timeout).count());
-    out.params.emplace_back("connect_timeout", std::to_string(seconds));
-  }
-  if (!name_given) out.params.emplace_back("application_name", "llmassist");
+  const auto by_default = [&](const char* key, std::string value) {
+    if (!given.count(key)) out.params.emplace_back(key, std::move(value));
+  };
+  by_default("connect_timeout",
+             std::to_string(std::max<std::int64_t>(
+                 1, std::chrono::ceil<std::chrono::seconds>(options.connect_timeout).count())));
+  by_default("application_name", "llmassist");
+  // A server that vanished without closing the connection (a host down, a network cut) is found
+  // out within about half a minute, not after the system's two hours of TCP keepalive: a call
+  // then fails over to a new connection instead of waiting forever.
+  by_default("keepalives_idle", "10");
+  by_default("keepalives_interval", "5");
+  by_default("keepalives_count", "3");
+  by_default("tcp_user_timeout", "30000");
   out.params.emplace_back("client_encoding", "UTF8");
   out.password = options.password;
   out.schema = options.schema;
@@ -559,14 +566,25 @@ Pool::Lease::~Lease() {
 void Pool::give_back(std::unique_ptr<Connection> conn) {
   // A connection inside a transaction (a caller that failed between BEGIN and the end) or a
   // broken one is not handed out again.
-  const bool keep = conn->usable() && PQtransactionStatus(conn->handle()) == PQTRANS_IDLE;
-  std::lock_guard lock(mu_);
-  if (keep) {
-    idle_.push_back(std::move(conn));
-  } else {
-    --open_;
+  const bool broken = !conn->usable();
+  const bool keep = !broken && PQtransactionStatus(conn->handle()) == PQTRANS_IDLE;
+  std::vector<std::unique_ptr<Connection>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    if (keep) {
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;
+    }
+    // A lost connection most often means the server restarted or failed over: the idle ones
+    // are lost too, though they do not know it yet. They are made again as needed, instead of
+    // each costing a failed call and a pause first.
+    if (broken) {
+      open_ -= static_cast<int>(idle_.size());
+      dropped.swap(idle_);
+    }
   }
-  freed_.notify_one();
+  freed_.notify_all();
 }
 
 Result<Pool::Lease> Pool::acquire(std::chrono::steady_clock::time_point deadline) {

@@ -696,7 +696,12 @@ class PostgresStore final : public MessageStore {
         LLMASSIST_RETURN_IF_ERROR(c.script("SAVEPOINT step"));
         const ReplyStep& st = steps[i];
         results[i].emplace(transition_and_claim_in(c, st.id, st.change, st.claims));
-        if (!results[i]->ok() && !c.usable()) return results[i]->status();
+        // A lost connection, a deadlock or a serialization failure is the transaction's, not
+        // the step's: all of it is run again (nothing of it was committed).
+        const std::string& state = c.last_sqlstate();
+        if (!results[i]->ok() && (!c.usable() || state == "40P01" || state == "40001")) {
+          return results[i]->status();
+        }
         LLMASSIST_RETURN_IF_ERROR(
             c.script(results[i]->ok() ? "RELEASE SAVEPOINT step"
                                       : "ROLLBACK TO SAVEPOINT step; RELEASE SAVEPOINT step"));
@@ -748,8 +753,7 @@ class PostgresStore final : public MessageStore {
 
   Result<Stats> stats(const StatsQuery& q) override {
     LLMASSIST_ASSIGN_OR_RETURN(const auto range, detail::stats_range(q, now_ms()));
-    const auto [from, to] = range;
-    return read<Stats>([&](Connection& c) { return stats_in(c, from, to); });
+    return read<Stats>([&](Connection& c) { return stats_in(c, range.first, range.second); });
   }
 
   Result<std::string> get_setting(std::string_view key) override {

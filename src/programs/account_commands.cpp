@@ -357,8 +357,10 @@ int run_erase_command(MessageStore& store, const std::vector<std::string>& args,
   out << fmt::format(
       "erased chat {}: {} sessions, {} messages, {} replies, {} audit events{}\n", chat,
       erased->sessions, erased->messages, erased->replies, erased->audit_events,
-      erased->reclaimed ? "; the text is overwritten in the database file"
-                        : "; the database's log holds pages of it until its next checkpoint");
+      erased->reclaimed
+          ? "; the text is overwritten in the database file"
+          : "; the database still holds its bytes for a while (SQLite: in its log until the next "
+            "checkpoint; PostgreSQL: until VACUUM frees the space, see docs/postgres.md)");
   return kExitOk;
 }
 

@@ -607,8 +607,7 @@ class SqliteStore final : public MessageStore {
 
   Result<Stats> stats(const StatsQuery& q) override {
     LLMASSIST_ASSIGN_OR_RETURN(const auto range, detail::stats_range(q, now_ms()));
-    const auto [from, to] = range;
-    return read<Stats>([&](Connection& c) { return stats_in(c, from, to); });
+    return read<Stats>([&](Connection& c) { return stats_in(c, range.first, range.second); });
   }
 
   Result<std::string> get_setting(std::string_view key) override {

@@ -33,8 +33,6 @@ CodePoint next_code_point(std::string_view s, std::size_t i) noexcept {
   return {c.length, c.code_point >= 0x10000 ? 2u : 1u, c.valid};
 }
 
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-
 // `s` cut to at most `max_bytes`, never inside a UTF-8 sequence, with "…" when cut.
 std::string truncate_utf8(std::string_view s, std::size_t max_bytes) {
   if (s.size() <= max_bytes) return std::string(s);
@@ -965,20 +963,7 @@ std::string_view utf16_substr(std::string_view utf8, std::size_t offset,
   return utf8.substr(begin, std::max(begin, end) - begin);
 }
 
-std::string sanitize_utf8(std::string_view utf8) {
-  std::string out;
-  out.reserve(utf8.size());
-  for (std::size_t i = 0; i < utf8.size();) {
-    const CodePoint cp = next_code_point(utf8, i);
-    if (cp.valid) {
-      out.append(utf8.substr(i, cp.bytes));
-    } else {
-      out.append(kReplacement);
-    }
-    i += cp.bytes;
-  }
-  return out;
-}
+std::string sanitize_utf8(std::string_view utf8) { return detail::storable_text(utf8); }
 
 std::size_t html_visible_utf16_length(std::string_view html) noexcept {
   std::size_t units = 0;

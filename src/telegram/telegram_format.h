@@ -132,7 +132,8 @@ struct MethodResult {
 // character): what its 4096 limit applies to in HTML parse mode.
 [[nodiscard]] std::size_t html_visible_utf16_length(std::string_view html) noexcept;
 
-// `utf8` with every invalid sequence replaced by U+FFFD: what Telegram accepts.
+// `utf8` with every invalid sequence and NUL replaced by U+FFFD (detail::storable_text): what
+// Telegram accepts.
 [[nodiscard]] std::string sanitize_utf8(std::string_view utf8);
 
 // ---- splitting -------------------------------------------------------------------------------

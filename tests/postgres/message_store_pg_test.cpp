@@ -134,6 +134,36 @@ TEST_CASE("PostgreSQL store: a wrong password is kUnauthenticated, and no error 
         "postgresql://u@db.example:5433/x?password=***&sslmode=require");
 }
 
+TEST_CASE("PostgreSQL store: sslmode in the URL is libpq's: verify-full with the server's CA") {
+  const std::string& url = test_postgres().url;  // postgresql://llmassist@127.0.0.1:PORT/llmassist
+  const std::string tls = "sslmode=verify-full&sslrootcert=" + test_postgres().dir + "/root.crt";
+  PostgresStoreOptions o;
+  o.connect = test_postgres().connect_options(test_postgres().fresh_schema());
+  o.connect.url = url + "?application_name=llmassist-tls&" + tls;
+  o.connect.logger = null_logger();
+  auto verified = open_postgres_store(o);
+  REQUIRE_MESSAGE(verified.ok(), verified.status().to_string());
+  CHECK(new_chat(**verified, "tls") > 0);
+  // The store's connections are encrypted, as the server sees them: none of them is not.
+  static constexpr const char* kOfStore =
+      "FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid "
+      "WHERE a.application_name = 'llmassist-tls'";
+  CHECK(test_postgres().sql("public", std::string("SELECT count(*) ") + kOfStore) != "0");
+  CHECK(test_postgres().sql("public",
+                            std::string("SELECT count(*) ") + kOfStore + " AND NOT s.ssl") == "0");
+
+  // The certificate names 127.0.0.1: asked for as "localhost", verify-full refuses it.
+  PostgresStoreOptions other_name = o;
+  std::string by_name = url;
+  by_name.replace(by_name.find("127.0.0.1"), 9, "localhost");
+  other_name.connect.url = by_name + "?" + tls;
+  other_name.connect.retry_for = std::chrono::milliseconds(0);
+  auto refused = open_postgres_store(other_name);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == StatusCode::kUnavailable);
+  CHECK(refused.status().message().find("does not match host name") != std::string::npos);
+}
+
 TEST_CASE("PostgreSQL store: text PostgreSQL cannot hold is refused, not cut short") {
   auto store = open_store(test_postgres().fresh_schema());
   const ChatId chat = new_chat(*store, "c");

@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 #include <sodium.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +17,7 @@
 #include "llmassist/postgres/postgres_store.h"
 #include "llmassist/postgres/sqlite_import.h"
 #include "llmassist/sqlite/sqlite_store.h"
+#include "support/child_process.h"
 #include "support/temp_dir.h"
 #include "support/test_postgres.h"
 
@@ -264,6 +267,51 @@ TEST_CASE("SQLite import: a failed copy leaves the target empty") {
   CHECK(failed.status().message().find("messages") != std::string::npos);
   CHECK(test_postgres().sql(schema, "SELECT count(*) FROM chats") == "0");
 }
+
+#ifdef LLMASSIST_ADMIN_BINARY
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE("llmassist-admin migrate: copies, prints the counts, keeps the password out") {
+  Deployment d;
+  const std::string schema = test_postgres().fresh_schema();
+  const std::string log = d.dir.file("migrate.log");
+  const std::vector<std::string> env = {"LLMASSIST_MIGRATE_PASSWORD=" + test_postgres().password};
+  const std::vector<std::string> args = {LLMASSIST_ADMIN_BINARY,
+                                         "migrate",
+                                         "--from",
+                                         "sqlite:" + d.path,
+                                         "--to",
+                                         test_postgres().url,
+                                         "--to-password-env",
+                                         "LLMASSIST_MIGRATE_PASSWORD",
+                                         "--to-schema",
+                                         schema};
+  REQUIRE_MESSAGE(testing::wait_exit(testing::spawn(args, log, env)) == 0, read_all(log));
+  const std::string printed = read_all(log);
+  CHECK(printed.find("every count matches") != std::string::npos);
+  CHECK(printed.find("api_tokens") != std::string::npos);
+  CHECK(printed.find(test_postgres().password) == std::string::npos);
+  CHECK(test_postgres().sql(schema, "SELECT count(*) FROM messages") == "6");
+
+  // Again into the same schema: refused, nothing copied twice.
+  CHECK(testing::wait_exit(testing::spawn(args, log, env)) == 1);
+  CHECK(read_all(log).find("already holds") != std::string::npos);
+  CHECK(test_postgres().sql(schema, "SELECT count(*) FROM messages") == "6");
+  // A wrong command line, and a password variable that is not set.
+  CHECK(testing::wait_exit(testing::spawn(
+            {LLMASSIST_ADMIN_BINARY, "migrate", "--to", test_postgres().url}, log)) == 2);
+  CHECK(read_all(log).find("--from sqlite:PATH") != std::string::npos);
+  std::vector<std::string> unset = args;
+  unset[7] = "LLMASSIST_NOT_SET_ANYWHERE";
+  CHECK(testing::wait_exit(testing::spawn(unset, log, env)) == 1);
+  CHECK(read_all(log).find("LLMASSIST_NOT_SET_ANYWHERE") != std::string::npos);
+}
+
+#endif  // LLMASSIST_ADMIN_BINARY
 
 }  // namespace
 }  // namespace llmassist

@@ -17,8 +17,12 @@
 # is trusted, for this script's own administration. As root, if `postgres` cannot reach DIR, the
 # server's own files are in a folder in /tmp that DIR/server points to.
 #
+# TLS is on, with a certificate of its own for 127.0.0.1 (made with openssl at the first start);
+# connections may use it or not (libpq's default sslmode, prefer, does).
+#
 # What it leaves in DIR: url (postgresql://llmassist@127.0.0.1:PORT/llmassist, no password),
-# password (mode 0600), log (the server's log), data/ (the cluster).
+# password (mode 0600), root.crt (the server's certificate, to verify it with: sslrootcert),
+# log (the server's log), data/ (the cluster).
 set -euo pipefail
 
 usage() {
@@ -105,7 +109,22 @@ unix_socket_directories = '$home'
 password_encryption = 'scram-sha-256'
 # The stores' pools (8 connections each) of many tests running at once.
 max_connections = 300
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 EOF
+}
+
+# The server's certificate, self-signed for 127.0.0.1, when it has none yet; a copy in DIR for
+# the tests that verify it.
+make_certificate() {
+  if [ ! -f "$data/server.crt" ]; then
+    server openssl req -new -x509 -days 3650 -nodes -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1" -keyout "$data/server.key" -out "$data/server.crt" \
+      >>"$log" 2>&1 || fail "openssl could not make the server's certificate; see $log"
+    server chmod 0600 "$data/server.key"
+  fi
+  cp "$data/server.crt" "$dir/root.crt"
 }
 
 init_cluster() {
@@ -149,6 +168,7 @@ start() {
   running && return 0
   rm -f "$dir/url" "$dir/password"
   [ -f "$data/PG_VERSION" ] || init_cluster
+  make_certificate
   # A port taken between the choice and the bind: choose again.
   local _
   for _ in 1 2 3 4 5; do

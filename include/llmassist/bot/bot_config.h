@@ -128,6 +128,10 @@ struct LLMASSIST_API BotConfig {
   std::string database_schema = "public";
   TelegramSection telegram;
   AssistantOptions assistant;  // system prompt goes to the memory; the rest here
+  // Whether the file names assistant.instance. When it does not and the database is PostgreSQL
+  // (shared by processes on several hosts), the bot's instance is "bot@<host name>", so that
+  // processes on different hosts never share the name their claims carry.
+  bool instance_given = false;
   MemorySection memory;
   std::optional<AdminSection> admin;  // set when the file has an `admin` section
   KnowledgeSection knowledge;
@@ -140,6 +144,10 @@ struct LLMASSIST_API BotConfigContext {
   // Reads an environment variable; default: std::getenv.
   std::function<std::optional<std::string>(const std::string&)> getenv;
 };
+
+// The name the bot's claims carry (AssistantOptions::instance): assistant.instance when the file
+// names one; else "bot@<host name>" on a PostgreSQL database, "bot" on SQLite.
+[[nodiscard]] LLMASSIST_API std::string bot_instance(const BotConfig& config);
 
 // Parses a config text. `base_dir` resolves relative paths (system_prompt_file, database).
 [[nodiscard]] LLMASSIST_API Result<BotConfig> parse_bot_config(

@@ -1,5 +1,7 @@
 #include "core/assistant/inbound.h"
 
+#include "core/utf8.h"
+
 #include "core/assistant/core.h"
 #include "core/text.h"
 
@@ -7,8 +9,9 @@ namespace llmassist::detail::assistant {
 namespace {
 
 ChatInfo chat_info(const InboundEvent& e) {
-  return {e.channel, e.chat_external_id, e.chat_title.empty() ? e.user_name : e.chat_title,
-          e.username};
+  return {e.channel, detail::storable_text(e.chat_external_id),
+          detail::storable_text(e.chat_title.empty() ? e.user_name : e.chat_title),
+          detail::storable_text(e.username)};
 }
 
 }  // namespace
@@ -104,8 +107,11 @@ Result<Inbound::Incoming> Inbound::read_message(const InboundEvent& e, Chat chat
   const std::string text = detail::trimmed(e.text);
   InboundMessage& m = in.message;
   m.chat_id = in.chat.id;
-  m.text = text.empty() && !e.media.empty() ? fmt::format("[{}]", e.media) : e.text;
-  m.author = e.user_name;
+  // Whatever the channel let through is stored (a store may refuse a NUL or broken UTF-8, and a
+  // message refused would come back again and again, holding back the ones after it).
+  m.text = detail::storable_text(text.empty() && !e.media.empty() ? fmt::format("[{}]", e.media)
+                                                                  : e.text);
+  m.author = detail::storable_text(e.user_name);
   m.dedup_key = e.dedup_key;
   m.transport_message_id = e.message_id;
   m.sent_at = e.sent_at == Timestamp{} ? std::optional<Timestamp>() : e.sent_at;
