@@ -678,8 +678,8 @@ class PostgresStore final : public MessageStore {
       // The steps' chats' rows are locked first, in one order, as append_inbound() locks its
       // chats: a step that adds an answer to its chat's log takes a share lock on the chat's row
       // (the foreign key), and steps taking those in the order they came would wait in a circle
-      // with an inbound batch of the same chats. PostgreSQL would break the circle after its
-      // deadlock_timeout by failing one step (its savepoint rolled back, not tried again).
+      // with an inbound batch of the same chats, until PostgreSQL's deadlock detector broke the
+      // circle after its deadlock_timeout (a second) and one of the two ran again.
       LLMASSIST_ASSIGN_OR_RETURN(
           Rows chats,
           c.exec("SELECT DISTINCT chat_id FROM replies WHERE id = ANY($1::bigint[]) ORDER BY 1",
