@@ -669,24 +669,10 @@ class PostgresStore final : public MessageStore {
         if (checked[i].ok()) checked[i] = check_claim_request(q);
       }
     }
-    std::vector<std::int64_t> ids;
-    for (std::size_t i = 0; i < steps.size(); ++i) {
-      if (checked[i].ok()) ids.push_back(steps[i].id);
-    }
-    const Params of_ids(id_array(ids));
     Status committed = write_status([&](Connection& c) -> Status {
-      // The steps' chats' rows are locked first, in one order, as append_inbound() locks its
-      // chats: a step that adds an answer to its chat's log takes a share lock on the chat's row
-      // (the foreign key), and steps taking those in the order they came would wait in a circle
-      // with an inbound batch of the same chats, until PostgreSQL's deadlock detector broke the
-      // circle after its deadlock_timeout (a second) and one of the two ran again.
-      LLMASSIST_ASSIGN_OR_RETURN(
-          Rows chats,
-          c.exec("SELECT DISTINCT chat_id FROM replies WHERE id = ANY($1::bigint[]) ORDER BY 1",
-                 of_ids));
-      for (int i = 0; i < chats.size(); ++i) {
-        LLMASSIST_RETURN_IF_ERROR(lock_chat_in(c, chats.int64(i, 0)).status());
-      }
+      // No chat is locked here: a step that adds an answer to its chat's log takes only the
+      // foreign key's share lock on the chat's row, which the writers that add replies (their
+      // FOR NO KEY UPDATE, lock_chat_in()) do not wait for, nor it for them.
       bool any = false;
       for (std::size_t i = 0; i < steps.size(); ++i) {
         if (!checked[i].ok()) {
@@ -1353,10 +1339,12 @@ class PostgresStore final : public MessageStore {
     return first<Chat>(rows, read_chat, fmt::format("no chat {}", id));
   }
 
-  // The chat, its row locked until the transaction ends (see the top of the file).
+  // The chat, its row locked until the transaction ends (see the top of the file). FOR NO KEY
+  // UPDATE: the writers that add replies and messages to the chat take turns on it, while the
+  // share locks of foreign keys to the chat (an answer joining the log, a recall item) pass.
   Result<Chat> lock_chat_in(Connection& c, ChatId id) {
     static const std::string sql =
-        fmt::format("SELECT {} FROM chats WHERE id = $1 FOR UPDATE", kChatColumns);
+        fmt::format("SELECT {} FROM chats WHERE id = $1 FOR NO KEY UPDATE", kChatColumns);
     LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(sql, Params(id)));
     return first<Chat>(rows, read_chat, fmt::format("no chat {}", id));
   }
