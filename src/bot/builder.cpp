@@ -9,6 +9,7 @@
 #include "llmassist/telegram/telegram_transport.h"
 
 namespace llmassist {
+
 struct BotBuilder::Given {
   BotConfig config;
   detail::SharedParts parts;
