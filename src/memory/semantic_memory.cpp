@@ -925,7 +925,7 @@ class SemanticMemoryImpl final : public SemanticMemory {
 
   // A change of the store wakes the job thread at most this often (most changes are this
   // process's own).
-  static constexpr std::chrono::milliseconds kChangeLookGap{50};
+  static constexpr std::chrono::milliseconds kChangeLookGap{200};
   bool store_changed_ = false;  // guarded by mu_: the watcher saw a change since the last look
 
   std::thread indexer_;

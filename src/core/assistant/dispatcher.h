@@ -110,7 +110,7 @@ class Dispatcher {
   std::mutex settings_mu_;  // held by refresh_settings()
   // A change seen makes a look at the whole store at most this often (a busy store changes all
   // the time; most changes are this process's own, already handed to the worker).
-  static constexpr std::chrono::milliseconds kChangeScanGap{50};
+  static constexpr std::chrono::milliseconds kChangeScanGap{200};
   // How long one wait of the watcher lasts: the watcher sees a stop within it.
   static constexpr std::chrono::milliseconds kWatchSlice{200};
   AssistantStats counters_;
