@@ -233,6 +233,18 @@ Status check_cached_embeddings(
   return Status();
 }
 
+void watch_store_changes(MessageStore& store, std::chrono::milliseconds slice,
+                         const std::function<bool()>& stopping,
+                         const std::function<void()>& changed) {
+  std::uint64_t seen = store.wait_for_change(0, std::chrono::milliseconds(0));
+  while (!stopping()) {
+    const std::uint64_t now = store.wait_for_change(seen, slice);
+    if (now == seen) continue;
+    seen = now;
+    changed();
+  }
+}
+
 LatencySummary summarize_latencies(std::vector<std::int64_t> samples) {
   std::sort(samples.begin(), samples.end());
   LatencySummary out;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -68,6 +69,13 @@ inline constexpr std::size_t kMaxQueryTerms = 1024;
     std::span<const std::pair<RecallItemId, std::vector<float>>> vectors, std::string_view model);
 [[nodiscard]] LLMASSIST_API Status check_cached_embeddings(
     std::string_view model, std::span<const std::pair<std::string, std::vector<float>>> entries);
+
+// Waits on `store`'s change notification until `stopping()`: calls `changed()` after each change
+// (a commit by this process or another). `stopping()` is looked at every `slice`, so a stop is seen
+// within it. For a thread of its own that wakes a worker.
+LLMASSIST_API void watch_store_changes(MessageStore& store, std::chrono::milliseconds slice,
+                                       const std::function<bool()>& stopping,
+                                       const std::function<void()>& changed);
 
 // Nearest-rank percentiles of durations in milliseconds.
 [[nodiscard]] LLMASSIST_API LatencySummary summarize_latencies(std::vector<std::int64_t> samples);

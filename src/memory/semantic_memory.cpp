@@ -23,6 +23,7 @@
 
 #include "core/await_result.h"
 #include "core/prompt_parts.h"
+#include "core/store_support.h"
 #include "core/text.h"
 #include "core/utf8.h"
 #include "llmassist/memory/knowledge_base.h"
@@ -707,17 +708,15 @@ class SemanticMemoryImpl final : public SemanticMemory {
 
   // The store's change notification (LISTEN/NOTIFY on PostgreSQL), for the job thread.
   void watch_store() {
-    std::uint64_t seen = store_->wait_for_change(0, std::chrono::milliseconds(0));
-    while (!stopping()) {
-      const std::uint64_t now = store_->wait_for_change(seen, std::chrono::milliseconds(200));
-      if (now == seen) continue;
-      seen = now;
-      {
-        std::lock_guard lock(mu_);
-        store_changed_ = true;
-      }
-      cv_.notify_all();
-    }
+    detail::watch_store_changes(
+        *store_, std::chrono::milliseconds(200), [this] { return stopping(); },
+        [this] {
+          {
+            std::lock_guard lock(mu_);
+            store_changed_ = true;
+          }
+          cv_.notify_all();
+        });
   }
 
   // Sessions observe() marked: a job is queued for each with enough new messages.

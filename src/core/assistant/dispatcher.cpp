@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/assistant/core.h"
+#include "core/store_support.h"
 #include "llmassist/runtime_settings.h"
 
 namespace llmassist::detail::assistant {
@@ -27,19 +28,16 @@ void Dispatcher::stop() {
 // SQLite) wakes the worker for a look at the whole store: another process's decision or reply
 // is taken up at once, not at the next rescan.
 void Dispatcher::watch() {
-  MessageStore& store = *core_.ctx.parts.store;
-  std::uint64_t seen = store.wait_for_change(0, std::chrono::milliseconds(0));
-  while (!core_.ctx.stopping.load()) {
-    const std::uint64_t now = store.wait_for_change(seen, kWatchSlice);
-    if (now == seen) continue;
-    seen = now;
-    {
-      std::lock_guard lock(mu_);
-      store_changed_ = true;
-      woken_ = true;
-    }
-    wake_.notify_all();
-  }
+  detail::watch_store_changes(
+      *core_.ctx.parts.store, kWatchSlice, [this] { return core_.ctx.stopping.load(); },
+      [this] {
+        {
+          std::lock_guard lock(mu_);
+          store_changed_ = true;
+          woken_ = true;
+        }
+        wake_.notify_all();
+      });
 }
 
 void Dispatcher::refresh_settings() {
