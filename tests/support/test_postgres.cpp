@@ -64,11 +64,12 @@ std::string TestPostgres::sql(const std::string& schema, const std::string& sql)
   const std::string options = "-csearch_path=" + schema;
   const char* values[] = {url.c_str(), password.c_str(), options.c_str(), nullptr};
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdbParams(keys, values, 1), &PQfinish);
-  if (PQstatus(conn.get()) != CONNECTION_OK) FAIL("connecting: " << PQerrorMessage(conn.get()));
+  if (PQstatus(conn.get()) != CONNECTION_OK)
+    FAIL("connecting: " << std::string(PQerrorMessage(conn.get())));
   std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn.get(), sql.c_str()), &PQclear);
   const ExecStatusType status = PQresultStatus(result.get());
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-    FAIL(sql << ": " << PQerrorMessage(conn.get()));
+    FAIL(sql << ": " << std::string(PQerrorMessage(conn.get())));
   }
   if (status == PGRES_TUPLES_OK && PQntuples(result.get()) > 0) {
     return PQgetvalue(result.get(), 0, 0);
