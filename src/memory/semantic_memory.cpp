@@ -44,15 +44,18 @@ std::string default_worker() {
   return fmt::format("memory:{}:{}", host[0] ? host : "localhost", getpid());
 }
 
-// A queue of tasks run one at a time on a thread of its own.
-class TaskThread {
+// A queue of tasks run by a few threads of their own, each task once, in the order queued (a
+// later one may finish first).
+class TaskThreads {
  public:
-  TaskThread() : thread_([this] { run(); }) {}
-  ~TaskThread() { stop(); }
-  TaskThread(const TaskThread&) = delete;
-  TaskThread& operator=(const TaskThread&) = delete;
+  explicit TaskThreads(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~TaskThreads() { stop(); }
+  TaskThreads(const TaskThreads&) = delete;
+  TaskThreads& operator=(const TaskThreads&) = delete;
 
-  // False when the thread is stopping: the task was not taken.
+  // False when the threads are stopping: the task was not taken.
   bool post(std::function<void()> task) {
     {
       std::lock_guard lock(mu_);
@@ -68,8 +71,10 @@ class TaskThread {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    cv_.notify_all();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
   }
 
  private:
@@ -89,7 +94,7 @@ class TaskThread {
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 std::string cut_chars(std::string_view text, std::size_t max_chars) {
@@ -131,7 +136,8 @@ class SemanticMemoryImpl final : public SemanticMemory {
         options_(std::move(options)),
         logger_(options_.logger ? options_.logger : stderr_logger()),
         worker_(options_.worker.empty() ? default_worker() : options_.worker),
-        clock_(options_.clock ? options_.clock : system_clock()) {
+        clock_(options_.clock ? options_.clock : system_clock()),
+        context_threads_(options_.context_threads) {
     indexer_ = std::thread([this] { index_loop(); });
     if (options_.summary.llm) {
       jobs_ = std::thread([this] { job_loop(); });
@@ -149,7 +155,7 @@ class SemanticMemoryImpl final : public SemanticMemory {
     if (indexer_.joinable()) indexer_.join();
     if (jobs_.joinable()) jobs_.join();
     if (watcher_.joinable()) watcher_.join();
-    context_thread_.stop();
+    context_threads_.stop();
     // The embedder answers a cancelled request soon; its callback must not outlive us.
     std::unique_lock lock(mu_);
     idle_cv_.wait(lock, [&] { return embeds_in_flight_ == 0; });
@@ -168,15 +174,20 @@ class SemanticMemoryImpl final : public SemanticMemory {
         // The knowledge base embeds the question itself, a request: not on the caller's thread.
         auto shared = std::make_shared<ContextCallback>(std::move(done));
         const bool taken =
-            context_thread_.post([this, request, shared] { (*shared)(build(request, {}, true)); });
+            context_threads_.post([this, request, shared] { (*shared)(build(request, {}, true)); });
         if (!taken) (*shared)(cancelled("the memory is stopping"));
         return;
       }
-      done(build(request, {}));
+      // Off the caller's thread too: on a database server the reads are round trips, and the
+      // caller (the assistant's completion writer) has other chats' answers to store.
+      auto shared = std::make_shared<ContextCallback>(std::move(done));
+      const bool taken =
+          context_threads_.post([this, request, shared] { (*shared)(build(request, {})); });
+      if (!taken) (*shared)(cancelled("the memory is stopping"));
       return;
     }
     auto shared_done = std::make_shared<ContextCallback>(std::move(done));
-    const bool taken = context_thread_.post([this, request, shared_done] {
+    const bool taken = context_threads_.post([this, request, shared_done] {
       auto question = question_text(request);
       if (!question.ok() || question->empty()) {
         (*shared_done)(build(request, {}));
@@ -202,7 +213,7 @@ class SemanticMemoryImpl final : public SemanticMemory {
             }
             // Off the embedder's I/O thread: building reads the store.
             const bool posted =
-                context_thread_.post([this, request, shared_done, vector = std::move(vector)] {
+                context_threads_.post([this, request, shared_done, vector = std::move(vector)] {
                   (*shared_done)(build(request, vector, true));
                 });
             if (!posted) (*shared_done)(cancelled("the memory is stopping"));
@@ -930,7 +941,9 @@ class SemanticMemoryImpl final : public SemanticMemory {
   std::thread indexer_;
   std::thread jobs_;
   std::thread watcher_;  // with a summariser: waits on the store's change notification
-  TaskThread context_thread_;
+  // Builds prompts for build_context_async(): each reads the store (several round trips on a
+  // database server), off the caller's thread and several at once.
+  TaskThreads context_threads_;
 };
 
 }  // namespace
@@ -964,6 +977,7 @@ Result<std::unique_ptr<SemanticMemory>> make_semantic_memory(std::shared_ptr<Mes
   LLMASSIST_RETURN_IF_ERROR(
       range("memory.recall.index_batch", options.recall.index_batch, 1, 1000));
   LLMASSIST_RETURN_IF_ERROR(range("memory.knowledge_top_k", options.knowledge_top_k, 0, 20));
+  LLMASSIST_RETURN_IF_ERROR(range("memory.context_threads", options.context_threads, 1, 64));
   LLMASSIST_RETURN_IF_ERROR(
       range("memory.summary.max_attempts", options.summary.max_attempts, 1, 100));
   if (options.summary.lease <= options.summary.timeout) {

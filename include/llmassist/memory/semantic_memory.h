@@ -93,6 +93,8 @@ struct LLMASSIST_API SemanticMemoryOptions {
   // logged and leaves the passages out.
   std::shared_ptr<KnowledgeBase> knowledge;
   int knowledge_top_k = 3;  // passages in a prompt at most (0..20)
+  // Threads that build prompts for build_context_async(), several at once (1..64). Default 4.
+  int context_threads = 4;
   // The name of this memory's job claims; empty: "memory:<host>:<pid>".
   std::string worker;
   // How often the job thread looks for jobs queued by other processes. Default 1 s.
