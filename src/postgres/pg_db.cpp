@@ -415,7 +415,7 @@ Connection::~Connection() {
   if (conn_) PQfinish(conn_);
 }
 
-bool Connection::usable() const { return PQstatus(conn_) == CONNECTION_OK; }
+bool Connection::usable() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
 
@@ -438,6 +438,15 @@ Status Connection::status_of(PGresult* result, std::string_view sql) {
 Result<Rows> Connection::exec(std::string_view sql, const Params& params) {
   if (params.has_nul()) {
     return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
+  }
+  if (!queued_.empty()) {
+    // With the deferred statements, in one round trip.
+    Status sent = send(sql, params);
+    if (!sent.ok()) return sent;
+    PGresult* last = nullptr;
+    Status s = finish_pipeline(&last);
+    if (!s.ok()) return s;
+    return Rows(last);
   }
   std::string key(sql);
   auto it = prepared_.find(key);
@@ -473,12 +482,105 @@ Status Connection::run(std::string_view sql, const Params& params, std::int64_t*
 }
 
 Status Connection::script(std::string_view sql) {
+  if (!queued_.empty()) {
+    // One statement goes with the deferred ones; several (which the pipeline cannot carry)
+    // after them.
+    if (sql.find(';') == std::string_view::npos) return exec(sql).status();
+    LLMASSIST_RETURN_IF_ERROR(sync());
+  }
   PGresult* result = PQexec(conn_, std::string(sql).c_str());
   const ExecStatusType st = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   Status s;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) s = status_of(result, sql);
   if (result) PQclear(result);
   return s;
+}
+
+Status Connection::defer(std::string_view sql, const Params& params) {
+  if (params.has_nul()) {
+    return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
+  }
+  return send(sql, params);
+}
+
+Status Connection::sync() {
+  if (queued_.empty()) return Status();
+  return finish_pipeline(nullptr);
+}
+
+Status Connection::send(std::string_view sql, const Params& params) {
+  if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
+    return status_of(nullptr, sql);
+  }
+  std::string key(sql);
+  auto it = prepared_.find(key);
+  if (it == prepared_.end()) {
+    std::string name = fmt::format("s{}", prepared_.size() + 1);
+    if (PQsendPrepare(conn_, name.c_str(), key.c_str(), 0, nullptr) != 1) {
+      broken_ = true;
+      return status_of(nullptr, sql);
+    }
+    queued_.push_back({key, true});
+    it = prepared_.emplace(key, std::move(name)).first;
+  }
+  const std::vector<const char*> values = params.pointers();
+  if (PQsendQueryPrepared(conn_, it->second.c_str(), params.size(), values.data(),
+                          params.lengths().data(), params.formats().data(),
+                          /*resultFormat=*/0) != 1) {
+    broken_ = true;
+    return status_of(nullptr, sql);
+  }
+  queued_.push_back({std::move(key), false});
+  return Status();
+}
+
+Status Connection::finish_pipeline(PGresult** last) {
+  Status first;
+  bool lost = PQpipelineSync(conn_) != 1;
+  if (lost) first = status_of(nullptr, queued_.front().sql);
+  for (std::size_t i = 0; i < queued_.size() && !lost; ++i) {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      lost = true;
+      if (first.ok()) first = status_of(nullptr, queued_[i].sql);
+      break;
+    }
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (last != nullptr && i + 1 == queued_.size() && first.ok()) {
+        *last = r;
+        r = nullptr;
+      }
+    } else {
+      // PGRES_PIPELINE_ABORTED: skipped after an earlier failure, which `first` holds.
+      if (st != PGRES_PIPELINE_ABORTED && first.ok()) first = status_of(r, queued_[i].sql);
+      if (queued_[i].prepare) prepared_.erase(queued_[i].sql);  // it was not prepared
+    }
+    if (r) PQclear(r);
+    // Each statement's results end with a null.
+    if (PGresult* extra = PQgetResult(conn_)) {
+      PQclear(extra);
+      lost = true;
+    }
+  }
+  if (!lost) {
+    PGresult* r = PQgetResult(conn_);
+    lost = r == nullptr || PQresultStatus(r) != PGRES_PIPELINE_SYNC;
+    if (r) PQclear(r);
+  }
+  queued_.clear();
+  if (lost || PQexitPipelineMode(conn_) != 1) {
+    if (last != nullptr && *last != nullptr) {
+      PQclear(*last);
+      *last = nullptr;
+    }
+    if (first.ok()) first = status_of(nullptr, "a pipeline");
+    broken_ = true;
+  }
+  if (first.ok() && last != nullptr && *last == nullptr) {
+    first = internal_error("a pipeline gave no result for its last statement");
+  }
+  return first;
 }
 
 Status Connection::copy_begin(std::string_view sql) {
@@ -640,16 +742,18 @@ Status Pool::run_transaction(bool read_only, const std::function<Status(Connecti
       sleep_until_at_most(deadline, backoff(attempt));
       continue;
     }
-    Status s = c.script("BEGIN");
+    // BEGIN goes with the body's first statement, and the deferred ones with the COMMIT.
+    Status s = c.defer("BEGIN");
     if (s.ok()) {
       s = body(c);
       if (s.ok()) {
         committing = true;
         s = c.script("COMMIT");
         if (s.ok()) return s;
-      } else if (c.usable()) {
-        (void)c.script("ROLLBACK");
       }
+      // A statement deferred to the COMMIT failed, so the COMMIT did not run: the transaction
+      // is still open, failed.
+      if (c.usable()) (void)c.script("ROLLBACK");
     }
     if (committing && !c.usable()) {
       return unavailable(fmt::format(
@@ -718,7 +822,7 @@ std::string change_channel(std::string_view schema) {
 }
 
 Status notify_change(Connection& c, std::string_view channel) {
-  return c.run("SELECT pg_notify($1, '')", Params(channel));
+  return c.defer("SELECT pg_notify($1, '')", Params(channel));
 }
 
 // ---- Listener ------------------------------------------------------------------------------

@@ -156,6 +156,15 @@ class Connection {
   // Runs several statements without parameters (a migration, BEGIN, COMMIT).
   Status script(std::string_view sql);
 
+  // Sends one statement whose rows are not wanted, without waiting for its outcome (libpq's
+  // pipeline mode): it travels with the next call that waits (exec(), run(), script(), sync()),
+  // in the same round trip, and a failure of it is that call's failure (the statements sent
+  // after it, up to there, then did not run). Inside a transaction only, where a failure fails
+  // the whole of it all the same.
+  Status defer(std::string_view sql, const Params& params = Params());
+  // Waits for the deferred statements: the first failure among them.
+  Status sync();
+
   // COPY ... FROM STDIN: copy_begin() with the statement, copy_put() with rows in COPY's text
   // format (copy_field() writes a field), copy_end() to finish; the rows affected are returned.
   Status copy_begin(std::string_view sql);
@@ -174,9 +183,22 @@ class Connection {
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
   Status status_of(pg_result* result, std::string_view what);
+  // Queues the statement (prepared first when new) in the pipeline, entering pipeline mode.
+  Status send(std::string_view sql, const Params& params);
+  // Ends the pipeline: a sync point, then every queued statement's outcome; the last one's
+  // result, when it succeeded and `last` is given, goes to *last (the caller clears it).
+  Status finish_pipeline(pg_result** last);
+
+  // A statement in the pipeline whose outcome has not been read.
+  struct Queued {
+    std::string sql;
+    bool prepare = false;  // the statement's preparation (its name was recorded optimistically)
+  };
 
   pg_conn* conn_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name
+  std::vector<Queued> queued_;
+  bool broken_ = false;  // the pipeline's results did not come as expected: not reused
   std::string last_sqlstate_;
 };
 

@@ -438,7 +438,7 @@ class PostgresStore final : public MessageStore {
       e.chat_id = id;
       e.before = std::string(to_string(chat.mode));
       e.after = std::string(to_string(mode));
-      return insert_audit(c, e).status();
+      return defer_audit(c, e);
     });
   }
 
@@ -597,7 +597,7 @@ class PostgresStore final : public MessageStore {
       const Timestamp now = now_time();
       LLMASSIST_ASSIGN_OR_RETURN(const ReplyId id, insert_reply(c, make_reply(r, session, now)));
       if (auto e = make_reply_audit(r, id, now)) {
-        LLMASSIST_RETURN_IF_ERROR(insert_audit(c, *e).status());
+        LLMASSIST_RETURN_IF_ERROR(defer_audit(c, *e));
       }
       return get_reply_in(c, id, false);
     });
@@ -674,14 +674,25 @@ class PostgresStore final : public MessageStore {
       // foreign key's share lock on the chat's row, which the writers that add replies (their
       // FOR NO KEY UPDATE, lock_chat_in()) do not wait for, nor it for them.
       bool any = false;
+      // A step alone needs no savepoint: its failure is the transaction's.
+      const bool alone = steps.size() == 1;
       for (std::size_t i = 0; i < steps.size(); ++i) {
         if (!checked[i].ok()) {
           results[i].emplace(checked[i]);
           continue;
         }
-        LLMASSIST_RETURN_IF_ERROR(c.script("SAVEPOINT step"));
         const ReplyStep& st = steps[i];
+        if (alone) {
+          results[i].emplace(transition_and_claim_in(c, st.id, st.change, st.claims));
+          return results[i]->status();
+        }
+        LLMASSIST_RETURN_IF_ERROR(c.defer("SAVEPOINT step"));
         results[i].emplace(transition_and_claim_in(c, st.id, st.change, st.claims));
+        // The step's deferred writes are its own: their failure must be known before the
+        // next step.
+        if (results[i]->ok()) {
+          if (Status written = c.sync(); !written.ok()) results[i].emplace(written);
+        }
         // A lost connection, a deadlock or a serialization failure is the transaction's, not
         // the step's: all of it is run again (nothing of it was committed).
         const std::string& state = c.last_sqlstate();
@@ -689,8 +700,8 @@ class PostgresStore final : public MessageStore {
           return results[i]->status();
         }
         LLMASSIST_RETURN_IF_ERROR(
-            c.script(results[i]->ok() ? "RELEASE SAVEPOINT step"
-                                      : "ROLLBACK TO SAVEPOINT step; RELEASE SAVEPOINT step"));
+            results[i]->ok() ? c.defer("RELEASE SAVEPOINT step")
+                             : c.script("ROLLBACK TO SAVEPOINT step; RELEASE SAVEPOINT step"));
         any = any || results[i]->ok();
       }
       // Nothing to commit: the transaction ends without notifying anyone.
@@ -1369,18 +1380,25 @@ class PostgresStore final : public MessageStore {
     return read_session(rows, 0);
   }
 
+  static constexpr std::string_view kInsertMessage =
+      "INSERT INTO messages (chat_id, session_id, role, text, author, created_at, dedup_key, "
+      "transport_message_id, reply_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+
   Result<MessageId> insert_message(Connection& c, ChatId chat, SessionId session, Role role,
                                    std::string_view text, std::string_view author, std::int64_t at,
                                    std::optional<std::string_view> dedup_key,
                                    std::string_view transport_id, ReplyId reply) {
     LLMASSIST_ASSIGN_OR_RETURN(
-        Rows rows,
-        c.exec("INSERT INTO messages (chat_id, session_id, role, text, author, created_at, "
-               "dedup_key, transport_message_id, reply_id) "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-               Params(chat, session, to_string(role), text, author, at, dedup_key, transport_id,
-                      reply)));
+        Rows rows, c.exec(kInsertMessage, Params(chat, session, to_string(role), text, author, at,
+                                                 dedup_key, transport_id, reply)));
     return rows.int64(0, 0);
+  }
+
+  // A reply's entry in the log, deferred (Connection::defer): its id is not wanted.
+  Status defer_log_entry(Connection& c, const ReplyLogEntry& m) {
+    return c.defer(kInsertMessage, Params(m.chat_id, m.session_id, to_string(m.role), m.text,
+                                          m.author, to_millis(m.created_at), std::nullopt,
+                                          m.transport_message_id, m.reply_id));
   }
 
   Result<ReplyId> insert_reply(Connection& c, const Reply& r) {
@@ -1412,14 +1430,22 @@ class PostgresStore final : public MessageStore {
     return first<Reply>(rows, read_reply, fmt::format("no reply {}", id));
   }
 
-  Result<AuditId> insert_audit(Connection& c, const AuditEvent& e) {
+  static constexpr std::string_view kInsertAudit =
+      "INSERT INTO audit (at, actor, action, reply_id, chat_id, before, after, detail) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+  Params audit_params(const AuditEvent& e) const {
     const std::int64_t at = e.at == Timestamp{} ? now_ms() : to_millis(e.at);
-    LLMASSIST_ASSIGN_OR_RETURN(
-        Rows rows,
-        c.exec("INSERT INTO audit (at, actor, action, reply_id, chat_id, before, after, detail) "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-               Params(at, e.actor, e.action, e.reply_id, e.chat_id, e.before, e.after, e.detail)));
+    return Params(at, e.actor, e.action, e.reply_id, e.chat_id, e.before, e.after, e.detail);
+  }
+
+  Result<AuditId> insert_audit(Connection& c, const AuditEvent& e) {
+    LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(kInsertAudit, audit_params(e)));
     return rows.int64(0, 0);
+  }
+
+  // An audit event whose id is not wanted, deferred (Connection::defer).
+  Status defer_audit(Connection& c, const AuditEvent& e) {
+    return c.defer(kInsertAudit, audit_params(e));
   }
 
   // One inbound message; the caller holds its chat's lock.
@@ -1484,20 +1510,16 @@ class PostgresStore final : public MessageStore {
     LLMASSIST_ASSIGN_OR_RETURN(ReplyUpdate update, apply_reply_change(current, ch, now_time()));
     // The caller's next_attempt_at as stored: in whole milliseconds.
     if (auto& next = update.reply.next_attempt_at) *next = from_millis(to_millis(*next));
-    if (update.message) {
-      const ReplyLogEntry& m = *update.message;
-      LLMASSIST_RETURN_IF_ERROR(insert_message(c, m.chat_id, m.session_id, m.role, m.text, m.author,
-                                               to_millis(m.created_at), std::nullopt,
-                                               m.transport_message_id, m.reply_id)
-                                    .status());
-    }
+    // The writes are deferred: they travel with the next statement that reads, or the COMMIT.
+    if (update.message) LLMASSIST_RETURN_IF_ERROR(defer_log_entry(c, *update.message));
     LLMASSIST_RETURN_IF_ERROR(update_reply(c, update.reply, update.providers_tried));
-    if (update.audit) LLMASSIST_RETURN_IF_ERROR(insert_audit(c, *update.audit).status());
+    if (update.audit) LLMASSIST_RETURN_IF_ERROR(defer_audit(c, *update.audit));
     return std::move(update.reply);
   }
 
+  // Deferred (Connection::defer).
   Status update_reply(Connection& c, const Reply& r, std::optional<int> providers_tried) {
-    return c.run(
+    return c.defer(
         "UPDATE replies SET status = $2, draft_text = $3, final_text = $4, author = $5, "
         "provider = $6, providers_tried = coalesce($7::integer, providers_tried), error = $8, "
         "generation_attempts = $9, send_attempts = $10, version = $11, "
@@ -1534,8 +1556,8 @@ class PostgresStore final : public MessageStore {
       }
       const Reply& r = *claimed;
       LLMASSIST_RETURN_IF_ERROR(
-          c.run(u, Params(r.id, to_string(r.status), r.claimed_by, to_millis(*r.lease_until),
-                          to_millis(r.updated_at), r.version, r.generation_attempts)));
+          c.defer(u, Params(r.id, to_string(r.status), r.claimed_by, to_millis(*r.lease_until),
+                            to_millis(r.updated_at), r.version, r.generation_attempts)));
       out.push_back(std::move(claimed).value());
     }
     return out;
