@@ -441,12 +441,11 @@ Result<Rows> Connection::exec(std::string_view sql, const Params& params) {
   }
   if (!queued_.empty()) {
     // With the deferred statements, in one round trip.
-    Status sent = send(sql, params);
+    Status sent = send(sql, params, true);
     if (!sent.ok()) return sent;
-    PGresult* last = nullptr;
-    Status s = finish_pipeline(&last);
-    if (!s.ok()) return s;
-    return Rows(last);
+    std::vector<Rows> rows;
+    LLMASSIST_RETURN_IF_ERROR(finish_pipeline(&rows));
+    return std::move(rows.front());
   }
   std::string key(sql);
   auto it = prepared_.find(key);
@@ -500,7 +499,7 @@ Status Connection::defer(std::string_view sql, const Params& params) {
   if (params.has_nul()) {
     return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
   }
-  return send(sql, params);
+  return send(sql, params, false);
 }
 
 Status Connection::sync() {
@@ -508,7 +507,26 @@ Status Connection::sync() {
   return finish_pipeline(nullptr);
 }
 
-Status Connection::send(std::string_view sql, const Params& params) {
+Status Connection::queue(std::string_view sql, const Params& params) {
+  if (params.has_nul()) {
+    return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
+  }
+  return send(sql, params, true);
+}
+
+Result<std::vector<Rows>> Connection::collect() {
+  std::vector<Rows> rows;
+  if (queued_.empty()) return rows;
+  LLMASSIST_RETURN_IF_ERROR(finish_pipeline(&rows));
+  return rows;
+}
+
+Result<std::vector<Rows>> Connection::exec_each(std::span<const Statement> statements) {
+  for (const Statement& st : statements) LLMASSIST_RETURN_IF_ERROR(queue(st.sql, st.params));
+  return collect();
+}
+
+Status Connection::send(std::string_view sql, const Params& params, bool wanted) {
   if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
     return status_of(nullptr, sql);
   }
@@ -530,12 +548,13 @@ Status Connection::send(std::string_view sql, const Params& params) {
     broken_ = true;
     return status_of(nullptr, sql);
   }
-  queued_.push_back({std::move(key), false});
+  queued_.push_back({std::move(key), false, wanted});
   return Status();
 }
 
-Status Connection::finish_pipeline(PGresult** last) {
+Status Connection::finish_pipeline(std::vector<Rows>* wanted) {
   Status first;
+  std::vector<Rows> kept;
   bool lost = PQpipelineSync(conn_) != 1;
   if (lost) first = status_of(nullptr, queued_.front().sql);
   for (std::size_t i = 0; i < queued_.size() && !lost; ++i) {
@@ -547,8 +566,8 @@ Status Connection::finish_pipeline(PGresult** last) {
     }
     const ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-      if (last != nullptr && i + 1 == queued_.size() && first.ok()) {
-        *last = r;
+      if (queued_[i].wanted && first.ok()) {
+        kept.emplace_back(r);
         r = nullptr;
       }
     } else {
@@ -570,16 +589,10 @@ Status Connection::finish_pipeline(PGresult** last) {
   }
   queued_.clear();
   if (lost || PQexitPipelineMode(conn_) != 1) {
-    if (last != nullptr && *last != nullptr) {
-      PQclear(*last);
-      *last = nullptr;
-    }
     if (first.ok()) first = status_of(nullptr, "a pipeline");
     broken_ = true;
   }
-  if (first.ok() && last != nullptr && *last == nullptr) {
-    first = internal_error("a pipeline gave no result for its last statement");
-  }
+  if (first.ok() && wanted != nullptr) *wanted = std::move(kept);
   return first;
 }
 

@@ -164,6 +164,19 @@ class Connection {
   Status defer(std::string_view sql, const Params& params = Params());
   // Waits for the deferred statements: the first failure among them.
   Status sync();
+  // Sends a read without waiting, in order with the deferred statements: collect() returns its
+  // rows.
+  Status queue(std::string_view sql, const Params& params = Params());
+  // Waits for everything sent: the rows of each queue()d read, in order. The first failure (of
+  // a deferred statement or a read) fails them all.
+  Result<std::vector<Rows>> collect();
+  // Runs reads in one round trip, after the deferred statements: each one's rows, in order
+  // (queue() each, then collect()).
+  struct Statement {
+    std::string_view sql;
+    Params params;
+  };
+  Result<std::vector<Rows>> exec_each(std::span<const Statement> statements);
 
   // COPY ... FROM STDIN: copy_begin() with the statement, copy_put() with rows in COPY's text
   // format (copy_field() writes a field), copy_end() to finish; the rows affected are returned.
@@ -183,16 +196,18 @@ class Connection {
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
   Status status_of(pg_result* result, std::string_view what);
-  // Queues the statement (prepared first when new) in the pipeline, entering pipeline mode.
-  Status send(std::string_view sql, const Params& params);
-  // Ends the pipeline: a sync point, then every queued statement's outcome; the last one's
-  // result, when it succeeded and `last` is given, goes to *last (the caller clears it).
-  Status finish_pipeline(pg_result** last);
+  // Queues the statement (prepared first when new) in the pipeline, entering pipeline mode;
+  // `wanted`: its rows are read.
+  Status send(std::string_view sql, const Params& params, bool wanted);
+  // Ends the pipeline: a sync point, then every queued statement's outcome. When all succeeded,
+  // the rows of the wanted ones, in order, go to `wanted` (when given).
+  Status finish_pipeline(std::vector<Rows>* wanted);
 
   // A statement in the pipeline whose outcome has not been read.
   struct Queued {
     std::string sql;
     bool prepare = false;  // the statement's preparation (its name was recorded optimistically)
+    bool wanted = false;   // its rows are read
   };
 
   pg_conn* conn_;

@@ -1543,6 +1543,12 @@ class PostgresStore final : public MessageStore {
     } else {
       LLMASSIST_ASSIGN_OR_RETURN(found, claimable(c, q, to_millis(now)));
     }
+    return take_claimed(c, q, found, now);
+  }
+
+  // Claims the rows found for `q` (locked) that apply_claim() allows, each update deferred.
+  Result<std::vector<Reply>> take_claimed(Connection& c, const ClaimRequest& q,
+                                          const std::vector<Reply>& found, Timestamp now) {
     const auto u = std::string_view(
         "UPDATE replies SET status = $2, claimed_by = $3, lease_until = $4, updated_at = $5, "
         "version = $6, generation_attempts = $7 WHERE id = $1");
@@ -1566,6 +1572,14 @@ class PostgresStore final : public MessageStore {
   // The replies `q` may claim now, oldest first, locked; those other workers are claiming are
   // skipped. With chats, each chat's index serves the query; without, the status index.
   Result<std::vector<Reply>> claimable(Connection& c, const ClaimRequest& q, std::int64_t now) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto rows, c.exec_each(claim_statements(q, now)));
+    return claimable_from(rows, q);
+  }
+
+  // The statements that find what `q` may claim: one per chat of q.chat_ids (in id order), or
+  // one over all chats.
+  static std::vector<Connection::Statement> claim_statements(const ClaimRequest& q,
+                                                             std::int64_t now) {
     static constexpr std::string_view kConditions =
         "AND (r.claimed_by = '' OR ($5::boolean AND r.claimed_by = $2) "
         "     OR coalesce(r.lease_until, 0) <= $3) "
@@ -1597,21 +1611,28 @@ class PostgresStore final : public MessageStore {
     const bool one_head = q.head_of_chat_only && !(past && q.status == ReplyStatus::kApproved);
     const std::size_t where = q.chat_ids.empty() ? 2 : one_head ? 0 : 1;
     const std::string& sql = kQueries[where + (past ? 3 : 0)];
-    auto run = [&](std::optional<ChatId> chat) -> Result<std::vector<Reply>> {
-      LLMASSIST_ASSIGN_OR_RETURN(
-          Rows rows,
-          c.exec(sql, Params(to_string(q.status), q.worker, now, q.due_only, q.retake_own,
-                             q.head_of_chat_only, q.channel, q.limit, chat)));
-      return all<Reply>(rows, read_reply);
+    auto statement = [&](std::optional<ChatId> chat) {
+      return Connection::Statement{
+          sql, Params(to_string(q.status), q.worker, now, q.due_only, q.retake_own,
+                      q.head_of_chat_only, q.channel, q.limit, chat)};
     };
-    if (q.chat_ids.empty()) return run(std::nullopt);
-    std::vector<Reply> out;
+    std::vector<Connection::Statement> out;
+    if (q.chat_ids.empty()) {
+      out.push_back(statement(std::nullopt));
+      return out;
+    }
     std::vector<ChatId> chats = q.chat_ids;
     std::sort(chats.begin(), chats.end());
     chats.erase(std::unique(chats.begin(), chats.end()), chats.end());
-    for (ChatId chat : chats) {
-      LLMASSIST_ASSIGN_OR_RETURN(auto rows, run(chat));
-      for (Reply& r : rows) out.push_back(std::move(r));
+    for (ChatId chat : chats) out.push_back(statement(chat));
+    return out;
+  }
+
+  // What the statements of claim_statements() found: oldest first, at most q.limit.
+  static std::vector<Reply> claimable_from(std::span<const Rows> rows, const ClaimRequest& q) {
+    std::vector<Reply> out;
+    for (const Rows& r : rows) {
+      for (Reply& reply : all<Reply>(r, read_reply)) out.push_back(std::move(reply));
     }
     std::sort(out.begin(), out.end(), [](const Reply& a, const Reply& b) { return a.id < b.id; });
     // Rows past the limit stay locked until the commit, unclaimed: harmless.

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "support/capturing_logger.h"
 #include "support/test_postgres.h"
@@ -49,6 +50,32 @@ TEST_CASE("pg::Connection: deferred statements run with the next one that waits"
   CHECK(c.exec("SELECT 1").ok());
   CHECK(c.script("SELECT 1; SELECT 2").ok());
   CHECK(c.usable());
+}
+
+TEST_CASE("pg::Connection: queued reads come back in order, each after the writes before it") {
+  Fixture f;
+  Connection& c = *f.conn;
+  REQUIRE(c.script("BEGIN").ok());
+  REQUIRE(c.defer("INSERT INTO t VALUES ($1, $2)", Params(std::int64_t{1}, "one")).ok());
+  REQUIRE(c.queue("SELECT count(*) FROM t").ok());
+  REQUIRE(c.defer("INSERT INTO t VALUES ($1, $2)", Params(std::int64_t{2}, "two")).ok());
+  REQUIRE(c.queue("SELECT string_agg(v, ',' ORDER BY id) FROM t").ok());
+  auto rows = c.collect();
+  REQUIRE_MESSAGE(rows.ok(), rows.status().to_string());
+  REQUIRE(rows->size() == 2);
+  CHECK((*rows)[0].int64(0, 0) == 1);
+  CHECK((*rows)[1].text(0, 0) == "one,two");
+  // exec_each(): the same in one call.
+  const std::vector<Connection::Statement> reads = {
+      {"SELECT v FROM t WHERE id = $1", Params(std::int64_t{2})},
+      {"SELECT v FROM t WHERE id = $1", Params(std::int64_t{1})}};
+  auto each = c.exec_each(reads);
+  REQUIRE(each.ok());
+  REQUIRE(each->size() == 2);
+  CHECK((*each)[0].text(0, 0) == "two");
+  CHECK((*each)[1].text(0, 0) == "one");
+  REQUIRE(c.script("COMMIT").ok());
+  CHECK(f.count() == "2");
 }
 
 TEST_CASE("pg::Connection: a deferred failure is the next call's, and the connection goes on") {
