@@ -91,6 +91,37 @@ TEST_CASE("PostgreSQL store: stores opened at once migrate once, and share what 
   CHECK(seen->external_id == "shared");
 }
 
+TEST_CASE(
+    "PostgreSQL store: a schema of version 1 is brought to the current one, keeping its data") {
+  const std::string schema = test_postgres().fresh_schema();
+  auto store = open_store(schema);
+  const ChatId chat = new_chat(*store, "old");
+  ask(*store, chat, "asked before the upgrade");
+  store.reset();
+  // What version 1 left: no index of the open replies.
+  test_postgres().sql(schema,
+                      "DROP INDEX replies_open_by_chat; UPDATE llmassist_schema SET version = 1 "
+                      "WHERE component = 'store'");
+  store = open_store(schema);
+  CHECK(test_postgres().sql(schema,
+                            "SELECT version FROM llmassist_schema WHERE component = "
+                            "'store'") == std::to_string(kPostgresSchemaVersion));
+  CHECK(test_postgres().sql(schema, "SELECT count(*) FROM pg_indexes WHERE schemaname = '" +
+                                        schema + "' AND indexname = 'replies_open_by_chat'") ==
+        "1");
+  ClaimRequest q;
+  q.status = ReplyStatus::kNew;
+  q.to = ReplyStatus::kGenerating;
+  q.worker = "w";
+  q.lease = 60s;
+  q.limit = 10;
+  q.head_of_chat_only = true;
+  q.chat_ids = {chat};
+  auto claimed = store->claim_replies(q);
+  REQUIRE_MESSAGE(claimed.ok(), claimed.status().to_string());
+  CHECK(claimed->size() == 1);
+}
+
 TEST_CASE("PostgreSQL store: a newer schema is refused, naming both versions") {
   const std::string schema = test_postgres().fresh_schema();
   auto store = open_store(schema);
