@@ -252,6 +252,7 @@ Session read_session(const Rows& s, int i) { return detail::read_session_row(Row
 constexpr const char* kMessageColumns =
     "id, chat_id, session_id, role, text, author, created_at, coalesce(dedup_key, ''), "
     "transport_message_id, reply_id";
+constexpr int kMessageColumnCount = 10;
 Message read_message(const Rows& s, int i) { return detail::read_message_row(RowView{s, i}); }
 
 constexpr const char* kReplyColumns =
@@ -519,7 +520,7 @@ class PostgresStore final : public MessageStore {
           // other in a circle.
           std::set<ChatId> chats;
           for (const auto& m : messages) chats.insert(m.chat_id);
-          for (ChatId chat : chats) LLMASSIST_RETURN_IF_ERROR(lock_chat_in(c, chat).status());
+          LLMASSIST_RETURN_IF_ERROR(lock_chats_in(c, chats));
           std::vector<InboundResult> out;
           out.reserve(messages.size());
           for (const auto& m : messages) {
@@ -1049,49 +1050,58 @@ class PostgresStore final : public MessageStore {
       for (const RecallItem& item : items) chats.insert(item.chat_id);
       for (ChatId chat : chats) {
         LLMASSIST_RETURN_IF_ERROR(
-            c.exec("SELECT 1 FROM chats WHERE id = $1 FOR KEY SHARE", Params(chat)).status());
+            c.defer("SELECT 1 FROM chats WHERE id = $1 FOR KEY SHARE", Params(chat)));
       }
       const std::int64_t now = now_ms();
-      // What the index gains, per chat and term: applied in one sorted pass at the end, so that
-      // writers of the same chat lock its vocabulary rows in the same order.
-      std::map<std::pair<ChatId, std::string>, std::int64_t> vocab;
-      std::map<ChatId, std::pair<std::int64_t, std::int64_t>> stats;  // items, total length
+      // The items in one round trip (each id comes back, or none when the key was indexed
+      // already); what depends on them in a second, with the COMMIT.
+      std::vector<int> lengths;
+      std::vector<std::map<std::string, int>> tfs;
       for (const RecallItem& item : items) {
         int length = 0;
-        const auto tf = term_frequencies(item.terms, length);
+        tfs.push_back(term_frequencies(item.terms, length));
+        lengths.push_back(length);
         const std::int64_t at = item.created_at == Timestamp{} ? now : to_millis(item.created_at);
         std::optional<std::vector<float>> vector;
         if (!item.vector.empty()) vector = item.vector;
         const std::string_view model =
             item.vector.empty() ? std::string_view("") : std::string_view(item.vector_model);
-        LLMASSIST_ASSIGN_OR_RETURN(
-            Rows ins,
-            c.exec("INSERT INTO recall_items (chat_id, session_id, kind, key, message_id, text, "
-                   "terms, term_count, vector, vector_model, created_at) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-                   "ON CONFLICT (chat_id, key) DO NOTHING RETURNING id",
-                   Params(item.chat_id, item.session_id, item.kind, item.key, item.message_id,
-                          item.text, item.terms, length, vector, model, at)));
-        if (ins.empty() || tf.empty()) continue;  // already indexed, or nothing to index
+        LLMASSIST_RETURN_IF_ERROR(
+            c.queue("INSERT INTO recall_items (chat_id, session_id, kind, key, message_id, text, "
+                    "terms, term_count, vector, vector_model, created_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                    "ON CONFLICT (chat_id, key) DO NOTHING RETURNING id",
+                    Params(item.chat_id, item.session_id, item.kind, item.key, item.message_id,
+                           item.text, item.terms, length, vector, model, at)));
+      }
+      LLMASSIST_ASSIGN_OR_RETURN(std::vector<Rows> inserted, c.collect());
+      // What the index gains, per chat and term: applied in one sorted pass at the end, so that
+      // writers of the same chat lock its vocabulary rows in the same order.
+      std::map<std::pair<ChatId, std::string>, std::int64_t> vocab;
+      std::map<ChatId, std::pair<std::int64_t, std::int64_t>> stats;  // items, total length
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        const RecallItem& item = items[i];
+        const Rows& ins = inserted[i];
+        if (ins.empty() || tfs[i].empty()) continue;  // already indexed, or nothing to index
         const std::int64_t id = ins.int64(0, 0);
         std::vector<std::string> terms;
         std::vector<double> counts;
-        for (const auto& [term, n] : tf) {
+        for (const auto& [term, n] : tfs[i]) {
           terms.push_back(term);
           counts.push_back(n);
           ++vocab[{item.chat_id, term}];
         }
-        LLMASSIST_RETURN_IF_ERROR(c.run(
+        LLMASSIST_RETURN_IF_ERROR(c.defer(
             "INSERT INTO recall_postings (chat_id, term, item_id, tf, doc_length, message_id) "
             "SELECT $1, t.term, $2, t.tf::integer, $3, $4 "
             "FROM unnest($5::text[], $6::float8[]) AS t(term, tf)",
-            Params(item.chat_id, id, length, item.message_id, terms, counts)));
+            Params(item.chat_id, id, lengths[i], item.message_id, terms, counts)));
         auto& s = stats[item.chat_id];
         s.first += 1;
-        s.second += length;
+        s.second += lengths[i];
       }
       for (const auto& [chat, s] : stats) {
-        LLMASSIST_RETURN_IF_ERROR(c.run(
+        LLMASSIST_RETURN_IF_ERROR(c.defer(
             "INSERT INTO recall_chat_stats (chat_id, items, total_length) VALUES ($1, $2, $3) "
             "ON CONFLICT (chat_id) DO UPDATE SET items = recall_chat_stats.items + $2, "
             "total_length = recall_chat_stats.total_length + $3",
@@ -1104,12 +1114,12 @@ class PostgresStore final : public MessageStore {
       }
       for (const auto& [chat, terms] : per_chat) {
         LLMASSIST_RETURN_IF_ERROR(
-            c.run("INSERT INTO recall_vocab (chat_id, term, docs) "
-                  "SELECT $1, t.term, t.n::bigint FROM unnest($2::text[], $3::float8[]) "
-                  "AS t(term, n) ORDER BY t.term "
-                  "ON CONFLICT (chat_id, term) DO UPDATE SET docs = recall_vocab.docs + "
-                  "excluded.docs",
-                  Params(chat, terms.first, terms.second)));
+            c.defer("INSERT INTO recall_vocab (chat_id, term, docs) "
+                    "SELECT $1, t.term, t.n::bigint FROM unnest($2::text[], $3::float8[]) "
+                    "AS t(term, n) ORDER BY t.term "
+                    "ON CONFLICT (chat_id, term) DO UPDATE SET docs = recall_vocab.docs + "
+                    "excluded.docs",
+                    Params(chat, terms.first, terms.second)));
       }
       return Status();
     });
@@ -1368,6 +1378,23 @@ class PostgresStore final : public MessageStore {
     return first<Chat>(rows, read_chat, fmt::format("no chat {}", id));
   }
 
+  // lock_chat_in() for several chats in one statement, in id order; kNotFound naming the
+  // first missing one.
+  Status lock_chats_in(Connection& c, const std::set<ChatId>& chats) {
+    std::vector<std::string> ids;
+    for (ChatId chat : chats) ids.push_back(std::to_string(chat));
+    LLMASSIST_ASSIGN_OR_RETURN(
+        Rows rows, c.exec("SELECT id FROM chats WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO "
+                          "KEY UPDATE",
+                          Params(ids)));
+    std::set<ChatId> found;
+    for (int i = 0; i < rows.size(); ++i) found.insert(rows.int64(i, 0));
+    for (ChatId chat : chats) {
+      if (!found.count(chat)) return not_found(fmt::format("no chat {}", chat));
+    }
+    return Status();
+  }
+
   Result<Chat> find_chat_in(Connection& c, std::string_view channel, std::string_view external) {
     static const std::string sql =
         fmt::format("SELECT {} FROM chats WHERE channel = $1 AND external_id = $2", kChatColumns);
@@ -1458,22 +1485,32 @@ class PostgresStore final : public MessageStore {
 
   // One inbound message; the caller holds its chat's lock.
   Result<InboundResult> append_inbound_in(Connection& c, const InboundMessage& m) {
-    if (!m.dedup_key.empty()) {
-      static const std::string sql =
-          fmt::format("SELECT {} FROM messages WHERE dedup_key = $1", kMessageColumns);
-      LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(sql, Params(m.dedup_key)));
-      if (!rows.empty()) {
-        InboundResult dup;
-        dup.message = read_message(rows, 0);
-        dup.duplicate = true;
-        LLMASSIST_ASSIGN_OR_RETURN(
-            Rows reply, c.exec("SELECT id FROM replies WHERE question_id = $1 ORDER BY id LIMIT 1",
-                               Params(dup.message.id)));
-        if (!reply.empty()) dup.reply_id = reply.int64(0, 0);
-        return dup;
-      }
+    // The duplicate's and the open session's looks in one round trip; the message and its reply
+    // in a second.
+    static const std::string dup_sql =
+        fmt::format("SELECT {} FROM messages WHERE dedup_key = $1", kMessageColumns);
+    static const std::string session_sql = fmt::format(
+        "SELECT {} FROM sessions WHERE chat_id = $1 AND closed_at IS NULL", kSessionColumns);
+    if (!m.dedup_key.empty()) LLMASSIST_RETURN_IF_ERROR(c.queue(dup_sql, Params(m.dedup_key)));
+    LLMASSIST_RETURN_IF_ERROR(c.queue(session_sql, Params(m.chat_id)));
+    LLMASSIST_ASSIGN_OR_RETURN(std::vector<Rows> looked, c.collect());
+    if (!m.dedup_key.empty() && !looked.front().empty()) {
+      InboundResult dup;
+      dup.message = read_message(looked.front(), 0);
+      dup.duplicate = true;
+      LLMASSIST_ASSIGN_OR_RETURN(
+          Rows reply, c.exec("SELECT id FROM replies WHERE question_id = $1 ORDER BY id LIMIT 1",
+                             Params(dup.message.id)));
+      if (!reply.empty()) dup.reply_id = reply.int64(0, 0);
+      return dup;
     }
-    LLMASSIST_ASSIGN_OR_RETURN(const Session session, open_session_in(c, m.chat_id));
+    const Rows& open = looked.back();
+    Session session;
+    if (!open.empty()) {
+      session = read_session(open, 0);
+    } else {
+      LLMASSIST_ASSIGN_OR_RETURN(session, open_session_in(c, m.chat_id));
+    }
     const std::int64_t now = now_ms();
     const std::int64_t at = m.sent_at ? to_millis(*m.sent_at) : now;
     std::optional<std::string_view> dedup;
@@ -1481,18 +1518,42 @@ class PostgresStore final : public MessageStore {
     // A dedup key another chat's transaction stores at the same moment makes this insert fail
     // with a unique violation: the whole call then fails and is not retried (a transport
     // delivers the message again and finds the duplicate).
-    LLMASSIST_ASSIGN_OR_RETURN(
-        const MessageId id, insert_message(c, m.chat_id, session.id, Role::kUser, m.text, m.author,
-                                           at, dedup, m.transport_message_id, 0));
+    static const std::string message_sql = fmt::format(
+        "INSERT INTO messages (chat_id, session_id, role, text, author, created_at, dedup_key, "
+        "transport_message_id, reply_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0) RETURNING {}",
+        kMessageColumns);
+    // With its reply, in one statement: the reply's question is the message just inserted.
+    static const std::string with_reply_sql = fmt::format(
+        "WITH m AS (INSERT INTO messages (chat_id, session_id, role, text, author, created_at, "
+        "dedup_key, transport_message_id, reply_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0) "
+        "RETURNING *), "
+        "r AS (INSERT INTO replies (chat_id, session_id, question_id, status, final_text, author, "
+        "version, created_at, updated_at, decided_at) "
+        "SELECT m.chat_id, m.session_id, m.id, $9, $10, $11, $12, $13, $14, $15 FROM m "
+        "RETURNING id) "
+        "SELECT {}, (SELECT id FROM r) FROM m",
+        kMessageColumns);
+    Params params(m.chat_id, session.id, to_string(Role::kUser), m.text, m.author, at, dedup,
+                  m.transport_message_id);
     InboundResult out;
-    if (m.open_reply) {
-      NewReply n;
-      n.chat_id = m.chat_id;
-      n.question_id = id;
-      LLMASSIST_ASSIGN_OR_RETURN(out.reply_id,
-                                 insert_reply(c, make_reply(n, session.id, from_millis(now))));
+    if (!m.open_reply) {
+      LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(message_sql, params));
+      out.message = read_message(rows, 0);
+      return out;
     }
-    LLMASSIST_ASSIGN_OR_RETURN(out.message, get_message_in(c, id));
+    NewReply n;
+    n.chat_id = m.chat_id;
+    const Reply r = make_reply(n, session.id, from_millis(now));
+    params.add(to_string(r.status))
+        .add(r.final_text)
+        .add(r.author)
+        .add(r.version)
+        .add(to_millis(r.created_at))
+        .add(to_millis(r.updated_at))
+        .add(ms(r.decided_at));
+    LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(with_reply_sql, params));
+    out.message = read_message(rows, 0);
+    out.reply_id = rows.int64(0, kMessageColumnCount);
     return out;
   }
 
@@ -1501,15 +1562,68 @@ class PostgresStore final : public MessageStore {
     ChangeAndClaims out;
     LLMASSIST_ASSIGN_OR_RETURN(out.reply, transition_in(c, id, ch));
     bool took = false;
+    if (!claims_read_together(claims)) {
+      for (const ClaimRequest& q : claims) {
+        LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
+        took = took || !claimed.empty();
+        out.claimed.push_back(std::move(claimed));
+      }
+      if (took) {
+        LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
+      }
+      return out;
+    }
+    // Every claim's reads, and the chat, in one round trip with the change's writes.
+    static const std::string chat_sql =
+        fmt::format("SELECT {} FROM chats WHERE id = $1", kChatColumns);
+    const Timestamp now = now_time();
+    std::vector<std::size_t> reads;
     for (const ClaimRequest& q : claims) {
-      LLMASSIST_ASSIGN_OR_RETURN(auto claimed, claim_in(c, q));
+      const auto statements = claim_statements(q, to_millis(now));
+      for (const auto& st : statements) LLMASSIST_RETURN_IF_ERROR(c.queue(st.sql, st.params));
+      reads.push_back(statements.size());
+    }
+    LLMASSIST_RETURN_IF_ERROR(c.queue(chat_sql, Params(out.reply.chat_id)));
+    LLMASSIST_ASSIGN_OR_RETURN(std::vector<Rows> rows, c.collect());
+    std::size_t k = 0;
+    for (std::size_t j = 0; j < claims.size(); ++j) {
+      const auto found =
+          claimable_from(std::span<const Rows>(rows).subspan(k, reads[j]), claims[j]);
+      k += reads[j];
+      LLMASSIST_ASSIGN_OR_RETURN(auto claimed, take_claimed(c, claims[j], found, now));
       took = took || !claimed.empty();
       out.claimed.push_back(std::move(claimed));
     }
     if (took) {
-      LLMASSIST_ASSIGN_OR_RETURN(out.chat, get_chat_in(c, out.reply.chat_id));
+      LLMASSIST_ASSIGN_OR_RETURN(
+          out.chat,
+          first<Chat>(rows.back(), read_chat, fmt::format("no chat {}", out.reply.chat_id)));
     }
     return out;
+  }
+
+  // Whether the claims' reads may all run before any of their updates, finding what they would
+  // find one after another: none is of one reply; and no claim's update changes what a later
+  // claim reads (the replies in its status, or whether an older reply holds its chat's head).
+  static bool claims_read_together(std::span<const ClaimRequest> claims) {
+    if (claims.empty()) return false;
+    const auto holds = [](const ClaimRequest& q, ReplyStatus s) {
+      if (!q.head_of_chat_only) return false;
+      return s == ReplyStatus::kNew || s == ReplyStatus::kGenerating ||
+             s == ReplyStatus::kPending || s == ReplyStatus::kRejected ||
+             (s == ReplyStatus::kApproved && !q.past_approved);
+    };
+    for (std::size_t j = 0; j < claims.size(); ++j) {
+      const ClaimRequest& later = claims[j];
+      if (later.reply_id) return false;
+      for (std::size_t i = 0; i < j; ++i) {
+        const ClaimRequest& earlier = claims[i];
+        const ReplyStatus to = earlier.to.value_or(earlier.status);
+        if (earlier.status == later.status || to == later.status) return false;
+        if (holds(later, earlier.status) != holds(later, to)) return false;
+      }
+    }
+    return true;
   }
 
   // The lifecycle decides (reply_lifecycle.h); this persists what it returns.
