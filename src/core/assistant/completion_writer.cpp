@@ -5,30 +5,41 @@
 namespace llmassist::detail::assistant {
 
 void CompletionWriter::start() {
-  {
-    std::lock_guard lock(mu_);
-    running_ = true;
+  const int n = std::max(1, core_.ctx.options.completion_writers);
+  for (int i = 0; i < n; ++i) {
+    auto lane = std::make_unique<Lane>();
+    lane->running = true;
+    lanes_.push_back(std::move(lane));
   }
-  thread_ = std::thread([self = core_.shared_from_this()] { self->writer.run(); });
+  for (auto& lane : lanes_) {
+    lane->thread =
+        std::thread([self = core_.shared_from_this(), l = lane.get()] { self->writer.run(*l); });
+  }
 }
 
 void CompletionWriter::stop() {
-  {
-    std::lock_guard lock(mu_);
-    running_ = false;
+  for (auto& lane : lanes_) {
+    {
+      std::lock_guard lock(lane->mu);
+      lane->running = false;
+    }
+    lane->ready.notify_all();
   }
-  ready_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& lane : lanes_) {
+    if (lane->thread.joinable()) lane->thread.join();
+  }
 }
 
 void CompletionWriter::completed(Done d) {
   std::vector<Done> here;
-  {
-    std::lock_guard lock(mu_);
-    if (running_) {
-      queue_.push_back(std::move(d));
-      // The writer waits only when the queue is empty.
-      if (queue_.size() == 1) ready_.notify_one();
+  if (!lanes_.empty()) {
+    const auto n = static_cast<std::uint64_t>(lanes_.size());
+    Lane& lane = *lanes_[static_cast<std::uint64_t>(d.reply.chat_id) % n];
+    std::lock_guard lock(lane.mu);
+    if (lane.running) {
+      lane.queue.push_back(std::move(d));
+      // The lane waits only when its queue is empty.
+      if (lane.queue.size() == 1) lane.ready.notify_one();
       return;
     }
   }
@@ -36,13 +47,13 @@ void CompletionWriter::completed(Done d) {
   write(here);
 }
 
-void CompletionWriter::run() {
+void CompletionWriter::run(Lane& lane) {
   std::vector<Done> batch;
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(lane.mu);
   while (true) {
-    ready_.wait(lock, [&] { return !queue_.empty() || !running_; });
-    if (queue_.empty()) return;  // stopped, and nothing left
-    batch.swap(queue_);
+    lane.ready.wait(lock, [&] { return !lane.queue.empty() || !lane.running; });
+    if (lane.queue.empty()) return;  // stopped, and nothing left
+    batch.swap(lane.queue);
     lock.unlock();
     write(batch);
     batch.clear();
@@ -51,7 +62,10 @@ void CompletionWriter::run() {
 }
 
 void CompletionWriter::write(std::vector<Done>& batch) {
+  std::unique_lock slots_lock(slots_mu_);
   Slots slots = core_.dispatcher.free_slots();
+  slots.drafts -= reserved_.drafts;
+  slots.sends -= reserved_.sends;
   Endings ending;
   for (const Done& d : batch) ++(d.drafted ? ending.drafts : ending.sends)[d.reply.chat_id];
   std::vector<ReplyStep> steps;
@@ -83,6 +97,14 @@ void CompletionWriter::write(std::vector<Done>& batch) {
     of.push_back(&d);
   }
   if (steps.empty()) return;
+  Slots used;
+  for (const Continuation& c : nexts) {
+    used.drafts += c.draft >= 0 ? 1 : 0;
+    used.sends += c.send >= 0 ? 1 : 0;
+  }
+  reserved_.drafts += used.drafts;
+  reserved_.sends += used.sends;
+  slots_lock.unlock();
   auto stored = core_.ctx.parts.store->transition_and_claim_each(steps);
   for (std::size_t k = 0; k < steps.size(); ++k) {
     if (of[k]->drafted) {
@@ -91,6 +113,10 @@ void CompletionWriter::write(std::vector<Done>& batch) {
       after_send(*of[k], nexts[k], stored[k]);
     }
   }
+  // What was claimed has started (and counts as in flight) or was not taken.
+  slots_lock.lock();
+  reserved_.drafts -= used.drafts;
+  reserved_.sends -= used.sends;
 }
 
 // Skips a claim that cannot take anything: while another draft (send) of the chat is in flight
