@@ -62,10 +62,6 @@ void CompletionWriter::run(Lane& lane) {
 }
 
 void CompletionWriter::write(std::vector<Done>& batch) {
-  std::unique_lock slots_lock(slots_mu_);
-  Slots slots = core_.dispatcher.free_slots();
-  slots.drafts -= reserved_.drafts;
-  slots.sends -= reserved_.sends;
   Endings ending;
   for (const Done& d : batch) ++(d.drafted ? ending.drafts : ending.sends)[d.reply.chat_id];
   std::vector<ReplyStep> steps;
@@ -74,37 +70,45 @@ void CompletionWriter::write(std::vector<Done>& batch) {
   steps.reserve(batch.size());
   nexts.reserve(batch.size());
   of.reserve(batch.size());
+  // The changes first (a failure is written here, on its own path)...
   for (const Done& d : batch) {
     ReplyStep step;
     step.id = d.reply.id;
-    Continuation next;
-    if (d.drafted) {
-      if (!core_.drafting.draft_step(d.reply, *d.drafted, step.change)) continue;
-      // Approved at once: the answer may go out, and the chat's next question be drafted,
-      // with this write. A pending draft holds the chat until an operator decides.
-      if (step.change.to == ReplyStatus::kApproved) {
+    if (d.drafted ? !core_.drafting.draft_step(d.reply, *d.drafted, step.change)
+                  : !core_.outbox.send_step(d.reply, *d.sent, step.change)) {
+      continue;
+    }
+    steps.push_back(std::move(step));
+    of.push_back(&d);
+  }
+  if (steps.empty()) return;
+  // ...then, against the free slots less those other lanes' batches hold, what carries each
+  // chat on: an approved draft lets the answer go out and the chat's next question be drafted
+  // with this write; a pending one holds the chat until an operator decides.
+  Slots used;
+  {
+    std::lock_guard slots_lock(slots_mu_);
+    Slots slots = core_.dispatcher.free_slots();
+    slots.drafts -= reserved_.drafts;
+    slots.sends -= reserved_.sends;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      const Done& d = *of[k];
+      Continuation next;
+      if (!d.drafted) {
+        next = continuation(d.chat, Ending::kSend, slots, ending);
+      } else if (steps[k].change.to == ReplyStatus::kApproved) {
         next = continuation(d.chat, Ending::kDraft, slots, ending);
       } else {
         next.complete = true;
       }
-    } else {
-      if (!core_.outbox.send_step(d.reply, *d.sent, step.change)) continue;
-      next = continuation(d.chat, Ending::kSend, slots, ending);
+      steps[k].claims = std::move(next.claims);
+      used.drafts += next.draft >= 0 ? 1 : 0;
+      used.sends += next.send >= 0 ? 1 : 0;
+      nexts.push_back(std::move(next));
     }
-    step.claims = std::move(next.claims);
-    steps.push_back(std::move(step));
-    nexts.push_back(std::move(next));
-    of.push_back(&d);
+    reserved_.drafts += used.drafts;
+    reserved_.sends += used.sends;
   }
-  if (steps.empty()) return;
-  Slots used;
-  for (const Continuation& c : nexts) {
-    used.drafts += c.draft >= 0 ? 1 : 0;
-    used.sends += c.send >= 0 ? 1 : 0;
-  }
-  reserved_.drafts += used.drafts;
-  reserved_.sends += used.sends;
-  slots_lock.unlock();
   auto stored = core_.ctx.parts.store->transition_and_claim_each(steps);
   for (std::size_t k = 0; k < steps.size(); ++k) {
     if (of[k]->drafted) {
@@ -114,7 +118,7 @@ void CompletionWriter::write(std::vector<Done>& batch) {
     }
   }
   // What was claimed has started (and counts as in flight) or was not taken.
-  slots_lock.lock();
+  std::lock_guard slots_lock(slots_mu_);
   reserved_.drafts -= used.drafts;
   reserved_.sends -= used.sends;
 }
