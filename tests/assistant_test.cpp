@@ -734,10 +734,6 @@ TEST_CASE(
   o.rescan_interval = std::chrono::hours(1);  // only the freed slots can take the rest on
   SUBCASE("two drafts at a time") { o.max_concurrent_drafts = 2; }
   SUBCASE("two sends at a time") { o.max_concurrent_sends = 2; }
-  SUBCASE("two drafts at a time, four completion writers") {
-    o.max_concurrent_drafts = 2;
-    o.completion_writers = 4;
-  }
   bot.start(o, echoing_provider(llm), unpaced_telegram(telegram));
   constexpr int kChats = 12;
   std::vector<std::pair<std::int64_t, std::string>> updates;

@@ -51,25 +51,6 @@ TEST_CASE("bot config: on PostgreSQL the default instance is the host's, a named
   CHECK(bot_instance(*named) == "bot-a");
 }
 
-TEST_CASE("bot config: completion writers, 4 on PostgreSQL and 1 on SQLite unless named") {
-  auto sqlite = parse_bot_config("{}", "", env());
-  REQUIRE(sqlite.ok());
-  CHECK(bot_completion_writers(*sqlite) == 1);
-  auto pg = parse_bot_config(R"({"database": "postgresql://u@db/x"})", "", env());
-  REQUIRE(pg.ok());
-  CHECK(bot_completion_writers(*pg) == kPostgresCompletionWriters);
-  auto named = parse_bot_config(
-      R"({"database": "postgresql://u@db/x", "assistant": {"completion_writers": 2}})", "", env());
-  REQUIRE(named.ok());
-  CHECK(bot_completion_writers(*named) == 2);
-  auto one = parse_bot_config(R"({"assistant": {"completion_writers": 3}})", "", env());
-  REQUIRE(one.ok());
-  CHECK(bot_completion_writers(*one) == 3);
-  auto bad = parse_bot_config(R"({"assistant": {"completion_writers": 0}})", "", env());
-  REQUIRE_FALSE(bad.ok());
-  CHECK(bad.status().message().find("completion_writers") != std::string::npos);
-}
-
 TEST_CASE("bot config: every section is read, paths relative to the file") {
   llmassist::testing::TempDir dir;
   std::ofstream(dir.file("role.txt")) << "You are the support assistant of Acme.";

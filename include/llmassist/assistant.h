@@ -121,11 +121,6 @@ struct LLMASSIST_API AssistantOptions {
   int max_concurrent_drafts = 1024;
   // Answers being sent at once, across chats. Default 256.
   int max_concurrent_sends = 256;
-  // Threads that store the drafts and the sends' outcomes (1..64), each for its share of the
-  // chats, each writing what has arrived in one transaction. One suits SQLite, which takes one
-  // writer at a time; a database server, where a transaction waits on round trips, does better
-  // with several (the bot's configuration gives 4 on PostgreSQL). Default 1.
-  int completion_writers = 1;
   // A reply claimed this many times for drafting without a stored draft fails (it may be the
   // one that crashes the process). Default 3.
   int max_generation_attempts = 3;

@@ -343,9 +343,6 @@ Status read_assistant(const json& j, BotConfig& c) {
   c.instance_given = a.has("instance");
   LLMASSIST_ASSIGN_OR_RETURN(auto drafts, a.integer("max_concurrent_drafts", 1, 100000));
   if (drafts) o.max_concurrent_drafts = static_cast<int>(*drafts);
-  LLMASSIST_ASSIGN_OR_RETURN(auto writers, a.integer("completion_writers", 1, 64));
-  if (writers) o.completion_writers = static_cast<int>(*writers);
-  c.completion_writers_given = writers.has_value();
   LLMASSIST_ASSIGN_OR_RETURN(const json* texts, a.object("texts"));
   if (texts != nullptr) {
     LLMASSIST_ASSIGN_OR_RETURN(auto t, JsonObject::of(*texts, "$.assistant.texts"));
@@ -485,13 +482,6 @@ Status read_knowledge(const json& j, BotConfig& c) {
 }
 
 }  // namespace
-
-int bot_completion_writers(const BotConfig& config) {
-  if (config.completion_writers_given || !is_postgres_url(config.database)) {
-    return config.assistant.completion_writers;
-  }
-  return kPostgresCompletionWriters;
-}
 
 std::string bot_instance(const BotConfig& config) {
   if (config.instance_given || !is_postgres_url(config.database)) return config.assistant.instance;

@@ -96,7 +96,6 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   AssistantOptions ao = config.assistant;
   ao.logger = logger;
   ao.instance = bot_instance(config);
-  ao.completion_writers = bot_completion_writers(config);
   // With the admin server in this process, the bot's Assistant serves its API channel too.
   std::shared_ptr<ApiTransport> api;
   if (config.admin) {

@@ -92,9 +92,6 @@ Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
   if (options.max_concurrent_drafts < 1 || options.max_concurrent_sends < 1) {
     return invalid_argument("the concurrency limits must be at least 1");
   }
-  if (options.completion_writers < 1 || options.completion_writers > 64) {
-    return invalid_argument("completion_writers must be 1..64");
-  }
   auto impl = std::make_shared<Impl>();
   detail::assistant::Context& ctx = impl->ctx;
   ctx.parts = std::move(parts);

@@ -132,8 +132,6 @@ struct LLMASSIST_API BotConfig {
   // (shared by processes on several hosts), the bot's instance is "bot@<host name>", so that
   // processes on different hosts never share the name their claims carry.
   bool instance_given = false;
-  // Whether the file names assistant.completion_writers (else: 4 on PostgreSQL, 1 on SQLite).
-  bool completion_writers_given = false;
   MemorySection memory;
   std::optional<AdminSection> admin;  // set when the file has an `admin` section
   KnowledgeSection knowledge;
@@ -150,12 +148,6 @@ struct LLMASSIST_API BotConfigContext {
 // The name the bot's claims carry (AssistantOptions::instance): assistant.instance when the file
 // names one; else "bot@<host name>" on a PostgreSQL database, "bot" on SQLite.
 [[nodiscard]] LLMASSIST_API std::string bot_instance(const BotConfig& config);
-
-// The completion writers on a PostgreSQL database when the file names none.
-inline constexpr int kPostgresCompletionWriters = 4;
-// The bot's AssistantOptions::completion_writers: assistant.completion_writers when the file
-// names it; else kPostgresCompletionWriters on PostgreSQL, 1 on SQLite.
-[[nodiscard]] LLMASSIST_API int bot_completion_writers(const BotConfig& config);
 
 // Parses a config text. `base_dir` resolves relative paths (system_prompt_file, database).
 [[nodiscard]] LLMASSIST_API Result<BotConfig> parse_bot_config(

@@ -5,41 +5,30 @@
 namespace llmassist::detail::assistant {
 
 void CompletionWriter::start() {
-  const int n = std::max(1, core_.ctx.options.completion_writers);
-  for (int i = 0; i < n; ++i) {
-    auto lane = std::make_unique<Lane>();
-    lane->running = true;
-    lanes_.push_back(std::move(lane));
+  {
+    std::lock_guard lock(mu_);
+    running_ = true;
   }
-  for (auto& lane : lanes_) {
-    lane->thread =
-        std::thread([self = core_.shared_from_this(), l = lane.get()] { self->writer.run(*l); });
-  }
+  thread_ = std::thread([self = core_.shared_from_this()] { self->writer.run(); });
 }
 
 void CompletionWriter::stop() {
-  for (auto& lane : lanes_) {
-    {
-      std::lock_guard lock(lane->mu);
-      lane->running = false;
-    }
-    lane->ready.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
   }
-  for (auto& lane : lanes_) {
-    if (lane->thread.joinable()) lane->thread.join();
-  }
+  ready_.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
 void CompletionWriter::completed(Done d) {
   std::vector<Done> here;
-  if (!lanes_.empty()) {
-    const auto n = static_cast<std::uint64_t>(lanes_.size());
-    Lane& lane = *lanes_[static_cast<std::uint64_t>(d.reply.chat_id) % n];
-    std::lock_guard lock(lane.mu);
-    if (lane.running) {
-      lane.queue.push_back(std::move(d));
-      // The lane waits only when its queue is empty.
-      if (lane.queue.size() == 1) lane.ready.notify_one();
+  {
+    std::lock_guard lock(mu_);
+    if (running_) {
+      queue_.push_back(std::move(d));
+      // The writer waits only when the queue is empty.
+      if (queue_.size() == 1) ready_.notify_one();
       return;
     }
   }
@@ -47,13 +36,13 @@ void CompletionWriter::completed(Done d) {
   write(here);
 }
 
-void CompletionWriter::run(Lane& lane) {
+void CompletionWriter::run() {
   std::vector<Done> batch;
-  std::unique_lock lock(lane.mu);
+  std::unique_lock lock(mu_);
   while (true) {
-    lane.ready.wait(lock, [&] { return !lane.queue.empty() || !lane.running; });
-    if (lane.queue.empty()) return;  // stopped, and nothing left
-    batch.swap(lane.queue);
+    ready_.wait(lock, [&] { return !queue_.empty() || !running_; });
+    if (queue_.empty()) return;  // stopped, and nothing left
+    batch.swap(queue_);
     lock.unlock();
     write(batch);
     batch.clear();
@@ -62,6 +51,7 @@ void CompletionWriter::run(Lane& lane) {
 }
 
 void CompletionWriter::write(std::vector<Done>& batch) {
+  Slots slots = core_.dispatcher.free_slots();
   Endings ending;
   for (const Done& d : batch) ++(d.drafted ? ending.drafts : ending.sends)[d.reply.chat_id];
   std::vector<ReplyStep> steps;
@@ -70,45 +60,29 @@ void CompletionWriter::write(std::vector<Done>& batch) {
   steps.reserve(batch.size());
   nexts.reserve(batch.size());
   of.reserve(batch.size());
-  // The changes first (a failure is written here, on its own path)...
   for (const Done& d : batch) {
     ReplyStep step;
     step.id = d.reply.id;
-    if (d.drafted ? !core_.drafting.draft_step(d.reply, *d.drafted, step.change)
-                  : !core_.outbox.send_step(d.reply, *d.sent, step.change)) {
-      continue;
-    }
-    steps.push_back(std::move(step));
-    of.push_back(&d);
-  }
-  if (steps.empty()) return;
-  // ...then, against the free slots less those other lanes' batches hold, what carries each
-  // chat on: an approved draft lets the answer go out and the chat's next question be drafted
-  // with this write; a pending one holds the chat until an operator decides.
-  Slots used;
-  {
-    std::lock_guard slots_lock(slots_mu_);
-    Slots slots = core_.dispatcher.free_slots();
-    slots.drafts -= reserved_.drafts;
-    slots.sends -= reserved_.sends;
-    for (std::size_t k = 0; k < steps.size(); ++k) {
-      const Done& d = *of[k];
-      Continuation next;
-      if (!d.drafted) {
-        next = continuation(d.chat, Ending::kSend, slots, ending);
-      } else if (steps[k].change.to == ReplyStatus::kApproved) {
+    Continuation next;
+    if (d.drafted) {
+      if (!core_.drafting.draft_step(d.reply, *d.drafted, step.change)) continue;
+      // Approved at once: the answer may go out, and the chat's next question be drafted,
+      // with this write. A pending draft holds the chat until an operator decides.
+      if (step.change.to == ReplyStatus::kApproved) {
         next = continuation(d.chat, Ending::kDraft, slots, ending);
       } else {
         next.complete = true;
       }
-      steps[k].claims = std::move(next.claims);
-      used.drafts += next.draft >= 0 ? 1 : 0;
-      used.sends += next.send >= 0 ? 1 : 0;
-      nexts.push_back(std::move(next));
+    } else {
+      if (!core_.outbox.send_step(d.reply, *d.sent, step.change)) continue;
+      next = continuation(d.chat, Ending::kSend, slots, ending);
     }
-    reserved_.drafts += used.drafts;
-    reserved_.sends += used.sends;
+    step.claims = std::move(next.claims);
+    steps.push_back(std::move(step));
+    nexts.push_back(std::move(next));
+    of.push_back(&d);
   }
+  if (steps.empty()) return;
   auto stored = core_.ctx.parts.store->transition_and_claim_each(steps);
   for (std::size_t k = 0; k < steps.size(); ++k) {
     if (of[k]->drafted) {
@@ -117,10 +91,6 @@ void CompletionWriter::write(std::vector<Done>& batch) {
       after_send(*of[k], nexts[k], stored[k]);
     }
   }
-  // What was claimed has started (and counts as in flight) or was not taken.
-  std::lock_guard slots_lock(slots_mu_);
-  reserved_.drafts -= used.drafts;
-  reserved_.sends -= used.sends;
 }
 
 // Skips a claim that cannot take anything: while another draft (send) of the chat is in flight

@@ -1,4 +1,4 @@
-// The Assistant's completion writer: the threads that store completions. A completion (a
+// The Assistant's completion writer: the one thread that stores completions. A completion (a
 // draft from the LLM, a send's outcome from a transport) arrives on its component's I/O thread.
 // Written there, each would wait alone for its commit (an fsync with synchronous=FULL) and hold
 // up every other exchange of that component meanwhile. They are queued here instead, and the
@@ -8,17 +8,11 @@
 // the more the next one carries. Each still has its effects (what comes next for its chat,
 // waking the worker, counters) only after the commit.
 //
-// AssistantOptions::completion_writers lanes, each a thread with its own queue: a chat's
-// completions all go to one lane (by the chat's id), so that each chat's are written in order,
-// one batch at a time, as with a single writer. More than one suits a database server, where a
-// transaction waits on round trips rather than on the disk; SQLite takes one writer at a time.
-//
 // Thread-safety: completed() from any thread; start() and stop() from one.
 #pragma once
 
 #include <condition_variable>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -45,7 +39,7 @@ class CompletionWriter {
   CompletionWriter& operator=(const CompletionWriter&) = delete;
 
   void start();
-  // Lets the lanes finish what is queued, then joins them.
+  // Lets the writer finish what is queued, then joins it.
   void stop();
   // Hands a completion to the writer, or writes it here when none runs (before start(), after
   // stop()).
@@ -69,16 +63,7 @@ class CompletionWriter {
   };
   enum class Ending { kDraft, kSend };
 
-  // A writer thread and its queue.
-  struct Lane {
-    std::mutex mu;
-    std::condition_variable ready;
-    std::vector<Done> queue;  // guarded by mu
-    bool running = false;     // guarded by mu
-    std::thread thread;
-  };
-
-  void run(Lane& lane);
+  void run();
   // Writes a batch: the steps that went well in one transaction, each with the claims that
   // carry its chat on; then, for each, what follows. Failures are written one by one, as they
   // come (they are rare and each has its own path).
@@ -92,12 +77,11 @@ class CompletionWriter {
   void after_send(const Done& d, const Continuation& next, Result<ChangeAndClaims>& stored);
 
   Core& core_;
-  std::vector<std::unique_ptr<Lane>> lanes_;  // made by start(), then fixed
-  // The slots that the lanes' batches being written claim for: taken from the free ones until
-  // what they claimed has started (and counts as in flight itself), so that two lanes never
-  // both take the last free slot.
-  std::mutex slots_mu_;
-  Slots reserved_;  // guarded by slots_mu_
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::vector<Done> queue_;  // guarded by mu_
+  bool running_ = false;     // guarded by mu_
+  std::thread thread_;
 };
 
 }  // namespace llmassist::detail::assistant
