@@ -597,6 +597,7 @@ Status Connection::finish_pipeline(std::vector<Rows>* wanted) {
 }
 
 Status Connection::copy_begin(std::string_view sql) {
+  LLMASSIST_RETURN_IF_ERROR(sync());  // COPY cannot go into the pipeline
   PGresult* result = PQexec(conn_, std::string(sql).c_str());
   const ExecStatusType st = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   Status s;

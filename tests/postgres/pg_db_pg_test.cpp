@@ -151,5 +151,18 @@ TEST_CASE("pg::Pool: a deferred failure at the COMMIT fails the transaction and 
   CHECK(f.count() == "4");
 }
 
+TEST_CASE("pg::Pool: a COPY may open a transaction, whose BEGIN waits in the pipeline") {
+  Fixture f;
+  Pool pool(f.settings, 1, std::make_shared<CapturingLogger>(), std::chrono::seconds(5));
+  Status s = pool.transaction_status(false, [](Connection& c) -> Status {
+    LLMASSIST_RETURN_IF_ERROR(c.copy_begin("COPY t (id, v) FROM STDIN"));
+    LLMASSIST_RETURN_IF_ERROR(c.copy_put("1\tone\n2\ttwo\n"));
+    LLMASSIST_ASSIGN_OR_RETURN(const std::int64_t n, c.copy_end());
+    return n == 2 ? Status() : internal_error("copied " + std::to_string(n));
+  });
+  CHECK_MESSAGE(s.ok(), s.to_string());
+  CHECK(f.count() == "2");
+}
+
 }  // namespace
 }  // namespace llmassist::testing
