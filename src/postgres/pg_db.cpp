@@ -496,9 +496,6 @@ Status Connection::script(std::string_view sql) {
 }
 
 Status Connection::defer(std::string_view sql, const Params& params) {
-  if (params.has_nul()) {
-    return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
-  }
   return send(sql, params, false);
 }
 
@@ -508,9 +505,6 @@ Status Connection::sync() {
 }
 
 Status Connection::queue(std::string_view sql, const Params& params) {
-  if (params.has_nul()) {
-    return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
-  }
   return send(sql, params, true);
 }
 
@@ -527,6 +521,9 @@ Result<std::vector<Rows>> Connection::exec_each(std::span<const Statement> state
 }
 
 Status Connection::send(std::string_view sql, const Params& params, bool wanted) {
+  if (params.has_nul()) {
+    return invalid_argument("a text holds a NUL character, which PostgreSQL cannot store");
+  }
   if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
     return status_of(nullptr, sql);
   }

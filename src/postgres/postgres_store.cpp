@@ -1362,9 +1362,18 @@ class PostgresStore final : public MessageStore {
 
   // ---- statements used inside transactions -------------------------------------------------
 
-  Result<Chat> get_chat_in(Connection& c, ChatId id) {
+  static const std::string& chat_by_id_sql() {
     static const std::string sql = fmt::format("SELECT {} FROM chats WHERE id = $1", kChatColumns);
-    LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(sql, Params(id)));
+    return sql;
+  }
+  static const std::string& open_session_sql() {
+    static const std::string sql = fmt::format(
+        "SELECT {} FROM sessions WHERE chat_id = $1 AND closed_at IS NULL", kSessionColumns);
+    return sql;
+  }
+
+  Result<Chat> get_chat_in(Connection& c, ChatId id) {
+    LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(chat_by_id_sql(), Params(id)));
     return first<Chat>(rows, read_chat, fmt::format("no chat {}", id));
   }
 
@@ -1404,9 +1413,7 @@ class PostgresStore final : public MessageStore {
 
   // The chat's open session, opened when there is none. The caller holds the chat's lock.
   Result<Session> open_session_in(Connection& c, ChatId chat) {
-    static const std::string find = fmt::format(
-        "SELECT {} FROM sessions WHERE chat_id = $1 AND closed_at IS NULL", kSessionColumns);
-    LLMASSIST_ASSIGN_OR_RETURN(Rows open, c.exec(find, Params(chat)));
+    LLMASSIST_ASSIGN_OR_RETURN(Rows open, c.exec(open_session_sql(), Params(chat)));
     if (!open.empty()) return read_session(open, 0);
     LLMASSIST_RETURN_IF_ERROR(get_chat_in(c, chat).status());
     static const std::string insert = fmt::format(
@@ -1489,10 +1496,8 @@ class PostgresStore final : public MessageStore {
     // in a second.
     static const std::string dup_sql =
         fmt::format("SELECT {} FROM messages WHERE dedup_key = $1", kMessageColumns);
-    static const std::string session_sql = fmt::format(
-        "SELECT {} FROM sessions WHERE chat_id = $1 AND closed_at IS NULL", kSessionColumns);
     if (!m.dedup_key.empty()) LLMASSIST_RETURN_IF_ERROR(c.queue(dup_sql, Params(m.dedup_key)));
-    LLMASSIST_RETURN_IF_ERROR(c.queue(session_sql, Params(m.chat_id)));
+    LLMASSIST_RETURN_IF_ERROR(c.queue(open_session_sql(), Params(m.chat_id)));
     LLMASSIST_ASSIGN_OR_RETURN(std::vector<Rows> looked, c.collect());
     if (!m.dedup_key.empty() && !looked.front().empty()) {
       InboundResult dup;
@@ -1574,8 +1579,6 @@ class PostgresStore final : public MessageStore {
       return out;
     }
     // Every claim's reads, and the chat, in one round trip with the change's writes.
-    static const std::string chat_sql =
-        fmt::format("SELECT {} FROM chats WHERE id = $1", kChatColumns);
     const Timestamp now = now_time();
     std::vector<std::size_t> reads;
     for (const ClaimRequest& q : claims) {
@@ -1583,7 +1586,7 @@ class PostgresStore final : public MessageStore {
       for (const auto& st : statements) LLMASSIST_RETURN_IF_ERROR(c.queue(st.sql, st.params));
       reads.push_back(statements.size());
     }
-    LLMASSIST_RETURN_IF_ERROR(c.queue(chat_sql, Params(out.reply.chat_id)));
+    LLMASSIST_RETURN_IF_ERROR(c.queue(chat_by_id_sql(), Params(out.reply.chat_id)));
     LLMASSIST_ASSIGN_OR_RETURN(std::vector<Rows> rows, c.collect());
     std::size_t k = 0;
     for (std::size_t j = 0; j < claims.size(); ++j) {
