@@ -61,6 +61,7 @@ struct Observed {
   StatusCode code = StatusCode::kOk;
   std::string message;
   std::string text, reasoning, model, finish_reason;
+  std::vector<std::string> tool_calls;  // each as "id name arguments"
   int prompt_tokens = 0, completion_tokens = 0;
 
   bool operator==(const Observed&) const = default;
@@ -76,6 +77,7 @@ Observed observe(Make make, std::vector<std::string_view> pieces, bool stream, i
   Observed seen;
   CompletionRequest request;
   request.messages.push_back(ChatMessage{Role::kUser, "question"});
+  request.tools.push_back(ToolSpec{"lookup", "looks things up", ""});
   TokenCallback on_token;
   if (stream) {
     on_token = [&seen](std::string_view t) {
@@ -95,6 +97,10 @@ Observed observe(Make make, std::vector<std::string_view> pieces, bool stream, i
     seen.reasoning = r->reasoning;
     seen.model = r->model;
     seen.finish_reason = r->finish_reason;
+    for (const auto& c : r->tool_calls) {
+      require(!c.id.empty() && !c.name.empty(), "a tool call without an id or a name");
+      seen.tool_calls.push_back(c.id + " " + c.name + " " + c.arguments);
+    }
     seen.prompt_tokens = r->usage.prompt_tokens;
     seen.completion_tokens = r->usage.completion_tokens;
   });
@@ -103,7 +109,8 @@ Observed observe(Make make, std::vector<std::string_view> pieces, bool stream, i
     std::string joined;
     for (const auto& t : seen.tokens) joined += t;
     if (stream) require(joined == seen.text, "the streamed tokens are not the answer");
-    require(!seen.text.empty(), "a successful completion without text");
+    require(!seen.text.empty() || !seen.tool_calls.empty(),
+            "a successful completion without text or tool calls");
   }
   return seen;
 }

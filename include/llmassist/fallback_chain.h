@@ -15,6 +15,12 @@
 // - Retry-After: a 429 or 503 that says when to come back keeps the provider out until then
 //   (at most `max_keep_out`).
 //
+// Tools: a request that offers tools (CompletionRequest::tools) goes only to the providers whose
+// supports_tools() is true; the others are passed by, without counting as failures or attempts
+// (a knowledge base, a model configured with `tools: false`). The chain supports tools when any
+// of its providers does; when none does, such a request fails with kFailedPrecondition (reason
+// "no_tool_provider").
+//
 // Streaming: the chain falls back only before the first token reached the caller. A stream that
 // breaks after that is reported as that attempt's failure; another model's text is never
 // spliced onto it. The Completion says which provider answered and how many were tried. When

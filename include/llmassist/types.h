@@ -27,10 +27,11 @@ using MessageId = std::int64_t;
 using ReplyId = std::int64_t;
 using AuditId = std::int64_t;
 
-// Who wrote a message. `operator` is a human answering in the assistant's place.
-enum class Role : std::uint8_t { kUser, kAssistant, kOperator, kSystem };
+// Who wrote a message. `operator` is a human answering in the assistant's place; `tool` is the
+// record of a tool the assistant called while drafting (what it was asked and what it answered).
+enum class Role : std::uint8_t { kUser, kAssistant, kOperator, kSystem, kTool };
 
-// "user", "assistant", "operator", "system".
+// "user", "assistant", "operator", "system", "tool".
 [[nodiscard]] LLMASSIST_API std::string_view to_string(Role role) noexcept;
 [[nodiscard]] LLMASSIST_API std::optional<Role> parse_role(std::string_view name) noexcept;
 

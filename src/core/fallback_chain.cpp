@@ -96,11 +96,15 @@ class Core : public std::enable_shared_from_this<Core> {
         health_(providers_.size()) {
     for (std::size_t i = 0; i < providers_.size(); ++i) {
       names_.emplace_back(providers_[i]->name());
+      takes_tools_.push_back(providers_[i]->supports_tools());
       health_[i].stats.name = names_.back();
     }
   }
 
   const std::string& name() const { return options_.name; }
+  bool supports_tools() const {
+    return std::find(takes_tools_.begin(), takes_tools_.end(), true) != takes_tools_.end();
+  }
 
   void complete(CompletionRequest request, TokenCallback on_token, CompletionCallback on_done) {
     auto call =
@@ -191,6 +195,14 @@ class Core : public std::enable_shared_from_this<Core> {
       if (attempt->request.cancel->cancelled()) {
         finish_failed(attempt, cancelled("the request was cancelled"));
         return;
+      }
+      // A request with tools passes by a provider that cannot take them: not a failure, and not
+      // counted in its statistics.
+      if (!attempt->request.tools.empty() && !takes_tools_[index]) {
+        attempt->errors.push_back(
+            fmt::format("{}: skipped: it does not take tools", names_[index]));
+        attempt->classes.push_back(FailureClass::kOther);
+        continue;
       }
       std::string why;
       const Gate g = gate(index, why);
@@ -330,6 +342,13 @@ class Core : public std::enable_shared_from_this<Core> {
   void finish_all_failed(const std::shared_ptr<Attempt>& attempt) {
     std::string list;
     for (const auto& e : attempt->errors) list += (list.empty() ? "" : "; ") + e;
+    if (!attempt->request.tools.empty() && !supports_tools()) {
+      finish_failed(attempt,
+                    Status(StatusCode::kFailedPrecondition,
+                           fmt::format("no provider of {} takes tools: {}", options_.name, list))
+                        .with_reason("no_tool_provider"));
+      return;
+    }
     const bool all_no_answer =
         !attempt->classes.empty() && attempt->classes.size() == attempt->errors.size() &&
         std::all_of(attempt->classes.begin(), attempt->classes.end(),
@@ -351,6 +370,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::vector<std::shared_ptr<LlmProvider>> providers_;  // guarded by mu_; emptied by close()
   const std::size_t count_;                              // how many providers the chain has
   std::vector<std::string> names_;                       // theirs, in order; set in construction
+  std::vector<bool> takes_tools_;                        // their supports_tools(), in order
   std::vector<Health> health_;                           // guarded by mu_
   const std::shared_ptr<detail::InFlightSet> in_flight_ = detail::InFlightSet::create();
 };
@@ -364,6 +384,7 @@ class Chain final : public FallbackChain {
   Chain& operator=(const Chain&) = delete;
 
   std::string_view name() const override { return core_->name(); }
+  bool supports_tools() const override { return core_->supports_tools(); }
   void complete(CompletionRequest request, TokenCallback on_token,
                 CompletionCallback on_done) override {
     core_->complete(std::move(request), std::move(on_token), std::move(on_done));

@@ -18,9 +18,13 @@ using Steady = std::chrono::steady_clock;
 class Core : public std::enable_shared_from_this<Core> {
  public:
   Core(std::shared_ptr<LlmProvider> inner, ConcurrencyLimitOptions options)
-      : name_(inner->name()), inner_(std::move(inner)), options_(std::move(options)) {}
+      : name_(inner->name()),
+        tools_(inner->supports_tools()),
+        inner_(std::move(inner)),
+        options_(std::move(options)) {}
 
   std::string_view name() const { return name_; }
+  bool supports_tools() const { return tools_; }
 
   // A request that waits for a free place. Guarded by mu_ once queued.
   struct Waiting {
@@ -215,6 +219,8 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   const std::string name_;
+
+  const bool tools_;  // the wrapped provider's supports_tools()
   std::mutex mu_;
   std::shared_ptr<LlmProvider> inner_;         // guarded by mu_; reset by close()
   ConcurrencyLimitOptions options_;            // scheduler guarded by mu_ (made on first need)
@@ -233,6 +239,7 @@ class LimitedProvider final : public LlmProvider {
   ~LimitedProvider() override { core_->close(); }
 
   std::string_view name() const override { return core_->name(); }
+  bool supports_tools() const override { return core_->supports_tools(); }
 
   void complete(CompletionRequest request, TokenCallback on_token,
                 CompletionCallback on_done) override {

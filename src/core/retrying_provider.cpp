@@ -34,12 +34,14 @@ class Core : public std::enable_shared_from_this<Core> {
  public:
   Core(std::shared_ptr<LlmProvider> inner, RetryOptions options)
       : name_(inner->name()),
+        tools_(inner->supports_tools()),
         inner_(std::move(inner)),
         options_(std::move(options)),
         scheduler_(options_.scheduler ? options_.scheduler : make_thread_scheduler()),
         rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
 
   std::string_view name() const { return name_; }
+  bool supports_tools() const { return tools_; }
 
   struct Attempt {
     CompletionRequest request;  // its cancel: the call's token
@@ -136,6 +138,8 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   const std::string name_;
+  const bool tools_;  // the wrapped provider's supports_tools()
+
   std::mutex mu_;
   std::shared_ptr<LlmProvider> inner_;  // guarded by mu_; reset by close()
   const RetryOptions options_;
@@ -154,6 +158,7 @@ class RetryingProvider final : public LlmProvider {
   RetryingProvider& operator=(const RetryingProvider&) = delete;
 
   std::string_view name() const override { return core_->name(); }
+  bool supports_tools() const override { return core_->supports_tools(); }
 
   void complete(CompletionRequest request, TokenCallback on_token,
                 CompletionCallback on_done) override {

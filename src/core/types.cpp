@@ -26,11 +26,12 @@ std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>&
   return "unknown";
 }
 
-constexpr std::array<std::pair<Role, std::string_view>, 4> kRoles{{
+constexpr std::array<std::pair<Role, std::string_view>, 5> kRoles{{
     {Role::kUser, "user"},
     {Role::kAssistant, "assistant"},
     {Role::kOperator, "operator"},
     {Role::kSystem, "system"},
+    {Role::kTool, "tool"},
 }};
 
 constexpr std::array<std::pair<ChatMode, std::string_view>, 2> kModes{{

@@ -38,12 +38,74 @@ Result<std::shared_ptr<HttpClient>> client_or_default(std::shared_ptr<HttpClient
   return std::shared_ptr<HttpClient>(std::move(client));
 }
 
-nlohmann::json chat_messages(const std::vector<ChatMessage>& messages) {
-  nlohmann::json out = nlohmann::json::array();
+nlohmann::json chat_messages(const std::vector<ChatMessage>& messages, ToolWire wire) {
+  using nlohmann::json;
+  json out = json::array();
   for (const auto& m : messages) {
-    out.push_back({{"role", model_role(m.role)}, {"content", m.content}});
+    json item = {{"role", model_role(m.role)}, {"content", m.content}};
+    if (m.role == Role::kAssistant && !m.tool_calls.empty()) {
+      json calls = json::array();
+      for (const auto& c : m.tool_calls) {
+        if (wire == ToolWire::kOpenAi) {
+          calls.push_back({{"id", c.id},
+                           {"type", "function"},
+                           {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        } else {
+          json args = parse_json_text(c.arguments);
+          if (args.is_discarded() || !args.is_object()) args = json::object();
+          calls.push_back({{"function", {{"name", c.name}, {"arguments", std::move(args)}}}});
+        }
+      }
+      // OpenAI takes null for a turn that is only calls; Ollama an empty text.
+      if (m.content.empty() && wire == ToolWire::kOpenAi) item["content"] = nullptr;
+      item["tool_calls"] = std::move(calls);
+    }
+    if (m.role == Role::kTool) {
+      if (wire == ToolWire::kOpenAi) {
+        item["tool_call_id"] = m.tool_call_id;
+      } else {
+        item["tool_name"] = m.tool_name;
+      }
+    }
+    out.push_back(std::move(item));
   }
   return out;
+}
+
+Result<nlohmann::json> tool_specs(std::string_view provider, const std::vector<ToolSpec>& tools) {
+  using nlohmann::json;
+  json out = json::array();
+  for (const auto& t : tools) {
+    if (t.name.empty()) {
+      return invalid_argument(fmt::format("{}: a tool without a name", provider));
+    }
+    json parameters = t.parameters.empty()
+                          ? json{{"type", "object"}, {"properties", json::object()}}
+                          : parse_json_text(t.parameters);
+    if (parameters.is_discarded() || !parameters.is_object()) {
+      return invalid_argument(
+          fmt::format("{}: the parameters of tool \"{}\" are not a JSON object (a JSON schema)",
+                      provider, clip(t.name, 64)));
+    }
+    json function = {{"name", t.name}, {"parameters", std::move(parameters)}};
+    if (!t.description.empty()) function["description"] = t.description;
+    out.push_back({{"type", "function"}, {"function", std::move(function)}});
+  }
+  return out;
+}
+
+Status add_tools(nlohmann::json& body, std::string_view provider,
+                 const std::vector<ToolSpec>& tools, bool enabled) {
+  if (tools.empty() || !enabled) return Status();
+  LLMASSIST_ASSIGN_OR_RETURN(body["tools"], tool_specs(provider, tools));
+  return Status();
+}
+
+std::string arguments_text(const nlohmann::json& function) {
+  auto a = function.find("arguments");
+  if (a == function.end() || a->is_null()) return "{}";
+  if (a->is_string()) return a->get<std::string>();
+  return a->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string dump_body(const nlohmann::json& body) {
@@ -130,6 +192,28 @@ bool ModelExchange::add_reasoning(std::string_view piece) {
   return true;
 }
 
+bool ModelExchange::add_tool_call_part(std::size_t index, std::string_view id,
+                                       std::string_view name, std::string_view arguments) {
+  if (failure_ || !room_for(id.size() + name.size() + arguments.size())) return false;
+  // An index far past the calls so far is a broken stream, not a reason to allocate.
+  constexpr std::size_t kMaxToolCalls = 128;
+  auto& calls = completion_.tool_calls;
+  if (index >= kMaxToolCalls || index > calls.size()) {
+    fail(invalid_argument(fmt::format("{}: a streamed tool call has the index {} after {} calls",
+                                      provider_, index, calls.size())));
+    return false;
+  }
+  if (index == calls.size()) {
+    calls.emplace_back();
+    calls.back().arguments.clear();
+  }
+  ToolCall& call = calls[index];
+  if (!id.empty()) call.id = id;
+  if (!name.empty()) call.name.append(name);
+  call.arguments.append(arguments);
+  return true;
+}
+
 bool ModelExchange::add_text(std::string_view piece) {
   if (failure_ || !room_for(piece.size())) return false;
   const std::string answer = think_.feed(piece);
@@ -140,6 +224,20 @@ bool ModelExchange::add_text(std::string_view piece) {
     return false;
   }
   return true;
+}
+
+void ModelExchange::check_tool_calls() {
+  int n = 0;
+  for (ToolCall& call : completion_.tool_calls) {
+    ++n;
+    if (call.name.empty()) {
+      fail(invalid_argument(fmt::format("{}: the model called a tool without a name", provider_)));
+      return;
+    }
+    // Ollama gives calls no id; a result must still say which call it answers.
+    if (call.id.empty()) call.id = fmt::format("call_{}", n);
+    if (call.arguments.find_first_not_of(" \t\r\n") == std::string::npos) call.arguments = "{}";
+  }
 }
 
 void ModelExchange::fail(Status status) {
@@ -191,7 +289,8 @@ void ModelExchange::finish(Result<HttpResponse> result) {
     completion_.text += tail;
     if (!tail.empty() && on_token_ && !on_token_(tail)) caller_stopped_ = true;
     completion_.reasoning += think_.reasoning();
-    if (completion_.text.empty()) {
+    check_tool_calls();
+    if (!failure_ && completion_.text.empty() && completion_.tool_calls.empty()) {
       fail(
           invalid_argument(fmt::format("{}: the model returned an empty answer{}", provider_,
                                        completion_.finish_reason.empty()

@@ -37,8 +37,29 @@ namespace llmassist::detail {
 [[nodiscard]] Result<std::shared_ptr<HttpClient>> client_or_default(
     std::shared_ptr<HttpClient> http, std::shared_ptr<Logger> logger);
 
-// The conversation as a model API takes it: [{"role": ..., "content": ...}, ...].
-[[nodiscard]] nlohmann::json chat_messages(const std::vector<ChatMessage>& messages);
+// How an API writes tool calls: OpenAI's arguments are a JSON text and each call has an id that
+// its result quotes (tool_call_id); Ollama's arguments are an object and a result names its tool
+// (tool_name).
+enum class ToolWire { kOpenAi, kOllama };
+
+// The conversation as a model API takes it: [{"role": ..., "content": ...}, ...], with the
+// assistant's tool calls and the tools' results in the API's form.
+[[nodiscard]] nlohmann::json chat_messages(const std::vector<ChatMessage>& messages, ToolWire wire);
+
+// The request's tools as both APIs take them: [{"type": "function", "function": {"name",
+// "description", "parameters"}}]. kInvalidArgument for a tool without a name or whose parameters
+// are not a JSON object.
+[[nodiscard]] Result<nlohmann::json> tool_specs(std::string_view provider,
+                                                const std::vector<ToolSpec>& tools);
+
+// Puts `tools` into the request body as "tools" (tool_specs()), when there are any and the
+// provider takes tools (`enabled`); tool_specs()'s error otherwise.
+[[nodiscard]] Status add_tools(nlohmann::json& body, std::string_view provider,
+                               const std::vector<ToolSpec>& tools, bool enabled);
+
+// A tool call's arguments as text: a string as it is (OpenAI sends a JSON text), anything else
+// (Ollama's object) dumped; absent: "{}".
+[[nodiscard]] std::string arguments_text(const nlohmann::json& function);
 
 // The request body as sent: invalid UTF-8 replaced rather than refused.
 [[nodiscard]] std::string dump_body(const nlohmann::json& body);
@@ -107,9 +128,16 @@ class ModelExchange : public std::enable_shared_from_this<ModelExchange> {
   // caller asked to stop or the answer passed max_answer_bytes (then the exchange fails with
   // kOutOfRange).
   bool add_text(std::string_view piece);
+  // A streamed piece of the tool call at `index` (the API's index, or the order of arrival):
+  // its id and name when given, and more of its arguments' text. Counted in max_answer_bytes.
+  bool add_tool_call_part(std::size_t index, std::string_view id, std::string_view name,
+                          std::string_view arguments);
   bool add_reasoning(std::string_view piece);
   // Records the failure that ends the exchange; the first one wins.
   void fail(Status status);
+  // The answer's tool calls, once complete: each has a name (else the answer is malformed), an
+  // id (made up when the API gave none) and arguments ("{}" when it sent none).
+  void check_tool_calls();
 
   Completion& completion() { return completion_; }
   const Completion& completion() const { return completion_; }

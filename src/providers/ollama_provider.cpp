@@ -59,6 +59,19 @@ class OllamaExchange final : public detail::ModelExchange {
       if (auto t = msg->find("thinking"); t != msg->end() && t->is_string()) {
         add_reasoning(t->get<std::string>());
       }
+      if (auto calls = msg->find("tool_calls"); calls != msg->end() && calls->is_array()) {
+        // Each call arrives whole (its arguments an object), in a line of its own or with others.
+        for (const json& call : *calls) {
+          if (!call.is_object()) continue;
+          auto f = call.find("function");
+          const json function = f != call.end() && f->is_object() ? *f : json::object();
+          if (!add_tool_call_part(
+                  completion().tool_calls.size(), detail::string_or_empty(call, "id"),
+                  detail::string_or_empty(function, "name"), detail::arguments_text(function))) {
+            return false;
+          }
+        }
+      }
       if (auto t = msg->find("content"); t != msg->end() && t->is_string()) {
         if (!add_text(t->get<std::string>())) return false;
       }
@@ -101,13 +114,18 @@ class OllamaProvider final : public LlmProvider {
   OllamaProvider& operator=(const OllamaProvider&) = delete;
 
   std::string_view name() const override { return options_.name; }
+  bool supports_tools() const override { return options_.tools; }
 
   void complete(CompletionRequest request, TokenCallback on_token,
                 CompletionCallback on_done) override {
     const bool stream = static_cast<bool>(on_token);
     json body = json::object();
     body["model"] = options_.model;
-    body["messages"] = detail::chat_messages(request.messages);
+    body["messages"] = detail::chat_messages(request.messages, detail::ToolWire::kOllama);
+    if (Status s = detail::add_tools(body, options_.name, request.tools, options_.tools); !s.ok()) {
+      on_done(std::move(s));
+      return;
+    }
     body["stream"] = stream;
     // Sent always: Ollama thinks by default for thinking models when "think" is absent.
     body["think"] = options_.think;

@@ -88,6 +88,26 @@ class OpenAiExchange final : public detail::ModelExchange {
       const std::string r = string_or_empty(*delta, key);
       if (!r.empty()) add_reasoning(r);
     }
+    if (auto calls = delta->find("tool_calls"); calls != delta->end() && calls->is_array()) {
+      for (const json& part : *calls) {
+        if (!part.is_object()) continue;
+        auto i = part.find("index");
+        // The index says which call a piece belongs to; without one, each piece is a new call.
+        const std::size_t index = i != part.end() && i->is_number_unsigned()
+                                      ? i->get<std::size_t>()
+                                      : completion().tool_calls.size();
+        auto f = part.find("function");
+        const json function = f != part.end() && f->is_object() ? *f : json::object();
+        std::string arguments;
+        if (auto a = function.find("arguments"); a != function.end() && !a->is_null()) {
+          arguments = detail::arguments_text(function);
+        }
+        if (!add_tool_call_part(index, string_or_empty(part, "id"),
+                                string_or_empty(function, "name"), arguments)) {
+          return false;
+        }
+      }
+    }
     const std::string text = string_or_empty(*delta, "content");
     return text.empty() || add_text(text);
   }
@@ -136,6 +156,18 @@ class OpenAiExchange final : public detail::ModelExchange {
       const std::string r = string_or_empty(*message, key);
       if (!r.empty()) add_reasoning(r);
     }
+    if (auto calls = message->find("tool_calls"); calls != message->end() && calls->is_array()) {
+      for (const json& call : *calls) {
+        if (!call.is_object()) continue;
+        auto f = call.find("function");
+        const json function = f != call.end() && f->is_object() ? *f : json::object();
+        if (!add_tool_call_part(completion().tool_calls.size(), string_or_empty(call, "id"),
+                                string_or_empty(function, "name"),
+                                detail::arguments_text(function))) {
+          return;
+        }
+      }
+    }
     add_text(string_or_empty(*message, "content"));
   }
 
@@ -169,13 +201,18 @@ class OpenAiProvider final : public LlmProvider {
   OpenAiProvider& operator=(const OpenAiProvider&) = delete;
 
   std::string_view name() const override { return options_.name; }
+  bool supports_tools() const override { return options_.tools; }
 
   void complete(CompletionRequest request, TokenCallback on_token,
                 CompletionCallback on_done) override {
     const bool stream = static_cast<bool>(on_token);
     json body = extra_.is_object() ? extra_ : json::object();
     body["model"] = options_.model;
-    body["messages"] = detail::chat_messages(request.messages);
+    body["messages"] = detail::chat_messages(request.messages, detail::ToolWire::kOpenAi);
+    if (Status s = detail::add_tools(body, options_.name, request.tools, options_.tools); !s.ok()) {
+      on_done(std::move(s));
+      return;
+    }
     body["stream"] = stream;
     if (stream) body["stream_options"] = {{"include_usage", true}};
     if (auto t = request.temperature ? request.temperature : options_.temperature) {

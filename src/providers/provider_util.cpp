@@ -16,6 +16,8 @@ std::string_view model_role(Role role) {
       return "user";
     case Role::kSystem:
       return "system";
+    case Role::kTool:
+      return "tool";
     case Role::kAssistant:
     case Role::kOperator:
       return "assistant";

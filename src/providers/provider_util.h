@@ -16,7 +16,7 @@
 
 namespace llmassist::detail {
 
-// "user" / "assistant" / "system" for a model; an operator's words are the assistant's.
+// "user" / "assistant" / "system" / "tool" for a model; an operator's words are the assistant's.
 std::string_view model_role(Role role);
 
 // The Retry-After of a response: the "retry-after-ms" header (OpenAI), else "retry-after" in

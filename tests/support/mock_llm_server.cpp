@@ -147,6 +147,18 @@ void set_error(httplib::Response& res, const MockLlmServer::Behavior& b, bool op
   res.set_content(body, "application/json");
 }
 
+// Ollama's tool calls: each whole, its arguments an object (a text that is not JSON as it is).
+json ollama_calls(const std::vector<MockLlmServer::ToolCallAnswer>& calls) {
+  json out = json::array();
+  for (const auto& c : calls) {
+    json args = json::parse(c.arguments, nullptr, false);
+    out.push_back(
+        {{"function",
+          {{"name", c.name}, {"arguments", args.is_discarded() ? json(c.arguments) : args}}}});
+  }
+  return out;
+}
+
 // The shared state of one streamed answer, kept alive by the content provider.
 struct StreamState {
   MockLlmServer::Behavior b;
@@ -159,9 +171,10 @@ struct StreamState {
 }  // namespace
 
 void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response& res) {
-  const Behavior b = take();
+  Behavior b = take();
   json body = json::parse(req.body, nullptr, false);
   record(req, body);
+  if (b.script) b.script(body, b);
   if (!prelude(b)) return;
   if (b.status != 200) {
     set_error(res, b, true);
@@ -184,8 +197,20 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
     } else {
       json message = {{"role", "assistant"}, {"content", content}};
       if (!b.reasoning.empty() && !b.inline_think) message["reasoning"] = b.reasoning;
+      if (!b.tool_calls.empty()) {
+        if (content.empty()) message["content"] = nullptr;
+        message["tool_calls"] = json::array();
+        for (const auto& c : b.tool_calls) {
+          message["tool_calls"].push_back(
+              {{"id", c.id},
+               {"type", "function"},
+               {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        }
+      }
       answer["choices"] =
-          json::array({{{"index", 0}, {"message", message}, {"finish_reason", "stop"}}});
+          json::array({{{"index", 0},
+                        {"message", message},
+                        {"finish_reason", b.tool_calls.empty() ? "stop" : "tool_calls"}}});
     }
     answer["usage"] = {{"prompt_tokens", 11}, {"completion_tokens", 7}, {"total_tokens", 18}};
     res.set_content(answer.dump(), "application/json");
@@ -249,7 +274,22 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
       }
       return ok;
     }
-    event(chunk(json::object(), "stop"));
+    for (std::size_t i = 0; i < s.b.tool_calls.size(); ++i) {
+      const auto& c = s.b.tool_calls[i];
+      event(chunk(
+          {{"tool_calls", json::array({{{"index", i},
+                                        {"id", c.id},
+                                        {"type", "function"},
+                                        {"function", {{"name", c.name}, {"arguments", ""}}}}})}},
+          nullptr));
+      const std::size_t half = c.arguments.size() / 2;
+      for (const std::string& part : {c.arguments.substr(0, half), c.arguments.substr(half)}) {
+        event(chunk(
+            {{"tool_calls", json::array({{{"index", i}, {"function", {{"arguments", part}}}}})}},
+            nullptr));
+      }
+    }
+    event(chunk(json::object(), s.b.tool_calls.empty() ? "stop" : "tool_calls"));
     event(json{{"id", "chatcmpl-mock"},
                {"choices", json::array()},
                {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 7}}}});
@@ -261,9 +301,10 @@ void MockLlmServer::serve_openai(const httplib::Request& req, httplib::Response&
 }
 
 void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response& res) {
-  const Behavior b = take();
+  Behavior b = take();
   json body = json::parse(req.body, nullptr, false);
   record(req, body);
+  if (b.script) b.script(body, b);
   if (!prelude(b)) return;
   if (b.status != 200) {
     set_error(res, b, false);
@@ -288,6 +329,7 @@ void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response&
     }
     json answer = final_line();
     answer["message"]["content"] = content;
+    if (!b.tool_calls.empty()) answer["message"]["tool_calls"] = ollama_calls(b.tool_calls);
     if (!b.reasoning.empty() && !b.inline_think) answer["message"]["thinking"] = b.reasoning;
     res.set_content(answer.dump(), "application/json");
     return;
@@ -332,6 +374,11 @@ void MockLlmServer::serve_ollama(const httplib::Request& req, httplib::Response&
             sink.done();
           }
           return ok;
+        }
+        if (!s.b.tool_calls.empty()) {
+          line(piece({{"role", "assistant"},
+                      {"content", ""},
+                      {"tool_calls", ollama_calls(s.b.tool_calls)}}));
         }
         line(final_line());
         sink.done();

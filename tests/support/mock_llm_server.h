@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,13 @@ namespace llmassist::testing {
 
 class MockLlmServer {
  public:
+  // A tool call the mock's answer makes.
+  struct ToolCallAnswer {
+    std::string id;  // OpenAI's call id; Ollama's answer carries none
+    std::string name;
+    std::string arguments = "{}";  // a JSON object's text
+  };
+
   struct Behavior {
     int status = 200;
     // The body of a non-200 answer; default: {"error": {"message": "mock failure <status>",
@@ -62,6 +70,13 @@ class MockLlmServer {
     int embedding_dims = 64;
     int extra_vectors = 0;
     bool reversed_order = false;
+    // The answer calls these tools (finish_reason "tool_calls"), its text `tokens` (empty: none).
+    // OpenAI streams each call in pieces (id and name first, then the arguments in two halves);
+    // Ollama sends each whole, its arguments an object.
+    std::vector<ToolCallAnswer> tool_calls;
+    // Decides an answer from its request: called with the request body and this behaviour's
+    // copy, which it may change (tokens, tool_calls, ...). A model played by a test.
+    std::function<void(const nlohmann::json& body, Behavior& answer)> script;
   };
 
   // The mock's embedding of `text`: its words (runs of ASCII letters and digits, lower-cased, and

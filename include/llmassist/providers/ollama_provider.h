@@ -38,6 +38,9 @@ struct LLMASSIST_API OllamaProviderOptions {
   std::string keep_alive;
   // Let a thinking model think (its reasoning is still kept from the answer). Default: false.
   bool think = false;
+  // The model takes tools (function calling): requests with tools may come to it. false: a
+  // FallbackChain passes such requests on to the next provider. Default true.
+  bool tools = true;
   // Extra fields merged into "options", as a JSON object text ("{\"top_k\": 20}").
   std::string extra_options_json;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};

@@ -42,6 +42,9 @@ struct LLMASSIST_API OpenAiProviderOptions {
   std::vector<std::string> stop;      // default stop sequences
   // Extra fields merged into every request body, as a JSON object text ("{\"top_p\": 0.9}").
   std::string extra_body_json;
+  // The model takes tools (function calling): requests with tools may come to it. false: a
+  // FallbackChain passes such requests on to the next provider. Default true.
+  bool tools = true;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   // Until the response headers (the model's think time before its first token).
   std::chrono::milliseconds first_byte_timeout{std::chrono::seconds(60)};
