@@ -101,6 +101,21 @@ TEST_CASE("config: providers of every type form the chain in order, keys from th
   CHECK(r->text == "9 to 5.");
 }
 
+TEST_CASE("config: \"tools\": false keeps requests with tools away from a model") {
+  MockLlmServer server;
+  for (bool tools : {true, false}) {
+    CAPTURE(tools);
+    const std::string config = R"({"providers": [{"type": "ollama", "base_url": ")" +
+                               server.ollama_url() + R"(", "model": "m", "tools": )" +
+                               (tools ? "true" : "false") + "}]}";
+    auto chain = make_chain_from_config(config, context());
+    REQUIRE_MESSAGE(chain.ok(), chain.status().to_string());
+    CHECK((*chain)->supports_tools() == tools);
+  }
+  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "tools": "yes"}]})").message() ==
+        "$.providers[0].tools: expected true or false, got a string");
+}
+
 TEST_CASE("config: no providers means the shipped knowledge base") {
   for (const char* config : {"{}", R"({"providers": []})"}) {
     auto chain = make_chain_from_config(config, context());

@@ -307,7 +307,8 @@ class LLMASSIST_API MessageStore {
   // The last `count` messages of a session, oldest first (the memory's recent window).
   virtual Result<std::vector<Message>> recent_messages(SessionId session, int count) = 0;
   // The dialog before an answer: the last `count` messages of a session up to and including
-  // message `upto` (0: up to the newest), oldest first, without the bot's system lines. Later
+  // message `upto` (0: up to the newest), oldest first, without the bot's system lines and the
+  // records of its tool calls (a tool's result means nothing to a model without its call). Later
   // messages (questions that came meanwhile) do not shorten it. This default reads
   // recent_messages() with room for some; the SQLite store asks for exactly these.
   virtual Result<std::vector<Message>> dialog_window(SessionId session, int count, MessageId upto);
@@ -386,7 +387,8 @@ class LLMASSIST_API MessageStore {
   // delete_older_than() cover these records too.
 
   // The session's messages after message `after` (0: from its first), oldest first, at most
-  // `limit` (1..1000), without the bot's system lines: what a summary job condenses. This default
+  // `limit` (1..1000), without the bot's system lines and tool records: what a summary job
+  // condenses. This default
   // pages chat_history().
   virtual Result<std::vector<Message>> messages_after(SessionId session, MessageId after,
                                                       int limit);

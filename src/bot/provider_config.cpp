@@ -104,6 +104,8 @@ Status read_http_common(JsonObject& p, Options& o) {
   LLMASSIST_ASSIGN_OR_RETURN(auto answer_bytes,
                              p.integer("max_answer_bytes", 0, std::int64_t{1} << 30));
   if (answer_bytes) o.max_answer_bytes = static_cast<std::size_t>(*answer_bytes);
+  LLMASSIST_ASSIGN_OR_RETURN(auto tools, p.boolean("tools"));
+  if (tools) o.tools = *tools;
   return read_timeouts(p, o);
 }
 

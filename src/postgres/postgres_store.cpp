@@ -570,7 +570,7 @@ class PostgresStore final : public MessageStore {
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
       static const std::string sql = fmt::format(
           "SELECT {} FROM messages WHERE session_id = $1 AND ($3::bigint = 0 OR id <= $3) "
-          "AND role <> 'system' ORDER BY id DESC LIMIT $2",
+          "AND role NOT IN ('system', 'tool') ORDER BY id DESC LIMIT $2",
           kMessageColumns);
       LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(sql, Params(session, count, upto)));
       auto out = all<Message>(rows, read_message);
@@ -864,7 +864,7 @@ class PostgresStore final : public MessageStore {
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
       LLMASSIST_RETURN_IF_ERROR(session_chat_in(c, session).status());
       static const std::string sql = fmt::format(
-          "SELECT {} FROM messages WHERE session_id = $1 AND id > $2 AND role <> 'system' "
+          "SELECT {} FROM messages WHERE session_id = $1 AND id > $2 AND role NOT IN ('system', 'tool') "
           "ORDER BY id LIMIT $3",
           kMessageColumns);
       LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(sql, Params(session, after, limit)));

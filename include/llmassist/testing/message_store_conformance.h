@@ -666,7 +666,7 @@ inline void message_log(CheckContext& t, Harness& h) {
   for (int i = 0; i < 5; ++i) {
     NewMessage m;
     m.chat_id = c->id;
-    m.role = i == 2 ? Role::kSystem : Role::kUser;
+    m.role = i == 2 ? Role::kSystem : i == 3 ? Role::kTool : Role::kUser;
     m.text = "line " + std::to_string(i);
     auto stored = h.store.append_message(m);
     if (!t.expect_ok(stored.status(), "append_message")) return;
@@ -687,8 +687,8 @@ inline void message_log(CheckContext& t, Harness& h) {
   auto window = h.store.dialog_window(session->id, 2, ids[3]);
   if (t.expect_ok(window.status(), "dialog_window") &&
       t.expect(window->size() == 2, "dialog_window: not the 2 asked")) {
-    t.expect(window->front().text == "line 1" && window->back().text == "line 3",
-             "dialog_window: not the messages up to `upto` without system lines");
+    t.expect(window->front().text == "line 0" && window->back().text == "line 1",
+             "dialog_window: not the messages up to `upto` without system lines and tool records");
   }
   HistoryQuery q;
   q.limit = 2;
@@ -829,6 +829,7 @@ inline void messages_after(CheckContext& t, Harness& h) {
   if (!c) return;
   const MessageId first = say(t, h, c->id, "one");
   say(t, h, c->id, "a system line", Role::kSystem);
+  say(t, h, c->id, "{\"tool\": \"order_lookup\"}", Role::kTool);
   const MessageId second = say(t, h, c->id, "two", Role::kAssistant);
   const MessageId third = say(t, h, c->id, "three");
   auto session = h.store.open_session(c->id);
@@ -841,7 +842,8 @@ inline void messages_after(CheckContext& t, Harness& h) {
     std::vector<MessageId> ids;
     for (const Message& m : *all) ids.push_back(m.id);
     t.expect(ids == std::vector<MessageId>{first, second, third},
-             "messages_after(0) is not the session's dialog without system lines, oldest first");
+             "messages_after(0) is not the session's dialog without system lines and tool records, "
+             "oldest first");
   }
   auto later = h.store.messages_after(session->id, first, 1);
   t.expect(later.ok() && later->size() == 1 && later->front().id == second,
