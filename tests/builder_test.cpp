@@ -132,12 +132,8 @@ TEST_CASE("examples: the minimal bot answers on the console with its own provide
   { std::ofstream(dir.file("input.txt")) << "Where is my order?\nAnd my refund?\n"; }
   const std::string log = dir.file("out.log");
   // Run in the temporary folder (the bot stores in ./llmassist.db), standard input from the file.
-  const pid_t pid =
-      llmassist::testing::spawn({"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" < input.txt",
-                                 dir.path().string(), LLMASSIST_MINIMAL_BOT_BINARY},
-                                log);
-  REQUIRE(pid > 0);
-  CHECK(llmassist::testing::wait_exit(pid) == 0);
+  CHECK(llmassist::testing::run_in_folder(dir.path().string(), LLMASSIST_MINIMAL_BOT_BINARY, "",
+                                          "input.txt", log) == 0);
   std::stringstream out;
   out << std::ifstream(log).rdbuf();
   INFO(out.str());

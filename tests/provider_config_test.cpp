@@ -112,8 +112,9 @@ TEST_CASE("config: \"tools\": false keeps requests with tools away from a model"
     REQUIRE_MESSAGE(chain.ok(), chain.status().to_string());
     CHECK((*chain)->supports_tools() == tools);
   }
-  CHECK(error_of(R"({"providers": [{"type": "openai", "model": "m", "tools": "yes"}]})").message() ==
-        "$.providers[0].tools: expected true or false, got a string");
+  CHECK(
+      error_of(R"({"providers": [{"type": "openai", "model": "m", "tools": "yes"}]})").message() ==
+      "$.providers[0].tools: expected true or false, got a string");
 }
 
 TEST_CASE("config: no providers means the shipped knowledge base") {

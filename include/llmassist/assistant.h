@@ -52,6 +52,7 @@
 #include "llmassist/moderation_queue.h"
 #include "llmassist/scheduler.h"
 #include "llmassist/status.h"
+#include "llmassist/tool.h"
 
 namespace llmassist {
 
@@ -143,6 +144,13 @@ struct LLMASSIST_API AssistantOptions {
   // often, for what other processes decide (an operator's approval from llmassist-operator or the
   // admin server) and for retries that came due. Default 500 ms.
   std::chrono::milliseconds rescan_interval{std::chrono::milliseconds(500)};
+  // Tools (AssistantParts::tools): the most rounds of calls one draft may make; the round after
+  // the last is asked to answer in text. Default 4.
+  int max_tool_steps = 4;
+  // How long a tool call may take before the model is told it timed out. Default 30 s.
+  std::chrono::milliseconds tool_timeout{std::chrono::seconds(30)};
+  // The threads that run tool calls (they may block). Default 4.
+  int tool_threads = 4;
   // Answers are Markdown from the model, rendered for the channel.
   TextFormat format = TextFormat::kMarkdown;
   std::shared_ptr<Clock> clock;  // default: system_clock()
@@ -163,6 +171,9 @@ struct LLMASSIST_API AssistantParts {
   std::shared_ptr<MemoryManager> memory;  // required
   // Decisions taken from the operators' chat go through it; required with operator_chat_id.
   std::shared_ptr<ModerationQueue> moderation;
+  // What the model may call while it drafts (tool.h); each name once. Offered only when `llm`
+  // supports_tools().
+  std::vector<std::shared_ptr<Tool>> tools;
 };
 
 // Counters since start(), for logs and the statistics page.
@@ -173,14 +184,16 @@ struct LLMASSIST_API AssistantStats {
   std::int64_t failures = 0;    // replies that failed (every provider failed)
   std::int64_t sent = 0;        // answers delivered
   std::int64_t send_retries = 0;
+  std::int64_t tool_calls = 0;  // tool calls run (failed ones too)
   int drafts_in_flight = 0;
   int sends_in_flight = 0;
 };
 
 class LLMASSIST_API Assistant final {
  public:
-  // Errors: kInvalidArgument for a missing part, two transports of one channel, or
-  // operator_chat_id without a moderation queue or without operators.
+  // Errors: kInvalidArgument for a missing part, two transports of one channel, a tool with a
+  // bad spec or a name taken, or operator_chat_id without a moderation queue or without
+  // operators.
   [[nodiscard]] static Result<std::unique_ptr<Assistant>> create(AssistantParts parts,
                                                                  AssistantOptions options = {});
   ~Assistant();

@@ -83,6 +83,7 @@ struct LLMASSIST_API NewMessage {
   std::string text;
   std::string author;
   std::string transport_message_id;
+  ReplyId reply_id = 0;  // the reply it belongs to (a tool record: the draft that called it)
 };
 
 // A page of a chat's log, newest first. Pass the smallest id of one page as `before_id` to get

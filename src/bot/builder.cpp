@@ -14,6 +14,7 @@ struct BotBuilder::Given {
   BotConfig config;
   detail::SharedParts parts;
   std::vector<std::shared_ptr<ChatTransport>> transports;
+  std::vector<std::shared_ptr<Tool>> tools;
   std::shared_ptr<Logger> logger;
   std::function<void()> on_console_end;
   bool built = false;
@@ -47,6 +48,10 @@ BotBuilder& BotBuilder::moderation(std::shared_ptr<ModerationQueue> moderation) 
   given_->parts.moderation = std::move(moderation);
   return *this;
 }
+BotBuilder& BotBuilder::tool(std::shared_ptr<Tool> tool) {
+  given_->tools.push_back(std::move(tool));
+  return *this;
+}
 BotBuilder& BotBuilder::logger(std::shared_ptr<Logger> logger) {
   given_->logger = std::move(logger);
   return *this;
@@ -75,6 +80,11 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   ap.llm = shared.llm;
   ap.memory = shared.memory;
   ap.moderation = shared.moderation;
+  std::vector<std::string> ap_tools;
+  for (const auto& t : given_->tools) {
+    if (t) ap_tools.push_back(t->spec().name);
+  }
+  ap.tools = std::move(given_->tools);
   std::string transport;
   if (!given_->transports.empty()) {
     for (auto& t : given_->transports) {
@@ -118,9 +128,11 @@ Result<std::unique_ptr<Bot>> BotBuilder::build() {
   } else {
     providers = std::string(shared.llm->name());
   }
+  std::string tools;
+  for (const auto& t : ap_tools) tools += (tools.empty() ? ", tools: " : ", ") + t;
   parts->description =
-      fmt::format("{}, providers: {}, policy: {}, database: {}{}", transport, providers,
-                  ao.policy == ModerationPolicy::kAuto ? "auto" : "review", database,
+      fmt::format("{}, providers: {}, policy: {}, database: {}{}{}", transport, providers,
+                  ao.policy == ModerationPolicy::kAuto ? "auto" : "review", database, tools,
                   config.admin ? ", admin page on " + config.admin->listen : "");
   return std::unique_ptr<Bot>(new Bot(std::move(parts)));
 }

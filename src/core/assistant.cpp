@@ -92,6 +92,10 @@ Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
   if (options.max_concurrent_drafts < 1 || options.max_concurrent_sends < 1) {
     return invalid_argument("the concurrency limits must be at least 1");
   }
+  if (options.max_tool_steps < 1 || options.tool_threads < 1 || options.tool_timeout.count() <= 0) {
+    return invalid_argument(
+        "max_tool_steps and tool_threads must be at least 1, tool_timeout positive");
+  }
   auto impl = std::make_shared<Impl>();
   detail::assistant::Context& ctx = impl->ctx;
   ctx.parts = std::move(parts);
@@ -104,6 +108,7 @@ Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
   ctx.worker = "bot:" + ctx.options.instance;
   ctx.transports = std::move(transports);
   ctx.channels = std::move(channels);
+  LLMASSIST_RETURN_IF_ERROR(impl->tools.set_tools(ctx.parts.tools));
   return std::unique_ptr<Assistant>(new Assistant(std::move(impl)));
 }
 
@@ -121,6 +126,7 @@ Status Assistant::start() {
   // A previous run of this instance may have died mid-draft or mid-send: its claims carry our
   // name, so they are ours to take again at once rather than after their lease.
   i.writer.start();
+  i.tools.start();
   i.drafting.claim_and_draft(ReplyStatus::kGenerating, ctx.worker, {});
   i.outbox.start_sends({}, /*retake_own=*/true);
   i.dispatcher.start();
@@ -145,6 +151,7 @@ Status Assistant::start() {
     while (started > 0) ctx.transports[--started]->stop();
     ctx.stopping = true;
     i.dispatcher.stop();
+    i.tools.stop();
     i.writer.stop();
     return s;
   }
@@ -167,6 +174,7 @@ void Assistant::stop(std::chrono::milliseconds grace) {
   for (const auto& t : ctx.transports) t->stop();
   // Cancelled drafts report back through their providers; give them a moment.
   i.dispatcher.wait_settled(std::chrono::seconds(5), /*drafts_only=*/true);
+  i.tools.stop();
   i.writer.stop();
   ctx.log(LogLevel::kInfo, "stopped");
 }

@@ -24,7 +24,8 @@ Result<std::vector<Message>> MessageStore::dialog_window(SessionId session, int 
   LLMASSIST_ASSIGN_OR_RETURN(auto recent, recent_messages(session, std::min(count + kRoom, 1000)));
   std::vector<Message> out;
   for (auto& m : recent) {
-    if ((upto == 0 || m.id <= upto) && m.role != Role::kSystem && m.role != Role::kTool) out.push_back(std::move(m));
+    if ((upto == 0 || m.id <= upto) && m.role != Role::kSystem && m.role != Role::kTool)
+      out.push_back(std::move(m));
   }
   if (out.size() > static_cast<std::size_t>(count)) {
     out.erase(out.begin(), out.end() - count);
@@ -83,7 +84,8 @@ Result<std::vector<Message>> MessageStore::messages_after(SessionId session, Mes
         reached = true;
         break;
       }
-      if (m.session_id == session && m.role != Role::kSystem && m.role != Role::kTool) newest_first.push_back(std::move(m));
+      if (m.session_id == session && m.role != Role::kSystem && m.role != Role::kTool)
+        newest_first.push_back(std::move(m));
     }
     if (reached || static_cast<int>(page.size()) < q.limit) break;
     q.before_id = page.back().id;

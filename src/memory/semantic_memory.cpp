@@ -24,6 +24,7 @@
 #include "core/await_result.h"
 #include "core/prompt_parts.h"
 #include "core/store_support.h"
+#include "core/task_threads.h"
 #include "core/text.h"
 #include "core/utf8.h"
 #include "llmassist/memory/knowledge_base.h"
@@ -43,59 +44,6 @@ std::string default_worker() {
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   return fmt::format("memory:{}:{}", host[0] ? host : "localhost", getpid());
 }
-
-// A queue of tasks run by a few threads of their own, each task once, in the order queued (a
-// later one may finish first).
-class TaskThreads {
- public:
-  explicit TaskThreads(int threads) {
-    for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { run(); });
-  }
-  ~TaskThreads() { stop(); }
-  TaskThreads(const TaskThreads&) = delete;
-  TaskThreads& operator=(const TaskThreads&) = delete;
-
-  // False when the threads are stopping: the task was not taken.
-  bool post(std::function<void()> task) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return false;
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-    return true;
-  }
-  // Runs what is queued, then joins.
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mu_);
-    while (true) {
-      cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
 
 std::string cut_chars(std::string_view text, std::size_t max_chars) {
   std::size_t pos = 0;
@@ -943,7 +891,7 @@ class SemanticMemoryImpl final : public SemanticMemory {
   std::thread watcher_;  // with a summariser: waits on the store's change notification
   // Builds prompts for build_context_async(): each reads the store (several round trips on a
   // database server), off the caller's thread and several at once.
-  TaskThreads context_threads_;
+  detail::TaskThreads context_threads_;
 };
 
 }  // namespace

@@ -540,9 +540,10 @@ class PostgresStore final : public MessageStore {
         LLMASSIST_ASSIGN_OR_RETURN(const Session open, open_session_in(c, m.chat_id));
         session = open.id;
       }
-      LLMASSIST_ASSIGN_OR_RETURN(const MessageId id,
-                                 insert_message(c, m.chat_id, session, m.role, m.text, m.author,
-                                                now_ms(), std::nullopt, m.transport_message_id, 0));
+      LLMASSIST_ASSIGN_OR_RETURN(
+          const MessageId id,
+          insert_message(c, m.chat_id, session, m.role, m.text, m.author, now_ms(), std::nullopt,
+                         m.transport_message_id, m.reply_id));
       return get_message_in(c, id);
     });
   }
@@ -864,7 +865,8 @@ class PostgresStore final : public MessageStore {
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
       LLMASSIST_RETURN_IF_ERROR(session_chat_in(c, session).status());
       static const std::string sql = fmt::format(
-          "SELECT {} FROM messages WHERE session_id = $1 AND id > $2 AND role NOT IN ('system', 'tool') "
+          "SELECT {} FROM messages WHERE session_id = $1 AND id > $2 AND role NOT IN ('system', "
+          "'tool') "
           "ORDER BY id LIMIT $3",
           kMessageColumns);
       LLMASSIST_ASSIGN_OR_RETURN(Rows rows, c.exec(sql, Params(session, after, limit)));

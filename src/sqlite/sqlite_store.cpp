@@ -402,7 +402,7 @@ class SqliteStore final : public MessageStore {
         session = open->id;
       }
       auto id = insert_message(c, m.chat_id, session, m.role, m.text, m.author, now_ms(), {},
-                               m.transport_message_id, 0);
+                               m.transport_message_id, m.reply_id);
       if (!id.ok()) return id.status();
       return get_message_in(c, *id);
     });
@@ -726,7 +726,8 @@ class SqliteStore final : public MessageStore {
     return read<std::vector<Message>>([&](Connection& c) -> Result<std::vector<Message>> {
       LLMASSIST_RETURN_IF_ERROR(session_chat_in(c, session).status());
       static const std::string sql = fmt::format(
-          "SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 AND role NOT IN ('system', 'tool') "
+          "SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 AND role NOT IN ('system', "
+          "'tool') "
           "ORDER BY id LIMIT ?3",
           kMessageColumns);
       auto s = c.prepare(sql);

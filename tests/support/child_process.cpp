@@ -68,4 +68,12 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+int run_in_folder(const std::string& folder, const std::string& program, const std::string& args,
+                  const std::string& input, const std::string& log) {
+  const pid_t pid = spawn(
+      {"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" " + args + " < \"$2\"", folder, program, input},
+      log);
+  return pid > 0 ? wait_exit(pid) : -1;
+}
+
 }  // namespace llmassist::testing

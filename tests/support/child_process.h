@@ -20,6 +20,12 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log,
 // Waits for the child to end: its exit code, or 128 + the signal that ended it.
 int wait_exit(pid_t pid);
 
+// Runs `program` with `args` in `folder`, its standard input from the file `input` there, its
+// output appended to `log`, and waits for it: its exit code (as wait_exit), -1 when it could not
+// start. `args` are given to the shell as they are (quote what needs it).
+int run_in_folder(const std::string& folder, const std::string& program, const std::string& args,
+                  const std::string& input, const std::string& log);
+
 // Polls `predicate` until it holds or `timeout` passes; the last answer.
 template <typename P>
 bool eventually(P predicate, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {

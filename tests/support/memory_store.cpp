@@ -194,7 +194,7 @@ class MemoryStore final : public MessageStore {
       session = open.id;
     }
     Message out = add_message_locked(m.chat_id, session, m.role, m.text, m.author, clock_->now(),
-                                     "", m.transport_message_id, 0);
+                                     "", m.transport_message_id, m.reply_id);
     changed_locked();
     return out;
   }

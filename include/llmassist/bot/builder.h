@@ -9,6 +9,7 @@
 //   transports  transport()    `telegram` (Telegram when a token is set, the console otherwise);
 //                              each call adds a channel, and one Assistant serves them all
 //   moderation  moderation()   the moderation queue over the store
+//   tools       tool()         none (docs/tools.md); each call adds one the model may call
 //
 // The admin server (with an `admin` section) serves the same parts. A provider of a type of the
 // program's own can also be named in the config: see register_provider_type()
@@ -32,6 +33,7 @@
 #include "llmassist/message_store.h"
 #include "llmassist/moderation_queue.h"
 #include "llmassist/status.h"
+#include "llmassist/tool.h"
 
 namespace llmassist {
 
@@ -54,6 +56,9 @@ class LLMASSIST_API BotBuilder final {
   // /v1/chat/handle is served besides.
   BotBuilder& transport(std::shared_ptr<ChatTransport> transport);
   BotBuilder& moderation(std::shared_ptr<ModerationQueue> moderation);
+  // A tool the model may call while it drafts (tool.h): make_tool() or a Tool of the program's
+  // own. build() refuses a tool with a bad spec or a name taken.
+  BotBuilder& tool(std::shared_ptr<Tool> tool);
   BotBuilder& logger(std::shared_ptr<Logger> logger);  // default: stderr_logger()
   // The console transport only: called when standard input ends.
   BotBuilder& on_console_end(std::function<void()> callback);

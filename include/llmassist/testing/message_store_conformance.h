@@ -668,12 +668,14 @@ inline void message_log(CheckContext& t, Harness& h) {
     m.chat_id = c->id;
     m.role = i == 2 ? Role::kSystem : i == 3 ? Role::kTool : Role::kUser;
     m.text = "line " + std::to_string(i);
+    m.reply_id = i == 3 ? 4242 : 0;  // a tool record names the draft that called it
     auto stored = h.store.append_message(m);
     if (!t.expect_ok(stored.status(), "append_message")) return;
     ids.push_back(stored->id);
     auto read = h.store.get_message(stored->id);
-    t.expect(read.ok() && read->text == m.text && read->role == m.role,
-             "get_message does not give back what was stored");
+    t.expect(
+        read.ok() && read->text == m.text && read->role == m.role && read->reply_id == m.reply_id,
+        "get_message does not give back what was stored");
   }
   t.expect(ids[0] < ids[1] && ids[3] < ids[4], "message ids do not grow");
   auto session = h.store.open_session(c->id);

@@ -2,7 +2,8 @@
 // state. Callbacks of the LLM and the transports hold the whole (shared_from_this()), so no
 // unit goes away under a callback.
 //
-//   Inbound ──stores, touches──▶ Dispatcher (the worker) ──claims──▶ Drafting ──LLM──┐
+//   Inbound ──stores, touches──▶ Dispatcher (the worker) ──claims──▶ Drafting ──ToolLoop: LLM,
+//   tools──┐
 //      │                              ▲        └──claims──▶ Outbox ──transport──┐     │
 //      ▼                              │ wakes                                   ▼     ▼
 //   OperatorsChat ──decides──▶ store  └──────────────── CompletionWriter ◀─ completions
@@ -17,6 +18,7 @@
 #include "core/assistant/inbound.h"
 #include "core/assistant/operators_chat.h"
 #include "core/assistant/outbox.h"
+#include "core/assistant/tool_loop.h"
 
 namespace llmassist::detail::assistant {
 
@@ -25,6 +27,7 @@ struct Core : std::enable_shared_from_this<Core> {
   Dispatcher dispatcher{*this};
   CompletionWriter writer{*this};
   Drafting drafting{*this};
+  ToolLoop tools{*this};
   Outbox outbox{*this};
   OperatorsChat operators{*this};
   Inbound inbound{*this};

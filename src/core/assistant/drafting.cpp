@@ -111,8 +111,8 @@ void Drafting::ask(const Reply& reply, const Chat& chat, Result<llmassist::Conte
   CompletionRequest request;
   request.messages = std::move(context->messages);
   request.cancel = token;
-  ctx.parts.llm->complete(
-      std::move(request), {},
+  core_.tools.run(
+      reply, chat, std::move(request),
       [self = core_.shared_from_this(), reply, answered, chat,
        estimated = context->estimated_tokens](Result<Completion> result) {
         *answered = true;
