@@ -186,7 +186,8 @@ TEST_CASE("tools: the model calls a tool, is told its result, and answers from i
   bot.llm.set(Behavior{});
   bot.chat.say("Thanks!");
   bot.chat.expect("Hello, world!");
-  for (const auto& m : bot.llm.last_body()["messages"]) CHECK(m["role"] != "tool");
+  const json body = bot.llm.last_body();
+  for (const auto& m : body["messages"]) CHECK(m["role"] != "tool");
 }
 
 TEST_CASE("tools: failures, exceptions, unknown tools and bad arguments are told to the model") {

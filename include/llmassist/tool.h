@@ -16,7 +16,9 @@
 //   tool's schema: the tool reads what it needs and fails with kInvalidArgument otherwise.
 // - call() runs on one of the Assistant's tool threads, which may block (a store write, an HTTP
 //   call), but a slow tool holds that thread: AssistantOptions::tool_timeout ends the wait for
-//   it (the model is told the tool timed out; `context.cancel` is cancelled).
+//   it (the model is told the tool timed out; `context.cancel` is cancelled). The same token is
+//   cancelled when the draft is (the Assistant stopping). call() must return: Assistant::stop()
+//   waits for the calls running, so a blocking tool watches `context.cancel`.
 // - has_side_effects(): a tool that changes anything beyond the draft (writes, sends, books).
 //   In review policy such a tool is not offered to the model: a draft waits for an operator, and
 //   nothing may change before that decision (docs/tools.md). A call of a tool that was not

@@ -196,6 +196,7 @@ void ToolLoop::start_call(const std::shared_ptr<Calls>& calls, std::size_t index
     if (draft && watch != 0) draft->remove(watch);
     (*end)(std::move(r));
   };
+  if (ended->load()) return;  // the draft was cancelled as the watch was set
   try {
     tool->call(context, call.arguments, done);
   } catch (const std::exception& e) {
