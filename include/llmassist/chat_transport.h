@@ -102,6 +102,9 @@ struct LLMASSIST_API OutboundMessage {
   std::string thread_id;                     // the forum topic to post in; empty: none
   // The stored reply this message delivers; 0 for anything else (a notice, an operators' post).
   ReplyId reply_id = 0;
+  // Files sent after the text, in order (Telegram: sendDocument, each with its caption). The
+  // text may then be empty. SentMessage::message_ids has the files' messages after the text's.
+  std::vector<Attachment> attachments;
 };
 
 struct LLMASSIST_API SentMessage {

@@ -86,6 +86,15 @@ struct LLMASSIST_API Message {
   ReplyId reply_id = 0;
 };
 
+// A file that goes out with an answer (a presentation, a price list): a local file, named as
+// the user is to see it. A channel that cannot carry files sends the names instead.
+struct LLMASSIST_API Attachment {
+  std::string path;       // required: a readable local file
+  std::string file_name;  // as the user sees it; empty: the path's last segment
+  std::string mime_type;  // empty: application/octet-stream
+  std::string caption;    // a short text sent with the file; may be empty
+};
+
 // The lifecycle of an answer:
 //
 //   new ─▶ generating ─▶ pending ─▶ approved ─▶ sent
