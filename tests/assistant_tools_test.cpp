@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -13,6 +14,7 @@
 
 #include "llmassist/assistant.h"
 #include "llmassist/console/console_transport.h"
+#include "llmassist/core/store_moderation_queue.h"
 #include "llmassist/core/window_memory.h"
 #include "llmassist/providers/openai_provider.h"
 #include "llmassist/sqlite/sqlite_store.h"
@@ -282,42 +284,215 @@ TEST_CASE("tools: a tool that does not answer in time is told to the model as ti
   CHECK(record["error"].get<std::string>().find("200 ms") != std::string::npos);
 }
 
-TEST_CASE("tools: in review policy only the tools without side effects are offered and run") {
-  ToolBot bot;
-  bot.llm.set(calls_then_answers(
-      {{"call_1", "order_lookup", R"({"order":"A-17"})"}, {"call_2", "book_demo", "{}"}}));
-  AssistantOptions o;
-  o.policy = ModerationPolicy::kReview;
+namespace {
+
+// The review policy's bot with two tools: order_lookup (reads) and book_demo (side effects),
+// counting their runs.
+struct ReviewBot : ToolBot {
   std::atomic<int> lookups{0};
   std::atomic<int> bookings{0};
-  bot.start({tool_of(order_spec(),
-                     [&](const ToolContext&, const std::string&) {
-                       ++lookups;
-                       return Result<std::string>("shipped");
-                     }),
-             tool_of(
-                 {"book_demo", "Books a demo", ""},
-                 [&](const ToolContext&, const std::string&) {
-                   ++bookings;
-                   return Result<std::string>("booked");
-                 },
-                 /*side_effects=*/true)},
-            o);
+  std::vector<std::string> booked_calls;  // the call ids book_demo ran with
+  std::mutex mu;
+  std::unique_ptr<ModerationQueue> queue = make_moderation_queue(store, {.logger = null_logger()});
+
+  ReviewBot() {
+    llm.set(calls_then_answers(
+        {{"call_1", "order_lookup", R"({"order":"A-17"})"}, {"call_2", "book_demo", "{}"}}));
+    AssistantOptions o;
+    o.policy = ModerationPolicy::kReview;
+    start({tool_of(order_spec(),
+                   [&](const ToolContext&, const std::string&) {
+                     ++lookups;
+                     return Result<std::string>("shipped");
+                   }),
+           tool_of(
+               {"book_demo", "Books a demo", ""},
+               [&](const ToolContext& c, const std::string&) {
+                 ++bookings;
+                 CHECK(c.deferred);
+                 std::lock_guard lock(mu);
+                 booked_calls.push_back(c.call_id);
+                 return Result<std::string>("booked for Monday");
+               },
+               /*side_effects=*/true)},
+          o);
+  }
+
+  ~ReviewBot() { assistant.reset(); }  // before the counters its tools use go
+
+  Reply pending() {
+    std::vector<Reply> found;
+    REQUIRE(eventually([&] {
+      found = store->list_replies({.status = ReplyStatus::kPending}).value();
+      return found.size() == 1;
+    }));
+    return found[0];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tools: in review policy a call with side effects waits for the draft's approval") {
+  ReviewBot bot;
   bot.chat.say("Where is my order, and book me a demo");
-  REQUIRE(bot.eventually([&] {
-    return bot.store->list_replies({.status = ReplyStatus::kPending}).value().size() == 1;
-  }));
+  const Reply draft = bot.pending();
+  // Both were offered; the lookup ran, the booking was kept for the operator's decision.
   const auto bodies = bot.llm.bodies("/v1/chat/completions");
   REQUIRE(bodies.size() == 2);
-  REQUIRE(bodies[0]["tools"].size() == 1);
-  CHECK(bodies[0]["tools"][0]["function"]["name"] == "order_lookup");
-  CHECK(lookups == 1);
-  CHECK(bookings == 0);  // nothing changes before an operator decides
-  const auto records = bot.tool_records();
+  CHECK(bodies[0]["tools"].size() == 2);
+  CHECK(bot.lookups == 1);
+  CHECK(bot.bookings == 0);
+  REQUIRE(draft.deferred_calls.size() == 1);
+  CHECK(draft.deferred_calls[0].tool == "book_demo");
+  CHECK(draft.deferred_calls[0].call_id == "call_2");
+  // The model was told it is done on approval, and said so.
+  CHECK(tool_results(bodies[1]).find("deferred") != std::string::npos);
+  auto records = bot.tool_records();
   REQUIRE(records.size() == 2);
-  CHECK(json::parse(records[1].text)["status"] == "failed");
-  CHECK(json::parse(records[1].text)["error"].get<std::string>().find("no tool named") !=
-        std::string::npos);
+  CHECK(json::parse(records[0].text)["status"] == "done");
+  CHECK(json::parse(records[1].text)["status"] == "deferred");
+
+  // The operator approves: the booking runs once, before the answer goes out.
+  REQUIRE(bot.queue->approve(draft.id, "alice").ok());
+  bot.chat.expect("Results:");
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_reply(draft.id).value().status == ReplyStatus::kSent; }));
+  CHECK(bot.bookings == 1);
+  {
+    std::lock_guard lock(bot.mu);
+    CHECK(bot.booked_calls == std::vector<std::string>{"call_2"});
+  }
+  const Reply sent = bot.store->get_reply(draft.id).value();
+  CHECK(sent.deferred_calls.empty());
+  records = bot.tool_records();
+  REQUIRE(records.size() == 3);
+  const json ran = json::parse(records[2].text);
+  CHECK(ran["status"] == "done");
+  CHECK(ran["call_id"] == "call_2");
+  CHECK(ran["result"] == "booked for Monday");
+  CHECK(records[2].reply_id == draft.id);
+  CHECK(bot.assistant->stats().tool_calls == 2);
+}
+
+TEST_CASE("tools: a rejected draft's deferred calls never run") {
+  ReviewBot bot;
+  bot.chat.say("Book me a demo");
+  const Reply first = bot.pending();
+  REQUIRE(first.deferred_calls.size() == 1);
+  REQUIRE(bot.queue->reject(first.id, "alice", "ask which day first").ok());
+  // Drafted again (the model calls again, deferred again); that draft is approved.
+  Reply second;
+  REQUIRE(bot.eventually([&] {
+    second = bot.store->get_reply(first.id).value();
+    return second.status == ReplyStatus::kPending && second.generation_attempts == 2;
+  }));
+  CHECK(bot.bookings == 0);
+  REQUIRE(second.deferred_calls.size() == 1);
+  REQUIRE(bot.queue->approve(second.id, "alice").ok());
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_reply(first.id).value().status == ReplyStatus::kSent; }));
+  CHECK(bot.bookings == 1);  // the approved draft's call only
+}
+
+TEST_CASE("agent: \"please stop writing to me\" opts the contact out, confirmed to them") {
+  ToolBot bot;
+  bot.llm.set(calls_then_answers({{"call_1", "stop_contact", R"({"reason":"stop writing"})"}}));
+  AssistantOptions o;
+  o.agent.stop_contact = true;
+  bot.start({}, o);
+  bot.chat.say("Please stop writing to me");
+  bot.chat.expect("opted_out");
+  const Chat chat = bot.store->get_chat(bot.chat_id()).value();
+  REQUIRE(chat.opted_out_at.has_value());
+  const auto audit = bot.store->list_audit({.chat_id = chat.id}).value();
+  CHECK(std::any_of(audit.begin(), audit.end(), [](const AuditEvent& e) {
+    return e.action == "contact" && e.detail.find("opted_out") != std::string::npos;
+  }));
+  const auto records = bot.tool_records();
+  REQUIRE(records.size() == 1);
+  CHECK(json::parse(records[0].text)["status"] == "done");
+  // Their own questions are still answered.
+  bot.llm.set(Behavior{});
+  bot.chat.say("One more question");
+  bot.chat.expect("Hello, world!");
+}
+
+TEST_CASE("agent: \"send me the presentation\" sends the configured file with the answer") {
+  ToolBot bot;
+  const std::string deck = bot.dir.file("deck-2026.pdf");
+  std::ofstream(deck, std::ios::binary) << "%PDF-1.4 deck";
+  bot.llm.set(calls_then_answers({{"call_1", "send_document", R"({"document":"presentation"})"}}));
+  AssistantOptions o;
+  o.agent.documents["presentation"] = {deck, "", "application/pdf", "Our product deck"};
+  bot.start({}, o);
+  bot.chat.say("Send me the presentation");
+  bot.chat.expect("Results:");
+  // The model was offered the document by name, with its caption.
+  const json first = bot.llm.bodies("/v1/chat/completions").front();
+  REQUIRE(first["tools"].size() == 1);
+  const json& spec = first["tools"][0]["function"];
+  CHECK(spec["name"] == "send_document");
+  CHECK(spec["parameters"]["properties"]["document"]["enum"] == json{"presentation"});
+  CHECK(spec["description"].get<std::string>().find("Our product deck") != std::string::npos);
+  std::vector<Reply> sent;
+  REQUIRE(bot.eventually([&] {
+    sent = bot.store->list_replies({.status = ReplyStatus::kSent}).value();
+    return sent.size() == 1;
+  }));
+  REQUIRE(sent[0].attachments.size() == 1);
+  CHECK(sent[0].attachments[0].path == deck);
+  CHECK(sent[0].attachments[0].file_name == "deck-2026.pdf");
+  CHECK(sent[0].attachments[0].mime_type == "application/pdf");
+
+  // A name it was not given is told to the model, with the names there are; nothing attached.
+  bot.llm.set(calls_then_answers({{"call_2", "send_document", R"({"document":"price list"})"}}));
+  bot.chat.say("And the price list?");
+  bot.chat.expect("there are: presentation");
+  REQUIRE(bot.eventually([&] {
+    sent = bot.store->list_replies({.status = ReplyStatus::kSent}).value();
+    return sent.size() == 2;
+  }));
+  const auto later = std::max_element(sent.begin(), sent.end(),
+                                      [](const Reply& a, const Reply& b) { return a.id < b.id; });
+  CHECK(later->attachments.empty());
+}
+
+TEST_CASE("agent: a document that is not a file, or a bad name, is refused when the bot is made") {
+  ToolBot bot;
+  AssistantOptions o;
+  o.agent.documents["the deck"] = {bot.dir.file("deck.pdf"), "", "", ""};
+  auto made = bot.create({}, o);
+  REQUIRE_FALSE(made.ok());
+  CHECK(made.status().message().find("\"the deck\"") != std::string::npos);
+  AssistantOptions none;
+  none.agent.documents["deck"] = {};
+  made = bot.create({}, none);
+  REQUIRE_FALSE(made.ok());
+  CHECK(made.status().message().find("no path") != std::string::npos);
+}
+
+TEST_CASE("agent: \"I want a person\" hands the chat over, as /human does") {
+  ToolBot bot;
+  bot.llm.set(calls_then_answers({{"call_1", "handoff_to_human", "{}"}}));
+  AssistantOptions o;
+  o.agent.handoff_to_human = true;
+  bot.start({}, o);
+  bot.chat.say("I want to talk to a real person");
+  bot.chat.expect(AssistantTexts{}.handoff);
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_chat(bot.chat_id()).value().mode == ChatMode::kOperator; }));
+  const auto audit = bot.store->list_audit({.chat_id = bot.chat_id()}).value();
+  CHECK(std::any_of(audit.begin(), audit.end(),
+                    [](const AuditEvent& e) { return e.action == "handoff"; }));
+  // From now on the user's messages wait for an operator: none opens a reply for the model
+  // (it would be opened in the transaction that stores the message).
+  const auto replies = bot.store->list_replies({.chat_id = bot.chat_id()}).value().size();
+  bot.chat.say("Hello?");
+  REQUIRE(bot.eventually([&] {
+    const auto log = bot.store->chat_history(bot.chat_id(), {.limit = 5}).value();
+    return std::any_of(log.begin(), log.end(), [](const Message& m) { return m.text == "Hello?"; });
+  }));
+  CHECK(bot.store->list_replies({.chat_id = bot.chat_id()}).value().size() == replies);
 }
 
 TEST_CASE("tools: a model without tools is not offered them and answers as before") {

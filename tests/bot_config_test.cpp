@@ -354,3 +354,41 @@ TEST_CASE("bot config: mistakes are reported by JSON path") {
         "the config is not valid JSON: it holds a NUL byte");
   CHECK(load_bot_config("/nonexistent/bot.json", env()).status().code() == StatusCode::kNotFound);
 }
+
+TEST_CASE("bot config: the agent section's built-in tools, documents relative to the file") {
+  auto defaults = parse_bot_config("{}", "/etc/bot", env());
+  REQUIRE(defaults.ok());
+  CHECK_FALSE(defaults->assistant.agent.stop_contact);
+  CHECK_FALSE(defaults->assistant.agent.handoff_to_human);
+  CHECK(defaults->assistant.agent.documents.empty());
+
+  llmassist::testing::TempDir dir;
+  std::ofstream(dir.file("deck.pdf")) << "%PDF";
+  auto c = parse_bot_config(R"({"agent": {"stop_contact": true, "handoff_to_human": true,
+      "documents": {"presentation": {"path": "deck.pdf", "file_name": "Презентация.pdf",
+                                     "mime_type": "application/pdf", "caption": "Our deck"}}}})",
+                            dir.path().string(), env());
+  REQUIRE_MESSAGE(c.ok(), c.status().to_string());
+  const AgentOptions& a = c->assistant.agent;
+  CHECK(a.stop_contact);
+  CHECK(a.handoff_to_human);
+  REQUIRE(a.documents.count("presentation") == 1);
+  const Attachment& deck = a.documents.at("presentation");
+  CHECK(deck.path == dir.file("deck.pdf"));
+  CHECK(deck.file_name == "Презентация.pdf");
+  CHECK(deck.mime_type == "application/pdf");
+  CHECK(deck.caption == "Our deck");
+
+  const auto error = [&](const std::string& text) {
+    auto r = parse_bot_config(text, dir.path().string(), env());
+    REQUIRE_FALSE(r.ok());
+    return r.status().message();
+  };
+  CHECK(error(R"({"agent": {"documents": {"deck": {"path": "missing.pdf"}}}})")
+            .find("$.agent.documents.deck.path") != std::string::npos);
+  CHECK(error(R"({"agent": {"documents": {"deck": {}}}})").find("path") != std::string::npos);
+  CHECK(error(R"({"agent": {"documents": {"deck": {"path": "deck.pdf", "size": 1}}}})")
+            .find("size") != std::string::npos);
+  CHECK(error(R"({"agent": {"stop_contact": "yes"}})").find("stop_contact") != std::string::npos);
+  CHECK(error(R"({"agent": {"remind": true}})").find("remind") != std::string::npos);
+}

@@ -158,6 +158,31 @@ TEST_CASE("operator console: show") {
   CHECK(f.run({"show", "1", "2"}).code == 2);
 }
 
+TEST_CASE("operator console: show lists a draft's files and the calls that run on approval") {
+  ConsoleFixture f;
+  const Chat a = f.chat("1", "Ann");
+  const ReplyId id = f.pending(a.id, "Send me the deck and book a demo", "Here it is.");
+  ReplyChange carry;
+  carry.from = ReplyStatus::kPending;
+  carry.to = ReplyStatus::kPending;
+  carry.attachments =
+      std::vector<Attachment>{{"/srv/files/deck.pdf", "deck.pdf", "application/pdf", "Our deck"}};
+  carry.deferred_calls =
+      std::vector<DeferredToolCall>{{"call_2", "book_demo", R"({"day":"Monday"})"}};
+  REQUIRE(f.store->transition_reply(id, carry).ok());
+  auto o = f.run({"show", std::to_string(id)});
+  REQUIRE(o.code == 0);
+  CHECK(contains(o.out, "file: deck.pdf (Our deck)"));
+  CHECK(contains(o.out, R"(on approval runs: book_demo {"day":"Monday"})"));
+  auto j = f.run({"show", std::to_string(id), "--json"});
+  REQUIRE(j.code == 0);
+  const auto parsed = nlohmann::json::parse(j.out);
+  REQUIRE(parsed["reply"]["attachments"].size() == 1);
+  CHECK(parsed["reply"]["attachments"][0]["file_name"] == "deck.pdf");
+  CHECK_FALSE(parsed["reply"]["attachments"][0].contains("path"));  // the server's business
+  CHECK(parsed["reply"]["deferred_calls"][0]["tool"] == "book_demo");
+}
+
 TEST_CASE("operator console: show tells what memory went into the draft") {
   ConsoleFixture f;
   const Chat a = f.chat("1", "Ann");

@@ -1315,6 +1315,10 @@ TEST_CASE(
   auto chat = (*store)->find_chat("telegram", "42");
   REQUIRE(chat.ok());
   CHECK(chat->id == 7);
+  CHECK_FALSE(chat->opted_out_at.has_value());  // the contact columns (version 5) came too
+  auto noted = (*store)->update_chat(7, {.notes = std::string("from version 2")});
+  REQUIRE_MESSAGE(noted.ok(), noted.status().to_string());
+  CHECK(noted->notes == "from version 2");
   auto session = (*store)->get_session(3);
   REQUIRE(session.ok());
   CHECK(session->summary == "an old summary");

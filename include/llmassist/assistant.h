@@ -38,6 +38,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,22 @@ struct LLMASSIST_API AssistantTexts {
 struct LLMASSIST_API InboundRateLimit {
   int messages = 0;
   std::chrono::seconds per{60};
+};
+
+// The sales agent's built-in tools (docs/tools.md), offered to the model besides
+// AssistantParts::tools when it supports_tools(). Each is recorded as any tool call is.
+struct LLMASSIST_API AgentOptions {
+  // stop_contact: the contact asks not to be written to any more. Their chat is opted out
+  // (Chat::opted_out_at): nothing the bot would send first goes there again; their own questions
+  // are still answered. Has side effects: in review policy it runs on the draft's approval.
+  bool stop_contact = false;
+  // handoff_to_human: a request for a person in plain words hands the chat over, as /human does
+  // (operator mode, the contact told, the operators' chat told). Has side effects.
+  bool handoff_to_human = false;
+  // send_document: the files the model may send, by the name it asks for ("presentation"):
+  // letters, digits, '_', '-', '.'. The file goes out with the answer, after its text; the
+  // caption tells the model what it is. None: no such tool. It only attaches (no side effects).
+  std::map<std::string, Attachment> documents;
 };
 
 struct LLMASSIST_API AssistantOptions {
@@ -151,6 +168,8 @@ struct LLMASSIST_API AssistantOptions {
   std::chrono::milliseconds tool_timeout{std::chrono::seconds(30)};
   // The threads that run tool calls (they may block). Default 4.
   int tool_threads = 4;
+  // The built-in tools of the sales agent's intents. Default: none.
+  AgentOptions agent;
   // Answers are Markdown from the model, rendered for the channel.
   TextFormat format = TextFormat::kMarkdown;
   std::shared_ptr<Clock> clock;  // default: system_clock()

@@ -94,6 +94,17 @@ struct LLMASSIST_API HistoryQuery {
   std::string search;       // when not empty: only messages whose text contains it (no case)
 };
 
+// A change of a chat's contact details (update_chat()). Fields left empty are not changed.
+struct LLMASSIST_API ChatChange {
+  std::optional<std::string> title;
+  std::optional<std::string> notes;
+  // true: opted out now (kept when already opted out); false: opted in again.
+  std::optional<bool> opted_out;
+  // When not empty, an audit event "contact" is written in the same transaction, by this actor,
+  // its detail naming what changed.
+  std::string actor;
+};
+
 struct LLMASSIST_API ChatQuery {
   std::optional<ChatMode> mode;  // only chats in this mode
   std::string search;            // in title, username or external id (no case)
@@ -167,6 +178,8 @@ struct LLMASSIST_API ReplyChange {
   std::optional<int> providers_tried;
   std::optional<std::string> error;
   std::optional<Timestamp> next_attempt_at;
+  std::optional<std::vector<Attachment>> attachments;
+  std::optional<std::vector<DeferredToolCall>> deferred_calls;
   bool count_generation = false;  // add one to generation_attempts
   bool count_send = false;        // add one to send_attempts
   // Keep the current claim (a worker renewing its lease while staying in a status). By default
@@ -286,6 +299,9 @@ class LLMASSIST_API MessageStore {
   virtual Status set_chat_mode(ChatId id, ChatMode mode, std::string_view actor) = 0;
   // The user blocked the bot (or unblocked it).
   virtual Status set_chat_blocked(ChatId id, bool blocked) = 0;
+  // Changes a chat's contact details (title, notes, opt-out) and returns the chat as stored.
+  // Default: kUnimplemented.
+  virtual Result<Chat> update_chat(ChatId id, const ChatChange& change);
 
   // The chat's open session; opens one when there is none.
   virtual Result<Session> open_session(ChatId chat) = 0;

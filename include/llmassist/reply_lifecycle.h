@@ -70,7 +70,8 @@ struct LLMASSIST_API ReplyUpdate {
 };
 
 // What can be checked without the stored reply: the move is legal (is_legal_transition(); else
-// kFailedPrecondition) and the texts are not too large (kInvalidArgument).
+// kFailedPrecondition) and the texts are not too large (kInvalidArgument); each attachment has a
+// path and each deferred call a tool name (kInvalidArgument).
 [[nodiscard]] LLMASSIST_API Status check_reply_change(const ReplyChange& change);
 
 // Applies `change` to `current` at `now`. Errors, in this order:
@@ -86,7 +87,8 @@ struct LLMASSIST_API ReplyUpdate {
 // - generated_at = now when a draft is given; decided_at = now on a decision (pending or failed
 //   to approved or rejected); sent_at = now on kSent.
 // - To kApproved without a final text: the draft becomes the final text. To kRejected or
-//   kGenerating: the final text is cleared (a new draft is coming).
+//   kGenerating: the final text is cleared (a new draft is coming), and so are the attachments
+//   and the deferred tool calls unless the change sets them.
 // - next_attempt_at is cleared when the status changes, unless the change sets it.
 // - To kSent: transport_message_id is set, and `message` holds the final text for the log, as
 //   the assistant's (kAssistant) or, when the reply has an author, the operator's (kOperator).

@@ -20,13 +20,19 @@
 //   cancelled when the draft is (the Assistant stopping). call() must return: Assistant::stop()
 //   waits for the calls running, so a blocking tool watches `context.cancel`.
 // - has_side_effects(): a tool that changes anything beyond the draft (writes, sends, books).
-//   In review policy such a tool is not offered to the model: a draft waits for an operator, and
-//   nothing may change before that decision (docs/tools.md). A call of a tool that was not
-//   offered does not run; the model is told there is no such tool.
+//   In review policy a draft waits for an operator, and nothing may change before that
+//   decision: a call of such a tool is deferred. It is kept with the draft (the model is told it
+//   will be done once the answer is approved) and runs when an operator approves the draft,
+//   before the answer goes out (`context.deferred` is then true); a rejected draft's calls never
+//   run. Such a call runs at least once: a crash between its end and its record runs it again,
+//   with the same `context.call_id`, which a tool may use to do it once. docs/tools.md.
+// - context.attach adds a file to the answer (it goes out after the text): attaching changes
+//   nothing but the draft, so a tool that only attaches has no side effects.
 //
 // Thread-safety: call() may run on several threads at once.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +52,11 @@ struct LLMASSIST_API ToolContext {
   ReplyId reply_id = 0;
   std::string call_id;  // the model's id of this call
   std::shared_ptr<CancelToken> cancel;
+  // Adds a file to the answer being drafted (or, for a deferred call, to the answer about to go
+  // out). Callable from any thread until `done` is called.
+  std::function<void(Attachment)> attach;
+  // The call was deferred until an operator approved the draft and runs now (review policy).
+  bool deferred = false;
 };
 
 using ToolCallback = std::function<void(Result<std::string>)>;
@@ -77,9 +88,15 @@ using ToolHandler =
 // Checks a tool's spec as make_tool() does; the Assistant checks every tool it is given.
 [[nodiscard]] LLMASSIST_API Status check_tool_spec(const ToolSpec& spec);
 
+// How a call ended, as its record says: "done" (with its "result"), "failed" (with its
+// "error"), "deferred" until the draft's approval (with the "result" the model was told).
+enum class ToolCallOutcome : std::uint8_t { kDone, kFailed, kDeferred };
+
 // The text of a tool message: {"call_id", "tool", "arguments" (the JSON object, or the text the
-// model sent when it was not one), "status": "done" | "failed", "result" or "error"}.
-[[nodiscard]] LLMASSIST_API std::string tool_record_json(const ToolCall& call, bool ok,
+// model sent when it was not one), "status": "done" | "failed" | "deferred", "result" or
+// "error"}.
+[[nodiscard]] LLMASSIST_API std::string tool_record_json(const ToolCall& call,
+                                                         ToolCallOutcome outcome,
                                                          const std::string& result_or_error);
 
 }  // namespace llmassist

@@ -51,6 +51,10 @@ struct LLMASSIST_API Chat {
   std::string username;     // the channel's handle, without "@"; may be empty
   ChatMode mode = ChatMode::kBot;
   bool blocked = false;  // the user blocked the bot: nothing is sent there any more
+  // The contact asked not to be written to (stop_contact): no follow-up, reminder or campaign
+  // message goes there any more; what they ask is still answered. Empty: not opted out.
+  std::optional<Timestamp> opted_out_at;
+  std::string notes;  // an operator's notes on the contact
   Timestamp created_at{};
   Timestamp updated_at{};
 };
@@ -93,6 +97,14 @@ struct LLMASSIST_API Attachment {
   std::string file_name;  // as the user sees it; empty: the path's last segment
   std::string mime_type;  // empty: application/octet-stream
   std::string caption;    // a short text sent with the file; may be empty
+};
+
+// A call of a tool with side effects that a draft made in review policy: it runs when an
+// operator approves the draft, before the answer goes out (docs/tools.md).
+struct LLMASSIST_API DeferredToolCall {
+  std::string call_id;    // the model's id of the call
+  std::string tool;       // the tool's name
+  std::string arguments;  // the model's JSON object, as text
 };
 
 // The lifecycle of an answer:
@@ -152,6 +164,11 @@ struct LLMASSIST_API Reply {
   // Not to be picked up for delivery (or generation) before this time: retry backoff.
   std::optional<Timestamp> next_attempt_at;
   std::string transport_message_id;  // set when sent
+  // Files that go out with the answer (a tool's send_document), after its text.
+  std::vector<Attachment> attachments;
+  // The calls of tools with side effects the draft made, waiting for its approval; run (and
+  // cleared) before the answer is sent.
+  std::vector<DeferredToolCall> deferred_calls;
   Timestamp created_at{};
   Timestamp updated_at{};
   std::optional<Timestamp> generated_at;  // the last draft was stored

@@ -481,6 +481,40 @@ Status read_knowledge(const json& j, BotConfig& c) {
   return k.check_unknown();
 }
 
+// The sales agent's built-in tools (AgentOptions): {"stop_contact": true, "handoff_to_human":
+// true, "documents": {"<name>": {"path", "file_name", "mime_type", "caption"}}}.
+Status read_agent(const json& j, BotConfig& c) {
+  LLMASSIST_ASSIGN_OR_RETURN(auto a, JsonObject::of(j, "$.agent"));
+  AgentOptions& o = c.assistant.agent;
+  LLMASSIST_ASSIGN_OR_RETURN(auto stop, a.boolean("stop_contact"));
+  if (stop) o.stop_contact = *stop;
+  LLMASSIST_ASSIGN_OR_RETURN(auto handoff, a.boolean("handoff_to_human"));
+  if (handoff) o.handoff_to_human = *handoff;
+  LLMASSIST_ASSIGN_OR_RETURN(const json* documents, a.object("documents"));
+  if (documents != nullptr) {
+    for (const auto& [name, value] : documents->items()) {
+      const std::string where = "$.agent.documents." + name.substr(0, 64);
+      LLMASSIST_ASSIGN_OR_RETURN(auto d, JsonObject::of(value, where));
+      Attachment doc;
+      LLMASSIST_ASSIGN_OR_RETURN(auto path, d.string("path", true));
+      doc.path = resolve(c.base_dir, *path);
+      std::error_code error;
+      if (!std::filesystem::is_regular_file(doc.path, error)) {
+        return invalid_argument(fmt::format("{}.path: {} is not a file", where, doc.path));
+      }
+      LLMASSIST_ASSIGN_OR_RETURN(auto file_name, d.string("file_name"));
+      if (file_name) doc.file_name = *file_name;
+      LLMASSIST_ASSIGN_OR_RETURN(auto mime_type, d.string("mime_type"));
+      if (mime_type) doc.mime_type = *mime_type;
+      LLMASSIST_ASSIGN_OR_RETURN(auto caption, d.string("caption"));
+      if (caption) doc.caption = *caption;
+      LLMASSIST_RETURN_IF_ERROR(d.check_unknown());
+      o.documents[name] = std::move(doc);
+    }
+  }
+  return a.check_unknown();
+}
+
 }  // namespace
 
 std::string bot_instance(const BotConfig& config) {
@@ -503,12 +537,13 @@ Result<BotConfig> parse_bot_config(std::string_view json_text, const std::string
   // The sample documents stand in for the operator's only while nothing is configured: a bot
   // with models of its own does not get llmassist's FAQ in its prompts unless asked for.
   c.knowledge.sample = !doc.contains("providers");
-  for (const char* section : {"telegram", "assistant", "memory", "knowledge", "admin"}) {
+  for (const char* section : {"telegram", "assistant", "agent", "memory", "knowledge", "admin"}) {
     LLMASSIST_ASSIGN_OR_RETURN(const json* j, root.object(section));
     if (j == nullptr) continue;
     const std::string name = section;
     if (name == "telegram") LLMASSIST_RETURN_IF_ERROR(read_telegram(*j, c));
     if (name == "assistant") LLMASSIST_RETURN_IF_ERROR(read_assistant(*j, c));
+    if (name == "agent") LLMASSIST_RETURN_IF_ERROR(read_agent(*j, c));
     if (name == "memory") LLMASSIST_RETURN_IF_ERROR(read_memory(*j, c));
     if (name == "knowledge") LLMASSIST_RETURN_IF_ERROR(read_knowledge(*j, c));
     if (name == "admin") LLMASSIST_RETURN_IF_ERROR(read_admin(*j, c));

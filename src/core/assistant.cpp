@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/assistant/core.h"
+#include "core/assistant/intent_tools.h"
 #include "core/text.h"
 
 namespace llmassist {
@@ -108,7 +109,11 @@ Result<std::unique_ptr<Assistant>> Assistant::create(AssistantParts parts,
   ctx.worker = "bot:" + ctx.options.instance;
   ctx.transports = std::move(transports);
   ctx.channels = std::move(channels);
-  LLMASSIST_RETURN_IF_ERROR(impl->tools.set_tools(ctx.parts.tools));
+  auto builtin = detail::assistant::intent_tools(impl, ctx.options.agent);
+  if (!builtin.ok()) return builtin.status();
+  std::vector<std::shared_ptr<Tool>> tools = ctx.parts.tools;
+  tools.insert(tools.end(), builtin->begin(), builtin->end());
+  LLMASSIST_RETURN_IF_ERROR(impl->tools.set_tools(tools));
   return std::unique_ptr<Assistant>(new Assistant(std::move(impl)));
 }
 

@@ -44,6 +44,10 @@ Result<ErasureCounts> erase_chat_data(MessageStore& store, ChatId chat, std::str
   return counts;
 }
 
+Result<Chat> MessageStore::update_chat(ChatId, const ChatChange&) {
+  return unimplemented("this store keeps no contact details");
+}
+
 Result<ErasureCounts> MessageStore::delete_older_than(Timestamp) {
   return unimplemented("this store has no data retention");
 }

@@ -32,6 +32,8 @@ json to_json(const Chat& c) {
           {"username", c.username},
           {"mode", to_string(c.mode)},
           {"blocked", c.blocked},
+          {"opted_out_at", opt_time(c.opted_out_at)},
+          {"notes", c.notes},
           {"created_at", iso(c.created_at)},
           {"updated_at", iso(c.updated_at)}};
 }
@@ -48,6 +50,16 @@ json to_json(const Message& m) {
 }
 
 json to_json(const Reply& r) {
+  // The files by the names the user sees (where they lie on the server is not shown).
+  json attachments = json::array();
+  for (const Attachment& a : r.attachments) {
+    attachments.push_back(
+        {{"file_name", a.file_name}, {"mime_type", a.mime_type}, {"caption", a.caption}});
+  }
+  json deferred = json::array();
+  for (const DeferredToolCall& c : r.deferred_calls) {
+    deferred.push_back({{"call_id", c.call_id}, {"tool", c.tool}, {"arguments", c.arguments}});
+  }
   return {{"id", r.id},
           {"chat_id", r.chat_id},
           {"session_id", r.session_id},
@@ -67,7 +79,9 @@ json to_json(const Reply& r) {
           {"updated_at", iso(r.updated_at)},
           {"generated_at", opt_time(r.generated_at)},
           {"decided_at", opt_time(r.decided_at)},
-          {"sent_at", opt_time(r.sent_at)}};
+          {"sent_at", opt_time(r.sent_at)},
+          {"attachments", std::move(attachments)},
+          {"deferred_calls", std::move(deferred)}};
 }
 
 json to_json(const PendingItem& item) {

@@ -33,6 +33,17 @@ Status check_reply_change(const ReplyChange& ch) {
   for (const auto* text : {&ch.draft_text, &ch.final_text}) {
     if (*text) LLMASSIST_RETURN_IF_ERROR(check_text_size("the reply text", **text));
   }
+  if (ch.attachments) {
+    for (const Attachment& a : *ch.attachments) {
+      if (a.path.empty()) return invalid_argument("an attachment needs a file path");
+    }
+  }
+  if (ch.deferred_calls) {
+    for (const DeferredToolCall& c : *ch.deferred_calls) {
+      if (c.tool.empty()) return invalid_argument("a deferred tool call needs the tool's name");
+      LLMASSIST_RETURN_IF_ERROR(check_text_size("a deferred call's arguments", c.arguments));
+    }
+  }
   return Status();
 }
 
@@ -66,6 +77,8 @@ Result<ReplyUpdate> apply_reply_change(const Reply& old, const ReplyChange& ch, 
   if (ch.author) next.author = *ch.author;
   if (ch.provider) next.provider = *ch.provider;
   if (ch.error) next.error = *ch.error;
+  if (ch.attachments) next.attachments = *ch.attachments;
+  if (ch.deferred_calls) next.deferred_calls = *ch.deferred_calls;
   if (ch.count_generation) ++next.generation_attempts;
   if (ch.count_send) ++next.send_attempts;
   out.providers_tried = ch.providers_tried;
@@ -85,8 +98,11 @@ Result<ReplyUpdate> apply_reply_change(const Reply& old, const ReplyChange& ch, 
     next.final_text = next.draft_text;
   }
   if (ch.to == ReplyStatus::kRejected || ch.to == ReplyStatus::kGenerating) {
-    // A new draft is coming: the old text no longer stands as the answer.
+    // A new draft is coming: the old text no longer stands as the answer, nor what it carried
+    // (unless the change gives them anew).
     next.final_text.clear();
+    if (!ch.attachments) next.attachments.clear();
+    if (!ch.deferred_calls) next.deferred_calls.clear();
   }
   if (ch.next_attempt_at) {
     next.next_attempt_at = *ch.next_attempt_at;

@@ -6,13 +6,15 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include "core/store_support.h"
 #include "llmassist/memory_records.h"
 #include "llmassist/status.h"
 #include "llmassist/types.h"
 
 namespace llmassist::detail {
 
-// id, channel, external_id, title, username, mode, blocked, created_at, updated_at
+// id, channel, external_id, title, username, mode, blocked, created_at, updated_at,
+// opted_out_at, notes
 template <typename Row>
 Chat read_chat_row(const Row& s) {
   Chat c;
@@ -25,6 +27,8 @@ Chat read_chat_row(const Row& s) {
   c.blocked = s.int64(6) != 0;
   c.created_at = s.time(7);
   c.updated_at = s.time(8);
+  c.opted_out_at = s.opt_time(9);
+  c.notes = s.text(10);
   return c;
 }
 
@@ -62,7 +66,7 @@ Message read_message_row(const Row& s) {
 // id, chat_id, session_id, question_id, status, draft_text, final_text, author, provider,
 // providers_tried, error, generation_attempts, send_attempts, version, claimed_by, lease_until,
 // next_attempt_at, transport_message_id, created_at, updated_at, generated_at, decided_at,
-// sent_at
+// sent_at, actions
 template <typename Row>
 Reply read_reply_row(const Row& s) {
   Reply r;
@@ -89,6 +93,7 @@ Reply read_reply_row(const Row& s) {
   r.generated_at = s.opt_time(20);
   r.decided_at = s.opt_time(21);
   r.sent_at = s.opt_time(22);
+  read_reply_actions(s.text(23), r);
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/json_text.h"
 #include "llmassist/reply_lifecycle.h"
 
 namespace llmassist::detail {
@@ -252,6 +253,103 @@ LatencySummary summarize_latencies(std::vector<std::int64_t> samples) {
   out.p50_ms = percentile(samples, 0.50);
   out.p95_ms = percentile(samples, 0.95);
   out.p99_ms = percentile(samples, 0.99);
+  return out;
+}
+
+std::string reply_actions_json(const Reply& reply) {
+  if (reply.attachments.empty() && reply.deferred_calls.empty()) return {};
+  nlohmann::json out = nlohmann::json::object();
+  if (!reply.attachments.empty()) {
+    auto& list = out["attachments"] = nlohmann::json::array();
+    for (const Attachment& a : reply.attachments) {
+      list.push_back({{"path", a.path},
+                      {"file_name", a.file_name},
+                      {"mime_type", a.mime_type},
+                      {"caption", a.caption}});
+    }
+  }
+  if (!reply.deferred_calls.empty()) {
+    auto& list = out["deferred_calls"] = nlohmann::json::array();
+    for (const DeferredToolCall& c : reply.deferred_calls) {
+      list.push_back({{"call_id", c.call_id}, {"tool", c.tool}, {"arguments", c.arguments}});
+    }
+  }
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void read_reply_actions(std::string_view text, Reply& reply) {
+  reply.attachments.clear();
+  reply.deferred_calls.clear();
+  if (text.empty()) return;
+  const nlohmann::json j = parse_json_text(text);
+  if (!j.is_object()) return;
+  const auto field = [](const nlohmann::json& o, const char* name) {
+    const auto it = o.find(name);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (const auto it = j.find("attachments"); it != j.end() && it->is_array()) {
+    for (const auto& a : *it) {
+      if (!a.is_object() || field(a, "path").empty()) continue;
+      reply.attachments.push_back(
+          {field(a, "path"), field(a, "file_name"), field(a, "mime_type"), field(a, "caption")});
+    }
+  }
+  if (const auto it = j.find("deferred_calls"); it != j.end() && it->is_array()) {
+    for (const auto& c : *it) {
+      if (!c.is_object() || field(c, "tool").empty()) continue;
+      reply.deferred_calls.push_back(
+          {field(c, "call_id"), field(c, "tool"), field(c, "arguments")});
+    }
+  }
+}
+
+Status check_chat_change(const ChatChange& change) {
+  if (!change.title && !change.notes && !change.opted_out) {
+    return invalid_argument("a chat change needs a title, notes or the opt-out");
+  }
+  if (change.title && (change.title->empty() || change.title->size() > 1024)) {
+    return invalid_argument("a chat's title must be 1 byte to 1 KiB long");
+  }
+  if (change.notes && change.notes->size() > kMaxChatNotesBytes) {
+    return invalid_argument(fmt::format("a chat's notes are {} bytes, more than the {} allowed",
+                                        change.notes->size(), kMaxChatNotesBytes));
+  }
+  return Status();
+}
+
+ChatUpdate apply_chat_change(const Chat& current, const ChatChange& change, Timestamp now) {
+  ChatUpdate out;
+  out.chat = current;
+  Chat& c = out.chat;
+  nlohmann::json what = nlohmann::json::object();
+  if (change.title && *change.title != c.title) {
+    what["title"] = *change.title;
+    c.title = *change.title;
+  }
+  if (change.notes && *change.notes != c.notes) {
+    what["notes"] = *change.notes;
+    c.notes = *change.notes;
+  }
+  if (change.opted_out && *change.opted_out != c.opted_out_at.has_value()) {
+    what["opted_out"] = *change.opted_out;
+    if (*change.opted_out) {
+      c.opted_out_at = now;
+    } else {
+      c.opted_out_at.reset();
+    }
+  }
+  out.changed = !what.empty();
+  if (!out.changed) return out;
+  c.updated_at = now;
+  if (!change.actor.empty()) {
+    AuditEvent e;
+    e.at = now;
+    e.actor = change.actor;
+    e.action = "contact";
+    e.chat_id = c.id;
+    e.detail = what.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.audit = std::move(e);
+  }
   return out;
 }
 

@@ -70,6 +70,30 @@ inline constexpr std::size_t kMaxQueryTerms = 1024;
 [[nodiscard]] LLMASSIST_API Status check_cached_embeddings(
     std::string_view model, std::span<const std::pair<std::string, std::vector<float>>> entries);
 
+// A reply's attachments and deferred tool calls as the stores keep them, in one text column:
+// {"attachments": [{"path", "file_name", "mime_type", "caption"}], "deferred_calls": [{"call_id",
+// "tool", "arguments"}]}, each key only when not empty; "" when the reply has neither.
+[[nodiscard]] LLMASSIST_API std::string reply_actions_json(const Reply& reply);
+// Reads that column into `reply`. A text that is not such JSON (a store edited by hand) reads as
+// none.
+LLMASSIST_API void read_reply_actions(std::string_view text, Reply& reply);
+
+// What update_chat() writes: the chat after the change, and its audit event.
+struct ChatUpdate {
+  Chat chat;
+  std::optional<AuditEvent> audit;
+  bool changed = false;  // false: the change changes nothing (nothing to write)
+};
+// The largest contact notes (64 KiB).
+inline constexpr std::size_t kMaxChatNotesBytes = std::size_t{64} << 10;
+// kInvalidArgument for a change that sets nothing, an empty title, a title over 1 KiB or notes
+// over kMaxChatNotesBytes.
+[[nodiscard]] LLMASSIST_API Status check_chat_change(const ChatChange& change);
+// `current` with `change` applied at `now` (opted out: opted_out_at = now unless already set),
+// updated_at = now when anything changed; the audit event "contact" when `change.actor` is set.
+[[nodiscard]] LLMASSIST_API ChatUpdate apply_chat_change(const Chat& current,
+                                                         const ChatChange& change, Timestamp now);
+
 // Waits on `store`'s change notification until `stopping()`: calls `changed()` after each change
 // (a commit by this process or another). `stopping()` is looked at every `slice`, so a stop is seen
 // within it. For a thread of its own that wakes a worker.

@@ -60,14 +60,18 @@ Result<std::shared_ptr<Tool>> make_tool(ToolSpec spec, bool side_effects, ToolHa
       std::make_shared<FunctionTool>(std::move(spec), side_effects, std::move(handler)));
 }
 
-std::string tool_record_json(const ToolCall& call, bool ok, const std::string& result_or_error) {
+std::string tool_record_json(const ToolCall& call, ToolCallOutcome outcome,
+                             const std::string& result_or_error) {
   json arguments = detail::parse_json_text(call.arguments);
   if (!arguments.is_object()) arguments = call.arguments;  // kept as the model sent it
+  const char* status = outcome == ToolCallOutcome::kDone     ? "done"
+                       : outcome == ToolCallOutcome::kFailed ? "failed"
+                                                             : "deferred";
   json record = {{"call_id", call.id},
                  {"tool", call.name},
                  {"arguments", std::move(arguments)},
-                 {"status", ok ? "done" : "failed"}};
-  record[ok ? "result" : "error"] = result_or_error;
+                 {"status", status}};
+  record[outcome == ToolCallOutcome::kFailed ? "error" : "result"] = result_or_error;
   return record.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -32,7 +32,9 @@ struct TableSpec {
 
 // In the order their references need.
 constexpr TableSpec kStoreTables[] = {
-    {"chats", "id, channel, external_id, title, username, mode, blocked, created_at, updated_at"},
+    {"chats",
+     "id, channel, external_id, title, username, mode, blocked, created_at, updated_at, "
+     "opted_out_at, notes"},
     {"sessions", "id, chat_id, started_at, closed_at, summary, summary_upto"},
     {"messages",
      "id, chat_id, session_id, role, text, author, created_at, dedup_key, transport_message_id, "
@@ -41,7 +43,7 @@ constexpr TableSpec kStoreTables[] = {
      "id, chat_id, session_id, question_id, status, draft_text, final_text, author, provider, "
      "providers_tried, error, generation_attempts, send_attempts, version, claimed_by, "
      "lease_until, next_attempt_at, transport_message_id, created_at, updated_at, generated_at, "
-     "decided_at, sent_at"},
+     "decided_at, sent_at, actions"},
     {"audit", "id, at, actor, action, reply_id, chat_id, before, after, detail"},
     {"settings", "key, value", "", false},
     {"session_summaries", "id, session_id, chat_id, version, content, last_message_id, created_at"},

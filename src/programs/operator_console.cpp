@@ -421,6 +421,14 @@ class OperatorConsole::Impl {
       if (!r.author.empty()) out << " (by " << line(r.author) << ")";
       out << ": " << block(r.final_text, "    ") << "\n";
     }
+    for (const Attachment& a : r.attachments) {
+      out << "  file: " << line(a.file_name);
+      if (!a.caption.empty()) out << " (" << line(a.caption) << ")";
+      out << "\n";
+    }
+    for (const DeferredToolCall& c : r.deferred_calls) {
+      out << "  on approval runs: " << line(c.tool) << " " << line(c.arguments) << "\n";
+    }
     if (r.status == ReplyStatus::kFailed && r.draft_text.empty() && r.final_text.empty()) {
       out << "  no draft: answer by hand with `edit " << r.id << " TEXT`, or `reject " << r.id
           << "` for a new draft\n";

@@ -10,7 +10,7 @@ namespace {
 
 // Migration N brings the schema from version N to N + 1. Never edit a released migration: add
 // a new one. Times are milliseconds since the Unix epoch, UTC.
-constexpr std::array<std::string_view, 4> kMigrations = {
+constexpr std::array<std::string_view, 5> kMigrations = {
     R"sql(
 CREATE TABLE chats (
   id          INTEGER PRIMARY KEY,
@@ -173,6 +173,13 @@ CREATE TABLE embedding_cache (
     // the tokens most of a long chat's items have).
     R"sql(
 CREATE VIRTUAL TABLE recall_vocab USING fts5vocab(recall_fts, row);
+)sql",
+    // 4 -> 5: contacts (an opt-out, an operator's notes) and what a reply carries besides its
+    // text (attachments, deferred tool calls: JSON, store_support.h).
+    R"sql(
+ALTER TABLE chats ADD COLUMN opted_out_at INTEGER;
+ALTER TABLE chats ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE replies ADD COLUMN actions TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

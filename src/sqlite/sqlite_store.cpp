@@ -46,7 +46,8 @@ using detail::Transaction;
 // ---- row readers: each matches the column list beside it ----------------------------------
 
 constexpr const char* kChatColumns =
-    "id, channel, external_id, title, username, mode, blocked, created_at, updated_at";
+    "id, channel, external_id, title, username, mode, blocked, created_at, updated_at, "
+    "opted_out_at, notes";
 Chat read_chat(const Statement& s) { return detail::read_chat_row(s); }
 
 constexpr const char* kSessionColumns = "id, chat_id, started_at, closed_at, summary, summary_upto";
@@ -61,7 +62,7 @@ constexpr const char* kReplyColumns =
     "id, chat_id, session_id, question_id, status, draft_text, final_text, author, provider, "
     "providers_tried, error, generation_attempts, send_attempts, version, claimed_by, "
     "lease_until, next_attempt_at, transport_message_id, created_at, updated_at, generated_at, "
-    "decided_at, sent_at";
+    "decided_at, sent_at, actions";
 Reply read_reply(const Statement& s) { return detail::read_reply_row(s); }
 
 constexpr const char* kAuditColumns =
@@ -326,6 +327,26 @@ class SqliteStore final : public MessageStore {
       LLMASSIST_RETURN_IF_ERROR(s->bind(id, blocked ? 1 : 0, now_ms()).run());
       if (c.changes() == 0) return not_found(fmt::format("no chat {}", id));
       return Status();
+    });
+  }
+
+  Result<Chat> update_chat(ChatId id, const ChatChange& change) override {
+    LLMASSIST_RETURN_IF_ERROR(detail::check_chat_change(change));
+    return write<Chat>([&](Connection& c) -> Result<Chat> {
+      LLMASSIST_ASSIGN_OR_RETURN(Chat current, get_chat_in(c, id));
+      detail::ChatUpdate update = detail::apply_chat_change(current, change, now_time());
+      if (!update.changed) return current;
+      const Chat& n = update.chat;
+      auto s = c.prepare(
+          "UPDATE chats SET title = ?2, notes = ?3, opted_out_at = ?4, updated_at = ?5 "
+          "WHERE id = ?1");
+      if (!s.ok()) return s.status();
+      std::optional<std::int64_t> opted_out;
+      if (n.opted_out_at) opted_out = to_millis(*n.opted_out_at);
+      LLMASSIST_RETURN_IF_ERROR(
+          s->bind(id, n.title, n.notes, opted_out, to_millis(n.updated_at)).run());
+      if (update.audit) LLMASSIST_RETURN_IF_ERROR(insert_audit(c, *update.audit).status());
+      return n;
     });
   }
 
@@ -1704,7 +1725,7 @@ class SqliteStore final : public MessageStore {
         "generation_attempts = ?9, send_attempts = ?10, version = ?11, "
         "claimed_by = ?12, lease_until = ?13, next_attempt_at = ?14, "
         "transport_message_id = ?15, updated_at = ?16, generated_at = ?17, decided_at = ?18, "
-        "sent_at = ?19 WHERE id = ?1";
+        "sent_at = ?19, actions = ?20 WHERE id = ?1";
     const auto ms = [](const std::optional<Timestamp>& t) -> std::optional<std::int64_t> {
       if (!t) return std::nullopt;
       return to_millis(*t);
@@ -1715,7 +1736,8 @@ class SqliteStore final : public MessageStore {
         ->bind(r.id, to_string(r.status), r.draft_text, r.final_text, r.author, r.provider,
                providers_tried, r.error, r.generation_attempts, r.send_attempts, r.version,
                r.claimed_by, ms(r.lease_until), ms(r.next_attempt_at), r.transport_message_id,
-               to_millis(r.updated_at), ms(r.generated_at), ms(r.decided_at), ms(r.sent_at))
+               to_millis(r.updated_at), ms(r.generated_at), ms(r.decided_at), ms(r.sent_at),
+               detail::reply_actions_json(r))
         .run();
   }
 

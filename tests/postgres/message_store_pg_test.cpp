@@ -98,10 +98,11 @@ TEST_CASE(
   const ChatId chat = new_chat(*store, "old");
   ask(*store, chat, "asked before the upgrade");
   store.reset();
-  // What version 1 left: no index of the open replies.
+  // What version 1 left: no index of the open replies, no contact details, no reply actions.
   test_postgres().sql(schema,
-                      "DROP INDEX replies_open_by_chat; UPDATE llmassist_schema SET version = 1 "
-                      "WHERE component = 'store'");
+                      "DROP INDEX replies_open_by_chat; ALTER TABLE chats DROP COLUMN "
+                      "opted_out_at, DROP COLUMN notes; ALTER TABLE replies DROP COLUMN actions; "
+                      "UPDATE llmassist_schema SET version = 1 WHERE component = 'store'");
   store = open_store(schema);
   CHECK(test_postgres().sql(schema,
                             "SELECT version FROM llmassist_schema WHERE component = "
@@ -120,6 +121,14 @@ TEST_CASE(
   auto claimed = store->claim_replies(q);
   REQUIRE_MESSAGE(claimed.ok(), claimed.status().to_string());
   CHECK(claimed->size() == 1);
+  // The old chat reads with the new columns' defaults and takes contact details.
+  auto old_chat = store->get_chat(chat);
+  REQUIRE(old_chat.ok());
+  CHECK_FALSE(old_chat->opted_out_at.has_value());
+  CHECK(old_chat->notes.empty());
+  auto noted = store->update_chat(chat, {.notes = std::string("from before")});
+  REQUIRE_MESSAGE(noted.ok(), noted.status().to_string());
+  CHECK(noted->notes == "from before");
 }
 
 TEST_CASE("PostgreSQL store: a newer schema is refused, naming both versions") {

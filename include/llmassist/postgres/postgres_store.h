@@ -67,7 +67,7 @@ struct LLMASSIST_API PostgresStoreOptions {
 };
 
 // The schema version this build writes. A database with a newer one is refused.
-inline constexpr int kPostgresSchemaVersion = 2;
+inline constexpr int kPostgresSchemaVersion = 3;
 
 // Connects, then creates or migrates the schema. Errors: kInvalidArgument for a bad URL, a
 // password inside it or a bad schema name, kUnavailable when the server cannot be reached within

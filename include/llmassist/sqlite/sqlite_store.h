@@ -43,7 +43,7 @@ struct LLMASSIST_API SqliteStoreOptions {
 };
 
 // The schema version this build writes. A database with a newer one is refused.
-inline constexpr int kSqliteSchemaVersion = 4;
+inline constexpr int kSqliteSchemaVersion = 5;
 
 // Opens (creating or migrating) the database. Writes from threads that call the store at the
 // same time share one transaction and one commit (group commit), each still all-or-nothing and

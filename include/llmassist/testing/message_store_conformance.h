@@ -22,6 +22,7 @@
 // Thread-safety: run one check at a time per factory unless its stores are independent.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -746,6 +747,111 @@ inline void optional_settings(CheckContext& t, Harness& h) {
   t.expect(read.ok() && *read == "value 2", "get_setting does not give the latest value");
 }
 
+inline void reply_actions(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  const ReplyId id = ask(t, h, c->id);
+  if (id == 0 || !bring_to(t, h, id, ReplyStatus::kGenerating)) return;
+  ReplyChange draft = move(ReplyStatus::kGenerating, ReplyStatus::kPending);
+  draft.draft_text = "Here it is";
+  draft.attachments = std::vector<Attachment>{
+      {"/srv/files/deck.pdf", "Презентация.pdf", "application/pdf", "Our deck"},
+      {"/srv/files/prices.xlsx", "", "", ""}};
+  draft.deferred_calls =
+      std::vector<DeferredToolCall>{{"call_1", "stop_contact", "{\"reason\": \"asked\"}"}};
+  if (!t.expect_ok(h.store.transition_reply(id, draft).status(), "a draft with attachments")) {
+    return;
+  }
+  auto read = h.store.get_reply(id);
+  if (!t.expect_ok(read.status(), "get_reply")) return;
+  const bool files = read->attachments.size() == 2 &&
+                     read->attachments[0].path == "/srv/files/deck.pdf" &&
+                     read->attachments[0].file_name == "Презентация.pdf" &&
+                     read->attachments[0].mime_type == "application/pdf" &&
+                     read->attachments[0].caption == "Our deck" &&
+                     read->attachments[1].path == "/srv/files/prices.xlsx" &&
+                     read->attachments[1].file_name.empty();
+  t.expect(files, "the reply's attachments did not come back as stored");
+  const bool calls = read->deferred_calls.size() == 1 &&
+                     read->deferred_calls[0].call_id == "call_1" &&
+                     read->deferred_calls[0].tool == "stop_contact" &&
+                     read->deferred_calls[0].arguments == "{\"reason\": \"asked\"}";
+  t.expect(calls, "the reply's deferred tool calls did not come back as stored");
+  // Running the calls clears them, the attachments stay; a rejection clears both.
+  ReplyChange ran = move(ReplyStatus::kPending, ReplyStatus::kApproved);
+  ran.deferred_calls = std::vector<DeferredToolCall>{};
+  if (!t.expect_ok(h.store.transition_reply(id, ran).status(), "approving")) return;
+  read = h.store.get_reply(id);
+  if (!t.expect_ok(read.status(), "get_reply")) return;
+  t.expect(read->deferred_calls.empty() && read->attachments.size() == 2,
+           "clearing the deferred calls did not keep the attachments alone");
+  const ReplyId other = ask(t, h, c->id, "again");
+  if (other == 0 || !bring_to(t, h, other, ReplyStatus::kGenerating)) return;
+  draft.draft_text = "Another";
+  if (!t.expect_ok(h.store.transition_reply(other, draft).status(), "a second draft")) return;
+  if (!t.expect_ok(
+          h.store.transition_reply(other, move(ReplyStatus::kPending, ReplyStatus::kRejected))
+              .status(),
+          "rejecting it")) {
+    return;
+  }
+  read = h.store.get_reply(other);
+  t.expect(read.ok() && read->attachments.empty() && read->deferred_calls.empty(),
+           "a rejected draft kept its attachments or deferred calls");
+}
+
+inline void optional_contacts(CheckContext& t, Harness& h) {
+  auto c = chat(t, h);
+  if (!c) return;
+  t.expect(!c->opted_out_at && c->notes.empty(), "a new chat is opted out or has notes");
+  ChatChange notes;
+  notes.notes = "Met at the fair; wants a demo";
+  notes.title = "Ann Lee";
+  notes.actor = "operator:alice";
+  auto changed = h.store.update_chat(c->id, notes);
+  if (changed.status().code() == StatusCode::kUnimplemented) {
+    t.skip("update_chat is not implemented (optional)");
+    return;
+  }
+  if (!t.expect_ok(changed.status(), "update_chat with notes and a title")) return;
+  t.expect(changed->notes == *notes.notes && changed->title == "Ann Lee",
+           "update_chat did not return the chat as changed");
+  h.clock.advance(5s);
+  const Timestamp opted_at = h.clock.now();
+  ChatChange out;
+  out.opted_out = true;
+  changed = h.store.update_chat(c->id, out);
+  if (!t.expect_ok(changed.status(), "opting out")) return;
+  t.expect(changed->opted_out_at.has_value(), "the opt-out was not set");
+  h.clock.advance(5s);
+  changed = h.store.update_chat(c->id, out);  // again: the first time stays
+  auto read = h.store.get_chat(c->id);
+  if (!t.expect_ok(read.status(), "get_chat")) return;
+  t.expect(read->opted_out_at &&
+               std::chrono::abs(*read->opted_out_at - opted_at) < std::chrono::seconds(1),
+           "opting out again moved the opt-out's time, or it was not kept");
+  t.expect(read->notes == *notes.notes && read->title == "Ann Lee",
+           "the notes or the title were not kept");
+  // A refreshing upsert from the channel keeps the contact's notes and opt-out.
+  auto again = chat(t, h);
+  t.expect(again && again->opted_out_at && again->notes == *notes.notes,
+           "upsert_chat lost the notes or the opt-out");
+  out.opted_out = false;
+  changed = h.store.update_chat(c->id, out);
+  t.expect(changed.ok() && !changed->opted_out_at, "opting in again did not clear the opt-out");
+  t.expect_code(h.store.update_chat(c->id, ChatChange{}).status(), StatusCode::kInvalidArgument,
+                "update_chat with nothing to change");
+  t.expect_code(h.store.update_chat(c->id + 1000, out).status(), StatusCode::kNotFound,
+                "update_chat of an unknown chat");
+  auto audit = h.store.list_audit({.chat_id = c->id});
+  if (audit.ok()) {
+    const bool written = std::any_of(audit->begin(), audit->end(), [](const AuditEvent& e) {
+      return e.action == "contact" && e.actor == "operator:alice";
+    });
+    t.expect(written, "update_chat with an actor wrote no audit event \"contact\"");
+  }
+}
+
 inline void optional_stats(CheckContext& t, Harness& h) {
   auto c = chat(t, h);
   if (!c) return;
@@ -1367,6 +1473,8 @@ inline const std::vector<NamedCheck<Harness>>& all() {
       {"wait_for_change wakes on a write", &wait_for_change_wakes},
       {"settings (optional)", &optional_settings},
       {"statistics (optional)", &optional_stats},
+      {"a reply keeps its attachments and deferred tool calls", &reply_actions},
+      {"contacts: notes and the opt-out (optional)", &optional_contacts},
       {"text limits and UTF-8", &text_limits},
       {"messages after a watermark", &messages_after},
       {"memory: summary versions and their compare-and-set (optional)", &summary_versions},

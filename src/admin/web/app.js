@@ -390,8 +390,23 @@
              reply.generation_attempts > 1 ? ` · attempt ${reply.generation_attempts}` : '')),
         reply.status === 'failed' && reply.error ? el('p', {className: 'error-text'}, reply.error) : null,
         holder ? el('p', {className: 'claim-note'}, `${holder} is deciding this one.`) : null,
-        draftBody(reply)),
+        draftBody(reply),
+        draftActions(reply)),
       memoryBlock(reply));
+  }
+
+  // What goes out with the draft besides its text: the files its tools attached, and the calls
+  // of tools with side effects that run once it is approved.
+  function draftActions(reply) {
+    const files = reply.attachments || [];
+    const calls = reply.deferred_calls || [];
+    if (!files.length && !calls.length) return null;
+    return el('ul', {className: 'draft-actions', 'aria-label': 'Sent with the answer'},
+      files.map((a) => el('li', {className: 'attachment'}, `📎 ${a.file_name}`,
+                          a.caption ? el('span', {className: 'muted'}, ` — ${a.caption}`) : null)),
+      calls.map((c) => el('li', {className: 'deferred-call'}, `⏸ ${c.tool}`,
+                          el('code', {}, ` ${c.arguments}`),
+                          el('span', {className: 'muted'}, ' runs when you approve'))));
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ void CompletionWriter::write(std::vector<Done>& batch) {
     step.id = d.reply.id;
     Continuation next;
     if (d.drafted) {
-      if (!core_.drafting.draft_step(d.reply, *d.drafted, step.change)) continue;
+      if (!core_.drafting.draft_step(d.reply, *d.drafted, d.extras, step.change)) continue;
       // Approved at once: the answer may go out, and the chat's next question be drafted,
       // with this write. A pending draft holds the chat until an operator decides.
       if (step.change.to == ReplyStatus::kApproved) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/assistant/dispatcher.h"
+#include "core/assistant/tool_loop.h"
 
 namespace llmassist::detail::assistant {
 
@@ -30,6 +31,7 @@ struct Done {
   std::optional<Result<Completion>> drafted;  // a draft's outcome, or
   std::optional<Result<SentMessage>> sent;    // a send's
   Chat chat;                                  // the reply's chat, as read when it began
+  DraftExtras extras;                         // a draft's files and deferred calls
 };
 
 class CompletionWriter {

@@ -114,13 +114,16 @@ void Drafting::ask(const Reply& reply, const Chat& chat, Result<llmassist::Conte
   core_.tools.run(
       reply, chat, std::move(request),
       [self = core_.shared_from_this(), reply, answered, chat,
-       estimated = context->estimated_tokens](Result<Completion> result) {
+       estimated = context->estimated_tokens](Result<Completion> result, DraftExtras extras) {
         *answered = true;
         if (result.ok() && result->usage.prompt_tokens > 0) {
           self->ctx.parts.memory->observe_prompt_usage(estimated, result->usage.prompt_tokens);
         }
-        self->writer.completed(
-            {.reply = reply, .drafted = std::move(result), .sent = std::nullopt, .chat = chat});
+        self->writer.completed({.reply = reply,
+                                .drafted = std::move(result),
+                                .sent = std::nullopt,
+                                .chat = chat,
+                                .extras = std::move(extras)});
       });
 }
 
@@ -221,7 +224,7 @@ void Drafting::give_back(const Reply& reply) {
 }
 
 bool Drafting::draft_step(const Reply& reply, const Result<Completion>& result,
-                          ReplyChange& change) {
+                          const DraftExtras& extras, ReplyChange& change) {
   const Context& ctx = core_.ctx;
   if (!result.ok()) {
     if (result.status().code() == StatusCode::kCancelled) {
@@ -239,6 +242,8 @@ bool Drafting::draft_step(const Reply& reply, const Result<Completion>& result,
   change.to =
       ctx.policy.load() == ModerationPolicy::kAuto ? ReplyStatus::kApproved : ReplyStatus::kPending;
   change.draft_text = result->text;
+  change.attachments = extras.attachments;
+  change.deferred_calls = extras.deferred;
   change.provider = result->provider;
   change.providers_tried = result->providers_tried;
   change.actor = reply.claimed_by;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/assistant/context.h"
+#include "core/assistant/tool_loop.h"
 #include "llmassist/cancellation.h"
 
 namespace llmassist::detail::assistant {
@@ -39,7 +40,8 @@ class Drafting {
 
   // A draft that came back: the change that stores it (true), or (false) what its failure
   // calls for is done here.
-  bool draft_step(const Reply& reply, const Result<Completion>& result, ReplyChange& change);
+  bool draft_step(const Reply& reply, const Result<Completion>& result, const DraftExtras& extras,
+                  ReplyChange& change);
   // After the draft's outcome is written: the chat may have an answer to send, or its next
   // question to draft; the worker looks unless `continued` (the write claimed them already).
   void finish(const Reply& reply, bool continued = false);

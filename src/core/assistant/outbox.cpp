@@ -51,23 +51,64 @@ void Outbox::send(Reply reply, const Chat* known) {
     finish(reply);
     return;
   }
+  if (!reply.deferred_calls.empty()) {
+    run_deferred(std::move(reply), *chat, transport);
+    return;
+  }
+  deliver(reply, *chat, transport);
+}
+
+void Outbox::run_deferred(Reply reply, const Chat& chat, ChatTransport* transport) {
+  core_.tools.run_deferred(
+      reply, chat,
+      [self = core_.shared_from_this(), reply, chat,
+       transport](Result<std::vector<Attachment>> attached) {
+        const Context& ctx = self->ctx;
+        if (!attached.ok()) {  // stopping: the next start runs them again
+          ctx.failed(ctx.parts.store->release_claim(reply.id, ctx.worker), "releasing an answer");
+          self->outbox.finish(reply);
+          return;
+        }
+        // Ran: they are no longer the reply's to run, so that a resend never runs them again.
+        ReplyChange ran;
+        ran.from = ReplyStatus::kApproved;
+        ran.to = ReplyStatus::kApproved;
+        ran.keep_claim = true;
+        ran.deferred_calls = std::vector<DeferredToolCall>{};
+        std::vector<Attachment> files = reply.attachments;
+        for (auto& a : *attached) files.push_back(std::move(a));
+        ran.attachments = std::move(files);
+        ran.actor = ctx.worker;
+        auto stored = ctx.parts.store->transition_reply(reply.id, ran);
+        if (ctx.failed(stored,
+                       fmt::format("storing the deferred calls of reply {} run", reply.id))) {
+          self->outbox.finish(reply);
+          return;
+        }
+        self->outbox.deliver(*stored, chat, transport);
+      });
+}
+
+void Outbox::deliver(const Reply& reply, const Chat& chat, ChatTransport* transport) {
+  const Context& ctx = core_.ctx;
   OutboundMessage m;
-  m.chat_external_id = chat->external_id;
+  m.chat_external_id = chat.external_id;
   m.text = reply.final_text;
   m.format = ctx.options.format;
   m.reply_id = reply.id;
+  m.attachments = reply.attachments;
   // An operator's own message in a handoff chat (not an edited draft) is marked as a person's.
   const bool from_person = !reply.author.empty() && reply.question_id == 0;
   if (from_person) {
     m.text = fmt::format("👤 {}: {}", reply.author, reply.final_text);
-  } else if (chat->mode == ChatMode::kBot && !ctx.options.texts.human_button.empty()) {
+  } else if (chat.mode == ChatMode::kBot && !ctx.options.texts.human_button.empty()) {
     m.buttons = {{{ctx.options.texts.human_button, std::string(kCallbackPrefix) + "handoff"}}};
   }
-  transport->send(std::move(m), [self = core_.shared_from_this(), reply,
-                                 chat = *chat](Result<SentMessage> result) {
-    self->writer.completed(
-        {.reply = reply, .drafted = std::nullopt, .sent = std::move(result), .chat = chat});
-  });
+  transport->send(
+      std::move(m), [self = core_.shared_from_this(), reply, chat](Result<SentMessage> result) {
+        self->writer.completed(
+            {.reply = reply, .drafted = std::nullopt, .sent = std::move(result), .chat = chat});
+      });
 }
 
 void Outbox::finish(const Reply& reply, bool continued) {

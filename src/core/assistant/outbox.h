@@ -43,6 +43,11 @@ class Outbox {
   void notify(const Chat& chat, const std::string& text);
 
  private:
+  // An approved reply's deferred tool calls (review policy): run, then cleared in the store
+  // with the files they attached added, then the answer delivered.
+  void run_deferred(Reply reply, const Chat& chat, ChatTransport* transport);
+  // Hands the answer (its text, its files, the handoff button) to the chat's transport.
+  void deliver(const Reply& reply, const Chat& chat, ChatTransport* transport);
   void send_failed(const Reply& reply, const Status& status);
   void give_up(const Reply& reply, const std::string& why);
   void mark_undeliverable(const Reply& reply, const std::string& why);

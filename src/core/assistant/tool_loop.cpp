@@ -18,9 +18,17 @@ constexpr std::string_view kAnswerNow =
     "You have used the tools as many times as allowed for this answer. Answer the user now, in "
     "text, without calling tools.";
 
+// What the model is told of a call deferred until the draft's approval.
+constexpr std::string_view kDeferred =
+    R"({"status": "deferred", "note": "This is done once an operator approves your answer. )"
+    R"(Tell the user it will be done; do not say it is done already."})";
+
 std::string error_result(const Status& why) {
   return json{{"error", why.message()}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+// Deferring a call: not a failure, its outcome is decided later.
+bool is_deferral(const Status& s) { return s.reason() == "deferred"; }
 
 }  // namespace
 
@@ -28,8 +36,23 @@ struct ToolLoop::Round {
   Reply reply;
   Chat chat;
   CompletionRequest request;
-  CompletionCallback done;
+  DraftCallback done;
+  // Calls of tools with side effects are deferred (review policy), as the draft began.
+  bool review = false;
+  // run_deferred(): the approved draft's calls run; then this, with the files they attached.
+  DeferredCallback deferred_done;
   int rounds = 0;  // rounds of calls made
+  std::mutex mu;
+  DraftExtras extras;  // guarded by mu
+
+  void finish(Result<Completion> r) {
+    DraftExtras out;
+    {
+      std::lock_guard lock(mu);
+      out = std::move(extras);
+    }
+    done(std::move(r), std::move(out));
+  }
 };
 
 struct ToolLoop::Calls {
@@ -47,7 +70,6 @@ Status ToolLoop::set_tools(const std::vector<std::shared_ptr<Tool>>& tools) {
     if (!tools_.emplace(spec.name, tool).second) {
       return invalid_argument(fmt::format("two tools are named \"{}\"", spec.name));
     }
-    if (!tool->has_side_effects()) read_only_.push_back(spec);
     specs_.push_back(std::move(spec));
   }
   return Status();
@@ -78,17 +100,38 @@ bool ToolLoop::post(std::function<void()> task) {
 }
 
 void ToolLoop::run(const Reply& reply, const Chat& chat, CompletionRequest request,
-                   CompletionCallback done) {
+                   DraftCallback done) {
   auto round = std::make_shared<Round>();
   round->reply = reply;
   round->chat = chat;
   round->request = std::move(request);
   round->done = std::move(done);
-  if (core_.ctx.parts.llm->supports_tools()) {
-    round->request.tools =
-        core_.ctx.policy.load() == ModerationPolicy::kReview ? read_only_ : specs_;
-  }
+  round->review = core_.ctx.policy.load() == ModerationPolicy::kReview;
+  if (core_.ctx.parts.llm->supports_tools()) round->request.tools = specs_;
   ask(round);
+}
+
+void ToolLoop::run_deferred(const Reply& reply, const Chat& chat, DeferredCallback done) {
+  auto round = std::make_shared<Round>();
+  round->reply = reply;
+  round->chat = chat;
+  round->deferred_done = std::move(done);
+  auto calls = std::make_shared<Calls>();
+  calls->round = round;
+  for (const DeferredToolCall& d : reply.deferred_calls) {
+    calls->calls.push_back({d.call_id, d.tool, d.arguments});
+  }
+  calls->results.assign(calls->calls.size(), internal_error("not run"));
+  calls->remaining = calls->calls.size();
+  if (calls->calls.empty()) {
+    round->deferred_done(std::vector<Attachment>{});
+    return;
+  }
+  if (!post([self = core_.shared_from_this(), calls] {
+        for (std::size_t i = 0; i < calls->calls.size(); ++i) self->tools.start_call(calls, i);
+      })) {
+    round->deferred_done(cancelled("the assistant is stopping"));
+  }
 }
 
 void ToolLoop::ask(const std::shared_ptr<Round>& round) {
@@ -100,14 +143,14 @@ void ToolLoop::ask(const std::shared_ptr<Round>& round) {
 
 void ToolLoop::answered(const std::shared_ptr<Round>& round, Result<Completion> answer) {
   if (!answer.ok() || answer->tool_calls.empty()) {
-    round->done(std::move(answer));
+    round->finish(std::move(answer));
     return;
   }
   if (round->request.tools.empty()) {
     // Calls the model was not offered (the last round, or a provider that sends calls anyway):
     // its text is the answer, if it wrote any.
     if (answer->text.empty()) {
-      round->done(
+      round->finish(
           invalid_argument(fmt::format("the model called tools after {} rounds of calls, with no "
                                        "text for the user",
                                        round->rounds))
@@ -115,7 +158,7 @@ void ToolLoop::answered(const std::shared_ptr<Round>& round, Result<Completion> 
       return;
     }
     answer->tool_calls.clear();
-    round->done(std::move(answer));
+    round->finish(std::move(answer));
     return;
   }
   // Off the provider's I/O thread: tools may block, and their records are store writes.
@@ -123,7 +166,7 @@ void ToolLoop::answered(const std::shared_ptr<Round>& round, Result<Completion> 
   if (!post([self = core_.shared_from_this(), round, shared] {
         self->tools.run_calls(round, std::move(*shared));
       })) {
-    round->done(cancelled("the assistant is stopping"));
+    round->finish(cancelled("the assistant is stopping"));
   }
 }
 
@@ -144,9 +187,13 @@ void ToolLoop::start_call(const std::shared_ptr<Calls>& calls, std::size_t index
   const Context& ctx = core_.ctx;
   const ToolCall& call = calls->calls[index];
   auto it = tools_.find(call.name);
-  const auto& offered = calls->round->request.tools;
-  const bool was_offered = std::any_of(offered.begin(), offered.end(),
-                                       [&](const ToolSpec& t) { return t.name == call.name; });
+  const std::shared_ptr<Round>& round_ptr = calls->round;
+  const Round& round = *round_ptr;
+  const bool approved = static_cast<bool>(round.deferred_done);  // a deferred call runs now
+  const auto& offered = round.request.tools;
+  const bool was_offered =
+      approved || std::any_of(offered.begin(), offered.end(),
+                              [&](const ToolSpec& t) { return t.name == call.name; });
   if (it == tools_.end() || !was_offered) {
     call_ended(calls, index,
                not_found(fmt::format("there is no tool named \"{}\"", call.name.substr(0, 64))));
@@ -157,13 +204,25 @@ void ToolLoop::start_call(const std::shared_ptr<Calls>& calls, std::size_t index
     call_ended(calls, index, invalid_argument("the arguments are not a JSON object"));
     return;
   }
-  const Round& round = *calls->round;
+  if (round.review && it->second->has_side_effects()) {
+    {
+      std::lock_guard lock(round_ptr->mu);
+      round_ptr->extras.deferred.push_back({call.id, call.name, call.arguments});
+    }
+    call_ended(calls, index, Status(StatusCode::kAborted, "deferred").with_reason("deferred"));
+    return;
+  }
   ToolContext context;
   context.chat = round.chat;
   context.session_id = round.reply.session_id;
   context.reply_id = round.reply.id;
   context.call_id = call.id;
   context.cancel = CancelToken::create();
+  context.deferred = approved;
+  context.attach = [round_ptr](Attachment a) {
+    std::lock_guard lock(round_ptr->mu);
+    round_ptr->extras.attachments.push_back(std::move(a));
+  };
   if (round.request.cancel && round.request.cancel->cancelled()) {
     call_ended(calls, index, cancelled("the draft was cancelled"));
     return;
@@ -212,7 +271,11 @@ void ToolLoop::call_ended(const std::shared_ptr<Calls>& calls, std::size_t index
   if (calls->remaining.fetch_sub(1) != 1) return;
   // The last one: it may have ended on the scheduler's thread or a provider's.
   if (!post([self = core_.shared_from_this(), calls] { self->tools.calls_done(calls); })) {
-    calls->round->done(cancelled("the assistant is stopping"));
+    if (calls->round->deferred_done) {
+      calls->round->deferred_done(cancelled("the assistant is stopping"));
+    } else {
+      calls->round->finish(cancelled("the assistant is stopping"));
+    }
   }
 }
 
@@ -222,8 +285,14 @@ void ToolLoop::calls_done(const std::shared_ptr<Calls>& calls) {
   for (std::size_t i = 0; i < calls->calls.size(); ++i) {
     const ToolCall& call = calls->calls[i];
     const Result<std::string>& r = calls->results[i];
-    const std::string told = r.ok() ? *r : error_result(r.status());
-    const std::string record = tool_record_json(call, r.ok(), r.ok() ? *r : r.status().message());
+    const bool deferred = !r.ok() && is_deferral(r.status());
+    const std::string told =
+        r.ok() ? *r : (deferred ? std::string(kDeferred) : error_result(r.status()));
+    const ToolCallOutcome outcome = r.ok()     ? ToolCallOutcome::kDone
+                                    : deferred ? ToolCallOutcome::kDeferred
+                                               : ToolCallOutcome::kFailed;
+    const std::string record = tool_record_json(
+        call, outcome, outcome == ToolCallOutcome::kFailed ? r.status().message() : told);
     NewMessage m;
     m.chat_id = round.reply.chat_id;
     m.session_id = round.reply.session_id;
@@ -240,18 +309,27 @@ void ToolLoop::calls_done(const std::shared_ptr<Calls>& calls) {
     e.chat_id = round.reply.chat_id;
     e.detail = record;
     ctx.failed(ctx.parts.store->append_audit(e), "recording a tool call's audit event");
-    if (!r.ok()) {
+    if (outcome == ToolCallOutcome::kFailed) {
       ctx.log(LogLevel::kWarning, fmt::format("reply {}: tool {} failed: {}", round.reply.id,
                                               call.name, r.status().to_string()));
     }
-    core_.dispatcher.count(&AssistantStats::tool_calls);
+    if (!deferred) core_.dispatcher.count(&AssistantStats::tool_calls);
     ChatMessage result{Role::kTool, told};
     result.tool_call_id = call.id;
     result.tool_name = call.name;
     round.request.messages.push_back(std::move(result));
   }
+  if (round.deferred_done) {
+    std::vector<Attachment> attached;
+    {
+      std::lock_guard lock(round.mu);
+      attached = std::move(round.extras.attachments);
+    }
+    round.deferred_done(std::move(attached));
+    return;
+  }
   if (round.request.cancel && round.request.cancel->cancelled()) {
-    round.done(cancelled("the draft was cancelled"));
+    round.finish(cancelled("the draft was cancelled"));
     return;
   }
   if (round.rounds >= ctx.options.max_tool_steps) {

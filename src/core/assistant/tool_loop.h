@@ -5,8 +5,10 @@
 // until it answers in text. After max_tool_steps rounds of calls the model is asked once more
 // with no tools offered, to answer in text.
 //
-// In review policy only the tools without side effects are offered: a draft waits for an
-// operator, and nothing it calls may change anything before that decision.
+// In review policy a draft waits for an operator, and nothing it calls may change anything
+// before that decision: a call of a tool with side effects is deferred (kept with the draft, the
+// model told it will be done once the answer is approved) and run_deferred() runs it when the
+// outbox takes the approved answer.
 //
 // What the model is told of a call that could not run (an unknown tool, arguments that are not
 // a JSON object, a failure, an exception, a timeout) is an error result, {"error": "..."}: it
@@ -15,6 +17,7 @@
 // Thread-safety: run() from any thread; start() and stop() from one.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +29,14 @@
 namespace llmassist::detail::assistant {
 
 struct Core;
+
+// What a draft carries besides its text: the files its tools attached, its deferred calls.
+struct DraftExtras {
+  std::vector<Attachment> attachments;
+  std::vector<DeferredToolCall> deferred;
+};
+using DraftCallback = std::function<void(Result<Completion>, DraftExtras)>;
+using DeferredCallback = std::function<void(Result<std::vector<Attachment>>)>;
 
 class ToolLoop {
  public:
@@ -42,8 +53,11 @@ class ToolLoop {
   // Asks the model for `reply`'s draft (`request`: its prompt and cancel token), running the
   // tools it calls, and calls `done` once with the completion that answers in text, or the
   // failure. Without tools (none registered, or a model that takes none) a single request.
-  void run(const Reply& reply, const Chat& chat, CompletionRequest request,
-           CompletionCallback done);
+  void run(const Reply& reply, const Chat& chat, CompletionRequest request, DraftCallback done);
+  // Runs `reply`'s deferred calls (its draft was approved) on the tool threads, each recorded as
+  // a call made in a draft is, then calls `done` once with the files they attached, or with
+  // kCancelled when the tool threads are stopping (a call may then have run unrecorded).
+  void run_deferred(const Reply& reply, const Chat& chat, DeferredCallback done);
 
  private:
   struct Round;  // one draft's loop
@@ -62,7 +76,6 @@ class ToolLoop {
   Core& core_;
   std::map<std::string, std::shared_ptr<Tool>, std::less<>> tools_;  // set before start()
   std::vector<ToolSpec> specs_;                                      // theirs, in order
-  std::vector<ToolSpec> read_only_;  // those of the tools without side effects
   std::mutex mu_;
   std::shared_ptr<TaskThreads> threads_;  // guarded by mu_; while running
 };
