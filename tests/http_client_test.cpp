@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <string>
@@ -16,11 +18,13 @@
 #include "llmassist/http_client.h"
 #include "support/http_test_client.h"
 #include "support/mock_http_server.h"
+#include "support/temp_dir.h"
 
 using namespace llmassist;
 using llmassist::testing::make_test_client;
 using llmassist::testing::MockHttpServer;
 using llmassist::testing::Pending;
+using llmassist::testing::TempDir;
 using namespace std::chrono_literals;
 
 namespace {
@@ -91,6 +95,45 @@ void add_common_routes(MockHttpServer& server, std::atomic<int>& arrivals) {
                                        return false;
                                      });
   });
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+// What a form handler saw of one request.
+struct SeenForm {
+  std::mutex mu;
+  int requests = 0;
+  std::string content_type;
+  std::string body;
+  httplib::MultipartFormDataMap parts;
+};
+
+// POST (or PUT) /form records the request in `seen` and answers "got".
+void add_form_route(MockHttpServer& server, SeenForm& seen) {
+  const auto handler = [&](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard lock(seen.mu);
+      ++seen.requests;
+      seen.content_type = req.get_header_value("Content-Type");
+      seen.body = req.body;
+      seen.parts = req.files;
+    }
+    res.set_content("got", "text/plain");
+  };
+  server.http().Post("/form", handler);
+  server.http().Put("/form", handler);
+}
+
+HttpRequest form_post(std::string url, std::vector<HttpFormPart> form) {
+  HttpRequest r;
+  r.method = "POST";
+  r.url = std::move(url);
+  r.form = std::move(form);
+  return r;
 }
 
 }  // namespace
@@ -547,4 +590,170 @@ TEST_CASE("http client: error messages never carry the query, headers or tokens 
   auto timed_out = send_sync(*client, hanging);
   REQUIRE_FALSE(timed_out.ok());
   CHECK(timed_out.status().message().find("SECRET") == std::string::npos);
+}
+
+TEST_CASE("http client: a form goes as multipart/form-data, its fields and files whole") {
+  TempDir dir;
+  // Every byte value, NULs included, over more than one read buffer.
+  std::string binary;
+  for (int i = 0; i < 3 * 65536 + 17; ++i) binary += static_cast<char>((i * 7) % 256);
+  REQUIRE(binary.find('\0') != std::string::npos);
+  const std::string report = dir.file("report.bin");
+  write_file(report, binary);
+  const std::string plain = dir.file("данные.txt");
+  write_file(plain, "строка\n");
+  MockHttpServer server;
+  SeenForm seen;
+  add_form_route(server, seen);
+  server.start();
+  auto client = make_test_client();
+
+  HttpRequest r = form_post(server.url("/form"),
+                            {{"chat_id", "1001", "", "", ""},
+                             {"caption", "Отчёт: \"май\"", "", "", ""},
+                             {"note", "in memory", "", "note.txt", "text/plain"},
+                             {"document", "", report, "Отчёт за май.pdf", "application/pdf"},
+                             {"extra", "", plain, "", ""}});
+  auto got = send_sync(*client, r);
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == "got");
+
+  std::unique_lock lock(seen.mu);
+  CHECK(seen.requests == 1);
+  CHECK(seen.content_type.starts_with("multipart/form-data; boundary="));
+  REQUIRE(seen.parts.size() == 5);
+  const auto part = [&](const std::string& name) {
+    REQUIRE(seen.parts.count(name) == 1);
+    return seen.parts.find(name)->second;
+  };
+  CHECK(part("chat_id").content == "1001");
+  CHECK(part("chat_id").filename.empty());
+  CHECK(part("chat_id").content_type.empty());
+  CHECK(part("caption").content == "Отчёт: \"май\"");
+  CHECK(part("note").content == "in memory");
+  CHECK(part("note").filename == "note.txt");
+  CHECK(part("note").content_type == "text/plain");
+  const auto document = part("document");
+  CHECK(document.filename == "Отчёт за май.pdf");
+  CHECK(document.content_type == "application/pdf");
+  CHECK(document.content.size() == binary.size());
+  CHECK(document.content == binary);
+  // Without a filename or a type: the path's last segment, application/octet-stream.
+  CHECK(part("extra").filename == "данные.txt");
+  CHECK(part("extra").content_type == "application/octet-stream");
+  CHECK(part("extra").content == "строка\n");
+
+  lock.unlock();
+
+  // Another method keeps the form.
+  HttpRequest put = form_post(server.url("/form"), {{"only", "one", "", "", ""}});
+  put.method = "PUT";
+  REQUIRE(send_sync(*client, put).ok());
+  lock.lock();
+  CHECK(seen.requests == 2);
+  CHECK(seen.parts.size() == 1);
+  CHECK(seen.parts.find("only")->second.content == "one");
+}
+
+TEST_CASE("http client: a form after a form or a body does not carry the one before") {
+  TempDir dir;
+  const std::string file = dir.file("a.bin");
+  write_file(file, std::string("A\0B", 3));
+  MockHttpServer server;
+  SeenForm seen;
+  add_form_route(server, seen);
+  std::atomic<int> arrivals{0};
+  add_common_routes(server, arrivals);
+  server.start();
+  auto client = make_test_client(CurlHttpClientOptions{});
+
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    REQUIRE(send_sync(*client,
+                      form_post(server.url("/form"), {{"round", std::to_string(round), "", "", ""},
+                                                      {"file", "", file, "", "image/png"}}))
+                .ok());
+    {
+      std::lock_guard lock(seen.mu);
+      REQUIRE(seen.parts.size() == 2);
+      CHECK(seen.parts.find("round")->second.content == std::to_string(round));
+      CHECK(seen.parts.find("file")->second.content == std::string("A\0B", 3));
+      CHECK(seen.parts.find("file")->second.content_type == "image/png");
+    }
+    // A plain POST on the same (reused) easy handle and connection has no form in it.
+    HttpRequest post;
+    post.method = "POST";
+    post.url = server.url("/echo");
+    post.headers = {{"Content-Type", "application/json"}};
+    post.body = "{}";
+    auto echoed = send_sync(*client, post);
+    REQUIRE(echoed.ok());
+    CHECK(echoed->body == "{}");
+    CHECK(echoed->header("content-type") == "application/json");
+  }
+  CHECK(server.connections_accepted() == 1);
+}
+
+TEST_CASE("http client: a malformed form or an unreadable file is kInvalidArgument, not sent") {
+  TempDir dir;
+  const std::string file = dir.file("ok.txt");
+  write_file(file, "fine");
+  MockHttpServer server;
+  SeenForm seen;
+  add_form_route(server, seen);
+  server.start();
+  auto client = make_test_client();
+  const std::string url = server.url("/form");
+
+  const auto refused = [&](HttpRequest r) {
+    auto got = send_sync(*client, std::move(r));
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kInvalidArgument);
+    return got.status().message();
+  };
+  SUBCASE("a missing file, named") {
+    const std::string missing = dir.file("нет такого.pdf");
+    const std::string message =
+        refused(form_post(url, {{"a", "1", "", "", ""}, {"document", "", missing, "", ""}}));
+    CHECK(message.find(missing) != std::string::npos);
+    CHECK(message.find("document") != std::string::npos);
+  }
+  SUBCASE("a folder") {
+    const std::string message = refused(form_post(url, {{"document", "", dir.file(""), "", ""}}));
+    CHECK(message.find("not a regular file") != std::string::npos);
+  }
+  SUBCASE("an unreadable file") {
+    write_file(dir.file("secret.txt"), "x");
+    std::filesystem::permissions(dir.file("secret.txt"), std::filesystem::perms::none);
+    // (root reads everything: then the file goes out, which is right too.)
+    if (::access(dir.file("secret.txt").c_str(), R_OK) == 0) return;
+    const std::string message =
+        refused(form_post(url, {{"document", "", dir.file("secret.txt"), "", ""}}));
+    CHECK(message.find("secret.txt") != std::string::npos);
+  }
+  SUBCASE("a body too") {
+    HttpRequest r = form_post(url, {{"a", "1", "", "", ""}});
+    r.body = "{}";
+    refused(r);
+  }
+  SUBCASE("GET") {
+    HttpRequest r = form_post(url, {{"a", "1", "", "", ""}});
+    r.method = "GET";
+    refused(r);
+  }
+  SUBCASE("its own Content-Type") {
+    HttpRequest r = form_post(url, {{"a", "1", "", "", ""}});
+    r.headers = {{"Content-Type", "multipart/form-data"}};
+    refused(r);
+  }
+  SUBCASE("a part without a name") { refused(form_post(url, {{"", "1", "", "", ""}})); }
+  SUBCASE("CR or LF in a name, a filename or a type") {
+    refused(form_post(url, {{"a\r\nX-Injected: 1", "1", "", "", ""}}));
+    refused(form_post(url, {{"a", "", file, "x\ny.txt", ""}}));
+    refused(form_post(url, {{"a", "1", "", "", "text/plain\r\nX-Injected: 1"}}));
+  }
+  SUBCASE("a value and a file") { refused(form_post(url, {{"a", "1", file, "", ""}})); }
+  std::lock_guard lock(seen.mu);
+  CHECK(seen.requests == 0);
 }

@@ -471,8 +471,11 @@ TEST_CASE("http client: a POST whose kept-alive connection closed after sending 
   SUBCASE("POST") { method = "POST"; }
   SUBCASE("POST with an empty body") { method = "POST-EMPTY"; }
   SUBCASE("PATCH") { method = "PATCH"; }
+  SUBCASE("POST with a form") { method = "POST-FORM"; }
   const bool empty = method == "POST-EMPTY";
-  if (empty) method = "POST";
+  const bool form = method == "POST-FORM";
+  if (empty || form) method = "POST";
+  testing::TempDir dir;
   RawHttpServer server;
   server.start([&](RawConnection& conn) {
     if (conn.index() != 0) {
@@ -488,6 +491,15 @@ TEST_CASE("http client: a POST whose kept-alive connection closed after sending 
   REQUIRE(fetch(*client, short_request(server.url("/warm-up"))).ok());
   HttpRequest post = short_request(server.url("/sendMessage"), method, empty ? "" : "{\"n\":1}");
   post.headers = {{"Content-Type", "application/json"}};
+  if (form) {
+    {
+      std::ofstream out(dir.file("doc.bin"), std::ios::binary);
+      out << "document bytes";
+    }
+    post.body.clear();
+    post.headers.clear();
+    post.form = {{"chat_id", "1", "", "", ""}, {"document", "", dir.file("doc.bin"), "", ""}};
+  }
   auto got = fetch(*client, post);
   REQUIRE_FALSE(got.ok());
   CHECK(got.status().code() == StatusCode::kUnavailable);
@@ -500,6 +512,13 @@ TEST_CASE("http client: a POST whose kept-alive connection closed after sending 
   const auto copies = std::count_if(seen.begin(), seen.end(),
                                     [](const RawRequest& r) { return r.target == "/sendMessage"; });
   CHECK(copies == 1);
+  if (form) {
+    const auto sent = std::find_if(seen.begin(), seen.end(),
+                                   [](const RawRequest& r) { return r.target == "/sendMessage"; });
+    REQUIRE(sent != seen.end());
+    CHECK(sent->header("Content-Type").value_or("").starts_with("multipart/form-data"));
+    CHECK(sent->body.find("document bytes") != std::string::npos);
+  }
   // Nothing 100-continue: the body went with the headers.
   for (const auto& r : seen) CHECK(r.count_headers("Expect") == 0);
 }

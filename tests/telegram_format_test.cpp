@@ -481,6 +481,38 @@ TEST_CASE("telegram: method responses give the result or a mapped error") {
   CHECK(limited.status().retry_after() == std::optional<std::chrono::milliseconds>(3000ms));
 }
 
+TEST_CASE("telegram: a sent document gives its file_id; a refused file_id is bad_file_id") {
+  auto sent = parse_method_response(
+      R"({"ok":true,"result":{"message_id":80,"chat":{"id":1,"type":"private"},"date":1,)"
+      R"("document":{"file_id":"BQACAgIAAxkBAAI","file_unique_id":"AgAD","file_name":"a.pdf",)"
+      R"("mime_type":"application/pdf","file_size":3}}})",
+      200);
+  REQUIRE(sent.ok());
+  CHECK(sent->message_id == "80");
+  CHECK(sent->file_id == "BQACAgIAAxkBAAI");
+  // Not a document, or a document of the wrong shape: no file_id, and no failure.
+  for (const char* body : {R"({"ok":true,"result":{"message_id":81,"text":"hi"}})",
+                           R"({"ok":true,"result":{"message_id":82,"document":"BQAC"}})",
+                           R"({"ok":true,"result":{"message_id":83,"document":{"file_id":7}}})",
+                           R"({"ok":true,"result":true})"}) {
+    INFO(body);
+    auto r = parse_method_response(body, 200);
+    REQUIRE(r.ok());
+    CHECK(r->file_id.empty());
+  }
+  for (const char* description :
+       {"Bad Request: wrong file identifier/HTTP URL specified",
+        "Bad Request: wrong remote file identifier specified: Wrong string length",
+        "Bad Request: FILE_REFERENCE_EXPIRED: file reference expired"}) {
+    INFO(description);
+    const std::string body =
+        nlohmann::json{{"ok", false}, {"error_code", 400}, {"description", description}}.dump();
+    auto r = parse_method_response(body, 400);
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    CHECK(r.status().reason() == "bad_file_id");
+  }
+}
+
 // ---- request bodies -----------------------------------------------------------------------------
 
 TEST_CASE("telegram: sendMessage bodies") {
@@ -539,6 +571,79 @@ TEST_CASE("telegram: sendMessage bodies") {
   CHECK(build_send_message(bad, false).status().code() == StatusCode::kInvalidArgument);
   bad.text = "<b>" + std::string(4096, 'a') + "</b>";  // the tags do not count
   CHECK(build_send_message(bad, true).ok());
+}
+
+TEST_CASE("telegram: sendDocument fields and bodies") {
+  OutboundMessage m;
+  m.chat_external_id = "-1001234";
+  m.text = "not used";
+  m.reply_to_message_id = "42";
+  m.thread_id = "7";
+  m.buttons = {{{"Yes", "yes"}}};
+  auto fields = build_send_document_fields(m, "Отчёт \xff");
+  REQUIRE(fields.ok());
+  std::map<std::string, std::string> by_name;
+  for (const auto& f : *fields) by_name[f.name] = f.value;
+  CHECK(by_name.size() == 5);
+  CHECK(by_name["chat_id"] == "-1001234");
+  CHECK(by_name["message_thread_id"] == "7");
+  CHECK(by_name["caption"] == "Отчёт \xEF\xBF\xBD");
+  CHECK(nlohmann::json::parse(by_name["reply_parameters"])["message_id"] == 42);
+  CHECK(nlohmann::json::parse(by_name["reply_markup"])["inline_keyboard"][0][0]["callback_data"] ==
+        "yes");
+  CHECK_FALSE(by_name.contains("text"));
+
+  auto body = build_send_document(m, "", "BQACfile");
+  REQUIRE(body.ok());
+  const auto j = nlohmann::json::parse(*body);
+  CHECK(j["document"] == "BQACfile");
+  CHECK(j["chat_id"] == -1001234);
+  CHECK(j["message_thread_id"] == 7);
+  CHECK_FALSE(j.contains("caption"));  // an empty caption is none
+  CHECK_FALSE(j.contains("text"));
+
+  OutboundMessage bare;
+  bare.chat_external_id = "@channel";
+  auto bare_fields = build_send_document_fields(bare, "");
+  REQUIRE(bare_fields.ok());
+  REQUIRE(bare_fields->size() == 1);
+  CHECK((*bare_fields)[0].value == "@channel");
+
+  CHECK(build_send_document(bare, "", "").status().code() == StatusCode::kInvalidArgument);
+  bare.chat_external_id = "";
+  CHECK(build_send_document_fields(bare, "").status().code() == StatusCode::kInvalidArgument);
+  bare.chat_external_id = "1";
+  bare.thread_id = "seven";
+  CHECK(build_send_document(bare, "", "id").status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("telegram: captions are cut to 1024 UTF-16 units, ending in an ellipsis") {
+  CHECK(fit_caption("short") == "short");
+  CHECK(fit_caption("") == "");
+  const std::string exact(kMaxCaptionUtf16, 'a');
+  CHECK(fit_caption(exact) == exact);
+  std::string words;
+  while (utf16_length(words) <= kMaxCaptionUtf16) words += "слово ";
+  const std::string cut = fit_caption(words);
+  CHECK(utf16_length(cut) <= kMaxCaptionUtf16);
+  CHECK(cut.ends_with("слово…"));  // at a word
+  CHECK(words.starts_with(cut.substr(0, cut.size() - std::string("…").size())));
+  // Emoji are two units each; the cut never splits one.
+  std::string emoji;
+  for (int i = 0; i < 700; ++i) emoji += "😀";
+  const std::string cut_emoji = fit_caption(emoji);
+  CHECK(utf16_length(cut_emoji) == kMaxCaptionUtf16 - 1);  // 511 emoji and the ellipsis
+  CHECK(cut_emoji.ends_with("😀…"));
+  CHECK(sanitize_utf8(cut_emoji) == cut_emoji);
+}
+
+TEST_CASE("telegram: a file's name is its own or its path's last segment, made printable") {
+  CHECK(attachment_file_name({"/srv/files/a.pdf", "", "", ""}) == "a.pdf");
+  CHECK(attachment_file_name({"/srv/files/a.pdf", "Отчёт.pdf", "", ""}) == "Отчёт.pdf");
+  CHECK(attachment_file_name({"relative.txt", "", "", ""}) == "relative.txt");
+  CHECK(attachment_file_name({"/x", "a\r\nb\t.txt", "", ""}) == "a__b_.txt");
+  CHECK(attachment_file_name({"/x", "bad \xff", "", ""}) == "bad \xEF\xBF\xBD");
+  CHECK(attachment_file_name({"/srv/files/", "", "", ""}) == "file");
 }
 
 // ---- UTF-16 -------------------------------------------------------------------------------------

@@ -22,12 +22,14 @@
 #include "support/child_process.h"
 #include "support/free_port.h"
 #include "support/mock_telegram_server.h"
+#include "support/temp_dir.h"
 #include "telegram/telegram_format.h"
 
 using namespace llmassist;
 using namespace std::chrono_literals;
 using llmassist::testing::free_port;
 using llmassist::testing::MockTelegramServer;
+using llmassist::testing::TempDir;
 using Failure = MockTelegramServer::Failure;
 using nlohmann::json;
 
@@ -150,6 +152,25 @@ std::string payload(const std::string& file, std::int64_t update_id) {
   json j = json::parse(s.str());
   j["update_id"] = update_id;
   return j.dump();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+// Bytes of every value, NULs included.
+std::string binary_bytes(std::size_t size, int seed = 0) {
+  std::string out;
+  for (std::size_t i = 0; i < size; ++i) out += static_cast<char>((i * 31 + seed) % 256);
+  return out;
+}
+
+OutboundMessage files_to(std::string chat, std::vector<Attachment> files, std::string text = "") {
+  OutboundMessage m = text_to(std::move(chat), std::move(text));
+  m.attachments = std::move(files);
+  return m;
 }
 
 // The offsets of the getUpdates calls the mock saw, in order.
@@ -689,4 +710,310 @@ TEST_CASE("telegram transport: stop() fails queued sends with kCancelled") {
   t->send(text_to("1001", "after stop"), after.callback());
   CHECK(after.get().status().code() == StatusCode::kCancelled);
   CHECK(t->start(nullptr).code() == StatusCode::kFailedPrecondition);
+}
+
+// ---- documents
+// -----------------------------------------------------------------------------------
+
+TEST_CASE("telegram transport: a text with files goes as sendMessage, then sendDocument each") {
+  Fixture f;
+  TempDir dir;
+  const std::string binary = binary_bytes(200000);
+  REQUIRE(binary.find('\0') != std::string::npos);
+  write_file(dir.file("report.bin"), binary);
+  write_file(dir.file("данные.csv"), "a;b\n1;2\n");
+  auto t = f.make();
+
+  OutboundMessage m = files_to(
+      "1001",
+      {{dir.file("report.bin"), "Отчёт за май.pdf", "application/pdf", "Отчёт \xff за май"},
+       {dir.file("данные.csv"), "", "", ""}},
+      "Here are the files.");
+  m.reply_to_message_id = "5001";
+  m.thread_id = "7";
+  m.buttons = {{{"Thanks", "thanks"}}, {{"Ask a human", "handoff"}}};
+  auto result = send_sync(*t, m);
+  REQUIRE(result.ok());
+
+  const auto calls = f.tg.calls();
+  REQUIRE(calls.size() == 3);
+  CHECK(calls[0].method == "sendMessage");
+  CHECK(calls[1].method == "sendDocument");
+  CHECK(calls[2].method == "sendDocument");
+  // Ids in the order sent: the text's, then each file's.
+  REQUIRE(result->message_ids.size() == 3);
+  CHECK(std::stoll(result->message_ids[0]) < std::stoll(result->message_ids[1]));
+  CHECK(std::stoll(result->message_ids[1]) < std::stoll(result->message_ids[2]));
+  CHECK(f.tg.message_text(std::stoll(result->message_ids[0])) == "Here are the files.");
+  CHECK(f.tg.message_text(std::stoll(result->message_ids[1])) == "Отчёт \xEF\xBF\xBD за май");
+
+  // The reply goes on the first message only, the buttons on the last only.
+  CHECK(calls[0].params.at("reply_parameters").at("message_id") == 5001);
+  CHECK_FALSE(calls[0].params.contains("reply_markup"));
+  for (const auto& c : {calls[1], calls[2]}) {
+    CHECK(c.status == 200);
+    CHECK(c.params.at("chat_id") == 1001);
+    CHECK(c.params.at("message_thread_id") == 7);
+    CHECK_FALSE(c.params.contains("reply_parameters"));
+    REQUIRE(c.uploads.size() == 1);
+    CHECK(c.uploads[0].field == "document");
+  }
+  CHECK_FALSE(calls[1].params.contains("reply_markup"));
+  const auto& keyboard = calls[2].params.at("reply_markup").at("inline_keyboard");
+  REQUIRE(keyboard.size() == 2);
+  CHECK(keyboard[0][0].at("callback_data") == "thanks");
+  CHECK(keyboard[1][0].at("text") == "Ask a human");
+
+  // The first file: its own name and type, sanitised caption, the exact bytes.
+  CHECK(calls[1].params.at("caption") == "Отчёт \xEF\xBF\xBD за май");
+  CHECK(calls[1].params.at("document").at("file_name") == "Отчёт за май.pdf");
+  CHECK(calls[1].params.at("document").at("size") == binary.size());
+  CHECK(calls[1].uploads[0].file_name == "Отчёт за май.pdf");
+  CHECK(calls[1].uploads[0].content_type == "application/pdf");
+  CHECK(calls[1].uploads[0].bytes == binary);
+  // The second: named after its path, application/octet-stream, no caption.
+  CHECK_FALSE(calls[2].params.contains("caption"));
+  CHECK(calls[2].uploads[0].file_name == "данные.csv");
+  CHECK(calls[2].uploads[0].content_type == "application/octet-stream");
+  CHECK(calls[2].uploads[0].bytes == "a;b\n1;2\n");
+}
+
+TEST_CASE("telegram transport: with files and a long text, only the last message has buttons") {
+  Fixture f;
+  TempDir dir;
+  write_file(dir.file("a.txt"), "a");
+  auto t = f.make();
+  std::string text;
+  while (telegram::utf16_length(text) < telegram::kMaxMessageUtf16 + 100) text += "Some words. ";
+  OutboundMessage m = files_to("1001", {{dir.file("a.txt"), "", "text/plain", "the file"}}, text);
+  m.buttons = {{{"Yes", "yes"}}};
+  auto result = send_sync(*t, m);
+  REQUIRE(result.ok());
+  const auto calls = f.tg.calls();
+  REQUIRE(calls.size() == 3);
+  CHECK(result->message_ids.size() == 3);
+  std::size_t with_buttons = 0;
+  for (const auto& c : calls) with_buttons += c.params.contains("reply_markup") ? 1 : 0;
+  CHECK(with_buttons == 1);
+  CHECK(calls.back().method == "sendDocument");
+  CHECK(calls.back().params.contains("reply_markup"));
+
+  // Without files, the buttons stay on the text's last part, as before.
+  auto plain = send_sync(*t, [&] {
+    OutboundMessage p = text_to("1001", "Just text");
+    p.buttons = {{{"Yes", "yes"}}};
+    return p;
+  }());
+  REQUIRE(plain.ok());
+  CHECK(f.tg.calls().back().method == "sendMessage");
+  CHECK(f.tg.calls().back().params.contains("reply_markup"));
+}
+
+TEST_CASE("telegram transport: a file sent again goes by its file_id, not uploaded again") {
+  Fixture f;
+  TempDir dir;
+  const std::string path = dir.file("prices.pdf");
+  write_file(path, binary_bytes(5000));
+  auto t = f.make();
+
+  // Files alone: no sendMessage, and the reply goes on the first file.
+  OutboundMessage first = files_to("1001", {{path, "", "application/pdf", "Prices"}});
+  first.reply_to_message_id = "5001";
+  auto sent = send_sync(*t, first);
+  REQUIRE(sent.ok());
+  REQUIRE(sent->message_ids.size() == 1);
+  REQUIRE(f.tg.calls().size() == 1);
+  const auto upload = f.tg.calls("sendDocument").at(0);
+  REQUIRE(upload.uploads.size() == 1);
+  CHECK(upload.params.at("reply_parameters").at("message_id") == 5001);
+
+  auto again = send_sync(*t, files_to("2002", {{path, "", "application/pdf", "Prices again"}}));
+  REQUIRE(again.ok());
+  auto docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 2);
+  CHECK(docs[1].status == 200);
+  CHECK(docs[1].uploads.empty());
+  REQUIRE(docs[1].params.at("document").is_string());
+  CHECK(docs[1].params.at("document").get<std::string>().starts_with("BQAC"));
+  CHECK(docs[1].params.at("chat_id") == 2002);
+  CHECK(docs[1].params.at("caption") == "Prices again");
+  CHECK(again->message_ids.size() == 1);
+  CHECK(again->message_ids != sent->message_ids);
+
+  // Under another name or type it is another upload (a file_id keeps the name it came with).
+  REQUIRE(send_sync(*t, files_to("1001", {{path, "Цены.pdf", "application/pdf", ""}})).ok());
+  docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 3);
+  CHECK(docs[2].uploads.size() == 1);
+
+  // Changed on disk: uploaded again, with the new bytes.
+  write_file(path, binary_bytes(6000, 1));
+  REQUIRE(send_sync(*t, files_to("1001", {{path, "", "application/pdf", ""}})).ok());
+  docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 4);
+  REQUIRE(docs[3].uploads.size() == 1);
+  CHECK(docs[3].uploads[0].bytes == binary_bytes(6000, 1));
+  // ...and then reused in its new state, twice in one message too.
+  REQUIRE(send_sync(*t, files_to("1001", {{path, "", "application/pdf", ""},
+                                          {path, "", "application/pdf", ""}}))
+              .ok());
+  docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 6);
+  CHECK(docs[4].uploads.empty());
+  CHECK(docs[5].uploads.empty());
+  CHECK(docs[4].params.at("document") == docs[5].params.at("document"));
+  CHECK(docs[4].params.at("document") != docs[1].params.at("document"));  // the old bytes' id
+}
+
+TEST_CASE("telegram transport: a file_id Telegram refuses is forgotten and the file uploaded") {
+  Fixture f;
+  TempDir dir;
+  const std::string path = dir.file("guide.pdf");
+  write_file(path, binary_bytes(3000));
+  auto t = f.make();
+  REQUIRE(send_sync(*t, files_to("1001", {{path, "", "", "v1"}})).ok());
+  f.tg.forget_files();
+
+  auto result = send_sync(*t, files_to("1001", {{path, "", "", "v2"}}));
+  REQUIRE(result.ok());
+  CHECK(result->message_ids.size() == 1);
+  auto docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 3);
+  CHECK(docs[1].status == 400);  // the remembered file_id
+  CHECK(docs[1].uploads.empty());
+  CHECK(docs[2].status == 200);  // uploaded again, once
+  REQUIRE(docs[2].uploads.size() == 1);
+  CHECK(docs[2].uploads[0].bytes == binary_bytes(3000));
+  CHECK(docs[2].params.at("caption") == "v2");
+  CHECK(f.logger->contains("uploaded again"));
+
+  // The new file_id is the one remembered.
+  REQUIRE(send_sync(*t, files_to("1001", {{path, "", "", "v3"}})).ok());
+  docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 4);
+  CHECK(docs[3].status == 200);
+  CHECK(docs[3].uploads.empty());
+
+  // A refusal of the upload itself is final: no loop.
+  f.tg.forget_files();
+  f.tg.fail_next("sendDocument",
+                 Failure{400, "Bad Request: wrong file identifier/HTTP URL specified", {}}, 2);
+  auto refused = send_sync(*t, files_to("1001", {{path, "", "", "v4"}}));
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  CHECK(refused.status().reason() == "bad_file_id");
+  CHECK(f.tg.calls("sendDocument").size() == 6);
+}
+
+TEST_CASE("telegram transport: a file that cannot be sent fails the message before it goes") {
+  Fixture f;
+  TempDir dir;
+  write_file(dir.file("good.pdf"), "fine");
+  auto t = f.make();
+  std::string bad_path;
+  std::string expect_in_message;
+  SUBCASE("missing") {
+    bad_path = dir.file("нет.pdf");
+    expect_in_message = "No such file";
+  }
+  SUBCASE("a folder") {
+    bad_path = dir.file("");
+    expect_in_message = "not a regular file";
+  }
+  SUBCASE("empty") {
+    bad_path = dir.file("empty.pdf");
+    write_file(bad_path, "");
+    expect_in_message = "empty";
+  }
+  SUBCASE("over 50 MB") {
+    bad_path = dir.file("huge.bin");
+    write_file(bad_path, "x");
+    std::filesystem::resize_file(bad_path, telegram::kMaxUploadBytes + 1);  // sparse
+    expect_in_message = "50 MB";
+  }
+  OutboundMessage m =
+      files_to("1001", {{dir.file("good.pdf"), "", "", ""}, {bad_path, "Отчёт.pdf", "", ""}},
+               "The text would go first");
+  auto result = send_sync(*t, m);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == StatusCode::kInvalidArgument);
+  CAPTURE(result.status().message());
+  CHECK(result.status().message().find("Отчёт.pdf") != std::string::npos);
+  CHECK(result.status().message().find(expect_in_message) != std::string::npos);
+  // Nothing went out: not the text, not the good file.
+  CHECK(f.tg.calls().empty());
+}
+
+TEST_CASE("telegram transport: sendDocument is retried on 429 and 5xx like sendMessage") {
+  Fixture f;
+  TempDir dir;
+  const std::string bytes = binary_bytes(70000);
+  write_file(dir.file("doc.bin"), bytes);
+  auto t = f.make();
+  SUBCASE("429") {
+    f.tg.fail_next("sendDocument", Failure::too_many_requests(1));
+    auto result = send_sync(*t, files_to("1001", {{dir.file("doc.bin"), "", "", "c"}}, "text"));
+    REQUIRE(result.ok());
+    CHECK(result->message_ids.size() == 2);
+    const auto docs = f.tg.calls("sendDocument");
+    REQUIRE(docs.size() == 2);
+    CHECK(docs[0].status == 429);
+    CHECK(docs[1].status == 200);
+    CHECK(docs[1].at - docs[0].at >= 1s);
+    // The whole file both times.
+    for (const auto& d : docs) {
+      REQUIRE(d.uploads.size() == 1);
+      CHECK(d.uploads[0].bytes == bytes);
+    }
+    CHECK(f.tg.calls("sendMessage").size() == 1);  // the text was not sent again
+  }
+  SUBCASE("5xx, and a file_id send too") {
+    f.tg.fail_next("sendDocument", Failure::server_error(502), 2);
+    REQUIRE(send_sync(*t, files_to("1001", {{dir.file("doc.bin"), "", "", ""}})).ok());
+    CHECK(f.tg.calls("sendDocument").size() == 3);
+    f.tg.fail_next("sendDocument", Failure::server_error(503));
+    REQUIRE(send_sync(*t, files_to("1001", {{dir.file("doc.bin"), "", "", ""}})).ok());
+    const auto docs = f.tg.calls("sendDocument");
+    REQUIRE(docs.size() == 5);
+    CHECK(docs[3].status == 503);
+    CHECK(docs[4].status == 200);
+    CHECK(docs[3].uploads.empty());
+    CHECK(docs[4].uploads.empty());
+  }
+  SUBCASE("403 is final") {
+    f.tg.fail_next("sendDocument", Failure::blocked());
+    auto result = send_sync(*t, files_to("1001", {{dir.file("doc.bin"), "", "", ""}}));
+    CHECK(result.status().code() == StatusCode::kPermissionDenied);
+    CHECK(result.status().reason() == "blocked");
+    CHECK(f.tg.calls("sendDocument").size() == 1);
+  }
+  for (const auto& line : f.logger->lines()) {
+    INFO(line);
+    CHECK(line.find(f.tg.token()) == std::string::npos);
+  }
+}
+
+TEST_CASE("telegram transport: a caption over 1024 UTF-16 units is cut, ending in an ellipsis") {
+  Fixture f;
+  TempDir dir;
+  write_file(dir.file("a.txt"), "a");
+  auto t = f.make();
+  std::string caption;
+  while (telegram::utf16_length(caption) <= telegram::kMaxCaptionUtf16 + 50) {
+    caption += "Слово 😀 ";
+  }
+  auto result = send_sync(*t, files_to("1001", {{dir.file("a.txt"), "", "", caption}}));
+  REQUIRE(result.ok());
+  const auto docs = f.tg.calls("sendDocument");
+  REQUIRE(docs.size() == 1);
+  const std::string sent = docs[0].params.at("caption");
+  CHECK(telegram::utf16_length(sent) <= telegram::kMaxCaptionUtf16);
+  CHECK(telegram::utf16_length(sent) > telegram::kMaxCaptionUtf16 / 2);
+  CHECK(sent.ends_with("…"));
+  CHECK(caption.starts_with(sent.substr(0, sent.size() - std::string("…").size())));
+  CHECK(f.logger->contains("is cut"));
+
+  // One that fits is sent whole.
+  std::string fits(telegram::kMaxCaptionUtf16, 'x');
+  REQUIRE(send_sync(*t, files_to("1001", {{dir.file("a.txt"), "", "", fits}})).ok());
+  CHECK(f.tg.calls("sendDocument").back().params.at("caption") == fits);
 }

@@ -56,6 +56,22 @@ struct LLMASSIST_API HttpResponse {
   }
 };
 
+// One part of a multipart/form-data body (HttpRequest::form): a value, or a file read from disk.
+struct LLMASSIST_API HttpFormPart {
+  // The field's name. Required.
+  std::string name;
+  // The part's bytes, sent as is; only when `file_path` is empty.
+  std::string value;
+  // A local file whose bytes are the part, read while the request is sent; empty: a value part.
+  std::string file_path;
+  // The filename the part is labelled with. Default (empty): the last segment of `file_path`
+  // for a file, none for a value (setting one makes a value an uploaded file of those bytes).
+  std::string file_name;
+  // The part's Content-Type. Default (empty): application/octet-stream for a part with a
+  // filename, none for a plain value.
+  std::string content_type;
+};
+
 struct LLMASSIST_API HttpRequest {
   // "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", ... Default: GET.
   std::string method = "GET";
@@ -65,6 +81,14 @@ struct LLMASSIST_API HttpRequest {
   HttpHeaders headers;
   // The request body, sent as is (set Content-Type in `headers`).
   std::string body;
+  // When not empty, the body is these parts as multipart/form-data, and the client sets the
+  // Content-Type with its boundary. `body` must then be empty, the method one that carries a
+  // body (not GET or HEAD), `headers` must not set Content-Type, and no name, filename or
+  // content type may hold CR, LF or NUL (kInvalidArgument otherwise). Every file is opened
+  // before anything is sent: one that cannot be read, or that is not a regular file, fails the
+  // request with kInvalidArgument naming its path. Files are read as the body goes out, never
+  // held in memory whole.
+  std::vector<HttpFormPart> form;
 
   // Each timeout is measured on its own clock; zero disables it (for the connect timeout: falls
   // back to 300 s).
@@ -108,7 +132,8 @@ struct LLMASSIST_API HttpRequest {
 //   kDeadlineExceeded  one of the timeouts passed; the message names it ("connect timeout",
 //                      "first-byte timeout", "idle timeout", "total timeout");
 //   kCancelled         the CancelToken, a callback returning false, or the client's destruction;
-//   kInvalidArgument   a malformed request (URL, scheme, method, header);
+//   kInvalidArgument   a malformed request (URL, scheme, method, header, form), or a form file
+//                      that cannot be read (before sending, or while sending: it changed);
 //   kOutOfRange        the accumulated body outgrew the client's limit.
 // Messages name the request by its redacted URL only: never a query string or a header value.
 using HttpCallback = std::function<void(Result<HttpResponse>)>;

@@ -60,7 +60,17 @@ class ConsoleTransport final : public ChatTransport {
       done(cancelled("the console transport is stopping"));
       return;
     }
-    std::string out = fmt::format("{}: {}\n", options_.bot_name, message.text);
+    // The text (unless only files go), then a line per file, as Telegram sends them: each is
+    // a message of its own, and has an id.
+    const bool text = !message.text.empty() || message.attachments.empty();
+    std::string out = text ? fmt::format("{}: {}\n", options_.bot_name, message.text) : "";
+    for (const Attachment& a : message.attachments) {
+      std::string_view name = a.file_name;
+      if (name.empty()) name = std::string_view(a.path).substr(a.path.rfind('/') + 1);
+      out += fmt::format("{}: [file: {}]{}{}\n", options_.bot_name, name,
+                         a.caption.empty() ? "" : " ", a.caption);
+    }
+    SentMessage sent;
     {
       std::lock_guard lock(mu_);
       buttons_.clear();
@@ -71,11 +81,10 @@ class ConsoleTransport final : public ChatTransport {
           out += fmt::format("  [{}] {}\n", n, b.text);
         }
       }
-      id_ = id_ + 1;
+      const std::size_t count = message.attachments.size() + (text ? 1 : 0);
+      for (std::size_t i = 0; i < count; ++i) sent.message_ids.push_back(std::to_string(++id_));
     }
     write_all(out);
-    SentMessage sent;
-    sent.message_ids.push_back(std::to_string(id_.load()));
     done(std::move(sent));
   }
 

@@ -18,10 +18,12 @@
 #include "llmassist/http/curl_http_client.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,6 +72,31 @@ bool is_token(std::string_view s) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
   });
+}
+
+// Whether `s` holds CR, LF or NUL: what would break a header line of a form part.
+bool has_line_break_or_nul(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// The last segment of a path, as a form part's default filename.
+std::string_view last_segment(std::string_view path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+// Opens `path` to see that it can be read and is a regular file (a directory opens too, and
+// then fails to read halfway through the body). The Status says why not.
+Status check_readable_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return invalid_argument(std::generic_category().message(errno));
+  struct stat st {};
+  const bool stated = ::fstat(fd, &st) == 0;
+  const int error = errno;
+  ::close(fd);
+  if (!stated) return invalid_argument(std::generic_category().message(error));
+  if (!S_ISREG(st.st_mode)) return invalid_argument("not a regular file");
+  return Status();
 }
 
 std::string env_or_empty(const char* name) {
@@ -171,6 +198,8 @@ struct Transfer {
   CurlEngine* client = nullptr;
   CURL* easy = nullptr;
   curl_slist* header_list = nullptr;
+  // The multipart body, when the request has a form; freed with the transfer.
+  curl_mime* mime = nullptr;
   HttpRequest request;
   HttpCallback done;
   detail::RedactedUrl url;
@@ -568,6 +597,7 @@ class CurlEngine {
     const bool has_user_agent = find_header(r.headers, "user-agent").has_value();
     const bool has_expect = find_header(r.headers, "expect").has_value();
     const bool has_content_type = find_header(r.headers, "content-type").has_value();
+    if (!r.form.empty()) LLMASSIST_RETURN_IF_ERROR(check_form(t, has_content_type));
     t.may_resend = idempotent(r.method);
 
     t.easy = take_handle();
@@ -624,7 +654,11 @@ class CurlEngine {
     }
     if (!has_user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent_.c_str());
 
-    if (r.method == "GET" && r.body.empty()) {
+    if (!r.form.empty()) {
+      LLMASSIST_RETURN_IF_ERROR(attach_form(t));
+      // CURLOPT_MIMEPOST makes the request a POST; another method keeps the form as its body.
+      if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    } else if (r.method == "GET" && r.body.empty()) {
       curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (r.method == "HEAD") {
       curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -648,14 +682,92 @@ class CurlEngine {
     }
     // curl would wait up to a second for "100 Continue" before sending a larger body.
     if (!has_expect) lines.emplace_back("Expect:");
-    // curl would label a body as a form (application/x-www-form-urlencoded).
-    if (!has_content_type) lines.emplace_back("Content-Type:");
+    // curl would label a body as a form (application/x-www-form-urlencoded); a multipart form
+    // keeps the Content-Type curl gives it, with the boundary.
+    if (!has_content_type && r.form.empty()) lines.emplace_back("Content-Type:");
     for (const auto& line : lines) {
       curl_slist* grown = curl_slist_append(t.header_list, line.c_str());
       if (grown == nullptr) return internal_error(fmt::format("{}: out of memory", t.what()));
       t.header_list = grown;
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.header_list);
+    return Status();
+  }
+
+  // Checks a form before anything is sent: its shape, and that each of its files can be read.
+  static Status check_form(const Transfer& t, bool has_content_type) {
+    const HttpRequest& r = t.request;
+    if (!r.body.empty()) {
+      return invalid_argument(
+          fmt::format("{}: a request has a body or a form, not both", t.what()));
+    }
+    if (r.method == "GET" || r.method == "HEAD") {
+      return invalid_argument(fmt::format("{}: {} carries no form", t.what(), r.method));
+    }
+    if (has_content_type) {
+      return invalid_argument(fmt::format(
+          "{}: a form sets its own Content-Type (multipart/form-data with its boundary)",
+          t.what()));
+    }
+    for (const HttpFormPart& part : r.form) {
+      if (part.name.empty()) {
+        return invalid_argument(fmt::format("{}: a form part has no name", t.what()));
+      }
+      if (has_line_break_or_nul(part.name) || has_line_break_or_nul(part.file_name) ||
+          has_line_break_or_nul(part.content_type)) {
+        return invalid_argument(fmt::format(
+            "{}: the name, filename or content type of form part {} contains CR, LF or NUL",
+            t.what(), has_line_break_or_nul(part.name) ? "<unprintable>" : part.name));
+      }
+      if (part.file_path.empty()) continue;
+      if (!part.value.empty()) {
+        return invalid_argument(
+            fmt::format("{}: form part {} has both a value and a file; it is one or the other",
+                        t.what(), part.name));
+      }
+      if (Status readable = check_readable_file(part.file_path); !readable.ok()) {
+        return invalid_argument(fmt::format("{}: form part {}: cannot read the file {}: {}",
+                                            t.what(), part.name, part.file_path,
+                                            readable.message()));
+      }
+    }
+    return Status();
+  }
+
+  // Builds the multipart body of `t` (checked by check_form()) with curl's mime API.
+  static Status attach_form(Transfer& t) {
+    t.mime = curl_mime_init(t.easy);
+    if (t.mime == nullptr) return internal_error(fmt::format("{}: out of memory", t.what()));
+    for (const HttpFormPart& part : t.request.form) {
+      curl_mimepart* p = curl_mime_addpart(t.mime);
+      if (p == nullptr) return internal_error(fmt::format("{}: out of memory", t.what()));
+      CURLcode code = curl_mime_name(p, part.name.c_str());
+      std::string file_name = part.file_name;
+      if (!part.file_path.empty()) {
+        if (code == CURLE_OK) code = curl_mime_filedata(p, part.file_path.c_str());
+        if (code == CURLE_READ_ERROR) {
+          // Readable a moment ago (check_form()): it changed under us.
+          return invalid_argument(fmt::format("{}: form part {}: cannot read the file {}", t.what(),
+                                              part.name, part.file_path));
+        }
+        if (file_name.empty()) file_name = last_segment(part.file_path);
+      } else if (code == CURLE_OK) {
+        code = curl_mime_data(p, part.value.data(), part.value.size());
+      }
+      if (code == CURLE_OK && !file_name.empty()) code = curl_mime_filename(p, file_name.c_str());
+      // Without a type curl would guess one from the filename's extension, for some.
+      std::string type = part.content_type;
+      if (type.empty() && !file_name.empty()) type = "application/octet-stream";
+      if (code == CURLE_OK && !type.empty()) code = curl_mime_type(p, type.c_str());
+      if (code != CURLE_OK) {
+        return internal_error(
+            fmt::format("{}: form part {}: {}", t.what(), part.name, curl_easy_strerror(code)));
+      }
+    }
+    if (const CURLcode code = curl_easy_setopt(t.easy, CURLOPT_MIMEPOST, t.mime);
+        code != CURLE_OK) {
+      return internal_error(fmt::format("{}: {}", t.what(), curl_easy_strerror(code)));
+    }
     return Status();
   }
 
@@ -686,6 +798,9 @@ class CurlEngine {
     t.cancel_id = 0;
     curl_slist_free_all(t.header_list);
     t.header_list = nullptr;
+    // Unbinds itself from the easy handle, which no longer uses it (removed from the multi).
+    curl_mime_free(t.mime);
+    t.mime = nullptr;
     if (t.easy != nullptr) give_back_handle(t.easy);
     t.easy = nullptr;
   }
@@ -750,6 +865,19 @@ class CurlEngine {
       case CURLE_URL_MALFORMAT:
       case CURLE_BAD_FUNCTION_ARGUMENT:
         return invalid_argument(fmt::format("{}: {}", t.what(), why));
+      case CURLE_READ_ERROR:
+        // Only a form's file is read while sending: it vanished or shrank after the check.
+        if (!r.form.empty()) {
+          std::string files;
+          for (const HttpFormPart& part : r.form) {
+            if (part.file_path.empty()) continue;
+            files += (files.empty() ? "" : ", ") + part.file_path;
+          }
+          return invalid_argument(
+              fmt::format("{}: a file of the form could not be read while it was sent ({}): {}",
+                          t.what(), files, why));
+        }
+        return unavailable(fmt::format("{}: {}", t.what(), why));
       case CURLE_COULDNT_RESOLVE_HOST:
       case CURLE_COULDNT_RESOLVE_PROXY:
       case CURLE_COULDNT_CONNECT:

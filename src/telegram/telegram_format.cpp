@@ -211,6 +211,10 @@ Status api_error(int code, std::string_view raw_description, const json* paramet
     if (contains("message is not modified")) {
       return invalid_argument(quoted).with_reason("not_modified");
     }
+    if (contains("wrong file identifier") || contains("wrong remote file identifier") ||
+        contains("file reference")) {
+      return invalid_argument(quoted).with_reason("bad_file_id");
+    }
     return invalid_argument(quoted);
   }
   if (code >= 400 && code < 500) return invalid_argument(quoted);
@@ -1069,6 +1073,9 @@ Result<MethodResult> parse_method_response(std::string_view body, int http_statu
       if (const auto id = as_int(member(*result, "message_id"))) {
         out.message_id = std::to_string(*id);
       }
+      if (const json* document = member(*result, "document")) {
+        out.file_id = as_string(member(*document, "file_id"));
+      }
       return out;
     }
     return error_from_body(j, http_status);
@@ -1180,6 +1187,83 @@ Result<std::string> build_edit_message_text(const OutboundMessage& message,
   } catch (...) {
     return internal_error("building editMessageText failed");
   }
+}
+
+namespace {
+
+// The parameters of sendDocument but `document`, as a JSON object.
+Result<json> send_document_params(const OutboundMessage& message, std::string_view caption) {
+  json body = json::object();
+  LLMASSIST_RETURN_IF_ERROR(put_chat_id(body, message.chat_external_id));
+  if (!message.thread_id.empty()) {
+    const auto thread = parse_int64(message.thread_id);
+    if (!thread) return invalid_argument("the thread id is not a number");
+    body["message_thread_id"] = *thread;
+  }
+  if (std::string text = fit_caption(caption); !text.empty()) body["caption"] = std::move(text);
+  if (!message.reply_to_message_id.empty()) {
+    const auto reply = parse_int64(message.reply_to_message_id);
+    if (!reply) return invalid_argument("the id of the message to reply to is not a number");
+    body["reply_parameters"] = {{"message_id", *reply}, {"allow_sending_without_reply", true}};
+  }
+  LLMASSIST_RETURN_IF_ERROR(put_buttons(body, message.buttons));
+  return body;
+}
+
+}  // namespace
+
+Result<std::vector<FormField>> build_send_document_fields(const OutboundMessage& message,
+                                                          std::string_view caption) {
+  try {
+    LLMASSIST_ASSIGN_OR_RETURN(json params, send_document_params(message, caption));
+    std::vector<FormField> fields;
+    for (const auto& [name, value] : params.items()) {
+      fields.push_back({name, value.is_string() ? value.get<std::string>() : dump(value)});
+    }
+    return fields;
+  } catch (const std::exception& e) {
+    return internal_error(fmt::format("building sendDocument: {}", truncate_utf8(e.what(), 200)));
+  } catch (...) {
+    return internal_error("building sendDocument failed");
+  }
+}
+
+Result<std::string> build_send_document(const OutboundMessage& message, std::string_view caption,
+                                        std::string_view file_id) {
+  try {
+    if (file_id.empty()) return invalid_argument("no file_id to send");
+    LLMASSIST_ASSIGN_OR_RETURN(json body, send_document_params(message, caption));
+    body["document"] = sanitize_utf8(file_id);
+    return dump(body);
+  } catch (const std::exception& e) {
+    return internal_error(fmt::format("building sendDocument: {}", truncate_utf8(e.what(), 200)));
+  } catch (...) {
+    return internal_error("building sendDocument failed");
+  }
+}
+
+std::string fit_caption(std::string_view caption) {
+  std::string text = sanitize_utf8(caption);
+  if (utf16_length(text) <= kMaxCaptionUtf16) return text;
+  // "…" is one unit; the cut never leaves the part empty (a text that long has a first part).
+  auto parts = split_message(text, kMaxCaptionUtf16 - 1);
+  return parts.empty() ? std::string("…") : std::move(parts.front()) + "…";
+}
+
+std::string attachment_file_name(const Attachment& attachment) {
+  std::string_view name = attachment.file_name;
+  if (name.empty()) {
+    name = attachment.path;
+    if (const auto slash = name.rfind('/'); slash != std::string_view::npos) {
+      name.remove_prefix(slash + 1);
+    }
+  }
+  std::string out = sanitize_utf8(name);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '_';
+  }
+  if (out.empty()) out = "file";
+  return out;
 }
 
 // ---- public: splitting

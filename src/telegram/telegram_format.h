@@ -26,6 +26,10 @@ namespace llmassist::telegram {
 inline constexpr std::string_view kChannel = "telegram";
 // Telegram's limit for the text of one message, in UTF-16 code units after entity parsing.
 inline constexpr std::size_t kMaxMessageUtf16 = 4096;
+// Telegram's limit for the caption of a file, in the same units.
+inline constexpr std::size_t kMaxCaptionUtf16 = 1024;
+// The largest file a bot may upload through the Bot API (sendDocument): 50 MB.
+inline constexpr std::uint64_t kMaxUploadBytes = std::uint64_t{50} << 20;
 
 // ---- updates ---------------------------------------------------------------------------------
 
@@ -81,6 +85,9 @@ struct MethodResult {
   // The "result" value, serialized ("true", {...}), when asked for (`keep_result`).
   std::string result_json;
   std::string message_id;  // result.message_id when the result is a Message; else empty
+  // result.document.file_id when the result is a Message with a document (sendDocument): the
+  // id that sends the same file again without uploading it; else empty.
+  std::string file_id;
 };
 
 // Parses the response to any Bot API method. Errors, by the Bot API's error_code (or the HTTP
@@ -88,6 +95,8 @@ struct MethodResult {
 //   400 "can't parse entities" → kInvalidArgument, reason "parse_entities" (resend as plain text)
 //   400 "message is not modified" → kInvalidArgument, reason "not_modified"
 //   400 group migrated to a supergroup → kFailedPrecondition, reason "chat_migrated"
+//   400 "wrong file identifier", "wrong remote file identifier", "file reference ..." →
+//       kInvalidArgument, reason "bad_file_id" (a file_id Telegram no longer takes: upload)
 //   400 other → kInvalidArgument;  401 → kUnauthenticated;  404 → kNotFound
 //   403 → kPermissionDenied (reason "blocked" when the user blocked the bot or it was kicked)
 //   409 → kFailedPrecondition;  429 → kResourceExhausted with retry_after from
@@ -113,6 +122,35 @@ struct MethodResult {
 [[nodiscard]] Result<std::string> build_edit_message_text(const OutboundMessage& message,
                                                           std::string_view message_id, bool html,
                                                           bool disable_link_preview = false);
+
+// ---- documents -------------------------------------------------------------------------------
+
+// One field of a request sent as multipart/form-data: its name, and its value as the Bot API
+// reads a form (numbers in decimal, objects and arrays as JSON text).
+struct FormField {
+  std::string name;
+  std::string value;
+};
+
+// The parameters of sendDocument other than `document`: chat_id, message_thread_id, caption
+// (fit_caption; none when empty), reply_parameters and reply_markup, by the rules of
+// build_send_message (message.text is not used). For an upload, with the file as one more part.
+[[nodiscard]] Result<std::vector<FormField>> build_send_document_fields(
+    const OutboundMessage& message, std::string_view caption);
+
+// The JSON body of sendDocument sending `file_id`, a file Telegram has (a previous upload's
+// MethodResult::file_id), with the same parameters as build_send_document_fields.
+[[nodiscard]] Result<std::string> build_send_document(const OutboundMessage& message,
+                                                      std::string_view caption,
+                                                      std::string_view file_id);
+
+// A caption Telegram takes: sanitize_utf8, and when longer than kMaxCaptionUtf16 units cut
+// (as split_message cuts, at a word where it can) and ended with "…", so that it fits.
+[[nodiscard]] std::string fit_caption(std::string_view caption);
+
+// The name a file is shown under: Attachment::file_name, else the path's last segment;
+// sanitize_utf8, with control characters replaced by '_'; "file" when nothing is left.
+[[nodiscard]] std::string attachment_file_name(const Attachment& attachment);
 
 // ---- UTF-16 measures over UTF-8 text ---------------------------------------------------------
 //

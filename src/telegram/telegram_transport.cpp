@@ -3,8 +3,11 @@
 #include "llmassist/telegram/telegram_transport.h"
 #include "core/json_text.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +20,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -73,9 +77,17 @@ milliseconds backoff(const TelegramRetryOptions& r, int failures) {
   return std::min(delay, std::max(r.max_backoff, milliseconds(1)));
 }
 
+// An upload is given this much more time to reach Telegram than request_timeout, at this rate
+// (1 Mbit/s): a 50 MB file then has about 7 minutes.
+constexpr std::uint64_t kMinUploadBytesPerSecond = 128 * 1024;
+
 struct ApiCall {
   std::string method;
   std::string body;
+  // When not empty, the call goes as multipart/form-data with these parts instead of `body`.
+  std::vector<HttpFormPart> form;
+  // The bytes of the files in `form`, for the time the upload may take.
+  std::uint64_t upload_bytes = 0;
 };
 
 class Core;
@@ -164,14 +176,20 @@ class Core final : public std::enable_shared_from_this<Core> {
     }
   }
 
+  // A Bot API call with a JSON `body`, or with `form` (multipart/form-data) when it has parts.
   [[nodiscard]] HttpRequest request(std::string_view method, std::string body,
-                                    milliseconds first_byte) const {
+                                    milliseconds first_byte,
+                                    std::vector<HttpFormPart> form = {}) const {
     HttpRequest r;
     r.method = "POST";
     r.url = fmt::format("{}/bot{}/{}", options_.api_url, options_.token, method);
     r.redacted_url = fmt::format("{}/bot<redacted>/{}", api_display_, method);
-    r.headers.emplace_back("Content-Type", "application/json");
-    r.body = std::move(body);
+    if (form.empty()) {
+      r.headers.emplace_back("Content-Type", "application/json");
+      r.body = std::move(body);
+    } else {
+      r.form = std::move(form);
+    }
     r.connect_timeout = options_.connect_timeout;
     r.first_byte_timeout = first_byte;
     r.idle_timeout = first_byte;
@@ -212,6 +230,38 @@ class Core final : public std::enable_shared_from_this<Core> {
         draft_messages_.erase(draft_order_.front());
         draft_order_.pop_front();
       }
+    }
+  }
+
+  // The file_id of a file uploaded before, by SendOp's key for the file; refreshed as the most
+  // recently used.
+  [[nodiscard]] std::optional<std::string> known_file(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = known_files_.find(key);
+    if (it == known_files_.end()) return std::nullopt;
+    files_by_use_.splice(files_by_use_.begin(), files_by_use_, it->second);
+    return it->second->second;
+  }
+  void remember_file(const std::string& key, std::string file_id) {
+    std::lock_guard lock(mu_);
+    if (auto it = known_files_.find(key); it != known_files_.end()) {
+      it->second->second = std::move(file_id);
+      files_by_use_.splice(files_by_use_.begin(), files_by_use_, it->second);
+      return;
+    }
+    files_by_use_.emplace_front(key, std::move(file_id));
+    known_files_.emplace(key, files_by_use_.begin());
+    // Bounded like the drafts: the least recently sent file is uploaded again if it comes back.
+    if (known_files_.size() > kMaxKnownFiles) {
+      known_files_.erase(files_by_use_.back().first);
+      files_by_use_.pop_back();
+    }
+  }
+  void forget_file(const std::string& key) {
+    std::lock_guard lock(mu_);
+    if (auto it = known_files_.find(key); it != known_files_.end()) {
+      files_by_use_.erase(it->second);
+      known_files_.erase(it);
     }
   }
 
@@ -450,7 +500,10 @@ class Core final : public std::enable_shared_from_this<Core> {
       finish_call(key, false);
       return;
     }
-    auto req = request(call->method, std::move(call->body), options_.request_timeout);
+    // An upload's response comes only once the whole file is sent.
+    const milliseconds timeout = options_.request_timeout +
+                                 milliseconds(call->upload_bytes * 1000 / kMinUploadBytesPerSecond);
+    auto req = request(call->method, std::move(call->body), timeout, std::move(call->form));
     http_->send(std::move(req), [self = shared_from_this(), key, op,
                                  method = call->method](Result<HttpResponse> response) {
       self->on_response(key, op, method, std::move(response));
@@ -917,6 +970,11 @@ class Core final : public std::enable_shared_from_this<Core> {
   SteadyClock::time_point timer_at_{};
   std::unordered_map<std::string, std::string> draft_messages_;  // "chat/draft" → message id
   std::deque<std::string> draft_order_;
+  // Uploaded files: (key, file_id), the most recently used first, and the keys' places in it.
+  static constexpr std::size_t kMaxKnownFiles = 1000;
+  std::list<std::pair<std::string, std::string>> files_by_use_;
+  std::unordered_map<std::string, std::list<std::pair<std::string, std::string>>::iterator>
+      known_files_;
 
   // Inbound.
   std::deque<InboundJob> inbound_;  // under mu_
@@ -936,8 +994,44 @@ thread_local const Core* Core::tl_inside_ = nullptr;
 
 // ---- the operations -----------------------------------------------------------------------------
 
-// send(): one message, split into parts that go out in order; Markdown is rendered to HTML, and
-// a part whose HTML Telegram refuses goes again as its plain Markdown text.
+// A file about to be sent, as found on disk when the message was handed over; "" when it can be
+// sent, else why not.
+std::string examine_file(const Attachment& a, std::uint64_t& size, std::string& identity) {
+  if (a.path.empty()) return "no path is given";
+  const int fd = ::open(a.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return fmt::format("{} cannot be read: {}", a.path, std::generic_category().message(errno));
+  }
+  struct stat st {};
+  const bool stated = ::fstat(fd, &st) == 0;
+  const int error = errno;
+  ::close(fd);
+  if (!stated) {
+    return fmt::format("{} cannot be read: {}", a.path, std::generic_category().message(error));
+  }
+  if (!S_ISREG(st.st_mode)) return fmt::format("{} is not a regular file", a.path);
+  size = static_cast<std::uint64_t>(st.st_size);
+  if (size == 0) return fmt::format("{} is empty, and Telegram takes no empty file", a.path);
+  if (size > telegram::kMaxUploadBytes) {
+    return fmt::format("{} is {} bytes, more than the {} MB a bot may upload", a.path, size,
+                       telegram::kMaxUploadBytes >> 20);
+  }
+  // Another file, or this one changed, is another identity: the file_id of the old bytes must
+  // not stand for the new.
+  identity = fmt::format("{}:{}:{}:{}.{:09}", st.st_dev, st.st_ino, size, st.st_mtim.tv_sec,
+                         st.st_mtim.tv_nsec);
+  return "";
+}
+
+// A MIME type fit for a part header: printable ASCII.
+bool plain_mime_type(std::string_view type) {
+  return std::all_of(type.begin(), type.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+// send(): one message, split into parts that go out in order, then its files (sendDocument),
+// one each; Markdown is rendered to HTML, and a part whose HTML Telegram refuses goes again as
+// its plain Markdown text. Every file is checked before anything is sent; the first upload of a
+// file leaves its file_id with the Core, and later sends of the same file send that instead.
 class SendOp final : public Op {
  public:
   SendOp(OutboundMessage message, SendCallback done)
@@ -954,26 +1048,56 @@ class SendOp final : public Op {
     } else {
       add_plain(message_.text);
     }
-    if (parts_.empty()) status_ = invalid_argument("telegram: the message text is empty");
+    add_documents();
+    if (status_.ok() && parts_.empty() && documents_.empty()) {
+      status_ = invalid_argument("telegram: the message text is empty");
+    }
   }
 
-  Result<ApiCall> next(Core&) override {
+  Result<ApiCall> next(Core& core) override {
     if (!status_.ok()) return status_;
     OutboundMessage m;
     m.chat_external_id = message_.chat_external_id;
     m.thread_id = message_.thread_id;
-    m.text = parts_[index_].text;
     if (ids_.empty()) m.reply_to_message_id = message_.reply_to_message_id;
-    if (index_ + 1 == parts_.size()) m.buttons = message_.buttons;
-    auto body = telegram::build_send_message(m, parts_[index_].html);
-    if (!body.ok()) return body.status();
-    return ApiCall{"sendMessage", std::move(body).value()};
+    if (index_ < parts_.size()) {
+      m.text = parts_[index_].text;
+      // The buttons go on the last message: the last part, unless files follow.
+      if (index_ + 1 == parts_.size() && documents_.empty()) m.buttons = message_.buttons;
+      auto body = telegram::build_send_message(m, parts_[index_].html);
+      if (!body.ok()) return body.status();
+      return ApiCall{"sendMessage", std::move(body).value()};
+    }
+    Document& d = documents_[document_];
+    if (document_ + 1 == documents_.size()) m.buttons = message_.buttons;
+    if (d.caption_cut && !d.cut_logged) {
+      d.cut_logged = true;
+      core.log(LogLevel::kWarning,
+               fmt::format("telegram: the caption of {} is longer than the {} UTF-16 units "
+                           "Telegram takes; it is cut and ends in \"…\"",
+                           d.file_name, telegram::kMaxCaptionUtf16));
+    }
+    d.file_id = d.upload ? std::nullopt : core.known_file(d.key);
+    if (d.file_id) {
+      auto body = telegram::build_send_document(m, d.caption, *d.file_id);
+      if (!body.ok()) return body.status();
+      return ApiCall{"sendDocument", std::move(body).value()};
+    }
+    auto fields = telegram::build_send_document_fields(m, d.caption);
+    if (!fields.ok()) return fields.status();
+    ApiCall call{"sendDocument", {}, {}, d.size};
+    for (auto& field : *fields) {
+      call.form.push_back({std::move(field.name), std::move(field.value), {}, {}, {}});
+    }
+    call.form.push_back({"document", {}, d.path, d.file_name, d.mime_type});
+    return call;
   }
 
   bool on_result(Core& core, Result<telegram::MethodResult> result) override {
+    if (index_ >= parts_.size()) return on_document_result(core, std::move(result));
     if (result.ok()) {
       ids_.push_back(result->message_id);
-      return ++index_ < parts_.size();
+      return ++index_ < parts_.size() || !documents_.empty();
     }
     Part& part = parts_[index_];
     if (part.html && result.status().reason() == "parse_entities") {
@@ -1013,6 +1137,70 @@ class SendOp final : public Op {
     std::string source;  // the Markdown the HTML came from
   };
 
+  // One attachment, checked.
+  struct Document {
+    std::string path;
+    std::string file_name;  // as the user sees it
+    std::string mime_type;
+    std::string caption;  // fit to Telegram's limit
+    bool caption_cut = false;
+    bool cut_logged = false;
+    std::uint64_t size = 0;
+    // What the file_id is remembered by: the path, the file's identity on disk (device, inode,
+    // size, modification time), and the name and type it goes with (a file_id sends the file
+    // under the name and type it was uploaded with).
+    std::string key;
+    // The call in flight sends this file_id instead of uploading.
+    std::optional<std::string> file_id;
+    // Upload even when a file_id is known: Telegram refused the one it had.
+    bool upload = false;
+  };
+
+  // Checks every attachment before anything is sent: a file that cannot go out fails the
+  // whole message, so that no half of it reaches the user.
+  void add_documents() {
+    for (std::size_t i = 0; i < message_.attachments.size() && status_.ok(); ++i) {
+      const Attachment& a = message_.attachments[i];
+      Document d;
+      d.path = a.path;
+      d.file_name = telegram::attachment_file_name(a);
+      d.mime_type = a.mime_type.empty() ? "application/octet-stream" : a.mime_type;
+      if (!plain_mime_type(d.mime_type)) {
+        status_ = invalid_argument(fmt::format(
+            "telegram: the file {} has a MIME type with control characters", d.file_name));
+        return;
+      }
+      d.caption = telegram::fit_caption(a.caption);
+      d.caption_cut =
+          telegram::utf16_length(telegram::sanitize_utf8(a.caption)) > telegram::kMaxCaptionUtf16;
+      std::string identity;
+      if (std::string why = examine_file(a, d.size, identity); !why.empty()) {
+        status_ = invalid_argument(fmt::format("telegram: the file {}: {}", d.file_name, why));
+        return;
+      }
+      d.key = fmt::format("{}\n{}\n{}\n{}", d.path, identity, d.file_name, d.mime_type);
+      documents_.push_back(std::move(d));
+    }
+  }
+
+  bool on_document_result(Core& core, Result<telegram::MethodResult> result) {
+    Document& d = documents_[document_];
+    if (result.ok()) {
+      ids_.push_back(result->message_id);
+      if (!d.file_id && !result->file_id.empty()) core.remember_file(d.key, result->file_id);
+      return ++document_ < documents_.size();
+    }
+    if (d.file_id && !d.upload && result.status().reason() == "bad_file_id") {
+      core.forget_file(d.key);
+      core.log(LogLevel::kInfo,
+               fmt::format("{}; {} is uploaded again", result.status().message(), d.file_name));
+      d.upload = true;
+      return true;
+    }
+    status_ = result.status();
+    return false;
+  }
+
   void add_plain(std::string_view text) {
     for (auto& piece : telegram::split_message(text)) {
       if (piece.find_first_not_of(" \t\r\n") != std::string::npos) {
@@ -1023,7 +1211,9 @@ class SendOp final : public Op {
 
   const OutboundMessage message_;
   std::vector<Part> parts_;
-  std::size_t index_ = 0;
+  std::size_t index_ = 0;  // the part in flight; parts_.size() once the files go
+  std::vector<Document> documents_;
+  std::size_t document_ = 0;  // the file in flight, once the parts are sent
   std::vector<std::string> ids_;
   Status status_;
   SendCallback done_;

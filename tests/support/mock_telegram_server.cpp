@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <tuple>
 
 namespace llmassist::testing {
 
@@ -90,6 +91,11 @@ void MockTelegramServer::set_drafts_supported(bool supported) {
   drafts_supported_ = supported;
 }
 
+void MockTelegramServer::forget_files() {
+  std::lock_guard lock(mu_);
+  files_.clear();
+}
+
 std::vector<MockTelegramServer::Call> MockTelegramServer::calls() const {
   std::lock_guard lock(mu_);
   return calls_;
@@ -152,10 +158,11 @@ std::optional<MockTelegramServer::Failure> MockTelegramServer::take_failure(
 }
 
 void MockTelegramServer::record(const std::string& method, const json& params, int status,
-                                std::chrono::steady_clock::time_point at, std::string via) {
+                                std::chrono::steady_clock::time_point at, std::string via,
+                                std::vector<Call::Upload> uploads) {
   {
     std::lock_guard lock(mu_);
-    calls_.push_back({method, params, at, status, std::move(via)});
+    calls_.push_back({method, params, at, status, std::move(via), std::move(uploads)});
   }
   http_.notify();
 }
@@ -180,7 +187,61 @@ json message_object(std::int64_t id, const json& chat_id, const std::string& tex
           {"text", text}};
 }
 
+json error_reply(int code, const std::string& description) {
+  return {{"ok", false}, {"error_code", code}, {"description", description}};
+}
+
+// A form field's value as the Bot API reads it: ids as numbers, objects from their JSON.
+json form_value(const std::string& name, const std::string& text) {
+  if (name == "chat_id" || name == "message_thread_id" || name == "reply_to_message_id") {
+    const json number = json::parse(text, nullptr, false);
+    if (number.is_number_integer()) return number;
+  }
+  if (name == "reply_markup" || name == "reply_parameters") {
+    json parsed = json::parse(text, nullptr, false);
+    if (!parsed.is_discarded()) return parsed;
+  }
+  return text;
+}
+
 }  // namespace
+
+std::pair<int, json> MockTelegramServer::send_document(const json& params,
+                                                       const std::vector<Call::Upload>& uploads) {
+  std::lock_guard lock(mu_);
+  json document;
+  const auto upload = std::find_if(uploads.begin(), uploads.end(),
+                                   [](const Call::Upload& u) { return u.field == "document"; });
+  if (upload != uploads.end()) {
+    const std::string file_id = fmt::format("BQACAgIAAxkBAAIMock{:04}", next_file_);
+    document = {{"file_id", file_id},
+                {"file_unique_id", fmt::format("AgADMock{:04}", next_file_)},
+                {"file_name", upload->file_name},
+                {"mime_type", upload->content_type},
+                {"file_size", upload->bytes.size()}};
+    ++next_file_;
+    files_[file_id] = document;
+  } else if (params.contains("document") && params["document"].is_string()) {
+    const auto known = files_.find(params["document"].get<std::string>());
+    if (known == files_.end()) {
+      return {400, error_reply(400, "Bad Request: wrong file identifier/HTTP URL specified")};
+    }
+    document = known->second;
+  } else {
+    return {400, error_reply(400, "Bad Request: there is no document in the request")};
+  }
+  const std::int64_t id = next_message_id_++;
+  std::string caption;
+  if (params.contains("caption") && params["caption"].is_string()) {
+    caption = params["caption"].get<std::string>();
+  }
+  messages_[id] = caption;
+  json message = message_object(id, params.value("chat_id", json()), "");
+  message.erase("text");
+  message["document"] = document;
+  if (!caption.empty()) message["caption"] = caption;
+  return {200, message};
+}
 
 void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& res) {
   const auto at = std::chrono::steady_clock::now();
@@ -193,14 +254,27 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
     if (params.is_discarded()) params = json::object();
   }
   for (const auto& [key, value] : req.params) params[key] = value;
+  std::vector<Call::Upload> uploads;
+  if (req.is_multipart_form_data()) {
+    for (const auto& [name, part] : req.files) {
+      if (part.filename.empty()) {
+        params[name] = form_value(name, part.content);
+        continue;
+      }
+      params[name] = {{"file_name", part.filename},
+                      {"content_type", part.content_type},
+                      {"size", part.content.size()}};
+      uploads.push_back({name, part.filename, part.content_type, part.content});
+    }
+  }
 
   if (token != token_) {
-    record(method, params, 401, at, via);
+    record(method, params, 401, at, via, std::move(uploads));
     answer(res, 401, {{"ok", false}, {"error_code", 401}, {"description", "Unauthorized"}});
     return;
   }
   if (auto failure = take_failure(method)) {
-    record(method, params, failure->code, at, via);
+    record(method, params, failure->code, at, via, std::move(uploads));
     answer(res, failure->code, error_body(*failure));
     return;
   }
@@ -264,13 +338,15 @@ void MockTelegramServer::serve(const httplib::Request& req, httplib::Response& r
     webhook_url_.clear();
     webhook_secret_.clear();
     result = true;
+  } else if (method == "sendDocument") {
+    std::tie(status, result) = send_document(params, uploads);
   } else if (method == "sendChatAction" || method == "answerCallbackQuery") {
     result = true;
   } else {
     status = 404;
     result = {{"ok", false}, {"error_code", 404}, {"description", "Not Found"}};
   }
-  record(method, params, status, at, via);
+  record(method, params, status, at, via, std::move(uploads));
   if (status == 200) {
     answer(res, 200, {{"ok", true}, {"result", result}});
   } else {

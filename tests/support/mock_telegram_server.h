@@ -9,9 +9,17 @@
 //   can be switched to answer 404, as a server without it does), getMe, setWebhook and
 //   deleteWebhook answer like Telegram; messages get increasing message_ids, and an edit to the
 //   same text answers "message is not modified".
+// - sendDocument takes a multipart upload (the file in the part `document`) or JSON (or a form
+//   field) whose `document` is a file_id it issued before; it answers with a Message whose
+//   `document` has file_id, file_unique_id, file_name, mime_type and file_size, like Telegram.
+//   A file_id it never issued (or forgot: forget_files()) gets 400 "wrong file identifier".
 // - Every call is recorded (method, JSON parameters, the time it arrived, the HTTP status given)
 //   for assertions, and the next N calls of a method can be made to fail: 429 with retry_after,
-//   5xx, 403 blocked, 400 can't parse entities, 409 conflict. A wrong token gets 401.
+//   5xx, 403 blocked, 400 can't parse entities, 409 conflict. A wrong token gets 401. A
+//   multipart call's fields are recorded as its parameters (chat_id and message_thread_id as
+//   numbers, reply_markup and reply_parameters parsed from their JSON, the rest as strings), an
+//   uploaded file as {"file_name", "content_type", "size"} under its field's name, with its
+//   bytes in Call::uploads.
 // - After setWebhook, the updates pushed can be POSTed to the webhook URL with the secret.
 //
 // Thread-safety: every method from any thread.
@@ -45,6 +53,14 @@ class MockTelegramServer {
     // The path's first segment before /bot<token>, when the client's API root had one
     // (api_url("/bot-1")), else empty: several clients of one mock told apart.
     std::string via;
+    // The files uploaded with a multipart call, in the order received.
+    struct Upload {
+      std::string field;  // the form field ("document")
+      std::string file_name;
+      std::string content_type;
+      std::string bytes;
+    };
+    std::vector<Upload> uploads;
   };
 
   // How a call fails instead of succeeding.
@@ -101,6 +117,9 @@ class MockTelegramServer {
   void fail_next(const std::string& method, Failure failure, int count = 1);
   // Whether sendMessageDraft exists (default) or answers 404 "method not found".
   void set_drafts_supported(bool supported);
+  // Forgets every file_id issued so far: sending one again answers 400 "wrong file identifier",
+  // as Telegram does for a file_id it will not take (another bot's, an expired reference).
+  void forget_files();
 
   [[nodiscard]] std::vector<Call> calls() const;
   [[nodiscard]] std::vector<Call> calls(const std::string& method) const;
@@ -140,7 +159,11 @@ class MockTelegramServer {
                    std::chrono::steady_clock::time_point at);
   std::optional<Failure> take_failure(const std::string& method);
   void record(const std::string& method, const nlohmann::json& params, int status,
-              std::chrono::steady_clock::time_point at, std::string via = {});
+              std::chrono::steady_clock::time_point at, std::string via = {},
+              std::vector<Call::Upload> uploads = {});
+  // sendDocument: the status and the result (or error body) to answer.
+  std::pair<int, nlohmann::json> send_document(const nlohmann::json& params,
+                                               const std::vector<Call::Upload>& uploads);
 
   const std::string token_;
   MockHttpServer http_;
@@ -150,6 +173,8 @@ class MockTelegramServer {
   std::vector<Call> calls_;
   std::map<std::int64_t, std::string> messages_;  // message_id → text
   std::int64_t next_message_id_ = 100;
+  std::map<std::string, nlohmann::json> files_;  // file_id → the Document issued for it
+  std::int64_t next_file_ = 1;
   std::int64_t last_offset_ = 0;
   bool drafts_supported_ = true;
   std::string webhook_url_;

@@ -17,6 +17,15 @@
 // waited out (Telegram's retry_after, on the Scheduler, never by sleeping), 5xx and network
 // errors are retried with backoff; the Status handed to `done` is final.
 //
+// Files: send() sends the text, then each OutboundMessage::attachments entry with sendDocument
+// (its caption cut to 1024 UTF-16 units, ending in "…"; the buttons on the last message sent,
+// the reply on the first). Every file is checked before anything of the message goes out: one
+// that cannot be read, is empty or is over 50 MB fails the whole send with kInvalidArgument.
+// A file's first upload leaves its file_id in memory (per transport, the last thousand files),
+// and later sends of the same unchanged file (same path, size, modification time, name and
+// type) send that file_id instead of the bytes; a file_id Telegram refuses is forgotten and the
+// file uploaded again, once.
+//
 // Secrets: the bot token appears only in request URLs. Logs and Status messages name requests
 // as "https://api.telegram.org/bot<redacted>/sendMessage".
 //
@@ -137,7 +146,8 @@ struct LLMASSIST_API TelegramTransportOptions {
   TelegramWebhookOptions webhook;
   TelegramPacingOptions pacing;
   TelegramRetryOptions retry;
-  // Timeouts of every Bot API call except getUpdates (whose wait adds polling.timeout).
+  // Timeouts of every Bot API call except getUpdates (whose wait adds polling.timeout). An
+  // upload adds a second for each 128 KiB of its file (the time to send it at 1 Mbit/s).
   // Default: connect 10 s, response 30 s.
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds request_timeout{30000};
