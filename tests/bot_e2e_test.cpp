@@ -157,6 +157,82 @@ TEST_CASE("bot e2e: a Telegram user asks and gets the model's answer, stored") {
   CHECK(w.bot_log().find(w.telegram.token()) == std::string::npos);  // the token never logged
 }
 
+TEST_CASE(
+    "bot e2e: the sales agent on Telegram: the presentation by sendDocument, uploaded once; an "
+    "opt-out; a person asked for in plain words") {
+  World w;
+  const std::string deck = w.dir.file("deck.pdf");
+  std::ofstream(deck, std::ios::binary) << std::string("%PDF-1.4\0binary\xff deck", 20);
+  w.configure({{"agent",
+                {{"stop_contact", true},
+                 {"handoff_to_human", true},
+                 {"documents",
+                  {{"presentation",
+                    {{"path", "deck.pdf"},
+                     {"file_name", "Acme presentation.pdf"},
+                     {"mime_type", "application/pdf"},
+                     {"caption", "The Acme presentation"}}}}}}}});
+  // A model that calls the tool the question asks for, then answers from its result.
+  MockLlmServer::Behavior agent;
+  agent.script = [](const nlohmann::json& body, MockLlmServer::Behavior& answer) {
+    const auto& last = body["messages"].back();
+    if (last["role"] == "tool") {
+      answer.tokens = {"Done: " + last["content"].get<std::string>()};
+      return;
+    }
+    const std::string q = last.value("content", "");
+    answer.tokens = {};
+    if (q.find("presentation") != std::string::npos) {
+      answer.tool_calls = {{"call_1", "send_document", R"({"document":"presentation"})"}};
+    } else if (q.find("stop") != std::string::npos) {
+      answer.tool_calls = {{"call_1", "stop_contact", "{}"}};
+    } else if (q.find("person") != std::string::npos) {
+      answer.tool_calls = {{"call_1", "handoff_to_human", "{}"}};
+    } else {
+      answer.tokens = {"No tool for that."};
+    }
+  };
+  w.llm.set(agent);
+  pid_t bot = w.start_bot();
+  Reaper reaper{bot};
+
+  REQUIRE_MESSAGE(w.ask(4242, "Send me the presentation please"), w.bot_log());
+  REQUIRE(eventually([&] { return w.telegram.count_calls("sendDocument", 200) == 1; }));
+  auto docs = w.telegram.calls("sendDocument");
+  REQUIRE(docs.size() == 1);
+  CHECK(docs[0].params["chat_id"] == 4242);
+  CHECK(docs[0].params["caption"] == "The Acme presentation");
+  REQUIRE(docs[0].uploads.size() == 1);
+  CHECK(docs[0].uploads[0].file_name == "Acme presentation.pdf");
+  CHECK(docs[0].uploads[0].content_type == "application/pdf");
+  CHECK(docs[0].uploads[0].bytes == std::string("%PDF-1.4\0binary\xff deck", 20));
+  CHECK(w.sent_to(4242).back().find("Done:") != std::string::npos);
+  // Asked again in another chat: the same file goes by the file_id Telegram gave, not uploaded.
+  REQUIRE_MESSAGE(w.ask(5151, "The presentation, please"), w.bot_log());
+  REQUIRE(eventually([&] { return w.telegram.count_calls("sendDocument", 200) == 2; }));
+  docs = w.telegram.calls("sendDocument");
+  CHECK(docs[1].params["chat_id"] == 5151);
+  CHECK(docs[1].uploads.empty());
+  CHECK(docs[1].params["document"].is_string());
+
+  REQUIRE_MESSAGE(w.ask(4242, "Please stop writing to me"), w.bot_log());
+  REQUIRE_MESSAGE(w.ask(5151, "I want to talk to a real person"), w.bot_log());
+  ::kill(bot, SIGTERM);
+  CHECK(wait_exit(bot) == 0);
+  bot = 0;
+  auto store = w.store();
+  const Chat stopped = store->find_chat("telegram", "4242").value();
+  CHECK(stopped.opted_out_at.has_value());
+  CHECK(stopped.mode == ChatMode::kBot);
+  const Chat handed = store->find_chat("telegram", "5151").value();
+  CHECK(handed.mode == ChatMode::kOperator);
+  CHECK_FALSE(handed.opted_out_at.has_value());
+  // The file's path is the server's: never in what the model was told.
+  for (const auto& body : w.llm.bodies("/v1/chat/completions")) {
+    CHECK(body.dump().find(w.dir.path().string()) == std::string::npos);
+  }
+}
+
 TEST_CASE("bot e2e: in review, an approval from llmassist-operator is delivered by the bot") {
   World w("review");
   pid_t bot = w.start_bot();

@@ -90,8 +90,9 @@ class HandoffToHuman final : public IntentTool {
     LLMASSIST_ASSIGN_OR_RETURN(const Chat chat, core.ctx.parts.store->get_chat(context.chat.id));
     core.inbound.handoff(chat, core.ctx.worker);
     return dump({{"handed_over", true},
-                 {"note", "An operator has the chat now and the contact was told. Add at most "
-                          "one short sentence."}});
+                 {"note",
+                  "An operator has the chat now and the contact was told. Add at most "
+                  "one short sentence."}});
   }
 };
 
@@ -139,14 +140,13 @@ class SendDocument final : public IntentTool {
       described += fmt::format("{}\"{}\"{}", described.empty() ? "" : ", ", name,
                                doc.caption.empty() ? "" : " (" + doc.caption + ")");
     }
-    const json parameters = {
-        {"type", "object"},
-        {"properties", {{"document", {{"type", "string"}, {"enum", names}}}}},
-        {"required", {"document"}}};
-    return {"send_document",
-            "Sends the contact a document, with your answer, when they ask for it: " + described +
-                ".",
-            dump(parameters)};
+    const json parameters = {{"type", "object"},
+                             {"properties", {{"document", {{"type", "string"}, {"enum", names}}}}},
+                             {"required", {"document"}}};
+    return {
+        "send_document",
+        "Sends the contact a document, with your answer, when they ask for it: " + described + ".",
+        dump(parameters)};
   }
 
   const std::map<std::string, Attachment> documents_;
@@ -155,8 +155,8 @@ class SendDocument final : public IntentTool {
 bool document_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
   });
 }
 
