@@ -415,6 +415,43 @@ TEST_CASE("admin server: chats, their history, handoff and an operator's reply")
   CHECK(actions == std::set<std::string>{"handoff", "handoff_reply", "handback"});
 }
 
+TEST_CASE("admin server: contacts are added, noted and opted out") {
+  AdminFixture f;
+  auto added = f.call("POST", "/api/chats", f.operator_token,
+                      json{{"channel", "telegram"},
+                           {"external_id", "777001"},
+                           {"title", "Ирина Смирнова"},
+                           {"notes", "met at the fair"}});
+  REQUIRE(added->status == 200);
+  const json contact = json::parse(added->body);
+  CHECK(contact["title"] == "Ирина Смирнова");
+  CHECK(contact["notes"] == "met at the fair");
+  CHECK(contact["opted_out_at"].is_null());
+  const std::string url = "/api/chats/" + std::to_string(contact["id"].get<ChatId>());
+  auto out = AdminFixture::body_of(
+      f.call("PATCH", url, f.operator_token, json{{"opted_out", true}, {"notes", "no more"}}));
+  CHECK(out["opted_out_at"].is_string());
+  CHECK(out["notes"] == "no more");
+  CHECK(AdminFixture::body_of(f.call("GET", url, f.viewer_token))["opted_out_at"].is_string());
+  const auto events = f.store->list_audit({.chat_id = contact["id"].get<ChatId>()}).value();
+  CHECK(std::any_of(events.begin(), events.end(), [](const AuditEvent& e) {
+    return e.action == "contact" && e.actor == "operator:alice";
+  }));
+  // Bad input: 4xx with a JSON error, nothing changed.
+  CHECK(f.call("PATCH", url, f.viewer_token, json{{"notes", "x"}})->status == 403);
+  CHECK(f.call("PATCH", url, f.operator_token, json::object())->status == 400);
+  CHECK(f.call("PATCH", url, f.operator_token, json{{"opted_out", "yes"}})->status == 400);
+  CHECK(f.call("PATCH", "/api/chats/99999", f.operator_token, json{{"notes", "x"}})->status == 404);
+  auto bad = f.call("POST", "/api/chats", f.operator_token,
+                    json{{"channel", "telegram"}, {"external_id", "@irina"}});
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["error"]["message"].get<std::string>().find("numeric") !=
+        std::string::npos);
+  CHECK(f.call("POST", "/api/chats", f.operator_token, json{{"channel", "telegram"}})->status ==
+        400);
+  CHECK(AdminFixture::body_of(f.call("GET", url, f.viewer_token))["notes"] == "no more");
+}
+
 TEST_CASE("admin server: statistics as JSON and as Prometheus metrics") {
   AdminFixture f;
   const ChatId chat = f.chat("500").id;

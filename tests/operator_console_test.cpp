@@ -183,6 +183,42 @@ TEST_CASE("operator console: show lists a draft's files and the calls that run o
   CHECK(parsed["reply"]["deferred_calls"][0]["tool"] == "book_demo");
 }
 
+TEST_CASE("operator console: contacts are added, noted, opted out and in") {
+  ConsoleFixture f;
+  auto added =
+      f.run({"add-contact", "telegram", "777001", "--name", "Ирина", "--notes", "met at the fair"});
+  REQUIRE_MESSAGE(added.code == 0, added.err);
+  CHECK(contains(added.out, "Ирина"));
+  CHECK(contains(added.out, "notes: met at the fair"));
+  const Chat chat = f.store->find_chat("telegram", "777001").value();
+  CHECK(chat.notes == "met at the fair");
+  const std::string id = std::to_string(chat.id);
+
+  auto noted = f.run({"note", id, "wants", "a", "demo"});
+  REQUIRE_MESSAGE(noted.code == 0, noted.err);
+  CHECK(f.store->get_chat(chat.id)->notes == "wants a demo");
+  auto out = f.run({"opt-out", id});
+  REQUIRE_MESSAGE(out.code == 0, out.err);
+  CHECK(contains(out.out, "opted out"));
+  CHECK(f.store->get_chat(chat.id)->opted_out_at.has_value());
+  auto listed = f.run({"chats"});
+  CHECK(contains(listed.out, "opted out"));
+  CHECK(contains(listed.out, "notes: wants a demo"));
+  auto in = f.run({"opt-in", id, "--json"});
+  REQUIRE_MESSAGE(in.code == 0, in.err);
+  CHECK(nlohmann::json::parse(in.out)["opted_out_at"].is_null());
+  const auto events = f.store->list_audit({.chat_id = chat.id}).value();
+  CHECK(std::count_if(events.begin(), events.end(), [](const AuditEvent& e) {
+          return e.action == "contact" && e.actor == "operator:alice";
+        }) == 4);
+
+  // Mistakes: a usage error (2) or a failure (1), named.
+  CHECK(f.run({"add-contact", "telegram", "@irina"}).code == 2);
+  CHECK(f.run({"add-contact", "telegram"}).code == 2);
+  CHECK(f.run({"opt-out", "99999"}).code == 1);
+  CHECK(f.run({"note", "abc", "x"}).code == 2);
+}
+
 TEST_CASE("operator console: show tells what memory went into the draft") {
   ConsoleFixture f;
   const Chat a = f.chat("1", "Ann");

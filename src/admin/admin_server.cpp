@@ -447,6 +447,45 @@ struct AdminServer::Impl {
     return ok(to_json(created));
   }
 
+  // A contact's details: its title, an operator's notes, the opt-out (docs/rest-api.md).
+  HandlerResult change_chat(Call& c) {
+    LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
+    ChatChange change;
+    LLMASSIST_ASSIGN_OR_RETURN(change.title, detail::string_field(c.body, "title", false));
+    LLMASSIST_ASSIGN_OR_RETURN(change.notes, detail::string_field(c.body, "notes", false));
+    LLMASSIST_ASSIGN_OR_RETURN(change.opted_out, detail::bool_field(c.body, "opted_out"));
+    change.actor = c.actor();
+    LLMASSIST_ASSIGN_OR_RETURN(auto changed, parts.store->update_chat(id, change));
+    return ok(to_json(changed));
+  }
+
+  // A new contact on a channel (or the one there is, its details refreshed), with notes.
+  HandlerResult add_chat(Call& c) {
+    ChatInfo info;
+    LLMASSIST_ASSIGN_OR_RETURN(auto channel, detail::string_field(c.body, "channel", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto address, detail::string_field(c.body, "external_id", true));
+    LLMASSIST_ASSIGN_OR_RETURN(auto title, detail::string_field(c.body, "title", false));
+    LLMASSIST_ASSIGN_OR_RETURN(auto notes, detail::string_field(c.body, "notes", false));
+    if (*channel == "telegram" &&
+        (address->empty() || address->size() > 20 ||
+         address->find_first_not_of("-0123456789") != std::string::npos)) {
+      return invalid_argument("a Telegram contact's external_id is its numeric user id");
+    }
+    info.channel = *channel;
+    info.external_id = *address;
+    info.title = title.value_or("");
+    LLMASSIST_ASSIGN_OR_RETURN(Chat chat, parts.store->upsert_chat(info));
+    if (notes) {
+      ChatChange change;
+      change.notes = *notes;
+      change.actor = c.actor();
+      LLMASSIST_ASSIGN_OR_RETURN(chat, parts.store->update_chat(chat.id, change));
+    }
+    log(LogLevel::kInfo,
+        fmt::format("{} added the contact {} on {}", c.actor(), chat.id, chat.channel));
+    return ok(to_json(chat));
+  }
+
   HandlerResult set_mode(Call& c, ChatMode mode) {
     LLMASSIST_ASSIGN_OR_RETURN(auto id, c.id_param(0));
     LLMASSIST_RETURN_IF_ERROR(parts.store->set_chat_mode(id, mode, c.actor()));
@@ -943,7 +982,18 @@ struct AdminServer::Impl {
          cursor,
          {"mode", "string", false, "bot or operator"},
          {"search", "string", false, "in title, username, external id"}});
+    add("POST", "/api/chats", A::kOperator, "A new contact (or the one there is, refreshed)",
+        &Impl::add_chat,
+        {{"channel", "string", true, "telegram, email, ..."},
+         {"external_id", "string", true, "the channel's id: a Telegram user id, an address"},
+         {"title", "string", false, "the contact's name"},
+         {"notes", "string", false, "an operator's notes"}});
     add("GET", "/api/chats/{id}", A::kViewer, "A chat", &Impl::chat);
+    add("PATCH", "/api/chats/{id}", A::kOperator, "A contact's name, notes or opt-out",
+        &Impl::change_chat,
+        {{"title", "string", false, "the contact's name"},
+         {"notes", "string", false, "an operator's notes"},
+         {"opted_out", "boolean", false, "true: nothing is sent there first any more"}});
     add("DELETE", "/api/chats/{id}", A::kAdmin,
         "Erase a chat: its messages, replies, sessions and audit events", &Impl::erase_chat);
     add("GET", "/api/chats/{id}/messages", A::kViewer, "A chat's messages, newest first",

@@ -59,6 +59,12 @@ constexpr std::string_view kHelp = R"(Commands (ID is a reply's number, CHAT_ID 
   chats [--search TEXT] [--limit N]   chats, newest first
   reply CHAT_ID TEXT... [--force]     an operator's message to a chat in operator mode
   reply CHAT_ID --file F | -            (--force: to a chat the assistant answers)
+  add-contact CHANNEL ADDRESS [--name NAME] [--notes TEXT]
+                                      a contact (a Telegram user id, an address), created when
+                                      new
+  note CHAT_ID TEXT...                an operator's notes on the contact (replacing the last)
+  opt-out CHAT_ID                     nothing the bot would send first goes there any more
+  opt-in CHAT_ID                      the contact may be written to first again
   handoff CHAT_ID                     operators answer the chat from now on
   handback CHAT_ID                    the assistant answers the chat again
   history CHAT_ID [--limit N] [--search TEXT] [--before MESSAGE_ID]
@@ -102,6 +108,7 @@ std::string chat_label(const Chat& chat) {
   if (!chat.username.empty()) out += " (@" + line(chat.username) + ")";
   out += fmt::format(" · {} {}", line(chat.channel), line(chat.external_id));
   if (chat.blocked) out += " · blocked the bot";
+  if (chat.opted_out_at) out += " · opted out " + utc(*chat.opted_out_at, false);
   return out;
 }
 
@@ -223,6 +230,10 @@ const std::map<std::string, Spec, std::less<>>& command_specs() {
       {"reply", {{"--file"}, {"--force"}}},
       {"handoff", {}},
       {"handback", {}},
+      {"add-contact", {{"--name", "--notes"}, {}}},
+      {"note", {{"--file"}, {}}},
+      {"opt-out", {}},
+      {"opt-in", {}},
       {"history", {{"--limit", "--search", "--before"}, {}}},
       {"audit", {{"--reply", "--chat", "--actor", "--limit"}, {}}},
       {"stats", {}},
@@ -233,7 +244,7 @@ const std::map<std::string, Spec, std::less<>>& command_specs() {
 
 // Commands whose last argument is free text: in the prompt loop it is the rest of the line.
 bool takes_text(std::string_view command) {
-  return command == "edit" || command == "reject" || command == "reply";
+  return command == "edit" || command == "reject" || command == "reply" || command == "note";
 }
 
 }  // namespace
@@ -275,6 +286,8 @@ class OperatorConsole::Impl {
     if (c == "handoffs" || c == "chats") return chats(c == "handoffs", p, out, err);
     if (c == "reply") return reply(p, out, err);
     if (c == "handoff" || c == "handback") return mode(c == "handoff", p, out, err);
+    if (c == "add-contact") return add_contact(p, out, err);
+    if (c == "note" || c == "opt-out" || c == "opt-in") return change_contact(c, p, out, err);
     if (c == "history") return history(p, out, err);
     if (c == "audit") return audit(p, out, err);
     return stats(out, err);
@@ -581,7 +594,10 @@ class OperatorConsole::Impl {
       out << chat_label(chat);
       if (!handoffs_only) out << " · " << to_string(chat.mode);
       out << "\n";
-      if (!handoffs_only) continue;
+      if (!handoffs_only) {
+        if (!chat.notes.empty()) out << "  notes: " << block(chat.notes, "    ") << "\n";
+        continue;
+      }
       auto last = store_->chat_history(chat.id, {.limit = 1});
       if (!last.ok()) return fail(err, last.status());
       if (!last->empty()) out << "  last: " << message_line(last->front()) << "\n";
@@ -637,6 +653,60 @@ class OperatorConsole::Impl {
                          to_operator ? "operators (`reply` to write)" : "the assistant");
     }
     return kOk;
+  }
+
+  int add_contact(const Parsed& p, std::ostream& out, std::ostream& err) {
+    if (p.positional.size() != 2) return usage(err, "add-contact takes a channel and an address");
+    if (Status s = check_operator_name(options_.operator_name); !s.ok()) return fail(err, s);
+    ChatInfo info;
+    info.channel = p.positional[0];
+    info.external_id = p.positional[1];
+    if (info.channel == "telegram" &&
+        info.external_id.find_first_not_of("-0123456789") != std::string::npos) {
+      return usage(err, "a Telegram contact's address is its numeric user id");
+    }
+    if (auto name = p.values.find("--name"); name != p.values.end()) info.title = name->second;
+    auto chat = store_->upsert_chat(info);
+    if (!chat.ok()) return fail(err, chat.status());
+    if (auto notes = p.values.find("--notes"); notes != p.values.end()) {
+      ChatChange change;
+      change.notes = notes->second;
+      change.actor = operator_actor(options_.operator_name);
+      chat = store_->update_chat(chat->id, change);
+      if (!chat.ok()) return fail(err, chat.status());
+    }
+    print_contact(out, *chat);
+    return kOk;
+  }
+
+  int change_contact(const std::string& command, const Parsed& p, std::ostream& out,
+                     std::ostream& err) {
+    const bool noting = command == "note";
+    auto chat_id = id_argument(p, "chat", err, noting ? p.positional.size() : 1);
+    if (!chat_id) return kUsage;
+    if (Status s = check_operator_name(options_.operator_name); !s.ok()) return fail(err, s);
+    ChatChange change;
+    change.actor = operator_actor(options_.operator_name);
+    if (noting) {
+      auto text = text_argument(p);
+      if (!text.ok()) return fail(err, text.status());
+      change.notes = *text;
+    } else {
+      change.opted_out = command == "opt-out";
+    }
+    auto chat = store_->update_chat(*chat_id, change);
+    if (!chat.ok()) return fail(err, chat.status());
+    print_contact(out, *chat);
+    return kOk;
+  }
+
+  void print_contact(std::ostream& out, const Chat& chat) {
+    if (json_) {
+      print_json(out, to_json(chat));
+      return;
+    }
+    out << chat_label(chat) << "\n";
+    if (!chat.notes.empty()) out << "  notes: " << block(chat.notes, "    ") << "\n";
   }
 
   int history(const Parsed& p, std::ostream& out, std::ostream& err) {
