@@ -394,6 +394,33 @@ TEST_CASE("tools: a rejected draft's deferred calls never run") {
   CHECK(bot.bookings == 1);  // the approved draft's call only
 }
 
+TEST_CASE("tools: a deferred call of a tool this bot lacks is recorded failed; the answer goes") {
+  ToolBot bot;
+  // Approved in another process, whose bot had the tool: this one has no tools at all.
+  const Chat chat = bot.store->upsert_chat({"console", "local", "Ann", ""}).value();
+  NewReply n;
+  n.chat_id = chat.id;
+  n.status = ReplyStatus::kApproved;
+  n.final_text = "Booked, see you on Monday";
+  const Reply reply = bot.store->create_reply(n).value();
+  ReplyChange carry;
+  carry.from = ReplyStatus::kApproved;
+  carry.to = ReplyStatus::kApproved;
+  carry.deferred_calls = std::vector<DeferredToolCall>{{"call_9", "book_demo", "{}"}};
+  REQUIRE(bot.store->transition_reply(reply.id, carry).ok());
+  bot.start({});
+  bot.chat.expect("Booked, see you on Monday");
+  REQUIRE(bot.eventually(
+      [&] { return bot.store->get_reply(reply.id).value().status == ReplyStatus::kSent; }));
+  const auto records = bot.tool_records();
+  REQUIRE(records.size() == 1);
+  const json record = json::parse(records[0].text);
+  CHECK(record["status"] == "failed");
+  CHECK(record["error"].get<std::string>().find("no tool named \"book_demo\"") !=
+        std::string::npos);
+  CHECK(bot.store->get_reply(reply.id).value().deferred_calls.empty());
+}
+
 TEST_CASE("agent: \"please stop writing to me\" opts the contact out, confirmed to them") {
   ToolBot bot;
   bot.llm.set(calls_then_answers({{"call_1", "stop_contact", R"({"reason":"stop writing"})"}}));

@@ -127,6 +127,16 @@ void ToolLoop::run_deferred(const Reply& reply, const Chat& chat, DeferredCallba
     round->deferred_done(std::vector<Attachment>{});
     return;
   }
+  if (tools_.empty()) {
+    // This bot has no tools, and so no tool threads (the draft came from another process, or
+    // the config changed since): each call is recorded as failed here, and the answer goes out.
+    for (std::size_t i = 0; i < calls->calls.size(); ++i) {
+      calls->results[i] = not_found(
+          fmt::format("there is no tool named \"{}\"", calls->calls[i].name.substr(0, 64)));
+    }
+    calls_done(calls);
+    return;
+  }
   if (!post([self = core_.shared_from_this(), calls] {
         for (std::size_t i = 0; i < calls->calls.size(); ++i) self->tools.start_call(calls, i);
       })) {
