@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -144,6 +145,42 @@ TEST_CASE(
     }
     return true;
   };
+  // When a wait runs out: which chats lack which answer, and their replies as the store has
+  // them (status, claim, attempts), besides the bots' logs.
+  auto what_is_missing = [&](int round) {
+    std::string out;
+    const auto sent = sent_by_chat(telegram);
+    PostgresStoreOptions o;
+    o.connect = pg.connect_options(schema);
+    o.connect.logger = null_logger();
+    auto store = open_postgres_store(o);
+    int shown = 0;
+    for (int c = 0; c < kChats && shown < 5; ++c) {
+      const std::string answer = "Answer to: q-" + std::to_string(c) + "-" + std::to_string(round);
+      auto it = sent.find(kFirstChat + c);
+      if (it != sent.end() &&
+          std::find(it->second.begin(), it->second.end(), answer) != it->second.end()) {
+        continue;
+      }
+      ++shown;
+      out += fmt::format("chat {} lacks \"{}\"; the balancer delivered {} updates, {} failovers\n",
+                         kFirstChat + c, answer, balancer.delivered(), balancer.failovers());
+      if (!store.ok()) continue;
+      auto chat = (*store)->find_chat("telegram", std::to_string(kFirstChat + c));
+      if (!chat.ok()) {
+        out += "  (no such chat in the store)\n";
+        continue;
+      }
+      auto replies = (*store)->list_replies({.chat_id = chat->id, .limit = 50});
+      if (!replies.ok()) continue;
+      for (const Reply& r : *replies) {
+        out += fmt::format("  reply {} {} claimed by '{}' attempts {}/{} error '{}'\n", r.id,
+                           to_string(r.status), r.claimed_by, r.generation_attempts,
+                           r.send_attempts, r.error);
+      }
+    }
+    return out + bots.all_logs();
+  };
   int kills = 0;
   int last_kill_round = -1;
   std::int64_t update_id = 1;
@@ -166,7 +203,7 @@ TEST_CASE(
                         bots.all_logs());
       } else {
         REQUIRE_MESSAGE(eventually([&] { return answered_upto(last_kill_round); }, 60s),
-                        bots.all_logs());
+                        what_is_missing(last_kill_round));
       }
       last_kill_round = round;
       std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
@@ -177,7 +214,8 @@ TEST_CASE(
       bots.start(victim);  // the same instance: it takes over its own claims at once
     }
   }
-  REQUIRE_MESSAGE(eventually([&] { return answered_upto(kPerChat - 1); }, 60s), bots.all_logs());
+  REQUIRE_MESSAGE(eventually([&] { return answered_upto(kPerChat - 1); }, 60s),
+                  what_is_missing(kPerChat - 1));
   CHECK(balancer.wait_idle(10s));
   for (int i = 0; i < kBots; ++i) {
     ::kill(bots.pids[i], SIGTERM);
