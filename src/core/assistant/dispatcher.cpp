@@ -152,6 +152,49 @@ void Dispatcher::recover_stale(MonotonicClock::time_point now) {
   last_recovery_ = now;
   core_.drafting.claim_and_draft(ReplyStatus::kGenerating,
                                  fmt::format("{}#r{}", ctx.worker, ++recoveries_), {});
+  retake_orphans();
+}
+
+// A run of this instance killed while its claim's transaction was still at the server leaves
+// a claim under this name that commits after this run's start took its own claims back (on
+// PostgreSQL the start's claim skips the row the dying transaction still locks): nothing here
+// works on it, and its lease would hold it for a minute or two. Such claims are taken back
+// here, by id. One only just made by this process and not yet begun is left alone (a claim
+// older than a few seconds is begun or done).
+void Dispatcher::retake_orphans() {
+  const Context& ctx = core_.ctx;
+  const Timestamp settled = ctx.clock->now() - std::chrono::seconds(5);
+  for (const ReplyStatus status : {ReplyStatus::kGenerating, ReplyStatus::kApproved}) {
+    ReplyQuery q;
+    q.status = status;
+    q.limit = 1000;
+    auto found = ctx.parts.store->list_replies(q);
+    if (ctx.failed(found, "looking for this process's orphaned claims")) continue;
+    for (const Reply& r : *found) {
+      if (r.claimed_by != ctx.worker || r.updated_at > settled) continue;
+      const bool drafting = status == ReplyStatus::kGenerating;
+      if (drafting ? core_.drafting.in_flight(r.id) : sending(r.id)) continue;
+      ClaimRequest c = drafting ? core_.drafting.draft_claim(status, ctx.worker, {}, 1, true, {})
+                                : core_.outbox.send_claim({}, 1, true, {});
+      c.reply_id = r.id;
+      auto claimed = ctx.parts.store->claim_replies(c);
+      if (!claimed.ok()) continue;  // taken, decided or sent meanwhile
+      ctx.log(LogLevel::kInfo,
+              fmt::format("reply {}: taking back a claim of this instance's previous run", r.id));
+      for (auto& taken : *claimed) {
+        if (drafting) {
+          core_.drafting.draft(std::move(taken));
+        } else {
+          core_.outbox.send(std::move(taken));
+        }
+      }
+    }
+  }
+}
+
+bool Dispatcher::sending(ReplyId id) const {
+  std::lock_guard lock(mu_);
+  return sending_.count(id) > 0;
 }
 
 // A sweep's period: a fraction of the shortest interval it keeps, within 10-250 ms.

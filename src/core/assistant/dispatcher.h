@@ -52,6 +52,8 @@ class Dispatcher {
   // False when the reply is being sent here already.
   bool begin_send(ReplyId id, ChatId chat);
   void end_send(ReplyId id, ChatId chat, bool continued);
+  // Whether reply `id` is being sent here.
+  [[nodiscard]] bool sending(ReplyId id) const;
 
   // Wakes the worker for `chat`: call after the write that gave the chat work; `work`, what it
   // may be (a question stored needs a draft and nothing else).
@@ -78,6 +80,8 @@ class Dispatcher {
   void run();
   void watch();
   void recover_stale(MonotonicClock::time_point now);
+  // Claims under this process's own name that nothing here works on (drafts and sends).
+  void retake_orphans();
   // Under mu_: one more (`by` = 1) or one less (-1) of a chat's drafts or sends in flight; when
   // the last one ends, the work deferred to it goes back to the worker. True when woken.
   bool count_in_flight(std::map<ChatId, int>& in_flight, ChatId chat, int by, unsigned work);

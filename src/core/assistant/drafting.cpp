@@ -46,6 +46,11 @@ ClaimRequest Drafting::draft_claim(ReplyStatus from, const std::string& who,
   return q;
 }
 
+bool Drafting::in_flight(ReplyId id) {
+  std::lock_guard lock(mu_);
+  return drafting_.count(id) > 0;
+}
+
 void Drafting::draft(Reply reply, const Chat* known) {
   const Context& ctx = core_.ctx;
   auto token = CancelToken::create();

@@ -38,6 +38,9 @@ class Drafting {
   // `known`: the reply's chat when the caller has it at hand, to save reading it again.
   void draft(Reply reply, const Chat* known = nullptr);
 
+  // Whether reply `id` is being drafted here.
+  [[nodiscard]] bool in_flight(ReplyId id);
+
   // A draft that came back: the change that stores it (true), or (false) what its failure
   // calls for is done here.
   bool draft_step(const Reply& reply, const Result<Completion>& result, const DraftExtras& extras,
